@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+// DwarfStar: GGUF file → weights → model forward → sampler → session → CLI.
+import PackageDescription
+
+// Hot loops live in C (CKernels) and are always optimised, even in debug builds,
+// because the tests run real models.
+let cOptimise: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "DwarfStar",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "DwarfStar",
+                 targets: ["GGUF", "Kernels", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
+        .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C: quant block structs, dequantization, int8/float dot products with runtime CPU dispatch,
+        // the persistent worker pool.
+        .target(name: "CKernels", cSettings: cOptimise),
+        // GGUF reader (mmap, validation) and writer.
+        .target(name: "GGUF", dependencies: ["CKernels"]),
+        // Swift wrappers over CKernels: matmul over tensors, norms, RoPE, attention, worker pool.
+        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
+        .target(name: "Tokenizers"),
+        .target(name: "ChatTemplate"),
+        // Architectures over shared blocks; registry by general.architecture.
+        .target(name: "Models", dependencies: ["GGUF", "Kernels"]),
+        .target(name: "Sampling"),
+        // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
+        .target(name: "Engine", dependencies: ["GGUF", "Kernels", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        .executableTarget(name: "DwarfStarCLI", dependencies: [
+            "Engine", "GGUF", "Models",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"], exclude: ["Fixtures"]),
+        .testTarget(name: "KernelsTests", dependencies: ["CKernels", "Kernels", "GGUF"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling"], exclude: ["Fixtures"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,22 @@
+// Float kernels of the forward pass (activations are F32). Each has SIMD variants chosen at run time.
+#pragma once
+#include <stdint.h>
+#include <stddef.h>
+
+// sum_i a[i]*b[i]
+float ds_dot_f32(const float *a, const float *b, int64_t n);
+// y[i] += alpha * x[i]
+void ds_axpy_f32(float *y, const float *x, float alpha, int64_t n);
+// out[i] = x[i] / rms(x) * (w[i] + weight_offset)   (Gemma stores w-1: weight_offset = 1)
+void ds_rmsnorm_f32(const float *x, const float *w, float *out, int64_t n, float eps, float weight_offset);
+// gate[i] = silu(gate[i]) * up[i]
+void ds_swiglu_f32(float *gate, const float *up, int64_t n);
+// gate[i] = gelu_tanh(gate[i]) * up[i]
+void ds_geglu_f32(float *gate, const float *up, int64_t n);
+
+// One query head over a KV range: out[d] = sum_j softmax_j(scale * q·k_j [softcapped]) v_j[d]
+// over positions j in [j_begin, j_end). k_j = k + j*k_stride (floats), v likewise.
+// scratch holds at least (j_end - j_begin) floats.
+void ds_attend_head_f32(const float *q, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                        int64_t j_begin, int64_t j_end, int64_t head_dim, float scale, float softcap,
+                        float *out, float *scratch);

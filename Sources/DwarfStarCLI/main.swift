@@ -1,0 +1,3 @@
+import Models
+import GGUF
+print("hi")

@@ -1,0 +1,40 @@
+// Entry points over CKernels used by the models.
+
+import CKernels
+import GGUF
+
+public enum Kernels {
+    /// Whether the C library can dequantize and dot this tensor type.
+    public static func isSupported(_ type: GGMLType) -> Bool { ds_type_supported(Int32(type.rawValue)) != 0 }
+
+    public static func dequantize(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        ds_dequantize_row(Int32(type.rawValue), src, dst, Int64(count))
+    }
+
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        ds_dot_f32(a, b, Int64(n))
+    }
+
+    /// out = x / rms(x) * w   (w nil: plain normalisation)
+    public static func rmsNorm(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>, count: Int, epsilon: Float) {
+        ds_rmsnorm_f32(x, w, out, Int64(count), epsilon, 0)
+    }
+
+    public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        ds_swiglu_f32(gate, up, Int64(count))
+    }
+
+    public static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        ds_geglu_f32(gate, up, Int64(count))
+    }
+
+    public static func add(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+        ds_axpy_f32(y, x, 1, Int64(count))
+    }
+
+    public static func cpuFeatures() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        ds_cpu_features(&buf, 256)
+        return String(cString: buf)
+    }
+}

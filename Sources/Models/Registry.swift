@@ -1,0 +1,26 @@
+// Maps general.architecture to its implementation.
+
+import GGUF
+
+/// An architecture reads its hyper-parameters; the shared TransformerModel runs it.
+public protocol Architecture {
+    static var name: String { get }
+    static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws
+}
+
+public enum ModelRegistry {
+    public static let architectures: [any Architecture.Type] = [
+        LlamaArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self, Gemma3Architecture.self,
+    ]
+    public static var supportedNames: [String] { architectures.map { $0.name } }
+
+    public static func load(_ gguf: GGUFFile) throws -> TransformerModel {
+        guard let arch = gguf.architecture else { throw ModelError.missingMetadata(file: gguf.path, key: "general.architecture") }
+        guard let impl = architectures.first(where: { $0.name == arch }) else {
+            throw ModelError.unsupportedArchitecture(file: gguf.path, architecture: arch, supported: supportedNames)
+        }
+        var config = try ModelConfig(gguf: gguf, architecture: arch)
+        try impl.configure(&config, gguf: gguf)
+        return try TransformerModel(gguf: gguf, config: config)
+    }
+}

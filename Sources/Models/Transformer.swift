@@ -1,0 +1,249 @@
+// The decoder-only transformer shared by llama, qwen2, qwen3 and gemma3:
+//   x = embed(tokens) [· embeddingScale]
+//   per layer: x += [postNorm](Wo · attn(rope(norm(x)·Wq), rope(norm(x)·Wk), norm(x)·Wv))
+//              x += [postNorm](Wdown · (act(Wgate·norm(x)) ⊙ Wup·norm(x)))
+//   logits = Wout · norm(x) [softcap]
+// Optional parts (biases, q/k norms, post-norms) are used when the GGUF has their tensors.
+
+import GGUF
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum LogitsRequest: Sendable {
+    /// Logits of the last token of the batch only (generation).
+    case last
+    /// Logits of every token of the batch (teacher forcing, perplexity).
+    case all
+    /// No logits (pure prefill of a prefix).
+    case none
+}
+
+public final class TransformerModel: @unchecked Sendable {
+    public let config: ModelConfig
+    public let gguf: GGUFFile
+    public let tokenEmbedding: WeightMatrix
+    public let output: WeightMatrix
+    public let outputNorm: FloatBuffer
+    public let layers: [LayerWeights]
+    let ropeGlobal: Rope
+    let ropeSliding: Rope
+
+    public init(gguf: GGUFFile, config: ModelConfig) throws {
+        self.gguf = gguf
+        self.config = config
+        let r = WeightReader(gguf)
+        let c = config
+        guard let embInfo = gguf.tensor(TensorName.tokenEmbedding.name), embInfo.dims.count == 2 else {
+            throw ModelError.missingTensor(file: gguf.path, name: TensorName.tokenEmbedding.name)
+        }
+        var c2 = c
+        c2.vocabularySize = embInfo.dims[1]
+        tokenEmbedding = try r.matrix(.tokenEmbedding, rows: embInfo.dims[1], cols: c.embeddingLength)
+        output = r.has(.output) ? try r.matrix(.output, rows: embInfo.dims[1], cols: c.embeddingLength) : tokenEmbedding
+        outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
+        layers = try (0..<c.layerCount).map { try r.layer($0, c) }
+        let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
+        ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: c.ropeStyle, scale: c.ropeScale, frequencyFactors: factors)
+        ropeSliding = Rope(dimensions: c.ropeDimensions, base: c.ropeBaseSliding ?? c.ropeBase, style: c.ropeStyle, scale: 1, frequencyFactors: factors)
+        _ = c2
+    }
+
+    public var vocabularySize: Int { tokenEmbedding.rows }
+
+    /// Bytes of weights a decode step reads (all matrices once + the embedding row).
+    public var weightBytesPerToken: Int {
+        var total = output.rows * output.rowBytes
+        for l in layers {
+            for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { total += m.rows * m.rowBytes }
+        }
+        return total
+    }
+
+    /// Runs tokens at positions startPosition..<startPosition+tokens.count through the model,
+    /// appending their K/V to the state's cache. Returns logits rows per `request`.
+    @discardableResult
+    public func forward(_ tokens: [Int32], startPosition: Int, state: InferenceState, logits request: LogitsRequest) throws -> UnsafeBufferPointer<Float> {
+        var done = 0
+        var result = UnsafeBufferPointer<Float>(start: nil, count: 0)
+        guard !tokens.isEmpty else { return result }
+        guard startPosition + tokens.count <= state.cache.capacity else {
+            throw InferenceError.contextOverflow(needed: startPosition + tokens.count, capacity: state.cache.capacity)
+        }
+        for t in tokens where t < 0 || Int(t) >= vocabularySize {
+            throw InferenceError.invalidToken(t, vocabularySize: vocabularySize)
+        }
+        if case .all = request { state.reserveLogits(rows: tokens.count, vocab: vocabularySize) } else { state.reserveLogits(rows: 1, vocab: vocabularySize) }
+        while done < tokens.count {
+            let n = min(state.maxBatch, tokens.count - done)
+            let isLastChunk = done + n == tokens.count
+            let rows: LogitsRequest
+            switch request {
+            case .all: rows = .all
+            case .last: rows = isLastChunk ? .last : .none
+            case .none: rows = .none
+            }
+            tokens.withUnsafeBufferPointer { buf in
+                forwardBatch(buf.baseAddress! + done, count: n, startPosition: startPosition + done, state: state,
+                             logits: rows, logitsOffset: done)
+            }
+            done += n
+        }
+        state.cache.count = startPosition + tokens.count
+        switch request {
+        case .all: result = UnsafeBufferPointer(start: state.logits, count: tokens.count * vocabularySize)
+        case .last: result = UnsafeBufferPointer(start: state.logits, count: vocabularySize)
+        case .none: break
+        }
+        return result
+    }
+
+    private func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, startPosition: Int, state s: InferenceState,
+                              logits request: LogitsRequest, logitsOffset: Int) {
+        let c = config
+        let e = c.embeddingLength, dk = c.headDimK, dv = c.headDimV
+        let h = c.headCount, hkv = c.headCountKV
+        let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, f = c.feedForwardLength
+        let mm = s.matmul, pool = s.pool
+        let x = s.x, xn = s.xn, q = s.q, k = s.k, v = s.v, att = s.att, o = s.o, gate = s.gate, up = s.up
+        let eps = c.rmsEpsilon
+
+        // Embedding rows (dequantized), optional scale.
+        for t in 0..<T {
+            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: x + t * e)
+            if let sc = c.embeddingScale { for i in 0..<e { x[t * e + i] *= sc } }
+        }
+
+        for (l, w) in layers.enumerated() {
+            let sliding = c.slidingLayers[l]
+            for t in 0..<T { Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            mm.multiply(w.wq, xn, tokens: T, into: q)
+            mm.multiply(w.wk, xn, tokens: T, into: k)
+            mm.multiply(w.wv, xn, tokens: T, into: v)
+            if let b = w.bq { for t in 0..<T { Kernels.add(q + t * qDim, b.pointer, count: qDim) } }
+            if let b = w.bk { for t in 0..<T { Kernels.add(k + t * kDim, b.pointer, count: kDim) } }
+            if let b = w.bv { for t in 0..<T { Kernels.add(v + t * vDim, b.pointer, count: vDim) } }
+            if let qn = w.qNorm {
+                for i in 0..<(T * h) { Kernels.rmsNorm(q + i * dk, qn.pointer, into: q + i * dk, count: dk, epsilon: eps) }
+            }
+            if let kn = w.kNorm {
+                for i in 0..<(T * hkv) { Kernels.rmsNorm(k + i * dk, kn.pointer, into: k + i * dk, count: dk, epsilon: eps) }
+            }
+            let rope = sliding ? ropeSliding : ropeGlobal
+            for t in 0..<T {
+                let pos = startPosition + t
+                rope.apply(q + t * qDim, heads: h, headDim: dk, position: pos, cosSin: s.cosSin)
+                rope.apply(k + t * kDim, heads: hkv, headDim: dk, position: pos, cosSin: s.cosSin)
+                (s.cache.k[l] + pos * kDim).update(from: k + t * kDim, count: kDim)
+                (s.cache.v[l] + pos * vDim).update(from: v + t * vDim, count: vDim)
+            }
+            AttentionBlock.attend(q: q, att: att, tokens: T, startPosition: startPosition, cache: s.cache, layer: l,
+                                  config: c, window: sliding ? c.slidingWindow : nil, pool: pool,
+                                  scratch: s.attentionScratch, scratchStride: s.cache.capacity)
+            mm.multiply(w.wo, att, tokens: T, into: o)
+            if let b = w.bo { for t in 0..<T { Kernels.add(o + t * e, b.pointer, count: e) } }
+            if let pn = w.postAttentionNorm {
+                for t in 0..<T { Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps) }
+            }
+            Kernels.add(x, o, count: T * e)
+
+            for t in 0..<T { Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            mm.multiply(w.gate, xn, tokens: T, into: gate)
+            mm.multiply(w.up, xn, tokens: T, into: up)
+            switch c.activation {
+            case .silu: Kernels.swiglu(gate, up, count: T * f)
+            case .geluTanh: Kernels.geglu(gate, up, count: T * f)
+            }
+            mm.multiply(w.down, gate, tokens: T, into: o)
+            if let pn = w.postFFNNorm {
+                for t in 0..<T { Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps) }
+            }
+            Kernels.add(x, o, count: T * e)
+        }
+
+        // Output head on the requested rows.
+        let first: Int, rows: Int, dest: UnsafeMutablePointer<Float>
+        switch request {
+        case .none: return
+        case .last: first = T - 1; rows = 1; dest = s.logits
+        case .all: first = 0; rows = T; dest = s.logits + logitsOffset * vocabularySize
+        }
+        for t in 0..<rows {
+            Kernels.rmsNorm(x + (first + t) * e, outputNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
+        }
+        mm.multiply(output, xn, tokens: rows, into: dest)
+        if let cap = c.finalLogitSoftcap, cap > 0 {
+            for i in 0..<(rows * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
+        }
+    }
+}
+
+public enum InferenceError: Error, CustomStringConvertible {
+    case contextOverflow(needed: Int, capacity: Int)
+    case invalidToken(Int32, vocabularySize: Int)
+    public var description: String {
+        switch self {
+        case .contextOverflow(let n, let c): return "context overflow: \(n) positions needed, the context holds \(c) (use a larger --ctx)"
+        case .invalidToken(let t, let v): return "token id \(t) is outside the vocabulary (size \(v))"
+        }
+    }
+}
+
+/// Per-session buffers: KV cache, activations for up to maxBatch tokens, logits, worker pool.
+public final class InferenceState: @unchecked Sendable {
+    public let cache: KVCache
+    public let maxBatch: Int
+    public let pool: WorkerPool
+    public let matmul: Matmul
+    let x, xn, q, k, v, att, o, gate, up, cosSin, attentionScratch: UnsafeMutablePointer<Float>
+    private(set) var logits: UnsafeMutablePointer<Float>
+    private var logitsCapacity: Int
+    private var owned: [UnsafeMutablePointer<Float>] = []
+
+    public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int) {
+        self.maxBatch = max(1, maxBatch)
+        let ctx = max(1, contextLength)
+        cache = KVCache(layers: c.layerCount, capacity: ctx, kRowFloats: c.headCountKV * c.headDimK,
+                        vRowFloats: c.headCountKV * c.headDimV)
+        pool = WorkerPool(threads: threads)
+        matmul = Matmul(pool: pool)
+        let b = self.maxBatch
+        var owned: [UnsafeMutablePointer<Float>] = []
+        func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
+            p.initialize(repeating: 0, count: max(n, 1))
+            owned.append(p)
+            return p
+        }
+        let e = c.embeddingLength
+        x = alloc(b * e); xn = alloc(b * max(e, c.headCount * c.headDimV))
+        q = alloc(b * c.headCount * c.headDimK); k = alloc(b * c.headCountKV * c.headDimK)
+        v = alloc(b * c.headCountKV * c.headDimV); att = alloc(b * c.headCount * c.headDimV)
+        o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
+        cosSin = alloc(c.ropeDimensions + 2)
+        attentionScratch = alloc(pool.threads * ctx)
+        logitsCapacity = 0
+        logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+        self.owned = owned
+    }
+
+    deinit {
+        for p in owned { p.deallocate() }
+        logits.deallocate()
+    }
+
+    func reserveLogits(rows: Int, vocab: Int) {
+        let n = rows * vocab
+        if n > logitsCapacity {
+            logits.deallocate()
+            logits = .allocate(capacity: n)
+            logitsCapacity = n
+        }
+    }
+
+    /// Position of the next token.
+    public var position: Int { cache.count }
+}
