@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "Models", dependencies: ["GGUF", "Kernels"]),
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
-        .target(name: "Engine", dependencies: ["GGUF", "Kernels", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
             "Engine", "GGUF", "Models",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

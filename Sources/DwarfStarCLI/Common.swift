@@ -1,0 +1,77 @@
+// Options and helpers shared by the subcommands.
+
+import ArgumentParser
+import Engine
+import Foundation
+import Sampling
+
+func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+
+/// Exits with a clear message instead of a stack trace for expected failures.
+func fail(_ error: Error) -> ExitCode {
+    printErr("error: \(error)")
+    return ExitCode(1)
+}
+
+struct ModelOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("model")], help: "Model name (smollm2, gemma3-270m) or path to a GGUF file.")
+    var model: String = ModelStore.defaultModelName
+
+    @Option(name: [.short, .customLong("threads")], help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (default: min(trained, 4096)).")
+    var contextSize: Int?
+
+    @Option(name: [.customShort("b"), .customLong("batch")], help: "Prompt tokens evaluated per forward pass.")
+    var batch: Int = 512
+
+    func load(pullIfMissing: Bool = true) throws -> LoadedModel {
+        let path = pullIfMissing ? try ModelStore.resolveOrPull(model) : try ModelStore.resolve(model)
+        return try LoadedModel(path: path)
+    }
+
+    func validate() throws {
+        if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
+        if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+    }
+}
+
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Temperature (0 = greedy).") var temp: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).") var topK: Int = 40
+    @Option(name: .customLong("top-p"), help: "Top-p (1 = off).") var topP: Float = 0.95
+    @Option(name: .customLong("min-p"), help: "Min-p (0 = off).") var minP: Float = 0.05
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).") var repeatPenalty: Float = 1.0
+    @Option(name: .customLong("repeat-last-n"), help: "Tokens the penalties look back over.") var repeatLastN: Int = 64
+    @Option(name: .customLong("presence-penalty")) var presencePenalty: Float = 0
+    @Option(name: .customLong("frequency-penalty")) var frequencyPenalty: Float = 0
+    @Option(help: "RNG seed (same seed, same output).") var seed: UInt64?
+    @Option(name: .customLong("stop"), help: "Stop string (repeatable).") var stop: [String] = []
+
+    var parameters: SamplerParameters {
+        var p = SamplerParameters()
+        p.temperature = temp; p.topK = topK; p.topP = topP; p.minP = minP
+        p.repeatPenalty = repeatPenalty; p.penaltyLastN = repeatLastN
+        p.presencePenalty = presencePenalty; p.frequencyPenalty = frequencyPenalty; p.seed = seed
+        return p
+    }
+
+    func validate() throws {
+        if temp < 0 { throw ValidationError("--temp must be ≥ 0") }
+        if topP <= 0 || topP > 1 { throw ValidationError("--top-p must be in (0, 1]") }
+        if minP < 0 || minP > 1 { throw ValidationError("--min-p must be in [0, 1]") }
+        if repeatPenalty <= 0 { throw ValidationError("--repeat-penalty must be > 0") }
+    }
+}
+
+func writeOut(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
+
+func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
+    String(format: "load %.2f s | prompt %d tokens (%d evaluated) %.1f tok/s | generation %d tokens %.1f tok/s | stop: %@",
+           loaded.loadSeconds, r.promptTokens, r.promptEvaluated, r.promptTokensPerSecond, r.tokens.count,
+           r.generationTokensPerSecond, r.stopReason.rawValue)
+}

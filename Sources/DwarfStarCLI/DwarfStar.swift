@@ -1,0 +1,13 @@
+// dwarfstar: command-line interface.
+
+import ArgumentParser
+import Foundation
+
+@main
+struct DwarfStar: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dwarfstar",
+        abstract: "Run GGUF language models on the CPU.",
+        subcommands: [Run.self, Chat.self, Pull.self, Inspect.self, Logits.self, PerplexityCommand.self, ListModels.self],
+        defaultSubcommand: nil)
+}

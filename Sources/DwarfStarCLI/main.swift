@@ -1,3 +1,0 @@
-import Models
-import GGUF
-print("hi")

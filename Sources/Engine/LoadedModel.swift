@@ -1,0 +1,66 @@
+// A model file opened for use: GGUF mapping, architecture, tokenizer and chat template.
+
+import Foundation
+import GGUF
+import Models
+import Tokenizers
+import ChatTemplate
+
+public final class LoadedModel: @unchecked Sendable {
+    public let path: String
+    public let gguf: GGUFFile
+    public let model: TransformerModel
+    public let tokenizer: Tokenizer
+    /// nil when the file has no usable chat template (base models): raw completion.
+    public let chatTemplate: ChatTemplate?
+    public let chatTemplateError: String?
+    public let loadSeconds: Double
+
+    public init(path: String) throws {
+        let start = Date()
+        self.path = path
+        gguf = try GGUFFile(path: path)
+        model = try ModelRegistry.load(gguf)
+        tokenizer = try Tokenizer(LoadedModel.vocabulary(from: gguf))
+        if let source = gguf["tokenizer.chat_template"]?.string {
+            do { chatTemplate = try ChatTemplate(source); chatTemplateError = nil } catch {
+                chatTemplate = nil; chatTemplateError = "\(error)"
+            }
+        } else {
+            chatTemplate = nil; chatTemplateError = nil
+        }
+        loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    public var name: String { gguf["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent }
+
+    /// Tokenizer inputs from `tokenizer.ggml.*` metadata.
+    public static func vocabulary(from g: GGUFFile) throws -> TokenizerVocabulary {
+        guard let model = g["tokenizer.ggml.model"]?.string else {
+            throw ModelError.missingMetadata(file: g.path, key: "tokenizer.ggml.model")
+        }
+        guard let tokens = g["tokenizer.ggml.tokens"]?.stringArray, !tokens.isEmpty else {
+            throw ModelError.missingMetadata(file: g.path, key: "tokenizer.ggml.tokens")
+        }
+        var v = TokenizerVocabulary(model: model, tokens: tokens)
+        v.pre = g["tokenizer.ggml.pre"]?.string
+        v.scores = g["tokenizer.ggml.scores"]?.floatArray
+        v.tokenTypes = g["tokenizer.ggml.token_type"]?.intArray.map { $0.map { Int32($0) } }
+        v.merges = g["tokenizer.ggml.merges"]?.stringArray
+        v.bosId = g["tokenizer.ggml.bos_token_id"]?.int
+        v.eosId = g["tokenizer.ggml.eos_token_id"]?.int
+        v.unknownId = g["tokenizer.ggml.unknown_token_id"]?.int
+        v.paddingId = g["tokenizer.ggml.padding_token_id"]?.int
+        v.eotId = g["tokenizer.ggml.eot_token_id"]?.int
+        v.addBos = g["tokenizer.ggml.add_bos_token"]?.bool
+        v.addEos = g["tokenizer.ggml.add_eos_token"]?.bool
+        v.addSpacePrefix = g["tokenizer.ggml.add_space_prefix"]?.bool
+        return v
+    }
+
+    /// Token text of BOS/EOS for templates.
+    public func tokenText(_ id: Int32?) -> String {
+        guard let id else { return "" }
+        return String(decoding: tokenizer.tokenPiece(id), as: UTF8.self)
+    }
+}

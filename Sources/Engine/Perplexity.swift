@@ -1,0 +1,68 @@
+// Perplexity with llama-perplexity's definition: the text is tokenized once (BOS per the model's
+// flag), cut into chunks of n_ctx tokens (the first token of each chunk replaced by BOS when the model
+// adds BOS), every chunk evaluated from an empty cache, and only the second half of each chunk scored:
+// NLL over positions j ∈ [n_ctx/2, n_ctx-1) predicting token j+1.
+
+import Foundation
+import Models
+
+public struct PerplexityResult: Sendable {
+    public var chunks: [Double] = []          // running PPL after each chunk
+    public var perplexity: Double = .nan
+    public var uncertainty: Double = .nan    // ± like llama.cpp (std error of the mean NLL × PPL)
+    public var tokensScored = 0
+    public var seconds = 0.0
+}
+
+public enum Perplexity {
+    public static func run(session: Session, text: String, contextSize: Int, maxChunks: Int?,
+                           onChunk: (Int, Double) -> Void = { _, _ in }) throws -> PerplexityResult {
+        let tok = session.tokenizer
+        let tokens = tok.encode(text, addSpecial: true, parseSpecial: false)
+        let addsBos = tok.encode("", addSpecial: true, parseSpecial: false).first == tok.bosId && tok.bosId != nil
+        let nCtx = contextSize
+        guard nCtx >= 8, nCtx <= session.contextLength else {
+            throw InferenceError.contextOverflow(needed: nCtx, capacity: session.contextLength)
+        }
+        var nChunks = tokens.count / nCtx
+        if let m = maxChunks, m >= 0 { nChunks = min(nChunks, m) }
+        let first = nCtx / 2
+        let vocab = session.model.vocabularySize
+        var nll = 0.0, nll2 = 0.0, count = 0
+        var result = PerplexityResult()
+        let t0 = Date()
+        for c in 0..<nChunks {
+            var chunk = Array(tokens[(c * nCtx)..<((c + 1) * nCtx)])
+            if addsBos, let b = tok.bosId { chunk[0] = b }
+            session.reset()
+            let logits = try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .all)
+            for j in first..<(nCtx - 1) {
+                let row = logits.baseAddress! + j * vocab
+                let target = Int(chunk[j + 1])
+                var maxL = -Float.infinity
+                for i in 0..<vocab where row[i] > maxL { maxL = row[i] }
+                var sum = 0.0
+                for i in 0..<vocab { sum += Double(expf(row[i] - maxL)) }
+                let logProb = Double(row[target] - maxL) - log(sum)
+                nll -= logProb
+                nll2 += logProb * logProb
+                count += 1
+            }
+            let ppl = exp(nll / Double(count))
+            result.chunks.append(ppl)
+            onChunk(c + 1, ppl)
+        }
+        session.reset()
+        result.tokensScored = count
+        result.seconds = Date().timeIntervalSince(t0)
+        guard count > 0 else { return result }
+        let mean = nll / Double(count)
+        result.perplexity = exp(mean)
+        var variance = nll2 / Double(count) - mean * mean
+        if variance > 0, count > 1 {
+            variance = (variance / Double(count - 1)).squareRoot()
+            result.uncertainty = variance * result.perplexity
+        }
+        return result
+    }
+}

@@ -1,0 +1,141 @@
+// A session: one KV cache over a loaded model, the tokens it holds, and generation with streaming
+// text. A new prompt reuses the longest cached prefix (multi-turn chat never re-prefills history).
+
+import Foundation
+import Models
+import Sampling
+import Tokenizers
+
+public struct GenerationOptions: Sendable {
+    public var maxTokens: Int = 256
+    public var sampler = SamplerParameters()
+    public var stop: [String] = []
+    public var ignoreEOS = false
+    public init() {}
+}
+
+public struct GenerationResult: Sendable {
+    public var text = ""
+    public var tokens: [Int32] = []
+    public var promptTokens = 0
+    /// Prompt tokens actually evaluated (the rest came from the cache).
+    public var promptEvaluated = 0
+    public var promptSeconds = 0.0
+    public var generationSeconds = 0.0
+    public var stopReason: StopReason = .length
+
+    public enum StopReason: String, Sendable { case endOfGeneration = "eos", stopString = "stop", length, cancelled, contextFull = "context" }
+
+    public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptEvaluated) / promptSeconds : 0 }
+    public var generationTokensPerSecond: Double { generationSeconds > 0 ? Double(tokens.count) / generationSeconds : 0 }
+}
+
+public final class Session: @unchecked Sendable {
+    public let loaded: LoadedModel
+    public let state: InferenceState
+    /// Tokens whose K/V are in the cache, in order.
+    public private(set) var cachedTokens: [Int32] = []
+
+    public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512) {
+        self.loaded = loaded
+        let ctx = min(contextLength ?? min(loaded.model.config.contextLength, 4096), max(loaded.model.config.contextLength, 1) * 4)
+        state = InferenceState(config: loaded.model.config, contextLength: max(ctx, 16), maxBatch: batch,
+                               threads: threads ?? WorkerPool.defaultThreadCount)
+    }
+
+    public var contextLength: Int { state.cache.capacity }
+    public var model: TransformerModel { loaded.model }
+    public var tokenizer: Tokenizer { loaded.tokenizer }
+
+    public func reset() {
+        cachedTokens.removeAll()
+        state.cache.truncate(to: 0)
+    }
+
+    /// Makes the cache hold exactly `tokens` and returns the logits after the last one.
+    /// Evaluates only the part after the longest common prefix with what is cached.
+    @discardableResult
+    public func evaluate(_ tokens: [Int32]) throws -> (logits: UnsafeBufferPointer<Float>, evaluated: Int) {
+        precondition(!tokens.isEmpty)
+        var common = 0
+        while common < min(tokens.count, cachedTokens.count), tokens[common] == cachedTokens[common] { common += 1 }
+        if common == tokens.count { common -= 1 } // need the last token's logits
+        guard tokens.count <= contextLength else {
+            throw InferenceError.contextOverflow(needed: tokens.count, capacity: contextLength)
+        }
+        state.cache.truncate(to: common)
+        cachedTokens.removeLast(cachedTokens.count - common)
+        let rest = Array(tokens[common...])
+        let logits = try model.forward(rest, startPosition: common, state: state, logits: .last)
+        cachedTokens.append(contentsOf: rest)
+        return (logits, rest.count)
+    }
+
+    /// Generates after `prompt` (token ids, BOS included as wanted). onText receives complete UTF-8
+    /// text pieces as they are decided (text that might start a stop string is held back).
+    /// shouldStop is polled between tokens (Ctrl-C, client disconnect).
+    public func generate(prompt: [Int32], options: GenerationOptions, shouldStop: () -> Bool = { false },
+                         onText: (String) -> Void) throws -> GenerationResult {
+        var result = GenerationResult()
+        result.promptTokens = prompt.count
+        let sampler = Sampler(options.sampler)
+        let t0 = Date()
+        var (logits, evaluated) = try evaluate(prompt)
+        result.promptEvaluated = evaluated
+        result.promptSeconds = Date().timeIntervalSince(t0)
+        let t1 = Date()
+        var detok = StreamingDetokenizer(tokenizer: tokenizer)
+        var pending = ""   // decided text not yet emitted (may be the start of a stop string)
+        var history = prompt
+        defer { result.generationSeconds = Date().timeIntervalSince(t1); state.pool.park() }
+
+        while result.tokens.count < options.maxTokens {
+            if shouldStop() { result.stopReason = .cancelled; break }
+            let next = sampler.sample(logits, history: history)
+            if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { result.stopReason = .endOfGeneration; break }
+            result.tokens.append(next)
+            history.append(next)
+            pending += detok.push(next)
+            if let (text, hit) = Session.applyStops(&pending, stops: options.stop) {
+                result.text += text
+                onText(text)
+                if hit { result.stopReason = .stopString; pending = ""; break }
+            }
+            if cachedTokens.count >= contextLength { result.stopReason = .contextFull; break }
+            logits = try model.forward([next], startPosition: cachedTokens.count, state: state, logits: .last)
+            cachedTokens.append(next)
+        }
+        if result.stopReason != .stopString {
+            pending += detok.flush()
+            if !pending.isEmpty { result.text += pending; onText(pending) }
+        }
+        return result
+    }
+
+    /// Emits what can no longer be part of a stop string. Returns (text to emit, stop hit).
+    static func applyStops(_ pending: inout String, stops: [String]) -> (String, Bool)? {
+        if stops.isEmpty {
+            defer { pending = "" }
+            return pending.isEmpty ? nil : (pending, false)
+        }
+        for s in stops where !s.isEmpty {
+            if let r = pending.range(of: s) {
+                let text = String(pending[..<r.lowerBound])
+                pending = ""
+                return (text, true)
+            }
+        }
+        // Hold back the longest suffix that is a prefix of some stop string.
+        var hold = 0
+        for s in stops where !s.isEmpty {
+            for n in stride(from: min(s.count - 1, pending.count), to: 0, by: -1) where pending.hasSuffix(String(s.prefix(n))) {
+                hold = max(hold, n); break
+            }
+        }
+        let emitCount = pending.count - hold
+        guard emitCount > 0 else { return nil }
+        let text = String(pending.prefix(emitCount))
+        pending = String(pending.dropFirst(emitCount))
+        return (text, false)
+    }
+}
