@@ -69,3 +69,11 @@ void ds_attend_head_f32(const float *q, const float *k, int64_t k_stride, const 
     float inv = 1.0f / sum;
     for (int64_t j = 0; j < n; j++) ds_axpy_f32(out, v + (j_begin + j) * v_stride, scratch[j] * inv, head_dim);
 }
+
+double ds_log_softmax_at(const float *logits, int64_t n, int64_t index) {
+    float maxv = -INFINITY;
+    for (int64_t i = 0; i < n; i++) if (logits[i] > maxv) maxv = logits[i];
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += (double)expf(logits[i] - maxv);
+    return (double)(logits[index] - maxv) - log(sum);
+}

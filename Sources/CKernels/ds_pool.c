@@ -45,7 +45,7 @@ static void *worker_main(void *p) {
         while ((g = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen) {
             if (atomic_load_explicit(&pool->stop, memory_order_relaxed)) return NULL;
             if (++spins < SPIN_ITERS && !atomic_load_explicit(&pool->parked_hint, memory_order_relaxed)) {
-                DS_PAUSE();
+                if ((spins & 1023) == 0) sched_yield(); else DS_PAUSE();
                 continue;
             }
             pthread_mutex_lock(&pool->mu);
@@ -106,7 +106,11 @@ void ds_pool_run(ds_pool *pool, ds_pool_fn fn, void *ctx) {
         pthread_mutex_unlock(&pool->mu);
     }
     fn(ctx, 0, pool->n);
-    while (atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1) DS_PAUSE();
+    // Spin briefly; if a worker was descheduled (another process holds its core), yield the CPU
+    // instead of burning the timeslice it needs.
+    for (int spins = 0; atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n - 1; spins++) {
+        if (spins < 4096) DS_PAUSE(); else sched_yield();
+    }
 }
 
 void ds_pool_park(ds_pool *pool) {

@@ -19,6 +19,7 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("system"), help: "System message (chat template only).") var system: String?
     @Flag(help: "Send the prompt as raw text, without the chat template.") var raw = false
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.") var ignoreEOS = false
+    @Flag(name: .customLong("verbose-prompt"), help: "Print the prompt's text and token ids to stderr.") var verbosePrompt = false
 
     func run() throws {
         do {
@@ -33,6 +34,10 @@ struct Run: ParsableCommand {
                 if let s = system { messages.append(ChatMessage(role: "system", content: s)) }
                 messages.append(ChatMessage(role: "user", content: prompt))
                 tokens = try PromptBuilder.chatPrompt(loaded, messages: messages)
+            }
+            if verbosePrompt {
+                printErr("prompt (\(tokens.count) tokens): \(loaded.tokenizer.decode(tokens).debugDescription)")
+                printErr("ids: \(tokens.map(String.init).joined(separator: ","))")
             }
             var options = GenerationOptions()
             options.maxTokens = n

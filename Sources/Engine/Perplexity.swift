@@ -5,6 +5,7 @@
 
 import Foundation
 import Models
+import CKernels
 
 public struct PerplexityResult: Sendable {
     public var chunks: [Double] = []          // running PPL after each chunk
@@ -35,15 +36,9 @@ public enum Perplexity {
             var chunk = Array(tokens[(c * nCtx)..<((c + 1) * nCtx)])
             if addsBos, let b = tok.bosId { chunk[0] = b }
             session.reset()
-            let logits = try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .all)
+            let logits = try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .suffix(nCtx - first))
             for j in first..<(nCtx - 1) {
-                let row = logits.baseAddress! + j * vocab
-                let target = Int(chunk[j + 1])
-                var maxL = -Float.infinity
-                for i in 0..<vocab where row[i] > maxL { maxL = row[i] }
-                var sum = 0.0
-                for i in 0..<vocab { sum += Double(expf(row[i] - maxL)) }
-                let logProb = Double(row[target] - maxL) - log(sum)
+                let logProb = ds_log_softmax_at(logits.baseAddress! + (j - first) * vocab, Int64(vocab), Int64(chunk[j + 1]))
                 nll -= logProb
                 nll2 += logProb * logProb
                 count += 1

@@ -3,6 +3,7 @@
 
 import Foundation
 import Models
+import Kernels
 import Sampling
 import Tokenizers
 
@@ -87,7 +88,7 @@ public final class Session: @unchecked Sendable {
         var detok = StreamingDetokenizer(tokenizer: tokenizer)
         var pending = ""   // decided text not yet emitted (may be the start of a stop string)
         var history = prompt
-        defer { result.generationSeconds = Date().timeIntervalSince(t1); state.pool.park() }
+        defer { state.pool.park() }
 
         while result.tokens.count < options.maxTokens {
             if shouldStop() { result.stopReason = .cancelled; break }
@@ -109,6 +110,7 @@ public final class Session: @unchecked Sendable {
             pending += detok.flush()
             if !pending.isEmpty { result.text += pending; onText(pending) }
         }
+        result.generationSeconds = Date().timeIntervalSince(t1)
         return result
     }
 

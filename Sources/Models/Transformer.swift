@@ -16,8 +16,10 @@ import Darwin
 public enum LogitsRequest: Sendable {
     /// Logits of the last token of the batch only (generation).
     case last
-    /// Logits of every token of the batch (teacher forcing, perplexity).
+    /// Logits of every token of the batch (teacher forcing).
     case all
+    /// Logits of the last n tokens of the batch (perplexity scores only the second half).
+    case suffix(Int)
     /// No logits (pure prefill of a prefix).
     case none
 }
@@ -76,33 +78,32 @@ public final class TransformerModel: @unchecked Sendable {
         for t in tokens where t < 0 || Int(t) >= vocabularySize {
             throw InferenceError.invalidToken(t, vocabularySize: vocabularySize)
         }
-        if case .all = request { state.reserveLogits(rows: tokens.count, vocab: vocabularySize) } else { state.reserveLogits(rows: 1, vocab: vocabularySize) }
+        // Rows of the batch whose logits are wanted: [firstRow, tokens.count).
+        let firstRow: Int
+        switch request {
+        case .all: firstRow = 0
+        case .suffix(let n): firstRow = max(0, tokens.count - n)
+        case .last: firstRow = tokens.count - 1
+        case .none: firstRow = tokens.count
+        }
+        state.reserveLogits(rows: max(1, tokens.count - firstRow), vocab: vocabularySize)
         while done < tokens.count {
             let n = min(state.maxBatch, tokens.count - done)
-            let isLastChunk = done + n == tokens.count
-            let rows: LogitsRequest
-            switch request {
-            case .all: rows = .all
-            case .last: rows = isLastChunk ? .last : .none
-            case .none: rows = .none
-            }
+            let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
             tokens.withUnsafeBufferPointer { buf in
                 forwardBatch(buf.baseAddress! + done, count: n, startPosition: startPosition + done, state: state,
-                             logits: rows, logitsOffset: done)
+                             logitRows: lo..<n, logitsOffset: max(0, done + lo - firstRow))
             }
             done += n
         }
         state.cache.count = startPosition + tokens.count
-        switch request {
-        case .all: result = UnsafeBufferPointer(start: state.logits, count: tokens.count * vocabularySize)
-        case .last: result = UnsafeBufferPointer(start: state.logits, count: vocabularySize)
-        case .none: break
-        }
+        let rows = tokens.count - firstRow
+        if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }
         return result
     }
 
     private func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, startPosition: Int, state s: InferenceState,
-                              logits request: LogitsRequest, logitsOffset: Int) {
+                              logitRows: Range<Int>, logitsOffset: Int) {
         let c = config
         let e = c.embeddingLength, dk = c.headDimK, dv = c.headDimV
         let h = c.headCount, hkv = c.headCountKV
@@ -164,13 +165,10 @@ public final class TransformerModel: @unchecked Sendable {
             Kernels.add(x, o, count: T * e)
         }
 
-        // Output head on the requested rows.
-        let first: Int, rows: Int, dest: UnsafeMutablePointer<Float>
-        switch request {
-        case .none: return
-        case .last: first = T - 1; rows = 1; dest = s.logits
-        case .all: first = 0; rows = T; dest = s.logits + logitsOffset * vocabularySize
-        }
+        // Output head on the requested rows (logit row i of the call = batch row logitRows.lowerBound + i).
+        if logitRows.isEmpty { return }
+        let first = logitRows.lowerBound, rows = logitRows.count
+        let dest = s.logits + logitsOffset * vocabularySize
         for t in 0..<rows {
             Kernels.rmsNorm(x + (first + t) * e, outputNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
         }

@@ -3,7 +3,7 @@
 
 import Foundation
 import Testing
-@testable import GGUF
+import GGUF
 
 func tempPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("ds-\(UUID().uuidString.prefix(8))-\(name)").path

@@ -20,3 +20,6 @@ void ds_geglu_f32(float *gate, const float *up, int64_t n);
 void ds_attend_head_f32(const float *q, const float *k, int64_t k_stride, const float *v, int64_t v_stride,
                         int64_t j_begin, int64_t j_end, int64_t head_dim, float scale, float softcap,
                         float *out, float *scratch);
+
+// log softmax(logits)[index] = logits[index] - max - log Σ exp(logits - max)   (sum in double)
+double ds_log_softmax_at(const float *logits, int64_t n, int64_t index);

@@ -1,0 +1,48 @@
+"""Drives `dwarfstar chat` through a real pseudo-terminal: two turns, Ctrl-C in the middle of an
+answer (the answer stops, the prompt comes back, the chat goes on), /reset, /help, /quit.
+Usage: python3 chat_pty.py BINARY MODEL_PATH ; exit status 0 on success."""
+import sys, time
+import pexpect
+
+binary, model = sys.argv[1], sys.argv[2]
+child = pexpect.spawn(binary, ["chat", "-m", model, "--temp", "0", "-n", "400", "-t", "2"],
+                      encoding="utf-8", timeout=120, dimensions=(40, 200))
+child.logfile_read = sys.stdout
+
+def prompt():
+    child.expect_exact("> ")
+
+prompt()
+child.sendline("/help")
+child.expect_exact("/reset")
+prompt()
+# Turn 1: a short answer that finishes on its own.
+child.sendline("What is the capital of France? Answer in one word.")
+child.expect(r"\[prompt (\d+) tokens, (\d+) new")
+first_prompt = int(child.match.group(1))
+prompt()
+# Turn 2: a long answer, interrupted with Ctrl-C after some output.
+child.sendline("Write a very long story about a dragon who learns to cook. Make it at least 300 words.")
+child.expect(r"\w+ \w+ \w+ \w+")     # some streamed text
+time.sleep(0.3)
+child.sendintr()
+child.expect_exact("[stopped]")
+child.expect(r"\[prompt (\d+) tokens, (\d+) new")
+second_prompt, second_new = int(child.match.group(1)), int(child.match.group(2))
+prompt()
+# The KV cache was kept: turn 2 evaluated only its new tokens, not the history.
+assert second_new < second_prompt, (second_prompt, second_new)
+assert second_prompt > first_prompt
+# Turn 3 after the interruption still works.
+child.sendline("Say hello.")
+child.expect(r"\[prompt (\d+) tokens, (\d+) new")
+third_prompt, third_new = int(child.match.group(1)), int(child.match.group(2))
+assert third_new < third_prompt, (third_prompt, third_new)
+prompt()
+child.sendline("/reset")
+child.expect_exact("(conversation cleared)")
+prompt()
+child.sendline("/quit")
+child.expect(pexpect.EOF)
+child.close()
+print("\nCHAT-PTY-OK", first_prompt, second_prompt, second_new, third_prompt, third_new)

@@ -1,0 +1,82 @@
+// Float kernels and the worker pool against plain reference loops.
+
+import Testing
+import CKernels
+import Kernels
+import GGUF
+
+@Suite struct FloatKernelTests {
+    func randomFloats(_ n: Int, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 500
+        }
+    }
+
+    @Test(arguments: [1, 7, 16, 33, 576, 1000])
+    func dotMatchesDouble(n: Int) {
+        let a = randomFloats(n, seed: 1), b = randomFloats(n, seed: 2)
+        var ref = 0.0
+        for i in 0..<n { ref += Double(a[i]) * Double(b[i]) }
+        let got = ds_dot_f32(a, b, Int64(n))
+        #expect(abs(Double(got) - ref) <= 1e-4 * max(1, abs(ref)))
+    }
+
+    @Test func rmsNormMatchesFormula() {
+        let x = randomFloats(64, seed: 3), w = randomFloats(64, seed: 4)
+        var out = [Float](repeating: 0, count: 64)
+        ds_rmsnorm_f32(x, w, &out, 64, 1e-5, 0)
+        let ms = x.reduce(0.0) { $0 + Double($1) * Double($1) } / 64
+        for i in 0..<64 { #expect(abs(Double(out[i]) - Double(x[i]) / (ms + 1e-5).squareRoot() * Double(w[i])) < 1e-5) }
+    }
+
+    @Test func attentionHeadIsSoftmaxWeightedSum() {
+        let d = 8, n = 5
+        let q = randomFloats(d, seed: 5), k = randomFloats(n * d, seed: 6), v = randomFloats(n * d, seed: 7)
+        var out = [Float](repeating: 0, count: d), scratch = [Float](repeating: 0, count: n)
+        ds_attend_head_f32(q, k, Int64(d), v, Int64(d), 1, Int64(n), Int64(d), 0.5, 0, &out, &scratch)
+        var s = [Double](), ref = [Double](repeating: 0, count: d)
+        for j in 1..<n { s.append(0.5 * (0..<d).reduce(0.0) { $0 + Double(q[$1]) * Double(k[j * d + $1]) }) }
+        let m = s.max()!, z = s.reduce(0.0) { $0 + exp($1 - m) }
+        for (i, j) in (1..<n).enumerated() { for c in 0..<d { ref[c] += exp(s[i] - m) / z * Double(v[j * d + c]) } }
+        for c in 0..<d { #expect(abs(Double(out[c]) - ref[c]) < 1e-5) }
+    }
+
+    @Test func poolCoversEveryIndexOnce() {
+        for threads in [1, 2, 3, 8] {
+            let pool = WorkerPool(threads: threads)
+            for count in [0, 1, 5, 1000] {
+                var hits = [Int](repeating: 0, count: count)
+                hits.withUnsafeMutableBufferPointer { h in
+                    for _ in 0..<50 { pool.parallelFor(count) { r in for i in r { h[i] += 1 } } }
+                }
+                #expect(hits.allSatisfy { $0 == 50 })
+            }
+            pool.park()
+            var sum = 0
+            withUnsafeMutablePointer(to: &sum) { p in pool.run { ith, _ in if ith == 0 { p.pointee = 7 } } }
+            #expect(sum == 7)
+        }
+    }
+
+    @Test func f32MatmulMatchesNaive() {
+        let rows = 37, cols = 64, tokens = 5
+        let w = randomFloats(rows * cols, seed: 8), x = randomFloats(tokens * cols, seed: 9)
+        var y = [Float](repeating: 0, count: tokens * rows)
+        let pool = WorkerPool(threads: 2)
+        let mm = Matmul(pool: pool)
+        w.withUnsafeBytes { wb in
+            let m = WeightMatrix(type: .f32, rows: rows, cols: cols, data: wb.baseAddress!)
+            mm.multiply(m, x, tokens: tokens, into: &y)
+        }
+        for t in 0..<tokens {
+            for r in 0..<rows {
+                let ref = (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[t * cols + $1]) }
+                #expect(abs(Double(y[t * rows + r]) - ref) < 1e-4)
+            }
+        }
+    }
+}
+
+import Foundation

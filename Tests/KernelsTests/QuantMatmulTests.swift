@@ -1,0 +1,59 @@
+// Quantized matmul through the worker pool against the scalar reference dot, on random weights of
+// every type (quantized with the reference quantizer), several token counts and thread counts.
+
+import Testing
+import CKernels
+import Kernels
+import GGUF
+
+@Suite struct QuantMatmulTests {
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
+
+    @Test(arguments: types)
+    func matmulMatchesScalarReference(type: GGMLType) {
+        let cols = 512, rows = 67
+        var seed: UInt64 = 99
+        func rnd() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 700
+        }
+        let w = (0..<(rows * cols)).map { _ in rnd() }
+        let rowBytes = type.byteCount(elements: cols)!
+        var q = [UInt8](repeating: 0, count: rowBytes * rows)
+        q.withUnsafeMutableBytes { qb in
+            for r in 0..<rows {
+                w.withUnsafeBufferPointer { ds_quantize_row_ref(Int32(type.rawValue), $0.baseAddress! + r * cols, qb.baseAddress! + r * rowBytes, Int64(cols)) }
+            }
+        }
+        for tokens in [1, 3, 9] {
+            let x = (0..<(tokens * cols)).map { _ in rnd() * 3 }
+            // Reference: activation quantized the same way, scalar dot per (token, row).
+            let actType = ds_vec_dot_type(Int32(type.rawValue))
+            let actBytes = Matmul.activationRowBytes(weightType: type, cols: cols)
+            var act = [UInt8](repeating: 0, count: actBytes)
+            var ref = [Float](repeating: 0, count: tokens * rows)
+            for t in 0..<tokens {
+                act.withUnsafeMutableBytes { ab in
+                    x.withUnsafeBufferPointer { ds_quantize_activation(actType, $0.baseAddress! + t * cols, ab.baseAddress!, Int64(cols)) }
+                    q.withUnsafeBytes { qb in
+                        for r in 0..<rows {
+                            ref[t * rows + r] = ds_vec_dot_scalar(Int32(type.rawValue), Int64(cols), qb.baseAddress! + r * rowBytes, ab.baseAddress!)
+                        }
+                    }
+                }
+            }
+            for threads in [1, 2, 3] {
+                let mm = Matmul(pool: WorkerPool(threads: threads))
+                var y = [Float](repeating: .nan, count: tokens * rows + 16)
+                q.withUnsafeBytes { qb in
+                    let m = WeightMatrix(type: type, rows: rows, cols: cols, data: qb.baseAddress!)
+                    mm.multiply(m, x, tokens: tokens, into: &y)
+                }
+                var worst: Float = 0
+                for i in 0..<(tokens * rows) { worst = max(worst, abs(y[i] - ref[i]) / max(1, abs(ref[i]))) }
+                #expect(worst < 1e-3, "\(type) tokens \(tokens) threads \(threads): max rel diff \(worst)")
+                #expect(y[(tokens * rows)...].allSatisfy { $0.isNaN }, "wrote past the output")
+            }
+        }
+    }
+}
