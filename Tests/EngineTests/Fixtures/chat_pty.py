@@ -22,8 +22,10 @@ child.expect(r"\[prompt (\d+) tokens, (\d+) new")
 first_prompt = int(child.match.group(1))
 prompt()
 # Turn 2: a long answer, interrupted with Ctrl-C after some output.
-child.sendline("Write a very long story about a dragon who learns to cook. Make it at least 300 words.")
-child.expect(r"\w+ \w+ \w+ \w+")     # some streamed text
+story = "Write a very long story about a dragon who learns to cook. Make it at least 300 words."
+child.sendline(story)
+child.expect_exact(story)            # the terminal's echo of the input line
+child.expect(r"\S+\s+\S+\s+\S+\s+\S+\s+\S+")   # then some streamed answer
 time.sleep(0.3)
 child.sendintr()
 child.expect_exact("[stopped]")
