@@ -1,0 +1,69 @@
+// The dwarfstar binary end to end: logits JSON against the transformers golden file, inspect's
+// tables, clear errors for bad input.
+
+import Foundation
+import Testing
+
+struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
+
+func runCLI(_ args: [String]) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("ModelsTests/Fixtures")
+
+@Suite(.enabled(if: Binaries.dwarfstar != nil)) struct CLITests {
+    @Test func logitsJSONMatchesGolden() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFixtures.appendingPathComponent("qwen3.golden.json"))) as! [String: Any]
+        let ids = golden["token_ids"] as! [Int]
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("logits-\(UUID()).json").path
+        let r = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("qwen3.f32.gguf").path,
+                            "--tokens", ids.map(String.init).joined(separator: ","), "--greedy", "8", "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+        #expect((json["tokens"] as! [Int]) == ids)
+        let logits = json["logits"] as! [[Double]]
+        let ref = golden["logits"] as! [[Double]]
+        #expect(logits.count == ids.count && logits[0].count == 512)
+        var worst = 0.0
+        for (a, b) in zip(logits, ref) { for (x, y) in zip(a, b) { worst = max(worst, abs(x - y)) } }
+        #expect(worst < 1e-3)
+        #expect((json["greedy"] as! [Int]) == ((golden["greedy"] as! [String: Any])["next_ids"] as! [Int]))
+        // stdout variant
+        let r2 = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("qwen3.f32.gguf").path, "--tokens", "1,2,3"])
+        let j2 = try JSONSerialization.jsonObject(with: Data(r2.stdout.utf8)) as! [String: Any]
+        #expect((j2["logits"] as! [[Double]]).count == 3 && j2["greedy"] == nil)
+    }
+
+    @Test func inspectPrintsMetadataTensorsAndTotals() throws {
+        let r = try runCLI(["inspect", modelFixtures.appendingPathComponent("gemma3.f16.gguf").path])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("general.architecture") && r.stdout.contains("\"gemma3\""))
+        #expect(r.stdout.contains("blk.0.attn_q.weight") && r.stdout.contains("64 x 64"))
+        #expect(r.stdout.contains("totals per type:") && r.stdout.contains("F16") && r.stdout.contains("F32"))
+    }
+
+    @Test func badInputGivesClearErrors() throws {
+        let missing = try runCLI(["inspect", "/nonexistent/file.gguf"])
+        #expect(missing.status != 0 && missing.stderr.contains("error:"))
+        let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("not-\(UUID()).gguf")
+        try Data("hello, this is not a model file at all".utf8).write(to: notGGUF)
+        let bad = try runCLI(["run", "-m", notGGUF.path, "-p", "hi"])
+        #expect(bad.status == 1 && bad.stderr.contains("bad magic") && bad.stderr.contains(notGGUF.path))
+        let badTokens = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--tokens", "1,99999"])
+        #expect(badTokens.status != 0 && badTokens.stderr.contains("outside the vocabulary"))
+        let unknown = try runCLI(["run", "-m", "no-such-model", "-p", "hi"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("known"))
+    }
+}
