@@ -137,7 +137,11 @@ enum BuiltinFilters {
             let slots = try bind(["width", "first", "blank"])
             try Operations.requireDefined(input)
             guard case .string(var text) = input else {
-                throw Operations.typeError("unsupported operand type(s) for +=: '\(input.typeName)' and 'str'")
+                switch input {
+                case .list: throw Operations.typeError("'list' object has no attribute 'splitlines'")
+                case .tuple: throw Operations.typeError("can only concatenate tuple (not \"str\") to tuple")
+                default: throw Operations.typeError("unsupported operand type(s) for +=: '\(input.typeName)' and 'str'")
+                }
             }
             let indentation: String
             switch slots[0] ?? .int(4) {
@@ -222,7 +226,8 @@ enum BuiltinFilters {
             var bestKey = try key(best)
             for item in items.dropFirst() {
                 let itemKey = try key(item)
-                let better = name == "max" ? try Operations.lessThan(bestKey, itemKey) : try Operations.lessThan(itemKey, bestKey)
+                // Python's max/min compare `item > best` / `item < best`.
+                let better = try Operations.ordered(name == "max" ? .greater : .less, itemKey, bestKey)
                 if better {
                     best = item
                     bestKey = itemKey
@@ -355,18 +360,17 @@ enum BuiltinFilters {
             return .string(PythonText.strip(input.pythonString, chars: chars, leading: true, trailing: true))
         case "truncate":
             let slots = try bind(["length", "killwords", "end", "leeway"])
-            try Operations.requireDefined(input)
-            guard case .string(let text) = input else {
-                throw Operations.typeError("object of type '\(input.typeName)' has no len()")
-            }
             let length = try slots[0].map { try integerArgument($0) } ?? 255
             let end = slots[2]?.pythonString ?? "..."
             let leeway = try slots[3].flatMap { isNone($0) ? nil : try integerArgument($0) } ?? 5
             let endLength = PythonText.length(end)
             guard length >= endLength else { throw ChatTemplateError(.runtime, "expected length >= \(endLength), got \(length)") }
             guard leeway >= 0 else { throw ChatTemplateError(.runtime, "expected leeway >= 0, got \(leeway)") }
+            if try Operations.length(input) <= length + leeway { return input }
+            guard case .string(let text) = input else {
+                throw Operations.typeError("'\(input.typeName)' object has no attribute 'rsplit'")
+            }
             let scalars = PythonText.scalars(text)
-            if scalars.count <= length + leeway { return input }
             let kept = PythonText.string(scalars.prefix(length - endLength))
             if slots[1]?.isTruthy ?? false { return .string(kept + end) }
             return .string(PythonText.rsplit(kept, separator: " ", maxSplit: 1)[0] + end)

@@ -9,6 +9,9 @@
 ///                                  addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>")
 /// ```
 public struct ChatTemplate: Sendable {
+    /// Deepest nesting of blocks/expressions a template may use (deeper ones are refused, not crashed on).
+    public static let maximumNesting = Parser.maximumNesting
+
     private let body: [Statement]
     /// Seconds since the epoch used by `strftime_now` instead of the clock (UTC), for reproducible tests.
     let fixedTime: Int?
@@ -20,7 +23,8 @@ public struct ChatTemplate: Sendable {
         self.fixedTime = nil
     }
 
-    init(_ source: String, fixedTime: Int?) throws {
+    /// fixedTime: seconds since the epoch that `strftime_now` reports (reproducible prompts, tests).
+    public init(_ source: String, fixedTime: Int?) throws {
         self.body = try Parser.parse(source)
         self.fixedTime = fixedTime
     }

@@ -135,6 +135,15 @@ struct JSONDumper {
 }
 
 enum Formatting {
+    /// Widths and precisions beyond this are refused (they would only build enormous strings).
+    static let maximumFieldSize = 100_000
+
+    static func checkFieldSize(_ size: Int) throws {
+        if size > maximumFieldSize {
+            throw ChatTemplateError(.type, "Too many decimal digits in format string")
+        }
+    }
+
     // MARK: - printf-style `%`
 
     private struct PercentSpec {
@@ -180,6 +189,7 @@ enum Formatting {
             guard index < scalars.count else { throw ChatTemplateError(.type, "incomplete format") }
             var argument: Value? = nil
             if scalars[index] == "(" {
+                if case .undefined(let reason) = values { throw reason.error }
                 guard let mapping else { throw ChatTemplateError(.type, "format requires a mapping") }
                 var depth = 1
                 var end = index + 1
@@ -193,7 +203,7 @@ enum Formatting {
                 }
                 guard end < scalars.count else { throw ChatTemplateError(.type, "incomplete format key") }
                 let key = PythonText.string(scalars[(index + 1)..<end])
-                guard let value = mapping[key] else { throw ChatTemplateError(.type, "KeyError: \(PythonText.repr(key))") }
+                guard let value = mapping[key] else { throw ChatTemplateError(.type, PythonText.repr(key)) }
                 argument = value
                 usedMapping = true
                 index = end + 1
@@ -215,11 +225,13 @@ enum Formatting {
                     throw ChatTemplateError(.type, "* wants int")
                 }
                 if width < 0 { spec.leftAlign = true }
-                spec.width = abs(width)
+                spec.width = Int(clamping: width.magnitude)
+                try checkFieldSize(spec.width)
                 index += 1
             } else {
                 while index < scalars.count, let digit = Int(String(scalars[index])), scalars[index].isASCII {
                     spec.width = spec.width * 10 + digit
+                    try checkFieldSize(spec.width)
                     index += 1
                 }
             }
@@ -230,11 +242,13 @@ enum Formatting {
                         throw ChatTemplateError(.type, "* wants int")
                     }
                     spec.precision = max(0, precision)
+                    try checkFieldSize(precision)
                     index += 1
                 } else {
                     var precision = 0
                     while index < scalars.count, let digit = Int(String(scalars[index])), scalars[index].isASCII {
                         precision = precision * 10 + digit
+                        try checkFieldSize(precision)
                         index += 1
                     }
                     spec.precision = precision
@@ -251,7 +265,13 @@ enum Formatting {
             let value = try argument ?? takeArgument()
             output += try formatPercentValue(value, conversion: conversion, spec: spec)
         }
-        if !usedMapping && nextArgument < positional.count && mapping == nil {
+        // CPython skips this check when the argument is any non-tuple, non-str "mapping" (lists included).
+        var mappingLike = mapping != nil
+        switch values {
+        case .list, .undefined: mappingLike = true
+        default: break
+        }
+        if !usedMapping && nextArgument < positional.count && !mappingLike {
             throw ChatTemplateError(.type, "not all arguments converted during string formatting")
         }
         return output
@@ -357,7 +377,7 @@ enum Formatting {
                 }
                 value = arguments[autoIndex]
                 autoIndex += 1
-            } else if let position = Int(head) {
+            } else if head.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }), let position = Int(head) {
                 usedManualIndex = true
                 guard position < arguments.count else {
                     throw ChatTemplateError(.type, "Replacement index \(position) out of range for positional args tuple")
@@ -365,7 +385,7 @@ enum Formatting {
                 value = arguments[position]
             } else {
                 guard let found = keywords.last(where: { $0.0 == head }) else {
-                    throw ChatTemplateError(.type, "KeyError: \(PythonText.repr(head))")
+                    throw ChatTemplateError(.type, PythonText.repr(head))
                 }
                 value = found.1
             }
@@ -386,7 +406,8 @@ enum Formatting {
                         cursor += 1
                     }
                     cursor += 1
-                    value = try Operations.item(value, Int(key).map { .int($0) } ?? .string(key))
+                    let isIndex = !key.isEmpty && key.unicodeScalars.allSatisfy { ("0"..."9").contains($0) }
+                    value = try Operations.item(value, isIndex ? (Int(key).map { .int($0) } ?? .string(key)) : .string(key))
                 }
             }
             return value
@@ -497,6 +518,7 @@ enum Formatting {
         var width = 0
         while index < scalars.count, scalars[index].isASCII, let digit = Int(String(scalars[index])) {
             width = width * 10 + digit
+            try checkFieldSize(width)
             index += 1
         }
         var grouping: Unicode.Scalar? = nil
@@ -511,6 +533,7 @@ enum Formatting {
             var sawDigit = false
             while index < scalars.count, scalars[index].isASCII, let digit = Int(String(scalars[index])) {
                 digits = digits * 10 + digit
+                try checkFieldSize(digits)
                 index += 1
                 sawDigit = true
             }

@@ -37,8 +37,16 @@ final class Interpreter {
 
     /// Macro/recursive-loop call depth limit (deep recursion would exhaust the thread stack).
     static let maximumCallDepth = 48
+    /// Limit on nested evaluation (expressions + blocks + macro bodies) so that hostile templates
+    /// fail cleanly instead of overflowing the stack; real templates stay far below it.
+    static let maximumEvaluationDepth = 128
+    /// Limit on container nesting stored in a namespace (see `assign`).
+    static let maximumValueNesting = 200
 
     private var callDepth = 0
+    /// Set while evaluating a constant `{{ }}` expression the way jinja2's constant folding does.
+    private var foldingConstantOutput = false
+    private var evaluationDepth = 0
     /// Seconds since the epoch for `strftime_now`; nil reads the clock (local time, like Python).
     private let fixedTime: Int?
 
@@ -65,45 +73,40 @@ final class Interpreter {
         return .normal
     }
 
+    private func enterEvaluation() throws {
+        evaluationDepth += 1
+        if evaluationDepth > Self.maximumEvaluationDepth {
+            evaluationDepth -= 1
+            throw ChatTemplateError(.runtime, "template evaluation nested too deeply (recursion limit)")
+        }
+    }
+
+    /// Dispatches one statement. Kept small (heavy cases are outlined) because it recurses once per
+    /// nested block and debug builds give every local of a big switch its own stack slot.
     private func execute(_ statement: Statement, scope: Scope, into output: inout String) throws -> Flow {
+        try enterEvaluation()
+        defer { evaluationDepth -= 1 }
         switch statement {
         case .text(let text):
             output += text
         case .output(let expression):
-            output += try evaluate(expression, scope: scope).pythonString
+            output += try evaluateOutput(expression, scope: scope).pythonString
         case .ifChain(let branches, let elseBody):
-            for branch in branches where try evaluate(branch.condition, scope: scope).isTruthy {
-                return try execute(branch.body, scope: scope, into: &output)
-            }
-            return try execute(elseBody, scope: scope, into: &output)
+            return try executeIf(branches, elseBody, scope: scope, into: &output)
         case .forLoop(let loop):
             try runLoop(loop, scope: scope, iterable: nil, depth0: 0, into: &output)
         case .assign(let target, let expression, let position):
-            let value = try evaluate(expression, scope: scope)
-            try located(position) { try assign(target, value, scope: scope) }
+            try executeAssign(target, expression, position, scope: scope)
         case .assignBlock(let target, let filters, let body, let position):
-            var captured = ""
-            _ = try execute(body, scope: Scope(parent: scope), into: &captured)
-            let value = try applyFilters(filters, to: .string(captured), scope: scope)
-            try located(position) { try assign(target, value, scope: scope) }
+            try executeAssignBlock(target, filters, body, position, scope: scope)
         case .macro(let definition):
             scope.set(definition.name, makeMacro(definition, closure: scope))
         case .callBlock(let block):
-            guard case .call(let callee, let arguments, let position) = block.call else { return .normal }
-            let function = try evaluate(callee, scope: scope)
-            var (positional, keywords) = try evaluateArguments(arguments, scope: scope)
-            keywords.append(("caller", makeMacro(block.caller, closure: scope)))
-            let result = try located(position) { try call(function, positional, keywords) }
-            output += result.pythonString
+            try executeCallBlock(block, scope: scope, into: &output)
         case .filterBlock(let filters, let body, _):
-            var captured = ""
-            _ = try execute(body, scope: Scope(parent: scope), into: &captured)
-            output += try applyFilters(filters, to: .string(captured), scope: scope).pythonString
+            try executeFilterBlock(filters, body, scope: scope, into: &output)
         case .with(let assignments, let body):
-            let inner = Scope(parent: scope)
-            let values = try assignments.map { try evaluate($0.1, scope: scope) }
-            for ((target, _), value) in zip(assignments, values) { try assign(target, value, scope: inner) }
-            return try execute(body, scope: inner, into: &output)
+            return try executeWith(assignments, body, scope: scope, into: &output)
         case .scoped(let body):
             _ = try execute(body, scope: Scope(parent: scope), into: &output)
         case .breakLoop:
@@ -112,6 +115,86 @@ final class Interpreter {
             return .continueLoop
         }
         return .normal
+    }
+
+    /// Thrown while constant folding when the expression needs the render context.
+    private struct FoldingImpossible: Error {}
+
+    /// Filters jinja2 never folds at compile time (they take the render context).
+    private static let contextFilters: Set<String> = ["map", "select", "reject", "selectattr", "rejectattr"]
+
+    /// `{{ expression }}`. jinja2 first tries to evaluate an output expression at compile time
+    /// (`as_const`: no variables or calls, lazy `if`/`and`/`or`), where slicing goes through the
+    /// sandbox's lenient `getitem` (a failed slice is undefined). If that fails for any reason the
+    /// expression is compiled normally, and plain Python slicing raises at render time.
+    @inline(never)
+    private func evaluateOutput(_ expression: Expression, scope: Scope) throws -> Value {
+        foldingConstantOutput = true
+        do {
+            let value = try evaluate(expression, scope: scope)
+            foldingConstantOutput = false
+            return value
+        } catch {
+            foldingConstantOutput = false
+            return try evaluate(expression, scope: scope)
+        }
+    }
+
+    @inline(never)
+    private func executeIf(
+        _ branches: [ConditionalBranch], _ elseBody: [Statement], scope: Scope, into output: inout String
+    ) throws -> Flow {
+        for branch in branches where try evaluate(branch.condition, scope: scope).isTruthy {
+            return try execute(branch.body, scope: scope, into: &output)
+        }
+        return try execute(elseBody, scope: scope, into: &output)
+    }
+
+    @inline(never)
+    private func executeAssign(_ target: AssignTarget, _ expression: Expression, _ position: SourcePosition, scope: Scope)
+        throws
+    {
+        let value = try evaluate(expression, scope: scope)
+        try located(position) { try assign(target, value, scope: scope) }
+    }
+
+    @inline(never)
+    private func executeAssignBlock(
+        _ target: AssignTarget, _ filters: [FilterCall], _ body: [Statement], _ position: SourcePosition, scope: Scope
+    ) throws {
+        var captured = ""
+        _ = try execute(body, scope: Scope(parent: scope), into: &captured)
+        let value = try applyFilters(filters, to: .string(captured), scope: scope)
+        try located(position) { try assign(target, value, scope: scope) }
+    }
+
+    @inline(never)
+    private func executeCallBlock(_ block: CallBlock, scope: Scope, into output: inout String) throws {
+        guard case .call(let callee, let arguments, let position) = block.call else { return }
+        let function = try evaluate(callee, scope: scope)
+        var (positional, keywords) = try evaluateArguments(arguments, scope: scope)
+        keywords.append(("caller", makeMacro(block.caller, closure: scope)))
+        let result = try located(position) { try call(function, positional, keywords) }
+        output += result.pythonString
+    }
+
+    @inline(never)
+    private func executeFilterBlock(_ filters: [FilterCall], _ body: [Statement], scope: Scope, into output: inout String)
+        throws
+    {
+        var captured = ""
+        _ = try execute(body, scope: Scope(parent: scope), into: &captured)
+        output += try applyFilters(filters, to: .string(captured), scope: scope).pythonString
+    }
+
+    @inline(never)
+    private func executeWith(
+        _ assignments: [(AssignTarget, Expression)], _ body: [Statement], scope: Scope, into output: inout String
+    ) throws -> Flow {
+        let inner = Scope(parent: scope)
+        let values = try assignments.map { try evaluate($0.1, scope: scope) }
+        for ((target, _), value) in zip(assignments, values) { try assign(target, value, scope: inner) }
+        return try execute(body, scope: inner, into: &output)
     }
 
     private func located<T>(_ position: SourcePosition, _ body: () throws -> T) throws -> T {
@@ -196,6 +279,13 @@ final class Interpreter {
                     .security,
                     "Chat templates cannot store underscore-prefixed attributes on a namespace, but got \(PythonText.repr(attribute)). Please rename the attribute."
                 )
+            }
+            // Only namespaces carry values across loop iterations, so this is where a template could
+            // grow a structure without bound (`set ns.x = [ns.x]` in a loop); deep values would
+            // overflow the stack when printed or freed.
+            if value.nestsDeeper(than: Self.maximumValueNesting) {
+                throw ChatTemplateError(
+                    .runtime, "value nested too deeply (more than \(Self.maximumValueNesting) levels) for a namespace attribute")
             }
             namespace.attributes[attribute] = value
         }
@@ -324,59 +414,48 @@ final class Interpreter {
     // MARK: - Expressions
 
     func evaluate(_ expression: Expression, scope: Scope) throws -> Value {
+        try enterEvaluation()
+        defer { evaluationDepth -= 1 }
         do {
             return try evaluateUnlocated(expression, scope: scope)
-        } catch let error as ChatTemplateError {
-            let position = expression.position
-            throw error.located(line: position.line, column: position.column)
+        } catch {
+            throw Self.locate(error, at: expression)
         }
     }
 
+    @inline(never)
+    private static func locate(_ error: Error, at expression: Expression) -> Error {
+        guard let templateError = error as? ChatTemplateError else { return error }
+        let position = expression.position
+        return templateError.located(line: position.line, column: position.column)
+    }
+
+    /// Dispatches one expression node; heavy cases are outlined to keep this recursive frame small.
     private func evaluateUnlocated(_ expression: Expression, scope: Scope) throws -> Value {
         switch expression {
         case .constant(let constant, _):
-            switch constant {
-            case .none: return .none
-            case .bool(let flag): return .bool(flag)
-            case .int(let number): return .int(number)
-            case .double(let number): return .double(number)
-            case .string(let text): return .string(text)
-            }
+            return Self.constantValue(constant)
         case .name(let name, _):
+            if foldingConstantOutput { throw FoldingImpossible() }
             return scope.lookup(name) ?? .undefinedName(name)
         case .list(let items, _):
-            return .list(try items.map { try evaluate($0, scope: scope) })
+            return .list(try evaluateAll(items, scope: scope))
         case .tuple(let items, _):
-            return .tuple(try items.map { try evaluate($0, scope: scope) })
+            return .tuple(try evaluateAll(items, scope: scope))
         case .dictionary(let items, _):
-            var dictionary = ValueDictionary()
-            for item in items {
-                let key = try evaluate(item.key, scope: scope)
-                try dictionary.insert(key, try evaluate(item.value, scope: scope))
-            }
-            return .dict(dictionary)
+            return try evaluateDictionary(items, scope: scope)
         case .attribute(let base, let name, _):
             return try Operations.attribute(try evaluate(base, scope: scope), name)
         case .item(let base, let key, _):
-            let object = try evaluate(base, scope: scope)
-            return try Operations.item(object, try evaluate(key, scope: scope))
+            return try evaluateItem(base, key, scope: scope)
         case .slice(let base, let start, let stop, let step, _):
-            let object = try evaluate(base, scope: scope)
-            return try Operations.slice(
-                object, start: try start.map { try evaluate($0, scope: scope) },
-                stop: try stop.map { try evaluate($0, scope: scope) }, step: try step.map { try evaluate($0, scope: scope) })
+            return try evaluateSlice(base, start, stop, step, scope: scope)
         case .call(let callee, let arguments, _):
-            let function = try evaluate(callee, scope: scope)
-            let (positional, keywords) = try evaluateArguments(arguments, scope: scope)
-            return try call(function, positional, keywords)
+            return try evaluateCall(callee, arguments, scope: scope)
         case .filter(let base, let filter):
-            let input = try evaluate(base, scope: scope)
-            let (positional, keywords) = try evaluateArguments(filter.arguments, scope: scope)
-            return try BuiltinFilters.apply(filter.name, input, positional, keywords, interpreter: self)
+            return try evaluateFilter(base, filter, scope: scope)
         case .test(let base, let name, let arguments, _):
-            let value = try evaluate(base, scope: scope)
-            let (positional, keywords) = try evaluateArguments(arguments, scope: scope)
-            return .bool(try BuiltinTests.apply(name, value, positional, keywords, interpreter: self))
+            return try evaluateTest(base, name, arguments, scope: scope)
         case .negate(let operand, _):
             return try Operations.negate(try evaluate(operand, scope: scope))
         case .plus(let operand, _):
@@ -384,34 +463,167 @@ final class Interpreter {
         case .not(let operand, _):
             return .bool(!(try evaluate(operand, scope: scope).isTruthy))
         case .binary(let op, let left, let right, _):
-            let lhs = try evaluate(left, scope: scope)
-            return try Operations.binary(op, lhs, try evaluate(right, scope: scope))
+            return try evaluateBinary(op, left, right, scope: scope)
         case .and(let left, let right, _):
-            let lhs = try evaluate(left, scope: scope)
-            return lhs.isTruthy ? try evaluate(right, scope: scope) : lhs
+            return try evaluateLogical(isAnd: true, left, right, scope: scope)
         case .or(let left, let right, _):
-            let lhs = try evaluate(left, scope: scope)
-            return lhs.isTruthy ? lhs : try evaluate(right, scope: scope)
+            return try evaluateLogical(isAnd: false, left, right, scope: scope)
         case .compare(let first, let steps, _):
-            var left = try evaluate(first, scope: scope)
-            for step in steps {
-                let right = try evaluate(step.operand, scope: scope)
-                if !(try Operations.compare(step.op, left, right)) { return .bool(false) }
-                left = right
-            }
-            return .bool(true)
+            return try evaluateComparison(first, steps, scope: scope)
         case .concat(let items, _):
-            var text = ""
-            for item in items { text += try evaluate(item, scope: scope).pythonString }
-            return .string(text)
+            return try evaluateConcat(items, scope: scope)
         case .conditional(let test, let then, let otherwise, let position):
-            if try evaluate(test, scope: scope).isTruthy { return try evaluate(then, scope: scope) }
-            if let otherwise { return try evaluate(otherwise, scope: scope) }
-            return .undefined(
-                .hint(
-                    "the inline if-expression on line \(position.line) evaluated to false and no else section was defined."
-                ))
+            return try evaluateConditional(test, then, otherwise, position, scope: scope)
         }
+    }
+
+    static func constantValue(_ constant: Constant) -> Value {
+        switch constant {
+        case .none: return .none
+        case .bool(let flag): return .bool(flag)
+        case .int(let number): return .int(number)
+        case .double(let number): return .double(number)
+        case .string(let text): return .string(text)
+        case .list(let items): return .list(items.map(constantValue))
+        case .tuple(let items): return .tuple(items.map(constantValue))
+        case .dict(let keys, let values):
+            var dictionary = ValueDictionary()
+            for (key, value) in zip(keys, values) { try? dictionary.insert(constantValue(key), constantValue(value)) }
+            return .dict(dictionary)
+        }
+    }
+
+    /// jinja2's `as_const`: the expression's value if it can be computed without the render context
+    /// (no variables, calls or context filters; lazy `if`/`and`/`or`; lenient slices), else nil.
+    func constantFold(_ expression: Expression) -> Value? {
+        foldingConstantOutput = true
+        defer { foldingConstantOutput = false }
+        return try? evaluate(expression, scope: Scope(parent: nil))
+    }
+
+    @inline(never)
+    private func evaluateAll(_ items: [Expression], scope: Scope) throws -> [Value] {
+        try items.map { try evaluate($0, scope: scope) }
+    }
+
+    @inline(never)
+    private func evaluateDictionary(_ items: [DictionaryItem], scope: Scope) throws -> Value {
+        var dictionary = ValueDictionary()
+        for item in items {
+            let key = try evaluate(item.key, scope: scope)
+            try dictionary.insert(key, try evaluate(item.value, scope: scope))
+        }
+        return .dict(dictionary)
+    }
+
+    @inline(never)
+    private func evaluateItem(_ base: Expression, _ key: Expression, scope: Scope) throws -> Value {
+        let object = try evaluate(base, scope: scope)
+        return try Operations.item(object, try evaluate(key, scope: scope))
+    }
+
+    @inline(never)
+    private func evaluateSlice(
+        _ base: Expression, _ start: Expression?, _ stop: Expression?, _ step: Expression?, scope: Scope
+    ) throws -> Value {
+        let object = try evaluate(base, scope: scope)
+        let bounds = (
+            start: try start.map { try evaluate($0, scope: scope) }, stop: try stop.map { try evaluate($0, scope: scope) },
+            step: try step.map { try evaluate($0, scope: scope) }
+        )
+        do {
+            return try Operations.slice(object, start: bounds.start, stop: bounds.stop, step: bounds.step)
+        } catch let error as ChatTemplateError where error.kind == .type && foldingConstantOutput {
+            return .undefined(.hint(error.message))
+        }
+    }
+
+    @inline(never)
+    private func evaluateCall(_ callee: Expression, _ arguments: Arguments, scope: Scope) throws -> Value {
+        if foldingConstantOutput { throw FoldingImpossible() }
+        let function = try evaluate(callee, scope: scope)
+        let (positional, keywords) = try evaluateArguments(arguments, scope: scope)
+        return try call(function, positional, keywords)
+    }
+
+    @inline(never)
+    private func evaluateFilter(_ base: Expression, _ filter: FilterCall, scope: Scope) throws -> Value {
+        if foldingConstantOutput && Self.contextFilters.contains(filter.name) { throw FoldingImpossible() }
+        let input = try evaluate(base, scope: scope)
+        let (positional, keywords) = try evaluateArguments(filter.arguments, scope: scope)
+        return try BuiltinFilters.apply(filter.name, input, positional, keywords, interpreter: self)
+    }
+
+    @inline(never)
+    private func evaluateTest(_ base: Expression, _ name: String, _ arguments: Arguments, scope: Scope) throws -> Value {
+        let value = try evaluate(base, scope: scope)
+        let (positional, keywords) = try evaluateArguments(arguments, scope: scope)
+        return .bool(try BuiltinTests.apply(name, value, positional, keywords, interpreter: self))
+    }
+
+    @inline(never)
+    private func evaluateBinary(_ op: BinaryOperator, _ left: Expression, _ right: Expression, scope: Scope) throws
+        -> Value
+    {
+        let lhs = try evaluate(left, scope: scope)
+        let rhs = try evaluate(right, scope: scope)
+        // jinja2 quirk: a folded negative constant is emitted as plain `-3` in the generated Python,
+        // so `-3 ** x` (x not constant) computes -(3 ** x).
+        if case .power = op, case .constant(let constant, _) = left, !isConstant(right), let magnitude = Self.negativeMagnitude(constant) {
+            return try Operations.negate(try Operations.binary(.power, magnitude, rhs))
+        }
+        return try Operations.binary(op, lhs, rhs)
+    }
+
+    private func isConstant(_ expression: Expression) -> Bool {
+        if case .constant = expression { return true }
+        return false
+    }
+
+    /// `-x` for a negative numeric constant (including -0.0), else nil.
+    private static func negativeMagnitude(_ constant: Constant) -> Value? {
+        switch constant {
+        case .int(let number) where number < 0 && number != Int.min: return .int(-number)
+        case .double(let number) where number.sign == .minus && !number.isNaN: return .double(-number)
+        default: return nil
+        }
+    }
+
+    /// Python `and`/`or` return one of their operands.
+    @inline(never)
+    private func evaluateLogical(isAnd: Bool, _ left: Expression, _ right: Expression, scope: Scope) throws -> Value {
+        let lhs = try evaluate(left, scope: scope)
+        if lhs.isTruthy == isAnd { return try evaluate(right, scope: scope) }
+        return lhs
+    }
+
+    /// Chained comparisons: `a < b < c` is `a < b and b < c`, each operand evaluated once.
+    @inline(never)
+    private func evaluateComparison(_ first: Expression, _ steps: [ComparisonStep], scope: Scope) throws -> Value {
+        var left = try evaluate(first, scope: scope)
+        for step in steps {
+            let right = try evaluate(step.operand, scope: scope)
+            if !(try Operations.compare(step.op, left, right)) { return .bool(false) }
+            left = right
+        }
+        return .bool(true)
+    }
+
+    @inline(never)
+    private func evaluateConcat(_ items: [Expression], scope: Scope) throws -> Value {
+        var text = ""
+        for item in items { text += try evaluate(item, scope: scope).pythonString }
+        return .string(text)
+    }
+
+    @inline(never)
+    private func evaluateConditional(
+        _ test: Expression, _ then: Expression, _ otherwise: Expression?, _ position: SourcePosition, scope: Scope
+    ) throws -> Value {
+        if try evaluate(test, scope: scope).isTruthy { return try evaluate(then, scope: scope) }
+        if let otherwise { return try evaluate(otherwise, scope: scope) }
+        return .undefined(
+            .hint("the inline if-expression on line \(position.line) evaluated to false and no else section was defined."))
     }
 
     // MARK: - Globals
@@ -453,8 +665,12 @@ final class Interpreter {
                     default: throw ChatTemplateError(.type, "range expected at most 3 arguments, got \(bounds.count)")
                     }
                     if step == 0 { throw ChatTemplateError(.type, "range() arg 3 must not be zero") }
-                    let length = step > 0 ? max(0, (stop - start + step - 1) / step) : max(0, (start - stop - step - 1) / -step)
-                    if length > 100_000 {
+                    // Python's range length; an overflowing span is certainly beyond the sandbox limit.
+                    let (span, spanOverflow) =
+                        step > 0 ? stop.subtractingReportingOverflow(start) : start.subtractingReportingOverflow(stop)
+                    let stepSize = Int(clamping: step.magnitude)
+                    let length = span <= 0 ? 0 : span / stepSize + (span % stepSize == 0 ? 0 : 1)
+                    if spanOverflow || length > 100_000 {
                         throw ChatTemplateError(
                             .security, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).")
                     }

@@ -73,13 +73,20 @@ enum Methods {
         return slots
     }
 
+    /// A `str` argument (or None when allowed), with CPython's wording for the wrong type.
     private static func stringArgument(_ value: Value?, _ function: String, allowNone: Bool = true) throws -> String? {
         guard let value else { return nil }
         switch value {
         case .string(let text): return text
         case .none where allowNone: return nil
         default:
-            throw ChatTemplateError(.type, "\(function)() argument must be str\(allowNone ? " or None" : ""), not \(value.typeName)")
+            switch function {
+            case "strip", "lstrip", "rstrip": throw ChatTemplateError(.type, "\(function) arg must be None or str")
+            case "split", "rsplit": throw ChatTemplateError(.type, "must be str or None, not \(value.typeName)")
+            case "removeprefix", "removesuffix":
+                throw ChatTemplateError(.type, "\(function)() argument must be str, not \(value.typeName)")
+            default: throw ChatTemplateError(.type, "must be str, not \(value.typeName)")
+            }
         }
     }
 
@@ -178,9 +185,13 @@ enum Methods {
         case "swapcase": try noArguments(); return .string(PythonText.swapcase(text))
         case "replace":
             let slots = try bind(name, arguments, keywords, parameters: ["old", "new", "count"], required: 2)
-            guard let old = try stringArgument(slots[0], name, allowNone: false),
-                let new = try stringArgument(slots[1], name, allowNone: false)
-            else { throw ChatTemplateError(.type, "replace() arguments must be str") }
+            for (index, slot) in slots.prefix(2).enumerated() {
+                guard case .string = slot! else {
+                    throw ChatTemplateError(.type, "replace() argument \(index + 1) must be str, not \(slot!.typeName)")
+                }
+            }
+            let old = slots[0]!.pythonString
+            let new = slots[1]!.pythonString
             return .string(PythonText.replace(text, old, new, count: try intArgument(slots[2], name, default: -1)))
         case "find", "rfind", "index", "rindex", "count":
             let slots = try bind(name, arguments, keywords, parameters: ["sub", "start", "end"], required: 1, keywordNames: [])

@@ -163,6 +163,10 @@ enum Operations {
 
     static func binary(_ op: BinaryOperator, _ lhs: Value, _ rhs: Value) throws -> Value {
         try requireDefined(lhs)
+        // `str % x` is handled by str itself, before Undefined's reflected operator could raise.
+        if case .modulo = op, case .string(let format) = lhs {
+            return .string(try Formatting.percentFormat(format, rhs))
+        }
         try requireDefined(rhs)
         switch op {
         case .add: return try add(lhs, rhs)
@@ -187,7 +191,6 @@ enum Operations {
             if right.doubleValue == 0 { throw ChatTemplateError(.type, "float floor division by zero") }
             return .double(floorDivide(left.doubleValue, right.doubleValue))
         case .modulo:
-            if case .string(let format) = lhs { return .string(try Formatting.percentFormat(format, rhs)) }
             guard let left = number(lhs), let right = number(rhs) else { throw unsupported("%", lhs, rhs) }
             if case .int(let a) = left, case .int(let b) = right {
                 if b == 0 { throw ChatTemplateError(.type, "integer modulo by zero") }
@@ -309,6 +312,8 @@ enum Operations {
             return .tuple(try repeated(items, count))
         case (_, .tuple(let items)) where integer(lhs) != nil:
             return .tuple(try repeated(items, integer(lhs)!))
+        case (_, .string), (_, .list), (_, .tuple):
+            throw typeError("can't multiply sequence by non-int of type '\(lhs.typeName)'")
         default:
             return try arithmetic(lhs, rhs, "*", integer: { $0.multipliedReportingOverflow(by: $1) }, double: { $0 * $1 })
         }
@@ -422,9 +427,15 @@ enum Operations {
         return .undefined(.missing(key, on: object))
     }
 
-    /// Python slice semantics on lists, tuples and strings; anything else gives undefined.
+    /// Python slice semantics on lists, tuples and strings. jinja2 compiles `x[a:b]` to plain Python
+    /// subscription (no sandbox fallback), so slicing anything else raises.
     static func slice(_ object: Value, start: Value?, stop: Value?, step: Value?) throws -> Value {
         try requireDefined(object)
+        switch object {
+        case .list, .tuple, .string: break
+        case .dict: throw typeError("unhashable type: 'slice'")
+        default: throw typeError("'\(object.typeName)' object is not subscriptable")
+        }
         func bound(_ value: Value?) -> Int?? {
             guard let value else { return .some(nil) }
             if case .none = value { return .some(nil) }
@@ -432,7 +443,8 @@ enum Operations {
             return nil  // not a valid slice index
         }
         guard let startIndex = bound(start), let stopIndex = bound(stop), let stepValue = bound(step) else {
-            return .undefined(.hint("slice indices must be integers or None"))
+            for part in [start, stop, step] { if let part { try requireDefined(part) } }
+            throw typeError("slice indices must be integers or None or have an __index__ method")
         }
         let stride = stepValue ?? 1
         if stride == 0 { throw ChatTemplateError(.type, "slice step cannot be zero") }
@@ -453,7 +465,9 @@ enum Operations {
             var index = first
             while stride > 0 ? index < last : index > last {
                 result.append(index)
-                index += stride
+                let (next, overflowed) = index.addingReportingOverflow(stride)
+                if overflowed { break }
+                index = next
             }
             return result
         }
@@ -464,7 +478,7 @@ enum Operations {
             let scalars = PythonText.scalars(text)
             return .string(PythonText.string(indices(scalars.count).map { scalars[$0] }))
         default:
-            return .undefined(.hint("\(PythonText.repr(object.typeName)) object is not subscriptable"))
+            throw typeError("'\(object.typeName)' object is not subscriptable")
         }
     }
 

@@ -12,7 +12,7 @@ struct Parser {
     /// Limit on the parse tree's depth (block nesting plus expression depth, where every operator in
     /// a chain like `a + b + c` counts as a level, because evaluating it recurses that deep). Deeper
     /// templates are rejected instead of risking stack exhaustion while parsing or rendering.
-    static let maximumNesting = 40
+    static let maximumNesting = 100
 
     init(tokens: [Token]) { self.tokens = tokens }
 
@@ -23,7 +23,7 @@ struct Parser {
             throw parser.failure("unexpected \(describe(parser.current))")
         }
         try TemplateValidator.validate(body)
-        return body
+        return ConstantFolder.fold(body)
     }
 
     // MARK: - Token stream
@@ -129,19 +129,21 @@ struct Parser {
         return failure("expected token '\(expected)', got '\(Self.describe(current))'")
     }
 
-    private mutating func enterNesting() throws {
-        nestingDepth += 1
+    /// `weight`: how many levels one nesting step costs; brackets cost more because parsing one
+    /// recurses through every precedence level.
+    private mutating func enterNesting(weight: Int = 1) throws {
+        nestingDepth += weight
         if nestingDepth > Self.maximumNesting {
             throw failure("template nesting is too deep (more than \(Self.maximumNesting) levels)")
         }
     }
 
-    private mutating func leaveNesting() { nestingDepth -= 1 }
+    private mutating func leaveNesting(weight: Int = 1) { nestingDepth -= weight }
 
     /// One more level for a left-deep operator chain; callers undo `levels` when the chain ends.
-    private mutating func deepen(_ levels: inout Int) throws {
-        try enterNesting()
-        levels += 1
+    private mutating func deepen(_ levels: inout Int, weight: Int = 1) throws {
+        try enterNesting(weight: weight)
+        levels += weight
     }
 
     // MARK: - Statements
@@ -179,8 +181,8 @@ struct Parser {
     private mutating func parseStatements(_ endTokens: [String], dropNeedle: Bool = false) throws -> [Statement] {
         _ = skipOp(":")
         try expectBlockEnd()
-        try enterNesting()
-        defer { leaveNesting() }
+        try enterNesting(weight: 2)
+        defer { leaveNesting(weight: 2) }
         let result = try subparse(endTokens: endTokens)
         if case .endOfInput = current.kind { throw eofFailure(endTokens) }
         if dropNeedle { _ = advance() }
@@ -593,8 +595,8 @@ struct Parser {
             return .constant(.double(value), token.position)
         case .op("("):
             _ = advance()
-            try enterNesting()
-            defer { leaveNesting() }
+            try enterNesting(weight: 4)
+            defer { leaveNesting(weight: 4) }
             let node = try parseTuple(withConditional: true, explicitParentheses: true)
             try expectOp(")")
             return node
@@ -642,8 +644,8 @@ struct Parser {
 
     private mutating func parseList() throws -> Expression {
         let position = advance().position
-        try enterNesting()
-        defer { leaveNesting() }
+        try enterNesting(weight: 4)
+        defer { leaveNesting(weight: 4) }
         var items: [Expression] = []
         while !isOp("]") {
             if !items.isEmpty { try expectOp(",") }
@@ -656,8 +658,8 @@ struct Parser {
 
     private mutating func parseDictionary() throws -> Expression {
         let position = advance().position
-        try enterNesting()
-        defer { leaveNesting() }
+        try enterNesting(weight: 4)
+        defer { leaveNesting(weight: 4) }
         var items: [DictionaryItem] = []
         while !isOp("}") {
             if !items.isEmpty { try expectOp(",") }
@@ -694,7 +696,7 @@ struct Parser {
             if isOp("|") || isName("is") || isOp("(") { try deepen(&levels) }
             if isOp("|") {
                 for filter in try parseFilterChain(startInline: false) {
-                    try deepen(&levels)
+                    try deepen(&levels, weight: 2)
                     node = .filter(node, filter)
                 }
             } else if isName("is") {
@@ -794,8 +796,8 @@ struct Parser {
 
     private mutating func parseCall(_ node: Expression) throws -> Expression {
         let position = current.position
-        try enterNesting()
-        defer { leaveNesting() }
+        try enterNesting(weight: 4)
+        defer { leaveNesting(weight: 4) }
         return .call(node, try parseCallArguments(), position)
     }
 
@@ -807,7 +809,12 @@ struct Parser {
             let position = current.position
             var name = try expectName()
             while skipOp(".") { name += "." + (try expectName()) }
-            let arguments = isOp("(") ? try parseCallArguments() : Arguments.empty
+            var arguments = Arguments.empty
+            if isOp("(") {
+                try enterNesting(weight: 4)
+                defer { leaveNesting(weight: 4) }
+                arguments = try parseCallArguments()
+            }
             filters.append(FilterCall(name: name, arguments: arguments, position: position))
             inline = false
         }
@@ -821,6 +828,8 @@ struct Parser {
         while skipOp(".") { name += "." + (try expectName()) }
         var arguments = Arguments()
         if isOp("(") {
+            try enterNesting(weight: 4)
+            defer { leaveNesting(weight: 4) }
             arguments = try parseCallArguments()
         } else {
             var takesArgument = false

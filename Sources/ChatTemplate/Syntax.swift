@@ -1,12 +1,16 @@
 /// The parsed template: statements and expressions (a subset of jinja2's `nodes`).
 
-/// A literal value in the source.
-enum Constant: Sendable {
+/// A literal value in the source, or a value computed by constant folding (which can be a list,
+/// tuple or dict of constants, like Python values with a "safe repr" in jinja2's optimizer).
+indirect enum Constant: Sendable {
     case none
     case bool(Bool)
     case int(Int)
     case double(Double)
     case string(String)
+    case list([Constant])
+    case tuple([Constant])
+    case dict(keys: [Constant], values: [Constant])
 }
 
 enum BinaryOperator: String, Sendable {

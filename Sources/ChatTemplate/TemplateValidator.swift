@@ -1,227 +1,141 @@
-/// Post-parse checks that jinja2 performs while compiling a template.
+/// Post-parse checks that jinja2 performs while compiling a template, and name collection.
+///
+/// Both walk the syntax tree with an explicit work list rather than recursion, so a deep tree
+/// cannot exhaust the stack here.
 enum TemplateValidator {
+    /// A node still to visit, with whether it sits in a "soft" frame.
+    private enum Item {
+        case statement(Statement, soft: Bool)
+        case expression(Expression, soft: Bool)
+        case filter(FilterCall, soft: Bool)
+        case arguments(Arguments, soft: Bool)
+    }
+
     /// Unknown filters and tests are compile errors in jinja2 — except inside an `if` statement or an
     /// inline `a if b else c` (a "soft" frame), where they only fail when actually evaluated.
     /// Loop, macro, call, filter and set-block bodies start a fresh (non-soft) frame.
     static func validate(_ statements: [Statement]) throws {
-        try walk(statements, soft: false)
-    }
-
-    private static func walk(_ statements: [Statement], soft: Bool) throws {
-        for statement in statements { try walk(statement, soft: soft) }
-    }
-
-    private static func walk(_ statement: Statement, soft: Bool) throws {
-        switch statement {
-        case .text, .breakLoop, .continueLoop:
-            break
-        case .output(let expression):
-            try walk(expression, soft: soft)
-        case .ifChain(let branches, let elseBody):
-            for branch in branches {
-                try walk(branch.condition, soft: true)
-                try walk(branch.body, soft: true)
-            }
-            try walk(elseBody, soft: true)
-        case .forLoop(let loop):
-            try walk(loop.iterable, soft: soft)
-            if let filter = loop.filter { try walk(filter, soft: false) }
-            try walk(loop.body, soft: false)
-            try walk(loop.elseBody, soft: false)
-        case .assign(_, let value, _):
-            try walk(value, soft: soft)
-        case .assignBlock(_, let filters, let body, _):
-            try walk(filters, soft: soft)
-            try walk(body, soft: false)
-        case .macro(let macro):
-            try walk(macro, soft: soft)
-        case .callBlock(let block):
-            try walk(block.call, soft: soft)
-            try walk(block.caller, soft: soft)
-        case .filterBlock(let filters, let body, _):
-            try walk(filters, soft: soft)
-            try walk(body, soft: false)
-        case .with(let assignments, let body):
-            for (_, value) in assignments { try walk(value, soft: soft) }
-            try walk(body, soft: false)
-        case .scoped(let body):
-            try walk(body, soft: false)
-        }
-    }
-
-    private static func walk(_ macro: MacroDefinition, soft: Bool) throws {
-        for parameter in macro.parameters {
-            if let value = parameter.defaultValue { try walk(value, soft: false) }
-        }
-        try walk(macro.body, soft: false)
-    }
-
-    private static func walk(_ filters: [FilterCall], soft: Bool) throws {
-        for filter in filters { try check(filter, soft: soft) }
-    }
-
-    private static func check(_ filter: FilterCall, soft: Bool) throws {
-        if !soft && !BuiltinFilters.names.contains(filter.name) {
-            throw ChatTemplateError(
-                .syntax, "No filter named '\(filter.name)'.", line: filter.position.line,
-                column: filter.position.column)
-        }
-        try walk(filter.arguments, soft: soft)
-    }
-
-    private static func walk(_ arguments: Arguments, soft: Bool) throws {
-        for argument in arguments.positional { try walk(argument, soft: soft) }
-        for keyword in arguments.keywords { try walk(keyword.value, soft: soft) }
-        if let extra = arguments.extraPositional { try walk(extra, soft: soft) }
-        if let extra = arguments.extraKeywords { try walk(extra, soft: soft) }
-    }
-
-    private static func walk(_ expression: Expression, soft: Bool) throws {
-        switch expression {
-        case .constant, .name:
-            break
-        case .list(let items, _), .tuple(let items, _), .concat(let items, _):
-            for item in items { try walk(item, soft: soft) }
-        case .dictionary(let items, _):
-            for item in items {
-                try walk(item.key, soft: soft)
-                try walk(item.value, soft: soft)
-            }
-        case .attribute(let base, _, _):
-            try walk(base, soft: soft)
-        case .item(let base, let key, _):
-            try walk(base, soft: soft)
-            try walk(key, soft: soft)
-        case .slice(let base, let start, let stop, let step, _):
-            try walk(base, soft: soft)
-            for part in [start, stop, step] { if let part { try walk(part, soft: soft) } }
-        case .call(let callee, let arguments, _):
-            try walk(callee, soft: soft)
-            try walk(arguments, soft: soft)
-        case .filter(let base, let filter):
-            try walk(base, soft: soft)
-            try check(filter, soft: soft)
-        case .test(let base, let name, let arguments, let position):
-            try walk(base, soft: soft)
-            if !soft && !BuiltinTests.names.contains(name) {
+        try walk(statements) { item in
+            switch item {
+            case .filter(let filter, let soft) where !soft && !BuiltinFilters.names.contains(filter.name):
+                throw ChatTemplateError(
+                    .syntax, "No filter named '\(filter.name)'.", line: filter.position.line, column: filter.position.column)
+            case .expression(.test(_, let name, _, let position), let soft) where !soft && !BuiltinTests.names.contains(name):
                 throw ChatTemplateError(.syntax, "No test named '\(name)'.", line: position.line, column: position.column)
+            default:
+                break
             }
-            try walk(arguments, soft: soft)
-        case .negate(let operand, _), .plus(let operand, _), .not(let operand, _):
-            try walk(operand, soft: soft)
-        case .binary(_, let left, let right, _), .and(let left, let right, _), .or(let left, let right, _):
-            try walk(left, soft: soft)
-            try walk(right, soft: soft)
-        case .compare(let first, let steps, _):
-            try walk(first, soft: soft)
-            for step in steps { try walk(step.operand, soft: soft) }
-        case .conditional(let test, let then, let otherwise, _):
-            try walk(test, soft: true)
-            try walk(then, soft: true)
-            if let otherwise { try walk(otherwise, soft: true) }
         }
     }
 
-    // MARK: - Name references
-
-    /// Every variable name read anywhere in `statements` (including nested macros).
+    /// Every variable name read anywhere in `statements` (including nested macros), plus namespace
+    /// variables written through `set ns.attr`.
     static func referencedNames(in statements: [Statement]) -> Set<String> {
         var names = Set<String>()
-        for statement in statements { collect(statement, into: &names) }
+        try? walk(statements) { item in
+            switch item {
+            case .expression(.name(let name, _), _):
+                names.insert(name)
+            case .statement(.assign(.namespaceAttribute(let base, _), _, _), _),
+                .statement(.assignBlock(.namespaceAttribute(let base, _), _, _, _), _):
+                names.insert(base)
+            default:
+                break
+            }
+        }
         return names
     }
 
-    private static func collect(_ statement: Statement, into names: inout Set<String>) {
-        switch statement {
-        case .text, .breakLoop, .continueLoop:
-            break
-        case .output(let expression):
-            collect(expression, into: &names)
-        case .ifChain(let branches, let elseBody):
-            for branch in branches {
-                collect(branch.condition, into: &names)
-                for child in branch.body { collect(child, into: &names) }
+    /// Visits every statement, expression, filter and argument list (pre-order, iteratively).
+    private static func walk(_ statements: [Statement], visit: (Item) throws -> Void) throws {
+        var pending: [Item] = statements.reversed().map { .statement($0, soft: false) }
+        while let item = pending.popLast() {
+            try visit(item)
+            var children: [Item] = []
+            switch item {
+            case .statement(let statement, let soft):
+                children = Self.children(of: statement, soft: soft)
+            case .expression(let expression, let soft):
+                children = Self.children(of: expression, soft: soft)
+            case .filter(let filter, let soft):
+                children = [.arguments(filter.arguments, soft: soft)]
+            case .arguments(let arguments, let soft):
+                children = arguments.positional.map { .expression($0, soft: soft) }
+                children += arguments.keywords.map { .expression($0.value, soft: soft) }
+                if let extra = arguments.extraPositional { children.append(.expression(extra, soft: soft)) }
+                if let extra = arguments.extraKeywords { children.append(.expression(extra, soft: soft)) }
             }
-            for child in elseBody { collect(child, into: &names) }
-        case .forLoop(let loop):
-            collect(loop.iterable, into: &names)
-            if let filter = loop.filter { collect(filter, into: &names) }
-            for child in loop.body + loop.elseBody { collect(child, into: &names) }
-        case .assign(let target, let value, _):
-            if case .namespaceAttribute(let base, _) = target { names.insert(base) }
-            collect(value, into: &names)
-        case .assignBlock(let target, let filters, let body, _):
-            if case .namespaceAttribute(let base, _) = target { names.insert(base) }
-            for filter in filters { collect(filter.arguments, into: &names) }
-            for child in body { collect(child, into: &names) }
-        case .macro(let macro):
-            for parameter in macro.parameters {
-                if let value = parameter.defaultValue { collect(value, into: &names) }
-            }
-            for child in macro.body { collect(child, into: &names) }
-        case .callBlock(let block):
-            collect(block.call, into: &names)
-            for child in block.caller.body { collect(child, into: &names) }
-        case .filterBlock(let filters, let body, _):
-            for filter in filters { collect(filter.arguments, into: &names) }
-            for child in body { collect(child, into: &names) }
-        case .with(let assignments, let body):
-            for (_, value) in assignments { collect(value, into: &names) }
-            for child in body { collect(child, into: &names) }
-        case .scoped(let body):
-            for child in body { collect(child, into: &names) }
+            pending.append(contentsOf: children.reversed())
         }
     }
 
-    private static func collect(_ arguments: Arguments, into names: inout Set<String>) {
-        for argument in arguments.positional { collect(argument, into: &names) }
-        for keyword in arguments.keywords { collect(keyword.value, into: &names) }
-        if let extra = arguments.extraPositional { collect(extra, into: &names) }
-        if let extra = arguments.extraKeywords { collect(extra, into: &names) }
+    private static func statements(_ body: [Statement], soft: Bool) -> [Item] {
+        body.map { .statement($0, soft: soft) }
     }
 
-    private static func collect(_ expression: Expression, into names: inout Set<String>) {
+    private static func children(of macro: MacroDefinition) -> [Item] {
+        macro.parameters.compactMap { $0.defaultValue.map { .expression($0, soft: false) } }
+            + statements(macro.body, soft: false)
+    }
+
+    private static func children(of statement: Statement, soft: Bool) -> [Item] {
+        switch statement {
+        case .text, .breakLoop, .continueLoop:
+            return []
+        case .output(let expression):
+            return [.expression(expression, soft: soft)]
+        case .ifChain(let branches, let elseBody):
+            return branches.flatMap { [.expression($0.condition, soft: true)] + statements($0.body, soft: true) }
+                + statements(elseBody, soft: true)
+        case .forLoop(let loop):
+            return [.expression(loop.iterable, soft: soft)] + (loop.filter.map { [.expression($0, soft: false)] } ?? [])
+                + statements(loop.body, soft: false) + statements(loop.elseBody, soft: false)
+        case .assign(_, let value, _):
+            return [.expression(value, soft: soft)]
+        case .assignBlock(_, let filters, let body, _):
+            return filters.map { .filter($0, soft: soft) } + statements(body, soft: false)
+        case .macro(let macro):
+            return children(of: macro)
+        case .callBlock(let block):
+            return [.expression(block.call, soft: soft)] + children(of: block.caller)
+        case .filterBlock(let filters, let body, _):
+            return filters.map { .filter($0, soft: soft) } + statements(body, soft: false)
+        case .with(let assignments, let body):
+            return assignments.map { .expression($0.1, soft: soft) } + statements(body, soft: false)
+        case .scoped(let body):
+            return statements(body, soft: false)
+        }
+    }
+
+    private static func children(of expression: Expression, soft: Bool) -> [Item] {
         switch expression {
-        case .constant:
-            break
-        case .name(let name, _):
-            names.insert(name)
+        case .constant, .name:
+            return []
         case .list(let items, _), .tuple(let items, _), .concat(let items, _):
-            for item in items { collect(item, into: &names) }
+            return items.map { .expression($0, soft: soft) }
         case .dictionary(let items, _):
-            for item in items {
-                collect(item.key, into: &names)
-                collect(item.value, into: &names)
-            }
+            return items.flatMap { [.expression($0.key, soft: soft), .expression($0.value, soft: soft)] }
         case .attribute(let base, _, _):
-            collect(base, into: &names)
+            return [.expression(base, soft: soft)]
         case .item(let base, let key, _):
-            collect(base, into: &names)
-            collect(key, into: &names)
+            return [.expression(base, soft: soft), .expression(key, soft: soft)]
         case .slice(let base, let start, let stop, let step, _):
-            collect(base, into: &names)
-            for part in [start, stop, step] { if let part { collect(part, into: &names) } }
+            return [.expression(base, soft: soft)] + [start, stop, step].compactMap { $0.map { .expression($0, soft: soft) } }
         case .call(let callee, let arguments, _):
-            collect(callee, into: &names)
-            collect(arguments, into: &names)
+            return [.expression(callee, soft: soft), .arguments(arguments, soft: soft)]
         case .filter(let base, let filter):
-            collect(base, into: &names)
-            collect(filter.arguments, into: &names)
+            return [.expression(base, soft: soft), .filter(filter, soft: soft)]
         case .test(let base, _, let arguments, _):
-            collect(base, into: &names)
-            collect(arguments, into: &names)
+            return [.expression(base, soft: soft), .arguments(arguments, soft: soft)]
         case .negate(let operand, _), .plus(let operand, _), .not(let operand, _):
-            collect(operand, into: &names)
+            return [.expression(operand, soft: soft)]
         case .binary(_, let left, let right, _), .and(let left, let right, _), .or(let left, let right, _):
-            collect(left, into: &names)
-            collect(right, into: &names)
+            return [.expression(left, soft: soft), .expression(right, soft: soft)]
         case .compare(let first, let steps, _):
-            collect(first, into: &names)
-            for step in steps { collect(step.operand, into: &names) }
+            return [.expression(first, soft: soft)] + steps.map { .expression($0.operand, soft: soft) }
         case .conditional(let test, let then, let otherwise, _):
-            collect(test, into: &names)
-            collect(then, into: &names)
-            if let otherwise { collect(otherwise, into: &names) }
+            return [.expression(test, soft: true), .expression(then, soft: true)]
+                + (otherwise.map { [.expression($0, soft: true)] } ?? [])
         }
     }
 }

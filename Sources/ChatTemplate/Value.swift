@@ -41,11 +41,14 @@ enum DictionaryKey: Hashable {
     case real(UInt64)
     case string(String)
     case tuple([DictionaryKey])
+    /// All undefined values are equal and share one hash in jinja2.
+    case undefined
 
     /// nil for unhashable values (lists, dicts, namespaces, ...).
     init?(_ value: Value) {
         switch value {
         case .none: self = .none
+        case .undefined: self = .undefined
         case .bool(let flag): self = .integer(flag ? 1 : 0)
         case .int(let number): self = .integer(number)
         case .double(let number):
@@ -174,6 +177,53 @@ final class LoopObject {
     }
 }
 
+/// Capped container-depth measurement with memoization (see `Value.nestsDeeper(than:)`).
+struct NestingMeasure {
+    /// Depth found for a storage buffer / namespace, and the cap it was measured under.
+    private var known: [UnsafeRawPointer: (depth: Int, cap: Int)] = [:]
+    private var knownNamespaces: [ObjectIdentifier: (depth: Int, cap: Int)] = [:]
+    private var namespacesOnPath: Set<ObjectIdentifier> = []
+
+    /// Depth of `value` (scalars 0, `[]` 1, `[[1]]` 2), or `cap` if it reaches the cap.
+    mutating func depth(of value: Value, cap: Int) -> Int {
+        if cap <= 0 { return 0 }
+        switch value {
+        case .list(let items), .tuple(let items):
+            return depth(ofElements: items, cap: cap)
+        case .dict(let dictionary):
+            return depth(ofElements: dictionary.values, cap: cap)
+        case .namespace(let namespace):
+            let identity = ObjectIdentifier(namespace)
+            if namespacesOnPath.contains(identity) { return cap }  // a cycle counts as too deep
+            if let entry = knownNamespaces[identity], entry.depth < entry.cap || entry.cap >= cap {
+                return min(entry.depth, cap)
+            }
+            namespacesOnPath.insert(identity)
+            let result = depth(ofElements: namespace.attributes.values, cap: cap)
+            namespacesOnPath.remove(identity)
+            knownNamespaces[identity] = (result, cap)
+            return result
+        default:
+            return 0
+        }
+    }
+
+    private mutating func depth(ofElements items: [Value], cap: Int) -> Int {
+        let address = items.withUnsafeBufferPointer { $0.baseAddress.map { UnsafeRawPointer($0) } }
+        if let address, let entry = known[address], entry.depth < entry.cap || entry.cap >= cap {
+            return min(entry.depth, cap)
+        }
+        var deepest = 0
+        for item in items {
+            deepest = max(deepest, depth(of: item, cap: cap - 1))
+            if deepest >= cap - 1 { break }
+        }
+        let result = min(cap, 1 + deepest)
+        if let address { known[address] = (result, cap) }
+        return result
+    }
+}
+
 enum Value {
     case undefined(UndefinedReason)
     case none
@@ -232,9 +282,13 @@ enum Value {
 
     /// jinja2's `object_type_repr`: "None", or "<type> object".
     var objectTypeDescription: String {
-        if case .none = self { return "None" }
-        if case .namespace = self { return "jinja2.utils.Namespace object" }
-        return "\(typeName) object"
+        switch self {
+        case .none: return "None"
+        case .namespace: return "jinja2.utils.Namespace object"
+        case .loop: return "jinja2.runtime.LoopContext object"
+        case .callable(let function) where function.typeName == "Macro": return "jinja2.runtime.Macro object"
+        default: return "\(typeName) object"
+        }
     }
 
     /// Python truthiness (`bool(value)`).
@@ -264,28 +318,66 @@ enum Value {
 
     /// Python `repr(value)`.
     var repr: String {
-        switch self {
-        case .undefined: return "Undefined"
-        case .none: return "None"
-        case .bool(let flag): return flag ? "True" : "False"
-        case .int(let number): return String(number)
-        case .double(let number): return PythonText.floatRepr(number)
-        case .string(let text): return PythonText.repr(text)
-        case .list(let items): return "[" + items.map(\.repr).joined(separator: ", ") + "]"
-        case .tuple(let items):
-            if items.count == 1 { return "(" + items[0].repr + ",)" }
-            return "(" + items.map(\.repr).joined(separator: ", ") + ")"
-        case .dict(let dictionary):
-            return "{" + dictionary.entries.map { $0.key.repr + ": " + $0.value.repr }.joined(separator: ", ")
-                + "}"
-        case .namespace(let namespace):
-            return "<Namespace " + Value.dict(namespace.attributes).repr + ">"
-        case .callable(let function):
-            if function.typeName == "Macro" { return "<Macro '\(function.name)'>" }
-            return "<built-in function \(function.name)>"
-        case .iterator(let iterator): return "<\(iterator.typeName) object>"
-        case .loop(let loop): return "<LoopContext \(loop.index0 + 1)/\(loop.items.count)>"
+        var namespacesInProgress: [ObjectIdentifier] = []
+        var output = ""
+        writeRepr(into: &output, namespacesInProgress: &namespacesInProgress)
+        return output
+    }
+
+    /// Appends `repr(self)`. A namespace that (indirectly) contains itself prints `<Namespace {...}>`
+    /// for the inner occurrence, as Python's recursive-repr guard on its attribute dict does.
+    private func writeRepr(into output: inout String, namespacesInProgress: inout [ObjectIdentifier]) {
+        func writeItems(_ items: [Value], open: String, close: String, trailingComma: Bool) {
+            output += open
+            for (index, item) in items.enumerated() {
+                if index > 0 { output += ", " }
+                item.writeRepr(into: &output, namespacesInProgress: &namespacesInProgress)
+            }
+            if trailingComma && items.count == 1 { output += "," }
+            output += close
         }
+        switch self {
+        case .undefined: output += "Undefined"
+        case .none: output += "None"
+        case .bool(let flag): output += flag ? "True" : "False"
+        case .int(let number): output += String(number)
+        case .double(let number): output += PythonText.floatRepr(number)
+        case .string(let text): output += PythonText.repr(text)
+        case .list(let items): writeItems(items, open: "[", close: "]", trailingComma: false)
+        case .tuple(let items): writeItems(items, open: "(", close: ")", trailingComma: true)
+        case .dict(let dictionary):
+            output += "{"
+            for (index, entry) in dictionary.entries.enumerated() {
+                if index > 0 { output += ", " }
+                entry.key.writeRepr(into: &output, namespacesInProgress: &namespacesInProgress)
+                output += ": "
+                entry.value.writeRepr(into: &output, namespacesInProgress: &namespacesInProgress)
+            }
+            output += "}"
+        case .namespace(let namespace):
+            let identity = ObjectIdentifier(namespace)
+            if namespacesInProgress.contains(identity) {
+                output += "<Namespace {...}>"
+                return
+            }
+            namespacesInProgress.append(identity)
+            output += "<Namespace "
+            Value.dict(namespace.attributes).writeRepr(into: &output, namespacesInProgress: &namespacesInProgress)
+            output += ">"
+            namespacesInProgress.removeLast()
+        case .callable(let function):
+            output += function.typeName == "Macro" ? "<Macro '\(function.name)'>" : "<built-in function \(function.name)>"
+        case .iterator(let iterator): output += "<\(iterator.typeName) object>"
+        case .loop(let loop): output += "<LoopContext \(loop.index0 + 1)/\(loop.items.count)>"
+        }
+    }
+
+    /// Whether containers (lists, tuples, dicts, namespaces) nest deeper than `limit` levels, or a
+    /// namespace contains itself. Shared storage is measured once (memoized by buffer address or
+    /// object identity), so structures built by doubling (`[x, x]`) do not take exponential time.
+    func nestsDeeper(than limit: Int) -> Bool {
+        var measure = NestingMeasure()
+        return measure.depth(of: self, cap: limit + 1) > limit
     }
 
     // MARK: - Conversion back to TemplateValue

@@ -69,6 +69,11 @@ struct Chat: ParsableCommand {
     func run() throws {
         let loaded: LoadedModel
         do { loaded = try modelOptions.load() } catch { throw fail(error) }
+        // A parent may have left SIGINT blocked (the mask survives exec): unblock it so Ctrl-C reaches us.
+        var unblock = sigset_t()
+        sigemptyset(&unblock)
+        sigaddset(&unblock, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
         let session = Session(loaded, contextLength: modelOptions.contextSize, threads: modelOptions.threads, batch: modelOptions.batch)
         signal(SIGINT) { _ in
             if generating != 0 { interruptRequested = 1 } else { _exit(130) }

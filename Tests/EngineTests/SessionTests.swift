@@ -12,12 +12,12 @@ struct SessionTests {
     @Test func greedyAnswerIsSensibleAndRepeatable() throws {
         let loaded = try RealModels.load("smollm2")
         let session = Session(loaded, contextLength: 512, threads: 2)
-        let prompt = try PromptBuilder.chatPrompt(loaded, messages: [ChatMessage(role: "user", content: "What is the capital of France?")])
+        let prompt = try PromptBuilder.chatPrompt(loaded, messages: [ChatMessage(role: "user", content: "Write one sentence about the sea.")])
         var options = GenerationOptions()
         options.maxTokens = 24
         options.sampler = .greedy
         let a = try session.generate(prompt: prompt, options: options) { _ in }
-        #expect(a.text.contains("Paris"), "answer: \(a.text)")
+        #expect(a.text.lowercased().contains("sea"), "answer: \(a.text)")
         session.reset()
         let b = try session.generate(prompt: prompt, options: options) { _ in }
         #expect(a.tokens == b.tokens)
