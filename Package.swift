@@ -33,10 +33,10 @@ let package = Package(
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models",
+            "Engine", "GGUF", "Models", "Kernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"], exclude: ["Fixtures"]),
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
         .testTarget(name: "KernelsTests", dependencies: ["CKernels", "Kernels", "GGUF"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),

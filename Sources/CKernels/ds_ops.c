@@ -5,7 +5,7 @@
 // Function multi-versioning: the compiler emits an AVX-512, an AVX2 and a baseline copy of each
 // loop and the loader picks one for this CPU (ifunc). Other platforms get the plain loop.
 #if defined(__x86_64__) && defined(__linux__) && defined(__clang__)
-#define DS_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#define DS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define DS_CLONES
 #endif

@@ -1,0 +1,110 @@
+// bench: llama-bench's pp/tg measurements (same field names in JSON), plus bytes/token and the share of
+// measured memory bandwidth.
+
+import ArgumentParser
+import Engine
+import Foundation
+import GGUF
+import Models
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Prompt-processing and generation speed, like llama-bench (mean ± stddev over repetitions).")
+    @Option(name: [.short, .customLong("model")], help: "Model name or GGUF path.") var model: String = ModelStore.defaultModelName
+    @Option(name: [.short, .customLong("n-prompt")], help: "Prompt tokens for the pp test (0 = skip).") var p: Int = 512
+    @Option(name: [.short, .customLong("n-gen")], help: "Generated tokens for the tg test (0 = skip).") var n: Int = 128
+    @Option(name: [.short, .customLong("repetitions")], help: "Repetitions of each test.") var r: Int = 5
+    @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var t: Int?
+    @Option(name: [.customShort("b"), .customLong("batch")], help: "Tokens per forward pass in pp.") var batch: Int = 512
+    @Option(name: [.short, .customLong("output")], help: "md, csv or json.") var o: String = "md"
+    @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
+    @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
+
+    func validate() throws {
+        guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
+        if r < 1 { throw ValidationError("-r must be at least 1") }
+        if p < 0 || n < 0 { throw ValidationError("-p and -n must be ≥ 0") }
+    }
+
+    func run() throws {
+        let threads = t ?? WorkerPoolDefaults.threads
+        if membwOnly {
+            for th in Set([1, threads]).sorted() {
+                print(String(format: "memory read bandwidth, %d thread%@: %.1f GB/s", th, th == 1 ? "" : "s",
+                             Benchmark.memoryReadBandwidth(threads: th)))
+            }
+            return
+        }
+        do {
+            let path = try ModelStore.resolveOrPull(model)
+            let gguf = try GGUFFile(path: path)
+            let m = try ModelRegistry.load(gguf)
+            var samples: [BenchSample] = []
+            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, threads: threads, batch: batch)) }
+            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, threads: threads, batch: batch)) }
+            let bandwidth = noMembw ? nil : Benchmark.memoryReadBandwidth(threads: threads)
+            let size = gguf.tensors.reduce(0) { $0 + $1.byteCount }
+            let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }
+            let name = "\(gguf.architecture ?? "?") \(gguf["general.size_label"]?.string ?? "") \(gguf["general.file_type"]?.int.map(fileTypeName) ?? "")"
+            print(format(samples, modelName: name, path: path, size: size, params: params, bandwidth: bandwidth))
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func format(_ samples: [BenchSample], modelName: String, path: String, size: Int, params: Int, bandwidth: Double?) -> String {
+        switch o {
+        case "json":
+            let items = samples.map { s -> String in
+                let fields: [(String, String)] = [
+                    ("model_filename", jsonString(path)), ("model_type", jsonString(modelName)),
+                    ("model_size", "\(size)"), ("model_n_params", "\(params)"), ("backend", "\"CPU\""),
+                    ("n_threads", "\(s.threads)"), ("n_batch", "\(batch)"), ("n_ubatch", "\(batch)"),
+                    ("n_prompt", "\(s.promptTokens)"), ("n_gen", "\(s.generatedTokens)"),
+                    ("avg_ts", "\(s.mean)"), ("stddev_ts", "\(s.stddev)"),
+                    ("samples_ts", "[" + s.samplesTokensPerSecond.map { "\($0)" }.joined(separator: ", ") + "]"),
+                    ("weight_bytes_per_token", "\(s.weightBytesPerToken)"),
+                    ("membw_gbs", bandwidth.map { "\($0)" } ?? "null"),
+                ]
+                return "  {\n" + fields.map { "    \"\($0.0)\": \($0.1)" }.joined(separator: ",\n") + "\n  }"
+            }
+            return "[\n" + items.joined(separator: ",\n") + "\n]"
+        case "csv":
+            var lines = ["model_type,model_size,model_n_params,n_threads,n_prompt,n_gen,avg_ts,stddev_ts,weight_bytes_per_token,membw_gbs,membw_pct"]
+            for s in samples {
+                let pct = s.generatedTokens > 0 ? bandwidth.map { String(format: "%.1f", percent(s, $0)) } ?? "" : ""
+                lines.append("\"\(modelName)\",\(size),\(params),\(s.threads),\(s.promptTokens),\(s.generatedTokens),\(String(format: "%.3f", s.mean)),\(String(format: "%.3f", s.stddev)),\(s.weightBytesPerToken),\(bandwidth.map { String(format: "%.2f", $0) } ?? ""),\(pct)")
+            }
+            return lines.joined(separator: "\n")
+        default:
+            var lines = ["| model | size | params | threads | test | t/s | weight MB/token | % of membw |",
+                         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for s in samples {
+                let pct = s.generatedTokens > 0 ? bandwidth.map { String(format: "%.0f%% of %.1f GB/s", percent(s, $0), $0) } ?? "" : ""
+                lines.append(String(format: "| %@ | %.2f MiB | %.2f M | %d | %@ | %.2f ± %.2f | %.1f | %@ |",
+                                    modelName, Double(size) / 1_048_576, Double(params) / 1e6, s.threads, s.test,
+                                    s.mean, s.stddev, Double(s.weightBytesPerToken) / 1e6, pct))
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Decode: bytes of weights per token × tokens/s against the measured read bandwidth.
+    func percent(_ s: BenchSample, _ bandwidth: Double) -> Double {
+        Double(s.weightBytesPerToken) * s.mean / 1e9 / bandwidth * 100
+    }
+
+    func jsonString(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    func fileTypeName(_ t: Int) -> String {
+        let names: [Int: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+                                    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+                                    17: "Q5_K_M", 18: "Q6_K", 32: "BF16"]
+        return names[t] ?? "type \(t)"
+    }
+}
+
+import Kernels
+enum WorkerPoolDefaults { static var threads: Int { WorkerPool.defaultThreadCount } }

@@ -1,0 +1,102 @@
+// llama-bench's measurements: pp (prompt processing: n random tokens in one pass from an empty cache)
+// and tg (text generation: n tokens one at a time from an empty cache), repeated, mean ± stddev of
+// tokens/s; plus a memory read-bandwidth probe to express decode speed as % of the machine's bandwidth.
+
+import CKernels
+import Foundation
+import Kernels
+import Models
+
+public struct BenchSample: Sendable {
+    public var test: String          // "pp512", "tg128"
+    public var promptTokens: Int     // n_prompt
+    public var generatedTokens: Int  // n_gen
+    public var threads: Int
+    public var samplesTokensPerSecond: [Double]
+    public var weightBytesPerToken: Int
+
+    public var mean: Double { samplesTokensPerSecond.reduce(0, +) / Double(max(samplesTokensPerSecond.count, 1)) }
+    public var stddev: Double {
+        let n = Double(samplesTokensPerSecond.count)
+        guard n > 1 else { return 0 }
+        let m = mean
+        return (samplesTokensPerSecond.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+    }
+    public var median: Double {
+        let s = samplesTokensPerSecond.sorted()
+        guard !s.isEmpty else { return 0 }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+public enum Benchmark {
+    /// Times `repetitions` runs (after one warm-up) of a pp or tg test.
+    public static func run(model: TransformerModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
+                           threads: Int, batch: Int = 512) throws -> BenchSample {
+        let ctx = max(promptTokens + generatedTokens, 16)
+        let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads)
+        var rng = SeededTokenSource(vocab: model.vocabularySize)
+        var samples: [Double] = []
+        for rep in 0...max(repetitions, 1) {
+            state.cache.truncate(to: 0)
+            let start = DispatchTime.now().uptimeNanoseconds
+            if promptTokens > 0 {
+                let tokens = (0..<promptTokens).map { _ in rng.next() }
+                try model.forward(tokens, startPosition: 0, state: state, logits: .last)
+            }
+            if generatedTokens > 0 {
+                var pos = state.position
+                for _ in 0..<generatedTokens {
+                    try model.forward([rng.next()], startPosition: pos, state: state, logits: .last)
+                    pos += 1
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if rep > 0 { samples.append(Double(promptTokens + generatedTokens) / seconds) } // rep 0 = warm-up
+        }
+        state.pool.park()
+        let name = promptTokens > 0 && generatedTokens > 0 ? "pp\(promptTokens)+tg\(generatedTokens)"
+            : promptTokens > 0 ? "pp\(promptTokens)" : "tg\(generatedTokens)"
+        return BenchSample(test: name, promptTokens: promptTokens, generatedTokens: generatedTokens, threads: threads,
+                           samplesTokensPerSecond: samples, weightBytesPerToken: model.weightBytesPerToken)
+    }
+
+    /// Read bandwidth in GB/s: `threads` threads sum a buffer of `megabytes` (larger than the caches),
+    /// best of `repetitions` passes.
+    public static func memoryReadBandwidth(megabytes: Int = 1024, threads: Int, repetitions: Int = 5) -> Double {
+        let count = megabytes * 1_048_576 / 4
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { buf.deallocate() }
+        let pool = WorkerPool(threads: threads)
+        // Touch every page first (parallel, so pages land near the threads that read them).
+        pool.parallelFor(count) { r in for i in r { buf[i] = 1 } }
+        var best = 0.0
+        var sink = 0.0
+        for _ in 0..<repetitions {
+            var sums = [Double](repeating: 0, count: threads)
+            let start = DispatchTime.now().uptimeNanoseconds
+            sums.withUnsafeMutableBufferPointer { s in
+                pool.run { ith, nth in
+                    s[ith] = ds_read_sum(buf, Int64(count * ith / nth), Int64(count * (ith + 1) / nth))
+                }
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            sink += sums.reduce(0, +)
+            best = max(best, Double(count * 4) / seconds / 1e9)
+        }
+        pool.park()
+        if sink == -1 { print("") }
+        return best
+    }
+}
+
+/// Deterministic pseudo-random token ids (llama-bench also feeds random tokens).
+struct SeededTokenSource {
+    var state: UInt64 = 0x2545_F491_4F6C_DD1D
+    let vocab: Int
+    init(vocab: Int) { self.vocab = vocab }
+    mutating func next() -> Int32 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Int32(truncatingIfNeeded: Int(state % UInt64(vocab)))
+    }
+}
