@@ -65,16 +65,10 @@ for model in $MODELS; do
   for t in $THREADS; do
     for i in $(seq 1 "$K"); do
       say "$model t=$t round $i/$K"
-      "$LLAMA_BENCH" -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json 2>/dev/null | python3 -c '
-import json, sys
-for row in json.load(sys.stdin):
-    test = f"pp{row[\"n_prompt\"]}" if row["n_gen"] == 0 else f"tg{row[\"n_gen\"]}"
-    print(f"llama.cpp,{sys.argv[1]},{sys.argv[2]},{test},{row[\"avg_ts\"]}")' "$model" "$t" >> "$CSV"
-      "$DS" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw 2>/dev/null | python3 -c '
-import json, sys
-for row in json.load(sys.stdin):
-    test = f"pp{row[\"n_prompt\"]}" if row["n_gen"] == 0 else f"tg{row[\"n_gen\"]}"
-    print(f"dwarfstar,{sys.argv[1]},{sys.argv[2]},{test},{row[\"avg_ts\"]}")' "$model" "$t" >> "$CSV"
+      "$LLAMA_BENCH" -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json 2>/dev/null \
+        | python3 bench/samples.py llama.cpp "$model" "$t" >> "$CSV"
+      "$DS" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw 2>/dev/null \
+        | python3 bench/samples.py dwarfstar "$model" "$t" >> "$CSV"
     done
   done
 done

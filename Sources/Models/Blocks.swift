@@ -25,21 +25,25 @@ public struct Rope: @unchecked Sendable {
         inverseFrequencies = inv
     }
 
-    /// Rotates `heads` vectors of size headDim (stride headDim) at `position`, in place.
-    /// cosSin is scratch of `dimensions` floats.
-    public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, position: Int, cosSin: UnsafeMutablePointer<Float>) {
+    /// table[0..<d/2] = cos(pos·θ_i), table[d/2..<d] = sin(pos·θ_i)
+    public func fill(_ table: UnsafeMutablePointer<Float>, position: Int) {
         let half = dimensions / 2
         let p = Double(position) * positionScale
         for i in 0..<half {
             let angle = p * inverseFrequencies[i]
-            cosSin[i] = Float(cos(angle))
-            cosSin[half + i] = Float(sin(angle))
+            table[i] = Float(cos(angle))
+            table[half + i] = Float(sin(angle))
         }
-        for h in 0..<heads {
-            let v = x + h * headDim
+    }
+
+    /// Rotates `heads` vectors of size headDim (stride headDim) in place with a table from `fill`.
+    public func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>) {
+        let half = dimensions / 2
+        for hd in 0..<heads {
+            let v = x + hd * headDim
             for i in 0..<half {
                 let (a, b) = style == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
-                let c = cosSin[i], s = cosSin[half + i]
+                let c = table[i], s = table[half + i]
                 let x0 = v[a], x1 = v[b]
                 v[a] = x0 * c - x1 * s
                 v[b] = x0 * s + x1 * c

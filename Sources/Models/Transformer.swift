@@ -111,58 +111,69 @@ public final class TransformerModel: @unchecked Sendable {
         let mm = s.matmul, pool = s.pool
         let x = s.x, xn = s.xn, q = s.q, k = s.k, v = s.v, att = s.att, o = s.o, gate = s.gate, up = s.up
         let eps = c.rmsEpsilon
+        /// Token-independent work of a batch runs on the pool (serially for a single token).
+        func perToken(_ body: (Int) -> Void) {
+            if T < 4 { for t in 0..<T { body(t) }; return }
+            pool.parallelFor(T) { r in for t in r { body(t) } }
+        }
 
-        // Embedding rows (dequantized), optional scale.
-        for t in 0..<T {
+        // Embedding rows (dequantized), optional scale; RoPE cos/sin per token for both bases.
+        let ropeStride = c.ropeDimensions
+        perToken { t in
             tokenEmbedding.dequantizeRow(Int(tokens[t]), into: x + t * e)
             if let sc = c.embeddingScale { for i in 0..<e { x[t * e + i] *= sc } }
+            ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: startPosition + t)
+            ropeSliding.fill(s.ropeSliding + t * ropeStride, position: startPosition + t)
         }
 
         for (l, w) in layers.enumerated() {
             let sliding = c.slidingLayers[l]
-            for t in 0..<T { Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            perToken { t in Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
             mm.multiply(w.wq, xn, tokens: T, into: q)
             mm.multiply(w.wk, xn, tokens: T, into: k)
             mm.multiply(w.wv, xn, tokens: T, into: v)
-            if let b = w.bq { for t in 0..<T { Kernels.add(q + t * qDim, b.pointer, count: qDim) } }
-            if let b = w.bk { for t in 0..<T { Kernels.add(k + t * kDim, b.pointer, count: kDim) } }
-            if let b = w.bv { for t in 0..<T { Kernels.add(v + t * vDim, b.pointer, count: vDim) } }
-            if let qn = w.qNorm {
-                for i in 0..<(T * h) { Kernels.rmsNorm(q + i * dk, qn.pointer, into: q + i * dk, count: dk, epsilon: eps) }
-            }
-            if let kn = w.kNorm {
-                for i in 0..<(T * hkv) { Kernels.rmsNorm(k + i * dk, kn.pointer, into: k + i * dk, count: dk, epsilon: eps) }
-            }
             let rope = sliding ? ropeSliding : ropeGlobal
-            for t in 0..<T {
+            let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
+            // Biases, q/k norms, RoPE, then the token's K/V into the cache.
+            perToken { t in
+                let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
+                if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
+                if let b = w.bk { Kernels.add(kt, b.pointer, count: kDim) }
+                if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
+                if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
+                if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
+                rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
+                rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
                 let pos = startPosition + t
-                rope.apply(q + t * qDim, heads: h, headDim: dk, position: pos, cosSin: s.cosSin)
-                rope.apply(k + t * kDim, heads: hkv, headDim: dk, position: pos, cosSin: s.cosSin)
-                (s.cache.k[l] + pos * kDim).update(from: k + t * kDim, count: kDim)
-                (s.cache.v[l] + pos * vDim).update(from: v + t * vDim, count: vDim)
+                (s.cache.k[l] + pos * kDim).update(from: kt, count: kDim)
+                (s.cache.v[l] + pos * vDim).update(from: vt, count: vDim)
             }
             AttentionBlock.attend(q: q, att: att, tokens: T, startPosition: startPosition, cache: s.cache, layer: l,
                                   config: c, window: sliding ? c.slidingWindow : nil, pool: pool,
                                   scratch: s.attentionScratch, scratchStride: s.cache.capacity)
             mm.multiply(w.wo, att, tokens: T, into: o)
-            if let b = w.bo { for t in 0..<T { Kernels.add(o + t * e, b.pointer, count: e) } }
-            if let pn = w.postAttentionNorm {
-                for t in 0..<T { Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps) }
+            // o (+bias) [post-norm] added to the residual, then the FFN input norm.
+            perToken { t in
+                let ot = o + t * e
+                if let b = w.bo { Kernels.add(ot, b.pointer, count: e) }
+                if let pn = w.postAttentionNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
+                Kernels.add(x + t * e, ot, count: e)
+                Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
-            Kernels.add(x, o, count: T * e)
-
-            for t in 0..<T { Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
             mm.multiply(w.gate, xn, tokens: T, into: gate)
             mm.multiply(w.up, xn, tokens: T, into: up)
-            switch c.activation {
-            case .silu: Kernels.swiglu(gate, up, count: T * f)
-            case .geluTanh: Kernels.geglu(gate, up, count: T * f)
+            perToken { t in
+                switch c.activation {
+                case .silu: Kernels.swiglu(gate + t * f, up + t * f, count: f)
+                case .geluTanh: Kernels.geglu(gate + t * f, up + t * f, count: f)
+                }
             }
             mm.multiply(w.down, gate, tokens: T, into: o)
-            if let pn = w.postFFNNorm {
-                for t in 0..<T { Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps) }
+            perToken { t in
+                let ot = o + t * e
+                if let pn = w.postFFNNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
+                Kernels.add(x + t * e, ot, count: e)
             }
-            Kernels.add(x, o, count: T * e)
         }
 
         // Output head on the requested rows (logit row i of the call = batch row logitRows.lowerBound + i).
@@ -196,7 +207,9 @@ public final class InferenceState: @unchecked Sendable {
     public let maxBatch: Int
     public let pool: WorkerPool
     public let matmul: Matmul
-    let x, xn, q, k, v, att, o, gate, up, cosSin, attentionScratch: UnsafeMutablePointer<Float>
+    let x, xn, q, k, v, att, o, gate, up, attentionScratch: UnsafeMutablePointer<Float>
+    /// cos/sin of every token of a batch for the global and the sliding-window RoPE bases.
+    let ropeGlobal, ropeSliding: UnsafeMutablePointer<Float>
     private(set) var logits: UnsafeMutablePointer<Float>
     private var logitsCapacity: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -221,7 +234,8 @@ public final class InferenceState: @unchecked Sendable {
         q = alloc(b * c.headCount * c.headDimK); k = alloc(b * c.headCountKV * c.headDimK)
         v = alloc(b * c.headCountKV * c.headDimV); att = alloc(b * c.headCount * c.headDimV)
         o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
-        cosSin = alloc(c.ropeDimensions + 2)
+        ropeGlobal = alloc(b * c.ropeDimensions)
+        ropeSliding = alloc(b * c.ropeDimensions)
         attentionScratch = alloc(pool.threads * ctx)
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
