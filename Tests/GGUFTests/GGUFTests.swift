@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import GGUF
+import Kernels
 
 func tempPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("ds-\(UUID().uuidString.prefix(8))-\(name)").path
@@ -66,6 +67,19 @@ func sampleWriter() throws -> GGUFWriter {
         try w.write(to: path)
         let g = try GGUFFile(path: path)
         #expect(g.alignment == 64 && g.dataOffset % 64 == 0 && g.tensors.allSatisfy { $0.offset % 64 == 0 })
+    }
+
+    /// Types whose layout the reader knows but the kernels do not compute still read (inspect works);
+    /// loading a model with one is a clear error naming the tensor (ModelsTests).
+    @Test func readsTypesTheKernelsDoNotCompute() throws {
+        var w = GGUFWriter()
+        try w.addTensor(name: "iq", dims: [64, 2], type: .iq4_nl, data: [UInt8](repeating: 1, count: 4 * 18))
+        try w.addTensor(name: "mx", dims: [32], type: .mxfp4, data: [UInt8](repeating: 2, count: 17))
+        let path = tempPath("iq.gguf")
+        try w.write(to: path)
+        let g = try GGUFFile(path: path)
+        #expect(g.tensor("iq")?.byteCount == 72 && g.tensor("mx")?.type == .mxfp4)
+        #expect(!Kernels.isSupported(.iq4_nl) && Kernels.isSupported(.q4_K))
     }
 
     @Test func readsVersion2() throws {
