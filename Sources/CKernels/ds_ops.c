@@ -77,3 +77,38 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index) {
     for (int64_t i = 0; i < n; i++) sum += (double)expf(logits[i] - maxv);
     return (double)(logits[index] - maxv) - log(sum);
 }
+
+DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
+                                   const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                                   int64_t j_begin, int64_t j_end, int64_t head_dim, float scale, float softcap,
+                                   float *out, int64_t out_stride, float *scratch) {
+    int64_t n = j_end - j_begin;
+    for (int64_t i = 0; i < g; i++) memset(out + i * out_stride, 0, sizeof(float) * (size_t)head_dim);
+    if (n <= 0) return;
+    // Scores s[i][j] = scale · q_i · k_j (each k_j read once for all heads).
+    for (int64_t j = 0; j < n; j++) {
+        const float *kj = k + (j_begin + j) * k_stride;
+        for (int64_t i = 0; i < g; i++) {
+            float s = ds_dot_f32(q + i * q_stride, kj, head_dim) * scale;
+            if (softcap > 0) s = softcap * tanhf(s / softcap);
+            scratch[i * n + j] = s;
+        }
+    }
+    // Softmax per head.
+    for (int64_t i = 0; i < g; i++) {
+        float *s = scratch + i * n, maxv = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < n; j++) if (s[j] > maxv) maxv = s[j];
+        for (int64_t j = 0; j < n; j++) { s[j] = expf(s[j] - maxv); sum += s[j]; }
+        float inv = 1.0f / sum;
+        for (int64_t j = 0; j < n; j++) s[j] *= inv;
+    }
+    // out_i = Σ_j p[i][j] v_j (each v_j read once).
+    for (int64_t j = 0; j < n; j++) {
+        const float *vj = v + (j_begin + j) * v_stride;
+        for (int64_t i = 0; i < g; i++) {
+            float p = scratch[i * n + j];
+            float *o = out + i * out_stride;
+            for (int64_t d = 0; d < head_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
+        }
+    }
+}

@@ -99,11 +99,29 @@ enum AttentionBlock {
         let kBase = cache.k[layer], vBase = cache.v[layer]
         let kStride = cache.kRowFloats, vStride = cache.vRowFloats
         let scale = c.attentionScale, softcap = c.attentionLogitSoftcap ?? 0
+        // Enough (token, KV head) pairs to keep every thread busy: one task per pair, reading each K/V
+        // row once for the whole query group. Otherwise (decode) one task per query head.
+        if tokens * c.headCountKV >= 2 * pool.threads {
+            let kvHeads = c.headCountKV
+            pool.run { ith, nth in
+                let tasks = tokens * kvHeads
+                let s = scratch + ith * scratchStride
+                for task in stride(from: ith, to: tasks, by: nth) {  // interleaved: causal cost grows with t
+                    let t = task / kvHeads, kvh = task % kvHeads
+                    let pos = startPosition + t
+                    let jBegin = window.map { max(0, pos - $0 + 1) } ?? 0
+                    let h0 = kvh * group
+                    ds_attend_group_f32(q + (t * heads + h0) * dk, Int64(group), Int64(dk), kBase + kvh * dk, Int64(kStride),
+                                        vBase + kvh * dv, Int64(vStride), Int64(jBegin), Int64(pos + 1), Int64(dk),
+                                        scale, softcap, att + (t * heads + h0) * dv, Int64(dv), s)
+                }
+            }
+            return
+        }
         pool.run { ith, nth in
             let tasks = tokens * heads
-            let lo = tasks * ith / nth, hi = tasks * (ith + 1) / nth
             let s = scratch + ith * scratchStride
-            for task in lo..<hi {
+            for task in stride(from: ith, to: tasks, by: nth) {
                 let t = task / heads, h = task % heads
                 let pos = startPosition + t
                 let jBegin = window.map { max(0, pos - $0 + 1) } ?? 0

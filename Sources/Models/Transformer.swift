@@ -150,7 +150,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
             AttentionBlock.attend(q: q, att: att, tokens: T, startPosition: startPosition, cache: s.cache, layer: l,
                                   config: c, window: sliding ? c.slidingWindow : nil, pool: pool,
-                                  scratch: s.attentionScratch, scratchStride: s.cache.capacity)
+                                  scratch: s.attentionScratch, scratchStride: s.attentionScratchStride)
             mm.multiply(w.wo, att, tokens: T, into: o)
             // o (+bias) [post-norm] added to the residual, then the FFN input norm.
             perToken { t in
@@ -210,6 +210,8 @@ public final class InferenceState: @unchecked Sendable {
     let x, xn, q, k, v, att, o, gate, up, attentionScratch: UnsafeMutablePointer<Float>
     /// cos/sin of every token of a batch for the global and the sliding-window RoPE bases.
     let ropeGlobal, ropeSliding: UnsafeMutablePointer<Float>
+    /// Floats of attention scratch per thread (scores of one query group over the whole context).
+    let attentionScratchStride: Int
     private(set) var logits: UnsafeMutablePointer<Float>
     private var logitsCapacity: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -236,7 +238,8 @@ public final class InferenceState: @unchecked Sendable {
         o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
         ropeGlobal = alloc(b * c.ropeDimensions)
         ropeSliding = alloc(b * c.ropeDimensions)
-        attentionScratch = alloc(pool.threads * ctx)
+        attentionScratchStride = ctx * (c.headCount / c.headCountKV)
+        attentionScratch = alloc(pool.threads * attentionScratchStride)
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned
