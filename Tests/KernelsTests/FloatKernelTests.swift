@@ -43,6 +43,23 @@ import GGUF
         for c in 0..<d { #expect(abs(Double(out[c]) - ref[c]) < 1e-5) }
     }
 
+    /// The grouped (GQA) kernel equals the per-head kernel for every head of the group.
+    @Test(arguments: [1, 3, 4])
+    func groupedAttentionMatchesPerHead(group: Int) {
+        let d = 32, n = 19
+        let q = randomFloats(group * d, seed: 11), k = randomFloats(n * d * 2, seed: 12), v = randomFloats(n * d * 2, seed: 13)
+        var grouped = [Float](repeating: 0, count: group * d), scratch = [Float](repeating: 0, count: group * n)
+        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), 0.3, 0,
+                            &grouped, Int64(d), &scratch)
+        for i in 0..<group {
+            var one = [Float](repeating: 0, count: d), s = [Float](repeating: 0, count: n)
+            q.withUnsafeBufferPointer { qb in
+                ds_attend_head_f32(qb.baseAddress! + i * d, k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), 0.3, 0, &one, &s)
+            }
+            for c in 0..<d { #expect(abs(one[c] - grouped[i * d + c]) < 1e-5) }
+        }
+    }
+
     @Test func poolCoversEveryIndexOnce() {
         for threads in [1, 2, 3, 8] {
             let pool = WorkerPool(threads: threads)
