@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sched.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -20,9 +21,10 @@ enum { SPIN_ITERS = 200000 };
 struct ds_pool {
     int n;
     pthread_t *threads;
-    _Atomic uint64_t generation;
-    _Atomic int done;
-    _Atomic int stop;
+    // Separate cache lines: workers poll `generation`, the caller polls `done`.
+    _Alignas(64) _Atomic uint64_t generation;
+    _Alignas(64) _Atomic int done;
+    _Alignas(64) _Atomic int stop;
     _Atomic int parked_hint;   // set by ds_pool_park: workers go to sleep immediately
     _Atomic int sleepers;
     ds_pool_fn fn;
@@ -65,7 +67,8 @@ static void *worker_main(void *p) {
 
 ds_pool *ds_pool_create(int n_threads) {
     if (n_threads < 1) n_threads = 1;
-    ds_pool *pool = calloc(1, sizeof(ds_pool));
+    ds_pool *pool = aligned_alloc(64, (sizeof(ds_pool) + 63) / 64 * 64);
+    memset(pool, 0, sizeof(ds_pool));
     pool->n = n_threads;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);

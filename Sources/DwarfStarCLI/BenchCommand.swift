@@ -19,6 +19,7 @@ struct Bench: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "md, csv or json.") var o: String = "md"
     @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
+    @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
@@ -28,6 +29,11 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let threads = t ?? WorkerPoolDefaults.threads
+        if dispatchOnly {
+            let cost = Benchmark.dispatchCost(threads: threads)
+            print(String(format: "parallel dispatch, %d threads: worker pool %.2f µs, DispatchQueue.concurrentPerform %.2f µs", threads, cost.pool, cost.concurrentPerform))
+            return
+        }
         if membwOnly {
             for th in Set([1, threads]).sorted() {
                 print(String(format: "memory read bandwidth, %d thread%@: %.1f GB/s", th, th == 1 ? "" : "s",

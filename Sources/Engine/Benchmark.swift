@@ -90,6 +90,29 @@ public enum Benchmark {
     }
 }
 
+extension Benchmark {
+    /// Cost of one parallel dispatch with trivial work per thread, in microseconds:
+    /// (our spinning worker pool, DispatchQueue.concurrentPerform).
+    public static func dispatchCost(threads: Int, iterations: Int = 20_000) -> (pool: Double, concurrentPerform: Double) {
+        let pool = WorkerPool(threads: threads)
+        var counters = [Int](repeating: 0, count: threads * 16)
+        let poolSeconds: Double = counters.withUnsafeMutableBufferPointer { c in
+            pool.run { ith, _ in c[ith * 16] += 1 } // warm-up
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations { pool.run { ith, _ in c[ith * 16] += 1 } }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        pool.park()
+        let cpSeconds: Double = counters.withUnsafeMutableBufferPointer { c in
+            let base = c.baseAddress!
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<iterations { DispatchQueue.concurrentPerform(iterations: threads) { i in base[i * 16] += 1 } }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        return (poolSeconds / Double(iterations) * 1e6, cpSeconds / Double(iterations) * 1e6)
+    }
+}
+
 /// Deterministic pseudo-random token ids (llama-bench also feeds random tokens).
 struct SeededTokenSource {
     var state: UInt64 = 0x2545_F491_4F6C_DD1D
