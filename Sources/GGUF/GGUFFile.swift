@@ -14,6 +14,9 @@ public struct GGUFError: Error, CustomStringConvertible, Sendable {
     public let field: String
     public let message: String
     public var description: String { "\(file): \(field): \(message)" }
+    public init(file: String, field: String, message: String) {
+        self.file = file; self.field = field; self.message = message
+    }
 }
 
 public struct GGUFTensorInfo: Sendable {

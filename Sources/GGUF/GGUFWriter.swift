@@ -4,8 +4,17 @@
 import Foundation
 
 public struct GGUFWriter {
+    public struct Tensor {
+        public let name: String
+        public let dims: [Int]
+        public let type: GGMLType
+        public let byteCount: Int
+        /// Produces the tensor's bytes when the file is written (large tensors need not sit in memory).
+        let produce: () -> [UInt8]
+    }
+
     public private(set) var metadata: [(String, GGUFValue)] = []
-    public private(set) var tensors: [(name: String, dims: [Int], type: GGMLType, data: [UInt8])] = []
+    public private(set) var tensors: [Tensor] = []
     public var alignment: Int
 
     public init(alignment: Int = 32) { self.alignment = alignment }
@@ -15,16 +24,25 @@ public struct GGUFWriter {
         if key == "general.alignment", let a = value.int { alignment = a }
     }
 
-    /// Adds a tensor; `dims` in ggml order (dims[0] = row length). `data` must hold exactly its bytes.
-    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, data: [UInt8]) throws {
+    /// Adds a tensor whose bytes come from `produce` at write time; `dims` in ggml order (dims[0] = row length).
+    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, produce: @escaping () -> [UInt8]) throws {
         let elements = dims.reduce(1, *)
-        guard let bytes = type.byteCount(elements: elements), bytes == data.count, dims[0] % type.blockSize == 0 else {
-            throw GGUFError(file: "<writer>", field: "tensor \(name)", message: "data size \(data.count) does not match \(type.name) \(dims)")
+        guard dims[0] % type.blockSize == 0, let bytes = type.byteCount(elements: elements) else {
+            throw GGUFError(file: "<writer>", field: "tensor \(name)", message: "\(type.name) cannot hold shape \(dims)")
         }
         guard !tensors.contains(where: { $0.name == name }) else {
             throw GGUFError(file: "<writer>", field: "tensor \(name)", message: "duplicate tensor name")
         }
-        tensors.append((name, dims, type, data))
+        tensors.append(Tensor(name: name, dims: dims, type: type, byteCount: bytes, produce: produce))
+    }
+
+    /// Adds a tensor; `data` must hold exactly its bytes.
+    public mutating func addTensor(name: String, dims: [Int], type: GGMLType, data: [UInt8]) throws {
+        let elements = dims.reduce(1, *)
+        guard let bytes = type.byteCount(elements: elements), bytes == data.count else {
+            throw GGUFError(file: "<writer>", field: "tensor \(name)", message: "data size \(data.count) does not match \(type.name) \(dims)")
+        }
+        try addTensor(name: name, dims: dims, type: type, produce: { data })
     }
 
     public mutating func addTensor(name: String, dims: [Int], floats: [Float]) throws {
@@ -32,7 +50,10 @@ public struct GGUFWriter {
         try addTensor(name: name, dims: dims, type: .f32, data: bytes)
     }
 
-    public func serialize() -> [UInt8] {
+    func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+
+    /// Header, metadata, tensor directory and padding up to the data section.
+    public func headerBytes() -> [UInt8] {
         var out: [UInt8] = []
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -62,30 +83,55 @@ public struct GGUFWriter {
         u64(UInt64(metadata.count))
         for (k, v) in metadata { str(k); u32(v.type.rawValue); value(v) }
         var offset = 0
-        var offsets: [Int] = []
         for t in tensors {
-            offsets.append(offset)
-            offset += (t.data.count + alignment - 1) / alignment * alignment
-        }
-        for (i, t) in tensors.enumerated() {
             str(t.name)
             u32(UInt32(t.dims.count))
             for d in t.dims { u64(UInt64(d)) }
             u32(t.type.rawValue)
-            u64(UInt64(offsets[i]))
+            u64(UInt64(offset))
+            offset += padded(t.byteCount)
         }
         while out.count % alignment != 0 { out.append(0) }
+        return out
+    }
+
+    /// The whole file in memory (small files, tests).
+    public func serialize() -> [UInt8] {
+        var out = headerBytes()
         for t in tensors {
-            out.append(contentsOf: t.data)
+            out.append(contentsOf: t.produce())
             while out.count % alignment != 0 { out.append(0) }
         }
         return out
     }
 
-    /// Writes atomically (temp file + rename) so a failed write never leaves a half file.
+    /// Streams the file to a temporary name beside `path`, then renames it: a failed write (full
+    /// disk) never leaves a half file under the real name.
     public func write(to path: String) throws {
-        let bytes = serialize()
-        let url = URL(fileURLWithPath: path)
-        try Data(bytes).write(to: url, options: .atomic)
+        let tmp = path + ".partial"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil),
+              let h = FileHandle(forWritingAtPath: tmp) else {
+            throw GGUFError(file: path, field: "file", message: "cannot create \(tmp)")
+        }
+        do {
+            try h.write(contentsOf: headerBytes())
+            for t in tensors {
+                let data = t.produce()
+                guard data.count == t.byteCount else {
+                    throw GGUFError(file: path, field: "tensor \(t.name)", message: "produced \(data.count) bytes, expected \(t.byteCount)")
+                }
+                try h.write(contentsOf: data)
+                let pad = padded(data.count) - data.count
+                if pad > 0 { try h.write(contentsOf: [UInt8](repeating: 0, count: pad)) }
+            }
+            try h.synchronize()
+            try h.close()
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: tmp, toPath: path)
+        } catch {
+            try? h.close()
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
     }
 }
