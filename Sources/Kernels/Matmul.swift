@@ -52,8 +52,9 @@ public final class Matmul: @unchecked Sendable {
         }
         let rowBytes = w.rowBytes
         let data = w.data
-        // Rows per inner block: keep ~16 KB of weights hot while sweeping the tokens.
-        let block = max(1, min(64, 16384 / max(rowBytes, 1)))
+        // Rows per inner block: keep ~16 KB of weights hot while sweeping the tokens. A single token
+        // streams its whole slice in one call (the kernel prefetches ahead within a call).
+        let block = tokens == 1 ? rows : max(1, min(64, 16384 / max(rowBytes, 1)))
         pool.parallelFor(rows) { range in
             var r0 = range.lowerBound
             while r0 < range.upperBound {
