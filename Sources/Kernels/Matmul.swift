@@ -8,12 +8,13 @@ import GGUF
 
 public final class Matmul: @unchecked Sendable {
     public let pool: WorkerPool
-    /// Reused activation buffer (grows to the largest T×cols seen; no per-token allocation after warm-up).
-    private var actBuffer: UnsafeMutableRawPointer?
-    private var actCapacity = 0
+    /// Reused activation buffers, one per activation format in flight (grow to the largest T×cols
+    /// seen; no per-token allocation after warm-up).
+    private var actBuffers: [UnsafeMutableRawPointer?] = [nil, nil]
+    private var actCapacities = [0, 0]
 
     public init(pool: WorkerPool) { self.pool = pool }
-    deinit { actBuffer?.deallocate() }
+    deinit { for b in actBuffers { b?.deallocate() } }
 
     /// Bytes of one activation row of `cols` floats in the dot format for weight type `type`.
     public static func activationRowBytes(weightType: GGMLType, cols: Int) -> Int {
@@ -21,49 +22,72 @@ public final class Matmul: @unchecked Sendable {
         return Int(ds_type_block_bytes(act)) * cols / Int(ds_type_block_size(act))
     }
 
-    private func activationStorage(_ bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes > actCapacity {
-            actBuffer?.deallocate()
-            actCapacity = max(bytes, actCapacity * 2)
-            actBuffer = UnsafeMutableRawPointer.allocate(byteCount: actCapacity, alignment: 64)
+    private func activationStorage(_ slot: Int, _ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes > actCapacities[slot] {
+            actBuffers[slot]?.deallocate()
+            actCapacities[slot] = max(bytes, actCapacities[slot] * 2)
+            actBuffers[slot] = UnsafeMutableRawPointer.allocate(byteCount: actCapacities[slot], alignment: 64)
         }
-        return actBuffer!
+        return actBuffers[slot]!
+    }
+
+    /// X quantized to the dot format of `type` (or X itself for float weights).
+    private func activations(for type: GGMLType, _ x: UnsafePointer<Float>, cols: Int, tokens: Int, slot: Int) -> UnsafeRawPointer {
+        let actType = ds_vec_dot_type(Int32(type.rawValue))
+        if actType == 0 { return UnsafeRawPointer(x) }
+        let rowBytes = Matmul.activationRowBytes(weightType: type, cols: cols)
+        let buf = activationStorage(slot, rowBytes * tokens)
+        if tokens >= 4 {
+            pool.parallelFor(tokens) { range in
+                for t in range { ds_quantize_activation(actType, x + t * cols, buf + t * rowBytes, Int64(cols)) }
+            }
+        } else {
+            for t in 0..<tokens { ds_quantize_activation(actType, x + t * cols, buf + t * rowBytes, Int64(cols)) }
+        }
+        return UnsafeRawPointer(buf)
     }
 
     /// Y[t*rows + r] = Σ_c W[r, c] · X[t*cols + c]   for t < tokens.
     public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
-        let wtype = Int32(w.type.rawValue)
-        let actType = ds_vec_dot_type(wtype)
-        let cols = w.cols, rows = w.rows
-        let actRowBytes = Matmul.activationRowBytes(weightType: w.type, cols: cols)
-        let act: UnsafeRawPointer
-        if actType == 0 {
-            act = UnsafeRawPointer(x)
-        } else {
-            let buf = activationStorage(actRowBytes * tokens)
-            if tokens >= 4 {
-                pool.parallelFor(tokens) { range in
-                    for t in range { ds_quantize_activation(actType, x + t * cols, buf + t * actRowBytes, Int64(cols)) }
-                }
-            } else {
-                for t in 0..<tokens { ds_quantize_activation(actType, x + t * cols, buf + t * actRowBytes, Int64(cols)) }
-            }
-            act = UnsafeRawPointer(buf)
+        multiply([(w, y)], x, tokens: tokens)
+    }
+
+    /// Several matrices over the same input in one dispatch (Q/K/V, gate/up): X is quantized once per
+    /// activation format, each thread computes its slice of every matrix, then runs
+    /// `epilogue(rows)` on the row slice it computed of the last matrix (e.g. SwiGLU of gate and up,
+    /// which have the same rows).
+    public func multiply(_ items: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
+                         epilogue: ((Range<Int>) -> Void)? = nil) {
+        guard let first = items.first?.0 else { return }
+        let cols = first.cols
+        let act0 = activations(for: first.type, x, cols: cols, tokens: tokens, slot: 0)
+        var act1: UnsafeRawPointer? = nil
+        let type0 = ds_vec_dot_type(Int32(first.type.rawValue))
+        for (w, _) in items.dropFirst() where ds_vec_dot_type(Int32(w.type.rawValue)) != type0 {
+            act1 = activations(for: w.type, x, cols: cols, tokens: tokens, slot: 1)
+            break
         }
-        let rowBytes = w.rowBytes
-        let data = w.data
-        // Rows per inner block: keep ~16 KB of weights hot while sweeping the tokens. A single token
-        // streams its whole slice in one call (the kernel prefetches ahead within a call).
-        let block = tokens == 1 ? rows : max(1, min(64, 16384 / max(rowBytes, 1)))
-        pool.parallelFor(rows) { range in
-            var r0 = range.lowerBound
-            while r0 < range.upperBound {
-                let n = min(block, range.upperBound - r0)
-                for t in 0..<tokens {
-                    ds_vec_dot_rows(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n),
-                                    act + t * actRowBytes, y + t * rows + r0)
+        pool.run { ith, nth in
+            for (w, y) in items {
+                let wtype = Int32(w.type.rawValue)
+                let sameFormat = ds_vec_dot_type(wtype) == type0
+                let act = sameFormat ? act0 : act1!
+                let actRowBytes = Matmul.activationRowBytes(weightType: w.type, cols: cols)
+                let rows = w.rows, rowBytes = w.rowBytes, data = w.data
+                let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
+                // Rows per inner block: keep ~16 KB of weights hot while sweeping the tokens. A single
+                // token streams its whole slice in one call (the kernel prefetches ahead within a call).
+                let block = tokens == 1 ? max(hi - lo, 1) : max(1, min(64, 16384 / max(rowBytes, 1)))
+                var r0 = lo
+                while r0 < hi {
+                    let n = min(block, hi - r0)
+                    for t in 0..<tokens {
+                        ds_vec_dot_rows(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n),
+                                        act + t * actRowBytes, y + t * rows + r0)
+                    }
+                    r0 += n
                 }
-                r0 += n
+                if lo < hi, let epilogue, w.data == items.last!.0.data { epilogue(lo..<hi) }
             }
         }
     }

@@ -129,9 +129,7 @@ public final class TransformerModel: @unchecked Sendable {
         for (l, w) in layers.enumerated() {
             let sliding = c.slidingLayers[l]
             perToken { t in Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
-            mm.multiply(w.wq, xn, tokens: T, into: q)
-            mm.multiply(w.wk, xn, tokens: T, into: k)
-            mm.multiply(w.wv, xn, tokens: T, into: v)
+            mm.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], xn, tokens: T)
             let rope = sliding ? ropeSliding : ropeGlobal
             let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
             // Biases, q/k norms, RoPE, then the token's K/V into the cache.
@@ -160,12 +158,15 @@ public final class TransformerModel: @unchecked Sendable {
                 Kernels.add(x + t * e, ot, count: e)
                 Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
-            mm.multiply(w.gate, xn, tokens: T, into: gate)
-            mm.multiply(w.up, xn, tokens: T, into: up)
-            perToken { t in
-                switch c.activation {
-                case .silu: Kernels.swiglu(gate + t * f, up + t * f, count: f)
-                case .geluTanh: Kernels.geglu(gate + t * f, up + t * f, count: f)
+            // gate and up in one dispatch; each thread applies act(gate) ⊙ up to the rows it computed.
+            let activation = c.activation
+            mm.multiply([(w.gate, gate), (w.up, up)], xn, tokens: T) { rows in
+                for t in 0..<T {
+                    let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
+                    switch activation {
+                    case .silu: Kernels.swiglu(g, u, count: rows.count)
+                    case .geluTanh: Kernels.geglu(g, u, count: rows.count)
+                    }
                 }
             }
             mm.multiply(w.down, gate, tokens: T, into: o)

@@ -32,8 +32,13 @@ struct SessionTests {
         options.sampler.temperature = 1.0
         options.sampler.seed = 1234
         let a = try session.generate(prompt: prompt, options: options) { _ in }
-        let b = try session.generate(prompt: prompt, options: options) { _ in }
+        // Same seed from the same state (a fresh session, as a new process would have): same tokens.
+        let b = try Session(loaded, contextLength: 512, threads: 2).generate(prompt: prompt, options: options) { _ in }
         #expect(a.tokens == b.tokens)
+        var other = options
+        other.sampler.seed = 4321
+        let c = try Session(loaded, contextLength: 512, threads: 2).generate(prompt: prompt, options: other) { _ in }
+        #expect(c.tokens != a.tokens)
     }
 
     @Test func secondTurnReusesTheCache() throws {
