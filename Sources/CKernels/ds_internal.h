@@ -19,10 +19,17 @@ typedef float (*ds_dot_fn)(int64_t n, const void *w, const void *a);
 typedef void (*ds_rows_fn)(int64_t n, const void *w, size_t row_stride, int64_t nrows,
                            const void *a, float *out);
 
-// The kernels of one instruction set. A NULL `rows` entry means "loop over `dot`".
+// Many rows against many activation rows (prefill): out[t*out_stride + r] = dot(row r, act row t).
+typedef void (*ds_gemm_fn)(int64_t n, const void *w, size_t row_stride, int64_t nrows,
+                           const void *act, size_t act_stride, int64_t ntok, float *out,
+                           int64_t out_stride);
+
+// The kernels of one instruction set. A NULL `rows` entry means "loop over `dot`"; a NULL `gemm`
+// entry means "call `rows` once per activation row".
 typedef struct {
     ds_dot_fn  dot[DS_TYPE_COUNT];
     ds_rows_fn rows[DS_TYPE_COUNT];
+    ds_gemm_fn gemm[DS_TYPE_COUNT];
     unsigned char own[DS_TYPE_COUNT];   // 1 where this ISA has its own kernel (not inherited)
 } ds_kernel_table;
 

@@ -75,17 +75,21 @@ public final class Matmul: @unchecked Sendable {
                 let actRowBytes = Matmul.activationRowBytes(weightType: w.type, cols: cols)
                 let rows = w.rows, rowBytes = w.rowBytes, data = w.data
                 let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
-                // Rows per inner block: keep ~16 KB of weights hot while sweeping the tokens. A single
-                // token streams its whole slice in one call (the kernel prefetches ahead within a call).
-                let block = tokens == 1 ? max(hi - lo, 1) : max(1, min(64, 16384 / max(rowBytes, 1)))
-                var r0 = lo
-                while r0 < hi {
-                    let n = min(block, hi - r0)
-                    for t in 0..<tokens {
-                        ds_vec_dot_rows(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n),
-                                        act + t * actRowBytes, y + t * rows + r0)
+                if tokens == 1 {
+                    // One call per thread slice: the kernel streams it with prefetch running ahead.
+                    if lo < hi {
+                        ds_vec_dot_rows(wtype, Int64(cols), data + lo * rowBytes, rowBytes, Int64(hi - lo), act, y + lo)
                     }
-                    r0 += n
+                } else {
+                    // Prompt: blocks of 64 rows; each block's weights are unpacked once and multiplied
+                    // against every token (ds_gemm tiles tokens so activations stay in L2).
+                    var r0 = lo
+                    while r0 < hi {
+                        let n = min(64, hi - r0)
+                        ds_gemm(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n),
+                                act, actRowBytes, Int64(tokens), y + r0, Int64(rows))
+                        r0 += n
+                    }
                 }
                 if lo < hi, let epilogue, w.data == items.last!.0.data { epilogue(lo..<hi) }
             }

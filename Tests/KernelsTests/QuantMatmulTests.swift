@@ -11,7 +11,8 @@ import GGUF
 
     @Test(arguments: types)
     func matmulMatchesScalarReference(type: GGMLType) {
-        let cols = 512, rows = 67
+        // Rows not a multiple of any tile; 32-element types with K not a multiple of 256.
+        let cols = type.blockSize == 256 ? 512 : 288, rows = 67
         var seed: UInt64 = 99
         func rnd() -> Float {
             seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -25,7 +26,7 @@ import GGUF
                 w.withUnsafeBufferPointer { ds_quantize_row_ref(Int32(type.rawValue), $0.baseAddress! + r * cols, qb.baseAddress! + r * rowBytes, Int64(cols)) }
             }
         }
-        for tokens in [1, 3, 9] {
+        for tokens in [1, 3, 5, 17, 130] {  // decode path, and ds_gemm's token tiles with remainders
             let x = (0..<(tokens * cols)).map { _ in rnd() * 3 }
             // Reference: activation quantized the same way, scalar dot per (token, row).
             let actType = ds_vec_dot_type(Int32(type.rawValue))

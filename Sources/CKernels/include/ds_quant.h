@@ -202,6 +202,17 @@ void ds_vec_dot_rows(int weight_type, int64_t n, const void *w, size_t row_strid
 // Plain scalar reference dot (integer block sums like ggml's *_generic kernels); used by tests.
 float ds_vec_dot_scalar(int weight_type, int64_t n, const void *weight_row, const void *act_row);
 
+// Many rows x many activation rows (prompt processing / prefill):
+//   out[t*out_stride + r] = dot(row r of w, activation row t)   for r < nrows, t < ntok.
+// Row r of w starts at (const char *)w + r*row_stride; activation row t (format
+// ds_vec_dot_type(weight_type), n elements) at (const char *)act + t*act_stride; out_stride is in
+// floats. Each weight block is unpacked once per call and reused for all ntok tokens, so calling
+// this with many tokens (tens to hundreds) and a modest number of rows (16-64 per thread) is far
+// faster than ds_vec_dot_rows once per token. Results equal ds_vec_dot per (row, token) up to float
+// summation order. Types without a multi-token kernel on this CPU call ds_vec_dot_rows per token.
+void ds_gemm(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
+             const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
+
 // ---- Instruction-set dispatch (tests, benchmarks, logging) --------------------------------------
 
 enum {
@@ -224,6 +235,11 @@ float       ds_vec_dot_isa(int isa, int weight_type, int64_t n, const void *weig
                            const void *act_row);
 void        ds_vec_dot_rows_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride,
                                 int64_t nrows, const void *act, float *out);
+void        ds_gemm_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride,
+                        int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
+                        int64_t out_stride);
+// 1 if `isa` has a multi-token kernel for `weight_type` (else ds_gemm loops over ds_vec_dot_rows).
+int         ds_isa_has_gemm_kernel(int isa, int weight_type);
 
 // Space-separated CPU features relevant here, e.g. "avx512 vnni avx2 fma f16c", for logging.
 // The environment variable DS_QUANT_ISA=scalar|avx2|avx512vnni|neon overrides the automatic choice.
