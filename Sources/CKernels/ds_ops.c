@@ -35,19 +35,42 @@ void ds_rmsnorm_f32(const float *x, const float *w, float *out, int64_t n, float
     else for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale;
 }
 
-void ds_swiglu_f32(float *gate, const float *up, int64_t n) {
+// e^x for x in [-87, 88], branch-free so the loops below vectorize: x = n·ln2 + r, |r| ≤ ln2/2,
+// e^r by a degree-6 Taylor/Horner polynomial (relative error < 2e-7), 2^n through the exponent bits.
+static inline float ds_exp_approx(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = __builtin_roundf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693145751953125f, x);         // ln2 split in two for accuracy
+    r = fmaf(n, -1.428606765330187045e-06f, r);
+    float p = 1.0f / 720.0f;
+    p = fmaf(p, r, 1.0f / 120.0f);
+    p = fmaf(p, r, 1.0f / 24.0f);
+    p = fmaf(p, r, 1.0f / 6.0f);
+    p = fmaf(p, r, 0.5f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+// gate[i] = silu(gate[i]) · up[i],  silu(g) = g / (1 + e^-g)
+DS_CLONES void ds_swiglu_f32(float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+        gate[i] = g / (1.0f + ds_exp_approx(-g)) * up[i];
     }
 }
 
-void ds_geglu_f32(float *gate, const float *up, int64_t n) {
+// gate[i] = gelu_tanh(gate[i]) · up[i],  tanh(u) = 1 - 2 / (e^{2u} + 1)
+DS_CLONES void ds_geglu_f32(float *gate, const float *up, int64_t n) {
     const float c = 0.7978845608028654f; // sqrt(2/pi)
     for (int64_t i = 0; i < n; i++) {
         float x = gate[i];
-        float g = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
-        gate[i] = g * up[i];
+        float u = c * (x + 0.044715f * x * x * x);
+        float t = 1.0f - 2.0f / (ds_exp_approx(2.0f * u) + 1.0f);
+        gate[i] = 0.5f * x * (1.0f + t) * up[i];
     }
 }
 
@@ -85,20 +108,37 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
     int64_t n = j_end - j_begin;
     for (int64_t i = 0; i < g; i++) memset(out + i * out_stride, 0, sizeof(float) * (size_t)head_dim);
     if (n <= 0) return;
-    // Scores s[i][j] = scale · q_i · k_j (each k_j read once for all heads).
+    // Scores s[i][j] = scale · q_i · k_j: each k_j is loaded once per chunk of up to 4 heads, with 16
+    // independent lanes per head (one zmm each) reduced at the end.
     for (int64_t j = 0; j < n; j++) {
         const float *kj = k + (j_begin + j) * k_stride;
-        for (int64_t i = 0; i < g; i++) {
-            float s = ds_dot_f32(q + i * q_stride, kj, head_dim) * scale;
-            if (softcap > 0) s = softcap * tanhf(s / softcap);
-            scratch[i * n + j] = s;
+        int64_t i = 0;
+        for (; i + 4 <= g; i += 4) {
+            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+            const float *q0 = q + i * q_stride, *q1 = q0 + q_stride, *q2 = q1 + q_stride, *q3 = q2 + q_stride;
+            int64_t d = 0;
+            for (; d + 16 <= head_dim; d += 16)
+                for (int l = 0; l < 16; l++) {
+                    float kv = kj[d + l];
+                    a0[l] = fmaf(q0[d + l], kv, a0[l]); a1[l] = fmaf(q1[d + l], kv, a1[l]);
+                    a2[l] = fmaf(q2[d + l], kv, a2[l]); a3[l] = fmaf(q3[d + l], kv, a3[l]);
+                }
+            float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+            for (; d < head_dim; d++) { r0 += q0[d] * kj[d]; r1 += q1[d] * kj[d]; r2 += q2[d] * kj[d]; r3 += q3[d] * kj[d]; }
+            for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
+            scratch[(i + 0) * n + j] = r0 * scale; scratch[(i + 1) * n + j] = r1 * scale;
+            scratch[(i + 2) * n + j] = r2 * scale; scratch[(i + 3) * n + j] = r3 * scale;
         }
+        for (; i < g; i++) scratch[i * n + j] = ds_dot_f32(q + i * q_stride, kj, head_dim) * scale;
+        if (softcap > 0)
+            for (int64_t h = 0; h < g; h++) scratch[h * n + j] = softcap * tanhf(scratch[h * n + j] / softcap);
     }
     // Softmax per head.
     for (int64_t i = 0; i < g; i++) {
         float *s = scratch + i * n, maxv = -INFINITY, sum = 0;
         for (int64_t j = 0; j < n; j++) if (s[j] > maxv) maxv = s[j];
-        for (int64_t j = 0; j < n; j++) { s[j] = expf(s[j] - maxv); sum += s[j]; }
+        for (int64_t j = 0; j < n; j++) s[j] = ds_exp_approx(s[j] - maxv);
+        for (int64_t j = 0; j < n; j++) sum += s[j];
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < n; j++) s[j] *= inv;
     }
