@@ -60,6 +60,25 @@ import GGUF
         }
     }
 
+    /// The vectorised exp behind SiLU/GELU stays within float rounding of the exact functions.
+    @Test func activationsMatchExactFunctions() {
+        let xs = (0..<4001).map { Float($0 - 2000) / 100 }  // -20 … 20
+        var g1 = xs, g2 = xs
+        let ones = [Float](repeating: 1, count: xs.count)
+        ds_swiglu_f32(&g1, ones, Int64(xs.count))
+        ds_geglu_f32(&g2, ones, Int64(xs.count))
+        var worst = 0.0
+        for (i, x) in xs.enumerated() {
+            let d = Double(x)
+            let silu = d / (1 + exp(-d))
+            let gelu = 0.5 * d * (1 + tanh(0.7978845608028654 * (d + 0.044715 * d * d * d)))
+            // 1e-5 relative plus 1e-6 absolute: near gelu's zero tail (x ≪ 0) 1 + tanh cancels in float,
+            // as it does with libm's tanhf.
+            worst = max(worst, abs(Double(g1[i]) - silu) / (1e-5 * abs(silu) + 1e-6), abs(Double(g2[i]) - gelu) / (1e-5 * abs(gelu) + 1e-6))
+        }
+        #expect(worst < 1, "error \(worst) × the tolerance")
+    }
+
     @Test func poolCoversEveryIndexOnce() {
         for threads in [1, 2, 3, 8] {
             let pool = WorkerPool(threads: threads)
