@@ -66,7 +66,7 @@ struct ByteLevelBPE: Sendable {
         for index in 1..<count {
             pushPair(index - 1, index, &scratch)
         }
-        while let top = scratch.heap.popMin() {
+        while let top = scratch.heap.popFirst() {
             let left = Int(top.left), right = Int(top.right)
             // Stale entry: one side was merged into something else since it was queued.
             guard scratch.symbols[left] == top.leftId, scratch.symbols[right] == top.rightId,
@@ -153,7 +153,7 @@ enum ByteAlphabet {
 
 /// One queued merge: symbols `left` and `right` (adjacent when queued) holding `leftId` and `rightId`
 /// would become `merged`. Ordered by rank, then by position (leftmost first).
-struct MergeCandidate {
+struct MergeCandidate: HeapOrdered {
     var rank: Int32
     var left: Int32
     var right: Int32
@@ -167,43 +167,7 @@ struct MergeCandidate {
     }
 }
 
-/// Binary min-heap of merge candidates, storage reused between pieces.
-struct MergeHeap {
-    var items: [MergeCandidate] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
-    mutating func push(_ item: MergeCandidate) {
-        items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if !MergeCandidate.comesBefore(items[child], items[parent]) { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func popMin() -> MergeCandidate? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var parent = 0
-        let count = items.count
-        while true {
-            let left = 2 * parent + 1
-            if left >= count { break }
-            var best = left
-            let right = left + 1
-            if right < count && MergeCandidate.comesBefore(items[right], items[left]) { best = right }
-            if !MergeCandidate.comesBefore(items[best], items[parent]) { break }
-            items.swapAt(best, parent)
-            parent = best
-        }
-        return first
-    }
-}
+typealias MergeHeap = BinaryHeap<MergeCandidate>
 
 /// Working arrays of one BPE merge run: symbol ids and a doubly linked list over symbol positions.
 struct MergeScratch {

@@ -35,7 +35,7 @@ struct SentencePieceBPE: Sendable {
         for index in 1..<max(count, 1) {
             pushPair(index - 1, index, base, table, &scratch)
         }
-        while let top = scratch.heap.popBest() {
+        while let top = scratch.heap.popFirst() {
             let left = Int(top.left), right = Int(top.right)
             let leftLength = scratch.lengths[left], rightLength = scratch.lengths[right]
             // Stale: a side was merged away or grew since the candidate was queued.
@@ -77,7 +77,7 @@ struct SentencePieceBPE: Sendable {
 }
 
 /// A queued SentencePiece merge of adjacent symbols `left` and `right` into `piece` (`size` bytes).
-struct PieceCandidate {
+struct PieceCandidate: HeapOrdered {
     var score: Float
     var left: Int32
     var right: Int32
@@ -91,43 +91,7 @@ struct PieceCandidate {
     }
 }
 
-/// Binary heap of piece candidates, best on top.
-struct PieceHeap {
-    var items: [PieceCandidate] = []
-
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-
-    mutating func push(_ item: PieceCandidate) {
-        items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            if !PieceCandidate.comesBefore(items[child], items[parent]) { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func popBest() -> PieceCandidate? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if items.isEmpty { return first }
-        items[0] = last
-        var parent = 0
-        let count = items.count
-        while true {
-            let left = 2 * parent + 1
-            if left >= count { break }
-            var best = left
-            let right = left + 1
-            if right < count && PieceCandidate.comesBefore(items[right], items[left]) { best = right }
-            if !PieceCandidate.comesBefore(items[best], items[parent]) { break }
-            items.swapAt(best, parent)
-            parent = best
-        }
-        return first
-    }
-}
+typealias PieceHeap = BinaryHeap<PieceCandidate>
 
 /// Symbols of one SentencePiece run: byte start and length (0 once merged away), piece id once merged
 /// (-1 for an initial character, looked up at the end), and a doubly linked list over positions.
