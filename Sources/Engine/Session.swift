@@ -39,7 +39,8 @@ public final class Session: @unchecked Sendable {
 
     public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512) {
         self.loaded = loaded
-        let ctx = min(contextLength ?? min(loaded.model.config.contextLength, 4096), max(loaded.model.config.contextLength, 1) * 4)
+        // Default like llama.cpp/Ollama users expect: the trained context, capped at 4096 tokens.
+        let ctx = contextLength ?? min(loaded.model.config.contextLength, 4096)
         state = InferenceState(config: loaded.model.config, contextLength: max(ctx, 16), maxBatch: batch,
                                threads: threads ?? WorkerPool.defaultThreadCount)
     }

@@ -42,8 +42,6 @@ public final class TransformerModel: @unchecked Sendable {
         guard let embInfo = gguf.tensor(TensorName.tokenEmbedding.name), embInfo.dims.count == 2 else {
             throw ModelError.missingTensor(file: gguf.path, name: TensorName.tokenEmbedding.name)
         }
-        var c2 = c
-        c2.vocabularySize = embInfo.dims[1]
         tokenEmbedding = try r.matrix(.tokenEmbedding, rows: embInfo.dims[1], cols: c.embeddingLength)
         output = r.has(.output) ? try r.matrix(.output, rows: embInfo.dims[1], cols: c.embeddingLength) : tokenEmbedding
         outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
@@ -51,7 +49,6 @@ public final class TransformerModel: @unchecked Sendable {
         let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
         ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: c.ropeStyle, scale: c.ropeScale, frequencyFactors: factors)
         ropeSliding = Rope(dimensions: c.ropeDimensions, base: c.ropeBaseSliding ?? c.ropeBase, style: c.ropeStyle, scale: 1, frequencyFactors: factors)
-        _ = c2
     }
 
     public var vocabularySize: Int { tokenEmbedding.rows }
