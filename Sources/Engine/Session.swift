@@ -58,7 +58,7 @@ public final class Session: @unchecked Sendable {
     /// Evaluates only the part after the longest common prefix with what is cached.
     @discardableResult
     public func evaluate(_ tokens: [Int32]) throws -> (logits: UnsafeBufferPointer<Float>, evaluated: Int) {
-        precondition(!tokens.isEmpty)
+        guard !tokens.isEmpty else { throw InferenceError.emptyPrompt }
         var common = 0
         while common < min(tokens.count, cachedTokens.count), tokens[common] == cachedTokens[common] { common += 1 }
         if common == tokens.count { common -= 1 } // need the last token's logits

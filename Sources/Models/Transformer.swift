@@ -191,8 +191,10 @@ public final class TransformerModel: @unchecked Sendable {
 public enum InferenceError: Error, CustomStringConvertible {
     case contextOverflow(needed: Int, capacity: Int)
     case invalidToken(Int32, vocabularySize: Int)
+    case emptyPrompt
     public var description: String {
         switch self {
+        case .emptyPrompt: return "the prompt is empty (no tokens to evaluate)"
         case .contextOverflow(let n, let c): return "context overflow: \(n) positions needed, the context holds \(c) (use a larger --ctx)"
         case .invalidToken(let t, let v): return "token id \(t) is outside the vocabulary (size \(v))"
         }

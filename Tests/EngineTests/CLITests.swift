@@ -63,6 +63,11 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         #expect(bad.status == 1 && bad.stderr.contains("bad magic") && bad.stderr.contains(notGGUF.path))
         let badTokens = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--tokens", "1,99999"])
         #expect(badTokens.status != 0 && badTokens.stderr.contains("outside the vocabulary"))
+        let empty = try runCLI(["run", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--raw", "-p", ""])
+        #expect(empty.status == 1 && empty.stderr.contains("prompt is empty"), "\(empty.stderr)")
+        let overflow = try runCLI(["run", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--raw",
+                                   "-c", "16", "-p", String(repeating: "the quick brown fox ", count: 20)])
+        #expect(overflow.status == 1 && overflow.stderr.contains("context overflow"), "\(overflow.stderr)")
         let unknown = try runCLI(["run", "-m", "no-such-model", "-p", "hi"])
         #expect(unknown.status != 0 && unknown.stderr.contains("known"))
     }
