@@ -103,10 +103,10 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index) {
 
 DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                                    const float *k, int64_t k_stride, const float *v, int64_t v_stride,
-                                   int64_t j_begin, int64_t j_end, int64_t head_dim, float scale, float softcap,
-                                   float *out, int64_t out_stride, float *scratch) {
+                                   int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
+                                   float softcap, float *out, int64_t out_stride, float *scratch) {
     int64_t n = j_end - j_begin;
-    for (int64_t i = 0; i < g; i++) memset(out + i * out_stride, 0, sizeof(float) * (size_t)head_dim);
+    for (int64_t i = 0; i < g; i++) memset(out + i * out_stride, 0, sizeof(float) * (size_t)v_dim);
     if (n <= 0) return;
     // Scores s[i][j] = scale · q_i · k_j: each k_j is loaded once per chunk of up to 4 heads, with 16
     // independent lanes per head (one zmm each) reduced at the end.
@@ -148,7 +148,7 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
         for (int64_t i = 0; i < g; i++) {
             float p = scratch[i * n + j];
             float *o = out + i * out_stride;
-            for (int64_t d = 0; d < head_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
+            for (int64_t d = 0; d < v_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
         }
     }
 }

@@ -32,6 +32,11 @@ public enum Kernels {
         ds_axpy_f32(y, x, 1, Int64(count))
     }
 
+    /// y += alpha · x
+    public static func axpy(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ alpha: Float, count: Int) {
+        ds_axpy_f32(y, x, alpha, Int64(count))
+    }
+
     public static func cpuFeatures() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         ds_cpu_features(&buf, 256)

@@ -59,27 +59,40 @@ public final class Matmul: @unchecked Sendable {
     public func multiply(_ items: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
                          epilogue: ((Range<Int>) -> Void)? = nil) {
         guard let first = items.first?.0 else { return }
-        let cols = first.cols
-        let act0 = activations(for: first.type, x, cols: cols, tokens: tokens, slot: 0)
-        var act1: UnsafeRawPointer? = nil
+        let jobs = items.map { MatmulJob(weights: $0.0, output: $0.1, firstInputRow: 0, tokens: tokens) }
+        let last = jobs.count - 1
+        multiply(jobs, x, inputRows: tokens, cols: first.cols, epilogue: epilogue.map { e in { job, rows in if job == last { e(rows) } } })
+    }
+
+    /// Grouped products over row segments of one input X[inputRows, cols] (MoE experts, per-head
+    /// projections): job i computes Y_i[t, r] = Σ_c W_i[r, c] · X[firstInputRow_i + t, c] for t < tokens_i,
+    /// with Y_i rows W_i.rows apart. X is quantized once per activation format, then one dispatch runs
+    /// every job: each thread takes the same fraction of every job's weight rows (so each matrix is
+    /// streamed once per call, whatever the number of tokens routed to it), and calls
+    /// `epilogue(job, rows)` after computing its rows of that job.
+    public func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int,
+                         epilogue: ((Int, Range<Int>) -> Void)? = nil) {
+        guard let first = jobs.first?.weights else { return }
         let type0 = ds_vec_dot_type(Int32(first.type.rawValue))
-        for (w, _) in items.dropFirst() where ds_vec_dot_type(Int32(w.type.rawValue)) != type0 {
-            act1 = activations(for: w.type, x, cols: cols, tokens: tokens, slot: 1)
+        let act0 = activations(for: first.type, x, cols: cols, tokens: inputRows, slot: 0)
+        var act1: UnsafeRawPointer? = nil
+        for job in jobs.dropFirst() where ds_vec_dot_type(Int32(job.weights.type.rawValue)) != type0 {
+            act1 = activations(for: job.weights.type, x, cols: cols, tokens: inputRows, slot: 1)
             break
         }
         pool.run { ith, nth in
-            for (w, y) in items {
+            for (index, job) in jobs.enumerated() where job.tokens > 0 {
+                let w = job.weights, y = job.output, tokens = job.tokens
                 let wtype = Int32(w.type.rawValue)
                 let sameFormat = ds_vec_dot_type(wtype) == type0
-                let act = sameFormat ? act0 : act1!
                 let actRowBytes = Matmul.activationRowBytes(weightType: w.type, cols: cols)
+                let act = (sameFormat ? act0 : act1!) + job.firstInputRow * actRowBytes
                 let rows = w.rows, rowBytes = w.rowBytes, data = w.data
                 let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
+                if lo >= hi { continue }
                 if tokens == 1 {
                     // One call per thread slice: the kernel streams it with prefetch running ahead.
-                    if lo < hi {
-                        ds_vec_dot_rows(wtype, Int64(cols), data + lo * rowBytes, rowBytes, Int64(hi - lo), act, y + lo)
-                    }
+                    ds_vec_dot_rows(wtype, Int64(cols), data + lo * rowBytes, rowBytes, Int64(hi - lo), act, y + lo)
                 } else {
                     // Prompt: blocks of 64 rows; each block's weights are unpacked once and multiplied
                     // against every token (ds_gemm tiles tokens so activations stay in L2).
@@ -91,8 +104,20 @@ public final class Matmul: @unchecked Sendable {
                         r0 += n
                     }
                 }
-                if lo < hi, let epilogue, w.data == items.last!.0.data { epilogue(lo..<hi) }
+                epilogue?(index, lo..<hi)
             }
         }
+    }
+}
+
+/// One product of a grouped multiply: `weights` applied to `tokens` consecutive rows of the input
+/// starting at `firstInputRow`, results in `output` (row stride weights.rows).
+public struct MatmulJob {
+    public var weights: WeightMatrix
+    public var output: UnsafeMutablePointer<Float>
+    public var firstInputRow: Int
+    public var tokens: Int
+    public init(weights: WeightMatrix, output: UnsafeMutablePointer<Float>, firstInputRow: Int, tokens: Int) {
+        self.weights = weights; self.output = output; self.firstInputRow = firstInputRow; self.tokens = tokens
     }
 }

@@ -11,11 +11,17 @@ public struct Rope: @unchecked Sendable {
     /// θ_i = base^(-2i/d) / freqFactor_i, i < d/2
     let inverseFrequencies: [Double]
     let positionScale: Double
+    /// YaRN: weight of the original (extrapolated) angle per pair; 1 - ramp goes to pos/factor.
+    let yarnRamp: [Double]?
+    let yarnFactor: Double
+    let magnitude: Float
 
-    public init(dimensions: Int, base: Float, style: RopeStyle, scale: Float = 1, frequencyFactors: [Float]? = nil) {
+    public init(dimensions: Int, base: Float, style: RopeStyle, scale: Float = 1, frequencyFactors: [Float]? = nil,
+                yarn: YarnConfig? = nil, magnitude: Float = 1) {
         self.dimensions = dimensions
         self.style = style
         self.positionScale = 1 / Double(scale)
+        self.magnitude = magnitude
         var inv: [Double] = []
         for i in 0..<(dimensions / 2) {
             var f = 1 / Double(base).pow(Double(2 * i) / Double(dimensions))
@@ -23,16 +29,33 @@ public struct Rope: @unchecked Sendable {
             inv.append(f)
         }
         inverseFrequencies = inv
+        if let y = yarn {
+            // Pair index whose wavelength completes `turns` rotations over the original context.
+            func correctionDim(_ turns: Double) -> Double {
+                Double(dimensions) * log(Double(y.originalContext) / (turns * 2 * Double.pi)) / (2 * log(Double(base)))
+            }
+            let low = max(0, correctionDim(Double(y.betaFast)).rounded(.down))
+            let high = min(Double(dimensions - 1), correctionDim(Double(y.betaSlow)).rounded(.up))
+            yarnRamp = (0..<(dimensions / 2)).map { i in
+                let t = (Double(i) - low) / max(0.001, high - low)
+                return (1 - min(1, max(0, t))) * Double(y.extFactor)
+            }
+            yarnFactor = Double(y.factor)
+        } else {
+            yarnRamp = nil
+            yarnFactor = 1
+        }
     }
 
-    /// table[0..<d/2] = cos(pos·θ_i), table[d/2..<d] = sin(pos·θ_i)
+    /// table[0..<d/2] = m·cos(pos·θ_i), table[d/2..<d] = m·sin(pos·θ_i)  (m = magnitude)
     public func fill(_ table: UnsafeMutablePointer<Float>, position: Int) {
         let half = dimensions / 2
         let p = Double(position) * positionScale
         for i in 0..<half {
-            let angle = p * inverseFrequencies[i]
-            table[i] = Float(cos(angle))
-            table[half + i] = Float(sin(angle))
+            var angle = p * inverseFrequencies[i]
+            if let ramp = yarnRamp { angle = angle / yarnFactor * (1 - ramp[i]) + angle * ramp[i] }
+            table[i] = Float(cos(angle)) * magnitude
+            table[half + i] = Float(sin(angle)) * magnitude
         }
     }
 
@@ -78,8 +101,8 @@ public final class KVCache: @unchecked Sendable {
     public init(layers: Int, capacity: Int, kRowFloats: Int, vRowFloats: Int) {
         self.layers = layers; self.capacity = capacity; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats
         // calloc: large blocks come from fresh zero pages, so untouched context costs no RAM.
-        k = (0..<layers).map { _ in calloc(capacity * kRowFloats, 4)!.assumingMemoryBound(to: Float.self) }
-        v = (0..<layers).map { _ in calloc(capacity * vRowFloats, 4)!.assumingMemoryBound(to: Float.self) }
+        k = (0..<layers).map { _ in calloc(max(1, capacity * kRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
+        v = (0..<layers).map { _ in calloc(max(1, capacity * vRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
     }
     deinit { for p in k { free(p) }; for p in v { free(p) } }
 
@@ -90,45 +113,39 @@ public final class KVCache: @unchecked Sendable {
 }
 
 enum AttentionBlock {
-    /// att[t, h, :] = softmax(scale · q[t,h]·K[j]ᵀ) V[j] over j ≤ pos_t (and pos_t - j < window).
-    static func attend(q: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>, tokens: Int, startPosition: Int,
-                       cache: KVCache, layer: Int, config c: ModelConfig, window: Int?, pool: WorkerPool,
-                       scratch: UnsafeMutablePointer<Float>, scratchStride: Int) {
-        let heads = c.headCount, group = c.headCount / c.headCountKV
-        let dk = c.headDimK, dv = c.headDimV
-        let kBase = cache.k[layer], vBase = cache.v[layer]
-        let kStride = cache.kRowFloats, vStride = cache.vRowFloats
-        let scale = c.attentionScale, softcap = c.attentionLogitSoftcap ?? 0
-        // Enough (token, KV head) pairs to keep every thread busy: one task per pair, reading each K/V
-        // row once for the whole query group. Otherwise (decode) one task per query head.
-        if tokens * c.headCountKV >= 2 * pool.threads {
-            let kvHeads = c.headCountKV
-            pool.run { ith, nth in
-                let tasks = tokens * kvHeads
-                let s = scratch + ith * scratchStride
-                for task in stride(from: ith, to: tasks, by: nth) {  // interleaved: causal cost grows with t
-                    let t = task / kvHeads, kvh = task % kvHeads
-                    let pos = startPosition + t
-                    let jBegin = window.map { max(0, pos - $0 + 1) } ?? 0
-                    let h0 = kvh * group
-                    ds_attend_group_f32(q + (t * heads + h0) * dk, Int64(group), Int64(dk), kBase + kvh * dk, Int64(kStride),
-                                        vBase + kvh * dv, Int64(vStride), Int64(jBegin), Int64(pos + 1), Int64(dk),
-                                        scale, softcap, att + (t * heads + h0) * dv, Int64(dv), s)
-                }
-            }
-            return
-        }
+    /// Where q, the output and the cache rows live (strides in floats).
+    struct Layout {
+        var q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int
+        var out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int
+        var k: UnsafePointer<Float>, kStride: Int, kHeadStride: Int
+        var v: UnsafePointer<Float>, vStride: Int, vHeadStride: Int
+        var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
+    }
+
+    /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions j the span shows to
+    /// position startPosition + t (causal). Tasks are (token, KV head, chunk of its query heads): each
+    /// task reads the K/V rows once for its chunk; chunks shrink until every thread has work (decode).
+    static func attend(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
+                       state s: InferenceState) {
+        let pool = s.pool, group = p.heads / p.kvHeads
+        let pairs = tokens * p.kvHeads
+        let chunksPerGroup = min(group, max(1, (2 * pool.threads + pairs - 1) / pairs))
+        let chunk = (group + chunksPerGroup - 1) / chunksPerGroup
+        let chunks = (group + chunk - 1) / chunk
+        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
         pool.run { ith, nth in
-            let tasks = tokens * heads
-            let s = scratch + ith * scratchStride
-            for task in stride(from: ith, to: tasks, by: nth) {
-                let t = task / heads, h = task % heads
+            let tasks = pairs * chunks
+            let sc = scratch + ith * scratchStride
+            for task in stride(from: ith, to: tasks, by: nth) {  // interleaved: causal cost grows with t
+                let t = task / (p.kvHeads * chunks), rest = task % (p.kvHeads * chunks)
+                let kvh = rest / chunks, h0 = kvh * group + (rest % chunks) * chunk
+                let n = min(chunk, kvh * group + group - h0)
                 let pos = startPosition + t
-                let jBegin = window.map { max(0, pos - $0 + 1) } ?? 0
-                let kvh = h / group
-                ds_attend_head_f32(q + (t * heads + h) * dk, kBase + kvh * dk, Int64(kStride),
-                                   vBase + kvh * dv, Int64(vStride), Int64(jBegin), Int64(pos + 1),
-                                   Int64(dk), scale, softcap, att + (t * heads + h) * dv, s)
+                let jBegin = span.firstVisible(from: pos)
+                ds_attend_group_f32(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
+                                    p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                                    Int64(jBegin), Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                                    p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc)
             }
         }
     }

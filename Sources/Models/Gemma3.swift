@@ -18,6 +18,9 @@ public enum Gemma3Architecture: Architecture {
         // Linear RoPE scaling (the 4B+ models) applies to global layers only (Rope built per base).
         config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % slidingPattern != 0 }
         if config.slidingWindow == nil { config.slidingLayers = Array(repeating: false, count: config.layerCount) }
+        if let window = config.slidingWindow {
+            config.attentionSpans = config.slidingLayers.map { $0 ? .sliding(window) : .full }
+        }
         let is27B = config.layerCount == 62
         config.attentionScale = is27B
             ? 1 / Float(config.embeddingLength / config.headCount).squareRoot()

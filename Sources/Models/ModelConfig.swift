@@ -1,6 +1,11 @@
 // Hyper-parameters read from GGUF metadata (`<arch>.*` keys), typed.
 
 import GGUF
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public enum RopeStyle: Sendable {
     /// Rotates adjacent pairs (x[2i], x[2i+1]) — llama.cpp's NORM (llama: converter permuted Q/K).
@@ -10,6 +15,48 @@ public enum RopeStyle: Sendable {
 }
 
 public enum FFNActivation: Sendable { case silu, geluTanh }
+
+/// Which past positions a layer's queries see.
+public enum AttentionSpan: Sendable, Equatable {
+    /// Every earlier position.
+    case full
+    /// The last `window` positions, the query's own included (Gemma's local layers).
+    case sliding(Int)
+    /// Positions in the same aligned chunk of `size` (Llama 4's local layers: floor(j/size) == floor(i/size)).
+    case chunked(Int)
+
+    /// First visible position for a query at `position`.
+    public func firstVisible(from position: Int) -> Int {
+        switch self {
+        case .full: return 0
+        case .sliding(let w): return max(0, position - w + 1)
+        case .chunked(let c): return position / c * c
+        }
+    }
+}
+
+/// YaRN context extension (rope.scaling.type = yarn): per rotary pair, the angle blends the
+/// interpolated (pos / factor) and the original angle by a ramp over the pair index between the dims
+/// that complete betaFast and betaSlow turns over the original context (ggml's rope_yarn).
+public struct YarnConfig: Sendable {
+    public var factor: Float
+    public var originalContext: Int
+    public var betaFast: Float
+    public var betaSlow: Float
+    public var extFactor: Float
+    /// rope.scaling.yarn_log_multiplier as stored (DeepSeek: 0.1 · mscale_all_dim).
+    public var logMultiplier: Float
+}
+
+/// Llama 4's attention temperature on NoPE layers: q ×= 1 + scale · log(floor((pos + offset) / floor) + 1).
+public struct AttentionTemperature: Sendable {
+    public var scale: Float
+    public var floorLength: Float
+    public var offset: Float
+    public func factor(position: Int) -> Float {
+        1 + scale * Float(log(Double(((Float(position) + offset) / floorLength).rounded(.down)) + 1))
+    }
+}
 
 public struct ModelConfig: Sendable {
     public var architecture: String
@@ -30,6 +77,10 @@ public struct ModelConfig: Sendable {
     public var ropeStyle: RopeStyle
     /// Linear RoPE scaling: positions are divided by this factor (1 = none).
     public var ropeScale: Float
+    /// YaRN scaling (nil: none), and the factor on RoPE's cos/sin (YaRN: 1 + 0.1 ln factor, except
+    /// where the softmax scale carries it instead, as in DeepSeek's MLA).
+    public var yarn: YarnConfig?
+    public var ropeMagnitude: Float
     /// Sliding window size of local layers, and which layers are local.
     public var slidingWindow: Int?
     public var slidingLayers: [Bool]
@@ -40,6 +91,23 @@ public struct ModelConfig: Sendable {
     /// Multiplier on the token embedding (Gemma: sqrt(embeddingLength)).
     public var embeddingScale: Float?
     public var activation: FFNActivation
+    /// Per layer: whether RoPE is applied (Llama 4's NoPE layers: false).
+    public var ropeLayers: [Bool]
+    /// Per layer: which positions are attended (overrides `slidingWindow` when not .full).
+    public var attentionSpans: [AttentionSpan]
+    /// Llama 4: RMS-normalise q and k without a weight after RoPE, on RoPE layers.
+    public var qkL2Norm: Bool
+    /// Llama 4: temperature tuning of q on NoPE layers.
+    public var attentionTemperature: AttentionTemperature?
+    /// The FFN input norm is stored as `post_attention_norm` (GLM-4.5), not `ffn_norm`.
+    public var ffnNormIsPostAttentionNorm: Bool
+    /// Mixture of experts, and which layers use it (nil: all dense).
+    public var moe: MoEConfig?
+    public var moeLayers: [Bool]
+    /// DeepSeek's multi-head latent attention (nil: standard attention).
+    public var mla: LatentAttentionConfig?
+    /// Multi-token-prediction layers stored after the trunk (GLM-4.5 nextn): loaded and ignored.
+    public var nextNLayers: Int
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
@@ -72,13 +140,50 @@ public struct ModelConfig: Sendable {
         var scale: Float = 1
         if let type = opt("rope.scaling.type")?.string, type == "linear", let f = opt("rope.scaling.factor")?.float, f > 0 { scale = f }
         ropeScale = scale
+        yarn = nil
+        ropeMagnitude = 1
+        if let type = opt("rope.scaling.type")?.string, type == "yarn", let f = opt("rope.scaling.factor")?.float, f > 1 {
+            let y = YarnConfig(factor: f, originalContext: opt("rope.scaling.original_context_length")?.int ?? contextLength,
+                               betaFast: opt("rope.scaling.yarn_beta_fast")?.float ?? 32,
+                               betaSlow: opt("rope.scaling.yarn_beta_slow")?.float ?? 1,
+                               extFactor: opt("rope.scaling.yarn_ext_factor")?.float ?? 1,
+                               logMultiplier: opt("rope.scaling.yarn_log_multiplier")?.float ?? 0)
+            yarn = y
+            ropeMagnitude = (opt("rope.scaling.attn_factor")?.float ?? 1) * (1 + 0.1 * Float(log(Double(f))))
+        }
         slidingWindow = opt("attention.sliding_window")?.int
-        slidingLayers = Array(repeating: false, count: layerCount)
         attentionScale = 1 / Float(headDimK).squareRoot()
         attentionLogitSoftcap = opt("attn_logit_softcapping")?.float
         finalLogitSoftcap = opt("final_logit_softcapping")?.float
         embeddingScale = nil
         activation = .silu
+        nextNLayers = opt("nextn_predict_layers")?.int ?? 0
+        if nextNLayers > 0 && nextNLayers < layerCount { layerCount -= nextNLayers } else { nextNLayers = 0 }
+        ropeLayers = Array(repeating: true, count: layerCount)
+        attentionSpans = Array(repeating: .full, count: layerCount)
+        qkL2Norm = false
+        attentionTemperature = nil
+        ffnNormIsPostAttentionNorm = false
+        moe = nil
+        moeLayers = Array(repeating: false, count: layerCount)
+        mla = nil
+        slidingLayers = Array(repeating: false, count: layerCount)
+    }
+
+    /// Turns on the MoE FFN for the layers whose router tensor (ffn_gate_inp) is present; a shared
+    /// expert is used where its tensors are (width from expert_shared_count, else one expert's width).
+    public mutating func enableMoE(_ m: MoEConfig, gguf: GGUFFile) throws {
+        var m = m
+        moeLayers = (0..<layerCount).map { gguf.tensor(MoETensorName.router($0).name) != nil }
+        guard let first = moeLayers.firstIndex(of: true) else {
+            throw ModelError.missingTensor(file: gguf.path, name: MoETensorName.router(0).name)
+        }
+        if let shared = gguf.tensor(MoETensorName.sharedGate(first).name), shared.dims.count == 2 {
+            m.sharedFeedForward = shared.dims[1]
+        } else {
+            m.sharedFeedForward = 0
+        }
+        moe = m
     }
 }
 

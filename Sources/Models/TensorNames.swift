@@ -33,3 +33,34 @@ public enum TensorName {
         }
     }
 }
+
+/// Tensors of mixture-of-experts layers and of multi-head latent attention.
+public enum MoETensorName {
+    case router(Int), routerBias(Int), correctionBias(Int)
+    case gateExperts(Int), upExperts(Int), gateUpExperts(Int), downExperts(Int)
+    case sharedGate(Int), sharedUp(Int), sharedDown(Int)
+    case qA(Int), qANorm(Int), qB(Int), kvAWithRope(Int), kvANorm(Int), kB(Int), vB(Int), kvB(Int)
+
+    public var name: String {
+        switch self {
+        case .router(let l): return "blk.\(l).ffn_gate_inp.weight"
+        case .routerBias(let l): return "blk.\(l).ffn_gate_inp.bias"
+        case .correctionBias(let l): return "blk.\(l).exp_probs_b.bias"
+        case .gateExperts(let l): return "blk.\(l).ffn_gate_exps.weight"
+        case .upExperts(let l): return "blk.\(l).ffn_up_exps.weight"
+        case .gateUpExperts(let l): return "blk.\(l).ffn_gate_up_exps.weight"
+        case .downExperts(let l): return "blk.\(l).ffn_down_exps.weight"
+        case .sharedGate(let l): return "blk.\(l).ffn_gate_shexp.weight"
+        case .sharedUp(let l): return "blk.\(l).ffn_up_shexp.weight"
+        case .sharedDown(let l): return "blk.\(l).ffn_down_shexp.weight"
+        case .qA(let l): return "blk.\(l).attn_q_a.weight"
+        case .qANorm(let l): return "blk.\(l).attn_q_a_norm.weight"
+        case .qB(let l): return "blk.\(l).attn_q_b.weight"
+        case .kvAWithRope(let l): return "blk.\(l).attn_kv_a_mqa.weight"
+        case .kvANorm(let l): return "blk.\(l).attn_kv_a_norm.weight"
+        case .kB(let l): return "blk.\(l).attn_k_b.weight"
+        case .vB(let l): return "blk.\(l).attn_v_b.weight"
+        case .kvB(let l): return "blk.\(l).attn_kv_b.weight"
+        }
+    }
+}

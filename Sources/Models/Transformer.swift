@@ -1,9 +1,10 @@
-// The decoder-only transformer shared by llama, qwen2, qwen3 and gemma3:
+// The decoder-only transformer every architecture runs on:
 //   x = embed(tokens) [· embeddingScale]
-//   per layer: x += [postNorm](Wo · attn(rope(norm(x)·Wq), rope(norm(x)·Wk), norm(x)·Wv))
-//              x += [postNorm](Wdown · (act(Wgate·norm(x)) ⊙ Wup·norm(x)))
+//   per layer: x += [postNorm](attention(norm(x)))     standard (Wo · attn(rope(q), rope(k), v)) or latent (MLA)
+//              x += [postNorm](ffn(norm(x)))           dense (Wdown · (act(Wgate·x) ⊙ Wup·x)) or mixture of experts
 //   logits = Wout · norm(x) [softcap]
-// Optional parts (biases, q/k norms, post-norms) are used when the GGUF has their tensors.
+// Optional parts (biases, q/k norms, post-norms) are used when the GGUF has their tensors; the
+// architecture files set the config switches (RoPE style, spans, NoPE layers, MoE and MLA shapes).
 
 import GGUF
 import Kernels
@@ -47,7 +48,8 @@ public final class TransformerModel: @unchecked Sendable {
         outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
         layers = try (0..<c.layerCount).map { try r.layer($0, c) }
         let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
-        ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: c.ropeStyle, scale: c.ropeScale, frequencyFactors: factors)
+        ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: c.ropeStyle, scale: c.ropeScale,
+                          frequencyFactors: factors, yarn: c.yarn, magnitude: c.ropeMagnitude)
         ropeSliding = Rope(dimensions: c.ropeDimensions, base: c.ropeBaseSliding ?? c.ropeBase, style: c.ropeStyle, scale: 1, frequencyFactors: factors)
     }
 
@@ -55,9 +57,17 @@ public final class TransformerModel: @unchecked Sendable {
 
     /// Bytes of weights a decode step reads (all matrices once + the embedding row).
     public var weightBytesPerToken: Int {
-        var total = output.rows * output.rowBytes
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = bytes(output)
         for l in layers {
-            for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { total += m.rows * m.rowBytes }
+            switch l.attention {
+            case .standard(let a): for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) }
+            case .latent(let a): total += a.bytesPerToken()
+            }
+            switch l.ffn {
+            case .dense(let f): for m in [f.gate, f.up, f.down] { total += bytes(m) }
+            case .moe(let f): total += f.bytesPerToken(used: config.moe?.expertsUsed ?? 0)
+            }
         }
         return total
     }
@@ -102,11 +112,9 @@ public final class TransformerModel: @unchecked Sendable {
     private func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, startPosition: Int, state s: InferenceState,
                               logitRows: Range<Int>, logitsOffset: Int) {
         let c = config
-        let e = c.embeddingLength, dk = c.headDimK, dv = c.headDimV
-        let h = c.headCount, hkv = c.headCountKV
-        let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, f = c.feedForwardLength
+        let e = c.embeddingLength
         let mm = s.matmul, pool = s.pool
-        let x = s.x, xn = s.xn, q = s.q, k = s.k, v = s.v, att = s.att, o = s.o, gate = s.gate, up = s.up
+        let x = s.x, xn = s.xn, att = s.att, o = s.o
         let eps = c.rmsEpsilon
         /// Token-independent work of a batch runs on the pool (serially for a single token).
         func perToken(_ body: (Int) -> Void) {
@@ -124,49 +132,32 @@ public final class TransformerModel: @unchecked Sendable {
         }
 
         for (l, w) in layers.enumerated() {
-            let sliding = c.slidingLayers[l]
             perToken { t in Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
-            mm.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], xn, tokens: T)
+            let sliding = c.slidingLayers[l]
             let rope = sliding ? ropeSliding : ropeGlobal
             let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
-            // Biases, q/k norms, RoPE, then the token's K/V into the cache.
-            perToken { t in
-                let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
-                if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
-                if let b = w.bk { Kernels.add(kt, b.pointer, count: kDim) }
-                if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
-                if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
-                if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
-                rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
-                rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
-                let pos = startPosition + t
-                (s.cache.k[l] + pos * kDim).update(from: kt, count: kDim)
-                (s.cache.v[l] + pos * vDim).update(from: vt, count: vDim)
+            switch w.attention {
+            case .standard(let a):
+                standardAttention(a, layer: l, tokens: T, startPosition: startPosition, rope: rope, ropeTable: ropeTable, state: s)
+            case .latent(let a):
+                LatentAttentionBlock.forward(xn, tokens: T, startPosition: startPosition, layer: l, weights: a, config: c.mla!,
+                                             model: c, rope: rope, ropeTable: ropeTable, ropeStride: ropeStride,
+                                             state: s, scratch: s.latentScratch!, into: att)
+                mm.multiply(a.wo, att, tokens: T, into: o)
             }
-            AttentionBlock.attend(q: q, att: att, tokens: T, startPosition: startPosition, cache: s.cache, layer: l,
-                                  config: c, window: sliding ? c.slidingWindow : nil, pool: pool,
-                                  scratch: s.attentionScratch, scratchStride: s.attentionScratchStride)
-            mm.multiply(w.wo, att, tokens: T, into: o)
-            // o (+bias) [post-norm] added to the residual, then the FFN input norm.
+            // o [post-norm] added to the residual, then the FFN input norm.
             perToken { t in
                 let ot = o + t * e
-                if let b = w.bo { Kernels.add(ot, b.pointer, count: e) }
                 if let pn = w.postAttentionNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
                 Kernels.add(x + t * e, ot, count: e)
                 Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
-            // gate and up in one dispatch; each thread applies act(gate) ⊙ up to the rows it computed.
-            let activation = c.activation
-            mm.multiply([(w.gate, gate), (w.up, up)], xn, tokens: T) { rows in
-                for t in 0..<T {
-                    let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
-                    switch activation {
-                    case .silu: Kernels.swiglu(g, u, count: rows.count)
-                    case .geluTanh: Kernels.geglu(g, u, count: rows.count)
-                    }
-                }
+            switch w.ffn {
+            case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s)
+            case .moe(let f):
+                MoEBlock.forward(xn, tokens: T, into: o, weights: f, config: c.moe!, embedding: e, activation: c.activation,
+                                 scratch: s.moeScratch!, matmul: mm)
             }
-            mm.multiply(w.down, gate, tokens: T, into: o)
             perToken { t in
                 let ot = o + t * e
                 if let pn = w.postFFNNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
@@ -185,6 +176,71 @@ public final class TransformerModel: @unchecked Sendable {
         if let cap = c.finalLogitSoftcap, cap > 0 {
             for i in 0..<(rows * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
         }
+    }
+
+    /// o = Wo · attention(q, k, v) of the layer's standard attention; K/V appended to the cache.
+    private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, tokens T: Int, startPosition: Int,
+                                   rope: Rope, ropeTable: UnsafeMutablePointer<Float>, state s: InferenceState) {
+        let c = config, eps = c.rmsEpsilon
+        let dk = c.headDimK, dv = c.headDimV, h = c.headCount, hkv = c.headCountKV
+        let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, ropeStride = c.ropeDimensions
+        let q = s.q, k = s.k, v = s.v
+        s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
+        let useRope = c.ropeLayers[l]
+        // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into the cache.
+        perToken(T, s) { t in
+            let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
+            if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
+            if let b = w.bk { Kernels.add(kt, b.pointer, count: kDim) }
+            if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
+            if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
+            if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
+            let pos = startPosition + t
+            if useRope {
+                rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
+                rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
+                if c.qkL2Norm {
+                    for i in 0..<h { Kernels.rmsNorm(qt + i * dk, nil, into: qt + i * dk, count: dk, epsilon: eps) }
+                    for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, nil, into: kt + i * dk, count: dk, epsilon: eps) }
+                }
+            } else if let temp = c.attentionTemperature {
+                let f = temp.factor(position: pos)
+                for i in 0..<qDim { qt[i] *= f }
+            }
+            (s.cache.k[l] + pos * kDim).update(from: kt, count: kDim)
+            (s.cache.v[l] + pos * vDim).update(from: vt, count: vDim)
+        }
+        AttentionBlock.attend(AttentionBlock.Layout(
+            q: q, qTokenStride: qDim, qHeadStride: dk, out: s.att, outTokenStride: h * dv, outHeadStride: dv,
+            k: s.cache.k[l], kStride: kDim, kHeadStride: dk, v: s.cache.v[l], vStride: vDim, vHeadStride: dv,
+            heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
+            tokens: T, startPosition: startPosition, span: c.attentionSpans[l], scale: c.attentionScale,
+            softcap: c.attentionLogitSoftcap ?? 0, state: s)
+        s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
+        if let b = w.bo { perToken(T, s) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }
+    }
+
+    /// out = down · (act(gate · x) ⊙ up · x); gate and up in one dispatch, each thread applying the
+    /// activation to the rows it computed.
+    private func denseFFN(_ w: DenseFFNWeights, input: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
+                          state s: InferenceState) {
+        let gate = s.gate, up = s.up, f = w.gate.rows, activation = config.activation
+        s.matmul.multiply([(w.gate, gate), (w.up, up)], input, tokens: T) { rows in
+            for t in 0..<T {
+                let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
+                switch activation {
+                case .silu: Kernels.swiglu(g, u, count: rows.count)
+                case .geluTanh: Kernels.geglu(g, u, count: rows.count)
+                }
+            }
+        }
+        s.matmul.multiply(w.down, gate, tokens: T, into: out)
+    }
+
+    /// Token-independent work of a batch runs on the pool (serially for a few tokens).
+    private func perToken(_ T: Int, _ s: InferenceState, _ body: (Int) -> Void) {
+        if T < 4 { for t in 0..<T { body(t) }; return }
+        s.pool.parallelFor(T) { r in for t in r { body(t) } }
     }
 }
 
@@ -212,6 +268,8 @@ public final class InferenceState: @unchecked Sendable {
     let ropeGlobal, ropeSliding: UnsafeMutablePointer<Float>
     /// Floats of attention scratch per thread (scores of one query group over the whole context).
     let attentionScratchStride: Int
+    let moeScratch: MoEScratch?
+    let latentScratch: LatentAttentionScratch?
     private(set) var logits: UnsafeMutablePointer<Float>
     private var logitsCapacity: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -219,8 +277,9 @@ public final class InferenceState: @unchecked Sendable {
     public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int) {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
-        cache = KVCache(layers: c.layerCount, capacity: ctx, kRowFloats: c.headCountKV * c.headDimK,
-                        vRowFloats: c.headCountKV * c.headDimV)
+        // MLA caches one row of latent + rope key per token; its values are read inside those rows.
+        cache = KVCache(layers: c.layerCount, capacity: ctx, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
+                        vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0)
         pool = WorkerPool(threads: threads)
         matmul = Matmul(pool: pool)
         let b = self.maxBatch
@@ -234,7 +293,8 @@ public final class InferenceState: @unchecked Sendable {
         let e = c.embeddingLength
         x = alloc(b * e); xn = alloc(b * max(e, c.headCount * c.headDimV))
         q = alloc(b * c.headCount * c.headDimK); k = alloc(b * c.headCountKV * c.headDimK)
-        v = alloc(b * c.headCountKV * c.headDimV); att = alloc(b * c.headCount * c.headDimV)
+        v = alloc(b * c.headCountKV * c.headDimV)
+        att = alloc(b * c.headCount * max(c.headDimV, c.mla?.valueDim ?? 0))
         o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
         ropeGlobal = alloc(b * c.ropeDimensions)
         ropeSliding = alloc(b * c.ropeDimensions)
@@ -243,6 +303,8 @@ public final class InferenceState: @unchecked Sendable {
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned
+        moeScratch = c.moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
+        latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b) }
     }
 
     deinit {

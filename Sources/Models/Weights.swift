@@ -21,15 +21,36 @@ public final class FloatBuffer: @unchecked Sendable {
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
+/// One decoder layer: pre-norm attention and pre-norm FFN, each with an optional post-norm.
 public struct LayerWeights: @unchecked Sendable {
     public var attnNorm: FloatBuffer
+    public var attention: AttentionWeights
+    public var postAttentionNorm: FloatBuffer?
+    public var ffnNorm: FloatBuffer
+    public var ffn: FFNWeights
+    public var postFFNNorm: FloatBuffer?
+}
+
+public enum AttentionWeights: @unchecked Sendable {
+    case standard(StandardAttentionWeights)
+    case latent(LatentAttentionWeights)
+}
+
+/// Q/K/V/O projections with optional biases and per-head q/k norms.
+public struct StandardAttentionWeights: @unchecked Sendable {
     public var wq, wk, wv, wo: WeightMatrix
     public var bq, bk, bv, bo: FloatBuffer?
     public var qNorm, kNorm: FloatBuffer?
-    public var postAttentionNorm: FloatBuffer?
-    public var ffnNorm: FloatBuffer
+}
+
+public enum FFNWeights: @unchecked Sendable {
+    case dense(DenseFFNWeights)
+    case moe(MoEWeights)
+}
+
+/// down · (act(gate · x) ⊙ up · x)
+public struct DenseFFNWeights: @unchecked Sendable {
     public var gate, up, down: WeightMatrix
-    public var postFFNNorm: FloatBuffer?
 }
 
 /// Reads tensors by name with shape and type checks.
@@ -39,24 +60,31 @@ public struct WeightReader {
     public init(_ gguf: GGUFFile) { self.gguf = gguf }
 
     public func has(_ t: TensorName) -> Bool { gguf.tensor(t.name) != nil }
+    public func has(_ name: String) -> Bool { gguf.tensor(name) != nil }
 
     /// Matrix W[rows, cols] (GGUF dims [cols, rows]).
     public func matrix(_ t: TensorName, rows: Int, cols: Int) throws -> WeightMatrix {
-        guard let info = gguf.tensor(t.name) else { throw ModelError.missingTensor(file: gguf.path, name: t.name) }
-        guard info.dims.count == 2, info.dims[0] == cols, info.dims[1] == rows else {
-            throw ModelError.badTensorShape(file: gguf.path, name: t.name, expected: [cols, rows], got: info.dims)
-        }
-        try checkComputable(info)
-        return WeightMatrix(type: info.type, rows: rows, cols: cols, data: gguf.data(of: info), name: t.name)
+        try matrix(named: t.name, rows: rows, cols: cols)
     }
 
-    public func vector(_ t: TensorName, count: Int) throws -> FloatBuffer {
-        guard let info = gguf.tensor(t.name) else { throw ModelError.missingTensor(file: gguf.path, name: t.name) }
-        guard info.elementCount == count else {
-            throw ModelError.badTensorShape(file: gguf.path, name: t.name, expected: [count], got: info.dims)
+    public func matrix(named name: String, rows: Int, cols: Int) throws -> WeightMatrix {
+        guard let info = gguf.tensor(name) else { throw ModelError.missingTensor(file: gguf.path, name: name) }
+        guard info.dims.count == 2, info.dims[0] == cols, info.dims[1] == rows else {
+            throw ModelError.badTensorShape(file: gguf.path, name: name, expected: [cols, rows], got: info.dims)
         }
         try checkComputable(info)
-        let m = WeightMatrix(type: info.type, rows: 1, cols: count, data: gguf.data(of: info), name: t.name)
+        return WeightMatrix(type: info.type, rows: rows, cols: cols, data: gguf.data(of: info), name: name)
+    }
+
+    public func vector(_ t: TensorName, count: Int) throws -> FloatBuffer { try vector(named: t.name, count: count) }
+
+    public func vector(named name: String, count: Int) throws -> FloatBuffer {
+        guard let info = gguf.tensor(name) else { throw ModelError.missingTensor(file: gguf.path, name: name) }
+        guard info.elementCount == count else {
+            throw ModelError.badTensorShape(file: gguf.path, name: name, expected: [count], got: info.dims)
+        }
+        try checkComputable(info)
+        let m = WeightMatrix(type: info.type, rows: 1, cols: count, data: gguf.data(of: info), name: name)
         let buf = FloatBuffer(count: count)
         m.dequantizeRow(0, into: buf.pointer)
         return buf
@@ -66,19 +94,38 @@ public struct WeightReader {
         has(t) ? try vector(t, count: count) : nil
     }
 
+    public func optionalVector(named name: String, count: Int) throws -> FloatBuffer? {
+        has(name) ? try vector(named: name, count: count) : nil
+    }
+
     func checkComputable(_ info: GGUFTensorInfo) throws {
         guard Kernels.isSupported(info.type) else {
             throw ModelError.unsupportedTensorType(file: gguf.path, name: info.name, type: info.type.name)
         }
     }
 
-    /// The standard pre-norm decoder layer tensors (optional ones by presence).
-    public func layer(_ l: Int, _ c: ModelConfig) throws -> LayerWeights {
+    /// The experts of a 3-D tensor [cols, rows, experts] as one matrix view per expert, optionally a
+    /// row range of each (fused gate_up tensors: gate = rows 0..<n, up = rows n..<2n).
+    public func experts(_ name: String, count: Int, rows: Int, cols: Int, storedRows: Int? = nil, rowOffset: Int = 0) throws -> [WeightMatrix] {
+        let stored = storedRows ?? rows
+        guard let info = gguf.tensor(name) else { throw ModelError.missingTensor(file: gguf.path, name: name) }
+        guard info.dims == [cols, stored, count] else {
+            throw ModelError.badTensorShape(file: gguf.path, name: name, expected: [cols, stored, count], got: info.dims)
+        }
+        try checkComputable(info)
+        let base = gguf.data(of: info)
+        let rowBytes = info.type.byteCount(elements: cols) ?? 0
+        return (0..<count).map { x in
+            WeightMatrix(type: info.type, rows: rows, cols: cols, data: base + (x * stored + rowOffset) * rowBytes, name: "\(name)[\(x)]")
+        }
+    }
+
+    /// Q/K/V/O with optional biases and q/k norms.
+    func standardAttention(_ l: Int, _ c: ModelConfig) throws -> StandardAttentionWeights {
         let e = c.embeddingLength, qDim = c.headCount * c.headDimK
         let kDim = c.headCountKV * c.headDimK, vDim = c.headCountKV * c.headDimV
-        let attnOut = c.headCount * c.headDimV, f = c.feedForwardLength
-        return LayerWeights(
-            attnNorm: try vector(.attnNorm(l), count: e),
+        let attnOut = c.headCount * c.headDimV
+        return StandardAttentionWeights(
             wq: try matrix(.attnQ(l), rows: qDim, cols: e),
             wk: try matrix(.attnK(l), rows: kDim, cols: e),
             wv: try matrix(.attnV(l), rows: vDim, cols: e),
@@ -88,12 +135,29 @@ public struct WeightReader {
             bv: try optionalVector(.attnVBias(l), count: vDim),
             bo: try optionalVector(.attnOutputBias(l), count: e),
             qNorm: try optionalVector(.attnQNorm(l), count: c.headDimK),
-            kNorm: try optionalVector(.attnKNorm(l), count: c.headDimK),
-            postAttentionNorm: try optionalVector(.postAttentionNorm(l), count: e),
-            ffnNorm: try vector(.ffnNorm(l), count: e),
-            gate: try matrix(.ffnGate(l), rows: f, cols: e),
-            up: try matrix(.ffnUp(l), rows: f, cols: e),
-            down: try matrix(.ffnDown(l), rows: e, cols: f),
+            kNorm: try optionalVector(.attnKNorm(l), count: c.headDimK))
+    }
+
+    func denseFFN(_ l: Int, _ c: ModelConfig) throws -> DenseFFNWeights {
+        let e = c.embeddingLength, f = c.feedForwardLength
+        return DenseFFNWeights(gate: try matrix(.ffnGate(l), rows: f, cols: e),
+                               up: try matrix(.ffnUp(l), rows: f, cols: e),
+                               down: try matrix(.ffnDown(l), rows: e, cols: f))
+    }
+
+    /// A pre-norm decoder layer: attention and FFN kinds per the config, optional parts by presence.
+    public func layer(_ l: Int, _ c: ModelConfig) throws -> LayerWeights {
+        let e = c.embeddingLength
+        let attention: AttentionWeights = try c.mla.map { .latent(try latentAttention(l, c, $0)) }
+            ?? .standard(standardAttention(l, c))
+        let ffn: FFNWeights = try c.moeLayers[l] && c.moe != nil ? .moe(moe(l, c, c.moe!)) : .dense(denseFFN(l, c))
+        let postAttention = try optionalVector(.postAttentionNorm(l), count: e)
+        return LayerWeights(
+            attnNorm: try vector(.attnNorm(l), count: e),
+            attention: attention,
+            postAttentionNorm: c.ffnNormIsPostAttentionNorm ? nil : postAttention,
+            ffnNorm: c.ffnNormIsPostAttentionNorm ? try vector(.postAttentionNorm(l), count: e) : try vector(.ffnNorm(l), count: e),
+            ffn: ffn,
             postFFNNorm: try optionalVector(.postFFNNorm(l), count: e))
     }
 }

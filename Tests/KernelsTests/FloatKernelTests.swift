@@ -49,7 +49,7 @@ import GGUF
         let d = 32, n = 19
         let q = randomFloats(group * d, seed: 11), k = randomFloats(n * d * 2, seed: 12), v = randomFloats(n * d * 2, seed: 13)
         var grouped = [Float](repeating: 0, count: group * d), scratch = [Float](repeating: 0, count: group * n)
-        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), 0.3, 0,
+        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), Int64(d), 0.3, 0,
                             &grouped, Int64(d), &scratch)
         for i in 0..<group {
             var one = [Float](repeating: 0, count: d), s = [Float](repeating: 0, count: n)
@@ -57,6 +57,24 @@ import GGUF
                 ds_attend_head_f32(qb.baseAddress! + i * d, k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), 0.3, 0, &one, &s)
             }
             for c in 0..<d { #expect(abs(one[c] - grouped[i * d + c]) < 1e-5) }
+        }
+    }
+
+    /// MLA's absorbed form: scores over head_dim floats of each cache row, values = the first v_dim
+    /// floats of the same row (V lives inside K), checked against the formula in Double.
+    @Test func latentAttentionReadsValuesInsideKeys() {
+        let dk = 24, dv = 16, n = 7, group = 5
+        let q = randomFloats(group * dk, seed: 21), kv = randomFloats(n * dk, seed: 22)
+        var out = [Float](repeating: 0, count: group * dv), scratch = [Float](repeating: 0, count: group * n)
+        ds_attend_group_f32(q, Int64(group), Int64(dk), kv, Int64(dk), kv, Int64(dk), 0, Int64(n), Int64(dk), Int64(dv),
+                            0.25, 0, &out, Int64(dv), &scratch)
+        for i in 0..<group {
+            let s = (0..<n).map { j in 0.25 * (0..<dk).reduce(0.0) { $0 + Double(q[i * dk + $1]) * Double(kv[j * dk + $1]) } }
+            let m = s.max()!, z = s.reduce(0.0) { $0 + exp($1 - m) }
+            for c in 0..<dv {
+                let ref = (0..<n).reduce(0.0) { $0 + exp(s[$1] - m) / z * Double(kv[$1 * dk + c]) }
+                #expect(abs(Double(out[i * dv + c]) - ref) < 1e-5)
+            }
         }
     }
 

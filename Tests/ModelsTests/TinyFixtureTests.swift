@@ -41,7 +41,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
 }
 
 @Suite struct TinyFixtureTests {
-    static let architectures = ["llama", "qwen2", "qwen3", "gemma3"]
+    static let architectures = ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "glm4moe", "llama4", "deepseekv3"]
 
     @Test(arguments: architectures)
     func f32LogitsMatchTransformers(arch: String) throws {

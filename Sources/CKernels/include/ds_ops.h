@@ -25,9 +25,10 @@ void ds_attend_head_f32(const float *q, const float *k, int64_t k_stride, const 
 double ds_log_softmax_at(const float *logits, int64_t n, int64_t index);
 
 // Grouped-query attention for one query token: g query heads (q + i*q_stride) share one KV head.
-// Each K and V row is read once for all g heads. out + i*out_stride receives head i.
-// scratch holds at least g * (j_end - j_begin) floats.
+// Scores use head_dim floats of q and k; out + i*out_stride receives v_dim floats for head i (MLA:
+// k = [latent, rope key], head_dim = latent + rope, and v = the latent itself, v_dim = latent).
+// Each K and V row is read once for all g heads. scratch holds at least g * (j_end - j_begin) floats.
 void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                          const float *k, int64_t k_stride, const float *v, int64_t v_stride,
-                         int64_t j_begin, int64_t j_end, int64_t head_dim, float scale, float softcap,
-                         float *out, int64_t out_stride, float *scratch);
+                         int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
+                         float softcap, float *out, int64_t out_stride, float *scratch);

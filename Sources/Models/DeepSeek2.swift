@@ -1,0 +1,47 @@
+// deepseek2 (DeepSeek V2/V2.5/V3/R1, Kimi K2): multi-head latent attention (LatentAttention.swift) with
+// interleaved RoPE on the rope dims (YaRN when the GGUF says so; the softmax scale then carries
+// mscale² = (1 + yarn_log_multiplier · ln factor)²), the first leading_dense_block_count layers dense,
+// the rest MoE: softmax or sigmoid router (expert_gating_func; softmax for old files without it),
+// correction bias for choosing, expert-group limited top-k, normalised and scaled weights, shared
+// experts. Newer GGUFs describe the absorbed form (head_count_kv 1, key_length = kv_lora + rope,
+// key_length_mla = nope + rope, attn_k_b / attn_v_b); older ones the expanded form with a fused attn_kv_b.
+
+import GGUF
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum DeepSeek2Architecture: Architecture {
+    public static let name = "deepseek2"
+
+    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+        func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
+        config.ropeStyle = .interleaved
+        config.activation = .silu
+        guard let kvLora = int("attention.kv_lora_rank"), kvLora > 0 else {
+            throw ModelError.missingMetadata(file: gguf.path, key: "\(name).attention.kv_lora_rank")
+        }
+        let qLora = int("attention.q_lora_rank") ?? 0
+        let ropeDim = config.ropeDimensions
+        // Per-head q/k width (nope + rope) and value width of the expanded form.
+        let keyMLA = int("attention.key_length_mla") ?? config.headDimK
+        let valueMLA = int("attention.value_length_mla") ?? config.headDimV
+        guard keyMLA > ropeDim, ropeDim > 0, ropeDim % 2 == 0, valueMLA > 0 else {
+            throw ModelError.invalidConfig(file: gguf.path, message: "MLA head sizes: key \(keyMLA), rope \(ropeDim), value \(valueMLA)")
+        }
+        var mscale: Float = 1
+        if let yarn = config.yarn { mscale = 1 + yarn.logMultiplier * logf(yarn.factor) }
+        config.ropeMagnitude = 1
+        config.mla = LatentAttentionConfig(qLoraRank: qLora, kvLoraRank: kvLora, nopeDim: keyMLA - ropeDim, ropeDim: ropeDim,
+                                           valueDim: valueMLA, scale: mscale * mscale / Float(keyMLA).squareRoot())
+        // The cache and attention kernels see MQA over rows of latent + rope key.
+        config.headCountKV = 1
+        config.headDimK = kvLora + ropeDim
+        config.headDimV = kvLora
+        if int("expert_count") ?? 0 > 0 {
+            try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: .softmax), gguf: gguf)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+// DeepSeek's multi-head latent attention (MLA), absorbed form, over a cache of compressed latents:
+//   q      = W_qb · norm(W_qa · x)           (or W_q · x)          [H, nope + rope]
+//   [c; r] = W_kva · x                                             [kvLora + rope]
+//   cache  ← [norm(c); rope(r)]                                    one row of kvLora + rope per token
+//   q̃_h    = [W_kb_h · q_nope_h ; rope(q_rope_h)]                  [kvLora + rope] per head
+//   a_h    = Σ_j softmax_j(scale · q̃_h · cache_j) · cache_j[0..<kvLora]   (MQA: every head, one KV row)
+//   out    = W_o · concat_h(W_vb_h · a_h)
+// W_kb_h[kvLora, nope] and W_vb_h[v, kvLora] are per-head slices of attn_k_b / attn_v_b (older files
+// store them fused as attn_kv_b and are split here at load). The cache holds kvLora + rope floats per
+// token instead of H·(nope + rope + v): 576 instead of 40 960 floats for DeepSeek V3.
+
+import GGUF
+import Kernels
+
+public struct LatentAttentionConfig: Sendable {
+    /// 0: no q compression (V2-Lite), W_q used directly.
+    public var qLoraRank: Int
+    public var kvLoraRank: Int
+    public var nopeDim: Int
+    public var ropeDim: Int
+    public var valueDim: Int
+    /// Multiplier on q̃·k (mscale² / sqrt(nope + rope)).
+    public var scale: Float
+
+    /// Floats of one cache row: latent + rope key.
+    public var cacheRowFloats: Int { kvLoraRank + ropeDim }
+    var queryDim: Int { nopeDim + ropeDim }
+}
+
+public struct LatentAttentionWeights: @unchecked Sendable {
+    public var qA: WeightMatrix?
+    public var qANorm: FloatBuffer?
+    public var qB: WeightMatrix?
+    public var q: WeightMatrix?
+    public var kvA: WeightMatrix
+    public var kvANorm: FloatBuffer
+    /// Per head: W_kb_h[kvLora, nope], W_vb_h[v, kvLora].
+    public var kB: [WeightMatrix]
+    public var vB: [WeightMatrix]
+    public var wo: WeightMatrix
+    /// Owns W_kb when it was transposed out of a fused attn_kv_b at load.
+    var owned: FloatBuffer?
+
+    func bytesPerToken() -> Int {
+        var total = 0
+        for m in [qA, qB, q, kvA, wo].compactMap({ $0 }) { total += m.rows * m.rowBytes }
+        for m in kB + vB { total += m.rows * m.rowBytes }
+        return total
+    }
+}
+
+extension WeightReader {
+    func latentAttention(_ l: Int, _ c: ModelConfig, _ m: LatentAttentionConfig) throws -> LatentAttentionWeights {
+        let e = c.embeddingLength, h = c.headCount
+        var w = LatentAttentionWeights(
+            qA: nil, qANorm: nil, qB: nil, q: nil,
+            kvA: try matrix(named: MoETensorName.kvAWithRope(l).name, rows: m.kvLoraRank + m.ropeDim, cols: e),
+            kvANorm: try vector(named: MoETensorName.kvANorm(l).name, count: m.kvLoraRank),
+            kB: [], vB: [],
+            wo: try matrix(.attnOutput(l), rows: e, cols: h * m.valueDim), owned: nil)
+        if m.qLoraRank > 0 {
+            w.qA = try matrix(named: MoETensorName.qA(l).name, rows: m.qLoraRank, cols: e)
+            w.qANorm = try vector(named: MoETensorName.qANorm(l).name, count: m.qLoraRank)
+            w.qB = try matrix(named: MoETensorName.qB(l).name, rows: h * m.queryDim, cols: m.qLoraRank)
+        } else {
+            w.q = try matrix(.attnQ(l), rows: h * m.queryDim, cols: e)
+        }
+        if has(MoETensorName.kB(l).name) {
+            w.kB = try experts(MoETensorName.kB(l).name, count: h, rows: m.kvLoraRank, cols: m.nopeDim)
+            w.vB = try experts(MoETensorName.vB(l).name, count: h, rows: m.valueDim, cols: m.kvLoraRank)
+        } else {
+            // Fused W_kvb[H·(nope + v), kvLora]: V parts are row slices; K parts are transposed to F32.
+            let name = MoETensorName.kvB(l).name
+            let perHead = m.nopeDim + m.valueDim
+            let kvb = try matrix(named: name, rows: h * perHead, cols: m.kvLoraRank)
+            let kT = FloatBuffer(count: h * m.kvLoraRank * m.nopeDim)
+            let row = FloatBuffer(count: m.kvLoraRank)
+            for hd in 0..<h {
+                for d in 0..<m.nopeDim {
+                    kvb.dequantizeRow(hd * perHead + d, into: row.pointer)
+                    for cc in 0..<m.kvLoraRank { kT.pointer[(hd * m.kvLoraRank + cc) * m.nopeDim + d] = row.pointer[cc] }
+                }
+            }
+            w.owned = kT
+            w.kB = (0..<h).map { hd in
+                WeightMatrix(type: .f32, rows: m.kvLoraRank, cols: m.nopeDim,
+                             data: UnsafeRawPointer(kT.pointer + hd * m.kvLoraRank * m.nopeDim), name: "\(name)[k\(hd)]")
+            }
+            w.vB = (0..<h).map { hd in
+                WeightMatrix(type: kvb.type, rows: m.valueDim, cols: m.kvLoraRank,
+                             data: kvb.data + (hd * perHead + m.nopeDim) * kvb.rowBytes, name: "\(name)[v\(hd)]")
+            }
+        }
+        return w
+    }
+}
+
+/// Per-session MLA buffers, sized for the largest batch.
+final class LatentAttentionScratch {
+    let qa: UnsafeMutablePointer<Float>        // [T, qLora]
+    let qFull: UnsafeMutablePointer<Float>     // [T, H, nope + rope]
+    let kvpe: UnsafeMutablePointer<Float>      // [T, kvLora + rope]
+    let qNope: UnsafeMutablePointer<Float>     // [H, T, nope]
+    let qAbsorbed: UnsafeMutablePointer<Float> // [H, T, kvLora]
+    let query: UnsafeMutablePointer<Float>     // [T, H, kvLora + rope]
+    let latentOut: UnsafeMutablePointer<Float> // [H, T, kvLora]
+    let valueOut: UnsafeMutablePointer<Float>  // [H, T, v]
+    private let owned: [FloatBuffer]
+
+    init(config m: LatentAttentionConfig, heads h: Int, maxBatch b: Int) {
+        let buffers = [b * max(m.qLoraRank, 1), b * h * m.queryDim, b * m.cacheRowFloats, h * b * m.nopeDim,
+                       h * b * m.kvLoraRank, b * h * m.cacheRowFloats, h * b * m.kvLoraRank, h * b * m.valueDim]
+            .map { FloatBuffer(count: $0) }
+        owned = buffers
+        qa = buffers[0].pointer; qFull = buffers[1].pointer; kvpe = buffers[2].pointer; qNope = buffers[3].pointer
+        qAbsorbed = buffers[4].pointer; query = buffers[5].pointer; latentOut = buffers[6].pointer; valueOut = buffers[7].pointer
+    }
+}
+
+enum LatentAttentionBlock {
+    /// att[t, h·v ..< (h+1)·v] = attention output of head h (before W_o); appends to the cache.
+    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, layer l: Int,
+                        weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
+                        rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
+                        state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
+        let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
+        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
+        if let qA = w.qA, let qB = w.qB, let qn = w.qANorm {
+            mm.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T)
+            for t in 0..<T { Kernels.rmsNorm(x.qa + t * m.qLoraRank, qn.pointer, into: x.qa + t * m.qLoraRank, count: m.qLoraRank, epsilon: eps) }
+            mm.multiply(qB, x.qa, tokens: T, into: x.qFull)
+        } else if let q = w.q {
+            mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
+        }
+        let cache = s.cache.k[l]
+        for t in 0..<T {
+            let table = ropeTable + t * ropeStride
+            // Cache row: normalised latent, then the rotated shared rope key.
+            let kv = x.kvpe + t * row, dst = cache + (startPosition + t) * row
+            Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
+            (dst + kvL).update(from: kv + kvL, count: rd)
+            rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
+            for hd in 0..<h {
+                let qh = x.qFull + (t * h + hd) * qd
+                (x.qNope + (hd * T + t) * nope).update(from: qh, count: nope)
+                let qr = x.query + (t * h + hd) * row + kvL
+                qr.update(from: qh + nope, count: rd)
+                rope.rotate(qr, heads: 1, headDim: rd, table: table)
+            }
+        }
+        // q̃_nope per head: W_kb_h · q_nope_h for all tokens of the batch, one grouped dispatch.
+        let kJobs = (0..<h).map { MatmulJob(weights: w.kB[$0], output: x.qAbsorbed + $0 * T * kvL, firstInputRow: $0 * T, tokens: T) }
+        mm.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope)
+        for t in 0..<T {
+            for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
+        }
+        // MQA over the latent cache; outputs land head-major for the W_vb products.
+        AttentionBlock.attend(AttentionBlock.Layout(
+            q: x.query, qTokenStride: h * row, qHeadStride: row,
+            out: x.latentOut, outTokenStride: kvL, outHeadStride: T * kvL,
+            k: cache, kStride: row, kHeadStride: 0, v: cache, vStride: row, vHeadStride: 0,
+            heads: h, kvHeads: 1, keyDim: row, valueDim: kvL),
+            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
+        let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
+        mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL)
+        for t in 0..<T {
+            for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
+        }
+    }
+}

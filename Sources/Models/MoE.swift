@@ -1,0 +1,337 @@
+// Mixture-of-experts FFN, shared by deepseek2, qwen3moe, glm4moe and llama4:
+//   logits = W_router · x                                    [experts]
+//   probs  = softmax | sigmoid | sqrt(softplus) (logits)     (the gating function)
+//   choose = top-k over probs (+ correction bias), optionally only inside the best expert groups
+//   w_j    = probs[choose_j] (normalised to sum 1, × scale)
+//   y      = Σ_j w_j · down_j(act(gate_j · x) ⊙ up_j · x)  (+ shared experts' FFN of x)
+// Llama 4 picks on the raw logits and multiplies the expert *input* by sigmoid(logit) instead.
+//
+// Execution: the batch's (token, expert) pairs are sorted by expert into one gathered input, shared
+// experts appended as one more segment over every token; then one grouped matmul runs gate/up of
+// every active expert (SwiGLU applied by the thread that computed the rows), one runs down, and the
+// rows are scattered back with their weights. Each active expert's weights are read once per batch.
+
+import GGUF
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// llama.cpp's `expert_gating_func` ids.
+public enum ExpertGating: Int, Sendable {
+    case softmax = 1
+    case sigmoid = 2
+    /// top-k on the raw logits, softmax over the chosen ones.
+    case softmaxWeight = 3
+    case sqrtSoftplus = 4
+}
+
+public struct MoEConfig: Sendable {
+    public var expertCount: Int
+    public var expertsUsed: Int
+    /// Rows of one expert's gate/up.
+    public var expertFeedForward: Int
+    /// Rows of the shared experts' gate/up together (0: none).
+    public var sharedFeedForward: Int
+    public var gating: ExpertGating
+    /// Expert-group limited routing (DeepSeek V3): experts split in `groupCount` groups, a group scores
+    /// the sum of its best two, only the best `groupsUsed` groups are eligible.
+    public var groupCount: Int
+    public var groupsUsed: Int
+    public var normalizeWeights: Bool
+    /// Multiplier on the chosen weights (0 or 1: none).
+    public var weightsScale: Float
+    /// Llama 4: choose on the logits, weight the expert input by sigmoid(logit).
+    public var llama4Routing: Bool
+
+    /// Reads `<arch>.expert_*` keys; `defaultGating` when the file has no expert_gating_func.
+    public static func read(_ gguf: GGUFFile, _ arch: String, defaultGating: ExpertGating, sharedRequired: Bool = false) throws -> MoEConfig {
+        func int(_ key: String) -> Int? { gguf["\(arch).\(key)"]?.int }
+        guard let count = int("expert_count"), count > 0 else { throw ModelError.missingMetadata(file: gguf.path, key: "\(arch).expert_count") }
+        guard let used = int("expert_used_count"), used > 0, used <= count else {
+            throw ModelError.invalidConfig(file: gguf.path, message: "\(arch).expert_used_count must be in 1...\(count)")
+        }
+        guard let ff = int("expert_feed_forward_length"), ff > 0 else {
+            throw ModelError.missingMetadata(file: gguf.path, key: "\(arch).expert_feed_forward_length")
+        }
+        var gating = defaultGating
+        if let id = int("expert_gating_func"), id != 0 {
+            guard let g = ExpertGating(rawValue: id) else {
+                throw ModelError.invalidConfig(file: gguf.path, message: "\(arch).expert_gating_func = \(id) is not a gating function this build knows (1 softmax, 2 sigmoid, 3 softmax over the chosen, 4 sqrt-softplus)")
+            }
+            gating = g
+        }
+        let groups = max(1, int("expert_group_count") ?? 1)
+        let groupsUsed = int("expert_group_used_count") ?? groups
+        guard count % groups == 0, groupsUsed >= 1, groupsUsed <= groups else {
+            throw ModelError.invalidConfig(file: gguf.path, message: "\(arch).expert_group_count = \(groups) / expert_group_used_count = \(groupsUsed) do not fit \(count) experts")
+        }
+        let shared = int("expert_shared_count") ?? 0
+        return MoEConfig(expertCount: count, expertsUsed: used, expertFeedForward: ff, sharedFeedForward: shared * ff,
+                         gating: gating, groupCount: groups, groupsUsed: groupsUsed,
+                         normalizeWeights: gguf["\(arch).expert_weights_norm"]?.bool ?? false,
+                         weightsScale: gguf["\(arch).expert_weights_scale"]?.float ?? 0, llama4Routing: false)
+    }
+
+    /// Gathered rows of a batch of `tokens`: routed pairs + one shared segment.
+    func gatheredRows(tokens: Int) -> Int { tokens * expertsUsed + (sharedFeedForward > 0 ? tokens : 0) }
+    var largestFeedForward: Int { max(expertFeedForward, sharedFeedForward) }
+}
+
+public struct MoEWeights: @unchecked Sendable {
+    /// W_router[experts, embd] and its optional bias.
+    public var router: WeightMatrix
+    public var routerBias: FloatBuffer?
+    /// Added to the scores for choosing only (DeepSeek V3's `e_score_correction_bias`).
+    public var correctionBias: FloatBuffer?
+    public var gate, up, down: [WeightMatrix]
+    public var shared: DenseFFNWeights?
+
+    /// Bytes one token reads: router, `used` experts, shared experts.
+    func bytesPerToken(used: Int) -> Int {
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = bytes(router)
+        if let g = gate.first, let u = up.first, let d = down.first { total += used * (bytes(g) + bytes(u) + bytes(d)) }
+        if let s = shared { total += bytes(s.gate) + bytes(s.up) + bytes(s.down) }
+        return total
+    }
+}
+
+extension WeightReader {
+    func moe(_ l: Int, _ c: ModelConfig, _ m: MoEConfig) throws -> MoEWeights {
+        let e = c.embeddingLength, n = m.expertCount, ff = m.expertFeedForward
+        let gate: [WeightMatrix], up: [WeightMatrix]
+        if has(MoETensorName.gateUpExperts(l).name) {
+            let name = MoETensorName.gateUpExperts(l).name
+            gate = try experts(name, count: n, rows: ff, cols: e, storedRows: 2 * ff, rowOffset: 0)
+            up = try experts(name, count: n, rows: ff, cols: e, storedRows: 2 * ff, rowOffset: ff)
+        } else {
+            gate = try experts(MoETensorName.gateExperts(l).name, count: n, rows: ff, cols: e)
+            up = try experts(MoETensorName.upExperts(l).name, count: n, rows: ff, cols: e)
+        }
+        var shared: DenseFFNWeights? = nil
+        if m.sharedFeedForward > 0 {
+            let sf = m.sharedFeedForward
+            shared = DenseFFNWeights(gate: try matrix(named: MoETensorName.sharedGate(l).name, rows: sf, cols: e),
+                                     up: try matrix(named: MoETensorName.sharedUp(l).name, rows: sf, cols: e),
+                                     down: try matrix(named: MoETensorName.sharedDown(l).name, rows: e, cols: sf))
+        }
+        return MoEWeights(
+            router: try matrix(named: MoETensorName.router(l).name, rows: n, cols: e),
+            routerBias: try optionalVector(named: MoETensorName.routerBias(l).name, count: n),
+            correctionBias: try optionalVector(named: MoETensorName.correctionBias(l).name, count: n),
+            gate: gate, up: up,
+            down: try experts(MoETensorName.downExperts(l).name, count: n, rows: e, cols: ff),
+            shared: shared)
+    }
+}
+
+/// Per-session MoE buffers, sized for the largest batch.
+final class MoEScratch {
+    let logits: UnsafeMutablePointer<Float>      // [T, experts]
+    let scores: UnsafeMutablePointer<Float>      // [experts] selection scores of one token
+    let chosen: UnsafeMutablePointer<Int32>      // [T, used]
+    let chosenWeight: UnsafeMutablePointer<Float> // [T, used]
+    let counts: UnsafeMutablePointer<Int>        // [experts + 1]
+    let offsets: UnsafeMutablePointer<Int>       // [experts + 1]
+    let rowToken: UnsafeMutablePointer<Int32>    // [rows] token of each gathered row
+    let rowWeight: UnsafeMutablePointer<Float>   // [rows] weight applied to its output
+    let input: UnsafeMutablePointer<Float>       // [rows, embd]
+    let gate: UnsafeMutablePointer<Float>        // [rows, ff]
+    let up: UnsafeMutablePointer<Float>          // [rows, ff]
+    let output: UnsafeMutablePointer<Float>      // [rows, embd]
+    private var owned: [UnsafeMutableRawPointer] = []
+
+    init(config m: MoEConfig, embedding e: Int, maxBatch b: Int) {
+        let rows = m.gatheredRows(tokens: b), ff = m.largestFeedForward
+        var owned: [UnsafeMutableRawPointer] = []
+        func alloc<T>(_ n: Int, _: T.Type) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1) * MemoryLayout<T>.stride, alignment: 64)
+            owned.append(p)
+            return p.bindMemory(to: T.self, capacity: max(n, 1))
+        }
+        logits = alloc(b * m.expertCount, Float.self)
+        scores = alloc(m.expertCount, Float.self)
+        chosen = alloc(b * m.expertsUsed, Int32.self)
+        chosenWeight = alloc(b * m.expertsUsed, Float.self)
+        counts = alloc(m.expertCount + 1, Int.self)
+        offsets = alloc(m.expertCount + 2, Int.self)
+        rowToken = alloc(rows, Int32.self)
+        rowWeight = alloc(rows, Float.self)
+        input = alloc(rows * e, Float.self)
+        gate = alloc(rows * ff, Float.self)
+        up = alloc(rows * ff, Float.self)
+        output = alloc(rows * e, Float.self)
+        self.owned = owned
+    }
+    deinit { for p in owned { p.deallocate() } }
+}
+
+enum MoEBlock {
+    /// Chooses `used` experts for one token from its router logits; writes ids and weights.
+    static func route(logits: UnsafeMutablePointer<Float>, config m: MoEConfig, weights w: MoEWeights,
+                      scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int32>, chosenWeight: UnsafeMutablePointer<Float>) {
+        let n = m.expertCount, k = m.expertsUsed
+        if let b = w.routerBias { for i in 0..<n { logits[i] += b.pointer[i] } }
+        // probs (written back into logits once the raw values are no longer needed)
+        switch m.gating {
+        case .softmax:
+            var mx = -Float.infinity
+            for i in 0..<n { mx = max(mx, logits[i]) }
+            var sum: Float = 0
+            for i in 0..<n { let v = expf(logits[i] - mx); scores[i] = v; sum += v }
+            for i in 0..<n { scores[i] /= sum }
+        case .sigmoid:
+            for i in 0..<n { scores[i] = 1 / (1 + expf(-logits[i])) }
+        case .softmaxWeight:
+            for i in 0..<n { scores[i] = logits[i] }
+        case .sqrtSoftplus:
+            for i in 0..<n { let x = logits[i]; scores[i] = (x > 20 ? x : log1pf(expf(x))).squareRoot() }
+        }
+        // scores = probs now; logits become the selection scores.
+        if m.llama4Routing {
+            // choose on the raw logits; weight = sigmoid(logit)
+        } else if let bias = w.correctionBias {
+            for i in 0..<n { logits[i] = scores[i] + bias.pointer[i] }
+        } else {
+            for i in 0..<n { logits[i] = scores[i] }
+        }
+        if m.groupCount > 1 && m.groupsUsed < m.groupCount {
+            // Group score = sum of its two best selection scores; keep the best `groupsUsed` groups.
+            let per = n / m.groupCount, groups = m.groupCount
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: groups) { groupScore in
+                for g in 0..<groups {
+                    var best = -Float.infinity, second = -Float.infinity
+                    for i in (g * per)..<((g + 1) * per) {
+                        let v = logits[i]
+                        if v > best { second = best; best = v } else if v > second { second = v }
+                    }
+                    groupScore[g] = per >= 2 ? best + second : best
+                }
+                // Keep the best `groupsUsed` groups: knock out the worst of the rest one by one.
+                for _ in 0..<(groups - m.groupsUsed) {
+                    var wi = -1
+                    for g in 0..<groups where groupScore[g] != .infinity && (wi < 0 || groupScore[g] < groupScore[wi]) { wi = g }
+                    groupScore[wi] = .infinity
+                    for i in (wi * per)..<((wi + 1) * per) { logits[i] = -.infinity }
+                }
+            }
+        }
+        // top-k by selection score (ties: lower id first)
+        for j in 0..<k {
+            var bi = -1
+            for i in 0..<n {
+                var taken = false
+                for p in 0..<j where chosen[p] == Int32(i) { taken = true; break }
+                if taken { continue }
+                if bi < 0 || logits[i] > logits[bi] { bi = i }
+            }
+            chosen[j] = Int32(bi)
+            chosenWeight[j] = m.llama4Routing ? 1 / (1 + expf(-logits[bi])) : scores[bi]
+        }
+        if m.gating == .softmaxWeight {
+            var mx = -Float.infinity
+            for j in 0..<k { mx = max(mx, chosenWeight[j]) }
+            var sum: Float = 0
+            for j in 0..<k { chosenWeight[j] = expf(chosenWeight[j] - mx); sum += chosenWeight[j] }
+            for j in 0..<k { chosenWeight[j] /= sum }
+        }
+        if m.normalizeWeights {
+            var sum: Float = 0
+            for j in 0..<k { sum += chosenWeight[j] }
+            sum = max(sum, 6.103515625e-5)
+            for j in 0..<k { chosenWeight[j] /= sum }
+        }
+        if m.weightsScale != 0 && m.weightsScale != 1 { for j in 0..<k { chosenWeight[j] *= m.weightsScale } }
+    }
+
+    /// out[t] = MoE(xn[t]) for t < T (overwrites out).
+    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
+                        weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
+                        scratch s: MoEScratch, matmul mm: Matmul) {
+        let n = m.expertCount, k = m.expertsUsed, ff = m.expertFeedForward
+        mm.multiply(w.router, xn, tokens: T, into: s.logits)
+        for t in 0..<T {
+            route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
+                  chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k)
+        }
+        // Sort the (token, expert) pairs by expert: counting sort.
+        for x in 0...n { s.counts[x] = 0 }
+        for p in 0..<(T * k) { s.counts[Int(s.chosen[p])] += 1 }
+        s.offsets[0] = 0
+        for x in 0..<n { s.offsets[x + 1] = s.offsets[x] + s.counts[x]; s.counts[x] = 0 }
+        for t in 0..<T {
+            for j in 0..<k {
+                let x = Int(s.chosen[t * k + j])
+                let row = s.offsets[x] + s.counts[x]
+                s.counts[x] += 1
+                s.rowToken[row] = Int32(t)
+                s.rowWeight[row] = s.chosenWeight[t * k + j]
+                let src = xn + t * e, dst = s.input + row * e
+                if m.llama4Routing {
+                    let g = s.rowWeight[row]
+                    for i in 0..<e { dst[i] = src[i] * g }
+                    s.rowWeight[row] = 1
+                } else {
+                    dst.update(from: src, count: e)
+                }
+            }
+        }
+        let routedRows = T * k
+        if w.shared != nil {
+            (s.input + routedRows * e).update(from: xn, count: T * e)
+            for t in 0..<T { s.rowToken[routedRows + t] = Int32(t); s.rowWeight[routedRows + t] = 1 }
+        }
+        let totalRows = routedRows + (w.shared != nil ? T : 0)
+
+        // gate/up of every active expert (and the shared one) in one dispatch; the thread that computed
+        // rows r of an expert's up applies the activation to them for every token of that expert.
+        var upJobs: [MatmulJob] = [], downJobs: [MatmulJob] = []
+        var jobFF: [Int] = []
+        upJobs.reserveCapacity(2 * (min(n, routedRows) + 1))
+        for x in 0..<n where s.offsets[x + 1] > s.offsets[x] {
+            let first = s.offsets[x], count = s.offsets[x + 1] - first
+            upJobs.append(MatmulJob(weights: w.gate[x], output: s.gate + first * ff, firstInputRow: first, tokens: count))
+            upJobs.append(MatmulJob(weights: w.up[x], output: s.up + first * ff, firstInputRow: first, tokens: count))
+            downJobs.append(MatmulJob(weights: w.down[x], output: s.output + first * e, firstInputRow: first, tokens: count))
+            jobFF.append(ff)
+        }
+        // The shared segment's rows are laid out with its own width (its ff may differ from experts').
+        let sharedFF = m.sharedFeedForward
+        if let sh = w.shared {
+            let g = s.gate + routedRows * ff, u = s.up + routedRows * ff
+            upJobs.append(MatmulJob(weights: sh.gate, output: g, firstInputRow: routedRows, tokens: T))
+            upJobs.append(MatmulJob(weights: sh.up, output: u, firstInputRow: routedRows, tokens: T))
+            jobFF.append(sharedFF)
+        }
+        mm.multiply(upJobs, s.input, inputRows: totalRows, cols: e) { job, rows in
+            guard job % 2 == 1 else { return }
+            let upJob = upJobs[job], width = jobFF[job / 2]
+            let g0 = upJobs[job - 1].output, u0 = upJob.output
+            for t in 0..<upJob.tokens {
+                let g = g0 + t * width + rows.lowerBound, u = u0 + t * width + rows.lowerBound
+                switch activation {
+                case .silu: Kernels.swiglu(g, u, count: rows.count)
+                case .geluTanh: Kernels.geglu(g, u, count: rows.count)
+                }
+            }
+        }
+        // down: routed rows have width ff in s.gate, the shared rows (from routedRows · ff on) sharedFF.
+        if let sh = w.shared, sharedFF == ff {
+            downJobs.append(MatmulJob(weights: sh.down, output: s.output + routedRows * e, firstInputRow: routedRows, tokens: T))
+            mm.multiply(downJobs, s.gate, inputRows: totalRows, cols: ff)
+        } else {
+            mm.multiply(downJobs, s.gate, inputRows: routedRows, cols: ff)
+            if let sh = w.shared {
+                mm.multiply(sh.down, s.gate + routedRows * ff, tokens: T, into: s.output + routedRows * e)
+            }
+        }
+        // Scatter: out[t] = Σ weight · expert output (+ shared).
+        out.update(repeating: 0, count: T * e)
+        for row in 0..<totalRows {
+            Kernels.axpy(out + Int(s.rowToken[row]) * e, s.output + row * e, s.rowWeight[row], count: e)
+        }
+    }
+}
