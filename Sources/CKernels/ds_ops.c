@@ -142,12 +142,42 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < n; j++) s[j] *= inv;
     }
-    // out_i = Σ_j p[i][j] v_j (each v_j read once).
-    for (int64_t j = 0; j < n; j++) {
+    // out_i = Σ_j p[i][j] v_j, register-blocked: 4 heads × 64 values of accumulators (16 zmm) stay in
+    // registers over all j, so each V slice load feeds 4 FMAs and nothing is re-stored per j.
+    int64_t i = 0;
+    for (; i + 4 <= g; i += 4) {
+        const float *p0 = scratch + i * n, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
+        int64_t d0 = 0;
+        for (; d0 + 64 <= v_dim; d0 += 64) {
+            float a0[64] = {0}, a1[64] = {0}, a2[64] = {0}, a3[64] = {0};
+            for (int64_t j = 0; j < n; j++) {
+                const float *vj = v + (j_begin + j) * v_stride + d0;
+                const float w0 = p0[j], w1 = p1[j], w2 = p2[j], w3 = p3[j];
+                for (int l = 0; l < 64; l++) {
+                    const float x = vj[l];
+                    a0[l] = fmaf(w0, x, a0[l]); a1[l] = fmaf(w1, x, a1[l]);
+                    a2[l] = fmaf(w2, x, a2[l]); a3[l] = fmaf(w3, x, a3[l]);
+                }
+            }
+            float *o0 = out + i * out_stride + d0;
+            for (int l = 0; l < 64; l++) {
+                o0[l] = a0[l]; o0[out_stride + l] = a1[l]; o0[2 * out_stride + l] = a2[l]; o0[3 * out_stride + l] = a3[l];
+            }
+        }
+        for (int64_t j = 0; j < n && d0 < v_dim; j++) {
+            const float *vj = v + (j_begin + j) * v_stride;
+            for (int k = 0; k < 4; k++) {
+                const float p = scratch[(i + k) * n + j];
+                float *o = out + (i + k) * out_stride;
+                for (int64_t d = d0; d < v_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
+            }
+        }
+    }
+    for (int64_t j = 0; j < n && i < g; j++) {
         const float *vj = v + (j_begin + j) * v_stride;
-        for (int64_t i = 0; i < g; i++) {
-            float p = scratch[i * n + j];
-            float *o = out + i * out_stride;
+        for (int64_t r = i; r < g; r++) {
+            const float p = scratch[r * n + j];
+            float *o = out + r * out_stride;
             for (int64_t d = 0; d < v_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
         }
     }

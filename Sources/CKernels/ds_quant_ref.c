@@ -55,6 +55,14 @@ static inline int ds_nearest_int(float v) {
 
 // ================================ 32-element block formats =======================================
 
+// The activation quantizers (Q8_0, Q8_1, Q8_K) run once per matmul input row on the hot path:
+// compiled per ISA level (same operations in the same order, so the bytes are identical).
+#if defined(__x86_64__) && defined(__linux__) && defined(__clang__)
+#define DS_ACT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DS_ACT_CLONES
+#endif
+
 static void quantize_q4_0(const float *x, ds_block_q4_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / DS_QK4_0; ++b, x += DS_QK4_0) {
         // d = (value of largest magnitude) / -8 so that this value maps to q = 0 exactly.
@@ -141,7 +149,7 @@ static void quantize_q5_1(const float *x, ds_block_q5_1 *y, int64_t n) {
     }
 }
 
-static void quantize_q8_0(const float *x, ds_block_q8_0 *y, int64_t n) {
+DS_ACT_CLONES static void quantize_q8_0(const float *x, ds_block_q8_0 *y, int64_t n) {
     for (int64_t b = 0; b < n / DS_QK8_0; ++b, x += DS_QK8_0) {
         float amax = 0.0f;
         for (int j = 0; j < DS_QK8_0; ++j) amax = DS_MAX(amax, fabsf(x[j]));
@@ -152,7 +160,7 @@ static void quantize_q8_0(const float *x, ds_block_q8_0 *y, int64_t n) {
     }
 }
 
-static void quantize_q8_1(const float *x, ds_block_q8_1 *y, int64_t n) {
+DS_ACT_CLONES static void quantize_q8_1(const float *x, ds_block_q8_1 *y, int64_t n) {
     for (int64_t b = 0; b < n / DS_QK8_1; ++b, x += DS_QK8_1) {
         float amax = 0.0f;
         for (int j = 0; j < DS_QK8_1; ++j) amax = DS_MAX(amax, fabsf(x[j]));
@@ -569,7 +577,7 @@ static void quantize_q6_K(const float *x, ds_block_q6_K *y, int64_t n) {
     }
 }
 
-static void quantize_q8_K(const float *x, ds_block_q8_K *y, int64_t n) {
+DS_ACT_CLONES static void quantize_q8_K(const float *x, ds_block_q8_K *y, int64_t n) {
     for (int64_t b = 0; b < n / DS_QK_K; ++b, x += DS_QK_K) {
         float max = 0, amax = 0;
         for (int j = 0; j < DS_QK_K; ++j) {

@@ -15,6 +15,19 @@ public struct SyntheticModelSpec: Sendable {
     public var feedForward = 5632
     public var type: GGMLType = .q4_K
     public var seed: UInt64 = 1
+    /// deepseek2 only: MoE shape (the first `leadingDense` layers dense) and MLA shape; attention
+    /// matrices use `attentionType` (the per-head 128-wide k_b rows do not fit 256-value K-quant blocks).
+    public var experts = 64
+    public var expertsUsed = 6
+    public var expertFeedForward = 1024
+    public var sharedExperts = 1
+    public var leadingDense = 1
+    public var qLoraRank = 768
+    public var kvLoraRank = 512
+    public var ropeDim = 64
+    public var nopeDim = 128
+    public var valueDim = 128
+    public var attentionType: GGMLType = .q8_0
     public init() {}
 
     public var headDim: Int { hidden / heads }
@@ -29,7 +42,9 @@ public enum SyntheticModel {
         guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K else {
             throw GGUFError(file: path, field: "type", message: "\(t.name) cannot be written")
         }
-        for (what, n) in [("hidden", spec.hidden), ("feed-forward", spec.feedForward)] where n % t.blockSize != 0 {
+        var sizes = [("hidden", spec.hidden), ("feed-forward", spec.feedForward)]
+        if spec.architecture == "deepseek2" { sizes.append(("expert feed-forward", spec.expertFeedForward)) }
+        for (what, n) in sizes where n % t.blockSize != 0 {
             throw GGUFError(file: path, field: what, message: "\(what) size \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
         }
         guard spec.heads > 0, spec.kvHeads > 0, spec.heads % spec.kvHeads == 0, spec.hidden % spec.heads == 0 else {
@@ -54,37 +69,45 @@ public enum SyntheticModel {
         w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
         w.set("\(a).rope.dimension_count", .uint32(UInt32(spec.headDim)))
         w.set("\(a).vocab_size", .uint32(UInt32(vocab)))
+        if a == "deepseek2" { setDeepSeekMetadata(spec, &w) }
         for key in source.metadataKeys where key.hasPrefix("tokenizer.") && key != "tokenizer.chat_template" {
             w.set(key, source[key]!)
         }
         var rngState = spec.seed
         // A pool of distinct random rows per row length, quantized once; a matrix cycles through them
         // in a scrambled order. Speed depends on bytes and shapes, not on the values.
-        var pools: [Int: [[UInt8]]] = [:]
-        func pool(cols: Int) -> [[UInt8]] {
-            if let p = pools[cols] { return p }
+        var pools: [String: [[UInt8]]] = [:]
+        func random(_ n: Int) -> [Float] {
+            (0..<n).map { _ -> Float in
+                rngState = rngState &* 6364136223846793005 &+ 1442695040888963407
+                let u = Float(rngState >> 40) / Float(1 << 24) - 0.5
+                return u * 0.07  // ~N(0, 0.02)-sized
+            }
+        }
+        func pool(cols: Int, type: GGMLType? = nil) -> [[UInt8]] {
+            let type = type ?? t
+            let key = "\(type.name)/\(cols)"
+            if let p = pools[key] { return p }
             var rows: [[UInt8]] = []
             for _ in 0..<16 {
-                let values = (0..<cols).map { _ -> Float in
-                    rngState = rngState &* 6364136223846793005 &+ 1442695040888963407
-                    let u = Float(rngState >> 40) / Float(1 << 24) - 0.5
-                    return u * 0.07  // ~N(0, 0.02)-sized
-                }
-                var bytes = [UInt8](repeating: 0, count: t.byteCount(elements: cols)!)
-                if t == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
-                    ds_quantize_row_ref(Int32(t.rawValue), values, &bytes, Int64(cols))
+                let values = random(cols)
+                var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
+                if type == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
+                    ds_quantize_row_ref(Int32(type.rawValue), values, &bytes, Int64(cols))
                 }
                 rows.append(bytes)
             }
-            pools[cols] = rows
+            pools[key] = rows
             return rows
         }
-        func matrix(_ name: String, rows: Int, cols: Int) throws {
-            let p = pool(cols: cols)
-            try w.addTensor(name: name, dims: [cols, rows], type: t) {
+        /// W[rows, cols] (× `count` for a 3-D expert tensor [cols, rows, count]).
+        func matrix(_ name: String, rows: Int, cols: Int, count: Int = 1, type: GGMLType? = nil) throws {
+            let type = type ?? t
+            let p = type == t ? pool(cols: cols) : pool(cols: cols, type: type)
+            try w.addTensor(name: name, dims: count == 1 ? [cols, rows] : [cols, rows, count], type: type) {
                 var out: [UInt8] = []
-                out.reserveCapacity(rows * p[0].count)
-                for r in 0..<rows { out.append(contentsOf: p[Int(UInt32(truncatingIfNeeded: r &* 2_654_435_761) >> 28)]) }
+                out.reserveCapacity(rows * count * p[0].count)
+                for r in 0..<(rows * count) { out.append(contentsOf: p[Int(UInt32(truncatingIfNeeded: r &* 2_654_435_761) >> 28)]) }
                 return out
             }
         }
@@ -93,20 +116,91 @@ public enum SyntheticModel {
         try matrix("token_embd.weight", rows: vocab, cols: e)
         try ones("output_norm.weight", e)
         try matrix("output.weight", rows: vocab, cols: e)
-        for l in 0..<spec.layers {
-            try ones("blk.\(l).attn_norm.weight", e)
-            try matrix("blk.\(l).attn_q.weight", rows: e, cols: e)
-            try matrix("blk.\(l).attn_k.weight", rows: kv, cols: e)
-            try matrix("blk.\(l).attn_v.weight", rows: kv, cols: e)
-            try matrix("blk.\(l).attn_output.weight", rows: e, cols: e)
-            try ones("blk.\(l).ffn_norm.weight", e)
-            try matrix("blk.\(l).ffn_gate.weight", rows: spec.feedForward, cols: e)
-            try matrix("blk.\(l).ffn_up.weight", rows: spec.feedForward, cols: e)
-            try matrix("blk.\(l).ffn_down.weight", rows: e, cols: spec.feedForward)
+        if a == "deepseek2" {
+            var floatTensors: [(String, [Int], [Float])] = []
+            try writeDeepSeekLayers(spec, matrix: matrix, ones: ones, floats: { floatTensors.append(($0, $1, $2)) }, random: random)
+            for (name, dims, values) in floatTensors { try w.addTensor(name: name, dims: dims, floats: values) }
+        } else {
+            for l in 0..<spec.layers {
+                try ones("blk.\(l).attn_norm.weight", e)
+                try matrix("blk.\(l).attn_q.weight", rows: e, cols: e)
+                try matrix("blk.\(l).attn_k.weight", rows: kv, cols: e)
+                try matrix("blk.\(l).attn_v.weight", rows: kv, cols: e)
+                try matrix("blk.\(l).attn_output.weight", rows: e, cols: e)
+                try ones("blk.\(l).ffn_norm.weight", e)
+                try matrix("blk.\(l).ffn_gate.weight", rows: spec.feedForward, cols: e)
+                try matrix("blk.\(l).ffn_up.weight", rows: spec.feedForward, cols: e)
+                try matrix("blk.\(l).ffn_down.weight", rows: e, cols: spec.feedForward)
+            }
         }
         let total = w.tensors.reduce(0) { $0 + $1.byteCount }
         log(String(format: "writing %@: %d tensors, %.2f GB of weights", path, w.tensors.count, Double(total) / 1e9))
         try w.write(to: path)
         return total
+    }
+
+    /// DeepSeek-V3-shaped hyper-parameters: MLA (absorbed-form key lengths, as llama.cpp's converter
+    /// writes them), sigmoid routing with correction bias, normalised weights × 2.5, shared experts.
+    static func setDeepSeekMetadata(_ spec: SyntheticModelSpec, _ w: inout GGUFWriter) {
+        let a = "deepseek2"
+        func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
+        u("attention.head_count_kv", 1)
+        u("attention.key_length", spec.kvLoraRank + spec.ropeDim)
+        u("attention.value_length", spec.kvLoraRank)
+        u("attention.key_length_mla", spec.nopeDim + spec.ropeDim)
+        u("attention.value_length_mla", spec.valueDim)
+        u("attention.q_lora_rank", spec.qLoraRank)
+        u("attention.kv_lora_rank", spec.kvLoraRank)
+        u("rope.dimension_count", spec.ropeDim)
+        u("leading_dense_block_count", spec.leadingDense)
+        u("expert_count", spec.experts)
+        u("expert_used_count", spec.expertsUsed)
+        u("expert_group_count", 1)
+        u("expert_group_used_count", 1)
+        u("expert_gating_func", 2)
+        u("expert_feed_forward_length", spec.expertFeedForward)
+        u("expert_shared_count", spec.sharedExperts)
+        w.set("\(a).expert_weights_scale", .float32(2.5))
+        w.set("\(a).expert_weights_norm", .bool(true))
+    }
+
+    static func writeDeepSeekLayers(_ spec: SyntheticModelSpec,
+                                    matrix: (String, Int, Int, Int, GGMLType?) throws -> Void,
+                                    ones: (String, Int) throws -> Void, floats: (String, [Int], [Float]) -> Void,
+                                    random: (Int) -> [Float]) throws {
+        let e = spec.hidden, h = spec.heads, at = spec.attentionType
+        let ff = spec.expertFeedForward, n = spec.experts
+        for l in 0..<spec.layers {
+            let b = "blk.\(l)."
+            try ones(b + "attn_norm.weight", e)
+            if spec.qLoraRank > 0 {
+                try matrix(b + "attn_q_a.weight", spec.qLoraRank, e, 1, at)
+                try ones(b + "attn_q_a_norm.weight", spec.qLoraRank)
+                try matrix(b + "attn_q_b.weight", h * (spec.nopeDim + spec.ropeDim), spec.qLoraRank, 1, at)
+            } else {
+                try matrix(b + "attn_q.weight", h * (spec.nopeDim + spec.ropeDim), e, 1, at)
+            }
+            try matrix(b + "attn_kv_a_mqa.weight", spec.kvLoraRank + spec.ropeDim, e, 1, at)
+            try ones(b + "attn_kv_a_norm.weight", spec.kvLoraRank)
+            try matrix(b + "attn_k_b.weight", spec.kvLoraRank, spec.nopeDim, h, at)
+            try matrix(b + "attn_v_b.weight", spec.valueDim, spec.kvLoraRank, h, at)
+            try matrix(b + "attn_output.weight", e, h * spec.valueDim, 1, at)
+            try ones(b + "ffn_norm.weight", e)
+            if l < spec.leadingDense {
+                try matrix(b + "ffn_gate.weight", spec.feedForward, e, 1, nil)
+                try matrix(b + "ffn_up.weight", spec.feedForward, e, 1, nil)
+                try matrix(b + "ffn_down.weight", e, spec.feedForward, 1, nil)
+            } else {
+                floats(b + "ffn_gate_inp.weight", [e, n], random(e * n).map { $0 * 10 })
+                floats(b + "exp_probs_b.bias", [n], random(n))
+                try matrix(b + "ffn_gate_exps.weight", ff, e, n, nil)
+                try matrix(b + "ffn_up_exps.weight", ff, e, n, nil)
+                try matrix(b + "ffn_down_exps.weight", e, ff, n, nil)
+                let sf = ff * spec.sharedExperts
+                try matrix(b + "ffn_gate_shexp.weight", sf, e, 1, nil)
+                try matrix(b + "ffn_up_shexp.weight", sf, e, 1, nil)
+                try matrix(b + "ffn_down_shexp.weight", e, sf, 1, nil)
+            }
+        }
     }
 }
