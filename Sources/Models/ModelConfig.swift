@@ -46,6 +46,10 @@ public struct YarnConfig: Sendable {
     public var extFactor: Float
     /// rope.scaling.yarn_log_multiplier as stored (DeepSeek: 0.1 · mscale_all_dim).
     public var logMultiplier: Float
+    public init(factor: Float, originalContext: Int, betaFast: Float, betaSlow: Float, extFactor: Float, logMultiplier: Float) {
+        self.factor = factor; self.originalContext = originalContext; self.betaFast = betaFast
+        self.betaSlow = betaSlow; self.extFactor = extFactor; self.logMultiplier = logMultiplier
+    }
 }
 
 /// Llama 4's attention temperature on NoPE layers: q ×= 1 + scale · log(floor((pos + offset) / floor) + 1).
@@ -53,6 +57,9 @@ public struct AttentionTemperature: Sendable {
     public var scale: Float
     public var floorLength: Float
     public var offset: Float
+    public init(scale: Float, floorLength: Float, offset: Float) {
+        self.scale = scale; self.floorLength = floorLength; self.offset = offset
+    }
     public func factor(position: Int) -> Float {
         1 + scale * Float(log(Double(((Float(position) + offset) / floorLength).rounded(.down)) + 1))
     }
