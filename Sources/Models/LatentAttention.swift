@@ -5,12 +5,21 @@
 //   q̃_h    = [W_kb_h · q_nope_h ; rope(q_rope_h)]                  [kvLora + rope] per head
 //   a_h    = Σ_j softmax_j(scale · q̃_h · cache_j) · cache_j[0..<kvLora]   (MQA: every head, one KV row)
 //   out    = W_o · concat_h(W_vb_h · a_h)
+// Long prompt batches use the expanded form instead (cheaper once the batch is long enough that the
+// absorbed scores over kvLora + rope floats cost more than decompressing the cache, see
+// expandedMinimumTokens): K_h[j] = [W_kb_hᵀ · latent_j ; rope key_j], V_h[j] = W_vb_h · latent_j for
+// every cached position, then ordinary multi-head attention over nope + rope / v floats.
 // W_kb_h[kvLora, nope] and W_vb_h[v, kvLora] are per-head slices of attn_k_b / attn_v_b (older files
 // store them fused as attn_kv_b and are split here at load). The cache holds kvLora + rope floats per
 // token instead of H·(nope + rope + v): 576 instead of 40 960 floats for DeepSeek V3.
 
 import GGUF
 import Kernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public struct LatentAttentionConfig: Sendable {
     /// 0: no q compression (V2-Lite), W_q used directly.
@@ -106,6 +115,21 @@ final class LatentAttentionScratch {
     let latentOut: UnsafeMutablePointer<Float> // [H, T, kvLora]
     let valueOut: UnsafeMutablePointer<Float>  // [H, T, v]
     private let owned: [FloatBuffer]
+    /// Expanded form: latents [S, kvLora], W_kbᵀ per head [H, nope, kvLora], K [H, S, nope + rope],
+    /// V [H, S, v], K_nope [H, S, nope]; grown to the longest S seen.
+    private(set) var expandedCapacity = 0
+    private(set) var latents: FloatBuffer?, kTransposed: FloatBuffer?, keys: FloatBuffer?, values: FloatBuffer?, keysNope: FloatBuffer?
+
+    func reserveExpanded(positions: Int, config m: LatentAttentionConfig, heads h: Int) {
+        if kTransposed == nil { kTransposed = FloatBuffer(count: h * m.nopeDim * m.kvLoraRank) }
+        guard positions > expandedCapacity else { return }
+        let n = max(positions, expandedCapacity * 2)
+        latents = FloatBuffer(count: n * m.kvLoraRank)
+        keys = FloatBuffer(count: h * n * m.queryDim)
+        values = FloatBuffer(count: h * n * m.valueDim)
+        keysNope = FloatBuffer(count: h * n * m.nopeDim)
+        expandedCapacity = n
+    }
 
     init(config m: LatentAttentionConfig, heads h: Int, maxBatch b: Int) {
         let buffers = [b * max(m.qLoraRank, 1), b * h * m.queryDim, b * m.cacheRowFloats, h * b * m.nopeDim,
@@ -117,7 +141,7 @@ final class LatentAttentionScratch {
     }
 }
 
-enum LatentAttentionBlock {
+public enum LatentAttentionBlock {
     /// att[t, h·v ..< (h+1)·v] = attention output of head h (before W_o); appends to the cache.
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, layer l: Int,
                         weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
@@ -133,6 +157,11 @@ enum LatentAttentionBlock {
             mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
         }
         let cache = s.cache.k[l]
+        if T >= s.latentExpandedMinimumTokens {
+            expandedForward(tokens: T, startPosition: startPosition, cache: cache, weights: w, config: m, model: c,
+                            rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att)
+            return
+        }
         for t in 0..<T {
             let table = ropeTable + t * ropeStride
             // Cache row: normalised latent, then the rotated shared rope key.
@@ -166,5 +195,83 @@ enum LatentAttentionBlock {
         for t in 0..<T {
             for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
         }
+    }
+
+    /// Batches of at least this many tokens use the expanded form. Per cached position and head, the
+    /// absorbed scores and sums cost T·(2·kvLora + rope) multiply-adds, the expanded form
+    /// (nope + v)·kvLora to decompress plus T·(nope + rope + v): expanded wins for
+    /// T > γ·(nope + v)·kvLora / (2·kvLora − nope − v), whatever the cached length. γ = 1.1 is measured
+    /// (GEMM and attention multiply-adds cost about the same here): pp512 on the DeepSeek-shaped model,
+    /// batches of 128 → absorbed 8% faster, 256 → expanded 8% faster (docs/performance.md). DeepSeek V3's
+    /// dims (512, 64, 128, 128) give 188. DS_MLA_EXPANDED_MIN_TOKENS overrides.
+    public static func expandedMinimumTokens(_ m: LatentAttentionConfig) -> Int {
+        if let v = getenv("DS_MLA_EXPANDED_MIN_TOKENS"), let n = Int(String(cString: v)), n > 0 { return n }
+        let saved = max(1, 2 * m.kvLoraRank - m.nopeDim - m.valueDim)
+        return Int((1.1 * Double((m.nopeDim + m.valueDim) * m.kvLoraRank) / Double(saved)).rounded(.up))
+    }
+
+    /// The expanded form for a prompt batch: decompress K (nope part) and V of every cached position,
+    /// then multi-head attention with q = [q_nope ; rope(q_rope)] as the model was trained.
+    static func expandedForward(tokens T: Int, startPosition: Int, cache: UnsafeMutablePointer<Float>,
+                                weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
+                                rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
+                                state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
+        let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
+        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
+        let positions = startPosition + T
+        x.reserveExpanded(positions: positions, config: m, heads: h)
+        let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
+        let keys = x.keys!.pointer, values = x.values!.pointer, keysNope = x.keysNope!.pointer
+        // New cache rows, and RoPE on q's rope part in place (q rows are [nope ; rope] per head).
+        s.pool.parallelFor(T) { range in
+            for t in range {
+                let table = ropeTable + t * ropeStride
+                let kv = x.kvpe + t * row, dst = cache + (startPosition + t) * row
+                Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
+                (dst + kvL).update(from: kv + kvL, count: rd)
+                rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
+                for hd in 0..<h { rope.rotate(x.qFull + (t * h + hd) * qd + nope, heads: 1, headDim: rd, table: table) }
+            }
+        }
+        // Latents of every position, contiguous; W_kb_h transposed to [nope, kvLora] in F32.
+        s.pool.parallelFor(positions) { range in
+            for j in range { (latents + j * kvL).update(from: cache + j * row, count: kvL) }
+        }
+        s.pool.parallelFor(h) { range in
+            let column = UnsafeMutablePointer<Float>.allocate(capacity: nope)
+            defer { column.deallocate() }
+            for hd in range {
+                let base = kT + hd * nope * kvL
+                for cc in 0..<kvL {
+                    w.kB[hd].dequantizeRow(cc, into: column)
+                    for d in 0..<nope { base[d * kvL + cc] = column[d] }
+                }
+            }
+        }
+        // K_nope_h = latents · W_kb_h, V_h = latents · W_vb_hᵀ for all positions, one grouped dispatch.
+        var jobs: [MatmulJob] = []
+        jobs.reserveCapacity(2 * h)
+        for hd in 0..<h {
+            let kw = WeightMatrix(type: .f32, rows: nope, cols: kvL, data: UnsafeRawPointer(kT + hd * nope * kvL))
+            jobs.append(MatmulJob(weights: kw, output: keysNope + hd * positions * nope, firstInputRow: 0, tokens: positions))
+            jobs.append(MatmulJob(weights: w.vB[hd], output: values + hd * positions * vd, firstInputRow: 0, tokens: positions))
+        }
+        mm.multiply(jobs, latents, inputRows: positions, cols: kvL)
+        // K rows [K_nope_h[j] ; rope key_j], head-major.
+        s.pool.parallelFor(h) { range in
+            for hd in range {
+                for j in 0..<positions {
+                    let k = keys + (hd * positions + j) * qd
+                    k.update(from: keysNope + (hd * positions + j) * nope, count: nope)
+                    (k + nope).update(from: cache + j * row + kvL, count: rd)
+                }
+            }
+        }
+        AttentionBlock.attend(AttentionBlock.Layout(
+            q: x.qFull, qTokenStride: h * qd, qHeadStride: qd,
+            out: att, outTokenStride: h * vd, outHeadStride: vd,
+            k: keys, kStride: qd, kHeadStride: positions * qd, v: values, vStride: vd, vHeadStride: positions * vd,
+            heads: h, kvHeads: h, keyDim: qd, valueDim: vd),
+            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
     }
 }

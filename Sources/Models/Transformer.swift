@@ -269,6 +269,9 @@ public final class InferenceState: @unchecked Sendable {
     /// Floats of attention scratch per thread (scores of one query group over the whole context).
     let attentionScratchStride: Int
     let moeScratch: MoEScratch?
+    /// MLA: prompt batches of at least this many tokens run the expanded form, shorter ones (decode)
+    /// the absorbed form.
+    public var latentExpandedMinimumTokens: Int
     let latentScratch: LatentAttentionScratch?
     private(set) var logits: UnsafeMutablePointer<Float>
     private var logitsCapacity: Int
@@ -305,6 +308,7 @@ public final class InferenceState: @unchecked Sendable {
         self.owned = owned
         moeScratch = c.moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
         latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b) }
+        latentExpandedMinimumTokens = c.mla.map { LatentAttentionBlock.expandedMinimumTokens($0) } ?? Int.max
     }
 
     deinit {

@@ -108,6 +108,19 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
         return path
     }
 
+    /// DeepSeek's MLA in the expanded form (decompressed K/V, used for long prompt batches) gives the
+    /// same logits as the absorbed form, with and without a cached prefix (batches of 5).
+    @Test(arguments: ["f32", "f16"])
+    func latentAttentionExpandedFormMatches(precision: String) throws {
+        let golden = try loadGolden("deepseekv3")
+        let model = try loadModel("deepseekv3", precision)
+        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2)
+        state.latentExpandedMinimumTokens = 2
+        let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+        let diff = maxAbsDiff(logits, precision == "f32" ? golden.logits : golden.logits_f16_weights)
+        #expect(diff <= 1e-3, "expanded MLA max |Δlogit| = \(diff)")
+    }
+
     /// An unknown expert gating function fails at load, naming the key and the value.
     @Test func unknownGatingFunctionIsAClearError() throws {
         let path = try fixtureCopy("deepseekv3", changing: ["deepseek2.expert_gating_func": .uint32(9)])
