@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "DwarfStar",
-                 targets: ["GGUF", "Kernels", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
+                 targets: ["GGUF", "Kernels", "KVCache", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
         .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
     ],
     dependencies: [
@@ -25,13 +25,16 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["CKernels"]),
         // Swift wrappers over CKernels: matmul over tensors, norms, RoPE, attention, worker pool.
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
+        // Paged KV cache: page pool with reference counts, copy-on-write and a prefix cache; per-sequence
+        // page tables.
+        .target(name: "KVCache"),
         .target(name: "Tokenizers"),
         .target(name: "ChatTemplate"),
         // Architectures over shared blocks; registry by general.architecture.
-        .target(name: "Models", dependencies: ["GGUF", "Kernels"]),
+        .target(name: "Models", dependencies: ["GGUF", "Kernels", "KVCache"]),
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
-        .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
             "Engine", "GGUF", "Models", "Kernels",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -40,7 +43,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["CKernels", "Kernels", "GGUF"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

@@ -103,19 +103,28 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index) {
 
 DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                                    const float *k, int64_t k_stride, const float *v, int64_t v_stride,
-                                   int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
-                                   float softcap, float *out, int64_t out_stride, float *scratch) {
+                                   const int32_t *pages, int64_t page_shift, int64_t k_page_stride,
+                                   int64_t v_page_stride, int64_t j_begin, int64_t j_end, int64_t head_dim,
+                                   int64_t v_dim, float scale, float softcap, float *out, int64_t out_stride,
+                                   float *scratch) {
     int64_t n = j_end - j_begin;
+    const int64_t page_mask = ((int64_t)1 << page_shift) - 1;
+    // Row j of K (V): contiguous, or through the page table (page pages[j >> shift], row j & mask).
+#define DS_K_ROW(j) (pages ? k + (int64_t)pages[(j) >> page_shift] * k_page_stride + ((j) & page_mask) * k_stride \
+                           : k + (j) * k_stride)
+#define DS_V_ROW(j) (pages ? v + (int64_t)pages[(j) >> page_shift] * v_page_stride + ((j) & page_mask) * v_stride \
+                           : v + (j) * v_stride)
     for (int64_t i = 0; i < g; i++) memset(out + i * out_stride, 0, sizeof(float) * (size_t)v_dim);
     if (n <= 0) return;
     // Scores s[i][j] = scale · q_i · k_j: each k_j is loaded once per chunk of up to 4 heads, with 16
     // independent lanes per head (one zmm each) reduced at the end.
-    for (int64_t j = 0; j < n; j++) {
-        const float *kj = k + (j_begin + j) * k_stride;
-        int64_t i = 0;
-        for (; i + 4 <= g; i += 4) {
+    // Chunks of 4 heads: each K row loaded once feeds 4 heads.
+    int64_t hq = 0;
+    for (; hq + 4 <= g; hq += 4) {
+        const float *q0 = q + hq * q_stride, *q1 = q0 + q_stride, *q2 = q1 + q_stride, *q3 = q2 + q_stride;
+        for (int64_t j = 0; j < n; j++) {
+            const float *kj = DS_K_ROW(j_begin + j);
             float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-            const float *q0 = q + i * q_stride, *q1 = q0 + q_stride, *q2 = q1 + q_stride, *q3 = q2 + q_stride;
             int64_t d = 0;
             for (; d + 16 <= head_dim; d += 16)
                 for (int l = 0; l < 16; l++) {
@@ -126,13 +135,35 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
             float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
             for (; d < head_dim; d++) { r0 += q0[d] * kj[d]; r1 += q1[d] * kj[d]; r2 += q2[d] * kj[d]; r3 += q3[d] * kj[d]; }
             for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
-            scratch[(i + 0) * n + j] = r0 * scale; scratch[(i + 1) * n + j] = r1 * scale;
-            scratch[(i + 2) * n + j] = r2 * scale; scratch[(i + 3) * n + j] = r3 * scale;
+            scratch[(hq + 0) * n + j] = r0 * scale; scratch[(hq + 1) * n + j] = r1 * scale;
+            scratch[(hq + 2) * n + j] = r2 * scale; scratch[(hq + 3) * n + j] = r3 * scale;
         }
-        for (; i < g; i++) scratch[i * n + j] = ds_dot_f32(q + i * q_stride, kj, head_dim) * scale;
-        if (softcap > 0)
-            for (int64_t h = 0; h < g; h++) scratch[h * n + j] = softcap * tanhf(scratch[h * n + j] / softcap);
     }
+    // Remaining heads (1-3, e.g. decode tasks of 2 heads): 4 K rows at a time per head.
+    for (; hq < g; hq++) {
+        const float *qi = q + hq * q_stride;
+        float *si = scratch + hq * n;
+        int64_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+            const float *k0 = DS_K_ROW(j_begin + j), *k1 = DS_K_ROW(j_begin + j + 1);
+            const float *k2 = DS_K_ROW(j_begin + j + 2), *k3 = DS_K_ROW(j_begin + j + 3);
+            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+            int64_t d = 0;
+            for (; d + 16 <= head_dim; d += 16)
+                for (int l = 0; l < 16; l++) {
+                    float qv = qi[d + l];
+                    a0[l] = fmaf(qv, k0[d + l], a0[l]); a1[l] = fmaf(qv, k1[d + l], a1[l]);
+                    a2[l] = fmaf(qv, k2[d + l], a2[l]); a3[l] = fmaf(qv, k3[d + l], a3[l]);
+                }
+            float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+            for (; d < head_dim; d++) { r0 += qi[d] * k0[d]; r1 += qi[d] * k1[d]; r2 += qi[d] * k2[d]; r3 += qi[d] * k3[d]; }
+            for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
+            si[j] = r0 * scale; si[j + 1] = r1 * scale; si[j + 2] = r2 * scale; si[j + 3] = r3 * scale;
+        }
+        for (; j < n; j++) si[j] = ds_dot_f32(qi, DS_K_ROW(j_begin + j), head_dim) * scale;
+    }
+    if (softcap > 0)
+        for (int64_t idx = 0; idx < g * n; idx++) scratch[idx] = softcap * tanhf(scratch[idx] / softcap);
     // Softmax per head.
     for (int64_t i = 0; i < g; i++) {
         float *s = scratch + i * n, maxv = -INFINITY, sum = 0;
@@ -151,7 +182,7 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
         for (; d0 + 64 <= v_dim; d0 += 64) {
             float a0[64] = {0}, a1[64] = {0}, a2[64] = {0}, a3[64] = {0};
             for (int64_t j = 0; j < n; j++) {
-                const float *vj = v + (j_begin + j) * v_stride + d0;
+                const float *vj = DS_V_ROW(j_begin + j) + d0;
                 const float w0 = p0[j], w1 = p1[j], w2 = p2[j], w3 = p3[j];
                 for (int l = 0; l < 64; l++) {
                     const float x = vj[l];
@@ -165,7 +196,7 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
             }
         }
         for (int64_t j = 0; j < n && d0 < v_dim; j++) {
-            const float *vj = v + (j_begin + j) * v_stride;
+            const float *vj = DS_V_ROW(j_begin + j);
             for (int k = 0; k < 4; k++) {
                 const float p = scratch[(i + k) * n + j];
                 float *o = out + (i + k) * out_stride;
@@ -173,12 +204,25 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
             }
         }
     }
-    for (int64_t j = 0; j < n && i < g; j++) {
-        const float *vj = v + (j_begin + j) * v_stride;
-        for (int64_t r = i; r < g; r++) {
-            const float p = scratch[r * n + j];
-            float *o = out + r * out_stride;
-            for (int64_t d = 0; d < v_dim; d++) o[d] = fmaf(p, vj[d], o[d]);
+    // Remaining heads one at a time, 64 values of accumulators in registers.
+    for (; i < g; i++) {
+        const float *pi = scratch + i * n;
+        float *o = out + i * out_stride;
+        int64_t d0 = 0;
+        for (; d0 + 64 <= v_dim; d0 += 64) {
+            float a[64] = {0};
+            for (int64_t j = 0; j < n; j++) {
+                const float *vj = DS_V_ROW(j_begin + j) + d0;
+                const float w = pi[j];
+                for (int l = 0; l < 64; l++) a[l] = fmaf(w, vj[l], a[l]);
+            }
+            for (int l = 0; l < 64; l++) o[d0 + l] = a[l];
+        }
+        for (int64_t j = 0; j < n && d0 < v_dim; j++) {
+            const float *vj = DS_V_ROW(j_begin + j);
+            for (int64_t d = d0; d < v_dim; d++) o[d] = fmaf(pi[j], vj[d], o[d]);
         }
     }
 }
+#undef DS_K_ROW
+#undef DS_V_ROW

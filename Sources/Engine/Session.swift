@@ -1,7 +1,10 @@
-// A session: one KV cache over a loaded model, the tokens it holds, and generation with streaming
-// text. A new prompt reuses the longest cached prefix (multi-turn chat never re-prefills history).
+// A session: one KV sequence over a loaded model, the tokens it holds, and generation with streaming
+// text. A new prompt reuses the longest prefix it already holds (multi-turn chat never re-prefills
+// history) and then whole pages that any session of the same KV pool computed for the same tokens
+// (a shared system prompt or document is prefilled once).
 
 import Foundation
+import KVCache
 import Models
 import Kernels
 import Sampling
@@ -35,22 +38,24 @@ public final class Session: @unchecked Sendable {
     public let loaded: LoadedModel
     public let state: InferenceState
     /// Tokens whose K/V are in the cache, in order.
-    public private(set) var cachedTokens: [Int32] = []
+    public var cachedTokens: [Int32] { state.cache.committedTokens }
 
-    public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512) {
+    /// `kvPool`: a pool shared with other sessions of the model (prefix pages reused across them); nil
+    /// gives the session a private pool holding its context.
+    public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512,
+                kvPool: KVPagePool? = nil) {
         self.loaded = loaded
         // Default like llama.cpp/Ollama users expect: the trained context, capped at 4096 tokens.
         let ctx = contextLength ?? min(loaded.model.config.contextLength, 4096)
         state = InferenceState(config: loaded.model.config, contextLength: max(ctx, 16), maxBatch: batch,
-                               threads: threads ?? WorkerPool.defaultThreadCount)
+                               threads: threads ?? WorkerPool.defaultThreadCount, kvPool: kvPool)
     }
 
-    public var contextLength: Int { state.cache.capacity }
+    public var contextLength: Int { state.cache.maxPositions }
     public var model: TransformerModel { loaded.model }
     public var tokenizer: Tokenizer { loaded.tokenizer }
 
     public func reset() {
-        cachedTokens.removeAll()
         state.cache.truncate(to: 0)
     }
 
@@ -59,17 +64,19 @@ public final class Session: @unchecked Sendable {
     @discardableResult
     public func evaluate(_ tokens: [Int32]) throws -> (logits: UnsafeBufferPointer<Float>, evaluated: Int) {
         guard !tokens.isEmpty else { throw InferenceError.emptyPrompt }
-        var common = 0
-        while common < min(tokens.count, cachedTokens.count), tokens[common] == cachedTokens[common] { common += 1 }
-        if common == tokens.count { common -= 1 } // need the last token's logits
         guard tokens.count <= contextLength else {
             throw InferenceError.contextOverflow(needed: tokens.count, capacity: contextLength)
         }
+        let cached = state.cache.committedTokens
+        var common = 0
+        while common < min(tokens.count, cached.count), tokens[common] == cached[common] { common += 1 }
+        if common == tokens.count { common -= 1 } // need the last token's logits
         state.cache.truncate(to: common)
-        cachedTokens.removeLast(cachedTokens.count - common)
+        // Whole pages other sequences of the pool computed for the same tokens (at least the last token
+        // is evaluated: its logits are needed).
+        common = state.cache.attachCachedPrefix(of: tokens, limit: tokens.count - 1)
         let rest = Array(tokens[common...])
         let logits = try model.forward(rest, startPosition: common, state: state, logits: .last)
-        cachedTokens.append(contentsOf: rest)
         return (logits, rest.count)
     }
 
@@ -103,9 +110,8 @@ public final class Session: @unchecked Sendable {
                 onText(text)
                 if hit { result.stopReason = .stopString; pending = ""; break }
             }
-            if cachedTokens.count >= contextLength { result.stopReason = .contextFull; break }
-            logits = try model.forward([next], startPosition: cachedTokens.count, state: state, logits: .last)
-            cachedTokens.append(next)
+            if state.cache.count >= contextLength { result.stopReason = .contextFull; break }
+            logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
         }
         if result.stopReason != .stopString {
             pending += detok.flush()

@@ -3,6 +3,7 @@
 
 import CKernels
 import Kernels
+import KVCache
 
 /// Rotary position embedding tables for one base.
 public struct Rope: @unchecked Sendable {
@@ -87,31 +88,6 @@ import Darwin
 @inline(__always) func Foundation_pow(_ a: Double, _ b: Double) -> Double { Darwin.pow(a, b) }
 #endif
 
-/// Contiguous KV cache: per layer K[ctx, kvHeads*headDimK] and V[ctx, kvHeads*headDimV], F32.
-public final class KVCache: @unchecked Sendable {
-    public let layers: Int
-    public let capacity: Int
-    public let kRowFloats: Int
-    public let vRowFloats: Int
-    let k: [UnsafeMutablePointer<Float>]
-    let v: [UnsafeMutablePointer<Float>]
-    /// Number of positions holding valid entries.
-    public var count = 0
-
-    public init(layers: Int, capacity: Int, kRowFloats: Int, vRowFloats: Int) {
-        self.layers = layers; self.capacity = capacity; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats
-        // calloc: large blocks come from fresh zero pages, so untouched context costs no RAM.
-        k = (0..<layers).map { _ in calloc(max(1, capacity * kRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
-        v = (0..<layers).map { _ in calloc(max(1, capacity * vRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
-    }
-    deinit { for p in k { free(p) }; for p in v { free(p) } }
-
-    public var bytes: Int { layers * capacity * (kRowFloats + vRowFloats) * 4 }
-
-    /// Drops positions ≥ length (rollback / new branch of a conversation).
-    public func truncate(to length: Int) { count = min(count, max(0, length)) }
-}
-
 enum AttentionBlock {
     /// Where q, the output and the cache rows live (strides in floats).
     struct Layout {
@@ -120,6 +96,26 @@ enum AttentionBlock {
         var k: UnsafePointer<Float>, kStride: Int, kHeadStride: Int
         var v: UnsafePointer<Float>, vStride: Int, vHeadStride: Int
         var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
+        /// Paged K/V (nil: contiguous rows): row j in page pages[j >> pageShift].
+        var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
+    }
+
+    /// Rows of `layer` read through the sequence's page table.
+    static func paged(_ seq: KVSequence, layer: Int, q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int,
+                      out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int,
+                      kHeadStride: Int, vHeadStride: Int, valueOffsetInK: Int? = nil,
+                      heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int) -> Layout {
+        let pool = seq.pool, shape = pool.shape
+        let k = UnsafePointer(pool.kArena(layer))
+        // MLA reads its values inside the key rows.
+        let v = valueOffsetInK.map { k + $0 } ?? UnsafePointer(pool.vArena(layer))
+        return Layout(q: q, qTokenStride: qTokenStride, qHeadStride: qHeadStride,
+                      out: out, outTokenStride: outTokenStride, outHeadStride: outHeadStride,
+                      k: k, kStride: shape.kRowFloats, kHeadStride: kHeadStride,
+                      v: v, vStride: valueOffsetInK == nil ? shape.vRowFloats : shape.kRowFloats, vHeadStride: vHeadStride,
+                      heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim,
+                      pages: UnsafePointer(seq.pageTable), pageShift: pool.pageTokensLog2,
+                      kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride)
     }
 
     /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions j the span shows to
@@ -144,7 +140,7 @@ enum AttentionBlock {
                 let jBegin = span.firstVisible(from: pos)
                 ds_attend_group_f32(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
                                     p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
-                                    Int64(jBegin), Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                                    p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin), Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
                                     p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc)
             }
         }

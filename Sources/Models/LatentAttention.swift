@@ -15,6 +15,7 @@
 
 import GGUF
 import Kernels
+import KVCache
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -156,16 +157,16 @@ public enum LatentAttentionBlock {
         } else if let q = w.q {
             mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
         }
-        let cache = s.cache.k[l]
+        let cache = s.cache
         if T >= s.latentExpandedMinimumTokens {
-            expandedForward(tokens: T, startPosition: startPosition, cache: cache, weights: w, config: m, model: c,
+            expandedForward(tokens: T, startPosition: startPosition, layer: l, weights: w, config: m, model: c,
                             rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att)
             return
         }
         for t in 0..<T {
             let table = ropeTable + t * ropeStride
             // Cache row: normalised latent, then the rotated shared rope key.
-            let kv = x.kvpe + t * row, dst = cache + (startPosition + t) * row
+            let kv = x.kvpe + t * row, dst = cache.kRow(l, startPosition + t)
             Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
             (dst + kvL).update(from: kv + kvL, count: rd)
             rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
@@ -184,11 +185,10 @@ public enum LatentAttentionBlock {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
         // MQA over the latent cache; outputs land head-major for the W_vb products.
-        AttentionBlock.attend(AttentionBlock.Layout(
-            q: x.query, qTokenStride: h * row, qHeadStride: row,
+        AttentionBlock.attend(AttentionBlock.paged(
+            cache, layer: l, q: x.query, qTokenStride: h * row, qHeadStride: row,
             out: x.latentOut, outTokenStride: kvL, outHeadStride: T * kvL,
-            k: cache, kStride: row, kHeadStride: 0, v: cache, vStride: row, vHeadStride: 0,
-            heads: h, kvHeads: 1, keyDim: row, valueDim: kvL),
+            kHeadStride: 0, vHeadStride: 0, valueOffsetInK: 0, heads: h, kvHeads: 1, keyDim: row, valueDim: kvL),
             tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
         mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL)
@@ -212,13 +212,13 @@ public enum LatentAttentionBlock {
 
     /// The expanded form for a prompt batch: decompress K (nope part) and V of every cached position,
     /// then multi-head attention with q = [q_nope ; rope(q_rope)] as the model was trained.
-    static func expandedForward(tokens T: Int, startPosition: Int, cache: UnsafeMutablePointer<Float>,
+    static func expandedForward(tokens T: Int, startPosition: Int, layer l: Int,
                                 weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                                 rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                                 state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
         let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
         let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
-        let positions = startPosition + T
+        let positions = startPosition + T, cache = s.cache
         x.reserveExpanded(positions: positions, config: m, heads: h)
         let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
         let keys = x.keys!.pointer, values = x.values!.pointer, keysNope = x.keysNope!.pointer
@@ -226,7 +226,7 @@ public enum LatentAttentionBlock {
         s.pool.parallelFor(T) { range in
             for t in range {
                 let table = ropeTable + t * ropeStride
-                let kv = x.kvpe + t * row, dst = cache + (startPosition + t) * row
+                let kv = x.kvpe + t * row, dst = cache.kRow(l, startPosition + t)
                 Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
                 (dst + kvL).update(from: kv + kvL, count: rd)
                 rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
@@ -235,7 +235,7 @@ public enum LatentAttentionBlock {
         }
         // Latents of every position, contiguous; W_kb_h transposed to [nope, kvLora] in F32.
         s.pool.parallelFor(positions) { range in
-            for j in range { (latents + j * kvL).update(from: cache + j * row, count: kvL) }
+            for j in range { (latents + j * kvL).update(from: cache.kRow(l, j), count: kvL) }
         }
         s.pool.parallelFor(h) { range in
             let column = UnsafeMutablePointer<Float>.allocate(capacity: nope)
@@ -263,7 +263,7 @@ public enum LatentAttentionBlock {
                 for j in 0..<positions {
                     let k = keys + (hd * positions + j) * qd
                     k.update(from: keysNope + (hd * positions + j) * nope, count: nope)
-                    (k + nope).update(from: cache + j * row + kvL, count: rd)
+                    (k + nope).update(from: cache.kRow(l, j) + kvL, count: rd)
                 }
             }
         }

@@ -8,6 +8,7 @@
 
 import GGUF
 import Kernels
+import KVCache
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -79,8 +80,11 @@ public final class TransformerModel: @unchecked Sendable {
         var done = 0
         var result = UnsafeBufferPointer<Float>(start: nil, count: 0)
         guard !tokens.isEmpty else { return result }
-        guard startPosition + tokens.count <= state.cache.capacity else {
-            throw InferenceError.contextOverflow(needed: startPosition + tokens.count, capacity: state.cache.capacity)
+        guard startPosition + tokens.count <= state.cache.maxPositions else {
+            throw InferenceError.contextOverflow(needed: startPosition + tokens.count, capacity: state.cache.maxPositions)
+        }
+        guard startPosition <= state.cache.count else {
+            throw InferenceError.positionGap(start: startPosition, cached: state.cache.count)
         }
         for t in tokens where t < 0 || Int(t) >= vocabularySize {
             throw InferenceError.invalidToken(t, vocabularySize: vocabularySize)
@@ -97,13 +101,14 @@ public final class TransformerModel: @unchecked Sendable {
         while done < tokens.count {
             let n = min(state.maxBatch, tokens.count - done)
             let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
+            try state.cache.prepareWrite(start: startPosition + done, count: n)
             tokens.withUnsafeBufferPointer { buf in
                 forwardBatch(buf.baseAddress! + done, count: n, startPosition: startPosition + done, state: state,
                              logitRows: lo..<n, logitsOffset: max(0, done + lo - firstRow))
+                state.cache.commit(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: startPosition + done)
             }
             done += n
         }
-        state.cache.count = startPosition + tokens.count
         let rows = tokens.count - firstRow
         if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }
         return result
@@ -207,13 +212,12 @@ public final class TransformerModel: @unchecked Sendable {
                 let f = temp.factor(position: pos)
                 for i in 0..<qDim { qt[i] *= f }
             }
-            (s.cache.k[l] + pos * kDim).update(from: kt, count: kDim)
-            (s.cache.v[l] + pos * vDim).update(from: vt, count: vDim)
+            s.cache.kRow(l, pos).update(from: kt, count: kDim)
+            s.cache.vRow(l, pos).update(from: vt, count: vDim)
         }
-        AttentionBlock.attend(AttentionBlock.Layout(
-            q: q, qTokenStride: qDim, qHeadStride: dk, out: s.att, outTokenStride: h * dv, outHeadStride: dv,
-            k: s.cache.k[l], kStride: kDim, kHeadStride: dk, v: s.cache.v[l], vStride: vDim, vHeadStride: dv,
-            heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
+        AttentionBlock.attend(AttentionBlock.paged(
+            s.cache, layer: l, q: q, qTokenStride: qDim, qHeadStride: dk, out: s.att, outTokenStride: h * dv, outHeadStride: dv,
+            kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
             tokens: T, startPosition: startPosition, span: c.attentionSpans[l], scale: c.attentionScale,
             softcap: c.attentionLogitSoftcap ?? 0, state: s)
         s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
@@ -248,9 +252,11 @@ public enum InferenceError: Error, CustomStringConvertible {
     case contextOverflow(needed: Int, capacity: Int)
     case invalidToken(Int32, vocabularySize: Int)
     case emptyPrompt
+    case positionGap(start: Int, cached: Int)
     public var description: String {
         switch self {
         case .emptyPrompt: return "the prompt is empty (no tokens to evaluate)"
+        case .positionGap(let s, let c): return "tokens start at position \(s) but the KV cache holds only \(c) positions"
         case .contextOverflow(let n, let c): return "context overflow: \(n) positions needed, the context holds \(c) (use a larger --ctx)"
         case .invalidToken(let t, let v): return "token id \(t) is outside the vocabulary (size \(v))"
         }
@@ -259,7 +265,7 @@ public enum InferenceError: Error, CustomStringConvertible {
 
 /// Per-session buffers: KV cache, activations for up to maxBatch tokens, logits, worker pool.
 public final class InferenceState: @unchecked Sendable {
-    public let cache: KVCache
+    public let cache: KVSequence
     public let maxBatch: Int
     public let pool: WorkerPool
     public let matmul: Matmul
@@ -277,12 +283,31 @@ public final class InferenceState: @unchecked Sendable {
     private var logitsCapacity: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
 
-    public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int) {
+    /// Positions per KV page (DS_KV_PAGE_TOKENS overrides; a page as long as the context is the
+    /// contiguous layout, used to measure what paging costs).
+    public static let defaultPageTokens: Int = {
+        if let v = getenv("DS_KV_PAGE_TOKENS"), let n = Int(String(cString: v)), n > 0 { return n }
+        return 32
+    }()
+
+    /// KV rows of one position for this config: MLA caches one row of latent + rope key per token and
+    /// reads its values inside those rows.
+    public static func kvShape(_ c: ModelConfig) -> KVShape {
+        KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
+                vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0)
+    }
+
+    /// Buffers for batches of up to maxBatch tokens and a KV sequence of up to contextLength positions,
+    /// in `kvPool` (shared with other sessions of the model: prefix pages are reused across them) or,
+    /// when nil, in a private pool just large enough.
+    public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int, kvPool: KVPagePool? = nil) {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
-        // MLA caches one row of latent + rope key per token; its values are read inside those rows.
-        cache = KVCache(layers: c.layerCount, capacity: ctx, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
-                        vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0)
+        let shape = InferenceState.kvShape(c)
+        let pageTokens = InferenceState.defaultPageTokens
+        let pages = kvPool ?? KVPagePool(shape: shape, pageTokens: pageTokens, capacity: (ctx + pageTokens - 1) / pageTokens + 1)
+        precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")
+        cache = KVSequence(pool: pages, maxPositions: ctx)
         pool = WorkerPool(threads: threads)
         matmul = Matmul(pool: pool)
         let b = self.maxBatch

@@ -49,7 +49,7 @@ import GGUF
         let d = 32, n = 19
         let q = randomFloats(group * d, seed: 11), k = randomFloats(n * d * 2, seed: 12), v = randomFloats(n * d * 2, seed: 13)
         var grouped = [Float](repeating: 0, count: group * d), scratch = [Float](repeating: 0, count: group * n)
-        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), 2, Int64(n), Int64(d), Int64(d), 0.3, 0,
+        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), nil, 0, 0, 0, 2, Int64(n), Int64(d), Int64(d), 0.3, 0,
                             &grouped, Int64(d), &scratch)
         for i in 0..<group {
             var one = [Float](repeating: 0, count: d), s = [Float](repeating: 0, count: n)
@@ -66,7 +66,7 @@ import GGUF
         let dk = 24, dv = 16, n = 7, group = 5
         let q = randomFloats(group * dk, seed: 21), kv = randomFloats(n * dk, seed: 22)
         var out = [Float](repeating: 0, count: group * dv), scratch = [Float](repeating: 0, count: group * n)
-        ds_attend_group_f32(q, Int64(group), Int64(dk), kv, Int64(dk), kv, Int64(dk), 0, Int64(n), Int64(dk), Int64(dv),
+        ds_attend_group_f32(q, Int64(group), Int64(dk), kv, Int64(dk), kv, Int64(dk), nil, 0, 0, 0, 0, Int64(n), Int64(dk), Int64(dv),
                             0.25, 0, &out, Int64(dv), &scratch)
         for i in 0..<group {
             let s = (0..<n).map { j in 0.25 * (0..<dk).reduce(0.0) { $0 + Double(q[i * dk + $1]) * Double(kv[j * dk + $1]) } }
@@ -76,6 +76,29 @@ import GGUF
                 #expect(abs(Double(out[i * dv + c]) - ref) < 1e-5)
             }
         }
+    }
+
+    /// Rows read through a page table (pages of 4 rows scattered in an arena, as the paged KV cache
+    /// stores them) give bit-identical output to the same rows stored contiguously.
+    @Test func pagedRowsMatchContiguousBitwise() {
+        let d = 24, dv = 20, n = 37, group = 6, pageShift = 2, pageRows = 1 << pageShift
+        let pageCount = (n + pageRows - 1) / pageRows
+        let q = randomFloats(group * d, seed: 31), k = randomFloats(n * d, seed: 32), v = randomFloats(n * dv, seed: 33)
+        // Page i of the sequence lives at arena page pages[i] (a permutation with gaps).
+        let pages: [Int32] = (0..<pageCount).map { Int32(($0 * 7 + 3) % (2 * pageCount)) }
+        var kArena = [Float](repeating: .nan, count: 2 * pageCount * pageRows * d)
+        var vArena = [Float](repeating: .nan, count: 2 * pageCount * pageRows * dv)
+        for j in 0..<n {
+            let page = Int(pages[j >> pageShift]), row = j & (pageRows - 1)
+            for c in 0..<d { kArena[(page * pageRows + row) * d + c] = k[j * d + c] }
+            for c in 0..<dv { vArena[(page * pageRows + row) * dv + c] = v[j * dv + c] }
+        }
+        var a = [Float](repeating: 0, count: group * dv), b = a, s = [Float](repeating: 0, count: group * n)
+        ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(d), v, Int64(dv), nil, 0, 0, 0, 3, Int64(n), Int64(d), Int64(dv),
+                            0.2, 0, &a, Int64(dv), &s)
+        ds_attend_group_f32(q, Int64(group), Int64(d), kArena, Int64(d), vArena, Int64(dv), pages, Int64(pageShift),
+                            Int64(pageRows * d), Int64(pageRows * dv), 3, Int64(n), Int64(d), Int64(dv), 0.2, 0, &b, Int64(dv), &s)
+        #expect(a == b)
     }
 
     /// The vectorised exp behind SiLU/GELU stays within float rounding of the exact functions.

@@ -28,7 +28,10 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index);
 // Scores use head_dim floats of q and k; out + i*out_stride receives v_dim floats for head i (MLA:
 // k = [latent, rope key], head_dim = latent + rope, and v = the latent itself, v_dim = latent).
 // Each K and V row is read once for all g heads. scratch holds at least g * (j_end - j_begin) floats.
+// Rows: with pages == NULL row j is k + j*k_stride; with a page table (paged KV cache) it is
+// k + pages[j >> page_shift] * k_page_stride + (j & (2^page_shift - 1)) * k_stride (V likewise).
 void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                          const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                         const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
                          float softcap, float *out, int64_t out_stride, float *scratch);

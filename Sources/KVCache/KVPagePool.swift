@@ -1,0 +1,239 @@
+// The KV cache as virtual memory: fixed-size pages of `pageTokens` positions, each holding the K and V
+// rows of every layer for those positions. Sequences (KVSequence) map positions to pages through a
+// page table; pages are reference-counted so sequences that share a prefix share its pages, and a
+// sequence that writes into a shared page copies it first (copy-on-write).
+//
+// Prefix cache: a page whose positions are all written and committed is registered under a hash chain
+// h_i = mix(h_{i-1}, tokens of page i) (the same tokens after the same prefix give the same K/V). When
+// its last user lets go it stays cached (least-recently-used list) until its memory is needed; a later
+// sequence starting with the same tokens attaches it instead of recomputing it.
+//
+// Memory: per layer, one K and one V arena of capacity × pageTokens rows, zero-filled lazily by the OS
+// (calloc), so the budget is a ceiling, not an up-front cost. Page bookkeeping is O(1): a free stack and
+// an intrusive doubly linked LRU list over page ids. All bookkeeping is under one lock; the hot loops
+// only read page tables and arenas.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum KVCacheError: Error, CustomStringConvertible, Equatable {
+    /// Every page is in use by a live sequence: the KV budget cannot hold more positions.
+    case budgetExhausted(pages: Int, pageTokens: Int, bytes: Int)
+
+    public var description: String {
+        switch self {
+        case .budgetExhausted(let pages, let tokens, let bytes):
+            return "KV cache budget exhausted: all \(pages) pages of \(tokens) positions (\(bytes / (1 << 20)) MiB) are in use (raise --kv-budget or lower --ctx)"
+        }
+    }
+}
+
+/// Shape of one position's KV for every layer (floats); identical for all layers.
+public struct KVShape: Sendable, Equatable {
+    public var layers: Int
+    public var kRowFloats: Int
+    public var vRowFloats: Int
+    public init(layers: Int, kRowFloats: Int, vRowFloats: Int) {
+        self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats
+    }
+    /// Bytes of one position over all layers (F32).
+    public var bytesPerPosition: Int { layers * (kRowFloats + vRowFloats) * 4 }
+}
+
+public final class KVPagePool: @unchecked Sendable {
+    public let shape: KVShape
+    /// Positions per page (a power of two).
+    public let pageTokens: Int
+    public let pageTokensLog2: Int
+    /// Pages in the pool.
+    public let capacity: Int
+    /// Per layer: K arena [capacity, pageTokens, kRowFloats] and V arena (floats).
+    let kArenas: [UnsafeMutablePointer<Float>]
+    let vArenas: [UnsafeMutablePointer<Float>]
+
+    // Page bookkeeping (indices are page ids).
+    private var refCount: [Int32]
+    private var freeStack: [Int32]
+    /// Prefix-cache registration: chain hash of a full committed page and of its parent, its tokens.
+    private var pageHash: [UInt64]
+    private var parentHash: [UInt64]
+    private var registered: [Bool]
+    private var pageTokenIds: [Int32]
+    private var index: [UInt64: Int32] = [:]
+    /// LRU of registered pages nobody references (evictable): head = least recent.
+    private var lruPrev: [Int32], lruNext: [Int32]
+    private var inLRU: [Bool]
+    private var lruHead: Int32 = -1, lruTail: Int32 = -1
+    private var mutex = pthread_mutex_t()
+
+    /// Counters for tests and reports.
+    public private(set) var prefixHits = 0
+    public private(set) var evictions = 0
+
+    /// A pool of `capacity` pages of `pageTokens` positions (rounded up to a power of two).
+    public init(shape: KVShape, pageTokens: Int = 32, capacity: Int) {
+        var log2 = 0
+        while (1 << log2) < max(1, pageTokens) { log2 += 1 }
+        self.shape = shape
+        self.pageTokensLog2 = log2
+        self.pageTokens = 1 << log2
+        self.capacity = max(1, capacity)
+        let rows = self.capacity * self.pageTokens
+        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
+        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
+        refCount = Array(repeating: 0, count: self.capacity)
+        freeStack = (0..<Int32(self.capacity)).reversed().map { $0 }
+        pageHash = Array(repeating: 0, count: self.capacity)
+        parentHash = Array(repeating: 0, count: self.capacity)
+        registered = Array(repeating: false, count: self.capacity)
+        pageTokenIds = Array(repeating: 0, count: self.capacity * self.pageTokens)
+        lruPrev = Array(repeating: -1, count: self.capacity)
+        lruNext = Array(repeating: -1, count: self.capacity)
+        inLRU = Array(repeating: false, count: self.capacity)
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    /// A pool holding `bytes` of KV (at least one page).
+    public convenience init(shape: KVShape, pageTokens: Int = 32, budgetBytes bytes: Int) {
+        var tokens = 1
+        while tokens < pageTokens { tokens <<= 1 }
+        let perPage = max(1, shape.bytesPerPosition * tokens)
+        self.init(shape: shape, pageTokens: pageTokens, capacity: max(1, bytes / perPage))
+    }
+
+    deinit {
+        for p in kArenas { free(p) }
+        for p in vArenas { free(p) }
+        pthread_mutex_destroy(&mutex)
+    }
+
+    public var bytes: Int { capacity * pageTokens * shape.bytesPerPosition }
+
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    /// Floats between consecutive pages of a layer's K (V) arena.
+    public var kPageStride: Int { pageTokens * shape.kRowFloats }
+    public var vPageStride: Int { pageTokens * shape.vRowFloats }
+    public func kArena(_ layer: Int) -> UnsafeMutablePointer<Float> { kArenas[layer] }
+    public func vArena(_ layer: Int) -> UnsafeMutablePointer<Float> { vArenas[layer] }
+
+    /// Pages neither referenced nor cached.
+    public var freePages: Int { locked { freeStack.count } }
+    /// Pages kept only as prefix cache (evictable).
+    public var cachedPages: Int { locked { var n = 0; var p = lruHead; while p >= 0 { n += 1; p = lruNext[Int(p)] }; return n } }
+
+    // MARK: - Allocation (callers hold the lock)
+
+    /// A fresh page with refcount 1: from the free stack, else the least recently used cached page.
+    func allocateLocked() throws -> Int32 {
+        if let p = freeStack.popLast() {
+            refCount[Int(p)] = 1
+            return p
+        }
+        guard lruHead >= 0 else {
+            throw KVCacheError.budgetExhausted(pages: capacity, pageTokens: pageTokens, bytes: bytes)
+        }
+        let p = lruHead
+        unlinkLRU(p)
+        unregister(p)
+        evictions += 1
+        refCount[Int(p)] = 1
+        return p
+    }
+
+    func retainLocked(_ p: Int32) {
+        if inLRU[Int(p)] { unlinkLRU(p) }
+        refCount[Int(p)] += 1
+    }
+
+    func releaseLocked(_ p: Int32) {
+        let i = Int(p)
+        precondition(refCount[i] > 0, "KV page \(p) released more often than retained")
+        refCount[i] -= 1
+        guard refCount[i] == 0 else { return }
+        if registered[i] { appendLRU(p) } else { freeStack.append(p) }
+    }
+
+    func refCountLocked(_ p: Int32) -> Int32 { refCount[Int(p)] }
+    func isRegisteredLocked(_ p: Int32) -> Bool { registered[Int(p)] }
+
+    /// Copies every layer's K/V rows of page `from` into page `to`.
+    func copyPage(from: Int32, to: Int32) {
+        for l in 0..<shape.layers {
+            (kArenas[l] + Int(to) * kPageStride).update(from: kArenas[l] + Int(from) * kPageStride, count: kPageStride)
+            if vPageStride > 0 {
+                (vArenas[l] + Int(to) * vPageStride).update(from: vArenas[l] + Int(from) * vPageStride, count: vPageStride)
+            }
+        }
+    }
+
+    // MARK: - Prefix index
+
+    /// Chain hash of a page's tokens after a prefix with hash `parent` (FNV-1a over the ids, then a
+    /// 64-bit finaliser).
+    public static func chainHash(parent: UInt64, tokens: UnsafeBufferPointer<Int32>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ parent &* 0x9E37_79B9_7F4A_7C15
+        for t in tokens {
+            h ^= UInt64(UInt32(bitPattern: t))
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        return h
+    }
+
+    /// Registers a full, committed page (no-op if registered already or another page holds the hash).
+    func registerLocked(_ p: Int32, hash: UInt64, parent: UInt64, tokens: UnsafeBufferPointer<Int32>) {
+        let i = Int(p)
+        guard !registered[i], index[hash] == nil else { return }
+        registered[i] = true
+        pageHash[i] = hash
+        parentHash[i] = parent
+        for (k, t) in tokens.enumerated() { pageTokenIds[i * pageTokens + k] = t }
+        index[hash] = p
+    }
+
+    /// The cached page for `tokens` after a prefix with chain hash `parent`, retained, or nil.
+    func lookupLocked(hash: UInt64, parent: UInt64, tokens: UnsafeBufferPointer<Int32>) -> Int32? {
+        guard let p = index[hash] else { return nil }
+        let i = Int(p)
+        guard parentHash[i] == parent else { return nil }
+        for (k, t) in tokens.enumerated() where pageTokenIds[i * pageTokens + k] != t { return nil }
+        retainLocked(p)
+        prefixHits += 1
+        return p
+    }
+
+    private func unregister(_ p: Int32) {
+        let i = Int(p)
+        guard registered[i] else { return }
+        if index[pageHash[i]] == p { index[pageHash[i]] = nil }
+        registered[i] = false
+    }
+
+    // MARK: - LRU list
+
+    private func appendLRU(_ p: Int32) {
+        let i = Int(p)
+        lruPrev[i] = lruTail
+        lruNext[i] = -1
+        if lruTail >= 0 { lruNext[Int(lruTail)] = p } else { lruHead = p }
+        lruTail = p
+        inLRU[i] = true
+    }
+
+    private func unlinkLRU(_ p: Int32) {
+        let i = Int(p)
+        let prev = lruPrev[i], next = lruNext[i]
+        if prev >= 0 { lruNext[Int(prev)] = next } else { lruHead = next }
+        if next >= 0 { lruPrev[Int(next)] = prev } else { lruTail = prev }
+        lruPrev[i] = -1; lruNext[i] = -1
+        inLRU[i] = false
+    }
+}

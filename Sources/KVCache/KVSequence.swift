@@ -1,0 +1,155 @@
+// One sequence's view of the paged KV cache: a page table (position p lives in page
+// pageTable[p / pageTokens] at row p % pageTokens), the committed token ids and the hash chain of its
+// full pages. The model writes K/V rows through kRow/vRow after prepareWrite, then commits the tokens;
+// attention kernels read the rows through the page table.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public final class KVSequence: @unchecked Sendable {
+    public let pool: KVPagePool
+    /// Most positions this sequence may hold (the context length).
+    public let maxPositions: Int
+    /// Positions written and committed.
+    public private(set) var count = 0
+    /// Page ids, one per pageTokens positions (the attention kernels read it directly).
+    public let pageTable: UnsafeMutablePointer<Int32>
+    public private(set) var pageCount = 0
+    private var tokens: [Int32] = []
+    /// Chain hash of each full committed page.
+    private var chainHashes: [UInt64] = []
+
+    public init(pool: KVPagePool, maxPositions: Int) {
+        self.pool = pool
+        self.maxPositions = max(1, maxPositions)
+        let pages = (self.maxPositions + pool.pageTokens - 1) / pool.pageTokens
+        pageTable = .allocate(capacity: pages)
+        pageTable.initialize(repeating: -1, count: pages)
+    }
+
+    deinit {
+        pool.locked { for i in 0..<pageCount { pool.releaseLocked(pageTable[i]) } }
+        pageTable.deallocate()
+    }
+
+    /// The committed token ids (positions 0..<count).
+    public var committedTokens: [Int32] { tokens }
+
+    // MARK: - Row access (hot path: no locking)
+
+    @inline(__always) public func kRow(_ layer: Int, _ position: Int) -> UnsafeMutablePointer<Float> {
+        let page = Int(pageTable[position >> pool.pageTokensLog2])
+        return pool.kArenas[layer] + page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.shape.kRowFloats
+    }
+
+    @inline(__always) public func vRow(_ layer: Int, _ position: Int) -> UnsafeMutablePointer<Float> {
+        let page = Int(pageTable[position >> pool.pageTokensLog2])
+        return pool.vArenas[layer] + page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.shape.vRowFloats
+    }
+
+    // MARK: - Writing
+
+    /// Makes positions start..<start+n writable: drops committed positions ≥ start, copies the page
+    /// holding `start` if another sequence or the prefix cache shares it, allocates the pages up to the
+    /// end. Throws when the pool has no page left (nothing is lost: committed positions stay).
+    public func prepareWrite(start: Int, count n: Int) throws {
+        precondition(start >= 0 && start + n <= maxPositions, "KV write \(start)..<\(start + n) outside 0..<\(maxPositions)")
+        if start < count { truncate(to: start) }
+        let shift = pool.pageTokensLog2
+        let needed = (start + n + pool.pageTokens - 1) >> shift
+        try pool.locked {
+            let first = start >> shift
+            if n > 0, first < pageCount {
+                let p = pageTable[first]
+                if pool.refCountLocked(p) > 1 || pool.isRegisteredLocked(p) {
+                    let copy = try pool.allocateLocked()
+                    pool.copyPage(from: p, to: copy)
+                    pool.releaseLocked(p)
+                    pageTable[first] = copy
+                }
+            }
+            while pageCount < needed {
+                pageTable[pageCount] = try pool.allocateLocked()
+                pageCount += 1
+            }
+        }
+    }
+
+    /// Records the tokens whose K/V were written at start..<start+n and registers the pages they fill
+    /// in the prefix cache.
+    public func commit(_ newTokens: UnsafeBufferPointer<Int32>, start: Int) {
+        precondition(start <= count, "KV commit at \(start) leaves a hole after \(count)")
+        if start < count { tokens.removeSubrange(start...) }
+        tokens.append(contentsOf: newTokens)
+        count = start + newTokens.count
+        let P = pool.pageTokens
+        let full = count / P
+        guard chainHashes.count < full else { return }
+        tokens.withUnsafeBufferPointer { all in
+            pool.locked {
+                while chainHashes.count < full {
+                    let i = chainHashes.count
+                    let parent = i == 0 ? 0 : chainHashes[i - 1]
+                    let slice = UnsafeBufferPointer(rebasing: all[(i * P)..<((i + 1) * P)])
+                    let h = KVPagePool.chainHash(parent: parent, tokens: slice)
+                    pool.registerLocked(pageTable[i], hash: h, parent: parent, tokens: slice)
+                    chainHashes.append(h)
+                }
+            }
+        }
+    }
+
+    /// Keeps positions 0..<length; pages past it go back to the pool (or its prefix cache).
+    public func truncate(to length: Int) {
+        let length = max(0, min(length, count))
+        count = length
+        tokens.removeSubrange(length...)
+        let P = pool.pageTokens
+        if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
+        let keep = (length + P - 1) / P
+        guard pageCount > keep else { return }
+        pool.locked {
+            while pageCount > keep {
+                pageCount -= 1
+                pool.releaseLocked(pageTable[pageCount])
+                pageTable[pageCount] = -1
+            }
+        }
+    }
+
+    /// Extends the sequence with cached pages that hold the next full pages of `prompt` (which must
+    /// start with the committed tokens, and `count` must be page-aligned). At most `limit` positions in
+    /// total. Returns the new count.
+    @discardableResult
+    public func attachCachedPrefix(of prompt: [Int32], limit: Int) -> Int {
+        let P = pool.pageTokens
+        guard count % P == 0, chainHashes.count == count / P, prompt.count >= count else { return count }
+        let limit = min(limit, prompt.count, maxPositions)
+        prompt.withUnsafeBufferPointer { all in
+            pool.locked {
+                while count + P <= limit {
+                    let i = count / P
+                    let parent = i == 0 ? 0 : chainHashes[i - 1]
+                    let slice = UnsafeBufferPointer(rebasing: all[count..<(count + P)])
+                    let h = KVPagePool.chainHash(parent: parent, tokens: slice)
+                    guard let page = pool.lookupLocked(hash: h, parent: parent, tokens: slice) else { break }
+                    if pageCount > i {
+                        // A partially written page of ours sits there (count is page-aligned, so it is empty).
+                        pool.releaseLocked(pageTable[i])
+                        pageTable[i] = page
+                    } else {
+                        pageTable[pageCount] = page
+                        pageCount += 1
+                    }
+                    chainHashes.append(h)
+                    tokens.append(contentsOf: slice)
+                    count += P
+                }
+            }
+        }
+        return count
+    }
+}

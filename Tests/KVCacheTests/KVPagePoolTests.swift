@@ -1,0 +1,98 @@
+// Page pool and sequences: allocation, reference counts, copy-on-write, prefix cache, LRU eviction,
+// rollback, budget errors.
+
+import Testing
+import KVCache
+
+@Suite struct KVPagePoolTests {
+    let shape = KVShape(layers: 2, kRowFloats: 3, vRowFloats: 2)
+
+    /// Writes a recognisable value into every row of positions start..<start+n (value = token · 10 + layer).
+    func write(_ seq: KVSequence, _ tokens: [Int32], start: Int) throws {
+        try seq.prepareWrite(start: start, count: tokens.count)
+        for (i, t) in tokens.enumerated() {
+            for l in 0..<2 {
+                for c in 0..<3 { seq.kRow(l, start + i)[c] = Float(t) * 10 + Float(l) }
+                for c in 0..<2 { seq.vRow(l, start + i)[c] = -Float(t) * 10 - Float(l) }
+            }
+        }
+        tokens.withUnsafeBufferPointer { seq.commit($0, start: start) }
+    }
+
+    func rowsMatch(_ seq: KVSequence, _ tokens: [Int32]) -> Bool {
+        for (p, t) in tokens.enumerated() {
+            for l in 0..<2 {
+                if seq.kRow(l, p)[2] != Float(t) * 10 + Float(l) || seq.vRow(l, p)[1] != -Float(t) * 10 - Float(l) { return false }
+            }
+        }
+        return true
+    }
+
+    @Test func pagesAreAllocatedPerPageAndFreedOnTruncate() throws {
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 8)
+        let seq = KVSequence(pool: pool, maxPositions: 32)
+        try write(seq, Array(0..<10), start: 0)
+        #expect(seq.pageCount == 3 && seq.count == 10)
+        #expect(rowsMatch(seq, Array(0..<10)))
+        seq.truncate(to: 5)
+        #expect(seq.pageCount == 2 && seq.count == 5 && seq.committedTokens == Array(0..<5))
+        // Two full pages were committed: the first stays cached, the second (cut) stays with the sequence.
+        #expect(pool.freePages + pool.cachedPages + seq.pageCount == 8)
+    }
+
+    @Test func sharedPrefixPagesAreReusedAndCopiedOnWrite() throws {
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 16)
+        let prompt: [Int32] = [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+        let a = KVSequence(pool: pool, maxPositions: 32)
+        try write(a, prompt, start: 0)
+        let b = KVSequence(pool: pool, maxPositions: 32)
+        // Two full pages of the same tokens exist: b attaches them without computing anything.
+        #expect(b.attachCachedPrefix(of: prompt, limit: prompt.count - 1) == 8)
+        #expect(pool.prefixHits == 2)
+        #expect(b.pageTable[0] == a.pageTable[0] && b.pageTable[1] == a.pageTable[1])
+        #expect(rowsMatch(b, Array(prompt[0..<8])))
+        // b diverges inside the second page: it gets its own copy, a's rows are untouched.
+        b.truncate(to: 6)
+        try write(b, [99, 98, 97], start: 6)
+        #expect(b.pageTable[1] != a.pageTable[1])
+        #expect(rowsMatch(b, [5, 6, 7, 8, 9, 10, 99, 98, 97]))
+        #expect(rowsMatch(a, prompt))
+        // A different first page finds nothing.
+        let c = KVSequence(pool: pool, maxPositions: 32)
+        #expect(c.attachCachedPrefix(of: [1, 6, 7, 8, 9], limit: 4) == 0)
+    }
+
+    @Test func cachedPagesOutliveTheirSequenceUntilEvicted() throws {
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 3)
+        do {
+            let a = KVSequence(pool: pool, maxPositions: 16)
+            try write(a, [1, 2, 3, 4, 5, 6, 7, 8], start: 0)
+        }
+        #expect(pool.cachedPages == 2 && pool.freePages == 1)
+        let b = KVSequence(pool: pool, maxPositions: 16)
+        #expect(b.attachCachedPrefix(of: [1, 2, 3, 4, 5, 6, 7, 8, 9], limit: 8) == 8)
+        #expect(rowsMatch(b, [1, 2, 3, 4, 5, 6, 7, 8]))
+        b.truncate(to: 0)
+        // A new sequence needing all 3 pages evicts the cached ones, least recently used first.
+        let c = KVSequence(pool: pool, maxPositions: 16)
+        try write(c, Array(20..<32), start: 0)
+        #expect(pool.evictions == 2 && pool.cachedPages == 0)
+        #expect(rowsMatch(c, Array(20..<32)))
+    }
+
+    @Test func exhaustedBudgetIsAnErrorAndKeepsCommittedRows() throws {
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 2)
+        let a = KVSequence(pool: pool, maxPositions: 64)
+        try write(a, Array(0..<6), start: 0)
+        #expect(throws: KVCacheError.self) { try a.prepareWrite(start: 6, count: 8) }
+        #expect(a.count == 6 && rowsMatch(a, Array(0..<6)))
+        let text = "\(KVCacheError.budgetExhausted(pages: 2, pageTokens: 4, bytes: 1 << 21))"
+        #expect(text.contains("--kv-budget"))
+    }
+
+    @Test func budgetInBytesGivesWholePages() {
+        let pool = KVPagePool(shape: shape, pageTokens: 30, budgetBytes: 10_000)
+        // 32 positions per page (rounded to a power of two) × 2 layers × 5 floats × 4 bytes = 1280 bytes.
+        #expect(pool.pageTokens == 32 && pool.capacity == 7)
+    }
+}

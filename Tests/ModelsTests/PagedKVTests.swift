@@ -1,0 +1,89 @@
+// The paged KV cache against a contiguous one (a single page holding the whole context), bit for bit,
+// on every fixture architecture: scattered pages, prefix pages shared between sequences, and
+// copy-on-write when a sequence diverges inside a shared page.
+
+import Testing
+import KVCache
+import Models
+
+@Suite struct PagedKVTests {
+    /// A contiguous cache: one page covers the whole context.
+    func contiguousState(_ model: TransformerModel, batch: Int = 512) -> InferenceState {
+        let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: 64, capacity: 1)
+        return InferenceState(config: model.config, contextLength: 64, maxBatch: batch, threads: 2, kvPool: pool)
+    }
+
+    /// A pool of 4-position pages whose free list was shuffled, so a sequence's pages are scattered.
+    func scatteredPool(_ model: TransformerModel, capacity: Int = 48) throws -> KVPagePool {
+        let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: 4, capacity: capacity)
+        // Sequences of 1-3 pages, released in allocation order: the free stack ends up interleaved.
+        var holders: [KVSequence] = []
+        for i in 0..<6 {
+            let s = KVSequence(pool: pool, maxPositions: 64)
+            try s.prepareWrite(start: 0, count: 4 * (i % 3 + 1))
+            holders.append(s)
+        }
+        while !holders.isEmpty { holders.removeFirst() }
+        return pool
+    }
+
+    func logitsRows(_ p: UnsafeBufferPointer<Float>) -> [Float] { Array(p) }
+
+    @Test(arguments: TinyFixtureTests.architectures)
+    func pagedMatchesContiguousBitwise(arch: String) throws {
+        let golden = try loadGolden(arch)
+        let model = try loadModel(arch, "f32")
+        let pool = try scatteredPool(model)
+        let paged = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2, kvPool: pool)
+        let reference = contiguousState(model, batch: 5)
+        var a = logitsRows(try model.forward(golden.token_ids, startPosition: 0, state: paged, logits: .all))
+        var b = logitsRows(try model.forward(golden.token_ids, startPosition: 0, state: reference, logits: .all))
+        #expect(a == b, "\(arch): prompt logits differ")
+        for step in 0..<8 {
+            let next = Int32(golden.greedy.next_ids[step])
+            a = logitsRows(try model.forward([next], startPosition: paged.position, state: paged, logits: .last))
+            b = logitsRows(try model.forward([next], startPosition: reference.position, state: reference, logits: .last))
+            #expect(a == b, "\(arch): decode step \(step) differs")
+        }
+        #expect(paged.cache.pageCount == (golden.token_ids.count + 8 + 3) / 4)
+        let table = (0..<paged.cache.pageCount).map { paged.cache.pageTable[$0] }
+        #expect(table != table.sorted(), "pages should be scattered: \(table)")
+    }
+
+    @Test(arguments: TinyFixtureTests.architectures)
+    func sharedPrefixAndCopyOnWriteMatchContiguous(arch: String) throws {
+        let golden = try loadGolden(arch)
+        let model = try loadModel(arch, "f32")
+        let tokens = golden.token_ids   // 24 tokens
+        let pool = try scatteredPool(model)
+        // Sequence A computes the whole prompt; B attaches A's first 4 pages (16 positions) and goes on
+        // with a different tail.
+        let stateA = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
+        _ = try model.forward(tokens, startPosition: 0, state: stateA, logits: .none)
+        let stateB = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
+        let tail: [Int32] = [7, 300, 42, 11]
+        let promptB = Array(tokens[0..<16]) + tail
+        #expect(stateB.cache.attachCachedPrefix(of: promptB, limit: promptB.count - 1) == 16)
+        #expect(stateB.cache.pageTable[3] == stateA.cache.pageTable[3])
+        let b = logitsRows(try model.forward(tail, startPosition: 16, state: stateB, logits: .all))
+        // Reference: the same prefix rows (computed in a 24-token batch), then the same tail.
+        let ref = contiguousState(model)
+        _ = try model.forward(tokens, startPosition: 0, state: ref, logits: .none)
+        ref.cache.truncate(to: 16)
+        let r = logitsRows(try model.forward(tail, startPosition: 16, state: ref, logits: .all))
+        #expect(b == r, "\(arch): logits after a shared prefix differ")
+
+        // B rolls back into the shared page 3 (positions 12..<16) and writes there: it copies the page.
+        stateB.cache.truncate(to: 14)
+        _ = try model.forward([5, 6], startPosition: 14, state: stateB, logits: .last)
+        #expect(stateB.cache.pageTable[3] != stateA.cache.pageTable[3])
+        #expect(stateB.cache.pageTable[2] == stateA.cache.pageTable[2])
+        // A's rows are untouched: its next token's logits equal a contiguous run's.
+        let next = Int32(golden.greedy.next_ids[0])
+        let a = logitsRows(try model.forward([next], startPosition: 24, state: stateA, logits: .last))
+        let refA = contiguousState(model)
+        _ = try model.forward(tokens, startPosition: 0, state: refA, logits: .none)
+        let ra = logitsRows(try model.forward([next], startPosition: 24, state: refA, logits: .last))
+        #expect(a == ra, "\(arch): the sharing sequence's logits changed after the other diverged")
+    }
+}
