@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
+    @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
@@ -45,6 +46,13 @@ struct Bench: ParsableCommand {
             let path = try ModelStore.resolveOrPull(model)
             let gguf = try GGUFFile(path: path)
             let m = try ModelRegistry.load(gguf)
+            if let prefix = ttft {
+                guard prefix >= 1 else { throw ValidationError("--ttft must be at least 1") }
+                let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, threads: threads, batch: batch)
+                print(String(format: "TTFT, %d-token shared prefix + 16 tokens, %d threads: cold %.3f s, warm %.4f s (%d positions reused): %.0f× sooner",
+                             prefix, threads, r.cold, r.warm, r.reused, r.cold / max(r.warm, 1e-9)))
+                return
+            }
             var samples: [BenchSample] = []
             if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, threads: threads, batch: batch)) }
             if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, threads: threads, batch: batch)) }

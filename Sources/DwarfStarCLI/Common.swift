@@ -26,6 +26,15 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("b"), .customLong("batch")], help: "Prompt tokens evaluated per forward pass.")
     var batch: Int = 512
 
+    @Option(name: .customLong("kv-budget"), help: "Memory for the KV cache, e.g. 512M or 2G (default: what the context needs).")
+    var kvBudget: String?
+
+    /// A session with these options; with --kv-budget its KV pages come from the model's shared pool.
+    func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
+        let pool = try kvBudget.map { loaded.kvPool(budgetBytes: try parseByteSize($0)) }
+        return Session(loaded, contextLength: contextLength ?? contextSize, threads: threads, batch: batch, kvPool: pool)
+    }
+
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
         let path = pullIfMissing ? try ModelStore.resolveOrPull(model) : try ModelStore.resolve(model)
         return try LoadedModel(path: path)
@@ -35,6 +44,7 @@ struct ModelOptions: ParsableArguments {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
         if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let b = kvBudget { _ = try parseByteSize(b) }
     }
 }
 
@@ -64,6 +74,22 @@ struct SamplingOptions: ParsableArguments {
         if minP < 0 || minP > 1 { throw ValidationError("--min-p must be in [0, 1]") }
         if repeatPenalty <= 0 { throw ValidationError("--repeat-penalty must be > 0") }
     }
+}
+
+/// "512M", "2G", "1.5GiB", "1000000" → bytes.
+func parseByteSize(_ text: String) throws -> Int {
+    let t = text.trimmingCharacters(in: .whitespaces).uppercased()
+    let gib = 1_073_741_824.0, mib = 1_048_576.0, kib = 1024.0
+    let units: [(String, Double)] = [("GIB", gib), ("MIB", mib), ("KIB", kib), ("GB", gib), ("MB", mib),
+                                     ("KB", kib), ("G", gib), ("M", mib), ("K", kib), ("B", 1)]
+    var number = t, scale = 1.0
+    for (suffix, factor) in units where t.hasSuffix(suffix) {
+        number = String(t.dropLast(suffix.count)); scale = factor; break
+    }
+    guard let v = Double(number.trimmingCharacters(in: .whitespaces)), v > 0, v * scale < 1e15 else {
+        throw ValidationError("cannot read the size '\(text)' (use e.g. 512M or 2G)")
+    }
+    return Int(v * scale)
 }
 
 func writeOut(_ s: String) {

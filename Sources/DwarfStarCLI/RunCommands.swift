@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     func run() throws {
         do {
             let loaded = try modelOptions.load()
-            let session = Session(loaded, contextLength: modelOptions.contextSize, threads: modelOptions.threads, batch: modelOptions.batch)
+            let session = try modelOptions.session(loaded)
             let tokens: [Int32]
             if raw || loaded.chatTemplate == nil {
                 if !raw { printErr("note: \(loaded.name) has no chat template; using raw completion") }
@@ -74,7 +74,7 @@ struct Chat: ParsableCommand {
         sigemptyset(&unblock)
         sigaddset(&unblock, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        let session = Session(loaded, contextLength: modelOptions.contextSize, threads: modelOptions.threads, batch: modelOptions.batch)
+        let session = try modelOptions.session(loaded)
         signal(SIGINT) { _ in
             if generating != 0 { interruptRequested = 1 } else { _exit(130) }
         }

@@ -124,7 +124,7 @@ struct PerplexityCommand: ParsableCommand {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ValidationError("cannot read \(file) as UTF-8 text")
             }
-            let session = Session(loaded, contextLength: c, threads: modelOptions.threads, batch: modelOptions.batch)
+            let session = try modelOptions.session(loaded, contextLength: c)
             printErr("perplexity: \(loaded.name), chunks of \(c) tokens")
             let r = try Perplexity.run(session: session, text: text, contextSize: c, maxChunks: chunks) { i, ppl in
                 writeOut(String(format: "[%d]%.4f,", i, ppl))

@@ -4,6 +4,7 @@
 
 import CKernels
 import Foundation
+import KVCache
 import Kernels
 import Models
 
@@ -59,6 +60,37 @@ public enum Benchmark {
             : promptTokens > 0 ? "pp\(promptTokens)" : "tg\(generatedTokens)"
         return BenchSample(test: name, promptTokens: promptTokens, generatedTokens: generatedTokens, threads: threads,
                            samplesTokensPerSecond: samples, weightBytesPerToken: model.weightBytesPerToken)
+    }
+
+    /// Time to first token with and without a cached prefix: a prompt of `prefix` random tokens plus a
+    /// `suffix`-token tail, first in a fresh KV pool (cold: the whole prompt is prefilled), then in a
+    /// second sequence of the same pool with another tail (warm: the prefix pages are attached, only the
+    /// rest is computed). Seconds until the logits of the last prompt token, median of `repetitions`.
+    public static func prefixTTFT(model: TransformerModel, prefix: Int, suffix: Int = 16, repetitions: Int, threads: Int,
+                                  batch: Int = 512) throws -> (cold: Double, warm: Double, reused: Int) {
+        let ctx = prefix + suffix
+        var rng = SeededTokenSource(vocab: model.vocabularySize)
+        var cold: [Double] = [], warm: [Double] = []
+        var reused = 0
+        for _ in 0..<max(1, repetitions) {
+            let shared = (0..<prefix).map { _ in rng.next() }
+            let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
+                                  capacity: 2 * (ctx / InferenceState.defaultPageTokens + 2))
+            func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
+                let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
+                defer { state.pool.park() }
+                let start = DispatchTime.now().uptimeNanoseconds
+                let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)
+                try model.forward(Array(prompt[attached...]), startPosition: attached, state: state, logits: .last)
+                return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, attached)
+            }
+            cold.append(try ttft(shared + (0..<suffix).map { _ in rng.next() }).0)
+            let (seconds, attached) = try ttft(shared + (0..<suffix).map { _ in rng.next() })
+            warm.append(seconds)
+            reused = attached
+        }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s[s.count / 2] }
+        return (median(cold), median(warm), reused)
     }
 
     /// Read bandwidth in GB/s: `threads` threads sum a buffer of `megabytes` (larger than the caches),

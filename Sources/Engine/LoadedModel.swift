@@ -2,6 +2,7 @@
 
 import Foundation
 import GGUF
+import KVCache
 import Models
 import Tokenizers
 import ChatTemplate
@@ -30,6 +31,21 @@ public final class LoadedModel: @unchecked Sendable {
             chatTemplate = nil; chatTemplateError = nil
         }
         loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    private var sharedPool: KVPagePool?
+    private let poolLock = NSLock()
+
+    /// One KV page pool per loaded model, shared by its sessions so prefix pages computed by one are
+    /// reused by the others; created on first use with `budgetBytes`.
+    public func kvPool(budgetBytes: Int) -> KVPagePool {
+        poolLock.lock()
+        defer { poolLock.unlock() }
+        if let p = sharedPool { return p }
+        let p = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
+                           budgetBytes: budgetBytes)
+        sharedPool = p
+        return p
     }
 
     public var name: String { gguf["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent }
