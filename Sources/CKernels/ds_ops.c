@@ -226,3 +226,100 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
 }
 #undef DS_K_ROW
 #undef DS_V_ROW
+
+// ---- Flash-style attention for a block of queries -----------------------------------------------------
+// Up to 16 queries (lanes r) of one head against one KV head, keys in blocks of 16 with an online
+// softmax: S[k][r] = scale · K_k · Q_r is computed with Q transposed once (Qt[d][r]), so each key element
+// broadcast feeds 16 queries and no horizontal sums are needed; the running max m[r] and sum l[r] are
+// vectors over queries; O is kept transposed (Ot[d][r]) and rescaled when the max grows. Keys outside a
+// query's [j_begin[r], j_end[r]) are masked. Written over r-loops of 16 so the vectoriser maps r to one
+// zmm (two ymm on AVX2).
+#define DS_QB 16
+#define DS_KB 16
+DS_CLONES void ds_attend_block_f32(const float *q, int64_t nq, int64_t q_stride,
+                                   const int64_t *j_begin, const int64_t *j_end,
+                                   const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                                   const int32_t *pages, int64_t page_shift, int64_t k_page_stride,
+                                   int64_t v_page_stride, int64_t head_dim, int64_t v_dim, float scale,
+                                   float softcap, float *out, int64_t out_stride, float *scratch) {
+    const int64_t page_mask = ((int64_t)1 << page_shift) - 1;
+    float *qt = scratch;                              // [head_dim][QB]
+    float *ot = qt + head_dim * DS_QB;                // [v_dim][QB]
+    float *zero = ot + v_dim * DS_QB;                 // [max(head_dim, v_dim)] zeros (missing keys)
+    const int64_t zn = head_dim > v_dim ? head_dim : v_dim;
+    memset(zero, 0, sizeof(float) * (size_t)zn);
+    memset(ot, 0, sizeof(float) * (size_t)(v_dim * DS_QB));
+    float m[DS_QB], l[DS_QB], lo[DS_QB], hi[DS_QB];
+    int64_t jmin = INT64_MAX, jmax = 0;
+    for (int r = 0; r < DS_QB; r++) {
+        m[r] = -INFINITY; l[r] = 0;
+        if (r < nq && j_end[r] > j_begin[r]) {
+            lo[r] = (float)j_begin[r]; hi[r] = (float)j_end[r];
+            if (j_begin[r] < jmin) jmin = j_begin[r];
+            if (j_end[r] > jmax) jmax = j_end[r];
+        } else {
+            lo[r] = 0; hi[r] = 0;   // sees nothing
+        }
+        for (int64_t d = 0; d < head_dim; d++) qt[d * DS_QB + r] = r < nq ? q[r * q_stride + d] * scale : 0.0f;
+    }
+    if (jmin == INT64_MAX) jmin = 0;
+    for (int64_t j0 = jmin; j0 < jmax; j0 += DS_KB) {
+        const float *krow[DS_KB], *vrow[DS_KB];
+        for (int kk = 0; kk < DS_KB; kk++) {
+            const int64_t j = j0 + kk;
+            if (j < jmax) {
+                krow[kk] = pages ? k + (int64_t)pages[j >> page_shift] * k_page_stride + (j & page_mask) * k_stride : k + j * k_stride;
+                vrow[kk] = pages ? v + (int64_t)pages[j >> page_shift] * v_page_stride + (j & page_mask) * v_stride : v + j * v_stride;
+            } else {
+                krow[kk] = zero; vrow[kk] = zero;
+            }
+        }
+        // S[kk][r]
+        float s[DS_KB][DS_QB];
+        for (int kk = 0; kk < DS_KB; kk++) for (int r = 0; r < DS_QB; r++) s[kk][r] = 0;
+        for (int64_t d = 0; d < head_dim; d++) {
+            const float *qd = qt + d * DS_QB;
+            for (int kk = 0; kk < DS_KB; kk++) {
+                const float kv = krow[kk][d];
+                for (int r = 0; r < DS_QB; r++) s[kk][r] = fmaf(kv, qd[r], s[kk][r]);
+            }
+        }
+        // Mask, softcap, online softmax.
+        float mnew[DS_QB], corr[DS_QB], psum[DS_QB];
+        for (int r = 0; r < DS_QB; r++) { mnew[r] = m[r]; psum[r] = 0; }
+        for (int kk = 0; kk < DS_KB; kk++) {
+            const float j = (float)(j0 + kk);
+            for (int r = 0; r < DS_QB; r++) {
+                float x = s[kk][r];
+                if (softcap > 0) x = softcap * tanhf(x / softcap);
+                x = (j >= lo[r] && j < hi[r]) ? x : -INFINITY;
+                s[kk][r] = x;
+                mnew[r] = x > mnew[r] ? x : mnew[r];
+            }
+        }
+        for (int r = 0; r < DS_QB; r++) corr[r] = mnew[r] == -INFINITY ? 1.0f : ds_exp_approx(m[r] - mnew[r]);
+        for (int kk = 0; kk < DS_KB; kk++)
+            for (int r = 0; r < DS_QB; r++) {
+                const float p = s[kk][r] == -INFINITY ? 0.0f : ds_exp_approx(s[kk][r] - mnew[r]);
+                s[kk][r] = p;
+                psum[r] += p;
+            }
+        for (int r = 0; r < DS_QB; r++) { l[r] = l[r] * corr[r] + psum[r]; m[r] = mnew[r]; }
+        // Ot[d][r] = Ot[d][r] · corr[r] + Σ_kk P[kk][r] · V_kk[d]
+        for (int64_t d = 0; d < v_dim; d++) {
+            float *od = ot + d * DS_QB;
+            float acc[DS_QB];
+            for (int r = 0; r < DS_QB; r++) acc[r] = od[r] * corr[r];
+            for (int kk = 0; kk < DS_KB; kk++) {
+                const float vv = vrow[kk][d];
+                for (int r = 0; r < DS_QB; r++) acc[r] = fmaf(s[kk][r], vv, acc[r]);
+            }
+            for (int r = 0; r < DS_QB; r++) od[r] = acc[r];
+        }
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        const float inv = l[r] > 0 ? 1.0f / l[r] : 0.0f;
+        float *o = out + r * out_stride;
+        for (int64_t d = 0; d < v_dim; d++) o[d] = ot[d * DS_QB + r] * inv;
+    }
+}

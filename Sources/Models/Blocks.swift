@@ -123,6 +123,10 @@ enum AttentionBlock {
     /// task reads the K/V rows once for its chunk; chunks shrink until every thread has work (decode).
     static func attend(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                        state s: InferenceState) {
+        if tokens >= blockMinimumTokens {
+            attendBlocks(p, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap, state: s)
+            return
+        }
         let pool = s.pool, group = p.heads / p.kvHeads
         let pairs = tokens * p.kvHeads
         let chunksPerGroup = min(group, max(1, (2 * pool.threads + pairs - 1) / pairs))
@@ -140,8 +144,50 @@ enum AttentionBlock {
                 let jBegin = span.firstVisible(from: pos)
                 ds_attend_group_f32(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
                                     p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
-                                    p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin), Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                                    p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin),
+                                    Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
                                     p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc)
+            }
+        }
+    }
+
+    /// Prompt batches of at least this many tokens use the flash-style block kernel.
+    static let blockMinimumTokens = 8
+    static let queryBlock = 16
+
+    /// Floats of per-thread scratch the block kernel needs.
+    static func blockScratchFloats(keyDim: Int, valueDim: Int) -> Int {
+        queryBlock * (keyDim + valueDim) + max(keyDim, valueDim)
+    }
+
+    /// Tasks = (query head, block of 16 consecutive tokens): ds_attend_block_f32 runs the 16 queries
+    /// against the KV head's rows with an online softmax. Interleaved across threads (causal cost grows
+    /// with the block's position).
+    static func attendBlocks(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
+                             state s: InferenceState) {
+        let group = p.heads / p.kvHeads
+        let blocks = (tokens + queryBlock - 1) / queryBlock
+        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        s.pool.run { ith, nth in
+            let sc = scratch + ith * scratchStride
+            withUnsafeTemporaryAllocation(of: Int64.self, capacity: 2 * queryBlock) { ranges in
+                let begin = ranges.baseAddress!, end = begin + queryBlock
+                // Later blocks first in each thread's sequence of tasks: the costly ones start early.
+                for task in stride(from: ith, to: blocks * p.heads, by: nth) {
+                    let b = blocks - 1 - task / p.heads, h = task % p.heads, kvh = h / group
+                    let t0 = b * queryBlock, nq = min(queryBlock, tokens - t0)
+                    for r in 0..<nq {
+                        let pos = startPosition + t0 + r
+                        begin[r] = Int64(span.firstVisible(from: pos))
+                        end[r] = Int64(pos + 1)
+                    }
+                    ds_attend_block_f32(p.q + t0 * p.qTokenStride + h * p.qHeadStride, Int64(nq), Int64(p.qTokenStride),
+                                        begin, end,
+                                        p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                                        p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride),
+                                        Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                                        p.out + t0 * p.outTokenStride + h * p.outHeadStride, Int64(p.outTokenStride), sc)
+                }
             }
         }
     }

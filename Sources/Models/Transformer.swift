@@ -326,7 +326,12 @@ public final class InferenceState: @unchecked Sendable {
         o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
         ropeGlobal = alloc(b * c.ropeDimensions)
         ropeSliding = alloc(b * c.ropeDimensions)
-        attentionScratchStride = ctx * (c.headCount / c.headCountKV)
+        // Scores of one query group over the whole context (decode kernel) or the block kernel's tiles
+        // (widest key/value rows: standard heads, MLA's latent rows, MLA's expanded heads).
+        let widestKey = max(c.headDimK, c.mla?.cacheRowFloats ?? 0, c.mla.map { $0.nopeDim + $0.ropeDim } ?? 0)
+        let widestValue = max(c.headDimV, c.mla?.kvLoraRank ?? 0, c.mla?.valueDim ?? 0)
+        attentionScratchStride = max(ctx * (c.headCount / c.headCountKV),
+                                     AttentionBlock.blockScratchFloats(keyDim: widestKey, valueDim: widestValue))
         attentionScratch = alloc(pool.threads * attentionScratchStride)
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)

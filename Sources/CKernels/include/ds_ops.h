@@ -35,3 +35,14 @@ void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
                          float softcap, float *out, int64_t out_stride, float *scratch);
+
+// Flash-style attention for up to 16 queries of one head against one KV head (prompt batches): query
+// r is q + r*q_stride and sees keys [j_begin[r], j_end[r]); keys are taken 16 at a time with an online
+// softmax (no score buffer over the whole context). Rows are addressed as in ds_attend_group_f32.
+// out + r*out_stride receives v_dim floats. scratch: 16*(head_dim + v_dim) + max(head_dim, v_dim) floats.
+void ds_attend_block_f32(const float *q, int64_t nq, int64_t q_stride,
+                         const int64_t *j_begin, const int64_t *j_end,
+                         const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                         const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                         int64_t head_dim, int64_t v_dim, float scale, float softcap,
+                         float *out, int64_t out_stride, float *scratch);
