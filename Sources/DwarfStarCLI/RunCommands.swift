@@ -96,7 +96,20 @@ struct Chat: ParsableCommand {
             switch input {
             case "/quit", "/exit": return
             case "/help":
-                writeOut("/help  this text\n/reset  forget the conversation (and its KV cache)\n/quit  leave\nCtrl-C while answering stops the answer.\n")
+                writeOut("""
+                    /help        this text
+                    /reset       forget the conversation (and its KV cache)
+                    /save NAME   save the conversation and its KV cache (resumes without prefill)
+                    /load NAME   restore a saved conversation
+                    /list        saved conversations
+                    /quit        leave
+                    Ctrl-C while answering stops the answer.
+
+                    """)
+                continue
+            case "/list":
+                let names = Session.savedSessionNames()
+                writeOut(names.isEmpty ? "(no saved sessions in \(Session.sessionsDirectory.path))\n" : names.joined(separator: "\n") + "\n")
                 continue
             case "/reset":
                 messages = messages.filter { $0.role == "system" }
@@ -104,6 +117,22 @@ struct Chat: ParsableCommand {
                 writeOut("(conversation cleared)\n")
                 continue
             default:
+                if input.hasPrefix("/save ") || input.hasPrefix("/load ") {
+                    let name = String(input.dropFirst(6)).trimmingCharacters(in: .whitespaces)
+                    do {
+                        let path = try Session.sessionPath(named: name)
+                        if input.hasPrefix("/save ") {
+                            try session.save(to: path, messages: messages)
+                            writeOut("(saved \(session.cachedTokens.count) tokens to \(path))\n")
+                        } else {
+                            messages = try session.load(from: path)
+                            writeOut("(loaded \(session.cachedTokens.count) tokens, \(messages.count) messages from \(path))\n")
+                        }
+                    } catch {
+                        writeOut("error: \(error)\n")
+                    }
+                    continue
+                }
                 if input.hasPrefix("/") { writeOut("unknown command \(input); /help lists them\n"); continue }
             }
             messages.append(ChatMessage(role: "user", content: line))

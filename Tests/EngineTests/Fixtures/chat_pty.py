@@ -1,12 +1,14 @@
 """Drives `dwarfstar chat` through a real pseudo-terminal: two turns, Ctrl-C in the middle of an
-answer (the answer stops, the prompt comes back, the chat goes on), /reset, /help, /quit.
+answer (the answer stops, the prompt comes back, the chat goes on), /save, /reset, /load (the next
+turn needs no prefill of the restored history), /list, /help, /quit.
 Usage: python3 chat_pty.py BINARY MODEL_PATH ; exit status 0 on success."""
-import sys, time
+import os, sys, tempfile, time
 import pexpect
 
 binary, model = sys.argv[1], sys.argv[2]
+env = dict(os.environ, DWARFSTAR_SESSIONS=tempfile.mkdtemp(prefix="dskv-pty-"))
 child = pexpect.spawn(binary, ["chat", "-m", model, "--temp", "0", "-n", "400", "-t", "2"],
-                      encoding="utf-8", timeout=120, dimensions=(40, 200))
+                      encoding="utf-8", timeout=120, dimensions=(40, 200), env=env)
 child.logfile_read = sys.stdout
 
 def prompt():
@@ -41,8 +43,28 @@ child.expect(r"\[prompt (\d+) tokens, (\d+) new")
 third_prompt, third_new = int(child.match.group(1)), int(child.match.group(2))
 assert third_new < third_prompt, (third_prompt, third_new)
 prompt()
+child.sendline("/save pty-test")
+child.expect(r"\(saved (\d+) tokens")
+saved = int(child.match.group(1))
+prompt()
 child.sendline("/reset")
 child.expect_exact("(conversation cleared)")
+prompt()
+child.sendline("/load pty-test")
+child.expect(r"\(loaded (\d+) tokens, (\d+) messages")
+assert int(child.match.group(1)) == saved, (saved, child.match.group(1))
+prompt()
+child.sendline("/list")
+child.expect_exact("pty-test")
+prompt()
+child.sendline("/load ../nope")
+child.expect_exact("error: session name")
+prompt()
+# The restored conversation goes on without prefilling its history again.
+child.sendline("Thanks.")
+child.expect(r"\[prompt (\d+) tokens, (\d+) new")
+fourth_prompt, fourth_new = int(child.match.group(1)), int(child.match.group(2))
+assert fourth_prompt > saved and fourth_new < fourth_prompt - saved // 2, (saved, fourth_prompt, fourth_new)
 prompt()
 child.sendline("/quit")
 child.expect(pexpect.EOF)

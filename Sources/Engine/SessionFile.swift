@@ -1,0 +1,196 @@
+// Sessions on disk: the KV rows of every cached position, the token ids and the chat messages, so a
+// conversation resumes without prefilling it again. A file is refused (never partly loaded) when it is
+// not a session file, is truncated or corrupt (checksum), or was made with another model or KV layout.
+//
+// Layout (little-endian):
+//   "DSKVSESS"  u32 version = 1  u32 header bytes  header (JSON, UTF-8)
+//   per layer: K rows [tokens × k_row_floats] f32, then V rows [tokens × v_row_floats] f32
+//   SHA-256 of everything before it (32 bytes)
+// The header names the model by a fingerprint (SHA-256 of the GGUF header, metadata and tensor table,
+// plus the file size), its architecture, the KV type and row shape, and carries the token ids.
+
+import Foundation
+import KVCache
+import Models
+
+public enum SessionFileError: Error, CustomStringConvertible, Equatable {
+    case notASessionFile(String)
+    case unsupportedVersion(String, UInt32)
+    case truncated(String)
+    case corrupt(String, String)
+    case otherModel(String, expected: String, found: String)
+    case tooLong(String, tokens: Int, context: Int)
+    case badName(String)
+
+    public var description: String {
+        switch self {
+        case .notASessionFile(let p): return "\(p): not a DwarfStar session file"
+        case .unsupportedVersion(let p, let v): return "\(p): session file version \(v) is not supported (this build reads version 1)"
+        case .truncated(let p): return "\(p): session file is truncated"
+        case .corrupt(let p, let why): return "\(p): session file is corrupt (\(why)); nothing was loaded"
+        case .otherModel(let p, let e, let f): return "\(p): session was saved with another model or KV layout (\(f)); this one is \(e)"
+        case .tooLong(let p, let n, let c): return "\(p): session holds \(n) tokens, more than this context (\(c)); use a larger --ctx"
+        case .badName(let n): return "session name '\(n)' may only use letters, digits, '.', '_' and '-'"
+        }
+    }
+}
+
+struct SessionFileHeader: Codable {
+    var model_fingerprint: String
+    var model_file_size: Int
+    var architecture: String
+    var kv_type: String
+    var layers: Int
+    var k_row_floats: Int
+    var v_row_floats: Int
+    var tokens: [Int32]
+    var messages: [[String: String]]
+}
+
+extension LoadedModel {
+    /// SHA-256 of the GGUF bytes before the tensor data (header, metadata, tensor table) and the file size.
+    public var fingerprint: String {
+        var h = SHA256()
+        h.update(UnsafeRawBufferPointer(start: gguf.base, count: gguf.dataOffset))
+        return "\(h.hexDigest())-\(gguf.fileSize)"
+    }
+}
+
+extension Session {
+    static let sessionMagic = Array("DSKVSESS".utf8)
+    static let sessionVersion: UInt32 = 1
+
+    /// Saves the cached positions, their token ids and `messages` to `path` (written to a temporary
+    /// file, then renamed: an interrupted save leaves the old file intact).
+    public func save(to path: String, messages: [ChatMessage] = []) throws {
+        let cache = state.cache, shape = cache.pool.shape, n = cache.count
+        let header = SessionFileHeader(
+            model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
+            architecture: model.config.architecture, kv_type: "f32", layers: shape.layers,
+            k_row_floats: shape.kRowFloats, v_row_floats: shape.vRowFloats, tokens: cache.committedTokens,
+            messages: messages.map { ["role": $0.role, "content": $0.content] })
+        let json = try JSONEncoder().encode(header)
+        var data = Data()
+        data.append(contentsOf: Session.sessionMagic)
+        withUnsafeBytes(of: Session.sessionVersion.littleEndian) { data.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        data.reserveCapacity(data.count + n * shape.bytesPerPosition + 32)
+        for l in 0..<shape.layers {
+            for p in 0..<n { data.append(UnsafeBufferPointer(start: cache.kRow(l, p), count: shape.kRowFloats)) }
+            for p in 0..<n where shape.vRowFloats > 0 { data.append(UnsafeBufferPointer(start: cache.vRow(l, p), count: shape.vRowFloats)) }
+        }
+        var h = SHA256()
+        h.update(data)
+        data.append(contentsOf: Session.hexBytes(h.hexDigest()))
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+        try data.write(to: tmp)
+        guard rename(tmp.path, url.path) == 0 else {
+            try? FileManager.default.removeItem(at: tmp)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+
+    /// Restores a saved session: the KV rows and tokens replace what this session holds. Returns the
+    /// saved chat messages. Throws SessionFileError (and changes nothing) for a foreign, truncated or
+    /// corrupt file.
+    @discardableResult
+    public func load(from path: String) throws -> [ChatMessage] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        let fixed = Session.sessionMagic.count + 8
+        guard data.count >= Session.sessionMagic.count, Array(data.prefix(Session.sessionMagic.count)) == Session.sessionMagic else {
+            throw SessionFileError.notASessionFile(path)
+        }
+        guard data.count >= fixed + 32 else { throw SessionFileError.truncated(path) }
+        func u32(_ at: Int) -> UInt32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian } }
+        let version = u32(Session.sessionMagic.count)
+        guard version == Session.sessionVersion else { throw SessionFileError.unsupportedVersion(path, version) }
+        let headerBytes = Int(u32(Session.sessionMagic.count + 4))
+        guard headerBytes <= data.count - fixed - 32 else { throw SessionFileError.truncated(path) }
+        // Checksum first: nothing from a damaged file is interpreted further.
+        var h = SHA256()
+        data.withUnsafeBytes { h.update(UnsafeRawBufferPointer(rebasing: $0[0..<(data.count - 32)])) }
+        guard Array(data.suffix(32)) == Session.hexBytes(h.hexDigest()) else {
+            // A short file fails here too; say which it is when the header tells the expected size.
+            if let header = try? JSONDecoder().decode(SessionFileHeader.self, from: data.subdata(in: fixed..<(fixed + headerBytes))),
+               data.count < fixed + headerBytes + Session.payloadBytes(header) + 32 {
+                throw SessionFileError.truncated(path)
+            }
+            throw SessionFileError.corrupt(path, "checksum mismatch")
+        }
+        let header: SessionFileHeader
+        do { header = try JSONDecoder().decode(SessionFileHeader.self, from: data.subdata(in: fixed..<(fixed + headerBytes))) } catch {
+            throw SessionFileError.corrupt(path, "unreadable header")
+        }
+        let shape = state.cache.pool.shape
+        let expected = "\(loaded.fingerprint), \(model.config.architecture), f32 KV \(shape.layers)×\(shape.kRowFloats)+\(shape.vRowFloats)"
+        let found = "\(header.model_fingerprint), \(header.architecture), \(header.kv_type) KV \(header.layers)×\(header.k_row_floats)+\(header.v_row_floats)"
+        guard header.model_fingerprint == loaded.fingerprint, header.kv_type == "f32", header.layers == shape.layers,
+              header.k_row_floats == shape.kRowFloats, header.v_row_floats == shape.vRowFloats else {
+            throw SessionFileError.otherModel(path, expected: expected, found: found)
+        }
+        let n = header.tokens.count
+        guard n <= contextLength else { throw SessionFileError.tooLong(path, tokens: n, context: contextLength) }
+        guard data.count == fixed + headerBytes + Session.payloadBytes(header) + 32 else {
+            throw SessionFileError.corrupt(path, "size does not match the header")
+        }
+        guard header.tokens.allSatisfy({ $0 >= 0 && Int($0) < model.vocabularySize }) else {
+            throw SessionFileError.corrupt(path, "token id outside the vocabulary")
+        }
+        let cache = state.cache
+        cache.truncate(to: 0)
+        try cache.prepareWrite(start: 0, count: n)
+        data.withUnsafeBytes { raw in
+            var offset = fixed + headerBytes
+            for l in 0..<shape.layers {
+                for p in 0..<n {
+                    memcpy(cache.kRow(l, p), raw.baseAddress! + offset, shape.kRowFloats * 4)
+                    offset += shape.kRowFloats * 4
+                }
+                for p in 0..<n where shape.vRowFloats > 0 {
+                    memcpy(cache.vRow(l, p), raw.baseAddress! + offset, shape.vRowFloats * 4)
+                    offset += shape.vRowFloats * 4
+                }
+            }
+        }
+        header.tokens.withUnsafeBufferPointer { cache.commit($0, start: 0) }
+        return header.messages.compactMap { m in m["role"].flatMap { r in m["content"].map { ChatMessage(role: r, content: $0) } } }
+    }
+
+    static func payloadBytes(_ h: SessionFileHeader) -> Int {
+        h.layers * h.tokens.count * (h.k_row_floats + h.v_row_floats) * 4
+    }
+
+    static func hexBytes(_ hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var it = hex.utf8.makeIterator()
+        while let a = it.next(), let b = it.next() {
+            func v(_ c: UInt8) -> UInt8 { c >= 97 ? c - 87 : c - 48 }
+            out.append(v(a) << 4 | v(b))
+        }
+        return out
+    }
+
+    /// Folder of named sessions: $DWARFSTAR_SESSIONS, else ~/.dwarfstar/sessions.
+    public static var sessionsDirectory: URL {
+        if let d = ProcessInfo.processInfo.environment["DWARFSTAR_SESSIONS"], !d.isEmpty { return URL(fileURLWithPath: d) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".dwarfstar/sessions")
+    }
+
+    /// Path of a named session (letters, digits, '.', '_', '-').
+    public static func sessionPath(named name: String) throws -> String {
+        let ok = !name.isEmpty && !name.hasPrefix(".") && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+        }
+        guard ok else { throw SessionFileError.badName(name) }
+        return sessionsDirectory.appendingPathComponent("\(name).dskv").path
+    }
+
+    /// Names of saved sessions, sorted.
+    public static func savedSessionNames() -> [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: sessionsDirectory.path)) ?? []
+        return files.filter { $0.hasSuffix(".dskv") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) }.sorted()
+    }
+}
