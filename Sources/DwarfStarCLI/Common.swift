@@ -3,6 +3,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import KVCache
 import Sampling
 
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -29,10 +30,23 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("kv-budget"), help: "Memory for the KV cache, e.g. 512M or 2G (default: what the context needs).")
     var kvBudget: String?
 
-    /// A session with these options; with --kv-budget its KV pages come from the model's shared pool.
+    @Option(name: .customLong("kv-disk"), help: "Folder for KV pages that do not fit --kv-budget (idle sessions' pages are swapped there).")
+    var kvDisk: String?
+
+    @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default 20G).")
+    var kvDiskBudget: String = "20G"
+
+    /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
+    /// shared pool.
     func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
-        let pool = try kvBudget.map { loaded.kvPool(budgetBytes: try parseByteSize($0)) }
-        return Session(loaded, contextLength: contextLength ?? contextSize, threads: threads, batch: batch, kvPool: pool)
+        let ctx = contextLength ?? contextSize
+        var pool: KVPagePool? = nil
+        if kvBudget != nil || kvDisk != nil {
+            let defaultBudget = (ctx ?? min(loaded.model.config.contextLength, 4096) + 64) * loaded.kvBytesPerPosition
+            pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, diskDirectory: kvDisk,
+                                     diskBudgetBytes: try parseByteSize(kvDiskBudget))
+        }
+        return Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvPool: pool)
     }
 
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
@@ -45,6 +59,7 @@ struct ModelOptions: ParsableArguments {
         if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let b = kvBudget { _ = try parseByteSize(b) }
+        _ = try parseByteSize(kvDiskBudget)
     }
 }
 

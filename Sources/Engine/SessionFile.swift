@@ -64,6 +64,7 @@ extension Session {
     /// file, then renamed: an interrupted save leaves the old file intact).
     public func save(to path: String, messages: [ChatMessage] = []) throws {
         let cache = state.cache, shape = cache.pool.shape, n = cache.count
+        try cache.makeResident()
         let header = SessionFileHeader(
             model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
             architecture: model.config.architecture, kv_type: "f32", layers: shape.layers,

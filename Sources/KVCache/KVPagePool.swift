@@ -72,9 +72,18 @@ public final class KVPagePool: @unchecked Sendable {
     /// Counters for tests and reports.
     public private(set) var prefixHits = 0
     public private(set) var evictions = 0
+    public private(set) var swapOuts = 0
 
-    /// A pool of `capacity` pages of `pageTokens` positions (rounded up to a power of two).
-    public init(shape: KVShape, pageTokens: Int = 32, capacity: Int) {
+    /// Where idle sequences' pages go when RAM pages run out (nil: nowhere, the budget is a hard limit).
+    public let disk: KVDiskTier?
+    /// Live sequences (for swapping the least recently used idle one out).
+    private var sequences: [WeakSequence] = []
+    private var clock: UInt64 = 0
+    private struct WeakSequence { weak var sequence: KVSequence? }
+
+    /// A pool of `capacity` pages of `pageTokens` positions (rounded up to a power of two), spilling
+    /// idle sequences' pages to `disk` when full.
+    public init(shape: KVShape, pageTokens: Int = 32, capacity: Int, disk: KVDiskTier? = nil) {
         var log2 = 0
         while (1 << log2) < max(1, pageTokens) { log2 += 1 }
         self.shape = shape
@@ -93,15 +102,17 @@ public final class KVPagePool: @unchecked Sendable {
         lruPrev = Array(repeating: -1, count: self.capacity)
         lruNext = Array(repeating: -1, count: self.capacity)
         inLRU = Array(repeating: false, count: self.capacity)
+        self.disk = disk
+        disk?.configure(slotBytes: shape.layers * (self.pageTokens * (shape.kRowFloats + shape.vRowFloats)) * 4)
         pthread_mutex_init(&mutex, nil)
     }
 
     /// A pool holding `bytes` of KV (at least one page).
-    public convenience init(shape: KVShape, pageTokens: Int = 32, budgetBytes bytes: Int) {
+    public convenience init(shape: KVShape, pageTokens: Int = 32, budgetBytes bytes: Int, disk: KVDiskTier? = nil) {
         var tokens = 1
         while tokens < pageTokens { tokens <<= 1 }
         let perPage = max(1, shape.bytesPerPosition * tokens)
-        self.init(shape: shape, pageTokens: pageTokens, capacity: max(1, bytes / perPage))
+        self.init(shape: shape, pageTokens: pageTokens, capacity: max(1, bytes / perPage), disk: disk)
     }
 
     deinit {
@@ -131,8 +142,10 @@ public final class KVPagePool: @unchecked Sendable {
 
     // MARK: - Allocation (callers hold the lock)
 
-    /// A fresh page with refcount 1: from the free stack, else the least recently used cached page.
-    func allocateLocked() throws -> Int32 {
+    /// A fresh page with refcount 1: from the free stack, else the least recently used cached page,
+    /// else (with a disk tier) after swapping out the least recently used idle sequence.
+    func allocateLocked(for requester: KVSequence? = nil) throws -> Int32 {
+        if freeStack.isEmpty && lruHead < 0 { swapOutIdleLocked(except: requester) }
         if let p = freeStack.popLast() {
             refCount[Int(p)] = 1
             return p
@@ -173,6 +186,39 @@ public final class KVPagePool: @unchecked Sendable {
             }
         }
     }
+
+    // MARK: - Sequences and the disk tier
+
+    func registerSequence(_ s: KVSequence) { locked { sequences.append(WeakSequence(sequence: s)) } }
+
+    func touchLocked(_ s: KVSequence) {
+        clock += 1
+        s.lastUsed = clock
+    }
+
+    /// Writes the exclusive pages of the least recently used unpinned sequence (other than `requester`)
+    /// to disk and frees their RAM. No-op without a disk tier or a candidate.
+    private func swapOutIdleLocked(except requester: KVSequence?) {
+        guard let disk else { return }
+        sequences.removeAll { $0.sequence == nil }
+        let candidates = sequences.compactMap { $0.sequence }.filter { $0 !== requester && !$0.pinned && $0.residentPages > 0 }
+        guard let victim = candidates.min(by: { $0.lastUsed < $1.lastUsed }) else { return }
+        victim.swapOutLocked(disk: disk)
+        swapOuts += 1
+    }
+
+    /// Byte ranges of page `p` in the arenas (every layer's K rows, then V rows), for the disk tier.
+    func pageParts(_ p: Int32) -> [(UnsafeMutableRawPointer, Int)] {
+        var parts: [(UnsafeMutableRawPointer, Int)] = []
+        for l in 0..<shape.layers {
+            parts.append((UnsafeMutableRawPointer(kArenas[l] + Int(p) * kPageStride), kPageStride * 4))
+            if vPageStride > 0 { parts.append((UnsafeMutableRawPointer(vArenas[l] + Int(p) * vPageStride), vPageStride * 4)) }
+        }
+        return parts
+    }
+
+    /// Drops a page from the prefix index (its content is about to leave RAM or change).
+    func unregisterLocked(_ p: Int32) { unregister(p) }
 
     // MARK: - Prefix index
 

@@ -21,6 +21,11 @@ public final class KVSequence: @unchecked Sendable {
     private var tokens: [Int32] = []
     /// Chain hash of each full committed page.
     private var chainHashes: [UInt64] = []
+    /// Disk slot of each page swapped out (-1: in RAM).
+    private var swapSlots: [Int32]
+    /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
+    var pinned = false
+    var lastUsed: UInt64 = 0
 
     public init(pool: KVPagePool, maxPositions: Int) {
         self.pool = pool
@@ -28,11 +33,62 @@ public final class KVSequence: @unchecked Sendable {
         let pages = (self.maxPositions + pool.pageTokens - 1) / pool.pageTokens
         pageTable = .allocate(capacity: pages)
         pageTable.initialize(repeating: -1, count: pages)
+        swapSlots = Array(repeating: -1, count: pages)
+        pool.registerSequence(self)
     }
 
     deinit {
-        pool.locked { for i in 0..<pageCount { pool.releaseLocked(pageTable[i]) } }
+        pool.locked {
+            for i in 0..<pageCount {
+                if swapSlots[i] >= 0 { pool.disk?.freeSlot(swapSlots[i]) } else { pool.releaseLocked(pageTable[i]) }
+            }
+        }
         pageTable.deallocate()
+    }
+
+    /// Pages of this sequence in RAM.
+    var residentPages: Int { (0..<pageCount).reduce(0) { $0 + (swapSlots[$1] < 0 ? 1 : 0) } }
+
+    /// Pages of this sequence currently on the disk tier.
+    public var swappedPages: Int { pool.locked { pageCount - residentPages } }
+
+    /// Writes this sequence's exclusively owned pages to the disk tier and frees their RAM (pool lock held).
+    func swapOutLocked(disk: KVDiskTier) {
+        for i in 0..<pageCount where swapSlots[i] < 0 {
+            let p = pageTable[i]
+            guard pool.refCountLocked(p) == 1, let slot = disk.allocateSlot() else { continue }
+            do { try disk.write(slot: slot, parts: pool.pageParts(p)) } catch {
+                disk.freeSlot(slot)
+                continue
+            }
+            pool.unregisterLocked(p)
+            pool.releaseLocked(p)
+            pageTable[i] = -1
+            swapSlots[i] = slot
+        }
+    }
+
+    /// Reads swapped pages back into RAM pages (pool lock held).
+    private func swapInLocked() throws {
+        guard let disk = pool.disk else { return }
+        for i in 0..<pageCount where swapSlots[i] >= 0 {
+            let p = try pool.allocateLocked(for: self)
+            do { try disk.read(slot: swapSlots[i], parts: pool.pageParts(p)) } catch {
+                pool.releaseLocked(p)
+                throw error
+            }
+            disk.freeSlot(swapSlots[i])
+            swapSlots[i] = -1
+            pageTable[i] = p
+        }
+    }
+
+    /// Brings every page of the sequence into RAM (before reading rows directly, e.g. to save them).
+    public func makeResident() throws {
+        try pool.locked {
+            pool.touchLocked(self)
+            try swapInLocked()
+        }
     }
 
     /// The committed token ids (positions 0..<count).
@@ -61,19 +117,28 @@ public final class KVSequence: @unchecked Sendable {
         let shift = pool.pageTokensLog2
         let needed = (start + n + pool.pageTokens - 1) >> shift
         try pool.locked {
+            // Pinned until commit: the pass reads and writes these pages directly.
+            pinned = true
+            pool.touchLocked(self)
+            do { try swapInLocked() } catch { pinned = false; throw error }
             let first = start >> shift
-            if n > 0, first < pageCount {
-                let p = pageTable[first]
-                if pool.refCountLocked(p) > 1 || pool.isRegisteredLocked(p) {
-                    let copy = try pool.allocateLocked()
-                    pool.copyPage(from: p, to: copy)
-                    pool.releaseLocked(p)
-                    pageTable[first] = copy
+            do {
+                if n > 0, first < pageCount {
+                    let p = pageTable[first]
+                    if pool.refCountLocked(p) > 1 || pool.isRegisteredLocked(p) {
+                        let copy = try pool.allocateLocked(for: self)
+                        pool.copyPage(from: p, to: copy)
+                        pool.releaseLocked(p)
+                        pageTable[first] = copy
+                    }
                 }
-            }
-            while pageCount < needed {
-                pageTable[pageCount] = try pool.allocateLocked()
-                pageCount += 1
+                while pageCount < needed {
+                    pageTable[pageCount] = try pool.allocateLocked(for: self)
+                    pageCount += 1
+                }
+            } catch {
+                pinned = false
+                throw error
             }
         }
     }
@@ -82,6 +147,7 @@ public final class KVSequence: @unchecked Sendable {
     /// in the prefix cache.
     public func commit(_ newTokens: UnsafeBufferPointer<Int32>, start: Int) {
         precondition(start <= count, "KV commit at \(start) leaves a hole after \(count)")
+        defer { pool.locked { pinned = false } }
         if start < count { tokens.removeSubrange(start...) }
         tokens.append(contentsOf: newTokens)
         count = start + newTokens.count
@@ -114,7 +180,12 @@ public final class KVSequence: @unchecked Sendable {
         pool.locked {
             while pageCount > keep {
                 pageCount -= 1
-                pool.releaseLocked(pageTable[pageCount])
+                if swapSlots[pageCount] >= 0 {
+                    pool.disk?.freeSlot(swapSlots[pageCount])
+                    swapSlots[pageCount] = -1
+                } else {
+                    pool.releaseLocked(pageTable[pageCount])
+                }
                 pageTable[pageCount] = -1
             }
         }
@@ -137,8 +208,8 @@ public final class KVSequence: @unchecked Sendable {
                     let h = KVPagePool.chainHash(parent: parent, tokens: slice)
                     guard let page = pool.lookupLocked(hash: h, parent: parent, tokens: slice) else { break }
                     if pageCount > i {
-                        // A partially written page of ours sits there (count is page-aligned, so it is empty).
-                        pool.releaseLocked(pageTable[i])
+                        // A page of ours sits there with nothing committed in it (count is page-aligned).
+                        if swapSlots[i] >= 0 { pool.disk?.freeSlot(swapSlots[i]); swapSlots[i] = -1 } else { pool.releaseLocked(pageTable[i]) }
                         pageTable[i] = page
                     } else {
                         pageTable[pageCount] = page

@@ -6,6 +6,7 @@ import Testing
 import Engine
 import Models
 import Sampling
+import KVCache
 
 @Suite(.serialized, .enabled(if: RealModels.available("smollm2")))
 struct SessionFileTests {
@@ -102,5 +103,45 @@ struct SessionFileTests {
         #expect(throws: SessionFileError.self) { try Session.sessionPath(named: "../etc/passwd") }
         #expect(throws: SessionFileError.self) { try Session.sessionPath(named: "") }
         #expect(try Session.sessionPath(named: "chat-1.v2").hasSuffix("/chat-1.v2.dskv"))
+    }
+}
+
+/// The disk tier on the real model: two conversations share a KV pool too small for both; each turn of
+/// one swaps the other's pages to disk. Their answers equal those of each conversation alone.
+@Suite(.serialized, .enabled(if: RealModels.available("smollm2")))
+struct KVDiskTierTests {
+    @Test func spillingGivesIdenticalGreedyOutput() throws {
+        let loaded = try RealModels.load("smollm2")
+        var options = GenerationOptions()
+        options.maxTokens = 40
+        options.sampler = .greedy
+        let questions = [["Name a fruit.", "And a vegetable?", "And a nut?"], ["Name a planet.", "And a star?", "And a moon?"]]
+        func conversation(_ session: Session, _ turns: [String], _ i: Int, _ messages: inout [ChatMessage]) throws -> [Int32] {
+            messages.append(ChatMessage(role: "user", content: turns[i]))
+            let r = try session.generate(prompt: try PromptBuilder.chatPrompt(loaded, messages: messages), options: options) { _ in }
+            messages.append(ChatMessage(role: "assistant", content: r.text))
+            return r.tokens
+        }
+        // Alone, each with its own pool.
+        var alone: [[Int32]] = []
+        for q in questions {
+            let s = Session(loaded, contextLength: 256, threads: 2)
+            var m: [ChatMessage] = []
+            alone.append(try conversation(s, q, 0, &m) + conversation(s, q, 1, &m) + conversation(s, q, 2, &m))
+        }
+        // Together in a pool of 6 pages (192 positions, less than both conversations) with a disk tier:
+        // turns alternate.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvdisk-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let disk = try KVDiskTier(directory: dir, budgetBytes: 64 << 20)
+        let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: 32, capacity: 6, disk: disk)
+        let sessions = questions.map { _ in Session(loaded, contextLength: 256, threads: 2, kvPool: pool) }
+        var messages: [[ChatMessage]] = [[], []]
+        var together: [[Int32]] = [[], []]
+        for turn in 0..<3 {
+            for i in 0..<2 { together[i] += try conversation(sessions[i], questions[i], turn, &messages[i]) }
+        }
+        #expect(pool.swapOuts > 0 && disk.pagesRead > 0, "the pool should have spilled")
+        #expect(together == alone)
     }
 }

@@ -1,6 +1,7 @@
 // Page pool and sequences: allocation, reference counts, copy-on-write, prefix cache, LRU eviction,
 // rollback, budget errors.
 
+import Foundation
 import Testing
 import KVCache
 
@@ -94,5 +95,49 @@ import KVCache
         let pool = KVPagePool(shape: shape, pageTokens: 30, budgetBytes: 10_000)
         // 32 positions per page (rounded to a power of two) × 2 layers × 5 floats × 4 bytes = 1280 bytes.
         #expect(pool.pageTokens == 32 && pool.capacity == 7)
+    }
+
+    func diskDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kvdisk-\(UUID())").path
+    }
+
+    /// With a disk tier, a sequence that needs pages swaps out the least recently used idle one; that
+    /// one gets its rows back bit for bit when it runs again (swapping the other out in turn).
+    @Test func idleSequencesSwapToDiskAndComeBackExact() throws {
+        let dir = diskDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let disk = try KVDiskTier(directory: dir, budgetBytes: 1 << 20)
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 3, disk: disk)
+        let a = KVSequence(pool: pool, maxPositions: 32), b = KVSequence(pool: pool, maxPositions: 32)
+        try write(a, [1, 2, 3, 4, 5, 6], start: 0)          // 2 pages
+        try write(b, [11, 12, 13, 14, 15, 16, 17], start: 0) // needs 2: a is swapped out
+        #expect(a.swappedPages == 2 && b.swappedPages == 0 && pool.swapOuts == 1)
+        #expect(rowsMatch(b, [11, 12, 13, 14, 15, 16, 17]))
+        try write(a, [7], start: 6)                          // a comes back, b goes out
+        #expect(a.swappedPages == 0 && b.swappedPages == 2)
+        #expect(rowsMatch(a, [1, 2, 3, 4, 5, 6, 7]))
+        try b.makeResident()
+        #expect(rowsMatch(b, [11, 12, 13, 14, 15, 16, 17]))
+        // a out (2), b out (2), a out again to make room for b (2); b in (2), a in (2).
+        #expect(disk.pagesWritten == 6 && disk.pagesRead == 4)
+        #expect(a.swappedPages == 2 && b.swappedPages == 0)
+        // A sequence larger than RAM alone is still an error, not a hang.
+        let c = KVSequence(pool: pool, maxPositions: 64)
+        #expect(throws: KVCacheError.self) { try c.prepareWrite(start: 0, count: 20) }
+    }
+
+    /// Files of processes that are gone are removed when a tier opens; the tier's own file goes with it.
+    @Test func staleDiskFilesAreCleanedUp() throws {
+        let dir = diskDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let stale = dir + "/kvpages-999999.bin"
+        #expect(FileManager.default.createFile(atPath: stale, contents: Data(count: 100)))
+        var tier: KVDiskTier? = try KVDiskTier(directory: dir, budgetBytes: 1 << 20)
+        #expect(!FileManager.default.fileExists(atPath: stale))
+        let own = tier!.path
+        #expect(FileManager.default.fileExists(atPath: own))
+        tier = nil
+        #expect(!FileManager.default.fileExists(atPath: own))
     }
 }
