@@ -106,8 +106,9 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                                    const int32_t *pages, int64_t page_shift, int64_t k_page_stride,
                                    int64_t v_page_stride, int64_t j_begin, int64_t j_end, int64_t head_dim,
                                    int64_t v_dim, float scale, float softcap, float *out, int64_t out_stride,
-                                   float *scratch) {
+                                   float *scratch, float *part_max, float *part_sum) {
     int64_t n = j_end - j_begin;
+    if (part_max && n <= 0) for (int64_t i = 0; i < g; i++) { part_max[i] = -INFINITY; part_sum[i] = 0; }
     const int64_t page_mask = ((int64_t)1 << page_shift) - 1;
     // Row j of K (V): contiguous, or through the page table (page pages[j >> shift], row j & mask).
 #define DS_K_ROW(j) (pages ? k + (int64_t)pages[(j) >> page_shift] * k_page_stride + ((j) & page_mask) * k_stride \
@@ -170,6 +171,7 @@ DS_CLONES void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
         for (int64_t j = 0; j < n; j++) if (s[j] > maxv) maxv = s[j];
         for (int64_t j = 0; j < n; j++) s[j] = ds_exp_approx(s[j] - maxv);
         for (int64_t j = 0; j < n; j++) sum += s[j];
+        if (part_max) { part_max[i] = maxv; part_sum[i] = sum; continue; }   // split-K: normalised later
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < n; j++) s[j] *= inv;
     }

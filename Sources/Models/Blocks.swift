@@ -129,6 +129,15 @@ enum AttentionBlock {
         }
         let pool = s.pool, group = p.heads / p.kvHeads
         let pairs = tokens * p.kvHeads
+        // Few (token, KV head) pairs over a long context (decode): split the positions instead of the
+        // heads, so every task reads each K/V row once for the whole group.
+        let shortest = startPosition + 1 - span.firstVisible(from: startPosition)
+        let splits = min(2 * pool.threads / max(pairs, 1), shortest / splitMinimumPositions)
+        if pairs < 2 * pool.threads, splits >= 2 {
+            attendSplit(p, tokens: tokens, startPosition: startPosition, span: span, splits: splits, scale: scale,
+                        softcap: softcap, state: s)
+            return
+        }
         let chunksPerGroup = min(group, max(1, (2 * pool.threads + pairs - 1) / pairs))
         let chunk = (group + chunksPerGroup - 1) / chunksPerGroup
         let chunks = (group + chunk - 1) / chunk
@@ -146,7 +155,56 @@ enum AttentionBlock {
                                     p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
                                     p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin),
                                     Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
-                                    p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc)
+                                    p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc, nil, nil)
+            }
+        }
+    }
+
+    /// Split-K decode: each split covers at least this many positions.
+    static let splitMinimumPositions = 256
+
+    /// Split-K: tasks = (token, KV head, range of positions), each over all heads of the group, writing
+    /// unnormalised partial outputs with their max and exp-sum; the partials of a head are then merged:
+    /// out = Σ_s e^(m_s - M) o_s / Σ_s e^(m_s - M) l_s with M = max_s m_s.
+    static func attendSplit(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, splits: Int, scale: Float,
+                            softcap: Float, state s: InferenceState) {
+        let group = p.heads / p.kvHeads, dv = p.valueDim
+        let tasks = tokens * p.kvHeads * splits
+        let partial = s.splitScratch(floats: tasks * group * (dv + 2))
+        let outs = partial, maxes = partial + tasks * group * dv, sums = maxes + tasks * group
+        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        s.pool.run { ith, nth in
+            let sc = scratch + ith * scratchStride
+            for task in stride(from: ith, to: tasks, by: nth) {
+                let pair = task / splits, split = task % splits
+                let t = pair / p.kvHeads, kvh = pair % p.kvHeads
+                let pos = startPosition + t
+                let first = span.firstVisible(from: pos), n = pos + 1 - first
+                let lo = first + n * split / splits, hi = first + n * (split + 1) / splits
+                ds_attend_group_f32(p.q + t * p.qTokenStride + kvh * group * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
+                                    p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                                    p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(lo),
+                                    Int64(hi), Int64(p.keyDim), Int64(dv), scale, softcap,
+                                    outs + task * group * dv, Int64(dv), sc, maxes + task * group, sums + task * group)
+            }
+        }
+        // Merge the splits of each (token, head).
+        for pair in 0..<(tokens * p.kvHeads) {
+            let t = pair / p.kvHeads, kvh = pair % p.kvHeads
+            for i in 0..<group {
+                var m = -Float.infinity
+                for sp in 0..<splits { m = max(m, maxes[(pair * splits + sp) * group + i]) }
+                let out = p.out + t * p.outTokenStride + (kvh * group + i) * p.outHeadStride
+                out.update(repeating: 0, count: dv)
+                var total: Float = 0
+                for sp in 0..<splits {
+                    let task = pair * splits + sp
+                    let w = maxes[task * group + i] == -.infinity ? 0 : expf(maxes[task * group + i] - m)
+                    total += w * sums[task * group + i]
+                    Kernels.axpy(out, outs + (task * group + i) * dv, w, count: dv)
+                }
+                let inv = total > 0 ? 1 / total : 0
+                for d in 0..<dv { out[d] *= inv }
             }
         }
     }

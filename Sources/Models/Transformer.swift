@@ -344,6 +344,20 @@ public final class InferenceState: @unchecked Sendable {
     deinit {
         for p in owned { p.deallocate() }
         logits.deallocate()
+        splitBuffer?.deallocate()
+    }
+
+    private var splitBuffer: UnsafeMutablePointer<Float>?
+    private var splitCapacity = 0
+
+    /// Scratch for split-K attention partials (grown on demand, kept for the session).
+    func splitScratch(floats n: Int) -> UnsafeMutablePointer<Float> {
+        if n > splitCapacity {
+            splitBuffer?.deallocate()
+            splitBuffer = .allocate(capacity: n)
+            splitCapacity = n
+        }
+        return splitBuffer!
     }
 
     func reserveLogits(rows: Int, vocab: Int) {

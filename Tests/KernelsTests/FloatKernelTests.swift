@@ -50,7 +50,7 @@ import GGUF
         let q = randomFloats(group * d, seed: 11), k = randomFloats(n * d * 2, seed: 12), v = randomFloats(n * d * 2, seed: 13)
         var grouped = [Float](repeating: 0, count: group * d), scratch = [Float](repeating: 0, count: group * n)
         ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(2 * d), v, Int64(2 * d), nil, 0, 0, 0, 2, Int64(n), Int64(d), Int64(d), 0.3, 0,
-                            &grouped, Int64(d), &scratch)
+                            &grouped, Int64(d), &scratch, nil, nil)
         for i in 0..<group {
             var one = [Float](repeating: 0, count: d), s = [Float](repeating: 0, count: n)
             q.withUnsafeBufferPointer { qb in
@@ -67,7 +67,7 @@ import GGUF
         let q = randomFloats(group * dk, seed: 21), kv = randomFloats(n * dk, seed: 22)
         var out = [Float](repeating: 0, count: group * dv), scratch = [Float](repeating: 0, count: group * n)
         ds_attend_group_f32(q, Int64(group), Int64(dk), kv, Int64(dk), kv, Int64(dk), nil, 0, 0, 0, 0, Int64(n), Int64(dk), Int64(dv),
-                            0.25, 0, &out, Int64(dv), &scratch)
+                            0.25, 0, &out, Int64(dv), &scratch, nil, nil)
         for i in 0..<group {
             let s = (0..<n).map { j in 0.25 * (0..<dk).reduce(0.0) { $0 + Double(q[i * dk + $1]) * Double(kv[j * dk + $1]) } }
             let m = s.max()!, z = s.reduce(0.0) { $0 + exp($1 - m) }
@@ -95,9 +95,9 @@ import GGUF
         }
         var a = [Float](repeating: 0, count: group * dv), b = a, s = [Float](repeating: 0, count: group * n)
         ds_attend_group_f32(q, Int64(group), Int64(d), k, Int64(d), v, Int64(dv), nil, 0, 0, 0, 3, Int64(n), Int64(d), Int64(dv),
-                            0.2, 0, &a, Int64(dv), &s)
+                            0.2, 0, &a, Int64(dv), &s, nil, nil)
         ds_attend_group_f32(q, Int64(group), Int64(d), kArena, Int64(d), vArena, Int64(dv), pages, Int64(pageShift),
-                            Int64(pageRows * d), Int64(pageRows * dv), 3, Int64(n), Int64(d), Int64(dv), 0.2, 0, &b, Int64(dv), &s)
+                            Int64(pageRows * d), Int64(pageRows * dv), 3, Int64(n), Int64(d), Int64(dv), 0.2, 0, &b, Int64(dv), &s, nil, nil)
         #expect(a == b)
     }
 

@@ -87,3 +87,29 @@ import Models
         #expect(a == ra, "\(arch): the sharing sequence's logits changed after the other diverged")
     }
 }
+
+/// Split-K decode (positions split across threads, partial softmax merged) against unsplit decode on a
+/// context long enough to split (≥ 512 positions): the same logits within rounding.
+@Suite struct SplitKDecodeTests {
+    @Test(arguments: ["llama", "gemma3", "deepseekv3"])
+    func splitDecodeMatchesUnsplit(arch: String) throws {
+        let model = try loadModel(arch, "f32")
+        var seed: UInt64 = 7
+        let prompt: [Int32] = (0..<700).map { _ in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int32(seed >> 33) % 500 + 5
+        }
+        var results: [[Float]] = []
+        for threads in [1, 2] {   // 1 thread never splits; 2 threads split decode over ≥ 512 positions
+            let state = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: threads)
+            _ = try model.forward(prompt, startPosition: 0, state: state, logits: .none)
+            var out: [Float] = []
+            for step in 0..<3 {
+                out += Array(try model.forward([Int32(100 + step)], startPosition: state.position, state: state, logits: .last))
+            }
+            results.append(out)
+        }
+        let diff = zip(results[0], results[1]).map { abs($0 - $1) }.max() ?? 0
+        #expect(diff < 1e-3, "\(arch): split-K decode differs by \(diff)")
+    }
+}

@@ -30,11 +30,14 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index);
 // Each K and V row is read once for all g heads. scratch holds at least g * (j_end - j_begin) floats.
 // Rows: with pages == NULL row j is k + j*k_stride; with a page table (paged KV cache) it is
 // k + pages[j >> page_shift] * k_page_stride + (j & (2^page_shift - 1)) * k_stride (V likewise).
+// Split-K: with part_max/part_sum (g floats each) non-NULL, out receives the unnormalised Σ_j e^(s_j - max) v_j
+// and part_max/part_sum the max and Σ e^(s_j - max) of this key range, to be merged across ranges.
 void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
                          const float *k, int64_t k_stride, const float *v, int64_t v_stride,
                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
-                         float softcap, float *out, int64_t out_stride, float *scratch);
+                         float softcap, float *out, int64_t out_stride, float *scratch,
+                         float *part_max, float *part_sum);
 
 // Flash-style attention for up to 16 queries of one head against one KV head (prompt batches): query
 // r is q + r*q_stride and sees keys [j_begin[r], j_end[r]); keys are taken 16 at a time with an online
