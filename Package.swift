@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
         // Paged KV cache: page pool with reference counts, copy-on-write and a prefix cache; per-sequence
         // page tables.
-        .target(name: "KVCache"),
+        .target(name: "KVCache", dependencies: ["CKernels"]),
         .target(name: "Tokenizers"),
         .target(name: "ChatTemplate"),
         // Architectures over shared blocks; registry by general.architecture.

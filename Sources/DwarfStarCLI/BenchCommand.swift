@@ -5,6 +5,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import GGUF
+import KVCache
 import Models
 
 struct Bench: ParsableCommand {
@@ -20,10 +21,12 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 or f16.") var kvType: String = "f32"
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32 or f16") }
         if r < 1 { throw ValidationError("-r must be at least 1") }
         if p < 0 || n < 0 { throw ValidationError("-p and -n must be ≥ 0") }
     }
@@ -54,8 +57,9 @@ struct Bench: ParsableCommand {
                 return
             }
             var samples: [BenchSample] = []
-            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, threads: threads, batch: batch)) }
-            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, threads: threads, batch: batch)) }
+            let kv = KVType(rawValue: kvType) ?? .f32
+            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, threads: threads, batch: batch, kvType: kv)) }
+            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, threads: threads, batch: batch, kvType: kv)) }
             let bandwidth = noMembw ? nil : Benchmark.memoryReadBandwidth(threads: threads)
             let size = gguf.tensors.reduce(0) { $0 + $1.byteCount }
             let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }

@@ -36,17 +36,22 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default 20G).")
     var kvDiskBudget: String = "20G"
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 or f16 (half the memory).")
+    var kvType: String = "f32"
+
+    var kvElementType: KVType { KVType(rawValue: kvType) ?? .f32 }
+
     /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
     /// shared pool.
     func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
         let ctx = contextLength ?? contextSize
         var pool: KVPagePool? = nil
         if kvBudget != nil || kvDisk != nil {
-            let defaultBudget = (ctx ?? min(loaded.model.config.contextLength, 4096) + 64) * loaded.kvBytesPerPosition
-            pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, diskDirectory: kvDisk,
-                                     diskBudgetBytes: try parseByteSize(kvDiskBudget))
+            let defaultBudget = (ctx ?? min(loaded.model.config.contextLength, 4096) + 64) * loaded.kvBytesPerPosition(kvElementType)
+            pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, type: kvElementType,
+                                     diskDirectory: kvDisk, diskBudgetBytes: try parseByteSize(kvDiskBudget))
         }
-        return Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvPool: pool)
+        return Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvType: kvElementType, kvPool: pool)
     }
 
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
@@ -60,6 +65,8 @@ struct ModelOptions: ParsableArguments {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let b = kvBudget { _ = try parseByteSize(b) }
         _ = try parseByteSize(kvDiskBudget)
+        if kvType == "q8_0" { throw ValidationError("--kv-type q8_0 is not available yet; f16 halves the KV memory") }
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32 or f16") }
     }
 }
 

@@ -33,9 +33,9 @@ public struct BenchSample: Sendable {
 public enum Benchmark {
     /// Times `repetitions` runs (after one warm-up) of a pp or tg test.
     public static func run(model: TransformerModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
-                           threads: Int, batch: Int = 512) throws -> BenchSample {
+                           threads: Int, batch: Int = 512, kvType: KVType = .f32) throws -> BenchSample {
         let ctx = max(promptTokens + generatedTokens, 16)
-        let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads)
+        let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvType: kvType)
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var samples: [Double] = []
         for rep in 0...max(repetitions, 1) {

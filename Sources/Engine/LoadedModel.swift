@@ -39,19 +39,20 @@ public final class LoadedModel: @unchecked Sendable {
     /// One KV page pool per loaded model, shared by its sessions so prefix pages computed by one are
     /// reused by the others; created on first use with `budgetBytes` of RAM and, with `diskDirectory`,
     /// a disk tier of `diskBudgetBytes` for idle sessions' pages.
-    public func kvPool(budgetBytes: Int, diskDirectory: String? = nil, diskBudgetBytes: Int = 20 << 30) throws -> KVPagePool {
+    public func kvPool(budgetBytes: Int, type: KVType = .f32, diskDirectory: String? = nil,
+                       diskBudgetBytes: Int = 20 << 30) throws -> KVPagePool {
         poolLock.lock()
         defer { poolLock.unlock() }
         if let p = sharedPool { return p }
         let disk = try diskDirectory.map { try KVDiskTier(directory: $0, budgetBytes: diskBudgetBytes) }
-        let p = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
+        let p = KVPagePool(shape: InferenceState.kvShape(model.config, type: type), pageTokens: InferenceState.defaultPageTokens,
                            budgetBytes: budgetBytes, disk: disk)
         sharedPool = p
         return p
     }
 
-    /// Bytes of KV one position takes (all layers, F32).
-    public var kvBytesPerPosition: Int { InferenceState.kvShape(model.config).bytesPerPosition }
+    /// Bytes of KV one position takes (all layers).
+    public func kvBytesPerPosition(_ type: KVType = .f32) -> Int { InferenceState.kvShape(model.config, type: type).bytesPerPosition }
 
     public var name: String { gguf["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent }
 

@@ -43,12 +43,12 @@ public final class Session: @unchecked Sendable {
     /// `kvPool`: a pool shared with other sessions of the model (prefix pages reused across them); nil
     /// gives the session a private pool holding its context.
     public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512,
-                kvPool: KVPagePool? = nil) {
+                kvType: KVType = .f32, kvPool: KVPagePool? = nil) {
         self.loaded = loaded
         // Default like llama.cpp/Ollama users expect: the trained context, capped at 4096 tokens.
         let ctx = contextLength ?? min(loaded.model.config.contextLength, 4096)
         state = InferenceState(config: loaded.model.config, contextLength: max(ctx, 16), maxBatch: batch,
-                               threads: threads ?? WorkerPool.defaultThreadCount, kvPool: kvPool)
+                               threads: threads ?? WorkerPool.defaultThreadCount, kvType: kvType, kvPool: kvPool)
     }
 
     public var contextLength: Int { state.cache.maxPositions }

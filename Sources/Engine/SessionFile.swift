@@ -67,7 +67,7 @@ extension Session {
         try cache.makeResident()
         let header = SessionFileHeader(
             model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
-            architecture: model.config.architecture, kv_type: "f32", layers: shape.layers,
+            architecture: model.config.architecture, kv_type: shape.type.rawValue, layers: shape.layers,
             k_row_floats: shape.kRowFloats, v_row_floats: shape.vRowFloats, tokens: cache.committedTokens,
             messages: messages.map { ["role": $0.role, "content": $0.content] })
         let json = try JSONEncoder().encode(header)
@@ -77,9 +77,10 @@ extension Session {
         withUnsafeBytes(of: UInt32(json.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(json)
         data.reserveCapacity(data.count + n * shape.bytesPerPosition + 32)
+        let kBytes = shape.kRowFloats * shape.type.elementBytes, vBytes = shape.vRowFloats * shape.type.elementBytes
         for l in 0..<shape.layers {
-            for p in 0..<n { data.append(UnsafeBufferPointer(start: cache.kRow(l, p), count: shape.kRowFloats)) }
-            for p in 0..<n where shape.vRowFloats > 0 { data.append(UnsafeBufferPointer(start: cache.vRow(l, p), count: shape.vRowFloats)) }
+            for p in 0..<n { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.kRow(l, p), count: kBytes)) }
+            for p in 0..<n where vBytes > 0 { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.vRow(l, p), count: vBytes)) }
         }
         var h = SHA256()
         h.update(data)
@@ -126,9 +127,9 @@ extension Session {
             throw SessionFileError.corrupt(path, "unreadable header")
         }
         let shape = state.cache.pool.shape
-        let expected = "\(loaded.fingerprint), \(model.config.architecture), f32 KV \(shape.layers)×\(shape.kRowFloats)+\(shape.vRowFloats)"
+        let expected = "\(loaded.fingerprint), \(model.config.architecture), \(shape.type.rawValue) KV \(shape.layers)×\(shape.kRowFloats)+\(shape.vRowFloats)"
         let found = "\(header.model_fingerprint), \(header.architecture), \(header.kv_type) KV \(header.layers)×\(header.k_row_floats)+\(header.v_row_floats)"
-        guard header.model_fingerprint == loaded.fingerprint, header.kv_type == "f32", header.layers == shape.layers,
+        guard header.model_fingerprint == loaded.fingerprint, header.kv_type == shape.type.rawValue, header.layers == shape.layers,
               header.k_row_floats == shape.kRowFloats, header.v_row_floats == shape.vRowFloats else {
             throw SessionFileError.otherModel(path, expected: expected, found: found)
         }
@@ -143,16 +144,17 @@ extension Session {
         let cache = state.cache
         cache.truncate(to: 0)
         try cache.prepareWrite(start: 0, count: n)
+        let kBytes = shape.kRowFloats * shape.type.elementBytes, vBytes = shape.vRowFloats * shape.type.elementBytes
         data.withUnsafeBytes { raw in
             var offset = fixed + headerBytes
             for l in 0..<shape.layers {
                 for p in 0..<n {
-                    memcpy(cache.kRow(l, p), raw.baseAddress! + offset, shape.kRowFloats * 4)
-                    offset += shape.kRowFloats * 4
+                    memcpy(cache.kRow(l, p), raw.baseAddress! + offset, kBytes)
+                    offset += kBytes
                 }
-                for p in 0..<n where shape.vRowFloats > 0 {
-                    memcpy(cache.vRow(l, p), raw.baseAddress! + offset, shape.vRowFloats * 4)
-                    offset += shape.vRowFloats * 4
+                for p in 0..<n where vBytes > 0 {
+                    memcpy(cache.vRow(l, p), raw.baseAddress! + offset, vBytes)
+                    offset += vBytes
                 }
             }
         }
@@ -161,7 +163,7 @@ extension Session {
     }
 
     static func payloadBytes(_ h: SessionFileHeader) -> Int {
-        h.layers * h.tokens.count * (h.k_row_floats + h.v_row_floats) * 4
+        h.layers * h.tokens.count * (h.k_row_floats + h.v_row_floats) * (KVType(rawValue: h.kv_type)?.elementBytes ?? 4)
     }
 
     static func hexBytes(_ hex: String) -> [UInt8] {

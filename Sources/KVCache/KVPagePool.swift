@@ -31,16 +31,23 @@ public enum KVCacheError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Shape of one position's KV for every layer (floats); identical for all layers.
+/// How K/V values are stored: F32, or F16 (half the memory; the attention kernels widen on load).
+public enum KVType: String, Sendable, CaseIterable {
+    case f32, f16
+    public var elementBytes: Int { self == .f32 ? 4 : 2 }
+}
+
+/// Shape of one position's KV for every layer (elements per row); identical for all layers.
 public struct KVShape: Sendable, Equatable {
     public var layers: Int
     public var kRowFloats: Int
     public var vRowFloats: Int
-    public init(layers: Int, kRowFloats: Int, vRowFloats: Int) {
-        self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats
+    public var type: KVType
+    public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32) {
+        self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats; self.type = type
     }
-    /// Bytes of one position over all layers (F32).
-    public var bytesPerPosition: Int { layers * (kRowFloats + vRowFloats) * 4 }
+    /// Bytes of one position over all layers.
+    public var bytesPerPosition: Int { layers * (kRowFloats + vRowFloats) * type.elementBytes }
 }
 
 public final class KVPagePool: @unchecked Sendable {
@@ -50,9 +57,9 @@ public final class KVPagePool: @unchecked Sendable {
     public let pageTokensLog2: Int
     /// Pages in the pool.
     public let capacity: Int
-    /// Per layer: K arena [capacity, pageTokens, kRowFloats] and V arena (floats).
-    let kArenas: [UnsafeMutablePointer<Float>]
-    let vArenas: [UnsafeMutablePointer<Float>]
+    /// Per layer: K arena [capacity, pageTokens, kRowFloats] and V arena (elements of shape.type).
+    let kArenas: [UnsafeMutableRawPointer]
+    let vArenas: [UnsafeMutableRawPointer]
 
     // Page bookkeeping (indices are page ids).
     private var refCount: [Int32]
@@ -91,8 +98,9 @@ public final class KVPagePool: @unchecked Sendable {
         self.pageTokens = 1 << log2
         self.capacity = max(1, capacity)
         let rows = self.capacity * self.pageTokens
-        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
-        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowFloats), 4)!.assumingMemoryBound(to: Float.self) }
+        let eb = shape.type.elementBytes
+        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowFloats), eb)! }
+        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowFloats), eb)! }
         refCount = Array(repeating: 0, count: self.capacity)
         freeStack = (0..<Int32(self.capacity)).reversed().map { $0 }
         pageHash = Array(repeating: 0, count: self.capacity)
@@ -103,7 +111,7 @@ public final class KVPagePool: @unchecked Sendable {
         lruNext = Array(repeating: -1, count: self.capacity)
         inLRU = Array(repeating: false, count: self.capacity)
         self.disk = disk
-        disk?.configure(slotBytes: shape.layers * (self.pageTokens * (shape.kRowFloats + shape.vRowFloats)) * 4)
+        disk?.configure(slotBytes: shape.layers * (self.pageTokens * (shape.kRowFloats + shape.vRowFloats)) * shape.type.elementBytes)
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -129,11 +137,11 @@ public final class KVPagePool: @unchecked Sendable {
         return try body()
     }
 
-    /// Floats between consecutive pages of a layer's K (V) arena.
+    /// Elements between consecutive pages of a layer's K (V) arena.
     public var kPageStride: Int { pageTokens * shape.kRowFloats }
     public var vPageStride: Int { pageTokens * shape.vRowFloats }
-    public func kArena(_ layer: Int) -> UnsafeMutablePointer<Float> { kArenas[layer] }
-    public func vArena(_ layer: Int) -> UnsafeMutablePointer<Float> { vArenas[layer] }
+    public func kArena(_ layer: Int) -> UnsafeMutableRawPointer { kArenas[layer] }
+    public func vArena(_ layer: Int) -> UnsafeMutableRawPointer { vArenas[layer] }
 
     /// Pages neither referenced nor cached.
     public var freePages: Int { locked { freeStack.count } }
@@ -179,12 +187,7 @@ public final class KVPagePool: @unchecked Sendable {
 
     /// Copies every layer's K/V rows of page `from` into page `to`.
     func copyPage(from: Int32, to: Int32) {
-        for l in 0..<shape.layers {
-            (kArenas[l] + Int(to) * kPageStride).update(from: kArenas[l] + Int(from) * kPageStride, count: kPageStride)
-            if vPageStride > 0 {
-                (vArenas[l] + Int(to) * vPageStride).update(from: vArenas[l] + Int(from) * vPageStride, count: vPageStride)
-            }
-        }
+        for (dst, src) in zip(pageParts(to), pageParts(from)) { dst.0.copyMemory(from: src.0, byteCount: src.1) }
     }
 
     // MARK: - Sequences and the disk tier
@@ -210,9 +213,10 @@ public final class KVPagePool: @unchecked Sendable {
     /// Byte ranges of page `p` in the arenas (every layer's K rows, then V rows), for the disk tier.
     func pageParts(_ p: Int32) -> [(UnsafeMutableRawPointer, Int)] {
         var parts: [(UnsafeMutableRawPointer, Int)] = []
+        let eb = shape.type.elementBytes
         for l in 0..<shape.layers {
-            parts.append((UnsafeMutableRawPointer(kArenas[l] + Int(p) * kPageStride), kPageStride * 4))
-            if vPageStride > 0 { parts.append((UnsafeMutableRawPointer(vArenas[l] + Int(p) * vPageStride), vPageStride * 4)) }
+            parts.append((kArenas[l] + Int(p) * kPageStride * eb, kPageStride * eb))
+            if vPageStride > 0 { parts.append((vArenas[l] + Int(p) * vPageStride * eb, vPageStride * eb)) }
         }
         return parts
     }

@@ -3,6 +3,7 @@
 // full pages. The model writes K/V rows through kRow/vRow after prepareWrite, then commits the tokens;
 // attention kernels read the rows through the page table.
 
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -96,14 +97,42 @@ public final class KVSequence: @unchecked Sendable {
 
     // MARK: - Row access (hot path: no locking)
 
-    @inline(__always) public func kRow(_ layer: Int, _ position: Int) -> UnsafeMutablePointer<Float> {
+    /// The stored K row (elements of pool.shape.type) of a position.
+    @inline(__always) public func kRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
         let page = Int(pageTable[position >> pool.pageTokensLog2])
-        return pool.kArenas[layer] + page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.shape.kRowFloats
+        let element = page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.shape.kRowFloats
+        return pool.kArenas[layer] + element * pool.shape.type.elementBytes
     }
 
-    @inline(__always) public func vRow(_ layer: Int, _ position: Int) -> UnsafeMutablePointer<Float> {
+    @inline(__always) public func vRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
         let page = Int(pageTable[position >> pool.pageTokensLog2])
-        return pool.vArenas[layer] + page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.shape.vRowFloats
+        let element = page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.shape.vRowFloats
+        return pool.vArenas[layer] + element * pool.shape.type.elementBytes
+    }
+
+    /// Stores floats into a position's K (V) row, converting to the pool's type.
+    public func storeK(_ layer: Int, _ position: Int, _ x: UnsafePointer<Float>) {
+        KVSequence.store(x, into: kRow(layer, position), count: pool.shape.kRowFloats, type: pool.shape.type)
+    }
+
+    public func storeV(_ layer: Int, _ position: Int, _ x: UnsafePointer<Float>) {
+        KVSequence.store(x, into: vRow(layer, position), count: pool.shape.vRowFloats, type: pool.shape.type)
+    }
+
+    /// Reads `count` elements of a position's K row from element `offset` as floats.
+    public func loadK(_ layer: Int, _ position: Int, offset: Int = 0, count: Int, into out: UnsafeMutablePointer<Float>) {
+        let eb = pool.shape.type.elementBytes, src = kRow(layer, position) + offset * eb
+        switch pool.shape.type {
+        case .f32: out.update(from: src.assumingMemoryBound(to: Float.self), count: count)
+        case .f16: ds_f16_to_f32_row(src, out, Int64(count))
+        }
+    }
+
+    static func store(_ x: UnsafePointer<Float>, into row: UnsafeMutableRawPointer, count: Int, type: KVType) {
+        switch type {
+        case .f32: row.assumingMemoryBound(to: Float.self).update(from: x, count: count)
+        case .f16: ds_f32_to_f16_row(x, row, Int64(count))
+        }
     }
 
     // MARK: - Writing

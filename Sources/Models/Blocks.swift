@@ -93,11 +93,17 @@ enum AttentionBlock {
     struct Layout {
         var q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int
         var out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int
-        var k: UnsafePointer<Float>, kStride: Int, kHeadStride: Int
-        var v: UnsafePointer<Float>, vStride: Int, vHeadStride: Int
+        /// K/V rows of `kvType` elements; strides in elements.
+        var k: UnsafeRawPointer, kStride: Int, kHeadStride: Int
+        var v: UnsafeRawPointer, vStride: Int, vHeadStride: Int
         var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
         /// Paged K/V (nil: contiguous rows): row j in page pages[j >> pageShift].
         var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
+        var kvType: KVType = .f32
+
+        /// K (V) rows of KV head h.
+        func kHead(_ h: Int) -> UnsafeRawPointer { k + h * kHeadStride * kvType.elementBytes }
+        func vHead(_ h: Int) -> UnsafeRawPointer { v + h * vHeadStride * kvType.elementBytes }
     }
 
     /// Rows of `layer` read through the sequence's page table.
@@ -106,16 +112,17 @@ enum AttentionBlock {
                       kHeadStride: Int, vHeadStride: Int, valueOffsetInK: Int? = nil,
                       heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int) -> Layout {
         let pool = seq.pool, shape = pool.shape
-        let k = UnsafePointer(pool.kArena(layer))
+        let k = UnsafeRawPointer(pool.kArena(layer))
         // MLA reads its values inside the key rows.
-        let v = valueOffsetInK.map { k + $0 } ?? UnsafePointer(pool.vArena(layer))
+        let v = valueOffsetInK.map { k + $0 * shape.type.elementBytes } ?? UnsafeRawPointer(pool.vArena(layer))
         return Layout(q: q, qTokenStride: qTokenStride, qHeadStride: qHeadStride,
                       out: out, outTokenStride: outTokenStride, outHeadStride: outHeadStride,
                       k: k, kStride: shape.kRowFloats, kHeadStride: kHeadStride,
                       v: v, vStride: valueOffsetInK == nil ? shape.vRowFloats : shape.kRowFloats, vHeadStride: vHeadStride,
                       heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim,
                       pages: UnsafePointer(seq.pageTable), pageShift: pool.pageTokensLog2,
-                      kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride)
+                      kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride,
+                      kvType: shape.type)
     }
 
     /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions j the span shows to
@@ -151,8 +158,9 @@ enum AttentionBlock {
                 let n = min(chunk, kvh * group + group - h0)
                 let pos = startPosition + t
                 let jBegin = span.firstVisible(from: pos)
-                ds_attend_group_f32(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
-                                    p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                let group = p.kvType == .f16 ? ds_attend_group_f16 : ds_attend_group_f32
+                group(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
+                                    p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
                                     p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin),
                                     Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
                                     p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc, nil, nil)
@@ -181,8 +189,9 @@ enum AttentionBlock {
                 let pos = startPosition + t
                 let first = span.firstVisible(from: pos), n = pos + 1 - first
                 let lo = first + n * split / splits, hi = first + n * (split + 1) / splits
-                ds_attend_group_f32(p.q + t * p.qTokenStride + kvh * group * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
-                                    p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                let kernel = p.kvType == .f16 ? ds_attend_group_f16 : ds_attend_group_f32
+                kernel(p.q + t * p.qTokenStride + kvh * group * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
+                                    p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
                                     p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(lo),
                                     Int64(hi), Int64(p.keyDim), Int64(dv), scale, softcap,
                                     outs + task * group * dv, Int64(dv), sc, maxes + task * group, sums + task * group)
@@ -215,7 +224,7 @@ enum AttentionBlock {
 
     /// Floats of per-thread scratch the block kernel needs.
     static func blockScratchFloats(keyDim: Int, valueDim: Int) -> Int {
-        queryBlock * (keyDim + valueDim) + max(keyDim, valueDim)
+        2 * queryBlock * (keyDim + valueDim) + max(keyDim, valueDim)
     }
 
     /// Tasks = (query head, block of 16 consecutive tokens): ds_attend_block_f32 runs the 16 queries
@@ -239,9 +248,10 @@ enum AttentionBlock {
                         begin[r] = Int64(span.firstVisible(from: pos))
                         end[r] = Int64(pos + 1)
                     }
-                    ds_attend_block_f32(p.q + t0 * p.qTokenStride + h * p.qHeadStride, Int64(nq), Int64(p.qTokenStride),
+                    let kernel = p.kvType == .f16 ? ds_attend_block_f16 : ds_attend_block_f32
+                    kernel(p.q + t0 * p.qTokenStride + h * p.qHeadStride, Int64(nq), Int64(p.qTokenStride),
                                         begin, end,
-                                        p.k + kvh * p.kHeadStride, Int64(p.kStride), p.v + kvh * p.vHeadStride, Int64(p.vStride),
+                                        p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
                                         p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride),
                                         Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
                                         p.out + t0 * p.outTokenStride + h * p.outHeadStride, Int64(p.outTokenStride), sc)

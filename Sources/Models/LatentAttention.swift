@@ -166,10 +166,11 @@ public enum LatentAttentionBlock {
         for t in 0..<T {
             let table = ropeTable + t * ropeStride
             // Cache row: normalised latent, then the rotated shared rope key.
-            let kv = x.kvpe + t * row, dst = cache.kRow(l, startPosition + t)
-            Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
-            (dst + kvL).update(from: kv + kvL, count: rd)
-            rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
+            // Cache row [norm(latent) ; rope(key)] built in place in kvpe, then stored in the cache's type.
+            let kv = x.kvpe + t * row
+            Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
+            rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
+            cache.storeK(l, startPosition + t, kv)
             for hd in 0..<h {
                 let qh = x.qFull + (t * h + hd) * qd
                 (x.qNope + (hd * T + t) * nope).update(from: qh, count: nope)
@@ -226,16 +227,16 @@ public enum LatentAttentionBlock {
         s.pool.parallelFor(T) { range in
             for t in range {
                 let table = ropeTable + t * ropeStride
-                let kv = x.kvpe + t * row, dst = cache.kRow(l, startPosition + t)
-                Kernels.rmsNorm(kv, w.kvANorm.pointer, into: dst, count: kvL, epsilon: eps)
-                (dst + kvL).update(from: kv + kvL, count: rd)
-                rope.rotate(dst + kvL, heads: 1, headDim: rd, table: table)
+                let kv = x.kvpe + t * row
+                Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
+                rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
+                cache.storeK(l, startPosition + t, kv)
                 for hd in 0..<h { rope.rotate(x.qFull + (t * h + hd) * qd + nope, heads: 1, headDim: rd, table: table) }
             }
         }
         // Latents of every position, contiguous; W_kb_h transposed to [nope, kvLora] in F32.
         s.pool.parallelFor(positions) { range in
-            for j in range { (latents + j * kvL).update(from: cache.kRow(l, j), count: kvL) }
+            for j in range { cache.loadK(l, j, count: kvL, into: latents + j * kvL) }
         }
         s.pool.parallelFor(h) { range in
             let column = UnsafeMutablePointer<Float>.allocate(capacity: nope)
@@ -263,14 +264,15 @@ public enum LatentAttentionBlock {
                 for j in 0..<positions {
                     let k = keys + (hd * positions + j) * qd
                     k.update(from: keysNope + (hd * positions + j) * nope, count: nope)
-                    (k + nope).update(from: cache.kRow(l, j) + kvL, count: rd)
+                    cache.loadK(l, j, offset: kvL, count: rd, into: k + nope)
                 }
             }
         }
         AttentionBlock.attend(AttentionBlock.Layout(
             q: x.qFull, qTokenStride: h * qd, qHeadStride: qd,
             out: att, outTokenStride: h * vd, outHeadStride: vd,
-            k: keys, kStride: qd, kHeadStride: positions * qd, v: values, vStride: vd, vHeadStride: positions * vd,
+            k: UnsafeRawPointer(keys), kStride: qd, kHeadStride: positions * qd, v: UnsafeRawPointer(values), vStride: vd,
+            vHeadStride: positions * vd,
             heads: h, kvHeads: h, keyDim: qd, valueDim: vd),
             tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
     }

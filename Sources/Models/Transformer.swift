@@ -212,8 +212,8 @@ public final class TransformerModel: @unchecked Sendable {
                 let f = temp.factor(position: pos)
                 for i in 0..<qDim { qt[i] *= f }
             }
-            s.cache.kRow(l, pos).update(from: kt, count: kDim)
-            s.cache.vRow(l, pos).update(from: vt, count: vDim)
+            s.cache.storeK(l, pos, kt)
+            s.cache.storeV(l, pos, vt)
         }
         AttentionBlock.attend(AttentionBlock.paged(
             s.cache, layer: l, q: q, qTokenStride: qDim, qHeadStride: dk, out: s.att, outTokenStride: h * dv, outHeadStride: dv,
@@ -292,18 +292,19 @@ public final class InferenceState: @unchecked Sendable {
 
     /// KV rows of one position for this config: MLA caches one row of latent + rope key per token and
     /// reads its values inside those rows.
-    public static func kvShape(_ c: ModelConfig) -> KVShape {
+    public static func kvShape(_ c: ModelConfig, type: KVType = .f32) -> KVShape {
         KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
-                vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0)
+                vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type)
     }
 
     /// Buffers for batches of up to maxBatch tokens and a KV sequence of up to contextLength positions,
     /// in `kvPool` (shared with other sessions of the model: prefix pages are reused across them) or,
-    /// when nil, in a private pool just large enough.
-    public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int, kvPool: KVPagePool? = nil) {
+    /// when nil, in a private pool of `kvType` just large enough.
+    public init(config c: ModelConfig, contextLength: Int, maxBatch: Int = 512, threads: Int, kvType: KVType = .f32,
+                kvPool: KVPagePool? = nil) {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
-        let shape = InferenceState.kvShape(c)
+        let shape = InferenceState.kvShape(c, type: kvPool?.shape.type ?? kvType)
         let pageTokens = InferenceState.defaultPageTokens
         let pages = kvPool ?? KVPagePool(shape: shape, pageTokens: pageTokens, capacity: (ctx + pageTokens - 1) / pageTokens + 1)
         precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")

@@ -99,6 +99,37 @@ struct SessionFileTests {
         }
     }
 
+    /// F16 sessions save half the bytes and load back identically; an F32 file is refused by an F16
+    /// session (the KV type is part of the identity).
+    @Test func f16SessionsRoundTripAndTypesMustMatch() throws {
+        let loaded = try RealModels.load("smollm2")
+        let tokens = loaded.tokenizer.encode("The sea is wide and deep, and the sky above it is grey.", addSpecial: true, parseSpecial: false)
+        let f16 = Session(loaded, contextLength: 128, threads: 2, kvType: .f16)
+        let a = Array(try f16.evaluate(tokens).logits)
+        let path16 = tempPath("f16"), path32 = tempPath("f32")
+        defer { for p in [path16, path32] { try? FileManager.default.removeItem(atPath: p) } }
+        try f16.save(to: path16)
+        let f32 = Session(loaded, contextLength: 128, threads: 2)
+        _ = try f32.evaluate(tokens)
+        try f32.save(to: path32)
+        let size16 = try FileManager.default.attributesOfItem(atPath: path16)[.size] as! Int
+        let size32 = try FileManager.default.attributesOfItem(atPath: path32)[.size] as! Int
+        #expect(size16 < size32 * 6 / 10)
+        let restored = Session(loaded, contextLength: 128, threads: 2, kvType: .f16)
+        try restored.load(from: path16)
+        // The next token's logits after loading equal those of the session that computed the rows.
+        let next: Int32 = 42
+        let x = Array(try f16.evaluate(tokens + [next]).logits)
+        let y = Array(try restored.evaluate(tokens + [next]).logits)
+        #expect(x == y && !a.isEmpty)
+        do {
+            try restored.load(from: path32)
+            Issue.record("an f32 session file loaded into an f16 session")
+        } catch {
+            #expect("\(error)".contains("f32 KV") && "\(error)".contains("f16 KV"), "\(error)")
+        }
+    }
+
     @Test func sessionNamesAreChecked() throws {
         #expect(throws: SessionFileError.self) { try Session.sessionPath(named: "../etc/passwd") }
         #expect(throws: SessionFileError.self) { try Session.sessionPath(named: "") }

@@ -13,8 +13,10 @@ import KVCache
         try seq.prepareWrite(start: start, count: tokens.count)
         for (i, t) in tokens.enumerated() {
             for l in 0..<2 {
-                for c in 0..<3 { seq.kRow(l, start + i)[c] = Float(t) * 10 + Float(l) }
-                for c in 0..<2 { seq.vRow(l, start + i)[c] = -Float(t) * 10 - Float(l) }
+                let k = [Float](repeating: Float(t) * 10 + Float(l), count: 3)
+                let v = [Float](repeating: -Float(t) * 10 - Float(l), count: 2)
+                seq.storeK(l, start + i, k)
+                seq.storeV(l, start + i, v)
             }
         }
         tokens.withUnsafeBufferPointer { seq.commit($0, start: start) }
@@ -23,10 +25,27 @@ import KVCache
     func rowsMatch(_ seq: KVSequence, _ tokens: [Int32]) -> Bool {
         for (p, t) in tokens.enumerated() {
             for l in 0..<2 {
-                if seq.kRow(l, p)[2] != Float(t) * 10 + Float(l) || seq.vRow(l, p)[1] != -Float(t) * 10 - Float(l) { return false }
+                var k = [Float](repeating: 0, count: 3)
+                seq.loadK(l, p, count: 3, into: &k)
+                let v = seq.pool.shape.type == .f32 ? seq.vRow(l, p).assumingMemoryBound(to: Float.self)[1] : 0
+                if k[2] != Float(t) * 10 + Float(l) { return false }
+                if seq.pool.shape.type == .f32 && v != -Float(t) * 10 - Float(l) { return false }
             }
         }
         return true
+    }
+
+    /// F16 pages: rows are stored rounded to half precision and read back as floats.
+    @Test func f16RowsRoundTrip() throws {
+        let pool = KVPagePool(shape: KVShape(layers: 2, kRowFloats: 3, vRowFloats: 2, type: .f16), pageTokens: 4, capacity: 4)
+        #expect(pool.shape.bytesPerPosition == 2 * 5 * 2)
+        let seq = KVSequence(pool: pool, maxPositions: 16)
+        try write(seq, [1, 2, 3, 4, 5], start: 0)      // values t·10 + l are exact in half precision
+        #expect(rowsMatch(seq, [1, 2, 3, 4, 5]))
+        seq.storeK(0, 0, [0.1, 1e-8, 70000])
+        var back = [Float](repeating: 0, count: 3)
+        seq.loadK(0, 0, count: 3, into: &back)
+        #expect(back[0] == Float(Float16(0.1)) && back[1] == 0 && back[2] == .infinity)
     }
 
     @Test func pagesAreAllocatedPerPageAndFreedOnTruncate() throws {

@@ -113,3 +113,21 @@ import Models
         #expect(diff < 1e-3, "\(arch): split-K decode differs by \(diff)")
     }
 }
+
+/// F16 KV pages (half the memory): logits within rounding of the F32 cache, same argmax, on every
+/// fixture architecture.
+@Suite struct F16KVTests {
+    @Test(arguments: TinyFixtureTests.architectures)
+    func f16CacheStaysCloseToF32(arch: String) throws {
+        let golden = try loadGolden(arch)
+        let model = try loadModel(arch, "f32")
+        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2, kvType: .f16)
+        #expect(state.cache.pool.shape.type == .f16)
+        let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+        let diff = maxAbsDiff(logits, golden.logits)
+        #expect(diff <= 2e-2, "\(arch) f16 KV max |Δlogit| = \(diff)")
+        for r in 0..<golden.token_ids.count {
+            #expect(argmax(logits, row: r, vocab: model.vocabularySize) == golden.argmax[r], "\(arch) argmax at \(r)")
+        }
+    }
+}

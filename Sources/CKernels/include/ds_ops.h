@@ -32,8 +32,15 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index);
 // k + pages[j >> page_shift] * k_page_stride + (j & (2^page_shift - 1)) * k_stride (V likewise).
 // Split-K: with part_max/part_sum (g floats each) non-NULL, out receives the unnormalised Σ_j e^(s_j - max) v_j
 // and part_max/part_sum the max and Σ e^(s_j - max) of this key range, to be merged across ranges.
+// _f32: K/V rows of float; _f16: rows of IEEE half (the KV cache's f16 type).
 void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
-                         const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                         const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                         const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                         int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
+                         float softcap, float *out, int64_t out_stride, float *scratch,
+                         float *part_max, float *part_sum);
+void ds_attend_group_f16(const float *q, int64_t g, int64_t q_stride,
+                         const void *k, int64_t k_stride, const void *v, int64_t v_stride,
                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
                          float softcap, float *out, int64_t out_stride, float *scratch,
@@ -42,10 +49,20 @@ void ds_attend_group_f32(const float *q, int64_t g, int64_t q_stride,
 // Flash-style attention for up to 16 queries of one head against one KV head (prompt batches): query
 // r is q + r*q_stride and sees keys [j_begin[r], j_end[r]); keys are taken 16 at a time with an online
 // softmax (no score buffer over the whole context). Rows are addressed as in ds_attend_group_f32.
-// out + r*out_stride receives v_dim floats. scratch: 16*(head_dim + v_dim) + max(head_dim, v_dim) floats.
+// out + r*out_stride receives v_dim floats. scratch: 32*(head_dim + v_dim) + max(head_dim, v_dim) floats.
 void ds_attend_block_f32(const float *q, int64_t nq, int64_t q_stride,
                          const int64_t *j_begin, const int64_t *j_end,
-                         const float *k, int64_t k_stride, const float *v, int64_t v_stride,
+                         const void *k, int64_t k_stride, const void *v, int64_t v_stride,
                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
                          int64_t head_dim, int64_t v_dim, float scale, float softcap,
                          float *out, int64_t out_stride, float *scratch);
+void ds_attend_block_f16(const float *q, int64_t nq, int64_t q_stride,
+                         const int64_t *j_begin, const int64_t *j_end,
+                         const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                         const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                         int64_t head_dim, int64_t v_dim, float scale, float softcap,
+                         float *out, int64_t out_stride, float *scratch);
+
+// F32 rows <-> F16 rows (KV cache writes and reads), round to nearest even.
+void ds_f32_to_f16_row(const float *x, void *y, int64_t n);
+void ds_f16_to_f32_row(const void *x, float *y, int64_t n);
