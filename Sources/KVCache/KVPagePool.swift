@@ -80,6 +80,13 @@ public final class KVPagePool: @unchecked Sendable {
     public private(set) var prefixHits = 0
     public private(set) var evictions = 0
     public private(set) var swapOuts = 0
+    /// Prefix pages found on the disk tier and read back.
+    public private(set) var diskPrefixHits = 0
+
+    /// Prefix pages evicted from RAM but kept on the disk tier (by chain hash), oldest first.
+    private struct DiskCachedPage { var slot: Int32; var parent: UInt64; var tokens: [Int32] }
+    private var diskIndex: [UInt64: DiskCachedPage] = [:]
+    private var diskOrder: [UInt64] = []
 
     /// Where idle sequences' pages go when RAM pages run out (nil: nowhere, the budget is a hard limit).
     public let disk: KVDiskTier?
@@ -163,10 +170,27 @@ public final class KVPagePool: @unchecked Sendable {
         }
         let p = lruHead
         unlinkLRU(p)
+        spillCachedPageLocked(p)
         unregister(p)
         evictions += 1
         refCount[Int(p)] = 1
         return p
+    }
+
+    /// Keeps an evicted prefix page on the disk tier (oldest disk copies make room), so a later prompt
+    /// with the same prefix reads it back instead of recomputing it.
+    private func spillCachedPageLocked(_ p: Int32) {
+        guard let disk, registered[Int(p)] else { return }
+        let i = Int(p)
+        if !disk.hasFreeSlot, let oldest = diskOrder.first {
+            diskOrder.removeFirst()
+            if let old = diskIndex.removeValue(forKey: oldest) { disk.freeSlot(old.slot) }
+        }
+        guard diskIndex[pageHash[i]] == nil, let slot = disk.allocateSlot() else { return }
+        do { try disk.write(slot: slot, parts: pageParts(p)) } catch { disk.freeSlot(slot); return }
+        let tokens = Array(pageTokenIds[(i * pageTokens)..<((i + 1) * pageTokens)])
+        diskIndex[pageHash[i]] = DiskCachedPage(slot: slot, parent: parentHash[i], tokens: tokens)
+        diskOrder.append(pageHash[i])
     }
 
     func retainLocked(_ p: Int32) {
@@ -251,12 +275,27 @@ public final class KVPagePool: @unchecked Sendable {
 
     /// The cached page for `tokens` after a prefix with chain hash `parent`, retained, or nil.
     func lookupLocked(hash: UInt64, parent: UInt64, tokens: UnsafeBufferPointer<Int32>) -> Int32? {
-        guard let p = index[hash] else { return nil }
+        guard let p = index[hash] else { return lookupOnDiskLocked(hash: hash, parent: parent, tokens: tokens) }
         let i = Int(p)
         guard parentHash[i] == parent else { return nil }
         for (k, t) in tokens.enumerated() where pageTokenIds[i * pageTokens + k] != t { return nil }
         retainLocked(p)
         prefixHits += 1
+        return p
+    }
+
+    /// A prefix page kept on the disk tier, read back into a fresh RAM page (registered again), or nil.
+    private func lookupOnDiskLocked(hash: UInt64, parent: UInt64, tokens: UnsafeBufferPointer<Int32>) -> Int32? {
+        guard let disk, let entry = diskIndex[hash], entry.parent == parent, entry.tokens.elementsEqual(tokens) else { return nil }
+        // Taken out of the disk index first: making room in RAM may spill other pages to disk.
+        diskIndex[hash] = nil
+        diskOrder.removeAll { $0 == hash }
+        defer { disk.freeSlot(entry.slot) }
+        guard let p = try? allocateLocked() else { return nil }
+        do { try disk.read(slot: entry.slot, parts: pageParts(p)) } catch { releaseLocked(p); return nil }
+        registerLocked(p, hash: hash, parent: parent, tokens: tokens)
+        prefixHits += 1
+        diskPrefixHits += 1
         return p
     }
 

@@ -159,4 +159,27 @@ import KVCache
         tier = nil
         #expect(!FileManager.default.fileExists(atPath: own))
     }
+
+    /// Prefix pages evicted from RAM go to the disk tier and come back bit for bit for a later prompt
+    /// with the same prefix.
+    @Test func evictedPrefixPagesComeBackFromDisk() throws {
+        let dir = diskDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let disk = try KVDiskTier(directory: dir, budgetBytes: 1 << 20)
+        let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 3, disk: disk)
+        let prefix: [Int32] = Array(1...8)
+        do {
+            let a = KVSequence(pool: pool, maxPositions: 32)
+            try write(a, prefix + [9], start: 0)     // pages [1-4] [5-8] registered, [9] partial
+        }
+        // Another sequence takes every page: the two cached prefix pages are evicted to disk.
+        let b = KVSequence(pool: pool, maxPositions: 32)
+        try write(b, Array(50..<62), start: 0)
+        #expect(pool.evictions == 2 && pool.cachedPages == 0)
+        b.truncate(to: 0)
+        let c = KVSequence(pool: pool, maxPositions: 32)
+        #expect(c.attachCachedPrefix(of: prefix + [99], limit: 8) == 8)
+        #expect(pool.diskPrefixHits == 2)
+        #expect(rowsMatch(c, prefix))
+    }
 }
