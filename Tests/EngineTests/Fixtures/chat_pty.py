@@ -60,11 +60,13 @@ prompt()
 child.sendline("/load ../nope")
 child.expect_exact("error: session name")
 prompt()
-# The restored conversation goes on without prefilling its history again.
+# The restored conversation goes on without prefilling its history again: at least turn 3's whole
+# prompt comes from the loaded cache (the last answer itself may re-tokenize differently from the
+# generated tokens, so the reuse can stop inside it, as it would without /save and /load).
 child.sendline("Thanks.")
 child.expect(r"\[prompt (\d+) tokens, (\d+) new")
 fourth_prompt, fourth_new = int(child.match.group(1)), int(child.match.group(2))
-assert fourth_prompt > saved and fourth_new < fourth_prompt - saved // 2, (saved, fourth_prompt, fourth_new)
+assert fourth_prompt > saved and fourth_new <= fourth_prompt - third_prompt + 2, (saved, third_prompt, fourth_prompt, fourth_new)
 prompt()
 child.sendline("/quit")
 child.expect(pexpect.EOF)
