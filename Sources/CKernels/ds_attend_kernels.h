@@ -5,6 +5,7 @@
 //   DS_ATTEND_FN(name) appends the type suffix (name_f32, name_f16)
 // Rows are contiguous or reached through a page table (see ds_ops.h); q, scores and outputs are F32.
 
+#ifndef DS_KV_BLOCK_ONLY
 static inline float DS_ATTEND_FN(ds_dot_row)(const float *q, const DS_KV_T *k, int64_t n) {
     float acc[16] = {0};
     int64_t i = 0;
@@ -145,6 +146,8 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_group)(const float *q, int64_t g, int64_t 
 }
 #undef DS_K_ROW
 #undef DS_V_ROW
+
+#endif // DS_KV_BLOCK_ONLY
 
 // ---- Flash-style attention for a block of queries -----------------------------------------------------
 // Up to 16 queries (lanes r) of one head against one KV head, keys in blocks of 16 with an online

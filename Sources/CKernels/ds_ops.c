@@ -1,4 +1,5 @@
 #include "ds_ops.h"
+#include "ds_quant.h"
 #include <math.h>
 #include <string.h>
 
@@ -124,6 +125,68 @@ static inline void ds_widen_f16(const _Float16 *x, float *y, int64_t n) {
 #undef DS_KV_LOAD
 #undef DS_KV_WIDEN
 #undef DS_ATTEND_FN
+
+// Q8_0 rows (blocks of 32: fp16 scale + 32 int8), strides in bytes: the prompt kernel widens each block of
+// 16 rows; decode goes through ds_attend_group_q8_0 below.
+static inline void ds_widen_q8_0(const uint8_t *x, float *y, int64_t n) { ds_dequantize_row(DS_TYPE_Q8_0, x, y, n); }
+#define DS_KV_T uint8_t
+#define DS_KV_LOAD(x) ((float)(x))
+#define DS_KV_WIDEN(src, dst, n) ds_widen_q8_0((src), (dst), (n))
+#define DS_KV_BLOCK_ONLY
+#define DS_ATTEND_FN(name) name##_q8_0
+#include "ds_attend_kernels.h"
+#undef DS_KV_T
+#undef DS_KV_LOAD
+#undef DS_KV_WIDEN
+#undef DS_KV_BLOCK_ONLY
+#undef DS_ATTEND_FN
+
+#define DS_Q8_CHUNK 256
+// Decode over Q8_0 rows: chunks of up to 256 positions are widened to F32 and run through the F32
+// kernel as split-K partials, merged with the running max / exp-sum (same result as one pass).
+void ds_attend_group_q8_0(const float *q, int64_t g, int64_t q_stride,
+                          const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
+                          float softcap, float *out, int64_t out_stride, float *scratch,
+                          float *part_max, float *part_sum) {
+    const uint8_t *kb = (const uint8_t *)k, *vb = (const uint8_t *)v;
+    const int64_t page_mask = ((int64_t)1 << page_shift) - 1;
+    float *kt = scratch;                                   // [C][head_dim]
+    float *vt = kt + DS_Q8_CHUNK * head_dim;               // [C][v_dim]
+    float *acc = vt + DS_Q8_CHUNK * v_dim;                 // [g][v_dim]
+    float *part = acc + g * v_dim;                         // [g][v_dim]
+    float *m = part + g * v_dim, *l = m + g, *pm = l + g, *ps = pm + g;
+    float *scores = ps + g;                                // [g][C]
+    for (int64_t i = 0; i < g; i++) { m[i] = -INFINITY; l[i] = 0; }
+    memset(acc, 0, sizeof(float) * (size_t)(g * v_dim));
+    for (int64_t c0 = j_begin; c0 < j_end; c0 += DS_Q8_CHUNK) {
+        const int64_t n = (j_end - c0) < DS_Q8_CHUNK ? (j_end - c0) : DS_Q8_CHUNK;
+        for (int64_t r = 0; r < n; r++) {
+            const int64_t j = c0 + r;
+            const uint8_t *kr = pages ? kb + (int64_t)pages[j >> page_shift] * k_page_stride + (j & page_mask) * k_stride : kb + j * k_stride;
+            const uint8_t *vr = pages ? vb + (int64_t)pages[j >> page_shift] * v_page_stride + (j & page_mask) * v_stride : vb + j * v_stride;
+            ds_dequantize_row(DS_TYPE_Q8_0, kr, kt + r * head_dim, head_dim);
+            ds_dequantize_row(DS_TYPE_Q8_0, vr, vt + r * v_dim, v_dim);
+        }
+        ds_attend_group_f32(q, g, q_stride, kt, head_dim, vt, v_dim, NULL, 0, 0, 0, 0, n, head_dim, v_dim, scale, softcap,
+                            part, v_dim, scores, pm, ps);
+        for (int64_t i = 0; i < g; i++) {
+            const float mn = pm[i] > m[i] ? pm[i] : m[i];
+            if (mn == -INFINITY) continue;
+            const float a = m[i] == -INFINITY ? 0.0f : expf(m[i] - mn), b = pm[i] == -INFINITY ? 0.0f : expf(pm[i] - mn);
+            for (int64_t d = 0; d < v_dim; d++) acc[i * v_dim + d] = acc[i * v_dim + d] * a + part[i * v_dim + d] * b;
+            l[i] = l[i] * a + ps[i] * b;
+            m[i] = mn;
+        }
+    }
+    for (int64_t i = 0; i < g; i++) {
+        float *o = out + i * out_stride;
+        if (part_max) { part_max[i] = m[i]; part_sum[i] = l[i]; }
+        const float inv = part_max ? 1.0f : (l[i] > 0 ? 1.0f / l[i] : 0.0f);
+        for (int64_t d = 0; d < v_dim; d++) o[d] = acc[i * v_dim + d] * inv;
+    }
+}
 
 // F32 rows <-> F16 rows (KV cache writes and reads), round to nearest even.
 DS_CLONES void ds_f32_to_f16_row(const float *x, void *y, int64_t n) {

@@ -21,12 +21,12 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
-    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 or f16.") var kvType: String = "f32"
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 or q8_0.") var kvType: String = "f32"
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
-        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32 or f16") }
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
         if r < 1 { throw ValidationError("-r must be at least 1") }
         if p < 0 || n < 0 { throw ValidationError("-p and -n must be ≥ 0") }
     }

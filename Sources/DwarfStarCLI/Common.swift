@@ -4,6 +4,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import KVCache
+import Models
 import Sampling
 
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
@@ -36,7 +37,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default 20G).")
     var kvDiskBudget: String = "20G"
 
-    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 or f16 (half the memory).")
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 (half the memory) or q8_0 (27%).")
     var kvType: String = "f32"
 
     var kvElementType: KVType { KVType(rawValue: kvType) ?? .f32 }
@@ -44,6 +45,7 @@ struct ModelOptions: ParsableArguments {
     /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
     /// shared pool.
     func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
+        if let problem = InferenceState.kvTypeProblem(kvElementType, loaded.model.config) { throw ValidationError(problem) }
         let ctx = contextLength ?? contextSize
         var pool: KVPagePool? = nil
         if kvBudget != nil || kvDisk != nil {
@@ -65,8 +67,7 @@ struct ModelOptions: ParsableArguments {
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let b = kvBudget { _ = try parseByteSize(b) }
         _ = try parseByteSize(kvDiskBudget)
-        if kvType == "q8_0" { throw ValidationError("--kv-type q8_0 is not available yet; f16 halves the KV memory") }
-        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32 or f16") }
+        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
     }
 }
 

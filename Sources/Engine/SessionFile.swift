@@ -77,7 +77,7 @@ extension Session {
         withUnsafeBytes(of: UInt32(json.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(json)
         data.reserveCapacity(data.count + n * shape.bytesPerPosition + 32)
-        let kBytes = shape.kRowFloats * shape.type.elementBytes, vBytes = shape.vRowFloats * shape.type.elementBytes
+        let kBytes = shape.kRowBytes, vBytes = shape.vRowBytes
         for l in 0..<shape.layers {
             for p in 0..<n { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.kRow(l, p), count: kBytes)) }
             for p in 0..<n where vBytes > 0 { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.vRow(l, p), count: vBytes)) }
@@ -144,7 +144,7 @@ extension Session {
         let cache = state.cache
         cache.truncate(to: 0)
         try cache.prepareWrite(start: 0, count: n)
-        let kBytes = shape.kRowFloats * shape.type.elementBytes, vBytes = shape.vRowFloats * shape.type.elementBytes
+        let kBytes = shape.kRowBytes, vBytes = shape.vRowBytes
         data.withUnsafeBytes { raw in
             var offset = fixed + headerBytes
             for l in 0..<shape.layers {
@@ -163,7 +163,8 @@ extension Session {
     }
 
     static func payloadBytes(_ h: SessionFileHeader) -> Int {
-        h.layers * h.tokens.count * (h.k_row_floats + h.v_row_floats) * (KVType(rawValue: h.kv_type)?.elementBytes ?? 4)
+        let type = KVType(rawValue: h.kv_type) ?? .f32
+        return h.layers * h.tokens.count * (type.bytes(h.k_row_floats) + type.bytes(h.v_row_floats))
     }
 
     static func hexBytes(_ hex: String) -> [UInt8] {

@@ -31,10 +31,17 @@ public enum KVCacheError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// How K/V values are stored: F32, or F16 (half the memory; the attention kernels widen on load).
+/// How K/V values are stored: F32; F16 (half the memory); Q8_0 (blocks of 32 int8 values with an fp16
+/// scale, 34 bytes per 32 values: 27% of F32). The attention kernels widen rows on load.
 public enum KVType: String, Sendable, CaseIterable {
-    case f32, f16
-    public var elementBytes: Int { self == .f32 ? 4 : 2 }
+    case f32, f16, q8_0
+    /// Kernel addressing unit: strides are in elements for F32/F16, in bytes for Q8_0.
+    public var unitBytes: Int { self == .f32 ? 4 : self == .f16 ? 2 : 1 }
+    /// Elements per block (rows must be whole blocks).
+    public var blockSize: Int { self == .q8_0 ? 32 : 1 }
+    /// Units (see unitBytes) of `n` elements.
+    public func units(_ n: Int) -> Int { self == .q8_0 ? n / 32 * 34 : n }
+    public func bytes(_ n: Int) -> Int { units(n) * unitBytes }
 }
 
 /// Shape of one position's KV for every layer (elements per row); identical for all layers.
@@ -47,7 +54,9 @@ public struct KVShape: Sendable, Equatable {
         self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats; self.type = type
     }
     /// Bytes of one position over all layers.
-    public var bytesPerPosition: Int { layers * (kRowFloats + vRowFloats) * type.elementBytes }
+    public var bytesPerPosition: Int { layers * (kRowBytes + vRowBytes) }
+    public var kRowBytes: Int { type.bytes(kRowFloats) }
+    public var vRowBytes: Int { type.bytes(vRowFloats) }
 }
 
 public final class KVPagePool: @unchecked Sendable {
@@ -105,9 +114,8 @@ public final class KVPagePool: @unchecked Sendable {
         self.pageTokens = 1 << log2
         self.capacity = max(1, capacity)
         let rows = self.capacity * self.pageTokens
-        let eb = shape.type.elementBytes
-        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowFloats), eb)! }
-        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowFloats), eb)! }
+        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowBytes), 1)! }
+        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowBytes), 1)! }
         refCount = Array(repeating: 0, count: self.capacity)
         freeStack = (0..<Int32(self.capacity)).reversed().map { $0 }
         pageHash = Array(repeating: 0, count: self.capacity)
@@ -118,7 +126,7 @@ public final class KVPagePool: @unchecked Sendable {
         lruNext = Array(repeating: -1, count: self.capacity)
         inLRU = Array(repeating: false, count: self.capacity)
         self.disk = disk
-        disk?.configure(slotBytes: shape.layers * (self.pageTokens * (shape.kRowFloats + shape.vRowFloats)) * shape.type.elementBytes)
+        disk?.configure(slotBytes: shape.layers * self.pageTokens * (shape.kRowBytes + shape.vRowBytes))
         pthread_mutex_init(&mutex, nil)
     }
 
@@ -144,9 +152,11 @@ public final class KVPagePool: @unchecked Sendable {
         return try body()
     }
 
-    /// Elements between consecutive pages of a layer's K (V) arena.
-    public var kPageStride: Int { pageTokens * shape.kRowFloats }
-    public var vPageStride: Int { pageTokens * shape.vRowFloats }
+    /// Units (KVType.unitBytes) between consecutive pages of a layer's K (V) arena, and between rows.
+    public var kPageStride: Int { pageTokens * kRowUnits }
+    public var vPageStride: Int { pageTokens * vRowUnits }
+    public var kRowUnits: Int { shape.type.units(shape.kRowFloats) }
+    public var vRowUnits: Int { shape.type.units(shape.vRowFloats) }
     public func kArena(_ layer: Int) -> UnsafeMutableRawPointer { kArenas[layer] }
     public func vArena(_ layer: Int) -> UnsafeMutableRawPointer { vArenas[layer] }
 
@@ -237,7 +247,7 @@ public final class KVPagePool: @unchecked Sendable {
     /// Byte ranges of page `p` in the arenas (every layer's K rows, then V rows), for the disk tier.
     func pageParts(_ p: Int32) -> [(UnsafeMutableRawPointer, Int)] {
         var parts: [(UnsafeMutableRawPointer, Int)] = []
-        let eb = shape.type.elementBytes
+        let eb = shape.type.unitBytes
         for l in 0..<shape.layers {
             parts.append((kArenas[l] + Int(p) * kPageStride * eb, kPageStride * eb))
             if vPageStride > 0 { parts.append((vArenas[l] + Int(p) * vPageStride * eb, vPageStride * eb)) }

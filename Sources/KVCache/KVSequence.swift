@@ -100,14 +100,14 @@ public final class KVSequence: @unchecked Sendable {
     /// The stored K row (elements of pool.shape.type) of a position.
     @inline(__always) public func kRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
         let page = Int(pageTable[position >> pool.pageTokensLog2])
-        let element = page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.shape.kRowFloats
-        return pool.kArenas[layer] + element * pool.shape.type.elementBytes
+        let unit = page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.kRowUnits
+        return pool.kArenas[layer] + unit * pool.shape.type.unitBytes
     }
 
     @inline(__always) public func vRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
         let page = Int(pageTable[position >> pool.pageTokensLog2])
-        let element = page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.shape.vRowFloats
-        return pool.vArenas[layer] + element * pool.shape.type.elementBytes
+        let unit = page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.vRowUnits
+        return pool.vArenas[layer] + unit * pool.shape.type.unitBytes
     }
 
     /// Stores floats into a position's K (V) row, converting to the pool's type.
@@ -119,12 +119,14 @@ public final class KVSequence: @unchecked Sendable {
         KVSequence.store(x, into: vRow(layer, position), count: pool.shape.vRowFloats, type: pool.shape.type)
     }
 
-    /// Reads `count` elements of a position's K row from element `offset` as floats.
+    /// Reads `count` elements of a position's K row from element `offset` as floats (Q8_0: both whole
+    /// blocks).
     public func loadK(_ layer: Int, _ position: Int, offset: Int = 0, count: Int, into out: UnsafeMutablePointer<Float>) {
-        let eb = pool.shape.type.elementBytes, src = kRow(layer, position) + offset * eb
-        switch pool.shape.type {
+        let type = pool.shape.type, src = kRow(layer, position) + type.bytes(offset)
+        switch type {
         case .f32: out.update(from: src.assumingMemoryBound(to: Float.self), count: count)
         case .f16: ds_f16_to_f32_row(src, out, Int64(count))
+        case .q8_0: ds_dequantize_row(Int32(DS_TYPE_Q8_0), src, out, Int64(count))
         }
     }
 
@@ -132,6 +134,7 @@ public final class KVSequence: @unchecked Sendable {
         switch type {
         case .f32: row.assumingMemoryBound(to: Float.self).update(from: x, count: count)
         case .f16: ds_f32_to_f16_row(x, row, Int64(count))
+        case .q8_0: ds_quantize_row_ref(Int32(DS_TYPE_Q8_0), x, row, Int64(count))
         }
     }
 

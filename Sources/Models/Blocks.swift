@@ -88,6 +88,13 @@ import Darwin
 @inline(__always) func Foundation_pow(_ a: Double, _ b: Double) -> Double { Darwin.pow(a, b) }
 #endif
 
+typealias AttendGroupKernel = @convention(c) (UnsafePointer<Float>?, Int64, Int64, UnsafeRawPointer?, Int64, UnsafeRawPointer?, Int64,
+    UnsafePointer<Int32>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Float, Float, UnsafeMutablePointer<Float>?, Int64,
+    UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?) -> Void
+typealias AttendBlockKernel = @convention(c) (UnsafePointer<Float>?, Int64, Int64, UnsafePointer<Int64>?, UnsafePointer<Int64>?,
+    UnsafeRawPointer?, Int64, UnsafeRawPointer?, Int64, UnsafePointer<Int32>?, Int64, Int64, Int64, Int64, Int64, Float, Float,
+    UnsafeMutablePointer<Float>?, Int64, UnsafeMutablePointer<Float>?) -> Void
+
 enum AttentionBlock {
     /// Where q, the output and the cache rows live (strides in floats).
     struct Layout {
@@ -101,9 +108,16 @@ enum AttentionBlock {
         var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
         var kvType: KVType = .f32
 
-        /// K (V) rows of KV head h.
-        func kHead(_ h: Int) -> UnsafeRawPointer { k + h * kHeadStride * kvType.elementBytes }
-        func vHead(_ h: Int) -> UnsafeRawPointer { v + h * vHeadStride * kvType.elementBytes }
+        var groupKernel: AttendGroupKernel {
+            switch kvType { case .f32: ds_attend_group_f32; case .f16: ds_attend_group_f16; case .q8_0: ds_attend_group_q8_0 }
+        }
+        var blockKernel: AttendBlockKernel {
+            switch kvType { case .f32: ds_attend_block_f32; case .f16: ds_attend_block_f16; case .q8_0: ds_attend_block_q8_0 }
+        }
+
+        /// K (V) rows of KV head h (head strides in elements).
+        func kHead(_ h: Int) -> UnsafeRawPointer { k + kvType.bytes(h * kHeadStride) }
+        func vHead(_ h: Int) -> UnsafeRawPointer { v + kvType.bytes(h * vHeadStride) }
     }
 
     /// Rows of `layer` read through the sequence's page table.
@@ -114,11 +128,11 @@ enum AttentionBlock {
         let pool = seq.pool, shape = pool.shape
         let k = UnsafeRawPointer(pool.kArena(layer))
         // MLA reads its values inside the key rows.
-        let v = valueOffsetInK.map { k + $0 * shape.type.elementBytes } ?? UnsafeRawPointer(pool.vArena(layer))
+        let v = valueOffsetInK.map { k + shape.type.bytes($0) } ?? UnsafeRawPointer(pool.vArena(layer))
         return Layout(q: q, qTokenStride: qTokenStride, qHeadStride: qHeadStride,
                       out: out, outTokenStride: outTokenStride, outHeadStride: outHeadStride,
-                      k: k, kStride: shape.kRowFloats, kHeadStride: kHeadStride,
-                      v: v, vStride: valueOffsetInK == nil ? shape.vRowFloats : shape.kRowFloats, vHeadStride: vHeadStride,
+                      k: k, kStride: pool.kRowUnits, kHeadStride: kHeadStride,
+                      v: v, vStride: valueOffsetInK == nil ? pool.vRowUnits : pool.kRowUnits, vHeadStride: vHeadStride,
                       heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim,
                       pages: UnsafePointer(seq.pageTable), pageShift: pool.pageTokensLog2,
                       kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride,
@@ -158,7 +172,7 @@ enum AttentionBlock {
                 let n = min(chunk, kvh * group + group - h0)
                 let pos = startPosition + t
                 let jBegin = span.firstVisible(from: pos)
-                let group = p.kvType == .f16 ? ds_attend_group_f16 : ds_attend_group_f32
+                let group = p.groupKernel
                 group(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(n), Int64(p.qHeadStride),
                                     p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
                                     p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin),
@@ -189,7 +203,7 @@ enum AttentionBlock {
                 let pos = startPosition + t
                 let first = span.firstVisible(from: pos), n = pos + 1 - first
                 let lo = first + n * split / splits, hi = first + n * (split + 1) / splits
-                let kernel = p.kvType == .f16 ? ds_attend_group_f16 : ds_attend_group_f32
+                let kernel = p.groupKernel
                 kernel(p.q + t * p.qTokenStride + kvh * group * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
                                     p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
                                     p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(lo),
@@ -223,8 +237,10 @@ enum AttentionBlock {
     static let queryBlock = 16
 
     /// Floats of per-thread scratch the block kernel needs.
-    static func blockScratchFloats(keyDim: Int, valueDim: Int) -> Int {
-        2 * queryBlock * (keyDim + valueDim) + max(keyDim, valueDim)
+    static func blockScratchFloats(keyDim: Int, valueDim: Int, heads: Int) -> Int {
+        // Block kernel: Qt, Ot, widened K/V tiles, a zero row. Q8_0 decode: 256 widened rows + per-head state.
+        max(2 * queryBlock * (keyDim + valueDim) + max(keyDim, valueDim),
+            256 * (keyDim + valueDim) + heads * (2 * valueDim + 4 + 256))
     }
 
     /// Tasks = (query head, block of 16 consecutive tokens): ds_attend_block_f32 runs the 16 queries
@@ -248,7 +264,7 @@ enum AttentionBlock {
                         begin[r] = Int64(span.firstVisible(from: pos))
                         end[r] = Int64(pos + 1)
                     }
-                    let kernel = p.kvType == .f16 ? ds_attend_block_f16 : ds_attend_block_f32
+                    let kernel = p.blockKernel
                     kernel(p.q + t0 * p.qTokenStride + h * p.qHeadStride, Int64(nq), Int64(p.qTokenStride),
                                         begin, end,
                                         p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),

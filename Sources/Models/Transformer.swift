@@ -297,6 +297,17 @@ public final class InferenceState: @unchecked Sendable {
                 vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type)
     }
 
+    /// Why `type` cannot hold this model's KV (nil: it can). Q8_0 stores whole blocks of 32: every head's
+    /// slice of a row must be whole blocks.
+    public static func kvTypeProblem(_ type: KVType, _ c: ModelConfig) -> String? {
+        guard type.blockSize > 1 else { return nil }
+        let dims = c.mla.map { [$0.kvLoraRank, $0.ropeDim] } ?? [c.headDimK, c.headDimV]
+        guard dims.allSatisfy({ $0 % type.blockSize == 0 }) else {
+            return "--kv-type \(type.rawValue) needs head sizes divisible by \(type.blockSize); this model has \(dims.map(String.init).joined(separator: " and "))"
+        }
+        return nil
+    }
+
     /// Buffers for batches of up to maxBatch tokens and a KV sequence of up to contextLength positions,
     /// in `kvPool` (shared with other sessions of the model: prefix pages are reused across them) or,
     /// when nil, in a private pool of `kvType` just large enough.
@@ -305,6 +316,7 @@ public final class InferenceState: @unchecked Sendable {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
         let shape = InferenceState.kvShape(c, type: kvPool?.shape.type ?? kvType)
+        precondition(InferenceState.kvTypeProblem(shape.type, c) == nil, InferenceState.kvTypeProblem(shape.type, c) ?? "")
         let pageTokens = InferenceState.defaultPageTokens
         let pages = kvPool ?? KVPagePool(shape: shape, pageTokens: pageTokens, capacity: (ctx + pageTokens - 1) / pageTokens + 1)
         precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")
@@ -332,7 +344,7 @@ public final class InferenceState: @unchecked Sendable {
         let widestKey = max(c.headDimK, c.mla?.cacheRowFloats ?? 0, c.mla.map { $0.nopeDim + $0.ropeDim } ?? 0)
         let widestValue = max(c.headDimV, c.mla?.kvLoraRank ?? 0, c.mla?.valueDim ?? 0)
         attentionScratchStride = max(ctx * (c.headCount / c.headCountKV),
-                                     AttentionBlock.blockScratchFloats(keyDim: widestKey, valueDim: widestValue))
+                                     AttentionBlock.blockScratchFloats(keyDim: widestKey, valueDim: widestValue, heads: c.headCount))
         attentionScratch = alloc(pool.threads * attentionScratchStride)
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)

@@ -7,6 +7,7 @@ import Engine
 import Models
 import Sampling
 import KVCache
+import GGUF
 
 @Suite(.serialized, .enabled(if: RealModels.available("smollm2")))
 struct SessionFileTests {
@@ -174,5 +175,43 @@ struct KVDiskTierTests {
         }
         #expect(pool.swapOuts > 0 && disk.pagesRead > 0, "the pool should have spilled")
         #expect(together == alone)
+    }
+}
+
+/// Q8_0 KV pages on the real model stay close to the F32 cache (prompt and a decode step over 601
+/// positions); head sizes that are not whole blocks are refused. (The kernels' exactness over Q8_0 rows
+/// is checked on an F32 fixture in ModelsTests/LongContextTests: here activation quantization amplifies
+/// any rounding difference.)
+@Suite(.serialized, .enabled(if: RealModels.available("smollm2")))
+struct Q8KVTests {
+    @Test func q8CacheStaysCloseToF32() throws {
+        let loaded = try RealModels.load("smollm2")
+        let text = try String(contentsOf: engineFixtures.appendingPathComponent("pride-and-prejudice.txt"), encoding: .utf8)
+        let tokens = Array(loaded.tokenizer.encode(String(text.prefix(4000)), addSpecial: true, parseSpecial: false).prefix(600))
+        var results: [[Float]] = []
+        for type in [KVType.f32, .q8_0] {
+            let s = Session(loaded, contextLength: 1024, threads: 2, kvType: type)
+            #expect(s.state.cache.pool.shape.type == type)
+            var out = Array(try s.evaluate(tokens).logits)
+            out += Array(try s.evaluate(tokens + [tokens[5]]).logits)   // one decode step over 601 positions
+            results.append(out)
+        }
+        let vocab = loaded.model.vocabularySize
+        func top(_ v: [Float], _ row: Int) -> Int { (0..<vocab).max { v[row * vocab + $0] < v[row * vocab + $1] }! }
+        // Logits span ~±25 here; the perplexity cost is ~0.1% (docs/performance.md).
+        let diffs = zip(results[0], results[1]).map { abs($0 - $1) }
+        let mean = diffs.reduce(0, +) / Float(diffs.count)
+        #expect(diffs.max()! < 1.5 && mean < 0.3, "q8_0 KV |Δlogit| max \(diffs.max()!) mean \(mean)")
+        #expect(top(results[0], 0) == top(results[1], 0) && top(results[0], 1) == top(results[1], 1))
+        let pool = Session(loaded, contextLength: 64, threads: 1, kvType: .q8_0).state.cache.pool
+        #expect(pool.shape.bytesPerPosition * 100 <= InferenceState.kvShape(loaded.model.config).bytesPerPosition * 27)
+    }
+
+    @Test func q8NeedsWholeBlocks() throws {
+        let tiny = try ModelRegistry.load(GGUFFile(path: engineFixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/llama.f32.gguf").path))
+        let problem = InferenceState.kvTypeProblem(.q8_0, tiny.config)
+        #expect(problem?.contains("divisible by 32") == true, "\(problem ?? "nil")")
+        #expect(InferenceState.kvTypeProblem(.f16, tiny.config) == nil)
     }
 }

@@ -35,6 +35,23 @@ import KVCache
         return true
     }
 
+    /// Q8_0 pages: 34 bytes per 32 values; rows come back within the block's quantization step.
+    @Test func q8RowsRoundTrip() throws {
+        let pool = KVPagePool(shape: KVShape(layers: 1, kRowFloats: 64, vRowFloats: 32, type: .q8_0), pageTokens: 4, capacity: 2)
+        #expect(pool.shape.bytesPerPosition == 3 * 34)
+        let seq = KVSequence(pool: pool, maxPositions: 8)
+        try seq.prepareWrite(start: 0, count: 1)
+        let x = (0..<64).map { Float($0 - 31) * 0.37 }
+        seq.storeK(0, 0, x)
+        var back = [Float](repeating: 0, count: 64)
+        seq.loadK(0, 0, count: 64, into: &back)
+        let step = 31 * 0.37 / 127 as Float
+        #expect(zip(x, back).allSatisfy { abs($0 - $1) <= step })
+        var second = [Float](repeating: 0, count: 32)
+        seq.loadK(0, 0, offset: 32, count: 32, into: &second)
+        #expect(Array(back[32...]) == second)
+    }
+
     /// F16 pages: rows are stored rounded to half precision and read back as floats.
     @Test func f16RowsRoundTrip() throws {
         let pool = KVPagePool(shape: KVShape(layers: 2, kRowFloats: 3, vRowFloats: 2, type: .f16), pageTokens: 4, capacity: 4)

@@ -131,3 +131,28 @@ import Models
         }
     }
 }
+
+/// Long contexts (600 positions: the prompt kernel's many key blocks, split-K decode): the decode step's
+/// logits equal the last row of the same tokens prefilled in one batch (F32 weights, so no activation
+/// quantization can amplify rounding differences).
+@Suite struct LongContextTests {
+    @Test(arguments: [("llama", KVType.f32), ("qwen3", .f32), ("gemma3", .f32), ("deepseekv3", .f32), ("llama4", .f32),
+                      ("qwen3", .f16), ("qwen3", .q8_0)])
+    func decodeMatchesPrefillAtLength(arch: String, kvType: KVType) throws {
+        let model = try loadModel(arch, "f32")
+        var seed: UInt64 = 11
+        let tokens: [Int32] = (0..<600).map { _ in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int32(seed >> 33) % 500 + 5
+        }
+        // Q8_0 rows: the decode kernel widens chunks of 256 rows and merges them; the prompt kernel widens
+        // blocks of 16. Both read the same stored rows.
+        let a = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
+        _ = try model.forward(Array(tokens.dropLast()), startPosition: 0, state: a, logits: .none)
+        let decoded = Array(try model.forward([tokens.last!], startPosition: 599, state: a, logits: .last))
+        let b = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
+        let prefilled = Array(try model.forward(tokens, startPosition: 0, state: b, logits: .last))
+        let diff = zip(decoded, prefilled).map { abs($0 - $1) }.max()!
+        #expect(diff < 1e-3, "\(arch) \(kvType): decode vs prefill at 600 positions |Δ| = \(diff)")
+    }
+}

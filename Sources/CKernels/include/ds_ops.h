@@ -63,6 +63,21 @@ void ds_attend_block_f16(const float *q, int64_t nq, int64_t q_stride,
                          int64_t head_dim, int64_t v_dim, float scale, float softcap,
                          float *out, int64_t out_stride, float *scratch);
 
+// Q8_0 rows (the KV cache's q8_0 type; strides and page strides in bytes). The decode kernel widens
+// chunks of 256 rows; scratch: 256*(head_dim + v_dim) + g*(2*v_dim + 4 + 256) floats.
+void ds_attend_group_q8_0(const float *q, int64_t g, int64_t q_stride,
+                          const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                          int64_t j_begin, int64_t j_end, int64_t head_dim, int64_t v_dim, float scale,
+                          float softcap, float *out, int64_t out_stride, float *scratch,
+                          float *part_max, float *part_sum);
+void ds_attend_block_q8_0(const float *q, int64_t nq, int64_t q_stride,
+                          const int64_t *j_begin, const int64_t *j_end,
+                          const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                          const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                          int64_t head_dim, int64_t v_dim, float scale, float softcap,
+                          float *out, int64_t out_stride, float *scratch);
+
 // F32 rows <-> F16 rows (KV cache writes and reads), round to nearest even.
 void ds_f32_to_f16_row(const float *x, void *y, int64_t n);
 void ds_f16_to_f32_row(const void *x, float *y, int64_t n);
