@@ -113,7 +113,7 @@ double ds_log_softmax_at(const float *logits, int64_t n, int64_t index) {
 #undef DS_KV_LOAD
 #undef DS_ATTEND_FN
 
-static inline void ds_widen_f16(const _Float16 *x, float *y, int64_t n) {
+static inline __attribute__((always_inline)) void ds_widen_f16(const _Float16 *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
 }
 #define DS_KV_T _Float16
@@ -128,12 +128,12 @@ static inline void ds_widen_f16(const _Float16 *x, float *y, int64_t n) {
 
 // Q8_0 rows (blocks of 32: fp16 scale + 32 int8), strides in bytes: the prompt kernel widens each block of
 // 16 rows; decode goes through ds_attend_group_q8_0 below.
-static inline void ds_widen_q8_0(const uint8_t *x, float *y, int64_t n) {
+static inline __attribute__((always_inline)) void ds_widen_q8_0(const uint8_t *x, float *y, int64_t n) {
     // Same values as ds_dequantize_row(Q8_0): y = fp16 scale · int8, written so the clones vectorize it.
     for (int64_t b = 0; b < n / 32; b++, x += 34, y += 32) {
-        uint16_t h;
+        _Float16 h;
         memcpy(&h, x, 2);
-        const float d = ds_fp16_to_fp32(h);
+        const float d = (float)h;
         const int8_t *q = (const int8_t *)(x + 2);
         for (int i = 0; i < 32; i++) y[i] = d * (float)q[i];
     }
