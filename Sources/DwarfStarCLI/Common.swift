@@ -49,7 +49,8 @@ struct ModelOptions: ParsableArguments {
         let ctx = contextLength ?? contextSize
         var pool: KVPagePool? = nil
         if kvBudget != nil || kvDisk != nil {
-            let defaultBudget = (ctx ?? min(loaded.model.config.contextLength, 4096) + 64) * loaded.kvBytesPerPosition(kvElementType)
+            let defaultBudget = loaded.kvBytes(contextLength: ctx ?? min(loaded.model.config.contextLength, 4096), batch: batch,
+                                               type: kvElementType)
             pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, type: kvElementType,
                                      diskDirectory: kvDisk, diskBudgetBytes: try parseByteSize(kvDiskBudget))
         }

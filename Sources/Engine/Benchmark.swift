@@ -75,7 +75,7 @@ public enum Benchmark {
         for _ in 0..<max(1, repetitions) {
             let shared = (0..<prefix).map { _ in rng.next() }
             let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
-                                  capacity: 2 * (ctx / InferenceState.defaultPageTokens + 2))
+                                  capacity: 2 * InferenceState.privatePoolPages(model.config, contextLength: ctx, maxBatch: batch))
             func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
                 let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
                 defer { state.pool.park() }

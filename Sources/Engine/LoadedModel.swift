@@ -54,6 +54,14 @@ public final class LoadedModel: @unchecked Sendable {
     /// Bytes of KV one position takes (all layers).
     public func kvBytesPerPosition(_ type: KVType = .f32) -> Int { InferenceState.kvShape(model.config, type: type).bytesPerPosition }
 
+    /// Bytes of KV pages one sequence of `contextLength` positions needs at most (sliding-window layers
+    /// count only their window).
+    public func kvBytes(contextLength: Int, batch: Int, type: KVType = .f32) -> Int {
+        let shape = InferenceState.kvShape(model.config, type: type)
+        return InferenceState.privatePoolPages(model.config, type: type, contextLength: contextLength, maxBatch: batch)
+            * KVPagePool.pageBytes(shape, pageTokens: InferenceState.defaultPageTokens)
+    }
+
     public var name: String { gguf["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent }
 
     /// Tokenizer inputs from `tokenizer.ggml.*` metadata.

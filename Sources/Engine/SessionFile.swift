@@ -3,8 +3,10 @@
 // not a session file, is truncated or corrupt (checksum), or was made with another model or KV layout.
 //
 // Layout (little-endian):
-//   "DSKVSESS"  u32 version = 1  u32 header bytes  header (JSON, UTF-8)
-//   per layer: K rows [tokens × k_row_floats] f32, then V rows [tokens × v_row_floats] f32
+//   "DSKVSESS"  u32 version = 2  u32 header bytes  header (JSON, UTF-8)
+//   per layer l: K rows [first_rows[l] ..< tokens] (k_row_floats elements of kv_type each), then its
+//   V rows; first_rows[l] > 0 for sliding-window layers, whose earlier rows were dropped (version 1:
+//   no first_rows, every layer from 0)
 //   SHA-256 of everything before it (32 bytes)
 // The header names the model by a fingerprint (SHA-256 of the GGUF header, metadata and tensor table,
 // plus the file size), its architecture, the KV type and row shape, and carries the token ids.
@@ -25,7 +27,7 @@ public enum SessionFileError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .notASessionFile(let p): return "\(p): not a DwarfStar session file"
-        case .unsupportedVersion(let p, let v): return "\(p): session file version \(v) is not supported (this build reads version 1)"
+        case .unsupportedVersion(let p, let v): return "\(p): session file version \(v) is not supported (this build reads versions 1 and 2)"
         case .truncated(let p): return "\(p): session file is truncated"
         case .corrupt(let p, let why): return "\(p): session file is corrupt (\(why)); nothing was loaded"
         case .otherModel(let p, let e, let f): return "\(p): session was saved with another model or KV layout (\(f)); this one is \(e)"
@@ -45,6 +47,11 @@ struct SessionFileHeader: Codable {
     var v_row_floats: Int
     var tokens: [Int32]
     var messages: [[String: String]]
+    /// Version 2: per layer, the first position saved (page-aligned to page_tokens).
+    var first_rows: [Int]?
+    var page_tokens: Int?
+
+    func firstRow(_ layer: Int) -> Int { first_rows.flatMap { layer < $0.count ? $0[layer] : nil } ?? 0 }
 }
 
 extension LoadedModel {
@@ -58,7 +65,7 @@ extension LoadedModel {
 
 extension Session {
     static let sessionMagic = Array("DSKVSESS".utf8)
-    static let sessionVersion: UInt32 = 1
+    static let sessionVersion: UInt32 = 2
 
     /// Saves the cached positions, their token ids and `messages` to `path` (written to a temporary
     /// file, then renamed: an interrupted save leaves the old file intact).
@@ -69,7 +76,8 @@ extension Session {
             model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
             architecture: model.config.architecture, kv_type: shape.type.rawValue, layers: shape.layers,
             k_row_floats: shape.kRowFloats, v_row_floats: shape.vRowFloats, tokens: cache.committedTokens,
-            messages: messages.map { ["role": $0.role, "content": $0.content] })
+            messages: messages.map { ["role": $0.role, "content": $0.content] },
+            first_rows: (0..<shape.layers).map { cache.firstRetainedPosition(layer: $0) }, page_tokens: cache.pool.pageTokens)
         let json = try JSONEncoder().encode(header)
         var data = Data()
         data.append(contentsOf: Session.sessionMagic)
@@ -79,8 +87,9 @@ extension Session {
         data.reserveCapacity(data.count + n * shape.bytesPerPosition + 32)
         let kBytes = shape.kRowBytes, vBytes = shape.vRowBytes
         for l in 0..<shape.layers {
-            for p in 0..<n { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.kRow(l, p), count: kBytes)) }
-            for p in 0..<n where vBytes > 0 { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.vRow(l, p), count: vBytes)) }
+            let first = header.firstRow(l)
+            for p in first..<n { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.kRow(l, p), count: kBytes)) }
+            for p in first..<n where vBytes > 0 { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.vRow(l, p), count: vBytes)) }
         }
         var h = SHA256()
         h.update(data)
@@ -108,7 +117,7 @@ extension Session {
         guard data.count >= fixed + 32 else { throw SessionFileError.truncated(path) }
         func u32(_ at: Int) -> UInt32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian } }
         let version = u32(Session.sessionMagic.count)
-        guard version == Session.sessionVersion else { throw SessionFileError.unsupportedVersion(path, version) }
+        guard version == 1 || version == Session.sessionVersion else { throw SessionFileError.unsupportedVersion(path, version) }
         let headerBytes = Int(u32(Session.sessionMagic.count + 4))
         guard headerBytes <= data.count - fixed - 32 else { throw SessionFileError.truncated(path) }
         // Checksum first: nothing from a damaged file is interpreted further.
@@ -141,18 +150,37 @@ extension Session {
         guard header.tokens.allSatisfy({ $0 >= 0 && Int($0) < model.vocabularySize }) else {
             throw SessionFileError.corrupt(path, "token id outside the vocabulary")
         }
-        let cache = state.cache
+        // Dropped rows: one start per layer group, page-aligned here, and every row a layer still
+        // needs is in the file.
+        let cache = state.cache, groups = cache.pool.groups, P = cache.pool.pageTokens
+        var groupFirst = Array(repeating: 0, count: groups.count)
+        guard header.first_rows == nil || header.first_rows?.count == shape.layers else {
+            throw SessionFileError.corrupt(path, "first_rows does not list every layer")
+        }
+        for l in 0..<shape.layers {
+            let f = header.firstRow(l), g = groups.group[l]
+            guard f >= 0, f <= groups.retention[g].firstNeeded(at: n), groups.slot[l] == 0 || f == groupFirst[g] else {
+                throw SessionFileError.corrupt(path, "layer \(l) lacks rows its attention window needs")
+            }
+            guard f % P == 0 else {
+                throw SessionFileError.otherModel(path, expected: "\(expected), \(P)-position pages",
+                                                  found: "\(found), \(header.page_tokens ?? 0)-position pages")
+            }
+            groupFirst[g] = f
+        }
         cache.truncate(to: 0)
+        cache.skipPages(below: groupFirst)
         try cache.prepareWrite(start: 0, count: n)
         let kBytes = shape.kRowBytes, vBytes = shape.vRowBytes
         data.withUnsafeBytes { raw in
             var offset = fixed + headerBytes
             for l in 0..<shape.layers {
-                for p in 0..<n {
+                let first = header.firstRow(l)
+                for p in first..<n {
                     memcpy(cache.kRow(l, p), raw.baseAddress! + offset, kBytes)
                     offset += kBytes
                 }
-                for p in 0..<n where vBytes > 0 {
+                for p in first..<n where vBytes > 0 {
                     memcpy(cache.vRow(l, p), raw.baseAddress! + offset, vBytes)
                     offset += vBytes
                 }
@@ -164,7 +192,8 @@ extension Session {
 
     static func payloadBytes(_ h: SessionFileHeader) -> Int {
         let type = KVType(rawValue: h.kv_type) ?? .f32
-        return h.layers * h.tokens.count * (type.bytes(h.k_row_floats) + type.bytes(h.v_row_floats))
+        let rows = (0..<h.layers).reduce(0) { $0 + max(0, h.tokens.count - h.firstRow($1)) }
+        return rows * (type.bytes(h.k_row_floats) + type.bytes(h.v_row_floats))
     }
 
     static func hexBytes(_ hex: String) -> [UInt8] {

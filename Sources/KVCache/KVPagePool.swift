@@ -1,5 +1,6 @@
 // The KV cache as virtual memory: fixed-size pages of `pageTokens` positions, each holding the K and V
-// rows of every layer for those positions. Sequences (KVSequence) map positions to pages through a
+// rows of one layer group (KVLayerGroups: all layers for most models; Gemma's sliding-window layers form
+// their own groups, whose pages out of the window are dropped) for those positions. Sequences (KVSequence) map positions to pages through a
 // page table; pages are reference-counted so sequences that share a prefix share its pages, and a
 // sequence that writes into a shared page copies it first (copy-on-write).
 //
@@ -8,7 +9,7 @@
 // its last user lets go it stays cached (least-recently-used list) until its memory is needed; a later
 // sequence starting with the same tokens attaches it instead of recomputing it.
 //
-// Memory: per layer, one K and one V arena of capacity × pageTokens rows, zero-filled lazily by the OS
+// Memory: per slot of a layer group, one K and one V arena of capacity × pageTokens rows, zero-filled lazily by the OS
 // (calloc), so the budget is a ceiling, not an up-front cost. Page bookkeeping is O(1): a free stack and
 // an intrusive doubly linked LRU list over page ids. All bookkeeping is under one lock; the hot loops
 // only read page tables and arenas.
@@ -22,11 +23,16 @@ import Darwin
 public enum KVCacheError: Error, CustomStringConvertible, Equatable {
     /// Every page is in use by a live sequence: the KV budget cannot hold more positions.
     case budgetExhausted(pages: Int, pageTokens: Int, bytes: Int)
+    /// A write back at `position` needs rows sliding-window layers have already dropped (and the prefix
+    /// cache no longer holds); the sequence was emptied to `kept` positions and must be evaluated again.
+    case windowDropped(position: Int, kept: Int)
 
     public var description: String {
         switch self {
         case .budgetExhausted(let pages, let tokens, let bytes):
             return "KV cache budget exhausted: all \(pages) pages of \(tokens) positions (\(bytes / (1 << 20)) MiB) are in use (raise --kv-budget or lower --ctx)"
+        case .windowDropped(let p, let kept):
+            return "cannot rewind the KV cache to position \(p): sliding-window layers no longer hold the rows before it (\(kept) positions kept; evaluate the tokens again)"
         }
     }
 }
@@ -44,19 +50,83 @@ public enum KVType: String, Sendable, CaseIterable {
     public func bytes(_ n: Int) -> Int { units(n) * unitBytes }
 }
 
-/// Shape of one position's KV for every layer (elements per row); identical for all layers.
+/// How long a layer needs a position's K/V: every position, the last `window` positions (sliding-window
+/// attention), or the positions of the current aligned chunk (chunked attention).
+public enum KVRetention: Sendable, Hashable {
+    case all
+    case window(Int)
+    case chunk(Int)
+
+    /// The earliest position a query at `position` (or any later one) reads.
+    public func firstNeeded(at position: Int) -> Int {
+        switch self {
+        case .all: return 0
+        case .window(let w): return max(0, position - w + 1)
+        case .chunk(let c): return position / c * c
+        }
+    }
+
+    /// Most positions a query reads (nil: unbounded).
+    public var span: Int? {
+        switch self {
+        case .all: return nil
+        case .window(let n), .chunk(let n): return n
+        }
+    }
+}
+
+/// Shape of one position's KV for every layer (elements per row, identical for all layers) and how long
+/// each layer keeps it.
 public struct KVShape: Sendable, Equatable {
     public var layers: Int
     public var kRowFloats: Int
     public var vRowFloats: Int
     public var type: KVType
-    public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32) {
+    /// Per layer (layers entries).
+    public var retention: [KVRetention]
+    public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32, retention: [KVRetention]? = nil) {
         self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats; self.type = type
+        self.retention = retention ?? Array(repeating: .all, count: layers)
+        precondition(self.retention.count == layers, "KV retention needs one entry per layer")
     }
     /// Bytes of one position over all layers.
     public var bytesPerPosition: Int { layers * (kRowBytes + vRowBytes) }
     public var kRowBytes: Int { type.bytes(kRowFloats) }
     public var vRowBytes: Int { type.bytes(vRowFloats) }
+}
+
+/// Layers split into groups of equal size whose layers share a retention, so every page (one group's
+/// rows for pageTokens positions) has the same size and a sequence keeps one page table per group.
+/// A group of sliding-window layers drops its pages that fall out of the window; a group of full
+/// layers keeps them all. Group size: the gcd of the layer counts per retention (Gemma 3 270M: 3 full +
+/// 15 sliding layers → groups of 3: one full group, five sliding ones); one retention → one group.
+public struct KVLayerGroups: Sendable, Equatable {
+    public let layersPerGroup: Int
+    /// Per group.
+    public let retention: [KVRetention]
+    /// Per layer: its group and its slot inside the group.
+    public let group: [Int]
+    public let slot: [Int]
+    public var count: Int { retention.count }
+
+    public init(_ shape: KVShape) {
+        var kinds: [KVRetention] = [], members: [[Int]] = []
+        for (l, r) in shape.retention.enumerated() {
+            if let k = kinds.firstIndex(of: r) { members[k].append(l) } else { kinds.append(r); members.append([l]) }
+        }
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        let size = max(1, members.map(\.count).reduce(0, gcd))
+        var retention: [KVRetention] = [], group = Array(repeating: 0, count: shape.layers), slot = group
+        for (k, layers) in members.enumerated() {
+            for (n, l) in layers.enumerated() {
+                if n % size == 0 { retention.append(kinds[k]) }
+                group[l] = retention.count - 1
+                slot[l] = n % size
+            }
+        }
+        if retention.isEmpty { retention = [.all] }
+        layersPerGroup = size; self.retention = retention; self.group = group; self.slot = slot
+    }
 }
 
 public final class KVPagePool: @unchecked Sendable {
@@ -66,7 +136,11 @@ public final class KVPagePool: @unchecked Sendable {
     public let pageTokensLog2: Int
     /// Pages in the pool.
     public let capacity: Int
-    /// Per layer: K arena [capacity, pageTokens, kRowFloats] and V arena (elements of shape.type).
+    public let groups: KVLayerGroups
+    /// Per layer: its group and its slot in the group (raw for the row-address hot path).
+    let layerGroup: UnsafeMutablePointer<Int>
+    let layerSlot: UnsafeMutablePointer<Int>
+    /// Per group slot: K arena [capacity, pageTokens, kRowFloats] and V arena (elements of shape.type).
     let kArenas: [UnsafeMutableRawPointer]
     let vArenas: [UnsafeMutableRawPointer]
 
@@ -114,8 +188,12 @@ public final class KVPagePool: @unchecked Sendable {
         self.pageTokens = 1 << log2
         self.capacity = max(1, capacity)
         let rows = self.capacity * self.pageTokens
-        kArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.kRowBytes), 1)! }
-        vArenas = (0..<shape.layers).map { _ in calloc(max(1, rows * shape.vRowBytes), 1)! }
+        groups = KVLayerGroups(shape)
+        layerGroup = .allocate(capacity: max(1, shape.layers))
+        layerSlot = .allocate(capacity: max(1, shape.layers))
+        for l in 0..<shape.layers { layerGroup[l] = groups.group[l]; layerSlot[l] = groups.slot[l] }
+        kArenas = (0..<groups.layersPerGroup).map { _ in calloc(max(1, rows * shape.kRowBytes), 1)! }
+        vArenas = (0..<groups.layersPerGroup).map { _ in calloc(max(1, rows * shape.vRowBytes), 1)! }
         refCount = Array(repeating: 0, count: self.capacity)
         freeStack = (0..<Int32(self.capacity)).reversed().map { $0 }
         pageHash = Array(repeating: 0, count: self.capacity)
@@ -126,25 +204,49 @@ public final class KVPagePool: @unchecked Sendable {
         lruNext = Array(repeating: -1, count: self.capacity)
         inLRU = Array(repeating: false, count: self.capacity)
         self.disk = disk
-        disk?.configure(slotBytes: shape.layers * self.pageTokens * (shape.kRowBytes + shape.vRowBytes))
+        disk?.configure(slotBytes: pageBytes)
         pthread_mutex_init(&mutex, nil)
     }
 
     /// A pool holding `bytes` of KV (at least one page).
     public convenience init(shape: KVShape, pageTokens: Int = 32, budgetBytes bytes: Int, disk: KVDiskTier? = nil) {
-        var tokens = 1
-        while tokens < pageTokens { tokens <<= 1 }
-        let perPage = max(1, shape.bytesPerPosition * tokens)
+        let perPage = max(1, KVPagePool.pageBytes(shape, pageTokens: pageTokens))
         self.init(shape: shape, pageTokens: pageTokens, capacity: max(1, bytes / perPage), disk: disk)
     }
 
     deinit {
         for p in kArenas { free(p) }
         for p in vArenas { free(p) }
+        layerGroup.deallocate(); layerSlot.deallocate()
         pthread_mutex_destroy(&mutex)
     }
 
-    public var bytes: Int { capacity * pageTokens * shape.bytesPerPosition }
+    /// Positions per page for a requested page size (the next power of two).
+    public static func roundedPageTokens(_ n: Int) -> Int {
+        var tokens = 1
+        while tokens < n { tokens <<= 1 }
+        return tokens
+    }
+
+    /// Bytes of one page: one layer group's K and V rows for pageTokens positions.
+    public static func pageBytes(_ shape: KVShape, pageTokens: Int) -> Int {
+        KVLayerGroups(shape).layersPerGroup * roundedPageTokens(pageTokens) * (shape.kRowBytes + shape.vRowBytes)
+    }
+
+    /// Pages one sequence of `positions` needs at most, evaluated in batches of up to `batch` tokens:
+    /// every page for groups that keep all positions; the window (or chunk), the batch and the rollback
+    /// slack for the others.
+    public static func pagesNeeded(_ shape: KVShape, positions: Int, batch: Int, pageTokens: Int) -> Int {
+        let P = roundedPageTokens(pageTokens)
+        let all = (positions + P - 1) / P + 1
+        return KVLayerGroups(shape).retention.reduce(0) { n, r in
+            guard let span = r.span else { return n + all }
+            return n + min(all, (span + P + batch + P - 1) / P + 2)
+        }
+    }
+
+    public var pageBytes: Int { groups.layersPerGroup * pageTokens * (shape.kRowBytes + shape.vRowBytes) }
+    public var bytes: Int { capacity * pageBytes }
 
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(&mutex)
@@ -157,8 +259,10 @@ public final class KVPagePool: @unchecked Sendable {
     public var vPageStride: Int { pageTokens * vRowUnits }
     public var kRowUnits: Int { shape.type.units(shape.kRowFloats) }
     public var vRowUnits: Int { shape.type.units(shape.vRowFloats) }
-    public func kArena(_ layer: Int) -> UnsafeMutableRawPointer { kArenas[layer] }
-    public func vArena(_ layer: Int) -> UnsafeMutableRawPointer { vArenas[layer] }
+    /// Base of the K (V) arena holding `layer`'s rows (shared by the layers of the same slot in other
+    /// groups: a page id belongs to one group at a time).
+    public func kArena(_ layer: Int) -> UnsafeMutableRawPointer { kArenas[layerSlot[layer]] }
+    public func vArena(_ layer: Int) -> UnsafeMutableRawPointer { vArenas[layerSlot[layer]] }
 
     /// Pages neither referenced nor cached.
     public var freePages: Int { locked { freeStack.count } }
@@ -219,7 +323,7 @@ public final class KVPagePool: @unchecked Sendable {
     func refCountLocked(_ p: Int32) -> Int32 { refCount[Int(p)] }
     func isRegisteredLocked(_ p: Int32) -> Bool { registered[Int(p)] }
 
-    /// Copies every layer's K/V rows of page `from` into page `to`.
+    /// Copies all K/V rows of page `from` into page `to`.
     func copyPage(from: Int32, to: Int32) {
         for (dst, src) in zip(pageParts(to), pageParts(from)) { dst.0.copyMemory(from: src.0, byteCount: src.1) }
     }
@@ -244,13 +348,13 @@ public final class KVPagePool: @unchecked Sendable {
         swapOuts += 1
     }
 
-    /// Byte ranges of page `p` in the arenas (every layer's K rows, then V rows), for the disk tier.
+    /// Byte ranges of page `p` in the arenas (every slot's K rows, then V rows), for the disk tier.
     func pageParts(_ p: Int32) -> [(UnsafeMutableRawPointer, Int)] {
         var parts: [(UnsafeMutableRawPointer, Int)] = []
         let eb = shape.type.unitBytes
-        for l in 0..<shape.layers {
-            parts.append((kArenas[l] + Int(p) * kPageStride * eb, kPageStride * eb))
-            if vPageStride > 0 { parts.append((vArenas[l] + Int(p) * vPageStride * eb, vPageStride * eb)) }
+        for slot in 0..<groups.layersPerGroup {
+            parts.append((kArenas[slot] + Int(p) * kPageStride * eb, kPageStride * eb))
+            if vPageStride > 0 { parts.append((vArenas[slot] + Int(p) * vPageStride * eb, vPageStride * eb)) }
         }
         return parts
     }
@@ -259,6 +363,11 @@ public final class KVPagePool: @unchecked Sendable {
     func unregisterLocked(_ p: Int32) { unregister(p) }
 
     // MARK: - Prefix index
+
+    /// Prefix-index key of layer group `group`'s page with chain hash `hash` (group 0: the hash itself).
+    static func groupKey(_ hash: UInt64, group: Int) -> UInt64 {
+        group == 0 ? hash : hash ^ (UInt64(group) &* 0xD6E8_FEB8_6659_FD93)
+    }
 
     /// Chain hash of a page's tokens after a prefix with hash `parent` (FNV-1a over the ids, then a
     /// 64-bit finaliser).

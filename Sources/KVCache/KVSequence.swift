@@ -1,7 +1,11 @@
-// One sequence's view of the paged KV cache: a page table (position p lives in page
-// pageTable[p / pageTokens] at row p % pageTokens), the committed token ids and the hash chain of its
-// full pages. The model writes K/V rows through kRow/vRow after prepareWrite, then commits the tokens;
-// attention kernels read the rows through the page table.
+// One sequence's view of the paged KV cache: per layer group a page table (position p of a layer lives
+// in page pageTable(forLayer:)[p / pageTokens] at row p % pageTokens), the committed token ids and the
+// hash chain of its full pages. The model writes K/V rows through kRow/vRow after prepareWrite, then
+// commits the tokens; attention kernels read the rows through the page tables.
+//
+// Groups whose layers only look back a window (sliding-window or chunked attention) drop their pages
+// that no later query can read, keeping one page of slack so short rollbacks (speculative decoding)
+// stay free; dropped pages stay in the prefix cache while their memory is not needed.
 
 import CKernels
 #if canImport(Glibc)
@@ -16,13 +20,19 @@ public final class KVSequence: @unchecked Sendable {
     public let maxPositions: Int
     /// Positions written and committed.
     public private(set) var count = 0
-    /// Page ids, one per pageTokens positions (the attention kernels read it directly).
-    public let pageTable: UnsafeMutablePointer<Int32>
+    /// Page-table entries per group.
+    let maxPages: Int
+    /// Page ids, groups × maxPages (-1: no page: dropped, swapped out or not allocated).
+    let pageTables: UnsafeMutablePointer<Int32>
+    /// Pages 0..<pageCount are allocated in every group, less each group's dropped pages.
     public private(set) var pageCount = 0
+    /// Per group: its pages below this index were dropped (out of the group's window); pages
+    /// firstKept..<pageCount are in RAM or swapped out.
+    private var firstKept: [Int]
     private var tokens: [Int32] = []
     /// Chain hash of each full committed page.
     private var chainHashes: [UInt64] = []
-    /// Disk slot of each page swapped out (-1: in RAM).
+    /// Disk slot of each page swapped out (-1: in RAM), groups × maxPages.
     private var swapSlots: [Int32]
     /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
     var pinned = false
@@ -31,56 +41,88 @@ public final class KVSequence: @unchecked Sendable {
     public init(pool: KVPagePool, maxPositions: Int) {
         self.pool = pool
         self.maxPositions = max(1, maxPositions)
-        let pages = (self.maxPositions + pool.pageTokens - 1) / pool.pageTokens
-        pageTable = .allocate(capacity: pages)
-        pageTable.initialize(repeating: -1, count: pages)
-        swapSlots = Array(repeating: -1, count: pages)
+        maxPages = (self.maxPositions + pool.pageTokens - 1) / pool.pageTokens
+        let entries = maxPages * pool.groups.count
+        pageTables = .allocate(capacity: entries)
+        pageTables.initialize(repeating: -1, count: entries)
+        swapSlots = Array(repeating: -1, count: entries)
+        firstKept = Array(repeating: 0, count: pool.groups.count)
         pool.registerSequence(self)
     }
 
     deinit {
         pool.locked {
-            for i in 0..<pageCount {
-                if swapSlots[i] >= 0 { pool.disk?.freeSlot(swapSlots[i]) } else { pool.releaseLocked(pageTable[i]) }
-            }
+            for g in 0..<groupCount { for i in firstKept[g]..<max(firstKept[g], pageCount) { releaseEntryLocked(g, i) } }
         }
-        pageTable.deallocate()
+        pageTables.deallocate()
+    }
+
+    var groupCount: Int { pool.groups.count }
+
+    /// Page table of layer group 0 (all layers for models without sliding-window layers).
+    public var pageTable: UnsafeMutablePointer<Int32> { pageTables }
+    /// Page table of the group holding `layer` (what the attention kernels read).
+    public func pageTable(forLayer layer: Int) -> UnsafeMutablePointer<Int32> { pageTables + pool.layerGroup[layer] * maxPages }
+    /// First position whose rows `layer` still holds (0 unless its group dropped pages out of its window).
+    public func firstRetainedPosition(layer: Int) -> Int { min(count, firstKept[pool.layerGroup[layer]] * pool.pageTokens) }
+
+    @inline(__always) private func entry(_ g: Int, _ i: Int) -> Int { g * maxPages + i }
+
+    /// Gives a page-table entry's page (or disk slot) back; the entry becomes empty (pool lock held).
+    private func releaseEntryLocked(_ g: Int, _ i: Int) {
+        let e = entry(g, i)
+        if swapSlots[e] >= 0 {
+            pool.disk?.freeSlot(swapSlots[e])
+            swapSlots[e] = -1
+        } else if pageTables[e] >= 0 {
+            pool.releaseLocked(pageTables[e])
+        }
+        pageTables[e] = -1
     }
 
     /// Pages of this sequence in RAM.
-    var residentPages: Int { (0..<pageCount).reduce(0) { $0 + (swapSlots[$1] < 0 ? 1 : 0) } }
+    var residentPages: Int {
+        var n = 0
+        for g in 0..<groupCount { for i in firstKept[g]..<max(firstKept[g], pageCount) where pageTables[entry(g, i)] >= 0 { n += 1 } }
+        return n
+    }
 
     /// Pages of this sequence currently on the disk tier.
-    public var swappedPages: Int { pool.locked { pageCount - residentPages } }
+    public var swappedPages: Int { pool.locked { swapSlots.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } } }
+
+    /// Pages this sequence holds in RAM or on disk (all groups).
+    public var heldPages: Int { pool.locked { residentPages + swapSlots.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } } }
 
     /// Writes this sequence's exclusively owned pages to the disk tier and frees their RAM (pool lock held).
     func swapOutLocked(disk: KVDiskTier) {
-        for i in 0..<pageCount where swapSlots[i] < 0 {
-            let p = pageTable[i]
-            guard pool.refCountLocked(p) == 1, let slot = disk.allocateSlot() else { continue }
-            do { try disk.write(slot: slot, parts: pool.pageParts(p)) } catch {
-                disk.freeSlot(slot)
-                continue
+        for g in 0..<groupCount {
+            for i in firstKept[g]..<max(firstKept[g], pageCount) {
+                let e = entry(g, i), p = pageTables[e]
+                guard p >= 0, pool.refCountLocked(p) == 1, let slot = disk.allocateSlot() else { continue }
+                do { try disk.write(slot: slot, parts: pool.pageParts(p)) } catch {
+                    disk.freeSlot(slot)
+                    continue
+                }
+                pool.unregisterLocked(p)
+                pool.releaseLocked(p)
+                pageTables[e] = -1
+                swapSlots[e] = slot
             }
-            pool.unregisterLocked(p)
-            pool.releaseLocked(p)
-            pageTable[i] = -1
-            swapSlots[i] = slot
         }
     }
 
     /// Reads swapped pages back into RAM pages (pool lock held).
     private func swapInLocked() throws {
         guard let disk = pool.disk else { return }
-        for i in 0..<pageCount where swapSlots[i] >= 0 {
+        for e in 0..<swapSlots.count where swapSlots[e] >= 0 {
             let p = try pool.allocateLocked(for: self)
-            do { try disk.read(slot: swapSlots[i], parts: pool.pageParts(p)) } catch {
+            do { try disk.read(slot: swapSlots[e], parts: pool.pageParts(p)) } catch {
                 pool.releaseLocked(p)
                 throw error
             }
-            disk.freeSlot(swapSlots[i])
-            swapSlots[i] = -1
-            pageTable[i] = p
+            disk.freeSlot(swapSlots[e])
+            swapSlots[e] = -1
+            pageTables[e] = p
         }
     }
 
@@ -99,15 +141,15 @@ public final class KVSequence: @unchecked Sendable {
 
     /// The stored K row (elements of pool.shape.type) of a position.
     @inline(__always) public func kRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
-        let page = Int(pageTable[position >> pool.pageTokensLog2])
+        let page = Int(pageTables[pool.layerGroup[layer] * maxPages + position >> pool.pageTokensLog2])
         let unit = page * pool.kPageStride + (position & (pool.pageTokens - 1)) * pool.kRowUnits
-        return pool.kArenas[layer] + unit * pool.shape.type.unitBytes
+        return pool.kArenas[pool.layerSlot[layer]] + unit * pool.shape.type.unitBytes
     }
 
     @inline(__always) public func vRow(_ layer: Int, _ position: Int) -> UnsafeMutableRawPointer {
-        let page = Int(pageTable[position >> pool.pageTokensLog2])
+        let page = Int(pageTables[pool.layerGroup[layer] * maxPages + position >> pool.pageTokensLog2])
         let unit = page * pool.vPageStride + (position & (pool.pageTokens - 1)) * pool.vRowUnits
-        return pool.vArenas[layer] + unit * pool.shape.type.unitBytes
+        return pool.vArenas[pool.layerSlot[layer]] + unit * pool.shape.type.unitBytes
     }
 
     /// Stores floats into a position's K (V) row, converting to the pool's type.
@@ -142,10 +184,13 @@ public final class KVSequence: @unchecked Sendable {
 
     /// Makes positions start..<start+n writable: drops committed positions ≥ start, copies the page
     /// holding `start` if another sequence or the prefix cache shares it, allocates the pages up to the
-    /// end. Throws when the pool has no page left (nothing is lost: committed positions stay).
+    /// end. Throws when the pool has no page left (nothing is lost: committed positions stay), or when
+    /// `start` lies so far back that sliding-window layers have dropped rows it needs.
     public func prepareWrite(start: Int, count n: Int) throws {
         precondition(start >= 0 && start + n <= maxPositions, "KV write \(start)..<\(start + n) outside 0..<\(maxPositions)")
-        if start < count { truncate(to: start) }
+        if start < count, truncate(to: start) < start {
+            throw KVCacheError.windowDropped(position: start, kept: count)
+        }
         let shift = pool.pageTokensLog2
         let needed = (start + n + pool.pageTokens - 1) >> shift
         try pool.locked {
@@ -155,17 +200,22 @@ public final class KVSequence: @unchecked Sendable {
             do { try swapInLocked() } catch { pinned = false; throw error }
             let first = start >> shift
             do {
-                if n > 0, first < pageCount {
-                    let p = pageTable[first]
+                for g in 0..<groupCount where n > 0 && first < pageCount && first >= firstKept[g] {
+                    let e = entry(g, first), p = pageTables[e]
                     if pool.refCountLocked(p) > 1 || pool.isRegisteredLocked(p) {
                         let copy = try pool.allocateLocked(for: self)
                         pool.copyPage(from: p, to: copy)
                         pool.releaseLocked(p)
-                        pageTable[first] = copy
+                        pageTables[e] = copy
                     }
                 }
                 while pageCount < needed {
-                    pageTable[pageCount] = try pool.allocateLocked(for: self)
+                    for g in 0..<groupCount where pageCount >= firstKept[g] {
+                        do { pageTables[entry(g, pageCount)] = try pool.allocateLocked(for: self) } catch {
+                            for h in 0..<g where pageCount >= firstKept[h] { releaseEntryLocked(h, pageCount) }
+                            throw error
+                        }
+                    }
                     pageCount += 1
                 }
             } catch {
@@ -175,82 +225,155 @@ public final class KVSequence: @unchecked Sendable {
         }
     }
 
-    /// Records the tokens whose K/V were written at start..<start+n and registers the pages they fill
-    /// in the prefix cache.
+    /// Records the tokens whose K/V were written at start..<start+n, registers the pages they fill in
+    /// the prefix cache and drops the pages windowed groups no longer need.
     public func commit(_ newTokens: UnsafeBufferPointer<Int32>, start: Int) {
         precondition(start <= count, "KV commit at \(start) leaves a hole after \(count)")
-        defer { pool.locked { pinned = false } }
         if start < count { tokens.removeSubrange(start...) }
         tokens.append(contentsOf: newTokens)
         count = start + newTokens.count
         let P = pool.pageTokens
         let full = count / P
-        guard chainHashes.count < full else { return }
         tokens.withUnsafeBufferPointer { all in
             pool.locked {
+                pinned = false
                 while chainHashes.count < full {
                     let i = chainHashes.count
                     let parent = i == 0 ? 0 : chainHashes[i - 1]
                     let slice = UnsafeBufferPointer(rebasing: all[(i * P)..<((i + 1) * P)])
                     let h = KVPagePool.chainHash(parent: parent, tokens: slice)
-                    pool.registerLocked(pageTable[i], hash: h, parent: parent, tokens: slice)
+                    for g in 0..<groupCount where i >= firstKept[g] {
+                        let p = pageTables[entry(g, i)]
+                        if p >= 0 { pool.registerLocked(p, hash: KVPagePool.groupKey(h, group: g), parent: parent, tokens: slice) }
+                    }
                     chainHashes.append(h)
                 }
+                dropOutOfWindowLocked()
             }
         }
     }
 
-    /// Keeps positions 0..<length; pages past it go back to the pool (or its prefix cache).
-    public func truncate(to length: Int) {
-        let length = max(0, min(length, count))
-        count = length
-        tokens.removeSubrange(length...)
+    /// Releases, in groups with a window, the pages entirely before the first position a query at
+    /// `count` reads, less one page of slack (pool lock held).
+    private func dropOutOfWindowLocked() {
         let P = pool.pageTokens
-        if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
-        let keep = (length + P - 1) / P
-        guard pageCount > keep else { return }
-        pool.locked {
-            while pageCount > keep {
-                pageCount -= 1
-                if swapSlots[pageCount] >= 0 {
-                    pool.disk?.freeSlot(swapSlots[pageCount])
-                    swapSlots[pageCount] = -1
-                } else {
-                    pool.releaseLocked(pageTable[pageCount])
-                }
-                pageTable[pageCount] = -1
+        for (g, r) in pool.groups.retention.enumerated() where r != .all {
+            let keepFrom = max(0, r.firstNeeded(at: count) - P)
+            let target = min(keepFrom / P, pageCount)
+            while firstKept[g] < target {
+                releaseEntryLocked(g, firstKept[g])
+                firstKept[g] += 1
             }
         }
+    }
+
+    /// Keeps positions 0..<length; pages past it go back to the pool (or its prefix cache). Windowed
+    /// groups that dropped pages the shorter sequence needs take them back from the prefix cache; when
+    /// one is gone the sequence is emptied instead (its positions must be evaluated again). Returns the
+    /// positions kept.
+    @discardableResult
+    public func truncate(to length: Int) -> Int {
+        var length = max(0, min(length, count))
+        let P = pool.pageTokens
+        let keep = (length + P - 1) / P
+        pool.locked {
+            for (g, r) in pool.groups.retention.enumerated() where r != .all && length > 0 {
+                let need = r.firstNeeded(at: length) / P, end = min(firstKept[g], keep)
+                guard need < end else { continue }
+                var found: [Int32] = []
+                for i in need..<end {
+                    let parent = i == 0 ? 0 : chainHashes[i - 1]
+                    let page = tokens.withUnsafeBufferPointer { all in
+                        pool.lookupLocked(hash: KVPagePool.groupKey(chainHashes[i], group: g), parent: parent,
+                                          tokens: UnsafeBufferPointer(rebasing: all[(i * P)..<((i + 1) * P)]))
+                    }
+                    guard let page else { break }
+                    found.append(page)
+                }
+                if found.count == end - need {
+                    for (k, page) in found.enumerated() { pageTables[entry(g, need + k)] = page }
+                    firstKept[g] = need
+                } else {
+                    for page in found { pool.releaseLocked(page) }
+                    length = 0
+                }
+            }
+            let keep = (length + P - 1) / P
+            while pageCount > keep {
+                pageCount -= 1
+                for g in 0..<groupCount where pageCount >= firstKept[g] { releaseEntryLocked(g, pageCount) }
+            }
+            for g in 0..<groupCount { firstKept[g] = min(firstKept[g], keep) }
+        }
+        count = length
+        tokens.removeSubrange(length...)
+        if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
+        return length
+    }
+
+    /// Before restoring saved rows into an empty sequence: the groups' pages below `firstPositions[g]`
+    /// (page-aligned) will not be allocated, as if dropped out of their window.
+    public func skipPages(below firstPositions: [Int]) {
+        precondition(count == 0 && pageCount == 0 && firstPositions.count == groupCount)
+        for g in 0..<groupCount { firstKept[g] = firstPositions[g] / pool.pageTokens }
     }
 
     /// Extends the sequence with cached pages that hold the next full pages of `prompt` (which must
     /// start with the committed tokens, and `count` must be page-aligned). At most `limit` positions in
-    /// total. Returns the new count.
+    /// total. Groups with a window need only the pages their window reaches. Returns the new count.
     @discardableResult
     public func attachCachedPrefix(of prompt: [Int32], limit: Int) -> Int {
-        let P = pool.pageTokens
+        let P = pool.pageTokens, G = groupCount, retention = pool.groups.retention
         guard count % P == 0, chainHashes.count == count / P, prompt.count >= count else { return count }
         let limit = min(limit, prompt.count, maxPositions)
+        let base = count / P
         prompt.withUnsafeBufferPointer { all in
             pool.locked {
-                while count + P <= limit {
-                    let i = count / P
-                    let parent = i == 0 ? 0 : chainHashes[i - 1]
-                    let slice = UnsafeBufferPointer(rebasing: all[count..<(count + P)])
+                // Look up page by page: groups keeping all positions must all hit.
+                var found: [Int32] = [], hashes: [UInt64] = []
+                var end = count
+                while end + P <= limit {
+                    let i = end / P
+                    let parent = i == 0 ? 0 : (i - 1 < base ? chainHashes[i - 1] : hashes[i - 1 - base])
+                    let slice = UnsafeBufferPointer(rebasing: all[end..<(end + P)])
                     let h = KVPagePool.chainHash(parent: parent, tokens: slice)
-                    guard let page = pool.lookupLocked(hash: h, parent: parent, tokens: slice) else { break }
-                    if pageCount > i {
-                        // A page of ours sits there with nothing committed in it (count is page-aligned).
-                        if swapSlots[i] >= 0 { pool.disk?.freeSlot(swapSlots[i]); swapSlots[i] = -1 } else { pool.releaseLocked(pageTable[i]) }
-                        pageTable[i] = page
-                    } else {
-                        pageTable[pageCount] = page
-                        pageCount += 1
+                    var row = [Int32](repeating: -1, count: G), complete = true
+                    for g in 0..<G {
+                        if let p = pool.lookupLocked(hash: KVPagePool.groupKey(h, group: g), parent: parent, tokens: slice) {
+                            row[g] = p
+                        } else if retention[g] == .all { complete = false; break }
                     }
-                    chainHashes.append(h)
-                    tokens.append(contentsOf: slice)
-                    count += P
+                    guard complete else { for p in row where p >= 0 { pool.releaseLocked(p) }; break }
+                    found += row
+                    hashes.append(h)
+                    end += P
                 }
+                // The longest extension whose windows are whole.
+                func present(_ g: Int, _ i: Int) -> Bool { i < base ? i >= firstKept[g] : found[(i - base) * G + g] >= 0 }
+                func whole(_ c: Int) -> Bool {
+                    (0..<G).allSatisfy { g in (retention[g].firstNeeded(at: c) / P..<(c / P)).allSatisfy { present(g, $0) } }
+                }
+                while end > count && !whole(end) { end -= P }
+                let newPages = end / P
+                for i in newPages..<(base + hashes.count) { for g in 0..<G where found[(i - base) * G + g] >= 0 { pool.releaseLocked(found[(i - base) * G + g]) } }
+                guard newPages > base else { return }
+                for g in 0..<G {
+                    // Pages below the first of the unbroken run that reaches the end are not kept.
+                    var first = newPages
+                    while first > 0 && present(g, first - 1) { first -= 1 }
+                    for i in base..<newPages {
+                        if i < pageCount && i >= firstKept[g] { releaseEntryLocked(g, i) }
+                        pageTables[entry(g, i)] = i >= first ? found[(i - base) * G + g] : -1
+                        if i < first, found[(i - base) * G + g] >= 0 { pool.releaseLocked(found[(i - base) * G + g]) }
+                    }
+                    while firstKept[g] < min(first, base) { releaseEntryLocked(g, firstKept[g]); firstKept[g] += 1 }
+                    firstKept[g] = max(firstKept[g], first)
+                }
+                pageCount = max(pageCount, newPages)
+                chainHashes += hashes[0..<(newPages - base)]
+                tokens.append(contentsOf: all[count..<end])
+                count = end
+                dropOutOfWindowLocked()
             }
         }
         return count

@@ -134,7 +134,7 @@ enum AttentionBlock {
                       k: k, kStride: pool.kRowUnits, kHeadStride: kHeadStride,
                       v: v, vStride: valueOffsetInK == nil ? pool.vRowUnits : pool.kRowUnits, vHeadStride: vHeadStride,
                       heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim,
-                      pages: UnsafePointer(seq.pageTable), pageShift: pool.pageTokensLog2,
+                      pages: UnsafePointer(seq.pageTable(forLayer: layer)), pageShift: pool.pageTokensLog2,
                       kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride,
                       kvType: shape.type)
     }

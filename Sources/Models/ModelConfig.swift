@@ -1,6 +1,7 @@
 // Hyper-parameters read from GGUF metadata (`<arch>.*` keys), typed.
 
 import GGUF
+import KVCache
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -25,14 +26,17 @@ public enum AttentionSpan: Sendable, Equatable {
     /// Positions in the same aligned chunk of `size` (Llama 4's local layers: floor(j/size) == floor(i/size)).
     case chunked(Int)
 
-    /// First visible position for a query at `position`.
-    public func firstVisible(from position: Int) -> Int {
+    /// How long the KV cache must keep a position for this span.
+    public var retention: KVRetention {
         switch self {
-        case .full: return 0
-        case .sliding(let w): return max(0, position - w + 1)
-        case .chunked(let c): return position / c * c
+        case .full: return .all
+        case .sliding(let w): return .window(w)
+        case .chunked(let c): return .chunk(c)
         }
     }
+
+    /// First visible position for a query at `position`.
+    @inline(__always) public func firstVisible(from position: Int) -> Int { retention.firstNeeded(at: position) }
 }
 
 /// YaRN context extension (rope.scaling.type = yarn): per rotary pair, the angle blends the

@@ -291,10 +291,16 @@ public final class InferenceState: @unchecked Sendable {
     }()
 
     /// KV rows of one position for this config: MLA caches one row of latent + rope key per token and
-    /// reads its values inside those rows.
+    /// reads its values inside those rows. Sliding-window and chunked layers keep only what their span
+    /// reaches.
     public static func kvShape(_ c: ModelConfig, type: KVType = .f32) -> KVShape {
         KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
-                vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type)
+                vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type, retention: c.attentionSpans.map(\.retention))
+    }
+
+    /// Pages a private pool needs for one sequence of `contextLength` positions in batches of maxBatch.
+    public static func privatePoolPages(_ c: ModelConfig, type: KVType = .f32, contextLength: Int, maxBatch: Int) -> Int {
+        KVPagePool.pagesNeeded(kvShape(c, type: type), positions: contextLength, batch: maxBatch, pageTokens: defaultPageTokens)
     }
 
     /// Why `type` cannot hold this model's KV (nil: it can). Q8_0 stores whole blocks of 32: every head's
@@ -318,7 +324,8 @@ public final class InferenceState: @unchecked Sendable {
         let shape = InferenceState.kvShape(c, type: kvPool?.shape.type ?? kvType)
         precondition(InferenceState.kvTypeProblem(shape.type, c) == nil, InferenceState.kvTypeProblem(shape.type, c) ?? "")
         let pageTokens = InferenceState.defaultPageTokens
-        let pages = kvPool ?? KVPagePool(shape: shape, pageTokens: pageTokens, capacity: (ctx + pageTokens - 1) / pageTokens + 1)
+        let pages = kvPool ?? KVPagePool(shape: shape, pageTokens: pageTokens,
+                                         capacity: KVPagePool.pagesNeeded(shape, positions: ctx, batch: self.maxBatch, pageTokens: pageTokens))
         precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")
         cache = KVSequence(pool: pages, maxPositions: ctx)
         pool = WorkerPool(threads: threads)

@@ -215,3 +215,62 @@ struct Q8KVTests {
         #expect(InferenceState.kvTypeProblem(.f16, tiny.config) == nil)
     }
 }
+
+/// Sliding-window layers (the Gemma 3 fixture: window 8) keep only their window's pages; a session file
+/// stores only the rows each layer still holds, resumes bit-exactly, and a file whose rows do not cover
+/// a layer's window is refused even with a valid checksum.
+@Suite struct SlidingWindowSessionTests {
+    let fixture = modelFixtures.appendingPathComponent("gemma3.f32.gguf").path
+    let prompt: [Int32] = (0..<100).map { Int32($0 * 7 % 250 + 3) }
+
+    @Test func windowRowsRoundTripAndMissingRowsAreRefused() throws {
+        let loaded = try LoadedModel(path: fixture)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dskv-\(UUID())-window.dskv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let original = Session(loaded, contextLength: 256, threads: 2)
+        _ = try original.evaluate(prompt)
+        let cache = original.state.cache
+        let groups = cache.pool.groups
+        let sliding = (0..<loaded.model.config.layerCount).filter { groups.retention[groups.group[$0]] != .all }
+        let global = (0..<loaded.model.config.layerCount).filter { groups.retention[groups.group[$0]] == .all }
+        #expect(!sliding.isEmpty && sliding.allSatisfy { cache.firstRetainedPosition(layer: $0) > 0 })
+        #expect(global.allSatisfy { cache.firstRetainedPosition(layer: $0) == 0 })
+        try original.save(to: path)
+
+        let resumed = Session(loaded, contextLength: 256, threads: 2)
+        try resumed.load(from: path)
+        #expect(resumed.cachedTokens == prompt)
+        let next: [Int32] = [5, 17, 29]
+        let a = Array(try loaded.model.forward(next, startPosition: 100, state: original.state, logits: .all))
+        let b = Array(try loaded.model.forward(next, startPosition: 100, state: resumed.state, logits: .all))
+        #expect(a == b)
+
+        // Claim a global layer starts at row 32 (dropping its rows 0..<32 from the file), re-checksummed.
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerBytes = Int(data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 12, as: UInt32.self) })
+        var header = try JSONSerialization.jsonObject(with: data.subdata(in: 16..<(16 + headerBytes))) as! [String: Any]
+        var firstRows = header["first_rows"] as! [Int]
+        let layer = global[0], kBytes = (header["k_row_floats"] as! Int) * 4, vBytes = (header["v_row_floats"] as! Int) * 4
+        let offset = 16 + headerBytes + (0..<layer).reduce(0) { $0 + (prompt.count - firstRows[$1]) * (kBytes + vBytes) }
+        firstRows[layer] = 32
+        header["first_rows"] = firstRows
+        let json = try JSONSerialization.data(withJSONObject: header)
+        var forged = Data(data.prefix(12))
+        withUnsafeBytes(of: UInt32(json.count).littleEndian) { forged.append(contentsOf: $0) }
+        forged.append(json)
+        forged.append(data.subdata(in: (16 + headerBytes)..<offset))
+        let vStart = offset + 100 * kBytes
+        forged.append(data.subdata(in: (offset + 32 * kBytes)..<vStart))                  // K rows 32..<100
+        forged.append(data.subdata(in: (vStart + 32 * vBytes)..<(data.count - 32)))       // V rows 32..<100, the rest
+        var h = SHA256()
+        h.update(forged)
+        let digest = h.hexDigest()
+        forged.append(contentsOf: stride(from: 0, to: 64, by: 2).map { UInt8(digest.dropFirst($0).prefix(2), radix: 16)! })
+        try forged.write(to: URL(fileURLWithPath: path))
+        #expect { try resumed.load(from: path) } throws: { error in
+            guard case SessionFileError.corrupt(_, let why) = error else { return false }
+            return why.contains("layer \(layer)")
+        }
+        #expect(resumed.cachedTokens == prompt + next)
+    }
+}
