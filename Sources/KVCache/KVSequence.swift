@@ -225,6 +225,10 @@ public final class KVSequence: @unchecked Sendable {
         }
     }
 
+    /// Gives up a prepared write (the batch it belonged to did not run): the pages stay allocated but
+    /// the sequence is no longer pinned.
+    public func abandonWrite() { pool.locked { pinned = false } }
+
     /// Records the tokens whose K/V were written at start..<start+n, registers the pages they fill in
     /// the prefix cache and drops the pages windowed groups no longer need.
     public func commit(_ newTokens: UnsafeBufferPointer<Int32>, start: Int) {

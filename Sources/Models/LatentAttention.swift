@@ -144,7 +144,7 @@ final class LatentAttentionScratch {
 
 public enum LatentAttentionBlock {
     /// att[t, h·v ..< (h+1)·v] = attention output of head h (before W_o); appends to the cache.
-    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, layer l: Int,
+    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, cache: KVSequence, layer l: Int,
                         weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                         rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                         state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
@@ -157,9 +157,8 @@ public enum LatentAttentionBlock {
         } else if let q = w.q {
             mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
         }
-        let cache = s.cache
         if T >= s.latentExpandedMinimumTokens {
-            expandedForward(tokens: T, startPosition: startPosition, layer: l, weights: w, config: m, model: c,
+            expandedForward(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, model: c,
                             rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att)
             return
         }
@@ -213,13 +212,13 @@ public enum LatentAttentionBlock {
 
     /// The expanded form for a prompt batch: decompress K (nope part) and V of every cached position,
     /// then multi-head attention with q = [q_nope ; rope(q_rope)] as the model was trained.
-    static func expandedForward(tokens T: Int, startPosition: Int, layer l: Int,
+    static func expandedForward(tokens T: Int, startPosition: Int, cache: KVSequence, layer l: Int,
                                 weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                                 rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                                 state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
         let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
         let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
-        let positions = startPosition + T, cache = s.cache
+        let positions = startPosition + T
         x.reserveExpanded(positions: positions, config: m, heads: h)
         let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
         let keys = x.keys!.pointer, values = x.values!.pointer, keysNope = x.keysNope!.pointer

@@ -103,8 +103,9 @@ public final class TransformerModel: @unchecked Sendable {
             let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
             try state.cache.prepareWrite(start: startPosition + done, count: n)
             tokens.withUnsafeBufferPointer { buf in
-                forwardBatch(buf.baseAddress! + done, count: n, startPosition: startPosition + done, state: state,
-                             logitRows: lo..<n, logitsOffset: max(0, done + lo - firstRow))
+                forwardBatch(buf.baseAddress! + done, count: n,
+                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n)],
+                             state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow))
                 state.cache.commit(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: startPosition + done)
             }
             done += n
@@ -114,8 +115,11 @@ public final class TransformerModel: @unchecked Sendable {
         return result
     }
 
-    private func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, startPosition: Int, state s: InferenceState,
-                              logitRows: Range<Int>, logitsOffset: Int) {
+    /// Runs T batch rows through the model. The rows are split into segments, each a run of consecutive
+    /// positions of one sequence (its K/V prepared for writing); logits of `logitRows` (batch rows, in
+    /// order) land in state.logits from row logitsOffset.
+    func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
+                      logitRows: [Int], logitsOffset: Int) {
         let c = config
         let e = c.embeddingLength
         let mm = s.matmul, pool = s.pool
@@ -127,13 +131,18 @@ public final class TransformerModel: @unchecked Sendable {
             pool.parallelFor(T) { r in for t in r { body(t) } }
         }
 
+        // Position and segment of every row.
+        for (i, seg) in segments.enumerated() {
+            for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
+        }
         // Embedding rows (dequantized), optional scale; RoPE cos/sin per token for both bases.
         let ropeStride = c.ropeDimensions
+        let positions = s.positions
         perToken { t in
             tokenEmbedding.dequantizeRow(Int(tokens[t]), into: x + t * e)
             if let sc = c.embeddingScale { for i in 0..<e { x[t * e + i] *= sc } }
-            ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: startPosition + t)
-            ropeSliding.fill(s.ropeSliding + t * ropeStride, position: startPosition + t)
+            ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: positions[t])
+            ropeSliding.fill(s.ropeSliding + t * ropeStride, position: positions[t])
         }
 
         for (l, w) in layers.enumerated() {
@@ -143,11 +152,16 @@ public final class TransformerModel: @unchecked Sendable {
             let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
             switch w.attention {
             case .standard(let a):
-                standardAttention(a, layer: l, tokens: T, startPosition: startPosition, rope: rope, ropeTable: ropeTable, state: s)
+                standardAttention(a, layer: l, tokens: T, segments: segments, rope: rope, ropeTable: ropeTable, state: s)
             case .latent(let a):
-                LatentAttentionBlock.forward(xn, tokens: T, startPosition: startPosition, layer: l, weights: a, config: c.mla!,
-                                             model: c, rope: rope, ropeTable: ropeTable, ropeStride: ropeStride,
-                                             state: s, scratch: s.latentScratch!, into: att)
+                // One sequence at a time (its own projections); W_o over the whole batch.
+                let attStride = c.headCount * c.mla!.valueDim
+                for seg in segments {
+                    LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, cache: seg.cache,
+                                                 layer: l, weights: a, config: c.mla!, model: c, rope: rope,
+                                                 ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
+                                                 state: s, scratch: s.latentScratch!, into: att + seg.offset * attStride)
+                }
                 mm.multiply(a.wo, att, tokens: T, into: o)
             }
             // o [post-norm] added to the residual, then the FFN input norm.
@@ -170,12 +184,12 @@ public final class TransformerModel: @unchecked Sendable {
             }
         }
 
-        // Output head on the requested rows (logit row i of the call = batch row logitRows.lowerBound + i).
+        // Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
         if logitRows.isEmpty { return }
-        let first = logitRows.lowerBound, rows = logitRows.count
+        let rows = logitRows.count
         let dest = s.logits + logitsOffset * vocabularySize
-        for t in 0..<rows {
-            Kernels.rmsNorm(x + (first + t) * e, outputNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
+        for (t, row) in logitRows.enumerated() {
+            Kernels.rmsNorm(x + row * e, outputNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
         }
         mm.multiply(output, xn, tokens: rows, into: dest)
         if let cap = c.finalLogitSoftcap, cap > 0 {
@@ -184,7 +198,7 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     /// o = Wo · attention(q, k, v) of the layer's standard attention; K/V appended to the cache.
-    private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, tokens T: Int, startPosition: Int,
+    private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, tokens T: Int, segments: [BatchSegment],
                                    rope: Rope, ropeTable: UnsafeMutablePointer<Float>, state s: InferenceState) {
         let c = config, eps = c.rmsEpsilon
         let dk = c.headDimK, dv = c.headDimV, h = c.headCount, hkv = c.headCountKV
@@ -192,7 +206,8 @@ public final class TransformerModel: @unchecked Sendable {
         let q = s.q, k = s.k, v = s.v
         s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
         let useRope = c.ropeLayers[l]
-        // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into the cache.
+        // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into its sequence's cache.
+        let positions = s.positions, rowSegment = s.rowSegment
         perToken(T, s) { t in
             let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
             if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
@@ -200,7 +215,7 @@ public final class TransformerModel: @unchecked Sendable {
             if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
             if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
             if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
-            let pos = startPosition + t
+            let pos = positions[t]
             if useRope {
                 rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
                 rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
@@ -212,14 +227,18 @@ public final class TransformerModel: @unchecked Sendable {
                 let f = temp.factor(position: pos)
                 for i in 0..<qDim { qt[i] *= f }
             }
-            s.cache.storeK(l, pos, kt)
-            s.cache.storeV(l, pos, vt)
+            let cache = segments[Int(rowSegment[t])].cache
+            cache.storeK(l, pos, kt)
+            cache.storeV(l, pos, vt)
         }
-        AttentionBlock.attend(AttentionBlock.paged(
-            s.cache, layer: l, q: q, qTokenStride: qDim, qHeadStride: dk, out: s.att, outTokenStride: h * dv, outHeadStride: dv,
-            kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
-            tokens: T, startPosition: startPosition, span: c.attentionSpans[l], scale: c.attentionScale,
-            softcap: c.attentionLogitSoftcap ?? 0, state: s)
+        for seg in segments {
+            AttentionBlock.attend(AttentionBlock.paged(
+                seg.cache, layer: l, q: q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
+                out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
+                kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
+                tokens: seg.count, startPosition: seg.start, span: c.attentionSpans[l], scale: c.attentionScale,
+                softcap: c.attentionLogitSoftcap ?? 0, state: s)
+        }
         s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
         if let b = w.bo { perToken(T, s) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }
     }
@@ -272,6 +291,9 @@ public final class InferenceState: @unchecked Sendable {
     let x, xn, q, k, v, att, o, gate, up, attentionScratch: UnsafeMutablePointer<Float>
     /// cos/sin of every token of a batch for the global and the sliding-window RoPE bases.
     let ropeGlobal, ropeSliding: UnsafeMutablePointer<Float>
+    /// Per batch row: its position and the index of its segment.
+    let positions: UnsafeMutablePointer<Int>
+    let rowSegment: UnsafeMutablePointer<Int32>
     /// Floats of attention scratch per thread (scores of one query group over the whole context).
     let attentionScratchStride: Int
     let moeScratch: MoEScratch?
@@ -346,6 +368,8 @@ public final class InferenceState: @unchecked Sendable {
         o = alloc(b * e); gate = alloc(b * c.feedForwardLength); up = alloc(b * c.feedForwardLength)
         ropeGlobal = alloc(b * c.ropeDimensions)
         ropeSliding = alloc(b * c.ropeDimensions)
+        positions = .allocate(capacity: b)
+        rowSegment = .allocate(capacity: b)
         // Scores of one query group over the whole context (decode kernel) or the block kernel's tiles
         // (widest key/value rows: standard heads, MLA's latent rows, MLA's expanded heads).
         let widestKey = max(c.headDimK, c.mla?.cacheRowFloats ?? 0, c.mla.map { $0.nopeDim + $0.ropeDim } ?? 0)
@@ -365,6 +389,8 @@ public final class InferenceState: @unchecked Sendable {
         for p in owned { p.deallocate() }
         logits.deallocate()
         splitBuffer?.deallocate()
+        positions.deallocate()
+        rowSegment.deallocate()
     }
 
     private var splitBuffer: UnsafeMutablePointer<Float>?
