@@ -16,6 +16,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // C: quant block structs, dequantization, int8/float dot products with runtime CPU dispatch,
@@ -35,8 +38,15 @@ let package = Package(
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
+        .target(name: "Server", dependencies: [
+            "Engine",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Server",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
@@ -46,6 +56,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache"], exclude: ["Fixtures"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Engine"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -183,7 +183,9 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_block)(const float *q, int64_t nq, int64_t
         }
         for (int64_t d = 0; d < head_dim; d++) qt[d * DS_QB + r] = r < nq ? q[r * q_stride + d] * scale : 0.0f;
     }
-    if (jmin == INT64_MAX) jmin = 0;
+    // Key tiles at multiples of DS_KB whatever the block's queries: a lane's result then does not depend
+    // on which other queries share its block (tiles outside its range leave its state exactly as it was).
+    jmin = jmin == INT64_MAX ? 0 : jmin / DS_KB * DS_KB;
     for (int64_t j0 = jmin; j0 < jmax; j0 += DS_KB) {
         const DS_KV_T *krow[DS_KB], *vrow[DS_KB];
         for (int kk = 0; kk < DS_KB; kk++) {

@@ -292,14 +292,14 @@ void ds_vec_dot_rows_isa(int isa, int weight_type, int64_t n, const void *w, siz
 
 static void gemm_with(const ds_kernel_table *t, int type, int64_t n, const void *w, size_t row_stride,
                       int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
-                      int64_t out_stride) {
+                      int64_t out_stride, int64_t min_tokens) {
     if (nrows <= 0 || ntok <= 0) return;
     if (n <= 0) {   // empty dot products
         for (int64_t i = 0; i < ntok; ++i)
             for (int64_t r = 0; r < nrows; ++r) out[i * out_stride + r] = 0.0f;
         return;
     }
-    if (type >= 0 && type < DS_TYPE_COUNT && t->gemm[type] && ntok >= DS_GEMM_MIN_TOKENS) {
+    if (type >= 0 && type < DS_TYPE_COUNT && t->gemm[type] && ntok >= min_tokens) {
         t->gemm[type](n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
         return;
     }
@@ -312,7 +312,13 @@ static void gemm_with(const ds_kernel_table *t, int type, int64_t n, const void 
 void ds_gemm(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
              const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
     gemm_with(kernels_for(ds_active_isa()), weight_type, n, w, row_stride, nrows, act, act_stride, ntok,
-              out, out_stride);
+              out, out_stride, DS_GEMM_MIN_TOKENS);
+}
+
+void ds_gemm_any(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
+                 const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    gemm_with(kernels_for(ds_active_isa()), weight_type, n, w, row_stride, nrows, act, act_stride, ntok,
+              out, out_stride, 1);
 }
 
 void ds_gemm_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
@@ -322,7 +328,8 @@ void ds_gemm_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_
             for (int64_t r = 0; r < nrows; ++r) out[i * out_stride + r] = 0.0f;
         return;
     }
-    gemm_with(kernels_for(isa), weight_type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
+    gemm_with(kernels_for(isa), weight_type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride,
+              DS_GEMM_MIN_TOKENS);
 }
 
 int ds_isa_has_gemm_kernel(int isa, int weight_type) {

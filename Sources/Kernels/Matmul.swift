@@ -13,6 +13,12 @@ public final class Matmul: @unchecked Sendable {
     private var actBuffers: [UnsafeMutableRawPointer?] = [nil, nil]
     private var actCapacities = [0, 0]
 
+    /// Batch-invariant mode (nil: off): the first `decodeRows` input rows of a dense product are
+    /// computed one token at a time (the single-token kernel, as if each were alone), the others with
+    /// the multi-token kernel whatever their number. A row's result then depends only on its own
+    /// input and on whether it is a decode or a prompt row, not on what else is in the batch.
+    public var decodeRows: Int?
+
     public init(pool: WorkerPool) { self.pool = pool }
     deinit { for b in actBuffers { b?.deallocate() } }
 
@@ -80,6 +86,7 @@ public final class Matmul: @unchecked Sendable {
             act1 = activations(for: job.weights.type, x, cols: cols, tokens: inputRows, slot: 1)
             break
         }
+        let decodeRows = self.decodeRows
         pool.run { ith, nth in
             for (index, job) in jobs.enumerated() where job.tokens > 0 {
                 let w = job.weights, y = job.output, tokens = job.tokens
@@ -90,7 +97,24 @@ public final class Matmul: @unchecked Sendable {
                 let rows = w.rows, rowBytes = w.rowBytes, data = w.data
                 let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
                 if lo >= hi { continue }
-                if tokens == 1 {
+                if let decodeRows, job.firstInputRow == 0, job.tokens == inputRows, !(tokens == 1 && decodeRows >= 1) {
+                    // Batch-invariant: decode rows one token at a time over blocks of 64 weight rows
+                    // (the block stays in cache across tokens), prompt rows with the multi-token kernel.
+                    let k = min(decodeRows, tokens)
+                    var r0 = lo
+                    while r0 < hi {
+                        let n = min(64, hi - r0)
+                        for t in 0..<k {
+                            ds_vec_dot_rows(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + t * actRowBytes,
+                                            y + t * rows + r0)
+                        }
+                        if k < tokens {
+                            ds_gemm_any(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + k * actRowBytes,
+                                        actRowBytes, Int64(tokens - k), y + k * rows + r0, Int64(rows))
+                        }
+                        r0 += n
+                    }
+                } else if tokens == 1 {
                     // One call per thread slice: the kernel streams it with prefetch running ahead.
                     ds_vec_dot_rows(wtype, Int64(cols), data + lo * rowBytes, rowBytes, Int64(hi - lo), act, y + lo)
                 } else {

@@ -143,8 +143,8 @@ enum AttentionBlock {
     /// position startPosition + t (causal). Tasks are (token, KV head, chunk of its query heads): each
     /// task reads the K/V rows once for its chunk; chunks shrink until every thread has work (decode).
     static func attend(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
-                       state s: InferenceState) {
-        if tokens >= blockMinimumTokens {
+                       state s: InferenceState, promptKernel: Bool? = nil) {
+        if promptKernel ?? (tokens >= blockMinimumTokens) {
             attendBlocks(p, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap, state: s)
             return
         }
@@ -232,8 +232,11 @@ enum AttentionBlock {
         }
     }
 
-    /// Prompt batches of at least this many tokens use the flash-style block kernel.
-    static let blockMinimumTokens = 8
+    /// Every segment of more than one token (a prompt or a chunk of one) uses the flash-style block
+    /// kernel, single tokens (decode) the per-token kernel. A row's result then depends only on its own
+    /// query and keys, not on how the prompt was chunked or which prefix came from the cache (the block
+    /// kernel's lanes are independent and its key tiles aligned to multiples of 16).
+    static let blockMinimumTokens = 2
     static let queryBlock = 16
 
     /// Floats of per-thread scratch the block kernel needs.

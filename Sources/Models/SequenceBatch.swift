@@ -10,6 +10,8 @@ struct BatchSegment {
     let start: Int
     let offset: Int
     let count: Int
+    /// Prompt rows take the block attention kernel even when few (decode rows the per-token one).
+    var prompt: Bool = false
 }
 
 /// One sequence's part of a batched forward pass.
@@ -20,9 +22,13 @@ public struct SequenceBatchItem {
     public var startPosition: Int
     /// Whether the logits after the item's last token are wanted.
     public var wantsLogits: Bool
+    /// Prompt tokens (any number, even one chunk's last token) rather than a generated token: they take
+    /// the prompt attention kernel, so a prompt's rows do not depend on how it was chunked.
+    public var isPrompt: Bool
 
-    public init(cache: KVSequence, tokens: [Int32], startPosition: Int, wantsLogits: Bool) {
+    public init(cache: KVSequence, tokens: [Int32], startPosition: Int, wantsLogits: Bool, isPrompt: Bool? = nil) {
         self.cache = cache; self.tokens = tokens; self.startPosition = startPosition; self.wantsLogits = wantsLogits
+        self.isPrompt = isPrompt ?? (tokens.count > 1)
     }
 }
 
@@ -60,7 +66,8 @@ extension TransformerModel {
                 for seg in segments { seg.cache.abandonWrite() }
                 throw SequenceBatchError(item: i, underlying: error)
             }
-            segments.append(BatchSegment(cache: item.cache, start: item.startPosition, offset: tokens.count, count: item.tokens.count))
+            segments.append(BatchSegment(cache: item.cache, start: item.startPosition, offset: tokens.count, count: item.tokens.count,
+                                         prompt: item.isPrompt))
             tokens += item.tokens
             if item.wantsLogits { rows.append(tokens.count - 1) }
         }

@@ -104,7 +104,7 @@ public final class TransformerModel: @unchecked Sendable {
             try state.cache.prepareWrite(start: startPosition + done, count: n)
             tokens.withUnsafeBufferPointer { buf in
                 forwardBatch(buf.baseAddress! + done, count: n,
-                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n)],
+                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n, prompt: n > 1)],
                              state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow))
                 state.cache.commit(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: startPosition + done)
             }
@@ -131,6 +131,10 @@ public final class TransformerModel: @unchecked Sendable {
             pool.parallelFor(T) { r in for t in r { body(t) } }
         }
 
+        // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
+        let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
+        mm.decodeRows = decodeRows
+        defer { mm.decodeRows = nil }
         // Position and segment of every row.
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
@@ -157,6 +161,8 @@ public final class TransformerModel: @unchecked Sendable {
                 // One sequence at a time (its own projections); W_o over the whole batch.
                 let attStride = c.headCount * c.mla!.valueDim
                 for seg in segments {
+                    mm.decodeRows = seg.prompt ? 0 : seg.count
+                    defer { mm.decodeRows = decodeRows }
                     LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, cache: seg.cache,
                                                  layer: l, weights: a, config: c.mla!, model: c, rope: rope,
                                                  ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
@@ -174,6 +180,9 @@ public final class TransformerModel: @unchecked Sendable {
             switch w.ffn {
             case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s)
             case .moe(let f):
+                // Expert products group tokens across rows: no batch invariance there.
+                mm.decodeRows = nil
+                defer { mm.decodeRows = decodeRows }
                 MoEBlock.forward(xn, tokens: T, into: o, weights: f, config: c.moe!, embedding: e, activation: c.activation,
                                  scratch: s.moeScratch!, matmul: mm)
             }
@@ -191,6 +200,7 @@ public final class TransformerModel: @unchecked Sendable {
         for (t, row) in logitRows.enumerated() {
             Kernels.rmsNorm(x + row * e, outputNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
         }
+        mm.decodeRows = logitRows.filter { $0 < decodeRows }.count
         mm.multiply(output, xn, tokens: rows, into: dest)
         if let cap = c.finalLogitSoftcap, cap > 0 {
             for i in 0..<(rows * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
@@ -237,7 +247,7 @@ public final class TransformerModel: @unchecked Sendable {
                 out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
                 kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
                 tokens: seg.count, startPosition: seg.start, span: c.attentionSpans[l], scale: c.attentionScale,
-                softcap: c.attentionLogitSoftcap ?? 0, state: s)
+                softcap: c.attentionLogitSoftcap ?? 0, state: s, promptKernel: seg.prompt)
         }
         s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
         if let b = w.bo { perToken(T, s) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }

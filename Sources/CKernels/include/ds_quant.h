@@ -212,6 +212,10 @@ float ds_vec_dot_scalar(int weight_type, int64_t n, const void *weight_row, cons
 // summation order. Types without a multi-token kernel on this CPU call ds_vec_dot_rows per token.
 void ds_gemm(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
              const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
+// ds_gemm with the multi-token kernel for any ntok ≥ 1 (ds_gemm uses it from 4 tokens): a row's
+// result then never depends on how many tokens share the call (batch-invariant prompt rows).
+void ds_gemm_any(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
+                 const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
 
 // ---- Instruction-set dispatch (tests, benchmarks, logging) --------------------------------------
 

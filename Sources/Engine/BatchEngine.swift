@@ -1,0 +1,409 @@
+// Continuous batching: one engine thread serves many requests at once. Each step stacks one decode
+// token of every generating sequence and a chunk of at most one waiting prompt into a single batched
+// forward pass (TransformerModel.forward(batch:)), so a long prompt is prefilled in chunks between
+// decode steps instead of freezing the other streams. Every request has its own KV sequence in the
+// model's shared page pool: a prompt starting with pages another request computed (a resent
+// conversation, a shared system prompt) attaches them and prefills only the rest.
+//
+// Requests are admitted while the pool can hold what the active ones may still grow to (prompt +
+// max_tokens each), so a running sequence never runs out of pages; the rest wait in a bounded queue.
+// A cancelled request (client gone) leaves the batch at the next step and its pages go back at once.
+
+import Foundation
+import Kernels
+import KVCache
+import Models
+import Sampling
+import Tokenizers
+
+public struct EngineRequest: Sendable {
+    public var prompt: [Int32]
+    public var options: GenerationOptions
+    /// Log-probabilities of each generated token and of this many alternatives (nil: none).
+    public var topLogprobs: Int?
+    public init(prompt: [Int32], options: GenerationOptions, topLogprobs: Int? = nil) {
+        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs
+    }
+}
+
+/// A generated token with its log-probability under the model (log-softmax of the raw logits) and the
+/// most likely alternatives.
+public struct TokenLogprob: Sendable {
+    public var token: Int32
+    public var bytes: [UInt8]
+    public var logprob: Float
+    public var top: [(token: Int32, bytes: [UInt8], logprob: Float)]
+}
+
+public struct EngineFinish: Sendable {
+    public var promptTokens = 0
+    /// Prompt tokens whose KV came from the prefix cache (not evaluated).
+    public var cachedPromptTokens = 0
+    public var completionTokens = 0
+    public var stopReason: GenerationResult.StopReason = .length
+    /// The stop string that ended generation (stopReason == .stopString).
+    public var stopSequence: String?
+    /// Seconds from submission to the first generated token (nil: none was generated).
+    public var timeToFirstToken: Double?
+    public var seconds = 0.0
+}
+
+public enum EngineEvent: Sendable {
+    /// Prompt positions evaluated so far (sent after each prefill chunk).
+    case promptProgress(evaluated: Int, total: Int)
+    /// Text decided since the last event (stop strings held back), and the tokens generated since.
+    case text(String, tokens: [TokenLogprob])
+    case finished(EngineFinish)
+    case failed(String)
+}
+
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    case queueFull(waiting: Int)
+    case contextOverflow(prompt: Int, maxTokens: Int, context: Int)
+    case emptyPrompt
+    case stopped
+
+    public var description: String {
+        switch self {
+        case .queueFull(let n): return "the server is busy: \(n) requests are already waiting"
+        case .contextOverflow(let p, let m, let c):
+            return "the prompt (\(p) tokens) plus max_tokens (\(m)) needs \(p + m) positions, \(p + m - c) more than the context holds (\(c))"
+        case .emptyPrompt: return "the prompt is empty"
+        case .stopped: return "the engine is shutting down"
+        }
+    }
+}
+
+/// Receives the engine's measurements (the server turns them into Prometheus metrics).
+public protocol BatchEngineObserver: AnyObject, Sendable {
+    func engineStep(decodeTokens: Int, promptTokens: Int, seconds: Double)
+    func requestFinished(_ finish: EngineFinish)
+}
+
+/// A submitted request: its events, and a way to cancel it.
+public final class EngineHandle: @unchecked Sendable {
+    public let events: AsyncStream<EngineEvent>
+    fileprivate let job: BatchEngine.Job
+    fileprivate weak var engine: BatchEngine?
+
+    fileprivate init(job: BatchEngine.Job, events: AsyncStream<EngineEvent>, engine: BatchEngine) {
+        self.job = job; self.events = events; self.engine = engine
+    }
+
+    /// Stops generation; the sequence leaves the batch at the next step and frees its pages.
+    public func cancel() { engine?.cancel(job) }
+}
+
+public final class BatchEngine: @unchecked Sendable {
+    public let loaded: LoadedModel
+    /// Sequences generating at once.
+    public let parallel: Int
+    /// Positions per sequence (prompt + generated).
+    public let contextLength: Int
+    /// Requests that may wait for a slot before new ones are refused.
+    public let maxQueue: Int
+    /// Most prompt tokens evaluated in one step (between two decode steps of the other sequences).
+    public let prefillChunk: Int
+    public let pool: KVPagePool
+    public weak var observer: BatchEngineObserver?
+
+    private let state: InferenceState
+    private let condition = NSCondition()
+    private var waiting: [Job] = []
+    private var activeCount = 0
+    private var running = true
+    private var thread: Thread?
+
+    /// Live counts for /metrics and /health.
+    public struct Snapshot: Sendable {
+        public var active = 0, queued = 0
+        public var kvPagesTotal = 0, kvPagesFree = 0, kvPagesCached = 0
+    }
+
+    final class Job: @unchecked Sendable {
+        let request: EngineRequest
+        let continuation: AsyncStream<EngineEvent>.Continuation
+        let submitted = Date()
+        var cancelled = false          // under the engine's lock
+        // Engine-thread state.
+        var sequence: KVSequence?
+        var sampler: Sampler
+        var detokenizer: StreamingDetokenizer
+        var pendingText = ""
+        var stopHit: String?
+        var history: [Int32]
+        var generated = 0
+        var promptCursor = 0
+        var cachedPrompt = 0
+        var nextToken: Int32?
+        var firstToken: Date?
+        var logprobs: [TokenLogprob] = []
+        /// Pages this request may hold at most (prompt + max_tokens).
+        var pagesNeeded = 0
+
+        init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
+            self.request = request
+            self.continuation = continuation
+            sampler = Sampler(request.options.sampler)
+            detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+            history = request.prompt
+        }
+    }
+
+    public init(_ loaded: LoadedModel, parallel: Int = 4, contextLength: Int? = nil, maxBatch: Int = 512, prefillChunk: Int = 256,
+                threads: Int? = nil, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64) {
+        self.loaded = loaded
+        self.parallel = max(1, parallel)
+        let ctx = max(16, contextLength ?? min(loaded.model.config.contextLength, 4096))
+        self.contextLength = ctx
+        self.maxQueue = max(0, maxQueue)
+        let batch = max(self.parallel + 1, maxBatch)
+        self.prefillChunk = max(1, min(prefillChunk, batch - self.parallel))
+        let shape = InferenceState.kvShape(loaded.model.config)
+        pool = kvPool ?? KVPagePool(
+            shape: shape, pageTokens: InferenceState.defaultPageTokens,
+            budgetBytes: kvBudgetBytes ?? self.parallel * loaded.kvBytes(contextLength: ctx, batch: self.prefillChunk, type: shape.type))
+        state = InferenceState(config: loaded.model.config, contextLength: ctx, maxBatch: batch,
+                               threads: threads ?? WorkerPool.defaultThreadCount, kvPool: pool)
+        let t = Thread { [weak self] in self?.run() }
+        t.name = "dwarfstar-engine"
+        t.stackSize = 8 << 20
+        thread = t
+        t.start()
+    }
+
+    /// Stops the engine thread; waiting and active requests fail.
+    public func shutdown() {
+        condition.lock()
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    deinit { shutdown() }
+
+    public var snapshot: Snapshot {
+        condition.lock()
+        var s = Snapshot(active: activeCount, queued: waiting.count)
+        condition.unlock()
+        s.kvPagesTotal = pool.capacity
+        s.kvPagesFree = pool.freePages
+        s.kvPagesCached = pool.cachedPages
+        return s
+    }
+
+    /// Queues a request. Throws EngineError for an empty or too long prompt, or when the queue is full.
+    public func submit(_ request: EngineRequest) throws -> EngineHandle {
+        guard !request.prompt.isEmpty else { throw EngineError.emptyPrompt }
+        let maxTokens = max(0, request.options.maxTokens)
+        guard request.prompt.count + maxTokens <= contextLength else {
+            throw EngineError.contextOverflow(prompt: request.prompt.count, maxTokens: maxTokens, context: contextLength)
+        }
+        var continuation: AsyncStream<EngineEvent>.Continuation!
+        let events = AsyncStream<EngineEvent>(bufferingPolicy: .unbounded) { continuation = $0 }
+        let job = Job(request, tokenizer: loaded.tokenizer, continuation: continuation)
+        job.pagesNeeded = KVPagePool.pagesNeeded(pool.shape, positions: request.prompt.count + maxTokens,
+                                                 batch: prefillChunk, pageTokens: pool.pageTokens)
+        condition.lock()
+        defer { condition.unlock() }
+        guard running else { throw EngineError.stopped }
+        guard waiting.count < maxQueue + max(0, parallel - activeCount) else { throw EngineError.queueFull(waiting: waiting.count) }
+        waiting.append(job)
+        condition.signal()
+        let handle = EngineHandle(job: job, events: events, engine: self)
+        continuation.onTermination = { [weak self, weak job] _ in if let self, let job { self.cancel(job) } }
+        return handle
+    }
+
+    fileprivate func cancel(_ job: Job) {
+        condition.lock()
+        job.cancelled = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    // MARK: - Engine thread
+
+    private var active: [Job] = []
+
+    private func run() {
+        while true {
+            condition.lock()
+            if active.isEmpty && waiting.isEmpty && running {
+                condition.unlock()
+                state.pool.park()
+                condition.lock()
+                while running && waiting.isEmpty && !active.contains(where: { $0.cancelled }) && active.isEmpty { condition.wait() }
+            }
+            guard running else {
+                let all = active + waiting
+                waiting.removeAll()
+                condition.unlock()
+                for job in all { job.continuation.yield(.failed(EngineError.stopped.description)); job.continuation.finish() }
+                active.removeAll()
+                return
+            }
+            // Cancelled requests leave (waiting ones too); new ones are admitted while their pages fit.
+            let cancelled = active.filter { $0.cancelled } + waiting.filter { $0.cancelled }
+            waiting.removeAll { $0.cancelled }
+            condition.unlock()
+            for job in cancelled { finish(job, .cancelled) }
+            admit()
+            if !active.isEmpty { step() }
+        }
+    }
+
+    /// Moves waiting requests into the batch while a slot is free and the pool can hold what every
+    /// active request may still need.
+    private func admit() {
+        while active.count < parallel {
+            condition.lock()
+            guard let job = waiting.first else { condition.unlock(); return }
+            condition.unlock()
+            let outstanding = active.reduce(0) { $0 + max(0, $1.pagesNeeded - ($1.sequence?.heldPages ?? 0)) }
+            let available = pool.freePages + pool.cachedPages - outstanding
+            // With nothing running, admit anyway: an oversized request then fails with a clear error.
+            guard available >= job.pagesNeeded || active.isEmpty else { return }
+            condition.lock()
+            waiting.removeFirst()
+            activeCount = active.count + 1
+            condition.unlock()
+            let sequence = KVSequence(pool: pool, maxPositions: contextLength)
+            // At least two prompt tokens are evaluated, so the prompt's last rows take the same (block)
+            // attention kernel as in a cold run: cached or not, the answer is the same.
+            job.cachedPrompt = sequence.attachCachedPrefix(of: job.request.prompt, limit: job.request.prompt.count - 2)
+            job.promptCursor = job.cachedPrompt
+            job.sequence = sequence
+            active.append(job)
+        }
+    }
+
+    /// One batched forward pass: a decode token of every generating sequence, then prompt chunks.
+    private func step() {
+        var items: [SequenceBatchItem] = [], members: [Job] = []
+        for job in active where job.nextToken != nil {
+            items.append(SequenceBatchItem(cache: job.sequence!, tokens: [job.nextToken!], startPosition: job.sequence!.count,
+                                           wantsLogits: true, isPrompt: false))
+            members.append(job)
+        }
+        let decodeTokens = items.count
+        var budget = prefillChunk
+        for job in active where job.nextToken == nil && budget > 0 {
+            let prompt = job.request.prompt
+            let n = min(prompt.count - job.promptCursor, budget)
+            items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(prompt[job.promptCursor..<(job.promptCursor + n)]),
+                                           startPosition: job.promptCursor, wantsLogits: job.promptCursor + n == prompt.count,
+                                           isPrompt: true))
+            members.append(job)
+            budget -= n
+        }
+        let start = Date()
+        let logits: UnsafeBufferPointer<Float>
+        do {
+            logits = try loaded.model.forward(batch: items, state: state)
+        } catch let e as SequenceBatchError {
+            fail(members[e.item], "\(e.underlying)")
+            return
+        } catch {
+            for job in members { fail(job, "\(error)") }
+            return
+        }
+        observer?.engineStep(decodeTokens: decodeTokens, promptTokens: items.count > decodeTokens ? prefillChunk - budget : 0,
+                             seconds: Date().timeIntervalSince(start))
+        let vocab = loaded.model.vocabularySize
+        var row = 0
+        for (job, item) in zip(members, items) {
+            if job.nextToken == nil {
+                job.promptCursor += item.tokens.count
+                if !item.wantsLogits {
+                    job.continuation.yield(.promptProgress(evaluated: job.promptCursor, total: job.request.prompt.count))
+                    continue
+                }
+            }
+            let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)])
+            row += 1
+            accept(job, logits: rowLogits)
+        }
+    }
+
+    /// Samples the token after `logits`, emits its text, and decides whether the request goes on.
+    private func accept(_ job: Job, logits: UnsafeBufferPointer<Float>) {
+        let options = job.request.options
+        let tokenizer = loaded.tokenizer
+        guard options.maxTokens > 0 else { finish(job, .length); return }
+        let next = job.sampler.sample(logits, history: job.history)
+        if job.firstToken == nil { job.firstToken = Date() }
+        if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { finish(job, .endOfGeneration); return }
+        job.generated += 1
+        job.history.append(next)
+        if let top = job.request.topLogprobs { job.logprobs.append(BatchEngine.logprob(of: next, in: logits, top: top, tokenizer: tokenizer)) }
+        job.pendingText += job.detokenizer.push(next)
+        let before = job.pendingText
+        if let (text, hit) = Session.applyStops(&job.pendingText, stops: options.stop) {
+            job.continuation.yield(.text(text, tokens: job.logprobs))
+            job.logprobs.removeAll()
+            if hit {
+                job.stopHit = options.stop.first { !$0.isEmpty && before.contains($0) }
+                job.pendingText = ""
+                finish(job, .stopString)
+                return
+            }
+        }
+        if job.generated >= options.maxTokens { finish(job, .length); return }
+        if job.sequence!.count + 1 >= contextLength { finish(job, .contextFull); return }
+        job.nextToken = next
+    }
+
+    private func finish(_ job: Job, _ reason: GenerationResult.StopReason) {
+        if reason != .stopString {
+            job.pendingText += job.detokenizer.flush()
+            if !job.pendingText.isEmpty || !job.logprobs.isEmpty { job.continuation.yield(.text(job.pendingText, tokens: job.logprobs)) }
+        }
+        var f = EngineFinish()
+        f.promptTokens = job.request.prompt.count
+        f.cachedPromptTokens = job.cachedPrompt
+        f.completionTokens = job.generated
+        f.stopReason = reason
+        f.stopSequence = job.stopHit
+        f.timeToFirstToken = job.firstToken.map { $0.timeIntervalSince(job.submitted) }
+        f.seconds = Date().timeIntervalSince(job.submitted)
+        job.continuation.yield(.finished(f))
+        job.continuation.finish()
+        observer?.requestFinished(f)
+        remove(job)
+    }
+
+    private func fail(_ job: Job, _ message: String) {
+        job.continuation.yield(.failed(message))
+        job.continuation.finish()
+        remove(job)
+    }
+
+    /// Drops the job from the batch; its sequence (and with it its page references) goes away.
+    private func remove(_ job: Job) {
+        active.removeAll { $0 === job }
+        job.sequence = nil
+        condition.lock()
+        activeCount = active.count
+        condition.unlock()
+    }
+
+    /// log p(token) = logit − log Σ exp(logits), and the `top` most likely tokens.
+    static func logprob(of token: Int32, in logits: UnsafeBufferPointer<Float>, top: Int, tokenizer: Tokenizer) -> TokenLogprob {
+        var maxLogit = -Float.infinity
+        for v in logits where v > maxLogit { maxLogit = v }
+        var sum: Double = 0
+        for v in logits { sum += Double(expf(v - maxLogit)) }
+        let lse = maxLogit + Float(log(sum))
+        var best: [(Int32, Float)] = []
+        if top > 0 {
+            for (i, v) in logits.enumerated() where best.count < top || v > best[best.count - 1].1 {
+                let at = best.firstIndex { v > $0.1 } ?? best.count
+                best.insert((Int32(i), v), at: at)
+                if best.count > top { best.removeLast() }
+            }
+        }
+        return TokenLogprob(token: token, bytes: tokenizer.tokenPiece(token), logprob: logits[Int(token)] - lse,
+                            top: best.map { ($0.0, tokenizer.tokenPiece($0.0), $0.1 - lse) })
+    }
+}

@@ -1,0 +1,298 @@
+// The HTTP server (Hummingbird 2 over SwiftNIO): routes, API-key check, body limit, error shapes, and
+// the bridge from engine events to JSON answers or Server-Sent Events. It sees only the batch engine.
+//
+//   GET  /health              {"status": "ok", ...}
+//   GET  /metrics             Prometheus text
+//   GET  /v1/models           the served model
+//   POST /v1/chat/completions OpenAI chat
+//   POST /v1/completions      OpenAI text completion
+//   POST /v1/messages         Anthropic messages
+
+import Engine
+import Foundation
+import Hummingbird
+import Logging
+
+public struct ServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    /// Required as "Authorization: Bearer KEY" or "x-api-key: KEY" on /v1/* when set.
+    public var apiKey: String?
+    /// Largest request body accepted.
+    public var maxBodyBytes = 8 << 20
+    /// Seconds between keep-alive comments on a stream that has nothing to send (queued, long prefill).
+    public var keepAliveSeconds = 5.0
+    /// Name the model is served under (also accepted: its GGUF general.name and file name).
+    public var modelID: String
+    public init(modelID: String) { self.modelID = modelID }
+}
+
+public final class APIServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let engine: BatchEngine
+    let metrics = ServerMetrics()
+    let modelID: String
+    let modelAliases: Set<String>
+    let fingerprint: String
+    let startedAt = Int(Date().timeIntervalSince1970)
+
+    public init(engine: BatchEngine, configuration: ServerConfiguration) {
+        self.engine = engine
+        self.configuration = configuration
+        modelID = configuration.modelID
+        let file = URL(fileURLWithPath: engine.loaded.path).lastPathComponent
+        modelAliases = [configuration.modelID, engine.loaded.name, file, (file as NSString).deletingPathExtension]
+        fingerprint = "dwarfstar-" + String(engine.loaded.fingerprint.prefix(12))
+        engine.observer = metrics
+    }
+
+    /// Serves until the task is cancelled. `onListening` gets the bound port (useful with port 0).
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        var logger = Logger(label: "dwarfstar.server")
+        logger.logLevel = .warning
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "dwarfstar"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        try await app.runService()
+    }
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("health") { _, _ in
+            let s = self.engine.snapshot
+            return self.json(["status": "ok", "model": self.modelID, "active": s.active, "queued": s.queued,
+                              "kv_pages_free": s.kvPagesFree, "kv_pages_total": s.kvPagesTotal])
+        }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: self.metrics.render(self.engine.snapshot))))
+        }
+        router.get("v1/models") { request, _ in
+            try self.guarded(request, .openAI) {
+                self.json(["object": "list", "data": [["id": self.modelID, "object": "model", "created": self.startedAt,
+                                                        "owned_by": "dwarfstar", "context_length": self.engine.contextLength]]])
+            }
+        }
+        router.post("v1/chat/completions") { request, _ in
+            await self.generate(request, .openAI) { try self.parseChatCompletion($0) } respond: { self.respondOpenAI(chat: true, $0, $1) }
+        }
+        router.post("v1/completions") { request, _ in
+            await self.generate(request, .openAI) { try self.parseCompletion($0) } respond: { self.respondOpenAI(chat: false, $0, $1) }
+        }
+        router.post("v1/messages") { request, _ in
+            await self.generate(request, .anthropic) { try self.parseMessages($0) } respond: { self.respondAnthropic($0, $1) }
+        }
+        return router
+    }
+
+    // MARK: - Plumbing
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonData(object))))
+    }
+
+    func errorResponse(_ e: APIError, _ api: APIFlavor) -> Response {
+        metrics.requestErrors.increment()
+        var response = json(e.body(api), status: HTTPResponse.Status(code: e.status))
+        if let r = e.retryAfter { response.headers[.init("Retry-After")!] = String(r) }
+        return response
+    }
+
+    /// Runs `body` after the API-key check, turning APIError into the API's error shape.
+    func guarded(_ request: Request, _ api: APIFlavor, _ body: () throws -> Response) throws -> Response {
+        do {
+            try authorize(request)
+            return try body()
+        } catch let e as APIError {
+            return errorResponse(e, api)
+        }
+    }
+
+    /// Constant-time comparison of the presented key with the configured one.
+    func authorize(_ request: Request) throws {
+        guard let key = configuration.apiKey else { return }
+        var presented = request.headers[.init("x-api-key")!] ?? ""
+        if let auth = request.headers[.authorization], auth.lowercased().hasPrefix("bearer ") { presented = String(auth.dropFirst(7)) }
+        let a = Array(presented.utf8), b = Array(key.utf8)
+        var diff = UInt8(a.count == b.count ? 0 : 1)
+        for i in 0..<b.count { diff |= (i < a.count ? a[i] : 0) ^ b[i] }
+        guard diff == 0 else {
+            throw APIError(status: 401, kind: .authentication, message: "invalid or missing API key (send Authorization: Bearer KEY or x-api-key: KEY)")
+        }
+    }
+
+    /// Reads and parses a generation request, submits it and answers with `respond`.
+    func generate(_ request: Request, _ api: APIFlavor, parse: (JSONBody) throws -> GenerationRequest,
+                  respond: (GenerationRequest, EngineHandle) -> Response) async -> Response {
+        metrics.requests.increment()
+        do {
+            try authorize(request)
+            let buffer: ByteBuffer
+            do { buffer = try await request.body.collect(upTo: configuration.maxBodyBytes) } catch {
+                throw APIError(status: 413, kind: .tooLarge, message: "the request body is larger than \(configuration.maxBodyBytes) bytes")
+            }
+            let parsed = try parse(try JSONBody(Data(buffer.readableBytesView)))
+            let handle: EngineHandle
+            do {
+                handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs))
+            } catch let e as EngineError {
+                switch e {
+                case .queueFull:
+                    throw APIError(status: 503, kind: .overloaded, message: e.description + "; retry later", retryAfter: 1)
+                default:
+                    throw APIError.invalid(e.description)
+                }
+            }
+            return respond(parsed, handle)
+        } catch let e as APIError {
+            return errorResponse(e, api)
+        } catch {
+            return errorResponse(APIError(status: 500, kind: .internalError, message: "\(error)"), api)
+        }
+    }
+
+    enum StreamItem: Sendable { case event(EngineEvent), keepAlive }
+
+    /// The engine's events merged with keep-alive ticks while nothing else comes.
+    func events(_ handle: EngineHandle) -> AsyncStream<StreamItem> {
+        let interval = configuration.keepAliveSeconds
+        return AsyncStream { continuation in
+            let pump = Task {
+                for await e in handle.events { continuation.yield(.event(e)) }
+                continuation.finish()
+            }
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                    if !Task.isCancelled { continuation.yield(.keepAlive) }
+                }
+            }
+            continuation.onTermination = { _ in pump.cancel(); ticker.cancel(); handle.cancel() }
+        }
+    }
+
+    /// Collects a whole answer (no streaming).
+    func collect(_ handle: EngineHandle) async -> (text: String, tokens: [TokenLogprob], finish: EngineFinish?, error: String?) {
+        var text = "", tokens: [TokenLogprob] = [], finish: EngineFinish?, failure: String?
+        for await e in handle.events {
+            switch e {
+            case .text(let t, let lp): text += t; tokens += lp
+            case .finished(let f): finish = f
+            case .failed(let m): failure = m
+            case .promptProgress: break
+            }
+        }
+        return (text, tokens, finish, failure)
+    }
+
+    static let sseHeaders: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
+
+    static func sse(_ object: Any, event: String? = nil) -> ByteBuffer {
+        var s = event.map { "event: \($0)\n" } ?? ""
+        s += "data: " + String(decoding: jsonData(object), as: UTF8.self) + "\n\n"
+        return ByteBuffer(string: s)
+    }
+
+    static let keepAliveComment = ByteBuffer(string: ": keep-alive\n\n")
+
+    // MARK: - Answers
+
+    func respondOpenAI(chat: Bool, _ request: GenerationRequest, _ handle: EngineHandle) -> Response {
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        if !request.stream {
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+                let r = await self.collect(handle)
+                let body: Any
+                if let f = r.finish {
+                    body = self.openAIResponse(chat: chat, id: String(id), request: request, text: r.text, tokens: r.tokens, finish: f)
+                } else {
+                    body = APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(.openAI)
+                }
+                try await writer.write(ByteBuffer(bytes: jsonData(body)))
+                try await writer.finish(nil)
+            })
+        }
+        let stream = events(handle)
+        return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
+            defer { handle.cancel() }
+            var first = true
+            if chat {
+                try await writer.write(APIServer.sse(self.openAIChunk(chat: true, id: String(id), request: request, text: "", tokens: [],
+                                                                      finishReason: nil, first: true)))
+                first = false
+            }
+            for await item in stream {
+                switch item {
+                case .keepAlive, .event(.promptProgress):
+                    try await writer.write(APIServer.keepAliveComment)
+                case .event(.text(let text, let tokens)):
+                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: text,
+                                                                          tokens: tokens, finishReason: nil, first: first)))
+                    first = false
+                case .event(.finished(let f)):
+                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: nil, tokens: [],
+                                                                          finishReason: APIServer.finishReason(f.stopReason), first: first)))
+                    if request.includeUsage {
+                        try await writer.write(APIServer.sse(["id": String(id), "object": chat ? "chat.completion.chunk" : "text_completion",
+                                                              "created": Int(Date().timeIntervalSince1970), "model": request.model,
+                                                              "choices": [Any](), "usage": APIServer.usage(f)]))
+                    }
+                case .event(.failed(let message)):
+                    try await writer.write(APIServer.sse(APIError(status: 500, kind: .internalError, message: message).body(.openAI)))
+                }
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        })
+    }
+
+    func respondAnthropic(_ request: GenerationRequest, _ handle: EngineHandle) -> Response {
+        let id = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        if !request.stream {
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+                let r = await self.collect(handle)
+                let body: Any
+                if let f = r.finish {
+                    body = self.anthropicMessage(id: String(id), request: request, content: [["type": "text", "text": r.text]], finish: f)
+                } else {
+                    body = APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(.anthropic)
+                }
+                try await writer.write(ByteBuffer(bytes: jsonData(body)))
+                try await writer.finish(nil)
+            })
+        }
+        let stream = events(handle)
+        return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
+            defer { handle.cancel() }
+            try await writer.write(APIServer.sse(["type": "message_start",
+                                                  "message": self.anthropicMessage(id: String(id), request: request, content: [], finish: nil)],
+                                                 event: "message_start"))
+            try await writer.write(APIServer.sse(["type": "content_block_start", "index": 0, "content_block": ["type": "text", "text": ""]],
+                                                 event: "content_block_start"))
+            try await writer.write(APIServer.sse(["type": "ping"], event: "ping"))
+            for await item in stream {
+                switch item {
+                case .keepAlive, .event(.promptProgress):
+                    try await writer.write(APIServer.keepAliveComment)
+                case .event(.text(let text, _)):
+                    guard !text.isEmpty else { continue }
+                    try await writer.write(APIServer.sse(["type": "content_block_delta", "index": 0, "delta": ["type": "text_delta", "text": text]],
+                                                         event: "content_block_delta"))
+                case .event(.finished(let f)):
+                    try await writer.write(APIServer.sse(["type": "content_block_stop", "index": 0], event: "content_block_stop"))
+                    try await writer.write(APIServer.sse(["type": "message_delta",
+                                                          "delta": ["stop_reason": APIServer.anthropicStopReason(f.stopReason),
+                                                                    "stop_sequence": f.stopSequence.map { $0 as Any } ?? NSNull()],
+                                                          "usage": ["output_tokens": f.completionTokens]], event: "message_delta"))
+                    try await writer.write(APIServer.sse(["type": "message_stop"], event: "message_stop"))
+                case .event(.failed(let message)):
+                    try await writer.write(APIServer.sse(APIError(status: 500, kind: .internalError, message: message).body(.anthropic),
+                                                         event: "error"))
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+}

@@ -1,0 +1,139 @@
+// OpenAI-compatible endpoints: POST /v1/chat/completions and POST /v1/completions, answered whole or as
+// Server-Sent Events ("chat.completion.chunk" / "text_completion" objects, a final chunk with the
+// finish_reason, an optional usage chunk, then "data: [DONE]").
+
+import Engine
+import Foundation
+
+extension APIServer {
+    func parseChatCompletion(_ body: JSONBody) throws -> GenerationRequest {
+        let model = try checkModel(body)
+        guard let raw = try body.array("messages") else { throw APIError.invalid("'messages' is required", param: "messages") }
+        guard !raw.isEmpty else { throw APIError.invalid("'messages' must not be empty", param: "messages") }
+        var messages: [ChatMessage] = []
+        for (i, m) in raw.enumerated() {
+            guard let o = m as? [String: Any] else { throw APIError.invalid("messages[\(i)] must be an object", param: "messages") }
+            guard let role = o["role"] as? String else { throw APIError.invalid("messages[\(i)].role must be a string", param: "messages") }
+            guard ["system", "developer", "user", "assistant", "tool"].contains(role) else {
+                throw APIError.invalid("messages[\(i)].role '\(role)' is not one of system, developer, user, assistant, tool", param: "messages")
+            }
+            messages.append(ChatMessage(role: role == "developer" ? "system" : role,
+                                        content: try contentText(o["content"], param: "messages[\(i)].content")))
+        }
+        try rejectUnsupported(body)
+        return try finishOpenAI(body, prompt: try chatPrompt(messages), model: model)
+    }
+
+    func parseCompletion(_ body: JSONBody) throws -> GenerationRequest {
+        let model = try checkModel(body)
+        let text: String
+        if let s = body.object["prompt"] as? String {
+            text = s
+        } else if let a = body.object["prompt"] as? [Any], a.count == 1, let s = a[0] as? String {
+            text = s
+        } else if body.has("prompt") {
+            throw APIError.invalid("'prompt' must be a string (or an array of one string)", param: "prompt")
+        } else {
+            throw APIError.invalid("'prompt' is required", param: "prompt")
+        }
+        try rejectUnsupported(body)
+        var request = try finishOpenAI(body, prompt: PromptBuilder.rawPrompt(engine.loaded, text), model: model)
+        // Legacy completions: logprobs is the number of alternatives.
+        if let n = try body.integer("logprobs", in: 0...20) { request.topLogprobs = n }
+        return request
+    }
+
+    /// Features not built yet are refused clearly rather than ignored.
+    private func rejectUnsupported(_ body: JSONBody) throws {
+        if let n = try body.integer("n"), n != 1 { throw APIError.invalid("only n = 1 is supported", param: "n") }
+        if let format = try body.objectValue("response_format"), let type = try format.string("type"), type != "text" {
+            throw APIError.invalid("response_format '\(type)' is not supported by this server yet", param: "response_format")
+        }
+        if let tools = try body.array("tools"), !tools.isEmpty {
+            throw APIError.invalid("tools are not supported by this server yet", param: "tools")
+        }
+    }
+
+    private func finishOpenAI(_ body: JSONBody, prompt: [Int32], model: String) throws -> GenerationRequest {
+        var options = GenerationOptions()
+        options.sampler = try samplerParameters(body, maxTemperature: 2)
+        options.stop = try body.strings("stop", max: 4)
+        let requested = try body.integer("max_completion_tokens", in: 0...10_000_000) ?? body.integer("max_tokens", in: 0...10_000_000)
+        options.maxTokens = try maxTokens(requested, prompt: prompt.count, param: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")
+        var request = GenerationRequest(prompt: prompt, options: options, model: model)
+        request.stream = try body.bool("stream") ?? false
+        if let so = try body.objectValue("stream_options") { request.includeUsage = try so.bool("include_usage") ?? false }
+        if try body.bool("logprobs") == true {
+            request.topLogprobs = try body.integer("top_logprobs", in: 0...20) ?? 0
+        } else if body.has("top_logprobs"), !body.has("logprobs") {
+            throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
+        }
+        return request
+    }
+
+    static func finishReason(_ r: GenerationResult.StopReason) -> String {
+        switch r {
+        case .endOfGeneration, .stopString, .cancelled: return "stop"
+        case .length, .contextFull: return "length"
+        }
+    }
+
+    static func usage(_ f: EngineFinish) -> [String: Any] {
+        ["prompt_tokens": f.promptTokens, "completion_tokens": f.completionTokens, "total_tokens": f.promptTokens + f.completionTokens,
+         "prompt_tokens_details": ["cached_tokens": f.cachedPromptTokens]]
+    }
+
+    /// Chat logprobs content entries of tokens.
+    static func chatLogprobs(_ tokens: [TokenLogprob]) -> [[String: Any]] {
+        tokens.map { t in
+            ["token": String(decoding: t.bytes, as: UTF8.self), "logprob": Double(t.logprob), "bytes": t.bytes.map(Int.init),
+             "top_logprobs": t.top.map { ["token": String(decoding: $0.bytes, as: UTF8.self), "logprob": Double($0.logprob),
+                                          "bytes": $0.bytes.map(Int.init)] as [String: Any] }]
+        }
+    }
+
+    /// Legacy completions logprobs object.
+    static func completionLogprobs(_ tokens: [TokenLogprob]) -> [String: Any] {
+        ["tokens": tokens.map { String(decoding: $0.bytes, as: UTF8.self) },
+         "token_logprobs": tokens.map { Double($0.logprob) },
+         "top_logprobs": tokens.map { t in Dictionary(t.top.map { (String(decoding: $0.bytes, as: UTF8.self), Double($0.logprob)) },
+                                                      uniquingKeysWith: { a, _ in a }) },
+         "text_offset": [Int]()]
+    }
+
+    /// The whole answer of a chat or text completion.
+    func openAIResponse(chat: Bool, id: String, request: GenerationRequest, text: String, tokens: [TokenLogprob],
+                        finish: EngineFinish) -> [String: Any] {
+        var choice: [String: Any] = ["index": 0, "finish_reason": APIServer.finishReason(finish.stopReason)]
+        if chat {
+            choice["message"] = ["role": "assistant", "content": text]
+            choice["logprobs"] = request.topLogprobs == nil ? NSNull() : ["content": APIServer.chatLogprobs(tokens)] as Any
+        } else {
+            choice["text"] = text
+            choice["logprobs"] = request.topLogprobs == nil ? NSNull() : APIServer.completionLogprobs(tokens) as Any
+        }
+        return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": Int(Date().timeIntervalSince1970),
+                "model": request.model, "system_fingerprint": fingerprint, "choices": [choice], "usage": APIServer.usage(finish)]
+    }
+
+    /// One streamed chunk (delta text, or the final chunk with a finish reason).
+    func openAIChunk(chat: Bool, id: String, request: GenerationRequest, text: String?, tokens: [TokenLogprob],
+                     finishReason: String?, first: Bool) -> [String: Any] {
+        var choice: [String: Any] = ["index": 0, "finish_reason": finishReason ?? NSNull()]
+        if chat {
+            var delta: [String: Any] = [:]
+            if first { delta["role"] = "assistant" }
+            if let text { delta["content"] = text }
+            choice["delta"] = delta
+            choice["logprobs"] = request.topLogprobs == nil || tokens.isEmpty ? NSNull() : ["content": APIServer.chatLogprobs(tokens)] as Any
+        } else {
+            choice["text"] = text ?? ""
+            choice["logprobs"] = request.topLogprobs == nil || tokens.isEmpty ? NSNull() : APIServer.completionLogprobs(tokens) as Any
+        }
+        var chunk: [String: Any] = ["id": id, "object": chat ? "chat.completion.chunk" : "text_completion",
+                                    "created": Int(Date().timeIntervalSince1970), "model": request.model,
+                                    "system_fingerprint": fingerprint, "choices": [choice]]
+        if request.includeUsage { chunk["usage"] = NSNull() }
+        return chunk
+    }
+}

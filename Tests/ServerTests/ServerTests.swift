@@ -1,0 +1,161 @@
+// The real server on a loopback port, driven by the official OpenAI and Anthropic Python clients
+// (installed from PyPI by .ci/run) and by raw HTTP for the error cases.
+
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+import Engine
+import Server
+
+let serverFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+enum TestModels {
+    nonisolated(unsafe) static var loaded: [String: LoadedModel] = [:]
+    static let lock = NSLock()
+    static func load(_ name: String) -> LoadedModel? {
+        lock.lock(); defer { lock.unlock() }
+        if let m = loaded[name] { return m }
+        guard let path = try? ModelStore.resolveOrPull(name), let m = try? LoadedModel(path: path) else {
+            FileHandle.standardError.write(Data("!! SKIPPING server tests: model '\(name)' could not be fetched\n".utf8))
+            return nil
+        }
+        loaded[name] = m
+        return m
+    }
+
+    static var pythonClients: Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import openai, anthropic, httpx"]
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        if p.terminationStatus != 0 {
+            FileHandle.standardError.write(Data("!! SKIPPING client tests: python3 lacks openai/anthropic/httpx (pip install openai anthropic httpx)\n".utf8))
+        }
+        return p.terminationStatus == 0
+    }
+}
+
+/// A server running in this process on a free loopback port.
+struct RunningServer {
+    let server: APIServer
+    let port: Int
+    let task: Task<Void, Error>
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    static func start(_ engine: BatchEngine, configure: (inout ServerConfiguration) -> Void = { _ in }) async throws -> RunningServer {
+        var config = ServerConfiguration(modelID: "smollm2")
+        config.port = 0
+        configure(&config)
+        let server = APIServer(engine: engine, configuration: config)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let task = Task { try await server.run { continuation.yield($0) } }
+        for await port in ports { return RunningServer(server: server, port: port, task: task) }
+        throw CancellationError()
+    }
+
+    func stop() {
+        task.cancel()
+        server.engine.shutdown()
+    }
+}
+
+struct HTTPResult {
+    let status: Int
+    let headers: [String: String]
+    let body: Data
+    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+}
+
+func http(_ method: String, _ url: String, body: Data? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    request.httpBody = body
+    request.timeoutInterval = 120
+    for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+    if body != nil, headers["Content-Type"] == nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let r = response as! HTTPURLResponse
+    var fields: [String: String] = [:]
+    for (k, v) in r.allHeaderFields { fields[String(describing: k).lowercased()] = String(describing: v) }
+    return HTTPResult(status: r.statusCode, headers: fields, body: data)
+}
+
+@Suite(.serialized)
+struct ServerTests {
+    @Test func officialClientsAgainstTheServer() async throws {
+        guard let loaded = TestModels.load("smollm2"), TestModels.pythonClients else { return }
+        let engine = BatchEngine(loaded, parallel: 16, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
+        let running = try await RunningServer.start(engine)
+        defer { running.stop() }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", serverFixtures.appendingPathComponent("clients.py").path, running.base, "smollm2"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let output = await Task.detached { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }.value
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "client checks failed:\n\(output)")
+        #expect(output.contains("all client checks passed"))
+    }
+
+    @Test func badRequestsGetErrorsInTheAPIsShape() async throws {
+        guard let loaded = TestModels.load("smollm2") else { return }
+        let engine = BatchEngine(loaded, parallel: 1, contextLength: 256, threads: 2, maxQueue: 0)
+        let running = try await RunningServer.start(engine) { $0.apiKey = "sekret"; $0.maxBodyBytes = 4096 }
+        defer { running.stop() }
+        let auth = ["Authorization": "Bearer sekret"]
+        let chat = running.base + "/v1/chat/completions", messages = running.base + "/v1/messages"
+
+        // Health needs no key; the API does (Bearer or x-api-key), compared in constant time.
+        #expect(try await http("GET", running.base + "/health").status == 200)
+        var r = try await http("POST", chat, body: Data(#"{"messages":[{"role":"user","content":"hi"}]}"#.utf8))
+        #expect(r.status == 401 && (r.json["error"] as? [String: Any])?["type"] as? String == "authentication_error")
+        r = try await http("POST", messages, body: Data(#"{"max_tokens":4,"messages":[{"role":"user","content":"hi"}]}"#.utf8),
+                           headers: ["x-api-key": "wrong"])
+        #expect(r.status == 401 && r.json["type"] as? String == "error")
+        r = try await http("GET", running.base + "/v1/models", headers: ["x-api-key": "sekret"])
+        #expect(r.status == 200)
+
+        // Malformed JSON, wrong types, missing fields, unknown model, oversize body, context overflow.
+        func openAIError(_ body: String, status: Int, _ needle: String) async throws {
+            let r = try await http("POST", chat, body: Data(body.utf8), headers: auth)
+            let message = (r.json["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(r.status == status && message.contains(needle), "\(body): \(r.status) \(String(decoding: r.body, as: UTF8.self))")
+        }
+        try await openAIError("{not json", status: 400, "not valid JSON")
+        try await openAIError("[1,2]", status: 400, "JSON object")
+        try await openAIError(#"{"messages":"hi"}"#, status: 400, "'messages' must be an array")
+        try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":"many"}"#, status: 400, "'max_tokens' must be a number")
+        try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"temperature":7}"#, status: 400, "between 0 and 2")
+        try await openAIError(#"{"messages":[{"role":"wizard","content":"hi"}]}"#, status: 400, "role 'wizard'")
+        try await openAIError(#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#, status: 404, "gpt-9")
+        try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":1000}"#, status: 400, "more than the context (256)")
+        try await openAIError(#"{"messages":[{"role":"user","content":"\#(String(repeating: "word ", count: 900))"}]}"#, status: 413, "larger than 4096")
+        r = try await http("POST", messages, body: Data(#"{"messages":[{"role":"user","content":"hi"}]}"#.utf8), headers: auth)
+        #expect(r.status == 400 && ((r.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("'max_tokens' is required"))
+
+        // The only slot busy and no queue: 503 with Retry-After, in the API's shape.
+        let long = Task {
+            try await http("POST", chat, body: Data(#"{"messages":[{"role":"user","content":"Tell a long story."}],"max_tokens":200,"temperature":0}"#.utf8),
+                           headers: auth)
+        }
+        var busy: HTTPResult?
+        for _ in 0..<100 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+            let r = try await http("POST", chat, body: Data(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":2}"#.utf8), headers: auth)
+            if r.status == 503 { busy = r; break }
+        }
+        #expect(busy?.headers["retry-after"] == "1")
+        #expect(((busy?.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("busy"))
+        #expect(try await long.value.status == 200)
+        // Nothing leaked: every page is free or cached again.
+        let health = try await http("GET", running.base + "/health").json
+        #expect(health["active"] as? Int == 0)
+    }
+}
