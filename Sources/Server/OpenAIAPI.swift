@@ -58,6 +58,7 @@ extension APIServer {
         var options = GenerationOptions()
         options.sampler = try samplerParameters(body, maxTemperature: 2)
         options.stop = try body.strings("stop", max: 4)
+        options.ignoreEOS = try body.bool("ignore_eos") ?? false   // llama.cpp's extension (benchmarks)
         let requested = try body.integer("max_completion_tokens", in: 0...10_000_000) ?? body.integer("max_tokens", in: 0...10_000_000)
         options.maxTokens = try maxTokens(requested, prompt: prompt.count, param: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")
         var request = GenerationRequest(prompt: prompt, options: options, model: model)
