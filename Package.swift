@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
         .target(name: "Server", dependencies: [
-            "Engine",
+            "Engine", "Sampling",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache"], exclude: ["Fixtures"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Engine"], exclude: ["Fixtures"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Sampling"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -21,8 +21,11 @@ public struct EngineRequest: Sendable {
     public var options: GenerationOptions
     /// Log-probabilities of each generated token and of this many alternatives (nil: none).
     public var topLogprobs: Int?
-    public init(prompt: [Int32], options: GenerationOptions, topLogprobs: Int? = nil) {
-        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs
+    /// The output must be JSON this schema accepts (constrained decoding); generation ends when the
+    /// value is complete.
+    public var json: JSONSchema?
+    public init(prompt: [Int32], options: GenerationOptions, topLogprobs: Int? = nil, json: JSONSchema? = nil) {
+        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs; self.json = json
     }
 }
 
@@ -138,6 +141,7 @@ public final class BatchEngine: @unchecked Sendable {
         var nextToken: Int32?
         var firstToken: Date?
         var logprobs: [TokenLogprob] = []
+        var json: JSONConstraint?
         /// Pages this request may hold at most (prompt + max_tokens).
         var pagesNeeded = 0
 
@@ -147,6 +151,7 @@ public final class BatchEngine: @unchecked Sendable {
             sampler = Sampler(request.options.sampler)
             detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
             history = request.prompt
+            json = request.json.map { JSONConstraint(schema: $0) }
         }
     }
 
@@ -332,7 +337,20 @@ public final class BatchEngine: @unchecked Sendable {
         let options = job.request.options
         let tokenizer = loaded.tokenizer
         guard options.maxTokens > 0 else { finish(job, .length); return }
-        let next = job.sampler.sample(logits, history: job.history)
+        let next: Int32
+        if let json = job.json {
+            // Constrained: only tokens that keep the output a prefix of valid JSON; end once complete.
+            if json.isFinished { finish(job, .endOfGeneration); return }
+            let bytes = tokenBytes
+            guard let t = job.sampler.sample(logits, history: job.history, allowed: { id in
+                if tokenizer.isEndOfGeneration(id) { return json.isComplete }
+                return !tokenizer.isSpecial(id) && !bytes[Int(id)].isEmpty && json.accepts(bytes[Int(id)])
+            }) else { fail(job, "no token can continue the JSON output"); return }
+            next = t
+            if !tokenizer.isEndOfGeneration(t) { _ = job.json!.feed(bytes[Int(t)]) }
+        } else {
+            next = job.sampler.sample(logits, history: job.history)
+        }
         if job.firstToken == nil { job.firstToken = Date() }
         if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { finish(job, .endOfGeneration); return }
         job.generated += 1
@@ -350,6 +368,7 @@ public final class BatchEngine: @unchecked Sendable {
                 return
             }
         }
+        if job.json?.isFinished == true { finish(job, .endOfGeneration); return }
         if job.generated >= options.maxTokens { finish(job, .length); return }
         if job.sequence!.count + 1 >= contextLength { finish(job, .contextFull); return }
         job.nextToken = next
@@ -388,6 +407,9 @@ public final class BatchEngine: @unchecked Sendable {
         activeCount = active.count
         condition.unlock()
     }
+
+    /// Bytes of every token (constrained decoding), built on first use.
+    private lazy var tokenBytes: [[UInt8]] = (0..<loaded.tokenizer.vocabularySize).map { loaded.tokenizer.tokenPiece(Int32($0)) }
 
     /// log p(token) = logit − log Σ exp(logits), and the `top` most likely tokens.
     static func logprob(of token: Int32, in logits: UnsafeBufferPointer<Float>, top: Int, tokenizer: Tokenizer) -> TokenLogprob {

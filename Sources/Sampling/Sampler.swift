@@ -50,6 +50,8 @@ public final class Sampler {
     /// Candidate scratch reused between calls (no per-token allocation once warm).
     private var candidates: [(id: Int32, logit: Float)] = []
     private var counts: [Int32: Int] = [:]
+    /// Logits with disallowed tokens removed (constrained decoding).
+    private var masked: [Float] = []
 
     public init(_ parameters: SamplerParameters) {
         self.parameters = parameters
@@ -117,6 +119,33 @@ public final class Sampler {
             if r < cum { return candidates[i].id }
         }
         return candidates.last!.id
+    }
+
+    /// Samples among the tokens `allowed` accepts (constrained decoding), as `sample` would over logits
+    /// with every other token removed. Only the most likely tokens are checked when that decides the
+    /// result (greedy, or top-k ≤ 64 without penalties); otherwise every token is. nil: none is allowed.
+    public func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = [], allowed: (Int32) -> Bool) -> Int32? {
+        let p = parameters, n = logits.count
+        let needsPenalty = p.repeatPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
+        let want = p.temperature <= 0 ? 1 : p.topK
+        masked.removeAll(keepingCapacity: true)
+        masked.append(contentsOf: logits)
+        var decided = false
+        if !needsPenalty && want >= 1 && want <= 64 {
+            var all: [(id: Int32, logit: Float)] = []
+            all.reserveCapacity(n)
+            for i in 0..<n { all.append((Int32(i), logits[i])) }
+            var found = 0
+            for c in Sampler.topK(all, 64) {
+                if allowed(c.id) { found += 1 } else { masked[Int(c.id)] = -.infinity }
+            }
+            decided = found >= want
+        }
+        if !decided {
+            for i in 0..<n where masked[i] != -.infinity && !allowed(Int32(i)) { masked[i] = -.infinity }
+        }
+        guard masked.contains(where: { $0 != -.infinity }) else { return nil }
+        return masked.withUnsafeBufferPointer { sample($0, history: history) }
     }
 
     public static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int32 {

@@ -136,7 +136,8 @@ public final class APIServer: Sendable {
             let parsed = try parse(try JSONBody(Data(buffer.readableBytesView)))
             let handle: EngineHandle
             do {
-                handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs))
+                handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs,
+                                                            json: parsed.json))
             } catch let e as EngineError {
                 switch e {
                 case .queueFull:

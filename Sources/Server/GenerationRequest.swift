@@ -12,6 +12,8 @@ struct GenerationRequest {
     var includeUsage = false
     /// nil: no logprobs; else the number of alternatives per token.
     var topLogprobs: Int?
+    /// Output constrained to JSON of this schema.
+    var json: JSONSchema?
     var model: String
 }
 

@@ -3,6 +3,7 @@
 // finish_reason, an optional usage chunk, then "data: [DONE]").
 
 import Engine
+import Sampling
 import Foundation
 
 extension APIServer {
@@ -46,9 +47,6 @@ extension APIServer {
     /// Features not built yet are refused clearly rather than ignored.
     private func rejectUnsupported(_ body: JSONBody) throws {
         if let n = try body.integer("n"), n != 1 { throw APIError.invalid("only n = 1 is supported", param: "n") }
-        if let format = try body.objectValue("response_format"), let type = try format.string("type"), type != "text" {
-            throw APIError.invalid("response_format '\(type)' is not supported by this server yet", param: "response_format")
-        }
         if let tools = try body.array("tools"), !tools.isEmpty {
             throw APIError.invalid("tools are not supported by this server yet", param: "tools")
         }
@@ -62,6 +60,7 @@ extension APIServer {
         let requested = try body.integer("max_completion_tokens", in: 0...10_000_000) ?? body.integer("max_tokens", in: 0...10_000_000)
         options.maxTokens = try maxTokens(requested, prompt: prompt.count, param: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")
         var request = GenerationRequest(prompt: prompt, options: options, model: model)
+        request.json = try responseFormat(body)
         request.stream = try body.bool("stream") ?? false
         if let so = try body.objectValue("stream_options") { request.includeUsage = try so.bool("include_usage") ?? false }
         if try body.bool("logprobs") == true {
@@ -70,6 +69,27 @@ extension APIServer {
             throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs")
         }
         return request
+    }
+
+    /// response_format: text (nil), json_object (any object) or json_schema (its schema), enforced by
+    /// constrained decoding.
+    func responseFormat(_ body: JSONBody) throws -> JSONSchema? {
+        guard let format = try body.objectValue("response_format") else { return nil }
+        guard let type = try format.string("type") else { throw APIError.invalid("response_format.type is required", param: "response_format") }
+        switch type {
+        case "text": return nil
+        case "json_object": return JSONSchema(anyOf: .object)
+        case "json_schema":
+            guard let spec = try format.objectValue("json_schema") else {
+                throw APIError.invalid("response_format.json_schema is required for type json_schema", param: "response_format")
+            }
+            guard let schema = spec.object["schema"] else { return JSONSchema(anyOf: .object) }
+            do { return try JSONSchema(schema) } catch let e as JSONSchemaError {
+                throw APIError.invalid("response_format.json_schema.schema: \(e.message)", param: "response_format")
+            }
+        default:
+            throw APIError.invalid("response_format.type must be text, json_object or json_schema, got '\(type)'", param: "response_format")
+        }
     }
 
     static func finishReason(_ r: GenerationResult.StopReason) -> String {

@@ -28,12 +28,12 @@ enum TestModels {
     static var pythonClients: Bool {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import openai, anthropic, httpx"]
+        p.arguments = ["python3", "-c", "import openai, anthropic, httpx, jsonschema, pydantic"]
         p.standardError = FileHandle.nullDevice
         guard (try? p.run()) != nil else { return false }
         p.waitUntilExit()
         if p.terminationStatus != 0 {
-            FileHandle.standardError.write(Data("!! SKIPPING client tests: python3 lacks openai/anthropic/httpx (pip install openai anthropic httpx)\n".utf8))
+            FileHandle.standardError.write(Data("!! SKIPPING client tests: python3 lacks openai/anthropic/httpx/jsonschema/pydantic (pip install openai anthropic httpx jsonschema pydantic)\n".utf8))
         }
         return p.terminationStatus == 0
     }

@@ -76,6 +76,47 @@ if cut:
     stopped, r = chat("Count from 1 to 20, separated by spaces.", max_tokens=40, stop=[" " + cut])
     check(r.choices[0].finish_reason == "stop" and stopped == full[:full.index(" " + cut)], "stop sequence cuts the text before it")
 
+# --- Structured output: json_object and json_schema (constrained decoding) ------------------------
+import jsonschema
+import pydantic
+
+r = oa.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "List three fruits as JSON."}],
+                               max_tokens=120, temperature=0.8, seed=7, response_format={"type": "json_object"})
+check(isinstance(json.loads(r.choices[0].message.content), dict), "json_object output parses as an object: %s" % r.choices[0].message.content)
+person = {"type": "object", "additionalProperties": False, "required": ["name", "age", "colour"],
+          "properties": {"name": {"type": "string", "maxLength": 30}, "age": {"type": "integer"},
+                         "colour": {"enum": ["red", "green", "blue"]}}}
+for temperature in (0, 1.0):
+    for seed in range(3 if temperature else 1):
+        r = oa.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Describe a person as JSON."}],
+                                       max_tokens=120, temperature=temperature, seed=seed,
+                                       response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": person, "strict": True}})
+        value = json.loads(r.choices[0].message.content)
+        jsonschema.validate(value, person)
+        check(r.choices[0].finish_reason == "stop", "json_schema output validates (temperature %s, seed %d): %s" % (temperature, seed, value))
+streamed = "".join(c.choices[0].delta.content or "" for c in oa.chat.completions.create(
+    model=MODEL, messages=[{"role": "user", "content": "Describe a person as JSON."}], max_tokens=120, temperature=0, stream=True,
+    response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": person}}) if c.choices)
+jsonschema.validate(json.loads(streamed), person)
+check(True, "streamed json_schema output validates")
+
+
+class City(pydantic.BaseModel):
+    name: str
+    country: str
+    population: int
+
+
+parsed = oa.chat.completions.parse(model=MODEL, messages=[{"role": "user", "content": "Give me a city."}], max_tokens=120,
+                                   temperature=0, response_format=City)
+check(isinstance(parsed.choices[0].message.parsed, City), "pydantic response_format parses: %r" % parsed.choices[0].message.parsed)
+try:
+    oa.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], response_format={
+        "type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "string", "pattern": "^a+$"}}})
+    check(False, "unenforceable schema refused")
+except openai.BadRequestError as e:
+    check("pattern" in str(e), "a schema keyword that cannot be enforced → 400 naming it")
+
 # --- OpenAI completions ------------------------------------------------------------------------------
 c = oa.completions.create(model=MODEL, prompt="The quick brown fox", max_tokens=12, temperature=0)
 check(c.object == "text_completion" and len(c.choices[0].text) > 0, "text completion answers")
