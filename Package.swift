@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
         .target(name: "Server", dependencies: [
-            "Engine", "Sampling",
+            "Engine", "Sampling", "ChatTemplate",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),

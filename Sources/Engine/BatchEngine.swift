@@ -21,11 +21,11 @@ public struct EngineRequest: Sendable {
     public var options: GenerationOptions
     /// Log-probabilities of each generated token and of this many alternatives (nil: none).
     public var topLogprobs: Int?
-    /// The output must be JSON this schema accepts (constrained decoding); generation ends when the
-    /// value is complete.
-    public var json: JSONSchema?
-    public init(prompt: [Int32], options: GenerationOptions, topLogprobs: Int? = nil, json: JSONSchema? = nil) {
-        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs; self.json = json
+    /// What the output must be (JSON of a schema, a tool call), enforced by constrained decoding;
+    /// generation ends when it is complete.
+    public var constraint: OutputConstraint?
+    public init(prompt: [Int32], options: GenerationOptions, topLogprobs: Int? = nil, constraint: OutputConstraint? = nil) {
+        self.prompt = prompt; self.options = options; self.topLogprobs = topLogprobs; self.constraint = constraint
     }
 }
 
@@ -141,7 +141,7 @@ public final class BatchEngine: @unchecked Sendable {
         var nextToken: Int32?
         var firstToken: Date?
         var logprobs: [TokenLogprob] = []
-        var json: JSONConstraint?
+        var constraint: (any TokenConstraint)?
         /// Pages this request may hold at most (prompt + max_tokens).
         var pagesNeeded = 0
 
@@ -151,7 +151,7 @@ public final class BatchEngine: @unchecked Sendable {
             sampler = Sampler(request.options.sampler)
             detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
             history = request.prompt
-            json = request.json.map { JSONConstraint(schema: $0) }
+            constraint = request.constraint?.start()
         }
     }
 
@@ -338,16 +338,16 @@ public final class BatchEngine: @unchecked Sendable {
         let tokenizer = loaded.tokenizer
         guard options.maxTokens > 0 else { finish(job, .length); return }
         let next: Int32
-        if let json = job.json {
-            // Constrained: only tokens that keep the output a prefix of valid JSON; end once complete.
-            if json.isFinished { finish(job, .endOfGeneration); return }
+        if let constraint = job.constraint {
+            // Constrained: only tokens that keep the output a prefix of what is allowed; end once complete.
+            if constraint.isFinished { finish(job, .endOfGeneration); return }
             let bytes = tokenBytes
             guard let t = job.sampler.sample(logits, history: job.history, allowed: { id in
-                if tokenizer.isEndOfGeneration(id) { return json.isComplete }
-                return !tokenizer.isSpecial(id) && !bytes[Int(id)].isEmpty && json.accepts(bytes[Int(id)])
-            }) else { fail(job, "no token can continue the JSON output"); return }
+                if tokenizer.isEndOfGeneration(id) { return constraint.isComplete }
+                return !tokenizer.isSpecial(id) && !bytes[Int(id)].isEmpty && constraint.accepts(bytes[Int(id)])
+            }) else { fail(job, "no token can continue the constrained output"); return }
             next = t
-            if !tokenizer.isEndOfGeneration(t) { _ = job.json!.feed(bytes[Int(t)]) }
+            if !tokenizer.isEndOfGeneration(t) { _ = job.constraint!.feed(bytes[Int(t)]) }
         } else {
             next = job.sampler.sample(logits, history: job.history)
         }
@@ -368,7 +368,7 @@ public final class BatchEngine: @unchecked Sendable {
                 return
             }
         }
-        if job.json?.isFinished == true { finish(job, .endOfGeneration); return }
+        if job.constraint?.isFinished == true { finish(job, .endOfGeneration); return }
         if job.generated >= options.maxTokens { finish(job, .length); return }
         if job.sequence!.count + 1 >= contextLength { finish(job, .contextFull); return }
         job.nextToken = next

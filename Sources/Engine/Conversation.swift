@@ -7,14 +7,43 @@ import Tokenizers
 public struct ChatMessage: Sendable, Equatable {
     public var role: String
     public var content: String
-    public init(role: String, content: String) { self.role = role; self.content = content }
+    /// Calls an assistant message made.
+    public var toolCalls: [ToolCall] = []
+    /// The call a "tool" message answers.
+    public var toolCallId: String?
+    public init(role: String, content: String, toolCalls: [ToolCall] = [], toolCallId: String? = nil) {
+        self.role = role; self.content = content; self.toolCalls = toolCalls; self.toolCallId = toolCallId
+    }
 
+    /// The message as chat templates expect it (transformers' layout: tool_calls[i].function.arguments is
+    /// an object when it parses).
     var templateValue: TemplateValue {
         var o = TemplateObject()
         o["role"] = .string(role)
         o["content"] = .string(content)
+        if !toolCalls.isEmpty {
+            o["tool_calls"] = .array(toolCalls.map { call in
+                var f = TemplateObject()
+                f["name"] = .string(call.name)
+                f["arguments"] = (try? TemplateValue.parseJSON(call.arguments)) ?? .string(call.arguments)
+                var c = TemplateObject()
+                c["id"] = .string(call.id)
+                c["type"] = .string("function")
+                c["function"] = .object(f)
+                return .object(c)
+            })
+        }
+        if let id = toolCallId { o["tool_call_id"] = .string(id) }
         return .object(o)
     }
+}
+
+/// A function call: its id, the function's name and its arguments (JSON text).
+public struct ToolCall: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var arguments: String
+    public init(id: String, name: String, arguments: String) { self.id = id; self.name = name; self.arguments = arguments }
 }
 
 public enum PromptBuilder {

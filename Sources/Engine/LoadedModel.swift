@@ -33,6 +33,13 @@ public final class LoadedModel: @unchecked Sendable {
         loadSeconds = Date().timeIntervalSince(start)
     }
 
+    /// Whether the model's chat template renders a `tools` list itself (else tools are described in
+    /// the system message).
+    public var templateRendersTools: Bool {
+        guard chatTemplate != nil, let source = gguf["tokenizer.chat_template"]?.string else { return false }
+        return source.contains("tools")
+    }
+
     private var sharedPool: KVPagePool?
     private let poolLock = NSLock()
 

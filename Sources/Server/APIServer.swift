@@ -137,7 +137,7 @@ public final class APIServer: Sendable {
             let handle: EngineHandle
             do {
                 handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs,
-                                                            json: parsed.json))
+                                                            constraint: parsed.constraint))
             } catch let e as EngineError {
                 switch e {
                 case .queueFull:
@@ -216,6 +216,7 @@ public final class APIServer: Sendable {
             })
         }
         let stream = events(handle)
+        let callID = "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
             defer { handle.cancel() }
             var first = true
@@ -224,17 +225,59 @@ public final class APIServer: Sendable {
                                                                       finishReason: nil, first: true)))
                 first = false
             }
+            // Tool calls: a constrained call streams its arguments as they come; with tool_choice auto,
+            // output that may be a call is held back until it is clearly text or finished.
+            var streamer: ToolCallStreamer? = nil
+            var holding = false
+            if chat, let tools = request.tools {
+                if case .toolCall = request.constraint { streamer = ToolCallStreamer(tools: tools) } else { holding = tools.choice == .auto }
+            }
+            var held = "", heldTokens: [TokenLogprob] = []
+            func content(_ text: String, _ tokens: [TokenLogprob]) -> ByteBuffer {
+                defer { first = false }
+                return APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: text, tokens: tokens,
+                                                      finishReason: nil, first: first))
+            }
             for await item in stream {
                 switch item {
                 case .keepAlive, .event(.promptProgress):
                     try await writer.write(APIServer.keepAliveComment)
                 case .event(.text(let text, let tokens)):
-                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: text,
-                                                                          tokens: tokens, finishReason: nil, first: first)))
-                    first = false
+                    if var s = streamer {
+                        let (name, arguments) = s.push(text)
+                        streamer = s
+                        if name != nil || !arguments.isEmpty {
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: 0, callID: String(callID),
+                                                                                      name: name, arguments: arguments)))
+                        }
+                    } else if holding {
+                        held += text; heldTokens += tokens
+                        if !APIServer.mayBeToolCall(held) {
+                            holding = false
+                            try await writer.write(content(held, heldTokens))
+                        }
+                    } else {
+                        try await writer.write(content(text, tokens))
+                    }
                 case .event(.finished(let f)):
+                    var reason = APIServer.finishReason(f.stopReason)
+                    if var s = streamer {
+                        let rest = s.finish()
+                        if !rest.isEmpty {
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: 0, callID: nil,
+                                                                                      name: nil, arguments: rest)))
+                        }
+                        if s.name != nil { reason = "tool_calls" }
+                    } else if holding, let tools = request.tools {
+                        let calls = APIServer.parseToolCalls(held, tools: tools)
+                        for (i, c) in calls.enumerated() {
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: i, callID: c.id,
+                                                                                      name: c.name, arguments: c.arguments)))
+                        }
+                        if !calls.isEmpty { reason = "tool_calls" } else if !held.isEmpty { try await writer.write(content(held, heldTokens)) }
+                    }
                     try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: nil, tokens: [],
-                                                                          finishReason: APIServer.finishReason(f.stopReason), first: first)))
+                                                                          finishReason: reason, first: first)))
                     if request.includeUsage {
                         try await writer.write(APIServer.sse(["id": String(id), "object": chat ? "chat.completion.chunk" : "text_completion",
                                                               "created": Int(Date().timeIntervalSince1970), "model": request.model,
@@ -256,7 +299,9 @@ public final class APIServer: Sendable {
                 let r = await self.collect(handle)
                 let body: Any
                 if let f = r.finish {
-                    body = self.anthropicMessage(id: String(id), request: request, content: [["type": "text", "text": r.text]], finish: f)
+                    let calls = request.tools.map { APIServer.parseToolCalls(r.text, tools: $0) } ?? []
+                    let content: [[String: Any]] = calls.isEmpty ? [["type": "text", "text": r.text]] : calls.map(APIServer.toolUseBlock)
+                    body = self.anthropicMessage(id: String(id), request: request, content: content, finish: f, toolUse: !calls.isEmpty)
                 } else {
                     body = APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(.anthropic)
                 }
@@ -265,26 +310,86 @@ public final class APIServer: Sendable {
             })
         }
         let stream = events(handle)
+        let toolID = "toolu_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
             defer { handle.cancel() }
             try await writer.write(APIServer.sse(["type": "message_start",
                                                   "message": self.anthropicMessage(id: String(id), request: request, content: [], finish: nil)],
                                                  event: "message_start"))
-            try await writer.write(APIServer.sse(["type": "content_block_start", "index": 0, "content_block": ["type": "text", "text": ""]],
-                                                 event: "content_block_start"))
             try await writer.write(APIServer.sse(["type": "ping"], event: "ping"))
+            var streamer: ToolCallStreamer? = nil
+            var holding = false
+            if let tools = request.tools {
+                if case .toolCall = request.constraint { streamer = ToolCallStreamer(tools: tools) } else { holding = tools.choice == .auto }
+            }
+            var held = ""
+            var blockOpen = false, blocks = 0
+            func startText() -> ByteBuffer {
+                blockOpen = true; blocks += 1
+                return APIServer.sse(["type": "content_block_start", "index": blocks - 1, "content_block": ["type": "text", "text": ""]],
+                                     event: "content_block_start")
+            }
+            func textDelta(_ text: String) -> ByteBuffer {
+                APIServer.sse(["type": "content_block_delta", "index": blocks - 1, "delta": ["type": "text_delta", "text": text]],
+                              event: "content_block_delta")
+            }
+            func startTool(_ id: String, _ name: String) -> ByteBuffer {
+                blockOpen = true; blocks += 1
+                return APIServer.sse(["type": "content_block_start", "index": blocks - 1,
+                                      "content_block": ["type": "tool_use", "id": id, "name": name, "input": [String: Any]()]],
+                                     event: "content_block_start")
+            }
+            func jsonDelta(_ json: String) -> ByteBuffer {
+                APIServer.sse(["type": "content_block_delta", "index": blocks - 1, "delta": ["type": "input_json_delta", "partial_json": json]],
+                              event: "content_block_delta")
+            }
+            func stopBlock() -> ByteBuffer {
+                blockOpen = false
+                return APIServer.sse(["type": "content_block_stop", "index": blocks - 1], event: "content_block_stop")
+            }
+            if streamer == nil && !holding { try await writer.write(startText()) }
             for await item in stream {
                 switch item {
                 case .keepAlive, .event(.promptProgress):
                     try await writer.write(APIServer.keepAliveComment)
                 case .event(.text(let text, _)):
-                    guard !text.isEmpty else { continue }
-                    try await writer.write(APIServer.sse(["type": "content_block_delta", "index": 0, "delta": ["type": "text_delta", "text": text]],
-                                                         event: "content_block_delta"))
+                    if var s = streamer {
+                        let (name, arguments) = s.push(text)
+                        streamer = s
+                        if let name { try await writer.write(startTool(String(toolID), name)) }
+                        if !arguments.isEmpty { try await writer.write(jsonDelta(arguments)) }
+                    } else if holding {
+                        held += text
+                        if !APIServer.mayBeToolCall(held) {
+                            holding = false
+                            try await writer.write(startText())
+                            try await writer.write(textDelta(held))
+                        }
+                    } else if !text.isEmpty {
+                        try await writer.write(textDelta(text))
+                    }
                 case .event(.finished(let f)):
-                    try await writer.write(APIServer.sse(["type": "content_block_stop", "index": 0], event: "content_block_stop"))
+                    var toolUse = false
+                    if var s = streamer {
+                        let rest = s.finish()
+                        if !rest.isEmpty { try await writer.write(jsonDelta(rest)) }
+                        toolUse = s.name != nil
+                    } else if holding, let tools = request.tools {
+                        let calls = APIServer.parseToolCalls(held, tools: tools)
+                        for c in calls {
+                            try await writer.write(startTool("toolu_" + c.id.dropFirst(5), c.name))
+                            try await writer.write(jsonDelta(c.arguments))
+                            try await writer.write(stopBlock())
+                        }
+                        toolUse = !calls.isEmpty
+                        if calls.isEmpty {
+                            try await writer.write(startText())
+                            if !held.isEmpty { try await writer.write(textDelta(held)) }
+                        }
+                    }
+                    if blockOpen { try await writer.write(stopBlock()) }
                     try await writer.write(APIServer.sse(["type": "message_delta",
-                                                          "delta": ["stop_reason": APIServer.anthropicStopReason(f.stopReason),
+                                                          "delta": ["stop_reason": toolUse ? "tool_use" : APIServer.anthropicStopReason(f.stopReason),
                                                                     "stop_sequence": f.stopSequence.map { $0 as Any } ?? NSNull()],
                                                           "usage": ["output_tokens": f.completionTokens]], event: "message_delta"))
                     try await writer.write(APIServer.sse(["type": "message_stop"], event: "message_stop"))
@@ -295,5 +400,10 @@ public final class APIServer: Sendable {
             }
             try await writer.finish(nil)
         })
+    }
+
+    static func toolUseBlock(_ c: ParsedToolCall) -> [String: Any] {
+        let input = (try? JSONSerialization.jsonObject(with: Data(c.arguments.utf8))) ?? [String: Any]()
+        return ["type": "tool_use", "id": "toolu_" + c.id.dropFirst(5), "name": c.name, "input": input]
     }
 }

@@ -20,12 +20,10 @@ extension APIServer {
             guard let role = o["role"] as? String, role == "user" || role == "assistant" else {
                 throw APIError.invalid("messages.\(i).role must be \"user\" or \"assistant\"", param: "messages")
             }
-            messages.append(ChatMessage(role: role, content: try contentText(o["content"], param: "messages.\(i).content")))
+            messages += try anthropicMessages(role: role, content: o["content"], index: i)
         }
-        if let tools = try body.array("tools"), !tools.isEmpty {
-            throw APIError.invalid("tools are not supported by this server yet", param: "tools")
-        }
-        let prompt = try chatPrompt(messages)
+        let tools = try parseAnthropicTools(body)
+        let prompt = try chatPrompt(messages, tools: tools)
         var options = GenerationOptions()
         options.sampler = try samplerParameters(body, maxTemperature: 1)
         if !body.has("temperature") { options.sampler.temperature = 1 }   // Anthropic's default
@@ -33,7 +31,38 @@ extension APIServer {
         options.maxTokens = try self.maxTokens(maxTokens, prompt: prompt.count, param: "max_tokens")
         var request = GenerationRequest(prompt: prompt, options: options, model: model)
         request.stream = try body.bool("stream") ?? false
+        request.tools = tools
+        request.constraint = try tools?.constraint()
         return request
+    }
+
+    /// One Anthropic message as chat messages: text blocks, tool_use blocks (an assistant's calls) and
+    /// tool_result blocks (one "tool" message each).
+    func anthropicMessages(role: String, content: Any?, index i: Int) throws -> [ChatMessage] {
+        guard let blocks = content as? [Any] else {
+            return [ChatMessage(role: role, content: try contentText(content, param: "messages.\(i).content"))]
+        }
+        var text = "", calls: [ToolCall] = [], results: [ChatMessage] = []
+        for (j, b) in blocks.enumerated() {
+            guard let o = b as? [String: Any], let type = o["type"] as? String else {
+                throw APIError.invalid("messages.\(i).content.\(j) must be an object with a type", param: "messages")
+            }
+            switch type {
+            case "text": text += o["text"] as? String ?? ""
+            case "tool_use":
+                guard let name = o["name"] as? String else { throw APIError.invalid("messages.\(i).content.\(j).name is required", param: "messages") }
+                calls.append(ToolCall(id: o["id"] as? String ?? "toolu_\(i)_\(j)", name: name,
+                                      arguments: String(decoding: jsonData(o["input"] ?? [String: Any]()), as: UTF8.self)))
+            case "tool_result":
+                let value = try contentText(o["content"], param: "messages.\(i).content.\(j).content")
+                results.append(ChatMessage(role: "tool", content: value, toolCallId: o["tool_use_id"] as? String))
+            default:
+                throw APIError.invalid("messages.\(i).content.\(j) has type '\(type)'; this server accepts text, tool_use and tool_result", param: "messages")
+            }
+        }
+        var out = results
+        if !text.isEmpty || !calls.isEmpty || results.isEmpty { out.append(ChatMessage(role: role, content: text, toolCalls: calls)) }
+        return out
     }
 
     static func anthropicStopReason(_ r: GenerationResult.StopReason) -> String {
@@ -44,9 +73,10 @@ extension APIServer {
         }
     }
 
-    func anthropicMessage(id: String, request: GenerationRequest, content: [[String: Any]], finish: EngineFinish?) -> [String: Any] {
+    func anthropicMessage(id: String, request: GenerationRequest, content: [[String: Any]], finish: EngineFinish?,
+                          toolUse: Bool = false) -> [String: Any] {
         ["id": id, "type": "message", "role": "assistant", "model": request.model, "content": content,
-         "stop_reason": finish.map { APIServer.anthropicStopReason($0.stopReason) } ?? NSNull(),
+         "stop_reason": toolUse ? "tool_use" : (finish.map { APIServer.anthropicStopReason($0.stopReason) } ?? NSNull()) as Any,
          "stop_sequence": finish?.stopSequence.map { $0 as Any } ?? NSNull(),
          "usage": ["input_tokens": request.prompt.count - (finish?.cachedPromptTokens ?? 0),
                    "cache_read_input_tokens": finish?.cachedPromptTokens ?? 0,

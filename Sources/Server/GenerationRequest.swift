@@ -12,8 +12,10 @@ struct GenerationRequest {
     var includeUsage = false
     /// nil: no logprobs; else the number of alternatives per token.
     var topLogprobs: Int?
-    /// Output constrained to JSON of this schema.
-    var json: JSONSchema?
+    /// Output constrained to JSON of a schema or to a tool call.
+    var constraint: OutputConstraint?
+    /// Tools the model may call (their calls are parsed out of the output).
+    var tools: ToolsRequest?
     var model: String
 }
 

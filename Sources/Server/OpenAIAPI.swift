@@ -18,11 +18,26 @@ extension APIServer {
             guard ["system", "developer", "user", "assistant", "tool"].contains(role) else {
                 throw APIError.invalid("messages[\(i)].role '\(role)' is not one of system, developer, user, assistant, tool", param: "messages")
             }
-            messages.append(ChatMessage(role: role == "developer" ? "system" : role,
-                                        content: try contentText(o["content"], param: "messages[\(i)].content")))
+            var message = ChatMessage(role: role == "developer" ? "system" : role,
+                                      content: try contentText(o["content"], param: "messages[\(i)].content"))
+            if let calls = o["tool_calls"] as? [Any] {
+                for (j, c) in calls.enumerated() {
+                    guard let call = c as? [String: Any], let f = call["function"] as? [String: Any], let name = f["name"] as? String else {
+                        throw APIError.invalid("messages[\(i)].tool_calls[\(j)] must have function.name", param: "messages")
+                    }
+                    let args = (f["arguments"] as? String) ?? f["arguments"].map { String(decoding: jsonData($0), as: UTF8.self) } ?? "{}"
+                    message.toolCalls.append(ToolCall(id: call["id"] as? String ?? "call_\(i)_\(j)", name: name, arguments: args))
+                }
+            }
+            message.toolCallId = o["tool_call_id"] as? String
+            messages.append(message)
         }
         try rejectUnsupported(body)
-        return try finishOpenAI(body, prompt: try chatPrompt(messages), model: model)
+        let tools = try parseOpenAITools(body)
+        var request = try finishOpenAI(body, prompt: try chatPrompt(messages, tools: tools), model: model)
+        request.tools = tools
+        if let c = try tools?.constraint() { request.constraint = c }
+        return request
     }
 
     func parseCompletion(_ body: JSONBody) throws -> GenerationRequest {
@@ -47,9 +62,6 @@ extension APIServer {
     /// Features not built yet are refused clearly rather than ignored.
     private func rejectUnsupported(_ body: JSONBody) throws {
         if let n = try body.integer("n"), n != 1 { throw APIError.invalid("only n = 1 is supported", param: "n") }
-        if let tools = try body.array("tools"), !tools.isEmpty {
-            throw APIError.invalid("tools are not supported by this server yet", param: "tools")
-        }
     }
 
     private func finishOpenAI(_ body: JSONBody, prompt: [Int32], model: String) throws -> GenerationRequest {
@@ -60,7 +72,7 @@ extension APIServer {
         let requested = try body.integer("max_completion_tokens", in: 0...10_000_000) ?? body.integer("max_tokens", in: 0...10_000_000)
         options.maxTokens = try maxTokens(requested, prompt: prompt.count, param: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")
         var request = GenerationRequest(prompt: prompt, options: options, model: model)
-        request.json = try responseFormat(body)
+        if let schema = try responseFormat(body) { request.constraint = .json(schema) }
         request.stream = try body.bool("stream") ?? false
         if let so = try body.objectValue("stream_options") { request.includeUsage = try so.bool("include_usage") ?? false }
         if try body.bool("logprobs") == true {
@@ -126,7 +138,13 @@ extension APIServer {
     func openAIResponse(chat: Bool, id: String, request: GenerationRequest, text: String, tokens: [TokenLogprob],
                         finish: EngineFinish) -> [String: Any] {
         var choice: [String: Any] = ["index": 0, "finish_reason": APIServer.finishReason(finish.stopReason)]
-        if chat {
+        let calls = request.tools.map { APIServer.parseToolCalls(text, tools: $0) } ?? []
+        if chat && !calls.isEmpty {
+            choice["message"] = ["role": "assistant", "content": NSNull(),
+                                 "tool_calls": calls.map { ["id": $0.id, "type": "function", "function": ["name": $0.name, "arguments": $0.arguments]] }]
+            choice["finish_reason"] = "tool_calls"
+            choice["logprobs"] = request.topLogprobs == nil ? NSNull() : ["content": APIServer.chatLogprobs(tokens)] as Any
+        } else if chat {
             choice["message"] = ["role": "assistant", "content": text]
             choice["logprobs"] = request.topLogprobs == nil ? NSNull() : ["content": APIServer.chatLogprobs(tokens)] as Any
         } else {
@@ -135,6 +153,20 @@ extension APIServer {
         }
         return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": Int(Date().timeIntervalSince1970),
                 "model": request.model, "system_fingerprint": fingerprint, "choices": [choice], "usage": APIServer.usage(finish)]
+    }
+
+    /// A streamed chunk carrying a tool call delta: the call's header (id, name) when first announced,
+    /// then pieces of its arguments.
+    func openAIToolChunk(id: String, request: GenerationRequest, index: Int, callID: String?, name: String?, arguments: String) -> [String: Any] {
+        var function: [String: Any] = ["arguments": arguments]
+        var call: [String: Any] = ["index": index]
+        if let name { function["name"] = name; call["id"] = callID ?? ""; call["type"] = "function" }
+        call["function"] = function
+        var chunk: [String: Any] = ["id": id, "object": "chat.completion.chunk", "created": Int(Date().timeIntervalSince1970),
+                                    "model": request.model, "system_fingerprint": fingerprint,
+                                    "choices": [["index": 0, "delta": ["tool_calls": [call]], "logprobs": NSNull(), "finish_reason": NSNull()]]]
+        if request.includeUsage { chunk["usage"] = NSNull() }
+        return chunk
     }
 
     /// One streamed chunk (delta text, or the final chunk with a finish reason).

@@ -117,6 +117,54 @@ try:
 except openai.BadRequestError as e:
     check("pattern" in str(e), "a schema keyword that cannot be enforced → 400 naming it")
 
+# --- Tools: calls forced by tool_choice are constrained to the tool's schema ------------------------
+weather = {"type": "object", "additionalProperties": False, "required": ["city", "unit"],
+           "properties": {"city": {"type": "string", "maxLength": 40}, "unit": {"enum": ["celsius", "fahrenheit"]}}}
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather in a city", "parameters": weather}},
+         {"type": "function", "function": {"name": "get_time", "description": "Current time in a time zone",
+                                           "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 30}},
+                                                          "required": ["zone"]}}}]
+ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+r = oa.chat.completions.create(model=MODEL, messages=ask, tools=tools, tool_choice="required", max_tokens=80, temperature=0)
+call = r.choices[0].message.tool_calls[0]
+check(r.choices[0].finish_reason == "tool_calls" and call.type == "function" and call.function.name in ("get_weather", "get_time"),
+      "tool_choice required gives a tool call: %s(%s)" % (call.function.name, call.function.arguments))
+r = oa.chat.completions.create(model=MODEL, messages=ask, tools=tools, max_tokens=80, temperature=0,
+                               tool_choice={"type": "function", "function": {"name": "get_weather"}})
+call = r.choices[0].message.tool_calls[0]
+args = json.loads(call.function.arguments)
+jsonschema.validate(args, weather)
+check(call.function.name == "get_weather", "a named tool_choice calls it with valid arguments: %s" % args)
+chunks = list(oa.chat.completions.create(model=MODEL, messages=ask, tools=tools, max_tokens=80, temperature=0, stream=True,
+                                         tool_choice={"type": "function", "function": {"name": "get_weather"}}))
+deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+check(len(deltas) > 2 and deltas[0].function.name == "get_weather" and deltas[0].id == deltas[0].id,
+      "streamed call: a header then %d argument deltas" % (len(deltas) - 1))
+check("".join(d.function.arguments or "" for d in deltas) == call.function.arguments, "streamed arguments equal the whole call's")
+check(chunks[-1].choices[0].finish_reason == "tool_calls", "streamed finish_reason tool_calls")
+# The call and its result go back into the conversation (rendered by the template or the system message).
+follow = ask + [{"role": "assistant", "content": None, "tool_calls": [{"id": call.id, "type": "function",
+                                                                      "function": {"name": "get_weather", "arguments": call.function.arguments}}]},
+                {"role": "tool", "tool_call_id": call.id, "content": "{\"temperature\": 21, \"sky\": \"clear\"}"}]
+r = oa.chat.completions.create(model=MODEL, messages=follow, tools=tools, tool_choice="none", max_tokens=30, temperature=0)
+check(r.choices[0].finish_reason in ("stop", "length") and r.choices[0].message.content, "a tool result turn is answered in text")
+
+m = an.messages.create(model=MODEL, max_tokens=80, extra_body=GREEDY, messages=ask, tool_choice={"type": "tool", "name": "get_weather"},
+                       tools=[{"name": "get_weather", "description": "Current weather in a city", "input_schema": weather}])
+block = m.content[0]
+jsonschema.validate(block.input, weather)
+check(m.stop_reason == "tool_use" and block.type == "tool_use" and block.name == "get_weather", "anthropic tool_use block: %s" % block.input)
+with an.messages.stream(model=MODEL, max_tokens=80, extra_body=GREEDY, messages=ask, tool_choice={"type": "any"},
+                        tools=[{"name": "get_weather", "description": "Current weather in a city", "input_schema": weather}]) as s:
+    final = s.get_final_message()
+check(final.stop_reason == "tool_use" and final.content[0].type == "tool_use" and final.content[0].input == block.input,
+      "anthropic streamed input_json_delta builds the same input")
+m2 = an.messages.create(model=MODEL, max_tokens=30, extra_body=GREEDY, tools=[{"name": "get_weather", "input_schema": weather}],
+                        messages=ask + [{"role": "assistant", "content": [{"type": "tool_use", "id": block.id, "name": "get_weather", "input": block.input}]},
+                                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "21 C, clear"}]}],
+                        tool_choice={"type": "none"})
+check(m2.content[0].type == "text" and m2.stop_reason in ("end_turn", "max_tokens"), "anthropic tool_result turn answered in text")
+
 # --- OpenAI completions ------------------------------------------------------------------------------
 c = oa.completions.create(model=MODEL, prompt="The quick brown fox", max_tokens=12, temperature=0)
 check(c.object == "text_completion" and len(c.choices[0].text) > 0, "text completion answers")
