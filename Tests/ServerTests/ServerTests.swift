@@ -104,6 +104,34 @@ struct ServerTests {
         #expect(output.contains("all client checks passed"))
     }
 
+    /// A prompt prefilled in several chunks: the stream says it is alive (SSE comments) before the first
+    /// token, and the answer equals the one of a server that prefills it in one chunk.
+    @Test func longPrefillSendsKeepAlivesAndChunkingDoesNotChangeTheAnswer() async throws {
+        guard let loaded = TestModels.load("smollm2") else { return }
+        let words = (0..<150).map { ["river", "stone", "light", "cloud", "field"][$0 % 5] }.joined(separator: " ")
+        let body = Data(#"{"messages":[{"role":"user","content":"Repeat: \#(words)"}],"max_tokens":12,"temperature":0,"stream":true}"#.utf8)
+        var answers: [String] = []
+        for chunk in [16, 512] {
+            let engine = BatchEngine(loaded, parallel: 2, contextLength: 1024, maxBatch: 512, prefillChunk: chunk, threads: 2)
+            let running = try await RunningServer.start(engine)
+            defer { running.stop() }
+            let r = try await http("POST", running.base + "/v1/chat/completions", body: body)
+            let text = String(decoding: r.body, as: UTF8.self)
+            let firstContent = text.range(of: #""content":"\w"#, options: .regularExpression)
+            if chunk == 16 {
+                let alive = text.range(of: ": keep-alive")
+                #expect(alive != nil && firstContent != nil && alive!.lowerBound < firstContent!.lowerBound, "\(text.prefix(600))")
+            }
+            #expect(r.headers["content-type"] == "text/event-stream" && text.hasSuffix("data: [DONE]\n\n"))
+            answers.append(text.split(separator: "\n").filter { $0.hasPrefix("data: {") }.compactMap { line -> String? in
+                let chunk = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any]
+                let delta = ((chunk?["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])
+                return delta?["content"] as? String
+            }.joined())
+        }
+        #expect(answers[0] == answers[1] && !answers[0].isEmpty)
+    }
+
     @Test func badRequestsGetErrorsInTheAPIsShape() async throws {
         guard let loaded = TestModels.load("smollm2") else { return }
         let engine = BatchEngine(loaded, parallel: 1, contextLength: 256, threads: 2, maxQueue: 0)
