@@ -174,6 +174,23 @@ public final class APIServer: Sendable {
         }
     }
 
+    /// A random id with a prefix ("chatcmpl-", "msg_", …).
+    static func randomID(_ prefix: String) -> String {
+        prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    }
+
+    /// The whole answer as one JSON body built by `build(text, tokens, finish)`, or the API's error.
+    func wholeAnswer(_ handle: EngineHandle, _ api: APIFlavor,
+                     build: @escaping @Sendable (String, [TokenLogprob], EngineFinish) -> [String: Any]) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+            let r = await self.collect(handle)
+            let body = r.finish.map { build(r.text, r.tokens, $0) }
+                ?? APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(api)
+            try await writer.write(ByteBuffer(bytes: jsonData(body)))
+            try await writer.finish(nil)
+        })
+    }
+
     /// Collects a whole answer (no streaming).
     func collect(_ handle: EngineHandle) async -> (text: String, tokens: [TokenLogprob], finish: EngineFinish?, error: String?) {
         var text = "", tokens: [TokenLogprob] = [], finish: EngineFinish?, failure: String?
@@ -201,27 +218,19 @@ public final class APIServer: Sendable {
     // MARK: - Answers
 
     func respondOpenAI(chat: Bool, _ request: GenerationRequest, _ handle: EngineHandle) -> Response {
-        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let id = APIServer.randomID(chat ? "chatcmpl-" : "cmpl-")
         if !request.stream {
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
-                let r = await self.collect(handle)
-                let body: Any
-                if let f = r.finish {
-                    body = self.openAIResponse(chat: chat, id: String(id), request: request, text: r.text, tokens: r.tokens, finish: f)
-                } else {
-                    body = APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(.openAI)
-                }
-                try await writer.write(ByteBuffer(bytes: jsonData(body)))
-                try await writer.finish(nil)
-            })
+            return wholeAnswer(handle, .openAI) { text, tokens, f in
+                self.openAIResponse(chat: chat, id: id, request: request, text: text, tokens: tokens, finish: f)
+            }
         }
         let stream = events(handle)
-        let callID = "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let callID = APIServer.randomID("call_")
         return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
             defer { handle.cancel() }
             var first = true
             if chat {
-                try await writer.write(APIServer.sse(self.openAIChunk(chat: true, id: String(id), request: request, text: "", tokens: [],
+                try await writer.write(APIServer.sse(self.openAIChunk(chat: true, id: id, request: request, text: "", tokens: [],
                                                                       finishReason: nil, first: true)))
                 first = false
             }
@@ -235,7 +244,7 @@ public final class APIServer: Sendable {
             var held = "", heldTokens: [TokenLogprob] = []
             func content(_ text: String, _ tokens: [TokenLogprob]) -> ByteBuffer {
                 defer { first = false }
-                return APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: text, tokens: tokens,
+                return APIServer.sse(self.openAIChunk(chat: chat, id: id, request: request, text: text, tokens: tokens,
                                                       finishReason: nil, first: first))
             }
             for await item in stream {
@@ -247,7 +256,7 @@ public final class APIServer: Sendable {
                         let (name, arguments) = s.push(text)
                         streamer = s
                         if name != nil || !arguments.isEmpty {
-                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: 0, callID: String(callID),
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: id, request: request, index: 0, callID: callID,
                                                                                       name: name, arguments: arguments)))
                         }
                     } else if holding {
@@ -264,22 +273,22 @@ public final class APIServer: Sendable {
                     if var s = streamer {
                         let rest = s.finish()
                         if !rest.isEmpty {
-                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: 0, callID: nil,
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: id, request: request, index: 0, callID: nil,
                                                                                       name: nil, arguments: rest)))
                         }
                         if s.name != nil { reason = "tool_calls" }
                     } else if holding, let tools = request.tools {
                         let calls = APIServer.parseToolCalls(held, tools: tools)
                         for (i, c) in calls.enumerated() {
-                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: String(id), request: request, index: i, callID: c.id,
+                            try await writer.write(APIServer.sse(self.openAIToolChunk(id: id, request: request, index: i, callID: c.id,
                                                                                       name: c.name, arguments: c.arguments)))
                         }
                         if !calls.isEmpty { reason = "tool_calls" } else if !held.isEmpty { try await writer.write(content(held, heldTokens)) }
                     }
-                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: String(id), request: request, text: nil, tokens: [],
+                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: id, request: request, text: nil, tokens: [],
                                                                           finishReason: reason, first: first)))
                     if request.includeUsage {
-                        try await writer.write(APIServer.sse(["id": String(id), "object": chat ? "chat.completion.chunk" : "text_completion",
+                        try await writer.write(APIServer.sse(["id": id, "object": chat ? "chat.completion.chunk" : "text_completion",
                                                               "created": Int(Date().timeIntervalSince1970), "model": request.model,
                                                               "choices": [Any](), "usage": APIServer.usage(f)]))
                     }
@@ -293,28 +302,20 @@ public final class APIServer: Sendable {
     }
 
     func respondAnthropic(_ request: GenerationRequest, _ handle: EngineHandle) -> Response {
-        let id = "msg_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let id = APIServer.randomID("msg_")
         if !request.stream {
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
-                let r = await self.collect(handle)
-                let body: Any
-                if let f = r.finish {
-                    let calls = request.tools.map { APIServer.parseToolCalls(r.text, tools: $0) } ?? []
-                    let content: [[String: Any]] = calls.isEmpty ? [["type": "text", "text": r.text]] : calls.map(APIServer.toolUseBlock)
-                    body = self.anthropicMessage(id: String(id), request: request, content: content, finish: f, toolUse: !calls.isEmpty)
-                } else {
-                    body = APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(.anthropic)
-                }
-                try await writer.write(ByteBuffer(bytes: jsonData(body)))
-                try await writer.finish(nil)
-            })
+            return wholeAnswer(handle, .anthropic) { text, _, f in
+                let calls = request.tools.map { APIServer.parseToolCalls(text, tools: $0) } ?? []
+                let content: [[String: Any]] = calls.isEmpty ? [["type": "text", "text": text]] : calls.map(APIServer.toolUseBlock)
+                return self.anthropicMessage(id: id, request: request, content: content, finish: f, toolUse: !calls.isEmpty)
+            }
         }
         let stream = events(handle)
-        let toolID = "toolu_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+        let toolID = APIServer.randomID("toolu_")
         return Response(status: .ok, headers: APIServer.sseHeaders, body: ResponseBody { writer in
             defer { handle.cancel() }
             try await writer.write(APIServer.sse(["type": "message_start",
-                                                  "message": self.anthropicMessage(id: String(id), request: request, content: [], finish: nil)],
+                                                  "message": self.anthropicMessage(id: id, request: request, content: [], finish: nil)],
                                                  event: "message_start"))
             try await writer.write(APIServer.sse(["type": "ping"], event: "ping"))
             var streamer: ToolCallStreamer? = nil
@@ -356,7 +357,7 @@ public final class APIServer: Sendable {
                     if var s = streamer {
                         let (name, arguments) = s.push(text)
                         streamer = s
-                        if let name { try await writer.write(startTool(String(toolID), name)) }
+                        if let name { try await writer.write(startTool(toolID, name)) }
                         if !arguments.isEmpty { try await writer.write(jsonDelta(arguments)) }
                     } else if holding {
                         held += text

@@ -195,8 +195,7 @@ extension APIServer {
             // The constrained layout: keep the arguments exactly as generated (key order, spacing).
             let prefix = String(decoding: ToolCallConstraint.prefix(name), as: UTF8.self), trimmed = c.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.hasPrefix(prefix), trimmed.hasSuffix("}") { argText = String(trimmed.dropFirst(prefix.count).dropLast()) }
-            calls.append(ParsedToolCall(id: "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24),
-                                        name: name, arguments: argText))
+            calls.append(ParsedToolCall(id: APIServer.randomID("call_"), name: name, arguments: argText))
         }
         return calls
     }
