@@ -42,6 +42,9 @@ struct ModelOptions: ParsableArguments {
 
     var kvElementType: KVType { KVType(rawValue: kvType) ?? .f32 }
 
+    @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G: routed MoE experts that do not fit are streamed from disk.")
+    var ramBudget: String?
+
     /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
     /// shared pool.
     func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
@@ -59,7 +62,15 @@ struct ModelOptions: ParsableArguments {
 
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
         let path = pullIfMissing ? try ModelStore.resolveOrPull(model) : try ModelStore.resolve(model)
-        return try LoadedModel(path: path)
+        let loaded = try LoadedModel(path: path)
+        if let budget = try ramBudget.map(parseByteSize) {
+            let kv = try kvBudget.map(parseByteSize)
+                ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
+            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: 64 << 20)
+            try loaded.apply(plan)
+            printErr("placement: \(plan)")
+        }
+        return loaded
     }
 
     func validate() throws {
@@ -67,6 +78,7 @@ struct ModelOptions: ParsableArguments {
         if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let b = kvBudget { _ = try parseByteSize(b) }
+        if let b = ramBudget { _ = try parseByteSize(b) }
         _ = try parseByteSize(kvDiskBudget)
         guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
     }
@@ -121,7 +133,13 @@ func writeOut(_ s: String) {
 }
 
 func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
-    String(format: "load %.2f s | prompt %d tokens (%d evaluated) %.1f tok/s | generation %d tokens %.1f tok/s | stop: %@",
-           loaded.loadSeconds, r.promptTokens, r.promptEvaluated, r.promptTokensPerSecond, r.tokens.count,
-           r.generationTokensPerSecond, r.stopReason.rawValue)
+    var s = String(format: "load %.2f s | prompt %d tokens (%d evaluated) %.1f tok/s | generation %d tokens %.1f tok/s | stop: %@",
+                   loaded.loadSeconds, r.promptTokens, r.promptEvaluated, r.promptTokensPerSecond, r.tokens.count,
+                   r.generationTokensPerSecond, r.stopReason.rawValue)
+    if let cache = loaded.model.expertCache {
+        let st = cache.stats
+        s += String(format: " | experts: %.1f%% hits, %.1f MiB read", 100 * st.hitRate, Double(st.bytesRead) / 1048576)
+    }
+    if let peak = LoadedModel.peakResidentBytes() { s += " | peak RSS \(peak >> 20) MiB" }
+    return s
 }

@@ -247,10 +247,11 @@ enum MoEBlock {
         if m.weightsScale != 0 && m.weightsScale != 1 { for j in 0..<k { chosenWeight[j] *= m.weightsScale } }
     }
 
-    /// out[t] = MoE(xn[t]) for t < T (overwrites out).
+    /// out[t] = MoE(xn[t]) for t < T (overwrites out). With an expert cache, routed experts of `layer`
+    /// are read into its slots (in waves when more are active than it has slots).
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
                         weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
-                        scratch s: MoEScratch, matmul mm: Matmul) {
+                        scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil) {
         let n = m.expertCount, k = m.expertsUsed, ff = m.expertFeedForward
         mm.multiply(w.router, xn, tokens: T, into: s.logits)
         for t in 0..<T {
@@ -286,26 +287,55 @@ enum MoEBlock {
         }
         let totalRows = routedRows + (w.shared != nil ? T : 0)
 
-        // gate/up of every active expert (and the shared one) in one dispatch; the thread that computed
-        // rows r of an expert's up applies the activation to them for every token of that expert.
+        // Active experts, in waves that fit the expert cache's slots (one wave when all are resident).
+        var active: [Int] = []
+        for x in 0..<n where s.offsets[x + 1] > s.offsets[x] { active.append(x) }
+        let waveSize = cache.map { max(1, $0.slots) } ?? max(1, active.count)
+        var waveStart = 0
+        repeat {
+            let wave = Array(active[waveStart..<min(active.count, waveStart + waveSize)])
+            let experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)] = wave.map { x in
+                guard let cache else { return (w.gate[x], w.up[x], w.down[x]) }
+                let m = cache.acquire(layer: layer, expert: x, parts: [w.gate[x], w.up[x], w.down[x]])
+                return (m[0], m[1], m[2])
+            }
+            runExperts(wave, experts, shared: waveStart == 0 ? w.shared : nil, tokens: T, routedRows: routedRows,
+                       totalRows: totalRows, config: m, embedding: e, activation: activation, scratch: s, matmul: mm)
+            cache?.unpinAll()
+            waveStart += waveSize
+        } while waveStart < active.count
+        // Scatter: out[t] = Σ weight · expert output (+ shared).
+        out.update(repeating: 0, count: T * e)
+        for row in 0..<totalRows {
+            Kernels.axpy(out + Int(s.rowToken[row]) * e, s.output + row * e, s.rowWeight[row], count: e)
+        }
+    }
+
+    /// gate/up of the given experts (and the shared one) in one dispatch, the thread that computed rows r
+    /// of an expert's up applying the activation to them for every token of that expert; then down.
+    private static func runExperts(_ wave: [Int], _ experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)],
+                                   shared: DenseFFNWeights?, tokens T: Int, routedRows: Int, totalRows: Int, config m: MoEConfig,
+                                   embedding e: Int, activation: FFNActivation, scratch s: MoEScratch, matmul mm: Matmul) {
+        let ff = m.expertFeedForward
         var upJobs: [MatmulJob] = [], downJobs: [MatmulJob] = []
         var jobFF: [Int] = []
-        upJobs.reserveCapacity(2 * (min(n, routedRows) + 1))
-        for x in 0..<n where s.offsets[x + 1] > s.offsets[x] {
+        upJobs.reserveCapacity(2 * (wave.count + 1))
+        for (x, weights) in zip(wave, experts) {
             let first = s.offsets[x], count = s.offsets[x + 1] - first
-            upJobs.append(MatmulJob(weights: w.gate[x], output: s.gate + first * ff, firstInputRow: first, tokens: count))
-            upJobs.append(MatmulJob(weights: w.up[x], output: s.up + first * ff, firstInputRow: first, tokens: count))
-            downJobs.append(MatmulJob(weights: w.down[x], output: s.output + first * e, firstInputRow: first, tokens: count))
+            upJobs.append(MatmulJob(weights: weights.gate, output: s.gate + first * ff, firstInputRow: first, tokens: count))
+            upJobs.append(MatmulJob(weights: weights.up, output: s.up + first * ff, firstInputRow: first, tokens: count))
+            downJobs.append(MatmulJob(weights: weights.down, output: s.output + first * e, firstInputRow: first, tokens: count))
             jobFF.append(ff)
         }
         // The shared segment's rows are laid out with its own width (its ff may differ from experts').
         let sharedFF = m.sharedFeedForward
-        if let sh = w.shared {
+        if let sh = shared {
             let g = s.gate + routedRows * ff, u = s.up + routedRows * ff
             upJobs.append(MatmulJob(weights: sh.gate, output: g, firstInputRow: routedRows, tokens: T))
             upJobs.append(MatmulJob(weights: sh.up, output: u, firstInputRow: routedRows, tokens: T))
             jobFF.append(sharedFF)
         }
+        guard !upJobs.isEmpty else { return }
         mm.multiply(upJobs, s.input, inputRows: totalRows, cols: e) { job, rows in
             guard job % 2 == 1 else { return }
             let upJob = upJobs[job], width = jobFF[job / 2]
@@ -319,19 +349,14 @@ enum MoEBlock {
             }
         }
         // down: routed rows have width ff in s.gate, the shared rows (from routedRows · ff on) sharedFF.
-        if let sh = w.shared, sharedFF == ff {
+        if let sh = shared, sharedFF == ff {
             downJobs.append(MatmulJob(weights: sh.down, output: s.output + routedRows * e, firstInputRow: routedRows, tokens: T))
             mm.multiply(downJobs, s.gate, inputRows: totalRows, cols: ff)
         } else {
-            mm.multiply(downJobs, s.gate, inputRows: routedRows, cols: ff)
-            if let sh = w.shared {
+            if !downJobs.isEmpty { mm.multiply(downJobs, s.gate, inputRows: routedRows, cols: ff) }
+            if let sh = shared {
                 mm.multiply(sh.down, s.gate + routedRows * ff, tokens: T, into: s.output + routedRows * e)
             }
-        }
-        // Scatter: out[t] = Σ weight · expert output (+ shared).
-        out.update(repeating: 0, count: T * e)
-        for row in 0..<totalRows {
-            Kernels.axpy(out + Int(s.rowToken[row]) * e, s.output + row * e, s.rowWeight[row], count: e)
         }
     }
 }

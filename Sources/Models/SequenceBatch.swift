@@ -79,6 +79,7 @@ extension TransformerModel {
                 seg.cache.commit(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), start: seg.start)
             }
         }
+        if let error = expertCache?.takeError() { throw InferenceError.weightRead(error) }
         return UnsafeBufferPointer(start: state.logits, count: rows.count * vocabularySize)
     }
 }

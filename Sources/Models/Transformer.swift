@@ -35,6 +35,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let layers: [LayerWeights]
     let ropeGlobal: Rope
     let ropeSliding: Rope
+    /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
+    public var expertCache: ExpertCache?
 
     public init(gguf: GGUFFile, config: ModelConfig) throws {
         self.gguf = gguf
@@ -110,6 +112,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
             done += n
         }
+        if let error = expertCache?.takeError() { throw InferenceError.weightRead(error) }
         let rows = tokens.count - firstRow
         if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }
         return result
@@ -184,7 +187,7 @@ public final class TransformerModel: @unchecked Sendable {
                 mm.decodeRows = nil
                 defer { mm.decodeRows = decodeRows }
                 MoEBlock.forward(xn, tokens: T, into: o, weights: f, config: c.moe!, embedding: e, activation: c.activation,
-                                 scratch: s.moeScratch!, matmul: mm)
+                                 scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache)
             }
             perToken { t in
                 let ot = o + t * e
@@ -282,12 +285,14 @@ public enum InferenceError: Error, CustomStringConvertible {
     case invalidToken(Int32, vocabularySize: Int)
     case emptyPrompt
     case positionGap(start: Int, cached: Int)
+    case weightRead(String)
     public var description: String {
         switch self {
         case .emptyPrompt: return "the prompt is empty (no tokens to evaluate)"
         case .positionGap(let s, let c): return "tokens start at position \(s) but the KV cache holds only \(c) positions"
         case .contextOverflow(let n, let c): return "context overflow: \(n) positions needed, the context holds \(c) (use a larger --ctx)"
         case .invalidToken(let t, let v): return "token id \(t) is outside the vocabulary (size \(v))"
+        case .weightRead(let why): return "the model file could not be read: \(why)"
         }
     }
 }

@@ -1,0 +1,108 @@
+// Weight placement under a RAM budget (--ram-budget): what every token touches stays resident (mapped:
+// embeddings, attention, norms, routers, dense and shared-expert FFNs, output), routed MoE experts are
+// streamed from the file into a fixed number of RAM slots (ExpertCache) when they do not all fit.
+//
+// The budget covers the process's peak resident memory: the resident tensors (as mapped file pages),
+// the expert slots, the KV pool and what the process holds besides (runtime, tokenizer, scratch),
+// measured at load.
+
+import Foundation
+import GGUF
+import Models
+
+public struct WeightPlacement: Sendable, CustomStringConvertible {
+    public var budgetBytes: Int
+    public var residentBytes: Int
+    /// Bytes of routed expert tensors (all layers).
+    public var expertBytes: Int
+    public var expertSlotBytes: Int
+    /// Expert slots in RAM (0: experts stay mapped, all resident).
+    public var slots: Int
+    public var expertCount: Int
+    public var kvBytes: Int
+    public var otherBytes: Int
+
+    public var streaming: Bool { slots > 0 }
+
+    public var description: String {
+        func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+        if !streaming {
+            return "RAM budget \(mib(budgetBytes)): all weights resident (\(mib(residentBytes + expertBytes))), KV \(mib(kvBytes)), other \(mib(otherBytes))"
+        }
+        return "RAM budget \(mib(budgetBytes)): resident \(mib(residentBytes)) (embeddings, attention, norms, routers, shared experts, output); " +
+            "\(expertCount) routed experts (\(mib(expertBytes))) streamed from disk through \(slots) slots × \(mib(expertSlotBytes)) " +
+            "(\(mib(slots * expertSlotBytes))); KV \(mib(kvBytes)); other \(mib(otherBytes))"
+    }
+}
+
+public enum MemoryTierError: Error, CustomStringConvertible {
+    case budgetTooSmall(needed: Int, budget: Int, what: String)
+    public var description: String {
+        switch self {
+        case .budgetTooSmall(let n, let b, let what):
+            return "--ram-budget \(b >> 20) MiB is too small: \(what) need at least \(n >> 20) MiB"
+        }
+    }
+}
+
+extension LoadedModel {
+    /// Routed expert tensors (streamed under a budget); everything else is resident.
+    static func isRoutedExpertTensor(_ name: String) -> Bool { name.hasSuffix("_exps.weight") }
+
+    /// Peak resident memory of this process so far (VmHWM), or current RSS where that is not available.
+    public static func peakResidentBytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0").map { $0 * 1024 }
+        }
+        return nil
+    }
+
+    static func currentResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 64 << 20 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+        }
+        return 64 << 20
+    }
+
+    /// Where the weights go under `budgetBytes` with `kvBytes` of KV and `scratchBytes` of per-session
+    /// buffers.
+    public func placement(budgetBytes: Int, kvBytes: Int, scratchBytes: Int = 32 << 20) throws -> WeightPlacement {
+        var resident = 0, experts = 0
+        for t in gguf.tensors {
+            if LoadedModel.isRoutedExpertTensor(t.name) { experts += t.byteCount } else { resident += t.byteCount }
+        }
+        var slotBytes = 0, expertCount = 0
+        for layer in model.layers {
+            if case .moe(let f) = layer.ffn, let g = f.gate.first, let u = f.up.first, let d = f.down.first {
+                slotBytes = max(slotBytes, ExpertCache.expertBytes([g, u, d]))
+                expertCount += f.gate.count
+            }
+        }
+        // What the process holds besides weights and KV: measured now (runtime, tokenizer, tables) plus
+        // the session buffers to come.
+        let other = LoadedModel.currentResidentBytes() + scratchBytes
+        var plan = WeightPlacement(budgetBytes: budgetBytes, residentBytes: resident, expertBytes: experts, expertSlotBytes: slotBytes,
+                                   slots: 0, expertCount: expertCount, kvBytes: kvBytes, otherBytes: other)
+        let free = budgetBytes - resident - kvBytes - other
+        if free >= experts { return plan }
+        guard slotBytes > 0 else {
+            throw MemoryTierError.budgetTooSmall(needed: resident + experts + kvBytes + other, budget: budgetBytes,
+                                                 what: "the weights (this model has no routed experts to stream), KV and runtime")
+        }
+        guard free >= slotBytes else {
+            throw MemoryTierError.budgetTooSmall(needed: resident + kvBytes + other + slotBytes, budget: budgetBytes,
+                                                 what: "the resident weights, KV, runtime and one expert slot")
+        }
+        plan.slots = min(free / slotBytes, expertCount)
+        return plan
+    }
+
+    /// Applies a placement: routed experts are read into slots from now on.
+    public func apply(_ plan: WeightPlacement) throws {
+        guard plan.streaming else { model.expertCache = nil; return }
+        model.expertCache = try ExpertCache(path: path, fileBase: gguf.base,
+                                            slotBytes: plan.expertSlotBytes, slots: plan.slots)
+    }
+}

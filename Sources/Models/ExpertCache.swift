@@ -1,0 +1,137 @@
+// Routed MoE experts streamed from the GGUF file into a fixed number of RAM slots (the memory tier
+// under a --ram-budget): everything else stays mapped, but an expert's gate/up/down rows are only ever
+// read with pread into a slot, so the mapping never faults them in and the process's resident memory is
+// the resident tensors plus the slots. Pages read are dropped from the page cache right after
+// (posix_fadvise DONTNEED), so the system does not hold a second copy either.
+//
+// A layer call pins the experts it uses; when more experts are active than slots, MoEBlock runs them in
+// waves. Eviction: least recently used unpinned slot.
+
+import GGUF
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct ExpertCacheStats: Sendable {
+    public var hits = 0, misses = 0, bytesRead = 0
+    public var hitRate: Double { hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses) }
+}
+
+public final class ExpertCache: @unchecked Sendable {
+    public let slots: Int
+    public let slotBytes: Int
+    private let fd: Int32
+    private let fileBase: UnsafeRawPointer
+    private let memory: UnsafeMutableRawPointer
+    /// Slot → (layer, expert) key (-1: empty), pin counts, LRU stamps.
+    private var slotKey: [Int]
+    private var pins: [Int]
+    private var stamp: [UInt64]
+    private var clock: UInt64 = 0
+    private var index: [Int: Int] = [:]
+    private var mutex = pthread_mutex_t()
+    public private(set) var stats = ExpertCacheStats()
+    /// The first read that failed (reported by the next forward call).
+    private var readError: String?
+
+    /// `slots` slots of `slotBytes` (at least one expert's gate + up + down) over the GGUF at `path`
+    /// whose mapping starts at `fileBase`.
+    public init(path: String, fileBase: UnsafeRawPointer, slotBytes: Int, slots: Int) throws {
+        fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ModelError.invalidConfig(file: path, message: "cannot open for expert streaming: \(String(cString: strerror(errno)))") }
+        self.fileBase = fileBase
+        self.slots = max(1, slots)
+        self.slotBytes = (slotBytes + 4095) / 4096 * 4096
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, 4096, self.slots * self.slotBytes) == 0, let mem = p else {
+            close(fd)
+            throw ModelError.invalidConfig(file: path, message: "cannot allocate \(self.slots) expert slots")
+        }
+        memory = mem
+        slotKey = Array(repeating: -1, count: self.slots)
+        pins = Array(repeating: 0, count: self.slots)
+        stamp = Array(repeating: 0, count: self.slots)
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit {
+        free(memory)
+        close(fd)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Bytes of one expert's matrices.
+    public static func expertBytes(_ m: [WeightMatrix]) -> Int { m.reduce(0) { $0 + $1.rows * $1.rowBytes } }
+
+    /// The expert's matrices (mapped views `parts`, e.g. gate, up, down) read into a pinned slot, as views
+    /// of the slot. Call `unpinAll` after the layer's products.
+    func acquire(layer: Int, expert: Int, parts: [WeightMatrix]) -> [WeightMatrix] {
+        let key = layer << 20 | expert
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        clock += 1
+        let slot: Int
+        if let s = index[key] {
+            slot = s
+            stats.hits += 1
+        } else {
+            // Least recently used unpinned slot (the caller never pins more than `slots`).
+            var victim = -1
+            for s in 0..<slots where pins[s] == 0 && (victim < 0 || stamp[s] < stamp[victim]) { victim = s }
+            precondition(victim >= 0, "expert cache: all \(slots) slots pinned")
+            if slotKey[victim] >= 0 { index[slotKey[victim]] = nil }
+            slot = victim
+            slotKey[slot] = key
+            index[key] = slot
+            stats.misses += 1
+            var offset = 0
+            for m in parts {
+                let bytes = m.rows * m.rowBytes
+                read(into: memory + slot * slotBytes + offset, count: bytes, at: fileBase.distance(to: m.data))
+                offset += bytes
+            }
+        }
+        pins[slot] += 1
+        stamp[slot] = clock
+        var offset = 0
+        return parts.map { m in
+            defer { offset += m.rows * m.rowBytes }
+            return WeightMatrix(type: m.type, rows: m.rows, cols: m.cols, data: UnsafeRawPointer(memory + slot * slotBytes + offset), name: m.name)
+        }
+    }
+
+    /// Unpins every slot (after a wave of products).
+    func unpinAll() {
+        pthread_mutex_lock(&mutex)
+        for s in 0..<slots { pins[s] = 0 }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// The first read error since the last call, if any.
+    func takeError() -> String? {
+        pthread_mutex_lock(&mutex)
+        defer { readError = nil; pthread_mutex_unlock(&mutex) }
+        return readError
+    }
+
+    private func read(into dst: UnsafeMutableRawPointer, count: Int, at fileOffset: Int) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, count - done, off_t(fileOffset + done))
+            if n <= 0 {
+                if n < 0 && errno == EINTR { continue }
+                if readError == nil { readError = "reading expert weights at offset \(fileOffset + done): \(n == 0 ? "end of file" : String(cString: strerror(errno)))" }
+                memset(dst + done, 0, count - done)
+                return
+            }
+            done += n
+        }
+        stats.bytesRead += count
+        #if canImport(Glibc)
+        _ = posix_fadvise(fd, off_t(fileOffset), off_t(count), POSIX_FADV_DONTNEED)
+        #endif
+    }
+}
