@@ -67,8 +67,8 @@ struct ModelOptions: ParsableArguments {
             let kv = try kvBudget.map(parseByteSize)
                 ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
             let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: 64 << 20)
-            try loaded.apply(plan)
-            printErr("placement: \(plan)")
+            let warmed = try loaded.apply(plan)
+            printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
         }
         return loaded
     }

@@ -48,6 +48,7 @@ struct Run: ParsableCommand {
             let result = try session.generate(prompt: tokens, options: options) { writeOut($0) }
             writeOut("\n")
             printErr(formatStats(loaded, result))
+            loaded.saveExpertStatistics()   // expert popularity for the next start (streaming only)
         } catch {
             throw fail(error)
         }
@@ -88,6 +89,7 @@ struct Chat: ParsableCommand {
         options.maxTokens = n
         options.sampler = sampling.parameters
         options.stop = sampling.stop
+        defer { loaded.saveExpertStatistics() }   // expert popularity for the next start (streaming only)
         while true {
             writeOut("> ")
             guard let line = readLine(strippingNewline: true) else { writeOut("\n"); break }

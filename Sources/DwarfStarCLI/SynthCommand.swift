@@ -20,6 +20,7 @@ struct Synth: ParsableCommand {
     @Option(help: "Seed of the random weights.") var seed: UInt64 = 1
     @Option(help: "deepseek2: routed experts.") var experts: Int = 64
     @Option(name: .customLong("experts-used"), help: "deepseek2: experts per token.") var expertsUsed: Int = 6
+    @Option(name: .customLong("router-skew"), help: "deepseek2: popularity skew of the experts (0 uniform; 0.1 Zipf-like).") var routerSkew: Float = 0
     @Option(name: .customLong("expert-ffn"), help: "deepseek2: feed-forward size of one expert.") var expertFFN: Int = 1024
     @Option(name: .customLong("shared-experts"), help: "deepseek2: shared experts.") var sharedExperts: Int = 1
     @Option(name: .customLong("attention-type"), help: "deepseek2: weight type of the MLA matrices.") var attentionType: String = "q8_0"
@@ -33,7 +34,7 @@ struct Synth: ParsableCommand {
             spec.feedForward = ffn; spec.type = t; spec.seed = seed
             guard ["llama", "deepseek2"].contains(arch) else { throw ValidationError("--arch must be llama or deepseek2") }
             guard let at = GGMLType(name: attentionType) else { throw ValidationError("unknown type \(attentionType)") }
-            spec.architecture = arch; spec.experts = experts; spec.expertsUsed = expertsUsed
+            spec.architecture = arch; spec.experts = experts; spec.expertsUsed = expertsUsed; spec.routerSkew = routerSkew
             spec.expertFeedForward = expertFFN; spec.sharedExperts = sharedExperts; spec.attentionType = at
             try SyntheticModel.write(spec, tokenizerFrom: source, to: output, log: printErr)
             print(output)

@@ -231,6 +231,7 @@ public final class BatchEngine: @unchecked Sendable {
     // MARK: - Engine thread
 
     private var active: [Job] = []
+    private var finishedRequests = 0
 
     private func run() {
         while true {
@@ -390,6 +391,8 @@ public final class BatchEngine: @unchecked Sendable {
         job.continuation.yield(.finished(f))
         job.continuation.finish()
         observer?.requestFinished(f)
+        finishedRequests += 1
+        if finishedRequests % 64 == 0 { loaded.saveExpertStatistics() }   // popularity for the next start
         remove(job)
     }
 

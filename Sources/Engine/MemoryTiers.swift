@@ -102,11 +102,57 @@ extension LoadedModel {
         return plan
     }
 
-    /// Applies a placement: routed experts are read into slots from now on.
-    public func apply(_ plan: WeightPlacement) throws {
-        guard plan.streaming else { model.expertCache = nil; return }
-        model.expertCache = try ExpertCache(path: path, fileBase: gguf.base,
-                                            slotBytes: plan.expertSlotBytes, slots: plan.slots)
+    /// Applies a placement: routed experts are read into slots from now on. With popularity statistics
+    /// from earlier runs (beside the model), the most used experts are read into the slots at once.
+    /// Returns the number of experts warmed.
+    @discardableResult
+    public func apply(_ plan: WeightPlacement) throws -> Int {
+        guard plan.streaming else { model.expertCache = nil; return 0 }
+        let cache = try ExpertCache(path: path, fileBase: gguf.base, slotBytes: plan.expertSlotBytes, slots: plan.slots)
+        model.expertCache = cache
+        let stats = loadExpertStatistics()
+        cache.addCounts(stats)
+        var warmed = 0
+        for entry in stats.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
+            guard entry.layer < model.layers.count, case .moe(let f) = model.layers[entry.layer].ffn, entry.expert < f.gate.count else { continue }
+            cache.warm(layer: entry.layer, expert: entry.expert, parts: [f.gate[entry.expert], f.up[entry.expert], f.down[entry.expert]])
+            warmed += 1
+        }
+        return warmed
+    }
+
+    /// Where this model's expert popularity statistics live: beside the model when its folder is
+    /// writable, else in ~/.cache/dwarfstar/experts.
+    public var expertStatisticsPath: String {
+        let url = URL(fileURLWithPath: path)
+        if FileManager.default.isWritableFile(atPath: url.deletingLastPathComponent().path) { return path + ".dsexperts" }
+        let dir = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/dwarfstar/experts")
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("\(url.lastPathComponent)-\(gguf.fileSize).dsexperts").path
+    }
+
+    /// Activation counts saved by earlier runs: lines "layer expert count" after a header naming the
+    /// model's file size (statistics of another file are ignored).
+    public func loadExpertStatistics() -> [(layer: Int, expert: Int, count: Int)] {
+        guard let text = try? String(contentsOfFile: expertStatisticsPath, encoding: .utf8) else { return [] }
+        var lines = text.split(separator: "\n")
+        guard let header = lines.first, header == "dwarfstar-expert-statistics \(gguf.fileSize)" else { return [] }
+        lines.removeFirst()
+        return lines.compactMap { line in
+            let f = line.split(separator: " ").compactMap { Int($0) }
+            return f.count == 3 && f[0] >= 0 && f[1] >= 0 && f[2] >= 0 ? (f[0], f[1], f[2]) : nil
+        }
+    }
+
+    /// Saves the activation counts (earlier runs' included) for the next start; written to a temporary
+    /// file and renamed.
+    public func saveExpertStatistics() {
+        guard let cache = model.expertCache else { return }
+        var text = "dwarfstar-expert-statistics \(gguf.fileSize)\n"
+        for e in cache.activationCounts { text += "\(e.layer) \(e.expert) \(e.count)\n" }
+        let target = expertStatisticsPath, tmp = target + ".tmp"
+        guard (try? text.write(toFile: tmp, atomically: false, encoding: .utf8)) != nil else { return }
+        if rename(tmp, target) != 0 { try? FileManager.default.removeItem(atPath: tmp) }
     }
 }
 

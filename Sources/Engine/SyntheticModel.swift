@@ -28,6 +28,10 @@ public struct SyntheticModelSpec: Sendable {
     public var nopeDim = 128
     public var valueDim = 128
     public var attentionType: GGMLType = .q8_0
+    /// Popularity skew of the routed experts: the router's correction bias of the expert of rank r (a
+    /// per-layer permutation) is lowered by skew · ln(r + 1), so a few experts are chosen far more
+    /// often than the rest (Zipf-like, as in real MoE models). 0: uniform.
+    public var routerSkew: Float = 0
     public init() {}
 
     public var headDim: Int { hidden / heads }
@@ -192,7 +196,11 @@ public enum SyntheticModel {
                 try matrix(b + "ffn_down.weight", e, spec.feedForward, 1, nil)
             } else {
                 floats(b + "ffn_gate_inp.weight", [e, n], random(e * n).map { $0 * 10 })
-                floats(b + "exp_probs_b.bias", [n], random(n))
+                let noise = random(n)
+                floats(b + "exp_probs_b.bias", [n], (0..<n).map { x in
+                    let rank = (x * 37 + l * 11) % n
+                    return noise[x] - spec.routerSkew * logf(Float(rank + 1))
+                })
                 try matrix(b + "ffn_gate_exps.weight", ff, e, n, nil)
                 try matrix(b + "ffn_up_exps.weight", ff, e, n, nil)
                 try matrix(b + "ffn_down_exps.weight", e, ff, n, nil)

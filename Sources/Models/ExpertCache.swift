@@ -5,7 +5,10 @@
 // (posix_fadvise DONTNEED), so the system does not hold a second copy either.
 //
 // A layer call pins the experts it uses; when more experts are active than slots, MoEBlock runs them in
-// waves. Eviction: least recently used unpinned slot.
+// waves. Eviction (ExpertEviction): least frequently used (ties: least recently), the default; least
+// recently used; or mixed (the least used of the 8 least recently used slots). Measured on a 0.9 GB
+// DeepSeek-shaped model with ~10% of its experts in slots, 200 sampled tokens: LFU 82.3% / 89.3% hits
+// (uniform / Zipf-skewed router), mixed 77.1% / 86.6%, LRU 74.0% / 84.5%.
 
 import GGUF
 import Kernels
@@ -14,6 +17,14 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+public enum ExpertEviction: String, Sendable, CaseIterable {
+    case lru, lfu, mixed
+    /// DS_EXPERT_EVICTION overrides (for comparing policies), else LFU.
+    public static var fromEnvironment: ExpertEviction {
+        getenv("DS_EXPERT_EVICTION").flatMap { ExpertEviction(rawValue: String(cString: $0)) } ?? .lfu
+    }
+}
 
 public struct ExpertCacheStats: Sendable {
     public var hits = 0, misses = 0, bytesRead = 0
@@ -32,6 +43,9 @@ public final class ExpertCache: @unchecked Sendable {
     private var stamp: [UInt64]
     private var clock: UInt64 = 0
     private var index: [Int: Int] = [:]
+    /// Activations per (layer << 20 | expert), since start (plus any loaded statistics).
+    private var counts: [Int: Int] = [:]
+    public var eviction: ExpertEviction = .fromEnvironment
     private var mutex = pthread_mutex_t()
     public private(set) var stats = ExpertCacheStats()
     /// The first read that failed (reported by the next forward call).
@@ -73,14 +87,13 @@ public final class ExpertCache: @unchecked Sendable {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         clock += 1
+        counts[key, default: 0] += 1
         let slot: Int
         if let s = index[key] {
             slot = s
             stats.hits += 1
         } else {
-            // Least recently used unpinned slot (the caller never pins more than `slots`).
-            var victim = -1
-            for s in 0..<slots where pins[s] == 0 && (victim < 0 || stamp[s] < stamp[victim]) { victim = s }
+            let victim = victimLocked()
             precondition(victim >= 0, "expert cache: all \(slots) slots pinned")
             if slotKey[victim] >= 0 { index[slotKey[victim]] = nil }
             slot = victim
@@ -101,6 +114,44 @@ public final class ExpertCache: @unchecked Sendable {
             defer { offset += m.rows * m.rowBytes }
             return WeightMatrix(type: m.type, rows: m.rows, cols: m.cols, data: UnsafeRawPointer(memory + slot * slotBytes + offset), name: m.name)
         }
+    }
+
+    /// The unpinned slot to reuse: an empty one, else by the eviction policy (-1: none).
+    private func victimLocked() -> Int {
+        var candidates: [Int] = []
+        for s in 0..<slots where pins[s] == 0 {
+            if slotKey[s] < 0 { return s }
+            candidates.append(s)
+        }
+        guard !candidates.isEmpty else { return -1 }
+        func count(_ s: Int) -> Int { counts[slotKey[s]] ?? 0 }
+        switch eviction {
+        case .lru: return candidates.min { stamp[$0] < stamp[$1] }!
+        case .lfu: return candidates.min { (count($0), stamp[$0]) < (count($1), stamp[$1]) }!
+        case .mixed:
+            let oldest = candidates.sorted { stamp[$0] < stamp[$1] }.prefix(8)
+            return oldest.min { (count($0), stamp[$0]) < (count($1), stamp[$1]) }!
+        }
+    }
+
+    /// Activation counts per (layer, expert) so far.
+    public var activationCounts: [(layer: Int, expert: Int, count: Int)] {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return counts.map { ($0.key >> 20, $0.key & 0xFFFFF, $0.value) }.sorted { ($0.layer, $0.expert) < ($1.layer, $1.expert) }
+    }
+
+    /// Adds counts from earlier runs (the popularity statistics beside the model).
+    public func addCounts(_ entries: [(layer: Int, expert: Int, count: Int)]) {
+        pthread_mutex_lock(&mutex)
+        for e in entries { counts[e.layer << 20 | e.expert, default: 0] += e.count }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Reads an expert into a slot ahead of use (warm start).
+    public func warm(layer: Int, expert: Int, parts: [WeightMatrix]) {
+        _ = acquire(layer: layer, expert: expert, parts: parts)
+        unpinAll()
     }
 
     /// Unpins every slot (after a wave of products).

@@ -38,6 +38,13 @@ struct RAMBudgetTests {
                                    "--ctx", "256", "-t", "2"])
         #expect(resident.status == 0 && resident.stdout == r.stdout)
 
+        // Expert popularity is kept beside the model; the next start reads the most used experts in.
+        let stats = try String(contentsOfFile: path + ".dsexperts", encoding: .utf8)
+        #expect(stats.hasPrefix("dwarfstar-expert-statistics \(size)\n") && stats.split(separator: "\n").count > 10)
+        let again = try runCLI(["run", "-m", path, "--raw", "-p", "The quick brown fox jumps over the lazy dog", "-n", "24", "--temp", "0",
+                                "--ctx", "256", "-t", "2", "--ram-budget", "\(budget >> 20)M"])
+        #expect(again.status == 0 && again.stderr.contains("most used experts read in at start") && again.stdout == r.stdout)
+
         let tooSmall = try runCLI(["run", "-m", path, "--raw", "-p", "hi", "-n", "2", "--ram-budget", "20M"])
         #expect(tooSmall.status != 0 && tooSmall.stderr.contains("--ram-budget 20 MiB is too small"))
     }
