@@ -10,6 +10,7 @@
 // DeepSeek-shaped model with ~10% of its experts in slots, 200 sampled tokens: LFU 82.3% / 89.3% hits
 // (uniform / Zipf-skewed router), mixed 77.1% / 86.6%, LRU 74.0% / 84.5%.
 
+import Dispatch
 import GGUF
 import Kernels
 #if canImport(Glibc)
@@ -80,39 +81,50 @@ public final class ExpertCache: @unchecked Sendable {
     /// Bytes of one expert's matrices.
     public static func expertBytes(_ m: [WeightMatrix]) -> Int { m.reduce(0) { $0 + $1.rows * $1.rowBytes } }
 
-    /// The expert's matrices (mapped views `parts`, e.g. gate, up, down) read into a pinned slot, as views
-    /// of the slot. Call `unpinAll` after the layer's products.
-    func acquire(layer: Int, expert: Int, parts: [WeightMatrix]) -> [WeightMatrix] {
-        let key = layer << 20 | expert
+    /// Each expert's matrices (mapped views `parts`, e.g. gate, up, down) in a pinned slot, as views of
+    /// the slot. Missing experts are read at once, several reads in flight (storage serves parallel
+    /// requests faster than one after another). Call `unpinAll` after the layer's products.
+    func acquire(layer: Int, experts: [(expert: Int, parts: [WeightMatrix])]) -> [[WeightMatrix]] {
+        var slotOf: [Int] = [], loads: [(slot: Int, parts: [WeightMatrix])] = []
         pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        clock += 1
-        counts[key, default: 0] += 1
-        let slot: Int
-        if let s = index[key] {
-            slot = s
-            stats.hits += 1
-        } else {
-            let victim = victimLocked()
-            precondition(victim >= 0, "expert cache: all \(slots) slots pinned")
-            if slotKey[victim] >= 0 { index[slotKey[victim]] = nil }
-            slot = victim
-            slotKey[slot] = key
-            index[key] = slot
-            stats.misses += 1
+        for (expert, parts) in experts {
+            let key = layer << 20 | expert
+            clock += 1
+            counts[key, default: 0] += 1
+            let slot: Int
+            if let s = index[key] {
+                slot = s
+                stats.hits += 1
+            } else {
+                let victim = victimLocked()
+                precondition(victim >= 0, "expert cache: all \(slots) slots pinned")
+                if slotKey[victim] >= 0 { index[slotKey[victim]] = nil }
+                slot = victim
+                slotKey[slot] = key
+                index[key] = slot
+                stats.misses += 1
+                loads.append((slot, parts))
+            }
+            pins[slot] += 1   // pinned at once: a later miss of this call cannot take it
+            stamp[slot] = clock
+            slotOf.append(slot)
+        }
+        pthread_mutex_unlock(&mutex)
+        let memory = self.memory, slotBytes = self.slotBytes
+        DispatchQueue.concurrentPerform(iterations: loads.count) { i in
             var offset = 0
-            for m in parts {
+            for m in loads[i].parts {
                 let bytes = m.rows * m.rowBytes
-                read(into: memory + slot * slotBytes + offset, count: bytes, at: fileBase.distance(to: m.data))
+                read(into: memory + loads[i].slot * slotBytes + offset, count: bytes, at: fileBase.distance(to: m.data))
                 offset += bytes
             }
         }
-        pins[slot] += 1
-        stamp[slot] = clock
-        var offset = 0
-        return parts.map { m in
-            defer { offset += m.rows * m.rowBytes }
-            return WeightMatrix(type: m.type, rows: m.rows, cols: m.cols, data: UnsafeRawPointer(memory + slot * slotBytes + offset), name: m.name)
+        return zip(experts, slotOf).map { entry, slot in
+            var offset = 0
+            return entry.parts.map { m in
+                defer { offset += m.rows * m.rowBytes }
+                return WeightMatrix(type: m.type, rows: m.rows, cols: m.cols, data: UnsafeRawPointer(memory + slot * slotBytes + offset), name: m.name)
+            }
         }
     }
 
@@ -150,7 +162,7 @@ public final class ExpertCache: @unchecked Sendable {
 
     /// Reads an expert into a slot ahead of use (warm start).
     public func warm(layer: Int, expert: Int, parts: [WeightMatrix]) {
-        _ = acquire(layer: layer, expert: expert, parts: parts)
+        _ = acquire(layer: layer, experts: [(expert, parts)])
         unpinAll()
     }
 
@@ -168,19 +180,25 @@ public final class ExpertCache: @unchecked Sendable {
         return readError
     }
 
+    /// Reads `count` bytes at `fileOffset` (called from several threads at once; bookkeeping under the lock).
     private func read(into dst: UnsafeMutableRawPointer, count: Int, at fileOffset: Int) {
         var done = 0
         while done < count {
             let n = pread(fd, dst + done, count - done, off_t(fileOffset + done))
             if n <= 0 {
                 if n < 0 && errno == EINTR { continue }
-                if readError == nil { readError = "reading expert weights at offset \(fileOffset + done): \(n == 0 ? "end of file" : String(cString: strerror(errno)))" }
+                let why = "reading expert weights at offset \(fileOffset + done): \(n == 0 ? "end of file" : String(cString: strerror(errno)))"
                 memset(dst + done, 0, count - done)
+                pthread_mutex_lock(&mutex)
+                if readError == nil { readError = why }
+                pthread_mutex_unlock(&mutex)
                 return
             }
             done += n
         }
+        pthread_mutex_lock(&mutex)
         stats.bytesRead += count
+        pthread_mutex_unlock(&mutex)
         #if canImport(Glibc)
         _ = posix_fadvise(fd, off_t(fileOffset), off_t(count), POSIX_FADV_DONTNEED)
         #endif

@@ -294,10 +294,11 @@ enum MoEBlock {
         var waveStart = 0
         repeat {
             let wave = Array(active[waveStart..<min(active.count, waveStart + waveSize)])
-            let experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)] = wave.map { x in
-                guard let cache else { return (w.gate[x], w.up[x], w.down[x]) }
-                let m = cache.acquire(layer: layer, expert: x, parts: [w.gate[x], w.up[x], w.down[x]])
-                return (m[0], m[1], m[2])
+            let experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)]
+            if let cache {
+                experts = cache.acquire(layer: layer, experts: wave.map { ($0, [w.gate[$0], w.up[$0], w.down[$0]]) }).map { ($0[0], $0[1], $0[2]) }
+            } else {
+                experts = wave.map { (w.gate[$0], w.up[$0], w.down[$0]) }
             }
             runExperts(wave, experts, shared: waveStart == 0 ? w.shared : nil, tokens: T, routedRows: routedRows,
                        totalRows: totalRows, config: m, embedding: e, activation: activation, scratch: s, matmul: mm)
