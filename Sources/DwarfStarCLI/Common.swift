@@ -138,7 +138,8 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
                    r.generationTokensPerSecond, r.stopReason.rawValue)
     if let cache = loaded.model.expertCache {
         let st = cache.stats
-        s += String(format: " | experts: %.1f%% hits, %.1f MiB read", 100 * st.hitRate, Double(st.bytesRead) / 1048576)
+        s += String(format: " | experts: %.1f%% hits, %.1f MiB read, next-layer prediction precision %.0f%% recall %.0f%%",
+                    100 * st.hitRate, Double(st.bytesRead) / 1048576, 100 * st.precision, 100 * st.recall)
     }
     if let peak = LoadedModel.peakResidentBytes() { s += " | peak RSS \(peak >> 20) MiB" }
     return s

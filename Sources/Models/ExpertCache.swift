@@ -30,6 +30,11 @@ public enum ExpertEviction: String, Sendable, CaseIterable {
 public struct ExpertCacheStats: Sendable {
     public var hits = 0, misses = 0, bytesRead = 0
     public var hitRate: Double { hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses) }
+    /// Next-layer prediction (the next MoE layer's router on the current layer's input): experts
+    /// predicted, predicted and then used, used.
+    public var predicted = 0, predictedAndUsed = 0, used = 0
+    public var precision: Double { predicted == 0 ? 0 : Double(predictedAndUsed) / Double(predicted) }
+    public var recall: Double { used == 0 ? 0 : Double(predictedAndUsed) / Double(used) }
 }
 
 public final class ExpertCache: @unchecked Sendable {
@@ -144,6 +149,26 @@ public final class ExpertCache: @unchecked Sendable {
             let oldest = candidates.sorted { stamp[$0] < stamp[$1] }.prefix(8)
             return oldest.min { (count($0), stamp[$0]) < (count($1), stamp[$1]) }!
         }
+    }
+
+    private var pendingPrediction: [Int: Set<Int>] = [:]
+
+    /// The experts a layer is predicted to use (scored when the layer runs).
+    func recordPrediction(layer: Int, experts: Set<Int>) {
+        pthread_mutex_lock(&mutex)
+        pendingPrediction[layer] = experts
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// The experts a layer actually uses: scores the prediction made for it, if any.
+    func recordActual(layer: Int, experts: Set<Int>) {
+        pthread_mutex_lock(&mutex)
+        if let p = pendingPrediction.removeValue(forKey: layer) {
+            stats.predicted += p.count
+            stats.used += experts.count
+            stats.predictedAndUsed += p.intersection(experts).count
+        }
+        pthread_mutex_unlock(&mutex)
     }
 
     /// Activation counts per (layer, expert) so far.

@@ -251,12 +251,29 @@ enum MoEBlock {
     /// are read into its slots (in waves when more are active than it has slots).
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
                         weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
-                        scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil) {
+                        scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil,
+                        predictNext: (layer: Int, weights: MoEWeights)? = nil) {
         let n = m.expertCount, k = m.expertsUsed, ff = m.expertFeedForward
         mm.multiply(w.router, xn, tokens: T, into: s.logits)
         for t in 0..<T {
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
                   chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k)
+        }
+        if let cache {
+            cache.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
+            if let next = predictNext {
+                // The next layer's router on this layer's input: its top-k per token, as a prediction.
+                let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * n)
+                let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: k), weight = UnsafeMutablePointer<Float>.allocate(capacity: k)
+                defer { logits.deallocate(); chosen.deallocate(); weight.deallocate() }
+                mm.multiply(next.weights.router, xn, tokens: T, into: logits)
+                var predicted = Set<Int>()
+                for t in 0..<T {
+                    route(logits: logits + t * n, config: m, weights: next.weights, scores: s.scores, chosen: chosen, chosenWeight: weight)
+                    for j in 0..<k { predicted.insert(Int(chosen[j])) }
+                }
+                cache.recordPrediction(layer: next.layer, experts: predicted)
+            }
         }
         // Sort the (token, expert) pairs by expert: counting sort.
         for x in 0...n { s.counts[x] = 0 }

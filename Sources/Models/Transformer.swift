@@ -186,8 +186,13 @@ public final class TransformerModel: @unchecked Sendable {
                 // Expert products group tokens across rows: no batch invariance there.
                 mm.decodeRows = nil
                 defer { mm.decodeRows = decodeRows }
+                // With streamed experts, the next MoE layer's router is tried on this layer's input: how
+                // well it foresees that layer's experts (what prefetching them would rest on).
+                var next: (layer: Int, weights: MoEWeights)? = nil
+                if expertCache != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
+                   case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(xn, tokens: T, into: o, weights: f, config: c.moe!, embedding: e, activation: c.activation,
-                                 scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache)
+                                 scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, predictNext: next)
             }
             perToken { t in
                 let ot = o + t * e
