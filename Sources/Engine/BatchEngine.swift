@@ -170,7 +170,6 @@ public final class BatchEngine: @unchecked Sendable {
             budgetBytes: kvBudgetBytes ?? self.parallel * loaded.kvBytes(contextLength: ctx, batch: self.prefillChunk, type: shape.type))
         state = InferenceState(config: loaded.model.config, contextLength: ctx, maxBatch: batch,
                                threads: threads ?? WorkerPool.defaultThreadCount, kvPool: pool)
-        state.matmul.multiTokenDecode = ProcessInfo.processInfo.environment["DS_MULTI_TOKEN_DECODE"] == "1"
         let t = Thread { [weak self] in self?.run() }
         t.name = "dwarfstar-engine"
         t.stackSize = 8 << 20

@@ -18,9 +18,6 @@ public final class Matmul: @unchecked Sendable {
     /// the multi-token kernel whatever their number. A row's result then depends only on its own
     /// input and on whether it is a decode or a prompt row, not on what else is in the batch.
     public var decodeRows: Int?
-    /// In batch-invariant mode, decode rows too take the multi-token kernel (even one alone): batches
-    /// of many sequences then share each unpacked weight block, at the cost of a slower lone decode.
-    public var multiTokenDecode = false
 
     public init(pool: WorkerPool) { self.pool = pool }
     deinit { for b in actBuffers { b?.deallocate() } }
@@ -89,7 +86,7 @@ public final class Matmul: @unchecked Sendable {
             act1 = activations(for: job.weights.type, x, cols: cols, tokens: inputRows, slot: 1)
             break
         }
-        let decodeRows = multiTokenDecode ? self.decodeRows.map { _ in 0 } : self.decodeRows
+        let decodeRows = self.decodeRows
         pool.run { ith, nth in
             for (index, job) in jobs.enumerated() where job.tokens > 0 {
                 let w = job.weights, y = job.output, tokens = job.tokens
