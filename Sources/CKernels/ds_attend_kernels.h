@@ -185,12 +185,15 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_block)(const float *q, int64_t nq, int64_t
     }
     // Key tiles at multiples of DS_KB whatever the block's queries: a lane's result then does not depend
     // on which other queries share its block (tiles outside its range leave its state exactly as it was).
-    jmin = jmin == INT64_MAX ? 0 : jmin / DS_KB * DS_KB;
+    // Rows before the block's first visible one (pages a sliding window may have dropped) are never
+    // read: the zero row stands in for them.
+    const int64_t jfirst = jmin == INT64_MAX ? 0 : jmin;
+    jmin = jfirst / DS_KB * DS_KB;
     for (int64_t j0 = jmin; j0 < jmax; j0 += DS_KB) {
         const DS_KV_T *krow[DS_KB], *vrow[DS_KB];
         for (int kk = 0; kk < DS_KB; kk++) {
             const int64_t j = j0 + kk;
-            if (j < jmax) {
+            if (j < jmax && j >= jfirst) {
                 krow[kk] = pages ? k + (int64_t)pages[j >> page_shift] * k_page_stride + (j & page_mask) * k_stride : k + j * k_stride;
                 vrow[kk] = pages ? v + (int64_t)pages[j >> page_shift] * v_page_stride + (j & page_mask) * v_stride : v + j * v_stride;
             } else {
