@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "Tokenizers"),
         .target(name: "ChatTemplate"),
         // Architectures over shared blocks; registry by general.architecture.
-        .target(name: "Models", dependencies: ["GGUF", "Kernels", "KVCache"]),
+        .target(name: "Models", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache"]),
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),

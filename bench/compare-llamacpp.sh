@@ -7,6 +7,8 @@
 # compared: ratio = DwarfStar / llama.cpp (> 1 means DwarfStar is faster).
 #
 # Usage: bench/compare-llamacpp.sh [-m "smollm2 gemma3-270m|PATH ..."] [-t "1 2"] [-p 512] [-n 128] [-k 5]
+#        DS_ARGS="--ram-budget 16G" passes extra options to dwarfstar bench; LLAMA_ARGS to llama-bench;
+#        DROP_CACHES=1 empties the page cache before every run (needs root: cold-disk numbers).
 # Output: a Markdown table on stdout, raw samples in bench/results/<stamp>.csv, an SVG chart
 # bench/results/<stamp>.svg (and bench/results/latest.{csv,svg,md}).
 set -euo pipefail
@@ -49,6 +51,9 @@ build_llamacpp() {
   echo "$bench"
 }
 
+drop_caches() {
+  if [ -n "${DROP_CACHES:-}" ]; then sync; echo 3 > /proc/sys/vm/drop_caches || { say "cannot drop the page cache (not root?)"; exit 1; }; fi
+}
 LLAMA_BENCH="${LLAMA_BENCH:-$(build_llamacpp)}"
 say "llama-bench: $LLAMA_BENCH"
 say "building dwarfstar (release)"
@@ -65,9 +70,11 @@ for model in $MODELS; do
   for t in $THREADS; do
     for i in $(seq 1 "$K"); do
       say "$model t=$t round $i/$K"
-      "$LLAMA_BENCH" -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json 2>/dev/null \
+      drop_caches
+      "$LLAMA_BENCH" -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json ${LLAMA_ARGS:-} 2>/dev/null \
         | python3 bench/samples.py llama.cpp "$model" "$t" >> "$CSV"
-      "$DS" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw 2>/dev/null \
+      drop_caches
+      "$DS" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw ${DS_ARGS:-} 2>/dev/null \
         | python3 bench/samples.py dwarfstar "$model" "$t" >> "$CSV"
     done
   done

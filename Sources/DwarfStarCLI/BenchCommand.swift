@@ -22,6 +22,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 or q8_0.") var kvType: String = "f32"
+    @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G (routed experts streamed from disk), as in run.") var ramBudget: String?
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
 
     func validate() throws {
@@ -47,8 +48,27 @@ struct Bench: ParsableCommand {
         }
         do {
             let path = try ModelStore.resolveOrPull(model)
-            let gguf = try GGUFFile(path: path)
-            let m = try ModelRegistry.load(gguf)
+            let gguf: GGUFFile, m: TransformerModel
+            if let budget = try ramBudget.map(parseByteSize) {
+                // Under a budget: the placement needs the loaded model (as in run).
+                let loaded = try LoadedModel(path: path, streamingExperts: true)
+                (gguf, m) = (loaded.gguf, loaded.model)
+                let kv = loaded.kvBytes(contextLength: max(p + n, 16), batch: batch, type: KVType(rawValue: kvType) ?? .f32)
+                let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: 64 << 20)
+                let warmed = try loaded.apply(plan)
+                printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
+            } else {
+                gguf = try GGUFFile(path: path)
+                m = try ModelRegistry.load(gguf)
+            }
+            defer {
+                if let cache = m.expertCache {
+                    let st = cache.stats
+                    printErr(String(format: "experts: %.1f%% hits, %d prefetched (%d unused), %.1f MiB read (%@), %.2f s waiting for reads",
+                                    100 * st.hitRate, st.prefetchHits, st.prefetchWasted, Double(st.bytesFromStorage) / 1048576,
+                                    cache.readMode.rawValue, st.waitSeconds))
+                }
+            }
             if let prefix = ttft {
                 guard prefix >= 1 else { throw ValidationError("--ttft must be at least 1") }
                 let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, threads: threads, batch: batch)

@@ -62,7 +62,7 @@ struct ModelOptions: ParsableArguments {
 
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
         let path = pullIfMissing ? try ModelStore.resolveOrPull(model) : try ModelStore.resolve(model)
-        let loaded = try LoadedModel(path: path)
+        let loaded = try LoadedModel(path: path, streamingExperts: ramBudget != nil)
         if let budget = try ramBudget.map(parseByteSize) {
             let kv = try kvBudget.map(parseByteSize)
                 ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
@@ -138,8 +138,9 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
                    r.generationTokensPerSecond, r.stopReason.rawValue)
     if let cache = loaded.model.expertCache {
         let st = cache.stats
-        s += String(format: " | experts: %.1f%% hits, %.1f MiB read, next-layer prediction precision %.0f%% recall %.0f%%",
-                    100 * st.hitRate, Double(st.bytesRead) / 1048576, 100 * st.precision, 100 * st.recall)
+        s += String(format: " | experts: %.1f%% hits (%d prefetched, %d prefetches unused), %.1f MiB read (%@), %.2f s waiting for reads, next-layer prediction precision %.0f%% recall %.0f%%",
+                    100 * st.hitRate, st.prefetchHits, st.prefetchWasted, Double(st.bytesFromStorage) / 1048576, cache.readMode.rawValue, st.waitSeconds,
+                    100 * st.precision, 100 * st.recall)
     }
     if let peak = LoadedModel.peakResidentBytes() { s += " | peak RSS \(peak >> 20) MiB" }
     return s

@@ -43,13 +43,17 @@ struct Plan: ParsableCommand {
             print(plan.description)
             let threads = self.threads ?? WorkerPool.defaultThreadCount
             let ramBW = Benchmark.memoryReadBandwidth(threads: threads)
-            let diskBW = loaded.storageReadBandwidth()
+            let mode = ExpertReadMode.fromEnvironment
+            let diskBW = loaded.storageReadBandwidth(mode: mode, chunkBytes: plan.expertBytesEach > 0 ? plan.expertBytesEach / 3 : 4 << 20)
             let (ramBytes, diskBytes) = loaded.bytesPerToken(plan)
-            let seconds = Double(ramBytes) / (ramBW * 1e9) + (diskBytes > 0 ? Double(diskBytes) / (diskBW * 1e9) : 0)
-            print(String(format: "measured: RAM read %.1f GB/s (%d threads), storage read %.2f GB/s (pread, page cache dropped)", ramBW, threads, diskBW))
-            print(String(format: "per decode token: %.1f MiB from RAM, %.1f MiB from storage (uniform routing, hit rate %.0f%%) -> predicted %.1f tokens/s (bandwidth bound)",
+            let ramSeconds = Double(ramBytes) / (ramBW * 1e9), diskSeconds = diskBytes > 0 ? Double(diskBytes) / (diskBW * 1e9) : 0
+            print(String(format: "measured: RAM read %.1f GB/s (%d threads), storage read %.2f GB/s (%@ pread of one expert matrix, 4 in flight)",
+                         ramBW, threads, diskBW, mode == .direct ? "O_DIRECT" : "buffered"))
+            print(String(format: "per decode token: %.1f MiB from RAM, %.1f MiB from storage (uniform routing, hit rate %.0f%%)",
                          Double(ramBytes) / 1048576, Double(diskBytes) / 1048576,
-                         plan.streaming ? 100 * Double(plan.slots) / Double(max(plan.expertCount, 1)) : 100, 1 / max(seconds, 1e-9)))
+                         plan.streaming ? 100 * Double(plan.slots) / Double(max(plan.expertCount, 1)) : 100))
+            print(String(format: "predicted decode (bandwidth bound): %.1f tokens/s with reads overlapping compute, %.1f tokens/s without",
+                         1 / max(ramSeconds, diskSeconds, 1e-9), 1 / max(ramSeconds + diskSeconds, 1e-9)))
         } catch {
             throw fail(error)
         }

@@ -17,10 +17,16 @@ public final class LoadedModel: @unchecked Sendable {
     public let chatTemplateError: String?
     public let loadSeconds: Double
 
-    public init(path: String) throws {
+    /// Loads the model at `path`. With `streamingExperts` (a --ram-budget that may stream routed experts)
+    /// the mapping reads only what is touched, the resident tensors asked for whole, so the page cache
+    /// does not fill with expert pages read around them.
+    public init(path: String, streamingExperts: Bool = false) throws {
         let start = Date()
         self.path = path
-        gguf = try GGUFFile(path: path)
+        gguf = try GGUFFile(path: path, randomAccess: streamingExperts)
+        if streamingExperts {
+            for t in gguf.tensors where !LoadedModel.isRoutedExpertTensor(t.name) { gguf.willNeed(t) }
+        }
         model = try ModelRegistry.load(gguf)
         tokenizer = try Tokenizer(LoadedModel.vocabulary(from: gguf))
         if let source = gguf["tokenizer.chat_template"]?.string {

@@ -6,11 +6,13 @@
 // the expert slots, the KV pool and what the process holds besides (runtime, tokenizer, scratch),
 // measured at load.
 
+import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 import GGUF
+import Kernels
 import Models
 
 public struct WeightPlacement: Sendable, CustomStringConvertible {
@@ -18,6 +20,8 @@ public struct WeightPlacement: Sendable, CustomStringConvertible {
     public var residentBytes: Int
     /// Bytes of routed expert tensors (all layers).
     public var expertBytes: Int
+    /// Bytes of one expert's matrices, and of the slot holding one (room for aligned direct reads).
+    public var expertBytesEach: Int
     public var expertSlotBytes: Int
     /// Expert slots in RAM (0: experts stay mapped, all resident).
     public var slots: Int
@@ -76,17 +80,18 @@ extension LoadedModel {
         for t in gguf.tensors {
             if LoadedModel.isRoutedExpertTensor(t.name) { experts += t.byteCount } else { resident += t.byteCount }
         }
-        var slotBytes = 0, expertCount = 0
+        var expertBytesEach = 0, expertCount = 0
         for layer in model.layers {
             if case .moe(let f) = layer.ffn, let g = f.gate.first, let u = f.up.first, let d = f.down.first {
-                slotBytes = max(slotBytes, ExpertCache.expertBytes([g, u, d]))
+                expertBytesEach = max(expertBytesEach, ExpertCache.expertBytes([g, u, d]))
                 expertCount += f.gate.count
             }
         }
+        let slotBytes = expertBytesEach > 0 ? ExpertCache.slotBytes(expertBytes: expertBytesEach) : 0
         // What the process holds besides weights and KV: measured now (runtime, tokenizer, tables) plus
         // the session buffers to come.
         let other = LoadedModel.currentResidentBytes() + scratchBytes
-        var plan = WeightPlacement(budgetBytes: budgetBytes, residentBytes: resident, expertBytes: experts, expertSlotBytes: slotBytes,
+        var plan = WeightPlacement(budgetBytes: budgetBytes, residentBytes: resident, expertBytes: experts, expertBytesEach: expertBytesEach, expertSlotBytes: slotBytes,
                                    slots: 0, expertCount: expertCount, kvBytes: kvBytes, otherBytes: other)
         let free = budgetBytes - resident - kvBytes - other
         if free >= experts { return plan }
@@ -106,19 +111,19 @@ extension LoadedModel {
     /// from earlier runs (beside the model), the most used experts are read into the slots at once.
     /// Returns the number of experts warmed.
     @discardableResult
-    public func apply(_ plan: WeightPlacement) throws -> Int {
+    public func apply(_ plan: WeightPlacement, readMode: ExpertReadMode = .fromEnvironment) throws -> Int {
         guard plan.streaming else { model.expertCache = nil; return 0 }
-        let cache = try ExpertCache(path: path, fileBase: gguf.base, slotBytes: plan.expertSlotBytes, slots: plan.slots)
+        let cache = try ExpertCache(path: path, fileBase: gguf.base, expertBytes: plan.expertBytesEach, slots: plan.slots, readMode: readMode)
         model.expertCache = cache
         let stats = loadExpertStatistics()
         cache.addCounts(stats)
-        var warmed = 0
+        var warm: [(layer: Int, expert: Int, parts: [WeightMatrix])] = []
         for entry in stats.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
             guard entry.layer < model.layers.count, case .moe(let f) = model.layers[entry.layer].ffn, entry.expert < f.gate.count else { continue }
-            cache.warm(layer: entry.layer, expert: entry.expert, parts: [f.gate[entry.expert], f.up[entry.expert], f.down[entry.expert]])
-            warmed += 1
+            warm.append((entry.layer, entry.expert, [f.gate[entry.expert], f.up[entry.expert], f.down[entry.expert]]))
         }
-        return warmed
+        cache.warm(warm)
+        return warm.count
     }
 
     /// Where this model's expert popularity statistics live: beside the model when its folder is
@@ -157,28 +162,37 @@ extension LoadedModel {
 }
 
 extension LoadedModel {
-    /// Sequential read speed of this model's file from storage (GB/s): 64 MiB in 4 MiB preads at spread
-    /// offsets, each range dropped from the page cache first (POSIX_FADV_DONTNEED) so the disk is read.
-    public func storageReadBandwidth() -> Double {
-        let fd = open(path, O_RDONLY)
+    /// Read speed of this model's file from storage (GB/s) the way the expert cache reads: `chunkBytes`
+    /// reads at offsets spread over the file, `parallel` in flight, O_DIRECT (or buffered with each range
+    /// dropped from the page cache first, so the disk is read). 256 MiB in all.
+    public func storageReadBandwidth(mode: ExpertReadMode = .fromEnvironment, chunkBytes: Int = 4 << 20, parallel: Int = 4) -> Double {
+        let chunk = max(4096, chunkBytes / 4096 * 4096)
+        let reads = max(parallel, (256 << 20) / chunk)
+        var fd = mode == .direct ? ds_open_direct_readonly(path) : -1
+        if fd < 0 { fd = open(path, O_RDONLY) }
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
-        let chunk = 4 << 20, chunks = 16
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
-        defer { buffer.deallocate() }
         let span = max(0, gguf.fileSize - chunk)
-        var bytes = 0
+        let bytes = UnsafeMutablePointer<Int>.allocate(capacity: parallel)
+        bytes.initialize(repeating: 0, count: parallel)
+        defer { bytes.deallocate() }
         let start = DispatchTime.now().uptimeNanoseconds
-        for i in 0..<chunks {
-            let offset = span / chunks * i / 4096 * 4096
-            #if canImport(Glibc)
-            _ = posix_fadvise(fd, off_t(offset), off_t(chunk), POSIX_FADV_DONTNEED)
-            #endif
-            let n = pread(fd, buffer, chunk, off_t(offset))
-            if n > 0 { bytes += n }
+        DispatchQueue.concurrentPerform(iterations: parallel) { worker in
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
+            defer { buffer.deallocate() }
+            for i in stride(from: worker, to: reads, by: parallel) {
+                // A spread of offsets (a multiplicative hash of i), aligned for O_DIRECT.
+                let offset = Int((UInt64(i) &* 0x9E3779B97F4A7C15) % UInt64(max(span, 1))) / 4096 * 4096
+                #if canImport(Glibc)
+                if mode == .buffered { _ = posix_fadvise(fd, off_t(offset), off_t(chunk), POSIX_FADV_DONTNEED) }
+                #endif
+                let n = pread(fd, buffer, chunk, off_t(offset))
+                if n > 0 { bytes[worker] += n }
+            }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return seconds > 0 ? Double(bytes) / seconds / 1e9 : 0
+        let total = (0..<parallel).reduce(0) { $0 + bytes[$1] }
+        return seconds > 0 ? Double(total) / seconds / 1e9 : 0
     }
 
     /// Weight bytes a decode token reads from RAM and (streaming) from storage under `plan`, with routed
@@ -188,7 +202,7 @@ extension LoadedModel {
         guard plan.streaming, plan.expertCount > 0, let moe = model.config.moe else { return (total, 0) }
         let moeLayers = model.layers.filter { if case .moe = $0.ffn { return true }; return false }.count
         let expertsPerToken = moeLayers * moe.expertsUsed
-        let routed = expertsPerToken * plan.expertSlotBytes
+        let routed = expertsPerToken * plan.expertBytesEach
         let missRate = 1 - Double(plan.slots) / Double(plan.expertCount)
         let fromStorage = Int(Double(routed) * missRate)
         return (total - fromStorage, fromStorage)

@@ -56,7 +56,10 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maxKVCount = 1 << 24
     public static let maxDims = 8
 
-    public init(path: String) throws {
+    /// Maps the GGUF at `path`. With `randomAccess` the mapping reads only the pages touched (no
+    /// read-around: a device's readahead, often megabytes, would otherwise pull neighbouring tensors into
+    /// the page cache); ask for whole tensors with `willNeed`.
+    public init(path: String, randomAccess: Bool = false) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -72,6 +75,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
             throw GGUFError(file: path, field: "file", message: "mmap failed: \(String(cString: strerror(errno)))")
         }
+        if randomAccess { _ = posix_madvise(map, size, POSIX_MADV_RANDOM) }
         let raw = UnsafeRawPointer(map)
         do {
             let parsed = try GGUFParser.parse(base: raw, size: size, file: path)
@@ -99,6 +103,15 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Pointer to a tensor's bytes inside the mapping.
     public func data(of tensor: GGUFTensorInfo) -> UnsafeRawPointer { base + dataOffset + tensor.offset }
+
+    /// Starts reading a tensor's pages into the page cache (exactly its pages, whatever the mapping's
+    /// access hint).
+    public func willNeed(_ tensor: GGUFTensorInfo) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (dataOffset + tensor.offset) / page * page, end = min(fileSize, dataOffset + tensor.offset + tensor.byteCount)
+        guard end > start else { return }
+        _ = posix_madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, POSIX_MADV_WILLNEED)
+    }
 
     public subscript(key: String) -> GGUFValue? { metadata[key] }
 

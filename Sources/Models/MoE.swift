@@ -259,22 +259,7 @@ enum MoEBlock {
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
                   chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k)
         }
-        if let cache {
-            cache.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
-            if let next = predictNext {
-                // The next layer's router on this layer's input: its top-k per token, as a prediction.
-                let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * n)
-                let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: k), weight = UnsafeMutablePointer<Float>.allocate(capacity: k)
-                defer { logits.deallocate(); chosen.deallocate(); weight.deallocate() }
-                mm.multiply(next.weights.router, xn, tokens: T, into: logits)
-                var predicted = Set<Int>()
-                for t in 0..<T {
-                    route(logits: logits + t * n, config: m, weights: next.weights, scores: s.scores, chosen: chosen, chosenWeight: weight)
-                    for j in 0..<k { predicted.insert(Int(chosen[j])) }
-                }
-                cache.recordPrediction(layer: next.layer, experts: predicted)
-            }
-        }
+        cache?.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
         // Sort the (token, expert) pairs by expert: counting sort.
         for x in 0...n { s.counts[x] = 0 }
         for p in 0..<(T * k) { s.counts[Int(s.chosen[p])] += 1 }
@@ -307,22 +292,60 @@ enum MoEBlock {
         // Active experts, in waves that fit the expert cache's slots (one wave when all are resident).
         var active: [Int] = []
         for x in 0..<n where s.offsets[x + 1] > s.offsets[x] { active.append(x) }
-        let waveSize = cache.map { max(1, $0.slots) } ?? max(1, active.count)
+        guard let cache else {
+            runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: w.shared, tokens: T, routedRows: routedRows,
+                       totalRows: totalRows, config: m, embedding: e, activation: activation, scratch: s, matmul: mm)
+            scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
+            return
+        }
+        let waveSize = max(1, cache.slots)
         var waveStart = 0
         repeat {
             let wave = Array(active[waveStart..<min(active.count, waveStart + waveSize)])
-            let experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)]
-            if let cache {
-                experts = cache.acquire(layer: layer, experts: wave.map { ($0, [w.gate[$0], w.up[$0], w.down[$0]]) }).map { ($0[0], $0[1], $0[2]) }
-            } else {
-                experts = wave.map { (w.gate[$0], w.up[$0], w.down[$0]) }
+            let slots = cache.request(layer: layer, experts: wave.map { ($0, [w.gate[$0], w.up[$0], w.down[$0]]) })
+            if waveStart == 0, let next = predictNext {
+                // Behind this layer's reads: the experts the next MoE layer is expected to use.
+                let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, matmul: mm)
+                cache.recordPrediction(layer: next.layer, experts: Set(predicted))
+                cache.prefetch(layer: next.layer, experts: predicted.map { ($0, [next.weights.gate[$0], next.weights.up[$0], next.weights.down[$0]]) })
             }
-            runExperts(wave, experts, shared: waveStart == 0 ? w.shared : nil, tokens: T, routedRows: routedRows,
-                       totalRows: totalRows, config: m, embedding: e, activation: activation, scratch: s, matmul: mm)
-            cache?.unpinAll()
+            // Each expert runs as soon as its read is done (the shared experts first, while reads go on).
+            var pending = Array(wave.indices)
+            var shared = waveStart == 0 ? w.shared : nil
+            while !pending.isEmpty || shared != nil {
+                let done = Set(cache.ready(pending.map { slots[$0].slot }, block: shared == nil))
+                let now = pending.filter { done.contains(slots[$0].slot) }
+                pending.removeAll { done.contains(slots[$0].slot) }
+                runExperts(now.map { wave[$0] }, now.map { (slots[$0].views[0], slots[$0].views[1], slots[$0].views[2]) },
+                           shared: shared, tokens: T, routedRows: routedRows, totalRows: totalRows, config: m, embedding: e,
+                           activation: activation, scratch: s, matmul: mm)
+                shared = nil
+            }
+            cache.unpinAll()
             waveStart += waveSize
         } while waveStart < active.count
-        // Scatter: out[t] = Σ weight · expert output (+ shared).
+        scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
+    }
+
+    /// The experts the next MoE layer (`next`) is expected to use: its router on this layer's input,
+    /// top-k per token, the experts most tokens chose first.
+    private static func predictExperts(_ next: MoEWeights, input xn: UnsafeMutablePointer<Float>, tokens T: Int, config m: MoEConfig,
+                                       scratch s: MoEScratch, matmul mm: Matmul) -> [Int] {
+        let n = m.expertCount, k = m.expertsUsed
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * n)
+        let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: k), weight = UnsafeMutablePointer<Float>.allocate(capacity: k)
+        defer { logits.deallocate(); chosen.deallocate(); weight.deallocate() }
+        mm.multiply(next.router, xn, tokens: T, into: logits)
+        var votes = [Int](repeating: 0, count: n)
+        for t in 0..<T {
+            route(logits: logits + t * n, config: m, weights: next, scores: s.scores, chosen: chosen, chosenWeight: weight)
+            for j in 0..<k { votes[Int(chosen[j])] += 1 }
+        }
+        return (0..<n).filter { votes[$0] > 0 }.sorted { (votes[$0], -$0) > (votes[$1], -$1) }
+    }
+
+    /// out[t] = Σ weight · expert output (+ shared) over the gathered rows of token t.
+    private static func scatter(into out: UnsafeMutablePointer<Float>, rows totalRows: Int, tokens T: Int, embedding e: Int, scratch s: MoEScratch) {
         out.update(repeating: 0, count: T * e)
         for row in 0..<totalRows {
             Kernels.axpy(out + Int(s.rowToken[row]) * e, s.output + row * e, s.rowWeight[row], count: e)

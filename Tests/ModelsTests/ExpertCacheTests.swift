@@ -5,6 +5,7 @@ import Foundation
 import Testing
 import GGUF
 import KVCache
+import Kernels
 import Models
 
 @Suite struct ExpertCacheTests {
@@ -23,18 +24,54 @@ import Models
             return out
         }
         let expected = try run(reference)
-        for slots in [1, 3] {
+        for (slots, mode) in [(1, ExpertReadMode.direct), (3, .direct), (3, .buffered)] {
             let model = try loadModel(arch, "f32")
             guard case .moe(let f)? = model.layers.first(where: { if case .moe = $0.ffn { return true }; return false })?.ffn else {
                 Issue.record("\(arch) has no MoE layer"); return
             }
             let bytes = ExpertCache.expertBytes([f.gate[0], f.up[0], f.down[0]])
-            model.expertCache = try ExpertCache(path: model.gguf.path, fileBase: model.gguf.base, slotBytes: bytes, slots: slots)
+            model.expertCache = try ExpertCache(path: model.gguf.path, fileBase: model.gguf.base, expertBytes: bytes, slots: slots, readMode: mode)
             let got = try run(model)
-            #expect(got == expected, "\(arch), \(slots) slots")
+            #expect(got == expected, "\(arch), \(slots) slots, \(mode)")
             let stats = model.expertCache!.stats
-            #expect(stats.misses > 0 && stats.bytesRead == stats.misses * bytes)
+            // Every read is a demand miss or a prefetch of the next layer's predicted experts.
+            #expect(stats.misses > 0 && stats.bytesRead == (stats.misses + stats.prefetches) * bytes)
+            #expect(stats.bytesFromStorage >= stats.bytesRead)
+            if slots == 3 { #expect(stats.prefetches > 0, "\(arch): the next layer's experts are prefetched") }
             #expect(got.count == (golden.token_ids.count + 4) * vocab)
         }
+    }
+}
+
+/// Reads land where the views say, whatever the matrices' alignment in the file: one straddling a 4 KiB
+/// boundary, one ending at the end of the file (O_DIRECT's aligned range reaches past it).
+@Suite struct ExpertCacheReadTests {
+    @Test(arguments: ExpertReadMode.allCases)
+    func viewsHoldTheFileBytes(mode: ExpertReadMode) throws {
+        let size = 3 * 4096 + 1000
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 8) }
+        let path = FileManager.default.currentDirectoryPath + "/.build/expert-cache-read-\(mode).bin"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let map = try #require(mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0))
+        defer { munmap(map, size) }
+        // F32 matrices of 3 × 5 (60 bytes) at 4090 (straddles 4096), 100, and the file's last 60 bytes.
+        let offsets = [4090, 100, size - 60]
+        let parts = offsets.map { WeightMatrix(type: .f32, rows: 3, cols: 5, data: UnsafeRawPointer(map + $0)) }
+        let cache = try ExpertCache(path: path, fileBase: UnsafeRawPointer(map), expertBytes: 180, slots: 2, readMode: mode)
+        for round in 0..<3 {   // the second expert evicts nothing; the third reuses a slot
+            let got = cache.request(layer: 0, experts: [(round, parts)])
+            var pending = got.map(\.slot)
+            while !pending.isEmpty { let done = cache.ready(pending, block: true); pending.removeAll { done.contains($0) } }
+            for (view, offset) in zip(got[0].views, offsets) {
+                #expect(Array(UnsafeRawBufferPointer(start: view.data, count: 60)) == Array(bytes[offset..<(offset + 60)]), "\(mode) at \(offset)")
+            }
+            cache.unpinAll()
+        }
+        let stats = cache.stats
+        #expect(stats.misses == 3 && stats.bytesRead == 3 * 180)
+        #expect(mode == .buffered ? stats.bytesFromStorage == 3 * 180 : stats.bytesFromStorage >= 3 * 3 * 4096)
     }
 }
