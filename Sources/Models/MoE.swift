@@ -253,7 +253,7 @@ enum MoEBlock {
                         weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
                         scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil,
                         predictNext: (layer: Int, weights: MoEWeights)? = nil) {
-        let n = m.expertCount, k = m.expertsUsed, ff = m.expertFeedForward
+        let n = m.expertCount, k = m.expertsUsed
         mm.multiply(w.router, xn, tokens: T, into: s.logits)
         for t in 0..<T {
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
