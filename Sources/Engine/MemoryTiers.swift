@@ -6,7 +6,6 @@
 // the expert slots, the KV pool and what the process holds besides (runtime, tokenizer, scratch),
 // measured at load.
 
-import CKernels
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -120,7 +119,7 @@ extension LoadedModel {
         var warm: [(layer: Int, expert: Int, parts: [WeightMatrix])] = []
         for entry in stats.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
             guard entry.layer < model.layers.count, case .moe(let f) = model.layers[entry.layer].ffn, entry.expert < f.gate.count else { continue }
-            warm.append((entry.layer, entry.expert, [f.gate[entry.expert], f.up[entry.expert], f.down[entry.expert]]))
+            warm.append((entry.layer, entry.expert, f.expertMatrices(entry.expert)))
         }
         cache.warm(warm)
         return warm.count
@@ -168,8 +167,7 @@ extension LoadedModel {
     public func storageReadBandwidth(mode: ExpertReadMode = .fromEnvironment, chunkBytes: Int = 4 << 20, parallel: Int = 4) -> Double {
         let chunk = max(4096, chunkBytes / 4096 * 4096)
         let reads = max(parallel, (256 << 20) / chunk)
-        var fd = mode == .direct ? ds_open_direct_readonly(path) : -1
-        if fd < 0 { fd = open(path, O_RDONLY) }
+        let (fd, mode) = ExpertReadMode.open(path, mode)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
         let span = max(0, gguf.fileSize - chunk)

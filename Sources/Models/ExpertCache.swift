@@ -49,6 +49,20 @@ public enum ExpertReadMode: String, Sendable, CaseIterable {
     public static var fromEnvironment: ExpertReadMode {
         getenv("DS_EXPERT_IO").flatMap { ExpertReadMode(rawValue: String(cString: $0)) } ?? .direct
     }
+
+    /// Opens `path` read-only for `mode`; direct falls back to buffered where O_DIRECT is refused (e.g.
+    /// tmpfs). Returns the descriptor (-1: cannot open, errno set) and the mode it reads with.
+    public static func open(_ path: String, _ mode: ExpertReadMode) -> (fd: Int32, mode: ExpertReadMode) {
+        if mode == .direct {
+            let fd = ds_open_direct_readonly(path)
+            if fd >= 0 { return (fd, .direct) }
+        }
+        #if canImport(Glibc)
+        return (Glibc.open(path, O_RDONLY), .buffered)
+        #else
+        return (Darwin.open(path, O_RDONLY), .buffered)
+        #endif
+    }
 }
 
 public struct ExpertCacheStats: Sendable {
@@ -136,13 +150,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// `path` whose mapping starts at `fileBase`, read by `ioThreads` threads.
     public init(path: String, fileBase: UnsafeRawPointer, expertBytes: Int, slots: Int, readMode: ExpertReadMode = .fromEnvironment,
                 ioThreads: Int = 4, prefetch: Bool = getenv("DS_EXPERT_PREFETCH").map { String(cString: $0) != "0" } ?? true) throws {
-        var mode = readMode
-        var descriptor: Int32 = -1
-        if mode == .direct {
-            descriptor = ds_open_direct_readonly(path)
-            if descriptor < 0 { mode = .buffered }   // e.g. tmpfs: no O_DIRECT
-        }
-        if descriptor < 0 { descriptor = open(path, O_RDONLY) }
+        let (descriptor, mode) = ExpertReadMode.open(path, readMode)
         guard descriptor >= 0 else { throw ModelError.invalidConfig(file: path, message: "cannot open for expert streaming: \(String(cString: strerror(errno)))") }
         fd = descriptor
         self.readMode = mode
@@ -217,7 +225,7 @@ public final class ExpertCache: @unchecked Sendable {
 
     /// Pins a slot for each expert (matrices `parts`, e.g. gate, up, down, as mapped views) and starts
     /// the reads of those not in a slot; returns each expert's slot and matrices as views of it. Wait for
-    /// a slot with `waitReady` before using it; call `unpinAll` after the layer's products.
+    /// a slot with `ready` or `waitAll` before using it; call `unpinAll` after the layer's products.
     public func request(layer: Int, experts: [(expert: Int, parts: [WeightMatrix])], countUse: Bool = true) -> [(slot: Int, views: [WeightMatrix])] {
         var result: [(slot: Int, views: [WeightMatrix])] = []
         pthread_mutex_lock(&mutex)
@@ -226,7 +234,7 @@ public final class ExpertCache: @unchecked Sendable {
             let key = layer << 20 | expert
             clock += 1
             if countUse { counts[key, default: 0] += 1 }
-            var slot: Int
+            var slot: Int, missed = false
             if let s = index[key] {
                 slot = s
                 statistics.hits += 1
@@ -248,12 +256,16 @@ public final class ExpertCache: @unchecked Sendable {
                 }
                 assign(slot, key)
                 statistics.misses += 1
-                demandJobs.append(layout(slot: slot, parts: parts).job)
+                missed = true
+            }
+            let placed = layout(slot: slot, parts: parts)
+            if missed {
+                demandJobs.append(placed.job)
                 pthread_cond_signal(&jobQueued)
             }
             pins[slot] += 1   // pinned at once: a later miss of this call cannot take it
             stamp[slot] = clock
-            result.append((slot, layout(slot: slot, parts: parts).views))
+            result.append((slot, placed.views))
         }
         if countUse && !experts.isEmpty {
             recentMissRate = 0.95 * recentMissRate + 0.05 * Double(statistics.misses - missesBefore) / Double(experts.count)
@@ -312,6 +324,15 @@ public final class ExpertCache: @unchecked Sendable {
             statistics.waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
         return done
+    }
+
+    /// Blocks until the reads of all `slots` are done.
+    public func waitAll(_ slots: [Int]) {
+        var pending = slots
+        while !pending.isEmpty {
+            let done = Set(ready(pending, block: true))
+            pending.removeAll { done.contains($0) }
+        }
     }
 
     /// The unpinned, not loading slot to reuse: an empty one, else by the eviction policy (-1: none).
@@ -373,12 +394,7 @@ public final class ExpertCache: @unchecked Sendable {
         var start = 0
         while start < experts.count {
             let group = experts[start..<min(experts.count, start + slots)]
-            var pending: [Int] = []
-            for e in group { pending += request(layer: e.layer, experts: [(e.expert, e.parts)], countUse: false).map(\.slot) }
-            while !pending.isEmpty {
-                let done = Set(ready(pending, block: true))
-                pending.removeAll { done.contains($0) }
-            }
+            waitAll(group.flatMap { e in request(layer: e.layer, experts: [(e.expert, e.parts)], countUse: false).map(\.slot) })
             unpinAll()
             start += slots
         }

@@ -89,6 +89,9 @@ public struct MoEWeights: @unchecked Sendable {
     public var gate, up, down: [WeightMatrix]
     public var shared: DenseFFNWeights?
 
+    /// Routed expert `x`'s matrices: gate, up, down (the order the expert cache's slots hold them in).
+    public func expertMatrices(_ x: Int) -> [WeightMatrix] { [gate[x], up[x], down[x]] }
+
     /// Bytes one token reads: router, `used` experts, shared experts.
     func bytesPerToken(used: Int) -> Int {
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
@@ -302,12 +305,12 @@ enum MoEBlock {
         var waveStart = 0
         repeat {
             let wave = Array(active[waveStart..<min(active.count, waveStart + waveSize)])
-            let slots = cache.request(layer: layer, experts: wave.map { ($0, [w.gate[$0], w.up[$0], w.down[$0]]) })
+            let slots = cache.request(layer: layer, experts: wave.map { ($0, w.expertMatrices($0)) })
             if waveStart == 0, let next = predictNext {
                 // Behind this layer's reads: the experts the next MoE layer is expected to use.
                 let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, matmul: mm)
                 cache.recordPrediction(layer: next.layer, experts: Set(predicted))
-                cache.prefetch(layer: next.layer, experts: predicted.map { ($0, [next.weights.gate[$0], next.weights.up[$0], next.weights.down[$0]]) })
+                cache.prefetch(layer: next.layer, experts: predicted.map { ($0, next.weights.expertMatrices($0)) })
             }
             // Each expert runs as soon as its read is done (the shared experts first, while reads go on).
             var pending = Array(wave.indices)
@@ -328,18 +331,20 @@ enum MoEBlock {
     }
 
     /// The experts the next MoE layer (`next`) is expected to use: its router on this layer's input,
-    /// top-k per token, the experts most tokens chose first.
+    /// top-k per token, the experts most tokens chose first. Overwrites `s.logits` (this layer's routing
+    /// is done with it).
     private static func predictExperts(_ next: MoEWeights, input xn: UnsafeMutablePointer<Float>, tokens T: Int, config m: MoEConfig,
                                        scratch s: MoEScratch, matmul mm: Matmul) -> [Int] {
         let n = m.expertCount, k = m.expertsUsed
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: T * n)
-        let chosen = UnsafeMutablePointer<Int32>.allocate(capacity: k), weight = UnsafeMutablePointer<Float>.allocate(capacity: k)
-        defer { logits.deallocate(); chosen.deallocate(); weight.deallocate() }
-        mm.multiply(next.router, xn, tokens: T, into: logits)
+        mm.multiply(next.router, xn, tokens: T, into: s.logits)
         var votes = [Int](repeating: 0, count: n)
-        for t in 0..<T {
-            route(logits: logits + t * n, config: m, weights: next, scores: s.scores, chosen: chosen, chosenWeight: weight)
-            for j in 0..<k { votes[Int(chosen[j])] += 1 }
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: k) { chosen in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { weight in
+                for t in 0..<T {
+                    route(logits: s.logits + t * n, config: m, weights: next, scores: s.scores, chosen: chosen.baseAddress!, chosenWeight: weight.baseAddress!)
+                    for j in 0..<k { votes[Int(chosen[j])] += 1 }
+                }
+            }
         }
         return (0..<n).filter { votes[$0] > 0 }.sorted { (votes[$0], -$0) > (votes[$1], -$1) }
     }

@@ -64,8 +64,7 @@ import Models
         let cache = try ExpertCache(path: path, fileBase: UnsafeRawPointer(map), expertBytes: 180, slots: 2, readMode: mode)
         for round in 0..<3 {   // the second expert evicts nothing; the third reuses a slot
             let got = cache.request(layer: 0, experts: [(round, parts)])
-            var pending = got.map(\.slot)
-            while !pending.isEmpty { let done = cache.ready(pending, block: true); pending.removeAll { done.contains($0) } }
+            cache.waitAll(got.map(\.slot))
             for (view, offset) in zip(got[0].views, offsets) {
                 #expect(Array(UnsafeRawBufferPointer(start: view.data, count: 60)) == Array(bytes[offset..<(offset + 60)]), "\(mode) at \(offset)")
             }
