@@ -9,7 +9,7 @@ Writes into Fixtures/quant/ (next to this script's parent directory unless --out
   manifest.json    N, type ids, block sizes, who made each .bin, sha256 of every file
 
 Who quantizes:
-  * Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 F16 BF16: gguf.quants.quantize (gguf-py's numpy reference).
+  * Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 F16 BF16 MXFP4: gguf.quants.quantize (gguf-py's numpy reference).
   * Q2_K Q3_K Q4_K Q5_K Q6_K: gguf-py has no quantizer for these. With --ggml-src DIR (a llama.cpp
     "ggml" folder) they are made by ggml's own quantize_row_*_ref compiled from DIR; otherwise by
     DwarfStar's ds_quantize_row_ref (CKernels, compiled here with gcc), which the C tests check
@@ -37,11 +37,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 N = 1280  # 5 super-blocks of 256 = 40 blocks of 32
 
-GGUF_QUANTIZED = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "F16", "BF16"]
+GGUF_QUANTIZED = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "F16", "BF16", "MXFP4"]
 K_QUANTS = ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 BLOCK = {"Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34),
          "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176),
-         "Q6_K": (256, 210), "F16": (1, 2), "BF16": (1, 2)}
+         "Q6_K": (256, 210), "F16": (1, 2), "BF16": (1, 2), "MXFP4": (32, 17)}
 
 
 def make_input() -> np.ndarray:
@@ -105,7 +105,7 @@ def ggml_quantizer(ggml_src: Path, tmp: Path):
 
 def dwarfstar_quantizer(tmp: Path):
     """ctypes handle to CKernels' ds_quantize_row_ref."""
-    ck = ROOT / "CKernels"
+    ck = ROOT / "Sources" / "CKernels"
     lib = tmp / "libckernels.so"
     build_shared(sorted(ck.glob("*.c")), [ck / "include"], lib)
     handle = ctypes.CDLL(str(lib))
@@ -142,6 +142,10 @@ def main() -> int:
             if name in GGUF_QUANTIZED:
                 q = np.asarray(quants.quantize(x, qtype)).view(np.uint8).tobytes()
                 made_by = "gguf.quants.quantize"
+                if name == "MXFP4":   # also checked against ggml's and DwarfStar's reference quantizers
+                    for who, quantizer in [("ggml", theirs), ("ds_quantize_row_ref", ours)]:
+                        if quantizer is not None:
+                            print(f"MXFP4: {who} vs gguf-py: {'identical' if quantizer(name, x) == q else 'DIFFERENT'}")
             elif theirs is not None:
                 q = theirs(name, x)
                 made_by = "ggml quantize_row_%s_ref" % name.lower().replace("_k", "_K")

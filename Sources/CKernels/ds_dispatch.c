@@ -37,6 +37,9 @@ static const ds_type_traits *type_traits(int type) {
     static const ds_type_traits q5_k = {"Q5_K", 256, sizeof(ds_block_q5_K), DS_TYPE_Q8_K};
     static const ds_type_traits q6_k = {"Q6_K", 256, sizeof(ds_block_q6_K), DS_TYPE_Q8_K};
     static const ds_type_traits q8_k = {"Q8_K", 256, sizeof(ds_block_q8_K), DS_TYPE_Q8_K};
+    // MXFP4 dots stay in float (exact dequantized weights x F32 activations): the same results as
+    // the F32 weights it was quantized to, to rounding of the sum.
+    static const ds_type_traits mxfp4 = {"MXFP4", 32, sizeof(ds_block_mxfp4), DS_TYPE_F32};
     switch (type) {
     case DS_TYPE_F32: return &f32;
     case DS_TYPE_F16: return &f16;
@@ -53,6 +56,7 @@ static const ds_type_traits *type_traits(int type) {
     case DS_TYPE_Q5_K: return &q5_k;
     case DS_TYPE_Q6_K: return &q6_k;
     case DS_TYPE_Q8_K: return &q8_k;
+    case DS_TYPE_MXFP4: return &mxfp4;
     default: return NULL;
     }
 }

@@ -283,10 +283,24 @@ static float dot_bf16(int64_t n, const void *vw, const void *va) {
     return sum;
 }
 
+static float dot_mxfp4(int64_t n, const void *vw, const void *va) {
+    const ds_block_mxfp4 *w = (const ds_block_mxfp4 *)vw;
+    const float *a = (const float *)va;
+    float sum = 0;
+    for (int64_t b = 0; b < n / DS_QK_MXFP4; ++b, a += DS_QK_MXFP4) {
+        float block = 0;
+        for (int j = 0; j < DS_QK_MXFP4 / 2; ++j)
+            block += ds_kvalues_mxfp4[w[b].qs[j] & 0x0F] * a[j] + ds_kvalues_mxfp4[w[b].qs[j] >> 4] * a[j + 16];
+        sum += ds_e8m0_to_float_half(w[b].e) * block;
+    }
+    return sum;
+}
+
 void ds_fill_scalar_kernels(ds_kernel_table *t) {
     t->dot[DS_TYPE_F32] = dot_f32;
     t->dot[DS_TYPE_F16] = dot_f16;
     t->dot[DS_TYPE_BF16] = dot_bf16;
+    t->dot[DS_TYPE_MXFP4] = dot_mxfp4;
     t->dot[DS_TYPE_Q4_0] = dot_q4_0;
     t->dot[DS_TYPE_Q4_1] = dot_q4_1;
     t->dot[DS_TYPE_Q5_0] = dot_q5_0;

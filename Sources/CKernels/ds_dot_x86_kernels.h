@@ -725,6 +725,100 @@ DS_FLOAT_KERNEL(bf16, DS_W_BF16, DS_WM_BF16, 2)
 #undef DS_FLOAT_KERNEL
 #undef DS_ROW_KERNELS
 
+// ---- MXFP4 weights x F32 activations ----------------------------------------------------------------
+// A block's 32 codes become int8 (doubled E2M1, one byte shuffle per 16 codes), then float; the block
+// sum is scaled once by its power-of-two scale (exact), so results equal the dequantized F32 weights'
+// to the rounding of the sum.
+
+static inline DS_TARGET __m128i DS_FN(mxfp4_codes)(__m128i packed_nibbles) {
+    return _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)ds_kvalues_mxfp4),
+                            _mm_and_si128(packed_nibbles, _mm_set1_epi8(0x0F)));
+}
+
+#if DS_X86_LEVEL >= 2
+// Σ_j code_j · a_j over one block (unscaled): elements 0..15 are the low nibbles, 16..31 the high.
+static inline DS_TARGET __m512 DS_FN(mxfp4_block16)(const ds_block_mxfp4 *b, const __m512 a_lo, const __m512 a_hi) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(DS_FN(mxfp4_codes)(q)));
+    const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(DS_FN(mxfp4_codes)(_mm_srli_epi16(q, 4))));
+    return _mm512_fmadd_ps(hi, a_hi, _mm512_mul_ps(lo, a_lo));
+}
+
+static DS_TARGET float DS_FN(dot_mxfp4)(int64_t n, const void *vw, const void *va) {
+    const ds_block_mxfp4 *w = (const ds_block_mxfp4 *)vw;
+    const float *a = (const float *)va;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    const int64_t nb = n / DS_QK_MXFP4;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, a += 2 * DS_QK_MXFP4) {
+        s0 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w[b].e)),
+                             DS_FN(mxfp4_block16)(&w[b], _mm512_loadu_ps(a), _mm512_loadu_ps(a + 16)), s0);
+        s1 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w[b + 1].e)),
+                             DS_FN(mxfp4_block16)(&w[b + 1], _mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 48)), s1);
+    }
+    if (b < nb)
+        s0 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w[b].e)),
+                             DS_FN(mxfp4_block16)(&w[b], _mm512_loadu_ps(a), _mm512_loadu_ps(a + 16)), s0);
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+// 4 rows at a time: each block of activations is loaded once for four weight rows.
+static DS_TARGET void DS_FN(rows_mxfp4)(int64_t n, const void *w, size_t stride, int64_t nrows,
+                                        const void *va, float *out) {
+    const int64_t nb = n / DS_QK_MXFP4;
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+        const ds_block_mxfp4 *w0 = (const ds_block_mxfp4 *)((const char *)w + (size_t)r * stride);
+        const ds_block_mxfp4 *w1 = (const ds_block_mxfp4 *)((const char *)w0 + stride);
+        const ds_block_mxfp4 *w2 = (const ds_block_mxfp4 *)((const char *)w0 + 2 * stride);
+        const ds_block_mxfp4 *w3 = (const ds_block_mxfp4 *)((const char *)w0 + 3 * stride);
+        const char *ahead = (const char *)w0 + DS_PREFETCH_GROUPS(stride) * 4 * stride;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        __m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+        const float *a = (const float *)va;
+        for (int64_t b = 0; b < nb; ++b, a += DS_QK_MXFP4) {
+            if ((b & 3) == 0)
+                for (int i = 0; i < 4; ++i) _mm_prefetch(ahead + (size_t)i * stride + (size_t)b * sizeof(ds_block_mxfp4), DS_PREFETCH_HINT);
+            const __m512 x0 = _mm512_loadu_ps(a), x1 = _mm512_loadu_ps(a + 16);
+            s0 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w0[b].e)), DS_FN(mxfp4_block16)(&w0[b], x0, x1), s0);
+            s1 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w1[b].e)), DS_FN(mxfp4_block16)(&w1[b], x0, x1), s1);
+            s2 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w2[b].e)), DS_FN(mxfp4_block16)(&w2[b], x0, x1), s2);
+            s3 = _mm512_fmadd_ps(_mm512_set1_ps(ds_e8m0_to_float_half(w3[b].e)), DS_FN(mxfp4_block16)(&w3[b], x0, x1), s3);
+        }
+        out[r] = _mm512_reduce_add_ps(s0);
+        out[r + 1] = _mm512_reduce_add_ps(s1);
+        out[r + 2] = _mm512_reduce_add_ps(s2);
+        out[r + 3] = _mm512_reduce_add_ps(s3);
+    }
+    for (; r < nrows; ++r) out[r] = DS_FN(dot_mxfp4)(n, (const char *)w + (size_t)r * stride, va);
+}
+
+#else // AVX2: 8 floats per vector
+
+static inline DS_TARGET __m256 DS_FN(mxfp4_block8)(const ds_block_mxfp4 *b, const float *a) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m128i lo = DS_FN(mxfp4_codes)(q), hi = DS_FN(mxfp4_codes)(_mm_srli_epi16(q, 4));
+    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_loadu_ps(a));
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), _mm256_loadu_ps(a + 8), s);
+    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_loadu_ps(a + 16), s);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), _mm256_loadu_ps(a + 24), s);
+}
+
+static DS_TARGET float DS_FN(dot_mxfp4)(int64_t n, const void *vw, const void *va) {
+    const ds_block_mxfp4 *w = (const ds_block_mxfp4 *)vw;
+    const float *a = (const float *)va;
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / DS_QK_MXFP4; ++b, a += DS_QK_MXFP4)
+        s = _mm256_fmadd_ps(_mm256_set1_ps(ds_e8m0_to_float_half(w[b].e)), DS_FN(mxfp4_block8)(&w[b], a), s);
+    return DS_FN(hsum_ps)(s);
+}
+
+static DS_TARGET void DS_FN(rows_mxfp4)(int64_t n, const void *w, size_t stride, int64_t nrows,
+                                        const void *va, float *out) {
+    for (int64_t r = 0; r < nrows; ++r) out[r] = DS_FN(dot_mxfp4)(n, (const char *)w + (size_t)r * stride, va);
+}
+#endif
+
 // ---- Table ------------------------------------------------------------------------------------------
 
 static void DS_FN(fill)(ds_kernel_table *t) {
@@ -735,6 +829,7 @@ static void DS_FN(fill)(ds_kernel_table *t) {
     DS_SET(DS_TYPE_F32, f32)
     DS_SET(DS_TYPE_F16, f16)
     DS_SET(DS_TYPE_BF16, bf16)
+    DS_SET(DS_TYPE_MXFP4, mxfp4)
     DS_SET(DS_TYPE_Q4_0, q4_0)
     DS_SET(DS_TYPE_Q4_1, q4_1)
     DS_SET(DS_TYPE_Q5_0, q5_0)

@@ -778,6 +778,22 @@ static inline DS_TARGET float DS_FN(f32_load1)(const void *row, int64_t i) { ret
 static inline DS_TARGET float DS_FN(f16_load1)(const void *row, int64_t i) { return DS_FN(half)(((const uint16_t *)row)[i]); }
 static inline DS_TARGET float DS_FN(bf16_load1)(const void *row, int64_t i) { return ds_bfloat_to_float(((const uint16_t *)row)[i]); }
 
+// MXFP4: 8 weights from element i (a multiple of 8) of a row of blocks, dequantized exactly.
+static inline DS_TARGET __m256 DS_FN(mxfp4_load8)(const void *row, int64_t i) {
+    const ds_block_mxfp4 *b = (const ds_block_mxfp4 *)row + i / DS_QK_MXFP4;
+    const int j = (int)(i % DS_QK_MXFP4);
+    __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + (j & 15)));
+    if (j >= 16) q = _mm_srli_epi16(q, 4);
+    const __m128i codes = DS_FN(mxfp4_codes)(q);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), _mm256_set1_ps(ds_e8m0_to_float_half(b->e)));
+}
+static inline DS_TARGET float DS_FN(mxfp4_load1)(const void *row, int64_t i) {
+    const ds_block_mxfp4 *b = (const ds_block_mxfp4 *)row + i / DS_QK_MXFP4;
+    const int j = (int)(i % DS_QK_MXFP4);
+    const uint8_t q = b->qs[j & 15];
+    return ds_kvalues_mxfp4[j >= 16 ? q >> 4 : q & 0x0F] * ds_e8m0_to_float_half(b->e);
+}
+
 static inline DS_INLINE DS_TARGET void DS_FN(mk_float)(const int T, const float (*fq)[DS_G], int kc,
         const float *act, size_t act_stride, float *out, int64_t out_stride, int valid, int first) {
     const float *a[DS_GTF];
@@ -855,11 +871,13 @@ static DS_TARGET void DS_FN(gemm_float)(DS_FN(load8_fn) load8, DS_FN(load1_fn) l
 DS_GEMM_FLOAT(f32)
 DS_GEMM_FLOAT(f16)
 DS_GEMM_FLOAT(bf16)
+DS_GEMM_FLOAT(mxfp4)
 
 static void DS_FN(fill_gemm)(ds_kernel_table *t) {
     t->gemm[DS_TYPE_F32] = DS_FN(gemm_f32);
     t->gemm[DS_TYPE_F16] = DS_FN(gemm_f16);
     t->gemm[DS_TYPE_BF16] = DS_FN(gemm_bf16);
+    t->gemm[DS_TYPE_MXFP4] = DS_FN(gemm_mxfp4);
     t->gemm[DS_TYPE_Q4_0] = DS_FN(gemm_q4_0);
     t->gemm[DS_TYPE_Q4_1] = DS_FN(gemm_q4_1);
     t->gemm[DS_TYPE_Q5_0] = DS_FN(gemm_q5_0);

@@ -93,6 +93,13 @@ static inline uint16_t ds_float_to_half(float f) {
 
 static inline float ds_bfloat_to_float(uint16_t h) { return ds_bits_to_float((uint32_t)h << 16); }
 
+// MXFP4: E2M1 values doubled (int8) and the E8M0 scale halved, 2^(e-128); their product is exact.
+static const int8_t ds_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+static inline float ds_e8m0_to_float_half(uint8_t e) {
+    // e < 2: the subnormals 2^-128 (0x00200000) and 2^-127; otherwise exponent field e - 1.
+    return ds_bits_to_float(e < 2 ? (0x00200000u << e) : (uint32_t)(e - 1) << 23);
+}
+
 static inline uint16_t ds_float_to_bfloat(float f) {
     const uint32_t u = ds_float_to_bits(f);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 64u);   // NaN -> quiet

@@ -605,6 +605,31 @@ DS_ACT_CLONES static void quantize_q8_K(const float *x, ds_block_q8_K *y, int64_
     }
 }
 
+// MXFP4 (ggml's quantize_row_mxfp4_ref): the shared exponent puts the block's largest magnitude in
+// [4, 8) x 2^(e-127)... i.e. e = floor(log2(amax)) - 2 + 127, then each element takes the nearest
+// E2M1 code (first one on ties, scanning codes 0..15 like ggml).
+static int mxfp4_nearest_code(float x, float d) {
+    int best = 0;
+    float best_err = fabsf(ds_kvalues_mxfp4[0] * d - x);
+    for (int i = 1; i < 16; ++i) {
+        const float err = fabsf(ds_kvalues_mxfp4[i] * d - x);
+        if (err < best_err) { best = i; best_err = err; }
+    }
+    return best;
+}
+
+static void quantize_mxfp4(const float *x, ds_block_mxfp4 *y, int64_t n) {
+    for (int64_t b = 0; b < n / DS_QK_MXFP4; ++b, x += DS_QK_MXFP4) {
+        float amax = 0.0f;
+        for (int j = 0; j < DS_QK_MXFP4; ++j) amax = fmaxf(amax, fabsf(x[j]));
+        const uint8_t e = amax > 0.0f ? (uint8_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+        const float d = ds_e8m0_to_float_half(e);
+        y[b].e = e;
+        for (int j = 0; j < DS_QK_MXFP4 / 2; ++j)
+            y[b].qs[j] = (uint8_t)(mxfp4_nearest_code(x[j], d) | mxfp4_nearest_code(x[j + 16], d) << 4);
+    }
+}
+
 void ds_quantize_row_ref(int type, const float *x, void *dst, int64_t n) {
     switch (type) {
     case DS_TYPE_F32: memcpy(dst, x, (size_t)n * sizeof(float)); break;
@@ -630,6 +655,7 @@ void ds_quantize_row_ref(int type, const float *x, void *dst, int64_t n) {
     case DS_TYPE_Q5_K: quantize_q5_K(x, (ds_block_q5_K *)dst, n); break;
     case DS_TYPE_Q6_K: quantize_q6_K(x, (ds_block_q6_K *)dst, n); break;
     case DS_TYPE_Q8_K: quantize_q8_K(x, (ds_block_q8_K *)dst, n); break;
+    case DS_TYPE_MXFP4: quantize_mxfp4(x, (ds_block_mxfp4 *)dst, n); break;
     default: break;
     }
 }
@@ -816,6 +842,17 @@ static void dequantize_q8_K(const ds_block_q8_K *x, float *y, int64_t n) {
     }
 }
 
+// MXFP4: x[j] = kvalue(low nibble of qs[j]) * d, x[j+16] = kvalue(high nibble) * d (exact).
+static void dequantize_mxfp4(const ds_block_mxfp4 *x, float *y, int64_t n) {
+    for (int64_t b = 0; b < n / DS_QK_MXFP4; ++b, y += DS_QK_MXFP4) {
+        const float d = ds_e8m0_to_float_half(x[b].e);
+        for (int j = 0; j < DS_QK_MXFP4 / 2; ++j) {
+            y[j] = ds_kvalues_mxfp4[x[b].qs[j] & 0x0F] * d;
+            y[j + 16] = ds_kvalues_mxfp4[x[b].qs[j] >> 4] * d;
+        }
+    }
+}
+
 void ds_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     switch (type) {
     case DS_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); break;
@@ -841,6 +878,7 @@ void ds_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     case DS_TYPE_Q5_K: dequantize_q5_K((const ds_block_q5_K *)src, dst, n); break;
     case DS_TYPE_Q6_K: dequantize_q6_K((const ds_block_q6_K *)src, dst, n); break;
     case DS_TYPE_Q8_K: dequantize_q8_K((const ds_block_q8_K *)src, dst, n); break;
+    case DS_TYPE_MXFP4: dequantize_mxfp4((const ds_block_mxfp4 *)src, dst, n); break;
     default: break;
     }
 }

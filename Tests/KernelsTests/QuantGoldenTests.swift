@@ -15,7 +15,7 @@ func readFloats(_ name: String) throws -> [Float] {
 }
 
 @Suite struct QuantGoldenTests {
-    static let types: [GGMLType] = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+    static let types: [GGMLType] = [.f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .mxfp4]
 
     @Test(arguments: types)
     func dequantizeIsBitExact(type: GGMLType) throws {

@@ -7,7 +7,7 @@ import Kernels
 import GGUF
 
 @Suite struct QuantMatmulTests {
-    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32, .mxfp4]
 
     @Test(arguments: types)
     func matmulMatchesScalarReference(type: GGMLType) {

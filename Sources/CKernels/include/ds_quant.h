@@ -41,7 +41,8 @@ enum {
     DS_TYPE_Q6_K = 14,
     DS_TYPE_Q8_K = 15,
     DS_TYPE_BF16 = 30,
-    DS_TYPE_COUNT = 31   // one past the largest type number (table size)
+    DS_TYPE_MXFP4 = 39,
+    DS_TYPE_COUNT = 40   // one past the largest type number (table size)
 };
 
 // Elements per block.
@@ -51,6 +52,7 @@ enum {
 #define DS_QK5_1 32
 #define DS_QK8_0 32
 #define DS_QK8_1 32
+#define DS_QK_MXFP4 32
 #define DS_QK_K  256          // super-block size of the K-quants
 #define DS_K_SCALE_SIZE 12    // packed 6-bit scales+mins of Q4_K / Q5_K
 
@@ -156,6 +158,16 @@ typedef struct {
     int16_t  bsums[DS_QK_K / 16];
 } ds_block_q8_K;
 DS_STATIC_ASSERT(sizeof(ds_block_q8_K) == 292, "ds_block_q8_K size");
+
+// MXFP4 (OCP microscaling, ggml's layout): x = e2m1[q] * 2^(e - 127), q a 4-bit E2M1 code
+// (sign, 2 exponent bits, 1 mantissa bit: ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}), e a shared E8M0 exponent.
+// qs[j] holds element j (low nibble) and j+16 (high nibble), like Q4_0. ggml stores the E2M1
+// values doubled as int8 (ds_kvalues_mxfp4) and halves the scale, which is the same product.
+typedef struct {
+    uint8_t e;                  // E8M0 shared exponent (bias 127)
+    uint8_t qs[DS_QK_MXFP4 / 2];
+} ds_block_mxfp4;
+DS_STATIC_ASSERT(sizeof(ds_block_mxfp4) == 17, "ds_block_mxfp4 size");
 
 // ---- Type information ---------------------------------------------------------------------------
 
