@@ -182,6 +182,40 @@ enum AttentionBlock {
         }
     }
 
+    /// Sparse attention: token t attends to the counts[t] cache rows rows[t·rowStride ..< +counts[t]]
+    /// (global row numbers of `p`'s paged arena, from `selectedRows`) instead of a span. The rows act as
+    /// a page table of one-row pages, so the kernels read the cache in place.
+    static func attendSelected(_ p: Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int, counts: UnsafePointer<Int32>,
+                               scale: Float, softcap: Float, state s: InferenceState) {
+        var sparse = p
+        sparse.pageShift = 0
+        sparse.kPageStride = p.kStride
+        sparse.vPageStride = p.vStride
+        let group = p.heads / p.kvHeads, pairs = tokens * p.kvHeads
+        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        s.pool.run { ith, nth in
+            let sc = scratch + ith * scratchStride
+            let kernel = sparse.groupKernel
+            for task in stride(from: ith, to: pairs, by: nth) {
+                let t = task / p.kvHeads, kvh = task % p.kvHeads, h0 = kvh * group
+                kernel(p.q + t * p.qTokenStride + h0 * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
+                       sparse.kHead(kvh), Int64(p.kStride), sparse.vHead(kvh), Int64(p.vStride),
+                       rows + t * rowStride, 0, Int64(sparse.kPageStride), Int64(sparse.vPageStride), 0,
+                       Int64(counts[t]), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                       p.out + t * p.outTokenStride + h0 * p.outHeadStride, Int64(p.outHeadStride), sc, nil, nil)
+            }
+        }
+    }
+
+    /// Global cache rows (page · pageTokens + offset) of `positions` in `layer`, for attendSelected.
+    static func selectedRows(_ seq: KVSequence, layer: Int, positions: UnsafePointer<Int32>, count: Int, into rows: UnsafeMutablePointer<Int32>) {
+        let table = seq.pageTable(forLayer: layer), shift = seq.pool.pageTokensLog2, mask = Int32(seq.pool.pageTokens - 1)
+        for i in 0..<count {
+            let j = positions[i]
+            rows[i] = (table[Int(j) >> shift] << Int32(shift)) | (j & mask)
+        }
+    }
+
     /// Split-K decode: each split covers at least this many positions.
     static let splitMinimumPositions = 256
 

@@ -17,6 +17,12 @@ public enum DeepSeek2Architecture: Architecture {
     public static let name = "deepseek2"
 
     public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+        try configureLatentMoE(&config, gguf: gguf, architecture: name, defaultGating: .softmax)
+    }
+
+    /// MLA + DeepSeek MoE from `<architecture>.*` keys (shared with the architectures built on them).
+    static func configureLatentMoE(_ config: inout ModelConfig, gguf: GGUFFile, architecture name: String,
+                                   defaultGating: ExpertGating) throws {
         func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
         config.ropeStyle = .interleaved
         config.activation = .silu
@@ -41,7 +47,7 @@ public enum DeepSeek2Architecture: Architecture {
         config.headDimK = kvLora + ropeDim
         config.headDimV = kvLora
         if int("expert_count") ?? 0 > 0 {
-            try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: .softmax), gguf: gguf)
+            try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: defaultGating), gguf: gguf)
         }
     }
 }

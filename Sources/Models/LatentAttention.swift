@@ -31,9 +31,15 @@ public struct LatentAttentionConfig: Sendable {
     public var valueDim: Int
     /// Multiplier on q̃·k (mscale² / sqrt(nope + rope)).
     public var scale: Float
+    /// Epsilon of the q and kv latent norms (nil: the model's; GLM-5: 1e-6 while its blocks use 1e-5).
+    public var latentNormEpsilon: Float? = nil
+    /// DeepSeek sparse attention (GLM-5): the lightning indexer's shape; nil = dense attention.
+    public var indexer: SparseIndexerConfig? = nil
 
-    /// Floats of one cache row: latent + rope key.
-    public var cacheRowFloats: Int { kvLoraRank + ropeDim }
+    /// Floats MLA attends over per position: latent + rope key.
+    public var attentionRowFloats: Int { kvLoraRank + ropeDim }
+    /// Floats of one cache row: latent + rope key [+ the indexer key].
+    public var cacheRowFloats: Int { attentionRowFloats + (indexer?.headDim ?? 0) }
     var queryDim: Int { nopeDim + ropeDim }
 }
 
@@ -48,6 +54,8 @@ public struct LatentAttentionWeights: @unchecked Sendable {
     public var kB: [WeightMatrix]
     public var vB: [WeightMatrix]
     public var wo: WeightMatrix
+    /// The lightning indexer of a full DSA layer (nil: dense, or a layer reusing another's selection).
+    public var indexer: SparseIndexerWeights?
     /// Owns W_kb when it was transposed out of a fused attn_kv_b at load.
     var owned: FloatBuffer?
 
@@ -67,7 +75,8 @@ extension WeightReader {
             kvA: try matrix(named: MoETensorName.kvAWithRope(l).name, rows: m.kvLoraRank + m.ropeDim, cols: e),
             kvANorm: try vector(named: MoETensorName.kvANorm(l).name, count: m.kvLoraRank),
             kB: [], vB: [],
-            wo: try matrix(.attnOutput(l), rows: e, cols: h * m.valueDim), owned: nil)
+            wo: try matrix(.attnOutput(l), rows: e, cols: h * m.valueDim), indexer: nil, owned: nil)
+        if let ix = m.indexer, ix.fullLayers[l] { w.indexer = try sparseIndexer(l, c, m, ix) }
         if m.qLoraRank > 0 {
             w.qA = try matrix(named: MoETensorName.qA(l).name, rows: m.qLoraRank, cols: e)
             w.qANorm = try vector(named: MoETensorName.qANorm(l).name, count: m.qLoraRank)
@@ -115,6 +124,8 @@ final class LatentAttentionScratch {
     let query: UnsafeMutablePointer<Float>     // [T, H, kvLora + rope]
     let latentOut: UnsafeMutablePointer<Float> // [H, T, kvLora]
     let valueOut: UnsafeMutablePointer<Float>  // [H, T, v]
+    let cacheRow: UnsafeMutablePointer<Float>  // [T, cache row] (with an indexer: latent, rope key, indexer key)
+    let indexer: SparseIndexerScratch?
     private let owned: [FloatBuffer]
     /// Expanded form: latents [S, kvLora], W_kbᵀ per head [H, nope, kvLora], K [H, S, nope + rope],
     /// V [H, S, v], K_nope [H, S, nope]; grown to the longest S seen.
@@ -132,24 +143,27 @@ final class LatentAttentionScratch {
         expandedCapacity = n
     }
 
-    init(config m: LatentAttentionConfig, heads h: Int, maxBatch b: Int) {
-        let buffers = [b * max(m.qLoraRank, 1), b * h * m.queryDim, b * m.cacheRowFloats, h * b * m.nopeDim,
-                       h * b * m.kvLoraRank, b * h * m.cacheRowFloats, h * b * m.kvLoraRank, h * b * m.valueDim]
+    init(config m: LatentAttentionConfig, heads h: Int, maxBatch b: Int, threads: Int) {
+        let buffers = [b * max(m.qLoraRank, 1), b * h * m.queryDim, b * m.attentionRowFloats, h * b * m.nopeDim,
+                       h * b * m.kvLoraRank, b * h * m.attentionRowFloats, h * b * m.kvLoraRank, h * b * m.valueDim,
+                       b * m.cacheRowFloats]
             .map { FloatBuffer(count: $0) }
         owned = buffers
         qa = buffers[0].pointer; qFull = buffers[1].pointer; kvpe = buffers[2].pointer; qNope = buffers[3].pointer
         qAbsorbed = buffers[4].pointer; query = buffers[5].pointer; latentOut = buffers[6].pointer; valueOut = buffers[7].pointer
+        cacheRow = buffers[8].pointer
+        indexer = m.indexer.map { SparseIndexerScratch(config: $0, maxBatch: b, threads: threads) }
     }
 }
 
 public enum LatentAttentionBlock {
     /// att[t, h·v ..< (h+1)·v] = attention output of head h (before W_o); appends to the cache.
-    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, cache: KVSequence, layer l: Int,
+    static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, rowOffset: Int, cache: KVSequence, layer l: Int,
                         weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                         rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                         state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
-        let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
-        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
+        let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
+        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
         if let qA = w.qA, let qB = w.qB, let qn = w.qANorm {
             mm.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T)
             for t in 0..<T { Kernels.rmsNorm(x.qa + t * m.qLoraRank, qn.pointer, into: x.qa + t * m.qLoraRank, count: m.qLoraRank, epsilon: eps) }
@@ -157,19 +171,25 @@ public enum LatentAttentionBlock {
         } else if let q = w.q {
             mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
         }
-        if T >= s.latentExpandedMinimumTokens {
+        if let iw = w.indexer, let ix = x.indexer {
+            SparseIndexerBlock.project(iw, qLatent: x.qa, xn: xn, tokens: T, rope: rope, ropeTable: ropeTable, ropeStride: ropeStride,
+                                       matmul: mm, scratch: ix)
+        }
+        // DSA: every query sees at most top_k positions, so while the context is that short the
+        // selection is everything (dense); the expanded form is only for dense attention.
+        let sparse = m.indexer.map { startPosition + T > $0.topK } ?? false
+        if T >= s.latentExpandedMinimumTokens && !sparse {
             expandedForward(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, model: c,
                             rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att)
             return
         }
         for t in 0..<T {
             let table = ropeTable + t * ropeStride
-            // Cache row: normalised latent, then the rotated shared rope key.
-            // Cache row [norm(latent) ; rope(key)] built in place in kvpe, then stored in the cache's type.
+            // Cache row [norm(latent) ; rope(key) (; indexer key)] built in kvpe, then stored in the cache's type.
             let kv = x.kvpe + t * row
             Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
             rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
-            cache.storeK(l, startPosition + t, kv)
+            storeRow(kv, token: t, position: startPosition + t, cache: cache, layer: l, weights: w, config: m, scratch: x)
             for hd in 0..<h {
                 let qh = x.qFull + (t * h + hd) * qd
                 (x.qNope + (hd * T + t) * nope).update(from: qh, count: nope)
@@ -185,16 +205,47 @@ public enum LatentAttentionBlock {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
         // MQA over the latent cache; outputs land head-major for the W_vb products.
-        AttentionBlock.attend(AttentionBlock.paged(
+        let layout = AttentionBlock.paged(
             cache, layer: l, q: x.query, qTokenStride: h * row, qHeadStride: row,
             out: x.latentOut, outTokenStride: kvL, outHeadStride: T * kvL,
-            kHeadStride: 0, vHeadStride: 0, valueOffsetInK: 0, heads: h, kvHeads: 1, keyDim: row, valueDim: kvL),
-            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
+            kHeadStride: 0, vHeadStride: 0, valueOffsetInK: 0, heads: h, kvHeads: 1, keyDim: row, valueDim: kvL)
+        if sparse, let ix = x.indexer {
+            // Full layers select now (this batch's keys are cached); shared layers reuse the last selection.
+            if w.indexer != nil {
+                SparseIndexerBlock.select(tokens: T, startPosition: startPosition, rowOffset: rowOffset, cache: cache, layer: l,
+                                          keyOffset: row, pool: s.pool, scratch: ix)
+            }
+            let topK = ix.config.topK
+            for t in 0..<T {
+                AttentionBlock.selectedRows(cache, layer: l, positions: ix.selected + (rowOffset + t) * topK,
+                                            count: Int(ix.selectedCount[rowOffset + t]), into: ix.rows + t * topK)
+            }
+            AttentionBlock.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
+                                          scale: m.scale, softcap: 0, state: s)
+        } else {
+            AttentionBlock.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
+        }
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
         mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL)
         for t in 0..<T {
             for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
         }
+    }
+
+    /// Stores token t's cache row: [latent ; rope key] from `kv`, then this layer's indexer key (zeros on
+    /// layers that reuse another layer's selection).
+    private static func storeRow(_ kv: UnsafePointer<Float>, token t: Int, position: Int, cache: KVSequence, layer l: Int,
+                                 weights w: LatentAttentionWeights, config m: LatentAttentionConfig, scratch x: LatentAttentionScratch) {
+        guard let ix = m.indexer else { cache.storeK(l, position, kv); return }
+        let rowFloats = m.cacheRowFloats, row = x.cacheRow + t * rowFloats
+        row.update(from: kv, count: m.attentionRowFloats)
+        let key = row + m.attentionRowFloats
+        if w.indexer != nil, let scratch = x.indexer {
+            key.update(from: scratch.key.pointer + t * ix.headDim, count: ix.headDim)
+        } else {
+            key.update(repeating: 0, count: ix.headDim)
+        }
+        cache.storeK(l, position, row)
     }
 
     /// Batches of at least this many tokens use the expanded form. Per cached position and head, the
@@ -216,8 +267,8 @@ public enum LatentAttentionBlock {
                                 weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                                 rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                                 state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
-        let mm = s.matmul, h = c.headCount, eps = c.rmsEpsilon
-        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.cacheRowFloats, vd = m.valueDim
+        let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
+        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
         let positions = startPosition + T
         x.reserveExpanded(positions: positions, config: m, heads: h)
         let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
@@ -229,7 +280,7 @@ public enum LatentAttentionBlock {
                 let kv = x.kvpe + t * row
                 Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
                 rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
-                cache.storeK(l, startPosition + t, kv)
+                storeRow(kv, token: t, position: startPosition + t, cache: cache, layer: l, weights: w, config: m, scratch: x)
                 for hd in 0..<h { rope.rotate(x.qFull + (t * h + hd) * qd + nope, heads: 1, headDim: rd, table: table) }
             }
         }

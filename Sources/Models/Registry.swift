@@ -11,7 +11,7 @@ public protocol Architecture {
 public enum ModelRegistry {
     public static let architectures: [any Architecture.Type] = [
         LlamaArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self, Gemma3Architecture.self,
-        Qwen3MoEArchitecture.self, GLM4MoEArchitecture.self, Llama4Architecture.self, DeepSeek2Architecture.self,
+        Qwen3MoEArchitecture.self, GLM4MoEArchitecture.self, Llama4Architecture.self, DeepSeek2Architecture.self, GLMDSAArchitecture.self,
     ]
     public static var supportedNames: [String] { architectures.map { $0.name } }
 

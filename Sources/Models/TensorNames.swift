@@ -40,6 +40,7 @@ public enum MoETensorName {
     case gateExperts(Int), upExperts(Int), gateUpExperts(Int), downExperts(Int)
     case sharedGate(Int), sharedUp(Int), sharedDown(Int)
     case qA(Int), qANorm(Int), qB(Int), kvAWithRope(Int), kvANorm(Int), kB(Int), vB(Int), kvB(Int)
+    case indexerQB(Int), indexerK(Int), indexerKNorm(Int), indexerKNormBias(Int), indexerProj(Int)
 
     public var name: String {
         switch self {
@@ -61,6 +62,11 @@ public enum MoETensorName {
         case .kB(let l): return "blk.\(l).attn_k_b.weight"
         case .vB(let l): return "blk.\(l).attn_v_b.weight"
         case .kvB(let l): return "blk.\(l).attn_kv_b.weight"
+        case .indexerQB(let l): return "blk.\(l).indexer.attn_q_b.weight"
+        case .indexerK(let l): return "blk.\(l).indexer.attn_k.weight"
+        case .indexerKNorm(let l): return "blk.\(l).indexer.k_norm.weight"
+        case .indexerKNormBias(let l): return "blk.\(l).indexer.k_norm.bias"
+        case .indexerProj(let l): return "blk.\(l).indexer.proj.weight"
         }
     }
 }

@@ -166,7 +166,8 @@ public final class TransformerModel: @unchecked Sendable {
                 for seg in segments {
                     mm.decodeRows = seg.prompt ? 0 : seg.count
                     defer { mm.decodeRows = decodeRows }
-                    LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, cache: seg.cache,
+                    LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, rowOffset: seg.offset,
+                                                 cache: seg.cache,
                                                  layer: l, weights: a, config: c.mla!, model: c, rope: rope,
                                                  ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
                                                  state: s, scratch: s.latentScratch!, into: att + seg.offset * attStride)
@@ -349,7 +350,7 @@ public final class InferenceState: @unchecked Sendable {
     /// slice of a row must be whole blocks.
     public static func kvTypeProblem(_ type: KVType, _ c: ModelConfig) -> String? {
         guard type.blockSize > 1 else { return nil }
-        let dims = c.mla.map { [$0.kvLoraRank, $0.ropeDim] } ?? [c.headDimK, c.headDimV]
+        let dims = c.mla.map { [$0.kvLoraRank, $0.ropeDim] + ($0.indexer.map { [$0.headDim] } ?? []) } ?? [c.headDimK, c.headDimV]
         guard dims.allSatisfy({ $0 % type.blockSize == 0 }) else {
             return "--kv-type \(type.rawValue) needs head sizes divisible by \(type.blockSize); this model has \(dims.map(String.init).joined(separator: " and "))"
         }
@@ -401,7 +402,8 @@ public final class InferenceState: @unchecked Sendable {
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned
         moeScratch = c.moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
-        latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b) }
+        let threadCount = pool.threads
+        latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b, threads: threadCount) }
         latentExpandedMinimumTokens = c.mla.map { LatentAttentionBlock.expandedMinimumTokens($0) } ?? Int.max
     }
 

@@ -1,0 +1,89 @@
+// Frontier architectures (tiny random-weight fixtures, Fixtures/frontier/README.md) against Hugging
+// Face transformers golden logits: every logit of every prompt position within 1e-3 with the same
+// argmax, the 8-token greedy continuation through the cache with each step's logits within 1e-3,
+// prefill in chunks of 16 equal to one batch, and two sequences batched together.
+
+import Foundation
+import Testing
+import GGUF
+import Models
+
+struct FrontierGolden: Decodable {
+    let token_ids: [Int32]
+    let logits: [[Float]]
+    let argmax: [Int]
+    struct Greedy: Decodable { let next_ids: [Int32]; let step_logits: [[Float]] }
+    let greedy: Greedy
+}
+
+let frontierDirectory = fixtureDirectory.appendingPathComponent("frontier")
+
+func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden, TransformerModel) {
+    let data = try Data(contentsOf: frontierDirectory.appendingPathComponent("\(name).golden.json"))
+    let golden = try JSONDecoder().decode(FrontierGolden.self, from: data)
+    let gguf = try GGUFFile(path: frontierDirectory.appendingPathComponent(file ?? "\(name).f32.gguf").path)
+    return (golden, try ModelRegistry.load(gguf))
+}
+
+@Suite struct FrontierFixtureTests {
+    /// (golden name, GGUF file) pairs this build runs.
+    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf")]
+
+    @Test(arguments: fixtures)
+    func logitsMatchTransformers(name: String, file: String) throws {
+        let (golden, model) = try loadFrontier(name, file: file)
+        for threads in [1, 2] {
+            let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: threads)
+            let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+            let diff = maxAbsDiff(logits, golden.logits)
+            #expect(diff <= 1e-3, "\(file) max |Δlogit| = \(diff) (\(threads) threads)")
+            let wrong = (0..<golden.token_ids.count).filter { argmax(logits, row: $0, vocab: model.vocabularySize) != golden.argmax[$0] }
+            #expect(wrong.isEmpty, "\(file) argmax differs at \(wrong)")
+        }
+    }
+
+    @Test(arguments: fixtures)
+    func greedyWithCacheMatchesStepLogits(name: String, file: String) throws {
+        let (golden, model) = try loadFrontier(name, file: file)
+        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        var logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
+        var generated: [Int32] = []
+        for step in 0..<golden.greedy.next_ids.count {
+            let diff = maxAbsDiff(logits, [golden.greedy.step_logits[step]])
+            #expect(diff <= 1e-3, "\(file) step \(step) max |Δlogit| = \(diff)")
+            let next = Int32(argmax(logits, row: 0, vocab: model.vocabularySize))
+            generated.append(next)
+            logits = try model.forward([next], startPosition: state.position, state: state, logits: .last)
+        }
+        #expect(generated == golden.greedy.next_ids, "\(file) greedy")
+    }
+
+    /// Prefill 16 tokens at a time equals one batch (and the golden).
+    @Test(arguments: fixtures)
+    func chunkedPrefillMatchesOneBatch(name: String, file: String) throws {
+        let (golden, model) = try loadFrontier(name, file: file)
+        let whole = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let one = Array(try model.forward(golden.token_ids, startPosition: 0, state: whole, logits: .all))
+        let chunked = InferenceState(config: model.config, contextLength: 256, maxBatch: 16, threads: 2)
+        let logits = try model.forward(golden.token_ids, startPosition: 0, state: chunked, logits: .all)
+        var worst: Float = 0
+        for i in 0..<one.count { worst = max(worst, abs(one[i] - logits[i])) }
+        #expect(worst <= 1e-4, "\(file) chunks of 16 vs one batch: \(worst)")
+        #expect(maxAbsDiff(logits, golden.logits) <= 1e-3)
+    }
+
+    /// Two sequences in one batch (the prompt and its first half): each gets its own logits.
+    @Test(arguments: fixtures)
+    func twoSequencesInOneBatch(name: String, file: String) throws {
+        let (golden, model) = try loadFrontier(name, file: file)
+        let n = golden.token_ids.count, half = n / 2
+        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let other = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let logits = try model.forward(batch: [
+            SequenceBatchItem(cache: other.cache, tokens: Array(golden.token_ids[..<half]), startPosition: 0, wantsLogits: true),
+            SequenceBatchItem(cache: state.cache, tokens: golden.token_ids, startPosition: 0, wantsLogits: true),
+        ], state: state)
+        #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[0..<model.vocabularySize]), [golden.logits[half - 1]]) <= 1e-3)
+        #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[model.vocabularySize...]), [golden.logits[n - 1]]) <= 1e-3)
+    }
+}
