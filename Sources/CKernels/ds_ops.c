@@ -64,6 +64,15 @@ DS_CLONES void ds_swiglu_f32(float *gate, const float *up, int64_t n) {
     }
 }
 
+// DeepSeek V4's clamped SwiGLU: gate[i] = silu(min(gate[i], limit)) · clamp(up[i], -limit, limit)
+DS_CLONES void ds_swiglu_clamped_f32(float *gate, const float *up, int64_t n, float limit) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i] < limit ? gate[i] : limit;
+        float u = up[i] < -limit ? -limit : (up[i] > limit ? limit : up[i]);
+        gate[i] = g / (1.0f + ds_exp_approx(-g)) * u;
+    }
+}
+
 // gate[i] = gelu_tanh(gate[i]) · up[i],  tanh(u) = 1 - 2 / (e^{2u} + 1)
 DS_CLONES void ds_geglu_f32(float *gate, const float *up, int64_t n) {
     const float c = 0.7978845608028654f; // sqrt(2/pi)

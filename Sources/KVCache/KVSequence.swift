@@ -34,6 +34,9 @@ public final class KVSequence: @unchecked Sendable {
     private var chainHashes: [UInt64] = []
     /// Disk slot of each page swapped out (-1: in RAM), groups × maxPages.
     private var swapSlots: [Int32]
+    /// Model state kept beside the pages (DeepSeek V4's compressed cache): the model owns its meaning
+    /// and rebuilds it from `committedTokens` when it does not match `count`.
+    public var auxiliary: AnyObject?
     /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
     var pinned = false
     var lastUsed: UInt64 = 0

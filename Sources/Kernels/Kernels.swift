@@ -24,6 +24,11 @@ public enum Kernels {
         ds_swiglu_f32(gate, up, Int64(count))
     }
 
+    /// gate = silu(min(gate, limit)) ⊙ clamp(up, −limit, limit)   (DeepSeek V4)
+    public static func swigluClamped(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int, limit: Float) {
+        ds_swiglu_clamped_f32(gate, up, Int64(count), limit)
+    }
+
     public static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
         ds_geglu_f32(gate, up, Int64(count))
     }

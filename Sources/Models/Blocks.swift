@@ -60,14 +60,19 @@ public struct Rope: @unchecked Sendable {
         }
     }
 
+    /// The inverse rotation (angle −θ) of `rotate`.
+    public func rotateInverse(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>) {
+        rotate(x, heads: heads, headDim: headDim, table: table, sineSign: -1)
+    }
+
     /// Rotates `heads` vectors of size headDim (stride headDim) in place with a table from `fill`.
-    public func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>) {
+    public func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>, sineSign: Float = 1) {
         let half = dimensions / 2
         for hd in 0..<heads {
             let v = x + hd * headDim
             for i in 0..<half {
                 let (a, b) = style == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
-                let c = table[i], s = table[half + i]
+                let c = table[i], s = sineSign * table[half + i]
                 let x0 = v[a], x1 = v[b]
                 v[a] = x0 * c - x1 * s
                 v[b] = x0 * s + x1 * c

@@ -88,6 +88,12 @@ public struct MoEWeights: @unchecked Sendable {
     public var correctionBias: FloatBuffer?
     public var gate, up, down: [WeightMatrix]
     public var shared: DenseFFNWeights?
+    /// Hash routing (DeepSeek V4's first layers): the experts of token id t are
+    /// hashExperts[t·used ..< (t+1)·used]; the router still gives their weights.
+    public var hashExperts: Int32Buffer? = nil
+    /// Clamped SwiGLU limits of the routed and the shared experts (0: plain SwiGLU).
+    public var swigluLimit: Float = 0
+    public var sharedSwigluLimit: Float = 0
 
     /// Routed expert `x`'s matrices: gate, up, down (the order the expert cache's slots hold them in).
     public func expertMatrices(_ x: Int) -> [WeightMatrix] { [gate[x], up[x], down[x]] }
@@ -175,7 +181,8 @@ final class MoEScratch {
 enum MoEBlock {
     /// Chooses `used` experts for one token from its router logits; writes ids and weights.
     static func route(logits: UnsafeMutablePointer<Float>, config m: MoEConfig, weights w: MoEWeights,
-                      scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int32>, chosenWeight: UnsafeMutablePointer<Float>) {
+                      scores: UnsafeMutablePointer<Float>, chosen: UnsafeMutablePointer<Int32>, chosenWeight: UnsafeMutablePointer<Float>,
+                      hashChoice: UnsafePointer<Int32>? = nil) {
         let n = m.expertCount, k = m.expertsUsed
         if let b = w.routerBias { for i in 0..<n { logits[i] += b.pointer[i] } }
         // probs (written back into logits once the raw values are no longer needed)
@@ -222,8 +229,11 @@ enum MoEBlock {
                 }
             }
         }
-        // top-k by selection score (ties: lower id first)
-        for j in 0..<k {
+        // top-k by selection score (ties: lower id first), or the token's hashed experts
+        if let hashChoice {
+            for j in 0..<k { chosen[j] = hashChoice[j]; chosenWeight[j] = scores[Int(hashChoice[j])] }
+        }
+        for j in 0..<k where hashChoice == nil {
             var bi = -1
             for i in 0..<n {
                 var taken = false
@@ -255,12 +265,13 @@ enum MoEBlock {
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
                         weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
                         scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil,
-                        predictNext: (layer: Int, weights: MoEWeights)? = nil) {
+                        predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil) {
         let n = m.expertCount, k = m.expertsUsed
         mm.multiply(w.router, xn, tokens: T, into: s.logits)
         for t in 0..<T {
+            let hashed = w.hashExperts.flatMap { table in tokenIDs.map { UnsafePointer(table.pointer) + Int($0[t]) * k } }
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
-                  chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k)
+                  chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k, hashChoice: hashed)
         }
         cache?.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
         // Sort the (token, expert) pairs by expert: counting sort.
@@ -297,7 +308,8 @@ enum MoEBlock {
         for x in 0..<n where s.offsets[x + 1] > s.offsets[x] { active.append(x) }
         guard let cache else {
             runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: w.shared, tokens: T, routedRows: routedRows,
-                       totalRows: totalRows, config: m, embedding: e, activation: activation, scratch: s, matmul: mm)
+                       totalRows: totalRows, config: m, embedding: e, activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit),
+                       scratch: s, matmul: mm)
             scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
             return
         }
@@ -321,7 +333,7 @@ enum MoEBlock {
                 pending.removeAll { done.contains(slots[$0].slot) }
                 runExperts(now.map { wave[$0] }, now.map { (slots[$0].views[0], slots[$0].views[1], slots[$0].views[2]) },
                            shared: shared, tokens: T, routedRows: routedRows, totalRows: totalRows, config: m, embedding: e,
-                           activation: activation, scratch: s, matmul: mm)
+                           activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit), scratch: s, matmul: mm)
                 shared = nil
             }
             cache.unpinAll()
@@ -361,10 +373,11 @@ enum MoEBlock {
     /// of an expert's up applying the activation to them for every token of that expert; then down.
     private static func runExperts(_ wave: [Int], _ experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)],
                                    shared: DenseFFNWeights?, tokens T: Int, routedRows: Int, totalRows: Int, config m: MoEConfig,
-                                   embedding e: Int, activation: FFNActivation, scratch s: MoEScratch, matmul mm: Matmul) {
+                                   embedding e: Int, activation: FFNActivation, limits: (routed: Float, shared: Float),
+                                   scratch s: MoEScratch, matmul mm: Matmul) {
         let ff = m.expertFeedForward
         var upJobs: [MatmulJob] = [], downJobs: [MatmulJob] = []
-        var jobFF: [Int] = []
+        var jobFF: [Int] = [], jobLimit: [Float] = []
         upJobs.reserveCapacity(2 * (wave.count + 1))
         for (x, weights) in zip(wave, experts) {
             let first = s.offsets[x], count = s.offsets[x + 1] - first
@@ -372,6 +385,7 @@ enum MoEBlock {
             upJobs.append(MatmulJob(weights: weights.up, output: s.up + first * ff, firstInputRow: first, tokens: count))
             downJobs.append(MatmulJob(weights: weights.down, output: s.output + first * e, firstInputRow: first, tokens: count))
             jobFF.append(ff)
+            jobLimit.append(limits.routed)
         }
         // The shared segment's rows are laid out with its own width (its ff may differ from experts').
         let sharedFF = m.sharedFeedForward
@@ -380,14 +394,16 @@ enum MoEBlock {
             upJobs.append(MatmulJob(weights: sh.gate, output: g, firstInputRow: routedRows, tokens: T))
             upJobs.append(MatmulJob(weights: sh.up, output: u, firstInputRow: routedRows, tokens: T))
             jobFF.append(sharedFF)
+            jobLimit.append(limits.shared)
         }
         guard !upJobs.isEmpty else { return }
         mm.multiply(upJobs, s.input, inputRows: totalRows, cols: e) { job, rows in
             guard job % 2 == 1 else { return }
-            let upJob = upJobs[job], width = jobFF[job / 2]
+            let upJob = upJobs[job], width = jobFF[job / 2], limit = jobLimit[job / 2]
             let g0 = upJobs[job - 1].output, u0 = upJob.output
             for t in 0..<upJob.tokens {
                 let g = g0 + t * width + rows.lowerBound, u = u0 + t * width + rows.lowerBound
+                if limit > 0 { Kernels.swigluClamped(g, u, count: rows.count, limit: limit); continue }
                 switch activation {
                 case .silu: Kernels.swiglu(g, u, count: rows.count)
                 case .geluTanh: Kernels.geglu(g, u, count: rows.count)

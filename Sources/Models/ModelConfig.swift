@@ -119,6 +119,8 @@ public struct ModelConfig: Sendable {
     public var mla: LatentAttentionConfig?
     /// Multi-token-prediction layers stored after the trunk (GLM-4.5 nextn): loaded and ignored.
     public var nextNLayers: Int
+    /// DeepSeek V4 (hyper-connections, compressed attention): its own forward pass (DeepSeek4Forward.swift).
+    public var deepseek4: DeepSeek4Config?
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
@@ -139,7 +141,8 @@ public struct ModelConfig: Sendable {
         }
         headDimK = opt("attention.key_length")?.int ?? embeddingLength / headCount
         headDimV = opt("attention.value_length")?.int ?? headDimK
-        feedForwardLength = try req("feed_forward_length")
+        // MoE-only models (DeepSeek V4) have no dense FFN width.
+        feedForwardLength = opt("feed_forward_length")?.int ?? opt("expert_feed_forward_length")?.int ?? 0
         let tokens = gguf["tokenizer.ggml.tokens"]?.array?.count
         vocabularySize = opt("vocab_size")?.int ?? tokens ?? gguf.tensor(TensorName.tokenEmbedding.name)?.dims.last ?? 0
         contextLength = opt("context_length")?.int ?? 2048
@@ -178,6 +181,7 @@ public struct ModelConfig: Sendable {
         moe = nil
         moeLayers = Array(repeating: false, count: layerCount)
         mla = nil
+        deepseek4 = nil
         slidingLayers = Array(repeating: false, count: layerCount)
     }
 

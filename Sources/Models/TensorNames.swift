@@ -70,3 +70,40 @@ public enum MoETensorName {
         }
     }
 }
+
+/// DeepSeek V4's own tensors (hyper-connections, compressed attention, grouped output, hash routing).
+public enum DeepSeek4TensorName {
+    case hcAttnFn(Int), hcAttnBase(Int), hcAttnScale(Int), hcFFNFn(Int), hcFFNBase(Int), hcFFNScale(Int)
+    case kv(Int), sinks(Int), outputA(Int), outputB(Int)
+    case compressorKV(Int), compressorGate(Int), compressorPosition(Int), compressorNorm(Int)
+    case indexerCompressorKV(Int), indexerCompressorGate(Int), indexerCompressorPosition(Int), indexerCompressorNorm(Int)
+    case hashExperts(Int)
+    case outputHcFn, outputHcScale, outputHcBase
+
+    public var name: String {
+        switch self {
+        case .hcAttnFn(let l): return "blk.\(l).hc_attn_fn.weight"
+        case .hcAttnBase(let l): return "blk.\(l).hc_attn_base.weight"
+        case .hcAttnScale(let l): return "blk.\(l).hc_attn_scale.weight"
+        case .hcFFNFn(let l): return "blk.\(l).hc_ffn_fn.weight"
+        case .hcFFNBase(let l): return "blk.\(l).hc_ffn_base.weight"
+        case .hcFFNScale(let l): return "blk.\(l).hc_ffn_scale.weight"
+        case .kv(let l): return "blk.\(l).attn_kv.weight"
+        case .sinks(let l): return "blk.\(l).attn_sinks.weight"
+        case .outputA(let l): return "blk.\(l).attn_output_a.weight"
+        case .outputB(let l): return "blk.\(l).attn_output_b.weight"
+        case .compressorKV(let l): return "blk.\(l).attn_compressor_kv.weight"
+        case .compressorGate(let l): return "blk.\(l).attn_compressor_gate.weight"
+        case .compressorPosition(let l): return "blk.\(l).attn_compressor_ape.weight"
+        case .compressorNorm(let l): return "blk.\(l).attn_compressor_norm.weight"
+        case .indexerCompressorKV(let l): return "blk.\(l).indexer_compressor_kv.weight"
+        case .indexerCompressorGate(let l): return "blk.\(l).indexer_compressor_gate.weight"
+        case .indexerCompressorPosition(let l): return "blk.\(l).indexer_compressor_ape.weight"
+        case .indexerCompressorNorm(let l): return "blk.\(l).indexer_compressor_norm.weight"
+        case .hashExperts(let l): return "blk.\(l).ffn_gate_tid2eid.weight"
+        case .outputHcFn: return "output_hc_fn.weight"
+        case .outputHcScale: return "output_hc_scale.weight"
+        case .outputHcBase: return "output_hc_base.weight"
+        }
+    }
+}

@@ -33,6 +33,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let output: WeightMatrix
     public let outputNorm: FloatBuffer
     public let layers: [LayerWeights]
+    /// DeepSeek V4's layers (then `layers` is empty).
+    public let deepseek4: DeepSeek4Weights?
     let ropeGlobal: Rope
     let ropeSliding: Rope
     /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
@@ -49,7 +51,13 @@ public final class TransformerModel: @unchecked Sendable {
         tokenEmbedding = try r.matrix(.tokenEmbedding, rows: embInfo.dims[1], cols: c.embeddingLength)
         output = r.has(.output) ? try r.matrix(.output, rows: embInfo.dims[1], cols: c.embeddingLength) : tokenEmbedding
         outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
-        layers = try (0..<c.layerCount).map { try r.layer($0, c) }
+        if c.deepseek4 != nil {
+            deepseek4 = try r.deepSeek4(c)
+            layers = []
+        } else {
+            deepseek4 = nil
+            layers = try (0..<c.layerCount).map { try r.layer($0, c) }
+        }
         let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
         ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: c.ropeStyle, scale: c.ropeScale,
                           frequencyFactors: factors, yarn: c.yarn, magnitude: c.ropeMagnitude)
@@ -62,6 +70,14 @@ public final class TransformerModel: @unchecked Sendable {
     public var weightBytesPerToken: Int {
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
         var total = bytes(output)
+        for l in deepseek4?.layers ?? [] {
+            let a = l.attention
+            for m in [a.qA, a.qB, a.kv, a.outputB, l.hcAttention.fn, l.hcFFN.fn] + a.outputA { total += bytes(m) }
+            for m in [a.compressor?.kv, a.compressor?.gate, a.indexerCompressor?.kv, a.indexerCompressor?.gate, a.indexerQB, a.indexerProj] {
+                if let m { total += bytes(m) }
+            }
+            total += l.moe.bytesPerToken(used: config.moe?.expertsUsed ?? 0)
+        }
         for l in layers {
             switch l.attention {
             case .standard(let a): for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) }
@@ -123,6 +139,10 @@ public final class TransformerModel: @unchecked Sendable {
     /// order) land in state.logits from row logitsOffset.
     func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
                       logitRows: [Int], logitsOffset: Int) {
+        if deepseek4 != nil {
+            forwardDeepSeek4(tokens, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
+            return
+        }
         let c = config
         let e = c.embeddingLength
         let mm = s.matmul, pool = s.pool
@@ -318,6 +338,7 @@ public final class InferenceState: @unchecked Sendable {
     /// Floats of attention scratch per thread (scores of one query group over the whole context).
     let attentionScratchStride: Int
     let moeScratch: MoEScratch?
+    let deepseek4Scratch: DeepSeek4Scratch?
     /// MLA: prompt batches of at least this many tokens run the expanded form, shorter ones (decode)
     /// the absorbed form.
     public var latentExpandedMinimumTokens: Int
@@ -337,7 +358,10 @@ public final class InferenceState: @unchecked Sendable {
     /// reads its values inside those rows. Sliding-window and chunked layers keep only what their span
     /// reaches.
     public static func kvShape(_ c: ModelConfig, type: KVType = .f32) -> KVShape {
-        KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
+        // DeepSeek V4 keeps its compressed cache beside the pages (KVSequence.auxiliary); the pages only
+        // carry the sequence's tokens and positions.
+        if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: 1, vRowFloats: 0, type: .f32, retention: [.all]) }
+        return KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
                 vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type, retention: c.attentionSpans.map(\.retention))
     }
 
@@ -349,7 +373,7 @@ public final class InferenceState: @unchecked Sendable {
     /// Why `type` cannot hold this model's KV (nil: it can). Q8_0 stores whole blocks of 32: every head's
     /// slice of a row must be whole blocks.
     public static func kvTypeProblem(_ type: KVType, _ c: ModelConfig) -> String? {
-        guard type.blockSize > 1 else { return nil }
+        guard type.blockSize > 1, c.deepseek4 == nil else { return nil }
         let dims = c.mla.map { [$0.kvLoraRank, $0.ropeDim] + ($0.indexer.map { [$0.headDim] } ?? []) } ?? [c.headDimK, c.headDimV]
         guard dims.allSatisfy({ $0 % type.blockSize == 0 }) else {
             return "--kv-type \(type.rawValue) needs head sizes divisible by \(type.blockSize); this model has \(dims.map(String.init).joined(separator: " and "))"
@@ -404,6 +428,7 @@ public final class InferenceState: @unchecked Sendable {
         moeScratch = c.moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
         let threadCount = pool.threads
         latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b, threads: threadCount) }
+        deepseek4Scratch = c.deepseek4 != nil ? DeepSeek4Scratch(config: c, maxBatch: b, threads: threadCount) : nil
         latentExpandedMinimumTokens = c.mla.map { LatentAttentionBlock.expandedMinimumTokens($0) } ?? Int.max
     }
 

@@ -21,6 +21,18 @@ public final class FloatBuffer: @unchecked Sendable {
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
 
+/// An owned, fixed-size Int32 buffer (token → expert tables).
+public final class Int32Buffer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Int32>
+    public let count: Int
+    public init(_ values: UnsafeBufferPointer<Int32>) {
+        count = values.count
+        pointer = .allocate(capacity: max(count, 1))
+        if let base = values.baseAddress { pointer.update(from: base, count: count) }
+    }
+    deinit { pointer.deallocate() }
+}
+
 /// One decoder layer: pre-norm attention and pre-norm FFN, each with an optional post-norm.
 public struct LayerWeights: @unchecked Sendable {
     public var attnNorm: FloatBuffer

@@ -27,7 +27,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
 
 @Suite struct FrontierFixtureTests {
     /// (golden name, GGUF file) pairs this build runs.
-    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf")]
+    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf"), ("deepseek4", "deepseek4.f32.gguf"), ("deepseek4", "deepseek4.mxfp4.gguf")]
 
     @Test(arguments: fixtures)
     func logitsMatchTransformers(name: String, file: String) throws {
@@ -86,4 +86,16 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
         #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[0..<model.vocabularySize]), [golden.logits[half - 1]]) <= 1e-3)
         #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[model.vocabularySize...]), [golden.logits[n - 1]]) <= 1e-3)
     }
+}
+
+/// DeepSeek V4 keeps its compressed cache beside the KV pages; going back to an earlier position
+/// (a shortened sequence) rebuilds it from the committed tokens and gives the golden logits again.
+@Test func deepSeek4RewindRebuildsTheCompressedCache() throws {
+    let (golden, model) = try loadFrontier("deepseek4")
+    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
+    try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .none)
+    let n = golden.token_ids.count, back = n - 10
+    _ = state.cache.truncate(to: back)
+    let logits = try model.forward(Array(golden.token_ids[back...]), startPosition: back, state: state, logits: .all)
+    #expect(maxAbsDiff(logits, Array(golden.logits[back...])) <= 1e-3)
 }

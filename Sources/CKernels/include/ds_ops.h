@@ -11,6 +11,7 @@ void ds_axpy_f32(float *y, const float *x, float alpha, int64_t n);
 void ds_rmsnorm_f32(const float *x, const float *w, float *out, int64_t n, float eps, float weight_offset);
 // gate[i] = silu(gate[i]) * up[i]
 void ds_swiglu_f32(float *gate, const float *up, int64_t n);
+void ds_swiglu_clamped_f32(float *gate, const float *up, int64_t n, float limit);
 // gate[i] = gelu_tanh(gate[i]) * up[i]
 void ds_geglu_f32(float *gate, const float *up, int64_t n);
 

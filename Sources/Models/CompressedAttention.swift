@@ -1,0 +1,265 @@
+// DeepSeek V4's attention and the cache it keeps per sequence (spec: docs/models/deepseek4.md §5.5–5.7, §6).
+//   qr  = rmsnorm(W_qa · x);  q_h = rope(rmsnorm(W_qb · qr)_h)            [H, d]   (per-head norm without weight)
+//   kv  = rope(rmsnorm(W_kv · x))                                          [d]      K = V, one head
+//   keys for the query at p: raw kv of positions p − window + 1 … p, then compressed entries
+//        w < (p + 1) / ratio: all of them (HCA), or the indexer's top_k (CSA)
+//   o_h = rope⁻¹(Σ_i softmax_i(q_h · K_i / √d ; sink_h) K_i)               (the sink: a logit with no value)
+//   out = W_b · concat_g(W_a[g] · concat(o_h of group g))
+// A compressor turns every `ratio` tokens into one entry: C = W_kv · x, Z = W_gate · x + position[p mod
+// ratio]; entry w = rope(rmsnorm(Σ_s softmax_s(Z_s) ⊙ C_s)) at position w · ratio, over the window's
+// rows (CSA: the previous window's first halves and this window's second halves). RoPE is
+// interleaved on the last rope dims; ratio-0 layers use the main base, others the compress base + YaRN.
+//
+// Cache per layer: the last `window` raw rows (a ring), the compressed entries (and the indexer's keys),
+// and the compressor's ring of pending C/Z rows (2·ratio rows when windows overlap): what the model
+// needs, nothing per position beyond the window. Entries grow by d floats per `ratio` tokens.
+
+import Kernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A growable array of fixed-width float rows.
+final class FloatRows {
+    let width: Int
+    private(set) var count = 0
+    private(set) var capacity = 0
+    private(set) var pointer: UnsafeMutablePointer<Float>
+
+    init(width: Int, capacity: Int = 16) {
+        self.width = width
+        self.capacity = max(1, capacity)
+        pointer = .allocate(capacity: self.capacity * width)
+    }
+    deinit { pointer.deallocate() }
+
+    func row(_ i: Int) -> UnsafeMutablePointer<Float> { pointer + i * width }
+
+    /// Appends one row (uninitialised) and returns it.
+    func append() -> UnsafeMutablePointer<Float> {
+        if count == capacity {
+            let grown = UnsafeMutablePointer<Float>.allocate(capacity: 2 * capacity * width)
+            grown.update(from: pointer, count: count * width)
+            pointer.deallocate()
+            pointer = grown
+            capacity *= 2
+        }
+        count += 1
+        return row(count - 1)
+    }
+
+    func removeAll() { count = 0 }
+    var bytes: Int { count * width * MemoryLayout<Float>.size }
+}
+
+/// A compressor's state: the ring of pending rows [C | Z] and the entries made so far.
+final class CompressorState {
+    let ratio: Int
+    let width: Int
+    let rowFloats: Int
+    let ringRows: Int
+    let ring: FloatBuffer   // [ringRows, 2 · rowFloats]
+    let entries: FloatRows
+
+    init(_ w: CompressorWeights) {
+        ratio = w.ratio; width = w.width; rowFloats = w.rowFloats
+        ringRows = w.overlapping ? 2 * w.ratio : w.ratio
+        ring = FloatBuffer(count: ringRows * 2 * rowFloats)
+        entries = FloatRows(width: w.width)
+    }
+}
+
+/// One sequence's DeepSeek V4 cache.
+public final class DeepSeek4Cache {
+    /// Positions processed.
+    public internal(set) var count = 0
+    let window: Int
+    let headDim: Int
+    /// Per layer: raw kv rows of the last `window` positions (slot = position mod window).
+    let raw: [FloatBuffer]
+    let compressors: [CompressorState?]
+    let indexers: [CompressorState?]
+
+    init(config c: ModelConfig, weights: DeepSeek4Weights) {
+        let ds = c.deepseek4!
+        window = ds.window
+        headDim = ds.headDim
+        raw = weights.layers.map { _ in FloatBuffer(count: ds.window * ds.headDim) }
+        compressors = weights.layers.map { $0.attention.compressor.map(CompressorState.init) }
+        indexers = weights.layers.map { $0.attention.indexerCompressor.map(CompressorState.init) }
+    }
+
+    func reset() {
+        count = 0
+        for c in compressors { c?.entries.removeAll() }
+        for c in indexers { c?.entries.removeAll() }
+    }
+
+    /// Bytes held now: raw windows, compressor rings and the entries (the part that grows).
+    public var bytes: Int {
+        var total = raw.reduce(0) { $0 + $1.count * 4 }
+        for s in compressors + indexers { if let s { total += s.ring.count * 4 + s.entries.bytes } }
+        return total
+    }
+}
+
+/// Per-session buffers of the DeepSeek V4 forward pass (sized for the largest batch).
+final class DeepSeek4Scratch {
+    let streams, streamsNext, flat: FloatBuffer      // [B, hc · e]
+    let mix: FloatBuffer                             // [B, mixes]
+    let post, comb: FloatBuffer                      // [B, hc], [B, hc · hc]
+    let column: FloatBuffer                          // [B, e]
+    let qr, q, kv: FloatBuffer                       // [B, qLora], [B, H·d], [B, d]
+    let compressC, compressZ: FloatBuffer            // [B, 2·max(d, dI)]
+    let indexerC, indexerZ: FloatBuffer
+    let indexerQ, indexerW: FloatBuffer              // [B, HI·dI], [B, HI]
+    let attended: FloatBuffer                        // [B, H·d]
+    let grouped: FloatBuffer                         // [G, B, H/G·d]
+    let lowRank, lowRankTokens: FloatBuffer          // [G, B, R], [B, G·R]
+    let recent: FloatBuffer                          // [window − 1 + B, d]
+    let mainTable, compressTable: FloatBuffer        // [B, rope]
+    /// Per thread: logits over keys, key pointers, indexer scores and order (grown to the entry count).
+    private(set) var perThreadKeys = 0
+    private(set) var scores: FloatBuffer
+    private(set) var keys: UnsafeMutablePointer<UnsafePointer<Float>>
+    private(set) var order: UnsafeMutablePointer<Int32>
+    let entryTable: FloatBuffer                      // [rope] cos/sin of one entry's position
+    let threads: Int
+
+    init(config c: ModelConfig, maxBatch b: Int, threads: Int) {
+        let ds = c.deepseek4!, e = c.embeddingLength, h = c.headCount, d = ds.headDim
+        let wide = 2 * max(d, ds.indexerHeadDim)
+        self.threads = threads
+        streams = FloatBuffer(count: b * ds.streams * e); streamsNext = FloatBuffer(count: b * ds.streams * e)
+        flat = FloatBuffer(count: b * ds.streams * e)
+        mix = FloatBuffer(count: b * ds.mixCount)
+        post = FloatBuffer(count: b * ds.streams); comb = FloatBuffer(count: b * ds.streams * ds.streams)
+        column = FloatBuffer(count: b * e)
+        qr = FloatBuffer(count: b * ds.qLoraRank); q = FloatBuffer(count: b * h * d); kv = FloatBuffer(count: b * d)
+        compressC = FloatBuffer(count: b * wide); compressZ = FloatBuffer(count: b * wide)
+        indexerC = FloatBuffer(count: b * wide); indexerZ = FloatBuffer(count: b * wide)
+        indexerQ = FloatBuffer(count: b * max(1, ds.indexerHeads * ds.indexerHeadDim)); indexerW = FloatBuffer(count: b * max(1, ds.indexerHeads))
+        attended = FloatBuffer(count: b * h * d)
+        grouped = FloatBuffer(count: b * h * d)
+        lowRank = FloatBuffer(count: b * ds.outputGroups * ds.outputRank); lowRankTokens = FloatBuffer(count: b * ds.outputGroups * ds.outputRank)
+        recent = FloatBuffer(count: (ds.window - 1 + b) * d)
+        mainTable = FloatBuffer(count: b * ds.ropeDim); compressTable = FloatBuffer(count: b * ds.ropeDim)
+        entryTable = FloatBuffer(count: ds.ropeDim)
+        scores = FloatBuffer(count: 1)
+        keys = .allocate(capacity: 1)
+        order = .allocate(capacity: 1)
+    }
+    deinit { keys.deallocate(); order.deallocate() }
+
+    /// Room for `n` keys per thread.
+    func reserveKeys(_ n: Int) {
+        guard n > perThreadKeys else { return }
+        let m = max(n, 2 * perThreadKeys, 64)
+        scores = FloatBuffer(count: threads * m)
+        keys.deallocate(); keys = .allocate(capacity: threads * m)
+        order.deallocate(); order = .allocate(capacity: threads * m)
+        perThreadKeys = m
+    }
+}
+
+enum CompressedAttentionBlock {
+    /// Pushes token rows (C, Z already projected; Z gets its position bias here) into a compressor's
+    /// ring in order, appending an entry each time a window completes.
+    static func compress(_ w: CompressorWeights, state st: CompressorState, c: UnsafePointer<Float>, z: UnsafePointer<Float>,
+                         tokens T: Int, startPosition: Int, rope: Rope, ropeDim: Int, table: UnsafeMutablePointer<Float>, epsilon: Float) {
+        let rf = st.rowFloats, d = st.width, ratio = st.ratio
+        for t in 0..<T {
+            let p = startPosition + t
+            let slot = st.ring.pointer + (p % st.ringRows) * 2 * rf
+            slot.update(from: c + t * rf, count: rf)
+            let zRow = slot + rf, bias = w.position.pointer + (p % ratio) * rf
+            for i in 0..<rf { zRow[i] = z[t * rf + i] + bias[i] }
+            guard (p + 1) % ratio == 0 else { continue }
+            // Window w = p / ratio is complete: pool its rows channel by channel.
+            let window = p / ratio
+            let entry = st.entries.append()
+            for ch in 0..<d {
+                var mx = -Float.infinity
+                func visit(_ body: (Float, Float) -> Void) {
+                    for j in 0..<ratio {
+                        let row = st.ring.pointer + ((window * ratio + j) % st.ringRows) * 2 * rf
+                        // CSA: this window's rows give their second halves.
+                        let off = w.overlapping ? d : 0
+                        body(row[off + ch], row[rf + off + ch])
+                    }
+                    if w.overlapping && window > 0 {
+                        for j in 0..<ratio {
+                            let row = st.ring.pointer + (((window - 1) * ratio + j) % st.ringRows) * 2 * rf
+                            body(row[ch], row[rf + ch])
+                        }
+                    }
+                }
+                visit { _, zv in mx = max(mx, zv) }
+                var sum: Float = 0, acc: Float = 0
+                visit { cv, zv in let e = expf(zv - mx); sum += e; acc += e * cv }
+                entry[ch] = acc / sum
+            }
+            Kernels.rmsNorm(entry, w.norm.pointer, into: entry, count: d, epsilon: epsilon)
+            rope.fill(table, position: window * ratio)
+            rope.rotate(entry + d - ropeDim, heads: 1, headDim: d, table: table)
+        }
+    }
+
+    /// Attention of token rows at positions startPosition ..< +T over the raw rows in `recent` (row r =
+    /// position startPosition − (window − 1) + r) and the compressed entries; out [T, H·d] de-rotated.
+    static func attend(q: UnsafePointer<Float>, tokens T: Int, startPosition: Int, heads h: Int, config ds: DeepSeek4Config,
+                       recent: UnsafePointer<Float>, compressor: CompressorState?, indexer: CompressorState?,
+                       indexerQ: UnsafePointer<Float>, indexerW: UnsafePointer<Float>,
+                       sinks: UnsafePointer<Float>, rope: Rope, tables: UnsafePointer<Float>,
+                       scratch x: DeepSeek4Scratch, pool: WorkerPool, into out: UnsafeMutablePointer<Float>) {
+        let d = ds.headDim, window = ds.window, scale = 1 / Float(d).squareRoot()
+        let entriesMax = compressor?.entries.count ?? 0
+        x.reserveKeys(window + entriesMax)
+        let perThread = x.perThreadKeys
+        let scoresBase = x.scores.pointer, keysBase = x.keys, orderBase = x.order
+        let topK = ds.indexerTopK, hi = ds.indexerHeads, di = ds.indexerHeadDim
+        pool.run { ith, nth in
+            let scores = scoresBase + ith * perThread, keys = keysBase + ith * perThread, order = orderBase + ith * perThread
+            for t in (T * ith / nth)..<(T * (ith + 1) / nth) {
+                let p = startPosition + t
+                var n = 0
+                for pos in max(0, p - window + 1)...p { keys[n] = UnsafePointer(recent + (pos - startPosition + window - 1) * d); n += 1 }
+                if let comp = compressor {
+                    let visible = min((p + 1) / comp.ratio, comp.entries.count)
+                    if let ix = indexer, visible > topK {
+                        // Lightning indexer: score every visible entry, keep the top_k.
+                        let qI = indexerQ + t * hi * di, wI = indexerW + t * hi
+                        let iscale = 1 / Float(di).squareRoot()
+                        for w in 0..<visible {
+                            let key = UnsafePointer(ix.entries.row(w))
+                            var s: Float = 0
+                            for j in 0..<hi { s += wI[j] * max(0, Kernels.dot(qI + j * di, key, di)) }
+                            scores[w] = s * iscale
+                            order[w] = Int32(w)
+                        }
+                        var candidates = UnsafeMutableBufferPointer(start: order, count: visible)
+                        candidates.sort { a, b in
+                            let sa = scores[Int(a)], sb = scores[Int(b)]
+                            return sa > sb || (sa == sb && a < b)
+                        }
+                        for i in 0..<topK { keys[n] = UnsafePointer(comp.entries.row(Int(order[i]))); n += 1 }
+                    } else {
+                        for w in 0..<visible { keys[n] = UnsafePointer(comp.entries.row(w)); n += 1 }
+                    }
+                }
+                for head in 0..<h {
+                    let qh = q + (t * h + head) * d, oh = out + (t * h + head) * d
+                    var mx = sinks[head]
+                    for i in 0..<n { let l = Kernels.dot(qh, keys[i], d) * scale; scores[i] = l; mx = max(mx, l) }
+                    var sum = expf(sinks[head] - mx)
+                    for i in 0..<n { let e = expf(scores[i] - mx); scores[i] = e; sum += e }
+                    oh.update(repeating: 0, count: d)
+                    for i in 0..<n { Kernels.axpy(oh, keys[i], scores[i] / sum, count: d) }
+                }
+                rope.rotateInverse(out + t * h * d + d - ds.ropeDim, heads: h, headDim: d, table: tables + t * ds.ropeDim)
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+// DeepSeek V4's forward pass over hyper-connected residual streams (spec: docs/models/deepseek4.md §5):
+//   S = [embed(token)] × hc                                                    [hc, e] per token
+//   per layer, for attention then the MoE FFN:
+//     mix = W_fn · rmsnorm(flatten(S))                                         [(2 + hc) · hc]
+//     pre_s = σ(mix_s · a₀ + b_s) + ε;  post_s = 2σ(mix_{hc+s} · a₁ + b_{hc+s})
+//     comb = Sinkhorn(mix[2hc…] · a₂ + b)  (rows = source stream, columns = destination)
+//     y = block(rmsnorm(Σ_s pre_s S_s));  S'_k = post_k · y + Σ_j comb_jk S_j
+//   head: pre_s = σ(W_hc · rmsnorm(flatten(S)) · a + b_s) + ε;  logits = W_out · rmsnorm(Σ_s pre_s S_s)
+// Sequences run one at a time; each keeps its cache (CompressedAttention.swift) in its KVSequence's
+// `auxiliary` slot and replays its committed tokens when the cache does not match the requested start
+// (a shortened or restored sequence).
+
+import Kernels
+import KVCache
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+enum HyperConnections {
+    /// Sinkhorn normalisation of the hc × hc logits in place: softmax over each row (+ε), then
+    /// columns, then (rows, columns) × (iterations − 1), each divided by its sum + ε.
+    static func sinkhorn(_ m: UnsafeMutablePointer<Float>, streams n: Int, iterations: Int, epsilon: Float) {
+        for j in 0..<n {
+            let row = m + j * n
+            var mx = -Float.infinity
+            for k in 0..<n { mx = max(mx, row[k]) }
+            var sum: Float = 0
+            for k in 0..<n { row[k] = expf(row[k] - mx); sum += row[k] }
+            for k in 0..<n { row[k] = row[k] / sum + epsilon }
+        }
+        func normalizeColumns() {
+            for k in 0..<n {
+                var sum: Float = 0
+                for j in 0..<n { sum += m[j * n + k] }
+                for j in 0..<n { m[j * n + k] /= sum + epsilon }
+            }
+        }
+        normalizeColumns()
+        for _ in 1..<max(1, iterations) {
+            for j in 0..<n {
+                var sum: Float = 0
+                for k in 0..<n { sum += m[j * n + k] }
+                for k in 0..<n { m[j * n + k] /= sum + epsilon }
+            }
+            normalizeColumns()
+        }
+    }
+
+    /// mix[t] = W_fn · rmsnorm(S[t]) for T tokens.
+    static func mixes(_ w: HyperConnectionWeights, streams S: UnsafePointer<Float>, tokens T: Int, width: Int, epsilon: Float,
+                      flat: UnsafeMutablePointer<Float>, into mix: UnsafeMutablePointer<Float>, matmul mm: Matmul) {
+        for t in 0..<T { Kernels.rmsNorm(S + t * width, nil, into: flat + t * width, count: width, epsilon: epsilon) }
+        mm.multiply(w.fn, flat, tokens: T, into: mix)
+    }
+
+    /// Per token: the block input column Σ_s pre_s S_s, and post / comb for `apply`.
+    static func prepare(_ w: HyperConnectionWeights, mix: UnsafeMutablePointer<Float>, streams S: UnsafePointer<Float>, tokens T: Int,
+                        config ds: DeepSeek4Config, embedding e: Int, column: UnsafeMutablePointer<Float>,
+                        post: UnsafeMutablePointer<Float>, comb: UnsafeMutablePointer<Float>) {
+        let n = ds.streams, scale = w.scale.pointer, base = w.base.pointer
+        for t in 0..<T {
+            let m = mix + t * ds.mixCount, col = column + t * e
+            col.update(repeating: 0, count: e)
+            for s in 0..<n {
+                let pre = 1 / (1 + expf(-(m[s] * scale[0] + base[s]))) + ds.hcEpsilon
+                Kernels.axpy(col, S + (t * n + s) * e, pre, count: e)
+                post[t * n + s] = 2 / (1 + expf(-(m[n + s] * scale[1] + base[n + s])))
+            }
+            let c = comb + t * n * n
+            for i in 0..<(n * n) { c[i] = m[2 * n + i] * scale[2] + base[2 * n + i] }
+            sinkhorn(c, streams: n, iterations: ds.sinkhornIterations, epsilon: ds.hcEpsilon)
+        }
+    }
+
+    /// S'_k = post_k · y + Σ_j comb_jk S_j (into `next`, then swapped by the caller).
+    static func apply(_ y: UnsafePointer<Float>, streams S: UnsafePointer<Float>, into next: UnsafeMutablePointer<Float>, tokens T: Int,
+                      streamCount n: Int, embedding e: Int, post: UnsafePointer<Float>, comb: UnsafePointer<Float>) {
+        for t in 0..<T {
+            let c = comb + t * n * n
+            for k in 0..<n {
+                let out = next + (t * n + k) * e
+                for i in 0..<e { out[i] = post[t * n + k] * y[t * e + i] }
+                for j in 0..<n { Kernels.axpy(out, S + (t * n + j) * e, c[j * n + k], count: e) }
+            }
+        }
+    }
+}
+
+/// Ropes of a DeepSeek V4 model: the main one (window-only layers) and the compressed layers' YaRN one.
+struct DeepSeek4Ropes {
+    let main: Rope
+    let compress: Rope
+    init(_ ds: DeepSeek4Config) {
+        main = Rope(dimensions: ds.ropeDim, base: ds.mainRopeBase, style: .interleaved)
+        compress = Rope(dimensions: ds.ropeDim, base: ds.compressRopeBase, style: .interleaved, yarn: ds.compressYarn, magnitude: 1)
+    }
+}
+
+extension TransformerModel {
+    /// forwardBatch for DeepSeek V4: each segment (one sequence's consecutive tokens) in turn.
+    func forwardDeepSeek4(_ tokens: UnsafePointer<Int32>, segments: [BatchSegment], state s: InferenceState,
+                          logitRows: [Int], logitsOffset: Int) {
+        guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
+        for seg in segments {
+            let cache: DeepSeek4Cache
+            if let existing = seg.cache.auxiliary as? DeepSeek4Cache { cache = existing } else {
+                cache = DeepSeek4Cache(config: config, weights: weights)
+                seg.cache.auxiliary = cache
+            }
+            // Rebuild the cache up to the segment's start from the sequence's committed tokens.
+            if cache.count > seg.start { cache.reset() }
+            if cache.count < seg.start {
+                let history = seg.cache.committedTokens
+                while cache.count < seg.start {
+                    let n = min(s.maxBatch, seg.start - cache.count)
+                    history.withUnsafeBufferPointer { h in
+                        runDeepSeek4(h.baseAddress! + cache.count, tokens: n, cache: cache, weights: weights, state: s, scratch: x,
+                                     logitRows: [], logitsDestination: s.logits)
+                    }
+                }
+            }
+            let rows = logitRows.enumerated().filter { $0.element >= seg.offset && $0.element < seg.offset + seg.count }
+            runDeepSeek4(tokens + seg.offset, tokens: seg.count, cache: cache, weights: weights, state: s, scratch: x,
+                         logitRows: rows.map { $0.element - seg.offset },
+                         logitsDestination: s.logits + (logitsOffset + (rows.first?.offset ?? 0)) * vocabularySize)
+        }
+    }
+
+    /// T tokens of one sequence at positions cache.count ..< +T; logits of `logitRows` (rows of these
+    /// tokens, ascending) written consecutively at logitsDestination.
+    private func runDeepSeek4(_ tokens: UnsafePointer<Int32>, tokens T: Int, cache: DeepSeek4Cache, weights: DeepSeek4Weights,
+                              state s: InferenceState, scratch x: DeepSeek4Scratch, logitRows: [Int],
+                              logitsDestination: UnsafeMutablePointer<Float>) {
+        let c = config, ds = c.deepseek4!, e = c.embeddingLength, n = ds.streams, width = n * e
+        let eps = c.rmsEpsilon, mm = s.matmul
+        let start = cache.count
+        let ropes = DeepSeek4Ropes(ds)
+        var S = x.streams.pointer, next = x.streamsNext.pointer
+        // S = hc copies of the embedding; RoPE tables of every token for both bases.
+        for t in 0..<T {
+            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: S + t * width)
+            for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
+            ropes.main.fill(x.mainTable.pointer + t * ds.ropeDim, position: start + t)
+            ropes.compress.fill(x.compressTable.pointer + t * ds.ropeDim, position: start + t)
+        }
+        for (l, w) in weights.layers.enumerated() {
+            // Attention.
+            HyperConnections.mixes(w.hcAttention, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
+                                   into: x.mix.pointer, matmul: mm)
+            HyperConnections.prepare(w.hcAttention, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
+                                     column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
+            for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.attnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
+            attentionDeepSeek4(w.attention, layer: l, tokens: T, start: start, cache: cache, ropes: ropes, state: s, scratch: x)
+            HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
+                                   post: x.post.pointer, comb: x.comb.pointer)
+            swap(&S, &next)
+            // MoE FFN.
+            HyperConnections.mixes(w.hcFFN, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
+                                   into: x.mix.pointer, matmul: mm)
+            HyperConnections.prepare(w.hcFFN, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
+                                     column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
+            for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.ffnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
+            MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
+                             scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, tokenIDs: tokens)
+            HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
+                                   post: x.post.pointer, comb: x.comb.pointer)
+            swap(&S, &next)
+        }
+        cache.count = start + T
+        // Head on the wanted rows: collapse the streams, norm, output projection.
+        guard !logitRows.isEmpty else { return }
+        let out = weights.outputHc, scale = out.scale.pointer[0], base = out.base.pointer
+        for (i, row) in logitRows.enumerated() {
+            let st = S + row * width
+            Kernels.rmsNorm(st, nil, into: x.flat.pointer, count: width, epsilon: eps)
+            let y = x.column.pointer + i * e
+            y.update(repeating: 0, count: e)
+            for k in 0..<n {
+                out.fn.dequantizeRow(k, into: x.mix.pointer)
+                let m = Kernels.dot(x.mix.pointer, x.flat.pointer, width)
+                let pre = 1 / (1 + expf(-(m * scale + base[k]))) + ds.hcEpsilon
+                Kernels.axpy(y, st + k * e, pre, count: e)
+            }
+            Kernels.rmsNorm(y, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps)
+        }
+        mm.decodeRows = nil
+        mm.multiply(output, s.xn, tokens: logitRows.count, into: logitsDestination)
+    }
+
+    /// s.o[t] = attention output (e floats) of T tokens of layer l; appends to the cache.
+    private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, start: Int, cache: DeepSeek4Cache,
+                                    ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch) {
+        let c = config, ds = c.deepseek4!, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
+        let mm = s.matmul, rd = ds.ropeDim, window = ds.window
+        let compressed = ds.compressRatios[l] > 0
+        let rope = compressed ? ropes.compress : ropes.main
+        let tables = compressed ? x.compressTable.pointer : x.mainTable.pointer
+        let qr = x.qr.pointer, q = x.q.pointer, kv = x.kv.pointer
+        mm.multiply([(w.qA, qr), (w.kv, kv)], s.xn, tokens: T)
+        for t in 0..<T {
+            Kernels.rmsNorm(qr + t * ds.qLoraRank, w.qANorm.pointer, into: qr + t * ds.qLoraRank, count: ds.qLoraRank, epsilon: eps)
+            Kernels.rmsNorm(kv + t * d, w.kvNorm.pointer, into: kv + t * d, count: d, epsilon: eps)
+            rope.rotate(kv + t * d + d - rd, heads: 1, headDim: d, table: tables + t * rd)
+        }
+        mm.multiply(w.qB, qr, tokens: T, into: q)
+        for t in 0..<T {
+            for hd in 0..<h { Kernels.rmsNorm(q + (t * h + hd) * d, nil, into: q + (t * h + hd) * d, count: d, epsilon: eps) }
+            rope.rotate(q + t * h * d + d - rd, heads: h, headDim: d, table: tables + t * rd)
+        }
+        // Raw rows: the ring's last window − 1 positions, then this batch's rows.
+        let recent = x.recent.pointer, raw = cache.raw[l].pointer
+        for r in 0..<(window - 1) {
+            let pos = start - (window - 1) + r
+            if pos >= 0 { (recent + r * d).update(from: raw + (pos % window) * d, count: d) }
+        }
+        (recent + (window - 1) * d).update(from: kv, count: T * d)
+        // Compressors (entries made before attention: an entry completing at p is visible to p).
+        let compressor = cache.compressors[l], indexer = cache.indexers[l]
+        if let cw = w.compressor, let st = compressor {
+            mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T)
+            CompressedAttentionBlock.compress(cw, state: st, c: x.compressC.pointer, z: x.compressZ.pointer, tokens: T, startPosition: start,
+                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer, epsilon: eps)
+        }
+        if let iw = w.indexerCompressor, let st = indexer, let qB = w.indexerQB, let proj = w.indexerProj {
+            mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T)
+            CompressedAttentionBlock.compress(iw, state: st, c: x.indexerC.pointer, z: x.indexerZ.pointer, tokens: T, startPosition: start,
+                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer, epsilon: eps)
+            let hi = ds.indexerHeads, di = ds.indexerHeadDim
+            mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer)
+            mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer)
+            let headScale = 1 / Float(hi).squareRoot()
+            for t in 0..<T {
+                ropes.compress.rotate(x.indexerQ.pointer + t * hi * di + di - rd, heads: hi, headDim: di, table: x.compressTable.pointer + t * rd)
+                for j in 0..<hi { x.indexerW.pointer[t * hi + j] *= headScale }
+            }
+        }
+        CompressedAttentionBlock.attend(q: q, tokens: T, startPosition: start, heads: h, config: ds, recent: recent,
+                                        compressor: compressor, indexer: indexer, indexerQ: x.indexerQ.pointer, indexerW: x.indexerW.pointer,
+                                        sinks: w.sinks.pointer, rope: rope, tables: tables, scratch: x, pool: s.pool,
+                                        into: x.attended.pointer)
+        // Keep the last `window` raw rows.
+        for pos in max(0, start + T - window)..<(start + T) {
+            (raw + (pos % window) * d).update(from: recent + (pos - start + window - 1) * d, count: d)
+        }
+        // Grouped low-rank output: z_g = W_a[g] · o_g, then W_b · concat_g z_g.
+        let groups = ds.outputGroups, groupWidth = h / groups * d, rank = ds.outputRank
+        let grouped = x.grouped.pointer, lowRank = x.lowRank.pointer, lowRankTokens = x.lowRankTokens.pointer
+        for g in 0..<groups {
+            for t in 0..<T { (grouped + (g * T + t) * groupWidth).update(from: x.attended.pointer + t * h * d + g * groupWidth, count: groupWidth) }
+        }
+        let jobs = (0..<groups).map { MatmulJob(weights: w.outputA[$0], output: lowRank + $0 * T * rank, firstInputRow: $0 * T, tokens: T) }
+        mm.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth)
+        for t in 0..<T {
+            for g in 0..<groups { (lowRankTokens + t * groups * rank + g * rank).update(from: lowRank + (g * T + t) * rank, count: rank) }
+        }
+        mm.multiply(w.outputB, lowRankTokens, tokens: T, into: s.o)
+    }
+}
