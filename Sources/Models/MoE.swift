@@ -94,6 +94,8 @@ public struct MoEWeights: @unchecked Sendable {
     /// Clamped SwiGLU limits of the routed and the shared experts (0: plain SwiGLU).
     public var swigluLimit: Float = 0
     public var sharedSwigluLimit: Float = 0
+    /// Per-expert multiplier on the routing weight (Gemma 4's per_expert_scale).
+    public var expertScale: FloatBuffer? = nil
 
     /// Routed expert `x`'s matrices: gate, up, down (the order the expert cache's slots hold them in).
     public func expertMatrices(_ x: Int) -> [WeightMatrix] { [gate[x], up[x], down[x]] }
@@ -258,6 +260,7 @@ enum MoEBlock {
             for j in 0..<k { chosenWeight[j] /= sum }
         }
         if m.weightsScale != 0 && m.weightsScale != 1 { for j in 0..<k { chosenWeight[j] *= m.weightsScale } }
+        if let es = w.expertScale { for j in 0..<k { chosenWeight[j] *= es.pointer[Int(chosen[j])] } }
     }
 
     /// out[t] = MoE(xn[t]) for t < T (overwrites out). With an expert cache, routed experts of `layer`
@@ -265,9 +268,10 @@ enum MoEBlock {
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
                         weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
                         scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil,
-                        predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil) {
+                        predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil,
+                        routerInput: UnsafePointer<Float>? = nil) {
         let n = m.expertCount, k = m.expertsUsed
-        mm.multiply(w.router, xn, tokens: T, into: s.logits)
+        mm.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits)
         for t in 0..<T {
             let hashed = w.hashExperts.flatMap { table in tokenIDs.map { UnsafePointer(table.pointer) + Int($0[t]) * k } }
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,

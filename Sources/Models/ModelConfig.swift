@@ -121,6 +121,8 @@ public struct ModelConfig: Sendable {
     public var nextNLayers: Int
     /// DeepSeek V4 (hyper-connections, compressed attention): its own forward pass (DeepSeek4Forward.swift).
     public var deepseek4: DeepSeek4Config?
+    /// Gemma 4 (per-layer shapes, PLE, shared KV): its own forward pass (Gemma4.swift).
+    public var gemma4: Gemma4Config?
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
@@ -182,6 +184,7 @@ public struct ModelConfig: Sendable {
         moeLayers = Array(repeating: false, count: layerCount)
         mla = nil
         deepseek4 = nil
+        gemma4 = nil
         slidingLayers = Array(repeating: false, count: layerCount)
     }
 

@@ -35,6 +35,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let layers: [LayerWeights]
     /// DeepSeek V4's layers (then `layers` is empty).
     public let deepseek4: DeepSeek4Weights?
+    /// Gemma 4's layers (then `layers` is empty).
+    let gemma4: Gemma4Weights?
     let ropeGlobal: Rope
     let ropeSliding: Rope
     /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
@@ -53,9 +55,15 @@ public final class TransformerModel: @unchecked Sendable {
         outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
         if c.deepseek4 != nil {
             deepseek4 = try r.deepSeek4(c)
+            gemma4 = nil
+            layers = []
+        } else if c.gemma4 != nil {
+            gemma4 = try r.gemma4(c)
+            deepseek4 = nil
             layers = []
         } else {
             deepseek4 = nil
+            gemma4 = nil
             layers = try (0..<c.layerCount).map { try r.layer($0, c) }
         }
         let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
@@ -141,6 +149,10 @@ public final class TransformerModel: @unchecked Sendable {
                       logitRows: [Int], logitsOffset: Int) {
         if deepseek4 != nil {
             forwardDeepSeek4(tokens, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
+            return
+        }
+        if gemma4 != nil {
+            forwardGemma4(tokens, count: T, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
             return
         }
         let c = config
@@ -339,6 +351,7 @@ public final class InferenceState: @unchecked Sendable {
     let attentionScratchStride: Int
     let moeScratch: MoEScratch?
     let deepseek4Scratch: DeepSeek4Scratch?
+    let gemma4Scratch: Gemma4Scratch?
     /// MLA: prompt batches of at least this many tokens run the expanded form, shorter ones (decode)
     /// the absorbed form.
     public var latentExpandedMinimumTokens: Int
@@ -361,6 +374,13 @@ public final class InferenceState: @unchecked Sendable {
         // DeepSeek V4 keeps its compressed cache beside the pages (KVSequence.auxiliary); the pages only
         // carry the sequence's tokens and positions.
         if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: 1, vRowFloats: 0, type: .f32, retention: [.all]) }
+        // Gemma 4: one KV layer per layer that writes K/V (shared layers read another's), rows as wide as
+        // the widest layer's.
+        if let g = c.gemma4 {
+            let owners = g.layers.filter(\.ownsKV)
+            return KVShape(layers: g.kvLayers, kRowFloats: g.kvRowFloats, vRowFloats: g.kvRowFloats, type: type,
+                           retention: owners.map { $0.sliding ? .window(g.window) : .all })
+        }
         return KVShape(layers: c.layerCount, kRowFloats: c.mla?.cacheRowFloats ?? c.headCountKV * c.headDimK,
                 vRowFloats: c.mla == nil ? c.headCountKV * c.headDimV : 0, type: type, retention: c.attentionSpans.map(\.retention))
     }
@@ -428,6 +448,7 @@ public final class InferenceState: @unchecked Sendable {
         moeScratch = c.moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
         let threadCount = pool.threads
         latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b, threads: threadCount) }
+        gemma4Scratch = c.gemma4 != nil ? Gemma4Scratch(config: c, maxBatch: b) : nil
         deepseek4Scratch = c.deepseek4 != nil ? DeepSeek4Scratch(config: c, maxBatch: b, threads: threadCount) : nil
         latentExpandedMinimumTokens = c.mla.map { LatentAttentionBlock.expandedMinimumTokens($0) } ?? Int.max
     }

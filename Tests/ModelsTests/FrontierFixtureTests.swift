@@ -27,7 +27,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
 
 @Suite struct FrontierFixtureTests {
     /// (golden name, GGUF file) pairs this build runs.
-    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf"), ("deepseek4", "deepseek4.f32.gguf"), ("deepseek4", "deepseek4.mxfp4.gguf")]
+    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf"), ("deepseek4", "deepseek4.f32.gguf"), ("deepseek4", "deepseek4.mxfp4.gguf"), ("gemma4", "gemma4.f32.gguf")]
 
     @Test(arguments: fixtures)
     func logitsMatchTransformers(name: String, file: String) throws {

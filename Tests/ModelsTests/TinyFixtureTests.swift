@@ -30,7 +30,13 @@ func loadModel(_ arch: String, _ precision: String) throws -> TransformerModel {
 func maxAbsDiff(_ a: UnsafeBufferPointer<Float>, _ rows: [[Float]]) -> Float {
     var m: Float = 0
     let v = rows[0].count
-    for (r, row) in rows.enumerated() { for i in 0..<v { m = max(m, abs(a[r * v + i] - row[i])) } }
+    for (r, row) in rows.enumerated() {
+        for i in 0..<v {
+            let d = abs(a[r * v + i] - row[i])
+            if d.isNaN { return .infinity }   // NaN never passes
+            m = max(m, d)
+        }
+    }
     return m
 }
 

@@ -1,0 +1,342 @@
+// gemma4 (text): per-layer shapes (sliding layers: head dim key_length_swa, RoPE base freq_base_swa;
+// full layers: key_length, proportional RoPE from rope_freqs, K = V when attn_v is absent), q/k RMSNorm
+// and a weightless V norm, attention scale 1, per-layer embeddings (PLE), the last shared_kv_layers
+// layers reading an earlier layer's K/V, a dense GELU MLP plus a MoE block per layer, a layer scalar on
+// the whole residual, tied embeddings and a final softcap. Norm weights are used as stored (no 1 + w).
+// Spec and pitfalls: docs/models/gemma4.md.
+//   h  = embed(token) · √E;  ple_l = ((W_ple · h / √E → rmsnorm per layer slice) + table[token]_l · √P) / √2
+//   per layer: h += post_attn_norm(attn(attn_norm(h)))
+//              m = post_ffw_norm_1(MLP(ffn_norm(h))) + post_ffw_norm_2(MoE(pre_ffw_norm_2(h); router(h)))
+//              h += post_ffw_norm(m);  h += post_norm(W_proj · (gelu(W_gate · h) ⊙ ple_l));  h ·= scalar_l
+//   logits = 30 · tanh(W_embᵀ · norm(h) / 30)
+
+import GGUF
+import Kernels
+import KVCache
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct Gemma4Config: Sendable {
+    public struct Layer: Sendable {
+        public var sliding: Bool
+        public var headDim: Int
+        public var kvHeads: Int
+        public var feedForward: Int
+        /// KV cache layer this layer reads (its own when it writes one).
+        public var kvLayer: Int
+        public var ownsKV: Bool
+    }
+    public var layers: [Layer]
+    /// KV layers (layers that write K/V).
+    public var kvLayers: Int
+    public var window: Int
+    /// Per-layer embedding width (0: none).
+    public var perLayerInput: Int
+    var kvRowFloats: Int { layers.map { $0.kvHeads * $0.headDim }.max() ?? 0 }
+}
+
+struct Gemma4LayerWeights: @unchecked Sendable {
+    var attnNorm, qNorm, postAttentionNorm, ffnNorm, postFFNNorm: FloatBuffer
+    var kNorm: FloatBuffer?
+    var wq, wo: WeightMatrix
+    var wk, wv: WeightMatrix?
+    var mlp: DenseFFNWeights
+    /// MoE branch: its norms, the router input scale (already divided by √E) and the experts.
+    var moe: MoEWeights?
+    var postFFN1, preFFN2, postFFN2, routerScale: FloatBuffer?
+    var inputGate, projection: WeightMatrix?
+    var postNorm: FloatBuffer?
+    var layerScale: Float
+}
+
+struct Gemma4Weights: @unchecked Sendable {
+    var layers: [Gemma4LayerWeights]
+    var perLayerTable: WeightMatrix?
+    var perLayerProjection: WeightMatrix?
+    var perLayerNorm: FloatBuffer?
+    var ropeSliding: Rope
+    var ropeFull: Rope
+}
+
+public enum Gemma4Architecture: Architecture {
+    public static let name = "gemma4"
+
+    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+        func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
+        let n = config.layerCount
+        /// A per-layer key given as an array or one scalar.
+        func perLayer(_ key: String, _ fallback: Int) -> [Int] {
+            if let a = value(key)?.intArray, a.count >= n { return Array(a.prefix(n)) }
+            return Array(repeating: value(key)?.int ?? fallback, count: n)
+        }
+        let pattern: [Bool] = value("attention.sliding_window_pattern")?.array.map { $0.prefix(n).map { $0.bool ?? false } }
+            ?? Array(repeating: false, count: n)
+        guard pattern.count == n, let window = value("attention.sliding_window")?.int, window > 0 else {
+            throw ModelError.missingMetadata(file: gguf.path, key: "\(name).attention.sliding_window(_pattern)")
+        }
+        let fullDim = value("attention.key_length")?.int ?? config.headDimK
+        let slidingDim = value("attention.key_length_swa")?.int ?? fullDim
+        let kvHeads = perLayer("attention.head_count_kv", config.headCount)
+        let ffn = perLayer("feed_forward_length", 0)
+        let shared = value("attention.shared_kv_layers")?.int ?? 0
+        let owners = n - shared
+        guard owners > 0, kvHeads.allSatisfy({ $0 > 0 && config.headCount % $0 == 0 }), ffn.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.invalidConfig(file: gguf.path, message: "gemma4: \(shared) shared KV layers of \(n), kv heads \(kvHeads), ffn \(ffn)")
+        }
+        var layers: [Gemma4Config.Layer] = []
+        for l in 0..<n {
+            // A shared layer reads the last KV-owning layer of its own kind (transformers' rule).
+            var source = l
+            if l >= owners {
+                guard let j = (0..<owners).last(where: { pattern[$0] == pattern[l] }) else {
+                    throw ModelError.invalidConfig(file: gguf.path, message: "gemma4: shared layer \(l) has no earlier layer of its kind")
+                }
+                source = j
+            }
+            layers.append(.init(sliding: pattern[l], headDim: pattern[l] ? slidingDim : fullDim, kvHeads: kvHeads[source],
+                                feedForward: ffn[l], kvLayer: source, ownsKV: l < owners))
+        }
+        config.gemma4 = Gemma4Config(layers: layers, kvLayers: owners, window: window,
+                                     perLayerInput: value("embedding_length_per_layer_input")?.int ?? 0)
+        config.ropeStyle = .neox
+        config.activation = .geluTanh
+        config.embeddingScale = Float(config.embeddingLength).squareRoot()
+        config.attentionScale = 1
+        config.finalLogitSoftcap = config.finalLogitSoftcap ?? 30
+        config.feedForwardLength = ffn.max() ?? 0
+        config.headDimK = max(fullDim, slidingDim, config.gemma4!.kvRowFloats)
+        config.headDimV = config.headDimK
+        config.headCountKV = 1
+        config.slidingWindow = window
+        if value("expert_count")?.int ?? 0 > 0 {
+            var m = try MoEConfig.read(gguf, name, defaultGating: .softmax)
+            m.normalizeWeights = true
+            try config.enableMoE(m, gguf: gguf)
+        }
+    }
+}
+
+extension WeightReader {
+    func gemma4(_ c: ModelConfig) throws -> Gemma4Weights {
+        let g = c.gemma4!, e = c.embeddingLength, h = c.headCount
+        var layers: [Gemma4LayerWeights] = []
+        for (l, kind) in g.layers.enumerated() {
+            let d = kind.headDim
+            var w = Gemma4LayerWeights(
+                attnNorm: try vector(.attnNorm(l), count: e), qNorm: try vector(.attnQNorm(l), count: d),
+                postAttentionNorm: try vector(.postAttentionNorm(l), count: e), ffnNorm: try vector(.ffnNorm(l), count: e),
+                postFFNNorm: try vector(.postFFNNorm(l), count: e), kNorm: nil,
+                wq: try matrix(.attnQ(l), rows: h * d, cols: e), wo: try matrix(.attnOutput(l), rows: e, cols: h * d),
+                wk: nil, wv: nil,
+                mlp: DenseFFNWeights(gate: try matrix(.ffnGate(l), rows: kind.feedForward, cols: e),
+                                     up: try matrix(.ffnUp(l), rows: kind.feedForward, cols: e),
+                                     down: try matrix(.ffnDown(l), rows: e, cols: kind.feedForward)),
+                moe: nil, postFFN1: nil, preFFN2: nil, postFFN2: nil, routerScale: nil,
+                inputGate: nil, projection: nil, postNorm: nil, layerScale: 1)
+            if kind.ownsKV {
+                w.wk = try matrix(.attnK(l), rows: kind.kvHeads * d, cols: e)
+                w.wv = has(.attnV(l)) ? try matrix(.attnV(l), rows: kind.kvHeads * d, cols: e) : nil
+                w.kNorm = try vector(.attnKNorm(l), count: d)
+            }
+            if let m = c.moe, c.moeLayers[l] {
+                var moe = try self.moe(l, c, m)
+                moe.expertScale = try vector(named: "blk.\(l).ffn_down_exps.scale", count: m.expertCount)
+                w.moe = moe
+                w.postFFN1 = try vector(named: "blk.\(l).post_ffw_norm_1.weight", count: e)
+                w.preFFN2 = try vector(named: "blk.\(l).pre_ffw_norm_2.weight", count: e)
+                w.postFFN2 = try vector(named: "blk.\(l).post_ffw_norm_2.weight", count: e)
+                let scale = try vector(named: "blk.\(l).ffn_gate_inp.scale", count: e)
+                let inv = 1 / Float(e).squareRoot()
+                for i in 0..<e { scale.pointer[i] *= inv }
+                w.routerScale = scale
+            }
+            if g.perLayerInput > 0 {
+                w.inputGate = try matrix(named: "blk.\(l).inp_gate.weight", rows: g.perLayerInput, cols: e)
+                w.projection = try matrix(named: "blk.\(l).proj.weight", rows: e, cols: g.perLayerInput)
+                w.postNorm = try vector(named: "blk.\(l).post_norm.weight", count: e)
+            }
+            if has("blk.\(l).layer_output_scale.weight") {
+                let scalar = try vector(named: "blk.\(l).layer_output_scale.weight", count: 1)
+                w.layerScale = withExtendedLifetime(scalar) { scalar.pointer[0] }
+            }
+            layers.append(w)
+        }
+        let fullDim = g.layers.first(where: { !$0.sliding })?.headDim ?? c.headDimK
+        let slidingDim = g.layers.first(where: { $0.sliding })?.headDim ?? c.headDimK
+        let factors = has(.ropeFrequencies) ? try vector(.ropeFrequencies, count: fullDim / 2).array : nil
+        let swaBase = gguf["gemma4.rope.freq_base_swa"]?.float ?? 10_000
+        var weights = Gemma4Weights(
+            layers: layers, perLayerTable: nil, perLayerProjection: nil, perLayerNorm: nil,
+            ropeSliding: Rope(dimensions: gguf["gemma4.rope.dimension_count_swa"]?.int ?? slidingDim, base: swaBase, style: .neox),
+            ropeFull: Rope(dimensions: gguf["gemma4.rope.dimension_count"]?.int ?? fullDim, base: c.ropeBase, style: .neox,
+                           frequencyFactors: factors))
+        if g.perLayerInput > 0 {
+            let width = c.layerCount * g.perLayerInput
+            weights.perLayerTable = try matrix(named: "per_layer_token_embd.weight", rows: c.vocabularySize, cols: width)
+            weights.perLayerProjection = try matrix(named: "per_layer_model_proj.weight", rows: width, cols: e)
+            weights.perLayerNorm = try vector(named: "per_layer_proj_norm.weight", count: g.perLayerInput)
+        }
+        return weights
+    }
+}
+
+/// Per-session Gemma 4 buffers beyond InferenceState's (sized for the largest batch).
+final class Gemma4Scratch {
+    let perLayerInputs: FloatBuffer   // [B, L · P]
+    let perLayerRow: FloatBuffer      // [L · P] one token's table row
+    let gateP: FloatBuffer            // [B, P]
+    let branch: FloatBuffer           // [B, e]
+    let router: FloatBuffer           // [B, e]
+    let table: FloatBuffer            // [B, rope] cos/sin (one kind of layer at a time)
+    init(config c: ModelConfig, maxBatch b: Int) {
+        let g = c.gemma4!, e = c.embeddingLength
+        perLayerInputs = FloatBuffer(count: b * max(1, c.layerCount * g.perLayerInput))
+        perLayerRow = FloatBuffer(count: max(1, c.layerCount * g.perLayerInput))
+        gateP = FloatBuffer(count: b * max(1, g.perLayerInput))
+        branch = FloatBuffer(count: b * e)
+        router = FloatBuffer(count: b * e)
+        table = FloatBuffer(count: b * 2 * c.headDimK)
+    }
+}
+
+extension TransformerModel {
+    func forwardGemma4(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
+                       logitRows: [Int], logitsOffset: Int) {
+        guard let weights = gemma4, let x = s.gemma4Scratch else { return }
+        let c = config, g = c.gemma4!, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
+        let h = s.x, xn = s.xn, o = s.o
+        mm.decodeRows = nil
+        for (i, seg) in segments.enumerated() {
+            for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
+        }
+        let scale = c.embeddingScale ?? 1
+        for t in 0..<T {
+            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: h + t * e)
+            for i in 0..<e { h[t * e + i] *= scale }
+        }
+        // Per-layer inputs: (rmsnorm_slice(W_ple · h / √E) + table[token] · √P) / √2.
+        let P = g.perLayerInput, L = c.layerCount
+        if P > 0, let table = weights.perLayerTable, let proj = weights.perLayerProjection, let norm = weights.perLayerNorm {
+            let ple = x.perLayerInputs.pointer
+            mm.multiply(proj, h, tokens: T, into: ple)
+            let invE = 1 / Float(e).squareRoot(), sqrtP = Float(P).squareRoot(), invSqrt2 = 1 / Float(2).squareRoot()
+            let row = x.perLayerRow.pointer
+            for t in 0..<T {
+                table.dequantizeRow(Int(tokens[t]), into: row)
+                for l in 0..<L {
+                    let slice = ple + (t * L + l) * P
+                    for i in 0..<P { slice[i] *= invE }
+                    Kernels.rmsNorm(slice, norm.pointer, into: slice, count: P, epsilon: eps)
+                    for i in 0..<P { slice[i] = (slice[i] + row[l * P + i] * sqrtP) * invSqrt2 }
+                }
+            }
+        }
+        for (l, w) in weights.layers.enumerated() {
+            let kind = g.layers[l]
+            for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            gemma4Attention(w, kind: kind, tokens: T, segments: segments, weights: weights, state: s, scratch: x)
+            for t in 0..<T {
+                Kernels.rmsNorm(o + t * e, w.postAttentionNorm.pointer, into: o + t * e, count: e, epsilon: eps)
+                Kernels.add(h + t * e, o + t * e, count: e)
+                Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
+            }
+            // Dense GELU MLP → o.
+            let gate = s.gate, up = s.up, f = kind.feedForward
+            mm.multiply([(w.mlp.gate, gate), (w.mlp.up, up)], xn, tokens: T) { rows in
+                for t in 0..<T { Kernels.geglu(gate + t * f + rows.lowerBound, up + t * f + rows.lowerBound, count: rows.count) }
+            }
+            mm.multiply(w.mlp.down, gate, tokens: T, into: o)
+            if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale {
+                let branch = x.branch.pointer, router = x.router.pointer
+                for t in 0..<T {
+                    Kernels.rmsNorm(o + t * e, p1.pointer, into: o + t * e, count: e, epsilon: eps)
+                    Kernels.rmsNorm(h + t * e, rs.pointer, into: router + t * e, count: e, epsilon: eps)
+                    Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
+                }
+                MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, config: c.moe!, embedding: e, activation: .geluTanh,
+                                 scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, routerInput: router)
+                for t in 0..<T {
+                    Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
+                    Kernels.add(o + t * e, branch + t * e, count: e)
+                }
+            }
+            for t in 0..<T {
+                Kernels.rmsNorm(o + t * e, w.postFFNNorm.pointer, into: o + t * e, count: e, epsilon: eps)
+                Kernels.add(h + t * e, o + t * e, count: e)
+            }
+            // Per-layer input: h += post_norm(W_proj · (gelu(W_gate · h) ⊙ ple_l)).
+            if P > 0, let ig = w.inputGate, let pr = w.projection, let pn = w.postNorm {
+                let gp = x.gateP.pointer, ple = x.perLayerInputs.pointer
+                mm.multiply(ig, h, tokens: T, into: gp)
+                for t in 0..<T { Kernels.geglu(gp + t * P, ple + (t * L + l) * P, count: P) }
+                mm.multiply(pr, gp, tokens: T, into: o)
+                for t in 0..<T {
+                    Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps)
+                    Kernels.add(h + t * e, o + t * e, count: e)
+                }
+            }
+            if w.layerScale != 1 { for i in 0..<(T * e) { h[i] *= w.layerScale } }
+        }
+        // Head: norm, tied embedding, softcap.
+        guard !logitRows.isEmpty else { return }
+        for (i, row) in logitRows.enumerated() { Kernels.rmsNorm(h + row * e, outputNorm.pointer, into: xn + i * e, count: e, epsilon: eps) }
+        let dest = s.logits + logitsOffset * vocabularySize
+        mm.multiply(output, xn, tokens: logitRows.count, into: dest)
+        if let cap = c.finalLogitSoftcap, cap > 0 {
+            for i in 0..<(logitRows.count * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
+        }
+    }
+
+    /// s.o = W_o · attention of layer `kind` over its KV layer (written first when the layer owns it).
+    private func gemma4Attention(_ w: Gemma4LayerWeights, kind: Gemma4Config.Layer, tokens T: Int, segments: [BatchSegment],
+                                 weights: Gemma4Weights, state s: InferenceState, scratch x: Gemma4Scratch) {
+        let c = config, eps = c.rmsEpsilon, mm = s.matmul
+        let d = kind.headDim, hq = c.headCount, hkv = kind.kvHeads
+        let q = s.q, k = s.k, v = s.v
+        let rope = kind.sliding ? weights.ropeSliding : weights.ropeFull
+        let table = x.table.pointer, ropeStride = rope.dimensions
+        for t in 0..<T { rope.fill(table + t * ropeStride, position: s.positions[t]) }
+        mm.multiply(w.wq, s.xn, tokens: T, into: q)
+        for t in 0..<T {
+            for i in 0..<hq { Kernels.rmsNorm(q + (t * hq + i) * d, w.qNorm.pointer, into: q + (t * hq + i) * d, count: d, epsilon: eps) }
+            rope.rotate(q + t * hq * d, heads: hq, headDim: d, table: table + t * ropeStride)
+        }
+        if kind.ownsKV, let wk = w.wk, let kn = w.kNorm {
+            if let wv = w.wv { mm.multiply([(wk, k), (wv, v)], s.xn, tokens: T) } else {
+                mm.multiply(wk, s.xn, tokens: T, into: k)
+                v.update(from: k, count: T * hkv * d)   // K = V: the raw projection
+            }
+            let row = c.gemma4!.kvRowFloats
+            for t in 0..<T {
+                let kt = k + t * hkv * d, vt = v + t * hkv * d
+                for i in 0..<hkv {
+                    Kernels.rmsNorm(kt + i * d, kn.pointer, into: kt + i * d, count: d, epsilon: eps)
+                    Kernels.rmsNorm(vt + i * d, nil, into: vt + i * d, count: d, epsilon: eps)
+                }
+                rope.rotate(kt, heads: hkv, headDim: d, table: table + t * ropeStride)
+                let cache = segments[Int(s.rowSegment[t])].cache, pos = s.positions[t]
+                if hkv * d == row {
+                    cache.storeK(kind.kvLayer, pos, kt)
+                    cache.storeV(kind.kvLayer, pos, vt)
+                } else {
+                    // Rows are as wide as the widest layer's: pad.
+                    let pad = s.att + t * hq * d
+                    pad.update(repeating: 0, count: row); pad.update(from: kt, count: hkv * d); cache.storeK(kind.kvLayer, pos, pad)
+                    pad.update(repeating: 0, count: row); pad.update(from: vt, count: hkv * d); cache.storeV(kind.kvLayer, pos, pad)
+                }
+            }
+        }
+        let span: AttentionSpan = kind.sliding ? .sliding(c.gemma4!.window) : .full
+        for seg in segments {
+            AttentionBlock.attend(AttentionBlock.paged(
+                seg.cache, layer: kind.kvLayer, q: q + seg.offset * hq * d, qTokenStride: hq * d, qHeadStride: d,
+                out: s.att + seg.offset * hq * d, outTokenStride: hq * d, outHeadStride: d,
+                kHeadStride: d, vHeadStride: d, heads: hq, kvHeads: hkv, keyDim: d, valueDim: d),
+                tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, state: s, promptKernel: seg.prompt)
+        }
+        mm.multiply(w.wo, s.att, tokens: T, into: s.o)
+    }
+}
