@@ -72,7 +72,7 @@ final class CompressorState {
 }
 
 /// One sequence's DeepSeek V4 cache.
-public final class DeepSeek4Cache {
+public final class DeepSeek4Cache: SequenceSideState {
     /// Positions processed.
     public internal(set) var count = 0
     let window: Int

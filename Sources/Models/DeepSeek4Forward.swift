@@ -104,22 +104,9 @@ extension TransformerModel {
                           logitRows: [Int], logitsOffset: Int) {
         guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
         for seg in segments {
-            let cache: DeepSeek4Cache
-            if let existing = seg.cache.auxiliary as? DeepSeek4Cache { cache = existing } else {
-                cache = DeepSeek4Cache(config: config, weights: weights)
-                seg.cache.auxiliary = cache
-            }
-            // Rebuild the cache up to the segment's start from the sequence's committed tokens.
-            if cache.count > seg.start { cache.reset() }
-            if cache.count < seg.start {
-                let history = seg.cache.committedTokens
-                while cache.count < seg.start {
-                    let n = min(s.maxBatch, seg.start - cache.count)
-                    history.withUnsafeBufferPointer { h in
-                        runDeepSeek4(h.baseAddress! + cache.count, tokens: n, cache: cache, weights: weights, state: s, scratch: x,
-                                     logitRows: [], logitsDestination: s.logits)
-                    }
-                }
+            let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { DeepSeek4Cache(config: config, weights: weights) }) {
+                history, _, n, cache in
+                runDeepSeek4(history, tokens: n, cache: cache, weights: weights, state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
             }
             let rows = logitRows.enumerated().filter { $0.element >= seg.offset && $0.element < seg.offset + seg.count }
             runDeepSeek4(tokens + seg.offset, tokens: seg.count, cache: cache, weights: weights, state: s, scratch: x,

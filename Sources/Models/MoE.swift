@@ -96,6 +96,8 @@ public struct MoEWeights: @unchecked Sendable {
     public var sharedSwigluLimit: Float = 0
     /// Per-expert multiplier on the routing weight (Gemma 4's per_expert_scale).
     public var expertScale: FloatBuffer? = nil
+    /// Qwen3.5 / Qwen3-Next: the shared experts' output is scaled by sigmoid(w · x) per token (W [1, e]).
+    public var sharedGate: WeightMatrix? = nil
 
     /// Routed expert `x`'s matrices: gate, up, down (the order the expert cache's slots hold them in).
     public func expertMatrices(_ x: Int) -> [WeightMatrix] { [gate[x], up[x], down[x]] }
@@ -153,6 +155,7 @@ final class MoEScratch {
     let gate: UnsafeMutablePointer<Float>        // [rows, ff]
     let up: UnsafeMutablePointer<Float>          // [rows, ff]
     let output: UnsafeMutablePointer<Float>      // [rows, embd]
+    let sharedGate: UnsafeMutablePointer<Float>  // [T] logits of the shared experts' gate
     private var owned: [UnsafeMutableRawPointer] = []
 
     init(config m: MoEConfig, embedding e: Int, maxBatch b: Int) {
@@ -175,6 +178,7 @@ final class MoEScratch {
         gate = alloc(rows * ff, Float.self)
         up = alloc(rows * ff, Float.self)
         output = alloc(rows * e, Float.self)
+        sharedGate = alloc(b, Float.self)
         self.owned = owned
     }
     deinit { for p in owned { p.deallocate() } }
@@ -304,6 +308,10 @@ enum MoEBlock {
         if w.shared != nil {
             (s.input + routedRows * e).update(from: xn, count: T * e)
             for t in 0..<T { s.rowToken[routedRows + t] = Int32(t); s.rowWeight[routedRows + t] = 1 }
+            if let gate = w.sharedGate {
+                mm.multiply(gate, xn, tokens: T, into: s.sharedGate)
+                for t in 0..<T { s.rowWeight[routedRows + t] = 1 / (1 + expf(-s.sharedGate[t])) }
+            }
         }
         let totalRows = routedRows + (w.shared != nil ? T : 0)
 

@@ -123,6 +123,8 @@ public struct ModelConfig: Sendable {
     public var deepseek4: DeepSeek4Config?
     /// Gemma 4 (per-layer shapes, PLE, shared KV): its own forward pass (Gemma4.swift).
     public var gemma4: Gemma4Config?
+    /// Qwen3.5-MoE (Gated DeltaNet + gated attention): its own forward pass (Qwen35MoE.swift).
+    public var qwen35: Qwen35Config?
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
@@ -185,6 +187,7 @@ public struct ModelConfig: Sendable {
         mla = nil
         deepseek4 = nil
         gemma4 = nil
+        qwen35 = nil
         slidingLayers = Array(repeating: false, count: layerCount)
     }
 

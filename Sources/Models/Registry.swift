@@ -12,7 +12,7 @@ public enum ModelRegistry {
     public static let architectures: [any Architecture.Type] = [
         LlamaArchitecture.self, Qwen2Architecture.self, Qwen3Architecture.self, Gemma3Architecture.self,
         Qwen3MoEArchitecture.self, GLM4MoEArchitecture.self, Llama4Architecture.self, DeepSeek2Architecture.self, GLMDSAArchitecture.self,
-        DeepSeek4Architecture.self, Gemma4Architecture.self,
+        DeepSeek4Architecture.self, Gemma4Architecture.self, Qwen35MoEArchitecture.self,
     ]
     public static var supportedNames: [String] { architectures.map { $0.name } }
 

@@ -37,6 +37,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let deepseek4: DeepSeek4Weights?
     /// Gemma 4's layers (then `layers` is empty).
     let gemma4: Gemma4Weights?
+    /// Qwen3.5-MoE's layers (then `layers` is empty).
+    let qwen35: Qwen35Weights?
     let ropeGlobal: Rope
     let ropeSliding: Rope
     /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
@@ -53,17 +55,12 @@ public final class TransformerModel: @unchecked Sendable {
         tokenEmbedding = try r.matrix(.tokenEmbedding, rows: embInfo.dims[1], cols: c.embeddingLength)
         output = r.has(.output) ? try r.matrix(.output, rows: embInfo.dims[1], cols: c.embeddingLength) : tokenEmbedding
         outputNorm = try r.vector(.outputNorm, count: c.embeddingLength)
-        if c.deepseek4 != nil {
-            deepseek4 = try r.deepSeek4(c)
-            gemma4 = nil
-            layers = []
-        } else if c.gemma4 != nil {
-            gemma4 = try r.gemma4(c)
-            deepseek4 = nil
+        deepseek4 = c.deepseek4 != nil ? try r.deepSeek4(c) : nil
+        gemma4 = c.gemma4 != nil ? try r.gemma4(c) : nil
+        qwen35 = c.qwen35 != nil ? try r.qwen35(c) : nil
+        if deepseek4 != nil || gemma4 != nil || qwen35 != nil {
             layers = []
         } else {
-            deepseek4 = nil
-            gemma4 = nil
             layers = try (0..<c.layerCount).map { try r.layer($0, c) }
         }
         let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
@@ -149,6 +146,10 @@ public final class TransformerModel: @unchecked Sendable {
                       logitRows: [Int], logitsOffset: Int) {
         if deepseek4 != nil {
             forwardDeepSeek4(tokens, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
+            return
+        }
+        if qwen35 != nil {
+            forwardQwen35(tokens, count: T, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
             return
         }
         if gemma4 != nil {
@@ -352,6 +353,7 @@ public final class InferenceState: @unchecked Sendable {
     let moeScratch: MoEScratch?
     let deepseek4Scratch: DeepSeek4Scratch?
     let gemma4Scratch: Gemma4Scratch?
+    let qwen35Scratch: Qwen35Scratch?
     /// MLA: prompt batches of at least this many tokens run the expanded form, shorter ones (decode)
     /// the absorbed form.
     public var latentExpandedMinimumTokens: Int
@@ -376,6 +378,10 @@ public final class InferenceState: @unchecked Sendable {
         if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: 1, vRowFloats: 0, type: .f32, retention: [.all]) }
         // Gemma 4: one KV layer per layer that writes K/V (shared layers read another's), rows as wide as
         // the widest layer's.
+        if let q = c.qwen35 {
+            return KVShape(layers: max(1, q.attentionLayers), kRowFloats: c.headCountKV * c.headDimK, vRowFloats: c.headCountKV * c.headDimV,
+                           type: type, retention: Array(repeating: .all, count: max(1, q.attentionLayers)))
+        }
         if let g = c.gemma4 {
             let owners = g.layers.filter(\.ownsKV)
             return KVShape(layers: g.kvLayers, kRowFloats: g.kvRowFloats, vRowFloats: g.kvRowFloats, type: type,
@@ -449,6 +455,7 @@ public final class InferenceState: @unchecked Sendable {
         let threadCount = pool.threads
         latentScratch = c.mla.map { LatentAttentionScratch(config: $0, heads: c.headCount, maxBatch: b, threads: threadCount) }
         gemma4Scratch = c.gemma4 != nil ? Gemma4Scratch(config: c, maxBatch: b) : nil
+        qwen35Scratch = c.qwen35 != nil ? Qwen35Scratch(config: c, maxBatch: b) : nil
         deepseek4Scratch = c.deepseek4 != nil ? DeepSeek4Scratch(config: c, maxBatch: b, threads: threadCount) : nil
         latentExpandedMinimumTokens = c.mla.map { LatentAttentionBlock.expandedMinimumTokens($0) } ?? Int.max
     }

@@ -27,7 +27,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
 
 @Suite struct FrontierFixtureTests {
     /// (golden name, GGUF file) pairs this build runs.
-    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf"), ("deepseek4", "deepseek4.f32.gguf"), ("deepseek4", "deepseek4.mxfp4.gguf"), ("gemma4", "gemma4.f32.gguf")]
+    static let fixtures: [(String, String)] = [("glm_dsa", "glm_dsa.f32.gguf"), ("deepseek4", "deepseek4.f32.gguf"), ("deepseek4", "deepseek4.mxfp4.gguf"), ("gemma4", "gemma4.f32.gguf"), ("qwen35moe", "qwen35moe.f32.gguf")]
 
     @Test(arguments: fixtures)
     func logitsMatchTransformers(name: String, file: String) throws {
@@ -88,14 +88,20 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     }
 }
 
-/// DeepSeek V4 keeps its compressed cache beside the KV pages; going back to an earlier position
-/// (a shortened sequence) rebuilds it from the committed tokens and gives the golden logits again.
-@Test func deepSeek4RewindRebuildsTheCompressedCache() throws {
-    let (golden, model) = try loadFrontier("deepseek4")
+/// DeepSeek V4's compressed cache and Qwen3.5's recurrent state live beside the KV pages; going back
+/// to an earlier position (a shortened sequence) rebuilds them from the committed tokens and gives the
+/// golden logits again; so does a fresh sequence state over the same pages (a restored session).
+@Test(arguments: ["deepseek4", "qwen35moe"])
+func rewindRebuildsTheSequenceState(name: String) throws {
+    let (golden, model) = try loadFrontier(name)
     let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
     try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .none)
     let n = golden.token_ids.count, back = n - 10
     _ = state.cache.truncate(to: back)
-    let logits = try model.forward(Array(golden.token_ids[back...]), startPosition: back, state: state, logits: .all)
+    var logits = try model.forward(Array(golden.token_ids[back...]), startPosition: back, state: state, logits: .all)
+    #expect(maxAbsDiff(logits, Array(golden.logits[back...])) <= 1e-3)
+    _ = state.cache.truncate(to: back)
+    state.cache.auxiliary = nil
+    logits = try model.forward(Array(golden.token_ids[back...]), startPosition: back, state: state, logits: .all)
     #expect(maxAbsDiff(logits, Array(golden.logits[back...])) <= 1e-3)
 }

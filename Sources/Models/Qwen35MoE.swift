@@ -1,0 +1,318 @@
+// qwen35moe (Qwen3.5-MoE): a hybrid of Gated DeltaNet linear-attention layers (a recurrent state per
+// sequence) and gated full-attention layers (the paged KV cache), every layer followed by a MoE with a
+// sigmoid-gated shared expert. Norm weights are used as stored (the converter already wrote 1 + w).
+// Spec and pitfalls: docs/models/qwen35moe.md.
+//   DeltaNet (per token, value head j reading key head j mod H_k):
+//     [q; k; v] = silu(causal depthwise conv_K(W_qkv · x))       (the conv state: the last K−1 inputs)
+//     q = l2norm(q)/√S_k, k = l2norm(k), β = σ(W_β · x), g = a · softplus(W_α · x + dt_bias)   (a = −e^A)
+//     S ← e^g S;  S += k (β (v − Sᵀk))ᵀ;  o = Sᵀq                  S [S_k, S_v] per value head
+//     out = W_out · (rmsnorm(o) ⊙ silu(W_z · x))
+//   Gated attention: W_q gives per head [q | gate]; q/k RMSNorm, partial NeoX RoPE (text positions
+//     make the interleaved MRoPE sections plain RoPE), out = W_o · (attn ⊙ σ(gate)).
+// The recurrent state lives beside the KV pages (KVSequence.auxiliary); going back to an earlier
+// position replays the committed tokens through the DeltaNet layers (attention reads its cached K/V).
+
+import GGUF
+import Kernels
+import KVCache
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public struct Qwen35Config: Sendable {
+    /// Per layer: true = Gated DeltaNet, false = gated full attention.
+    public var recurrent: [Bool]
+    public var convKernel: Int
+    public var keyHeads: Int
+    public var valueHeads: Int
+    /// Key (and value) head width of the DeltaNet layers.
+    public var stateSize: Int
+    /// Per layer: its KV layer (attention layers only; −1 for DeltaNet layers).
+    public var kvLayer: [Int]
+    var keyDim: Int { keyHeads * stateSize }
+    var valueDim: Int { valueHeads * stateSize }
+    var convChannels: Int { 2 * keyDim + valueDim }
+    var attentionLayers: Int { recurrent.filter { !$0 }.count }
+}
+
+struct DeltaNetWeights: @unchecked Sendable {
+    var qkv, gate, alpha, beta, out: WeightMatrix
+    var conv: FloatBuffer        // [channels, K]
+    var dtBias, decay: FloatBuffer  // [H_v]; decay = −exp(A_log)
+    var norm: FloatBuffer        // [S_v]
+}
+
+struct GatedAttentionWeights: @unchecked Sendable {
+    var wq, wk, wv, wo: WeightMatrix
+    var qNorm, kNorm: FloatBuffer
+}
+
+struct Qwen35LayerWeights: @unchecked Sendable {
+    var attnNorm, ffnNorm: FloatBuffer
+    var deltaNet: DeltaNetWeights?
+    var attention: GatedAttentionWeights?
+    var moe: MoEWeights
+}
+
+struct Qwen35Weights: @unchecked Sendable {
+    var layers: [Qwen35LayerWeights]
+    var rope: Rope
+}
+
+public enum Qwen35MoEArchitecture: Architecture {
+    public static let name = "qwen35moe"
+
+    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+        func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
+        let n = config.layerCount
+        var recurrent: [Bool]
+        if let flags = value("attention.recurrent_layers")?.array, flags.count >= n {
+            recurrent = flags.prefix(n).map { $0.bool ?? false }
+        } else {
+            let interval = value("full_attention_interval")?.int ?? 4
+            recurrent = (0..<n).map { ($0 + 1) % max(1, interval) != 0 }
+        }
+        guard let kernel = value("ssm.conv_kernel")?.int, let state = value("ssm.state_size")?.int,
+              let groups = value("ssm.group_count")?.int, let heads = value("ssm.time_step_rank")?.int,
+              kernel > 1, state > 0, groups > 0, heads > 0, heads % groups == 0 else {
+            throw ModelError.missingMetadata(file: gguf.path, key: "\(name).ssm.conv_kernel / state_size / group_count / time_step_rank")
+        }
+        if let inner = value("ssm.inner_size")?.int, inner != heads * state {
+            throw ModelError.invalidConfig(file: gguf.path, message: "\(name): ssm.inner_size \(inner) ≠ value heads \(heads) × state \(state)")
+        }
+        var kv = 0
+        let kvLayer = recurrent.map { r -> Int in if r { return -1 }; kv += 1; return kv - 1 }
+        config.qwen35 = Qwen35Config(recurrent: recurrent, convKernel: kernel, keyHeads: groups, valueHeads: heads, stateSize: state,
+                                     kvLayer: kvLayer)
+        config.ropeStyle = .neox
+        config.activation = .silu
+        var m = try MoEConfig.read(gguf, name, defaultGating: .softmax)
+        m.normalizeWeights = true
+        try config.enableMoE(m, gguf: gguf)
+    }
+}
+
+extension WeightReader {
+    func qwen35(_ c: ModelConfig) throws -> Qwen35Weights {
+        let q = c.qwen35!, e = c.embeddingLength, h = c.headCount, d = c.headDimK, hkv = c.headCountKV
+        var layers: [Qwen35LayerWeights] = []
+        for l in 0..<c.layerCount {
+            var moe = try self.moe(l, c, c.moe!)
+            let gateName = "blk.\(l).ffn_gate_inp_shexp.weight"
+            if let info = gguf.tensor(gateName) {
+                guard info.elementCount == e else { throw ModelError.badTensorShape(file: gguf.path, name: gateName, expected: [e], got: info.dims) }
+                moe.sharedGate = WeightMatrix(type: info.type, rows: 1, cols: e, data: gguf.data(of: info), name: gateName)
+            }
+            var layer = Qwen35LayerWeights(attnNorm: try vector(.attnNorm(l), count: e), ffnNorm: try vector(.postAttentionNorm(l), count: e),
+                                           deltaNet: nil, attention: nil, moe: moe)
+            if q.recurrent[l] {
+                let conv = try matrix(named: "blk.\(l).ssm_conv1d.weight", rows: q.convChannels, cols: q.convKernel)
+                let taps = FloatBuffer(count: q.convChannels * q.convKernel)
+                for ch in 0..<q.convChannels { conv.dequantizeRow(ch, into: taps.pointer + ch * q.convKernel) }
+                layer.deltaNet = DeltaNetWeights(
+                    qkv: try matrix(named: "blk.\(l).attn_qkv.weight", rows: q.convChannels, cols: e),
+                    gate: try matrix(named: "blk.\(l).attn_gate.weight", rows: q.valueDim, cols: e),
+                    alpha: try matrix(named: "blk.\(l).ssm_alpha.weight", rows: q.valueHeads, cols: e),
+                    beta: try matrix(named: "blk.\(l).ssm_beta.weight", rows: q.valueHeads, cols: e),
+                    out: try matrix(named: "blk.\(l).ssm_out.weight", rows: e, cols: q.valueDim),
+                    conv: taps,
+                    dtBias: try vector(named: "blk.\(l).ssm_dt.bias", count: q.valueHeads),
+                    decay: try vector(named: "blk.\(l).ssm_a", count: q.valueHeads),
+                    norm: try vector(named: "blk.\(l).ssm_norm.weight", count: q.stateSize))
+            } else {
+                layer.attention = GatedAttentionWeights(
+                    wq: try matrix(.attnQ(l), rows: 2 * h * d, cols: e), wk: try matrix(.attnK(l), rows: hkv * d, cols: e),
+                    wv: try matrix(.attnV(l), rows: hkv * d, cols: e), wo: try matrix(.attnOutput(l), rows: e, cols: h * d),
+                    qNorm: try vector(.attnQNorm(l), count: d), kNorm: try vector(.attnKNorm(l), count: d))
+            }
+            layers.append(layer)
+        }
+        // Text positions: every MRoPE section gets the same position, i.e. plain partial NeoX RoPE.
+        return Qwen35Weights(layers: layers, rope: Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: .neox))
+    }
+}
+
+/// One sequence's recurrent state: per DeltaNet layer the conv inputs of the last K−1 tokens and the
+/// delta-rule state S [H_v, S_k, S_v]. Its size does not grow with the context.
+public final class Qwen35State: SequenceSideState {
+    public internal(set) var count = 0
+    let conv: [FloatBuffer?]     // [K−1, channels], oldest first
+    let delta: [FloatBuffer?]    // [H_v, S_k, S_v]
+    init(_ q: Qwen35Config) {
+        conv = q.recurrent.map { $0 ? FloatBuffer(count: (q.convKernel - 1) * q.convChannels) : nil }
+        delta = q.recurrent.map { $0 ? FloatBuffer(count: q.valueHeads * q.stateSize * q.stateSize) : nil }
+    }
+    func reset() {
+        count = 0
+        for b in conv + delta { b?.pointer.update(repeating: 0, count: b!.count) }
+    }
+    public var bytes: Int { (conv + delta).reduce(0) { $0 + ($1?.count ?? 0) * 4 } }
+}
+
+/// Per-session buffers (largest batch).
+final class Qwen35Scratch {
+    let qkv, window, gate, alpha, beta, core, query: FloatBuffer
+    let table: FloatBuffer
+    init(config c: ModelConfig, maxBatch b: Int) {
+        let q = c.qwen35!
+        qkv = FloatBuffer(count: b * q.convChannels)
+        window = FloatBuffer(count: (q.convKernel - 1 + b) * q.convChannels)
+        gate = FloatBuffer(count: b * max(q.valueDim, c.headCount * c.headDimK))
+        alpha = FloatBuffer(count: b * q.valueHeads); beta = FloatBuffer(count: b * q.valueHeads)
+        core = FloatBuffer(count: b * max(q.valueDim, c.headCount * c.headDimK))
+        query = FloatBuffer(count: b * 2 * c.headCount * c.headDimK)
+        table = FloatBuffer(count: b * c.ropeDimensions)
+    }
+}
+
+extension TransformerModel {
+    func forwardQwen35(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
+                       logitRows: [Int], logitsOffset: Int) {
+        guard let weights = qwen35, let x = s.qwen35Scratch else { return }
+        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon
+        s.matmul.decodeRows = nil
+        // Each sequence's recurrent state must stand at the segment's start: replay its history if not.
+        var states: [Qwen35State] = []
+        for seg in segments {
+            states.append(seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { Qwen35State(c.qwen35!) }) { history, start, n, st in
+                let replay = BatchSegment(cache: seg.cache, start: start, offset: 0, count: n, prompt: true)
+                runQwen35(history, count: n, segments: [replay], states: [st], storeKV: false, weights: weights, state: s, scratch: x)
+            })
+        }
+        runQwen35(tokens, count: T, segments: segments, states: states, storeKV: true, weights: weights, state: s, scratch: x)
+        guard !logitRows.isEmpty else { return }
+        for (i, row) in logitRows.enumerated() { Kernels.rmsNorm(s.x + row * e, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps) }
+        s.matmul.multiply(output, s.xn, tokens: logitRows.count, into: s.logits + logitsOffset * vocabularySize)
+    }
+
+    /// The layers over T rows (leaves the residual in s.x). `storeKV: false` when replaying positions
+    /// whose K/V are already cached (only the recurrent state is rebuilt).
+    private func runQwen35(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
+                           weights: Qwen35Weights, state s: InferenceState, scratch x: Qwen35Scratch) {
+        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
+        let h = s.x, xn = s.xn, o = s.o
+        for (i, seg) in segments.enumerated() {
+            for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
+        }
+        for t in 0..<T { tokenEmbedding.dequantizeRow(Int(tokens[t]), into: h + t * e) }
+        for (l, w) in weights.layers.enumerated() {
+            for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            if let dn = w.deltaNet {
+                for (i, seg) in segments.enumerated() {
+                    deltaNet(dn, layer: l, rows: seg.offset..<(seg.offset + seg.count), state: states[i], inference: s, scratch: x)
+                }
+            } else if let a = w.attention {
+                gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, weights: weights, state: s, scratch: x)
+            }
+            for t in 0..<T {
+                Kernels.add(h + t * e, o + t * e, count: e)
+                Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
+            }
+            MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
+                             scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache)
+            for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
+        }
+        for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }
+    }
+
+    /// s.o rows = Gated DeltaNet of the normalised input rows `rows` (one sequence, in order).
+    private func deltaNet(_ w: DeltaNetWeights, layer l: Int, rows: Range<Int>, state st: Qwen35State, inference s: InferenceState,
+                          scratch x: Qwen35Scratch) {
+        let q = config.qwen35!, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
+        let T = rows.count, first = rows.lowerBound
+        let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
+        let input = s.xn + first * e
+        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], input, tokens: T)
+        // Causal conv over [state (K−1 rows) ; this batch's rows], then the state keeps the last K−1 inputs.
+        let window = x.window.pointer, convState = st.conv[l]!.pointer, taps = w.conv.pointer
+        window.update(from: convState, count: (K - 1) * C)
+        (window + (K - 1) * C).update(from: x.qkv.pointer, count: T * C)
+        let conv = x.qkv.pointer
+        for t in 0..<T {
+            for ch in 0..<C {
+                var sum: Float = 0
+                for k in 0..<K { sum += window[(t + k) * C + ch] * taps[ch * K + k] }
+                conv[t * C + ch] = sum / (1 + expf(-sum))
+            }
+        }
+        convState.update(from: window + T * C, count: (K - 1) * C)
+        // Delta rule per token and value head.
+        let S = st.delta[l]!.pointer, core = x.core.pointer
+        let qScale = 1 / Float(sk).squareRoot()
+        for t in 0..<T {
+            let row = conv + t * C
+            for head in 0..<hk {
+                l2Normalize(row + head * sk, count: sk, epsilon: 1e-6, scale: qScale)
+                l2Normalize(row + q.keyDim + head * sk, count: sk, epsilon: 1e-6, scale: 1)
+            }
+            for j in 0..<hv {
+                let qv = row + (j % hk) * sk, kv = row + q.keyDim + (j % hk) * sk, v = row + 2 * q.keyDim + j * sk
+                let a = x.alpha.pointer[t * hv + j] + w.dtBias.pointer[j]
+                let g = w.decay.pointer[j] * (a > 20 ? a : log1pf(expf(a)))
+                let beta = 1 / (1 + expf(-x.beta.pointer[t * hv + j]))
+                let decay = expf(g), state = S + j * sk * sk, out = core + t * q.valueDim + j * sk
+                for i in 0..<(sk * sk) { state[i] *= decay }
+                // δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
+                for m in 0..<sk {
+                    var read: Float = 0
+                    for i in 0..<sk { read += state[i * sk + m] * kv[i] }
+                    let delta = beta * (v[m] - read)
+                    var o: Float = 0
+                    for i in 0..<sk { state[i * sk + m] += kv[i] * delta; o += state[i * sk + m] * qv[i] }
+                    out[m] = o
+                }
+                // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
+                Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
+                let z = x.gate.pointer + t * q.valueDim + j * sk
+                for m in 0..<sk { out[m] *= z[m] / (1 + expf(-z[m])) }
+            }
+        }
+        mm.multiply(w.out, core, tokens: T, into: s.o + first * e)
+    }
+
+    /// x ← x / sqrt(Σx² + ε) · scale
+    private func l2Normalize(_ x: UnsafeMutablePointer<Float>, count n: Int, epsilon: Float, scale: Float) {
+        var sum: Float = 0
+        for i in 0..<n { sum += x[i] * x[i] }
+        let f = scale / (sum + epsilon).squareRoot()
+        for i in 0..<n { x[i] *= f }
+    }
+
+    /// s.o = W_o · (attention ⊙ σ(gate)) of a gated full-attention layer over its KV layer.
+    private func gatedAttention(_ w: GatedAttentionWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], storeKV: Bool,
+                                weights: Qwen35Weights, state s: InferenceState, scratch x: Qwen35Scratch) {
+        let c = config, eps = c.rmsEpsilon, mm = s.matmul, h = c.headCount, hkv = c.headCountKV, d = c.headDimK
+        let kvLayer = c.qwen35!.kvLayer[l], rope = weights.rope, table = x.table.pointer, rs = c.ropeDimensions
+        let qg = x.query.pointer, q = s.q, k = s.k, v = s.v, gate = x.gate.pointer
+        mm.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
+        for t in 0..<T {
+            rope.fill(table + t * rs, position: s.positions[t])
+            for i in 0..<h {
+                // Per head [q | gate].
+                (q + (t * h + i) * d).update(from: qg + (t * h + i) * 2 * d, count: d)
+                (gate + (t * h + i) * d).update(from: qg + (t * h + i) * 2 * d + d, count: d)
+                Kernels.rmsNorm(q + (t * h + i) * d, w.qNorm.pointer, into: q + (t * h + i) * d, count: d, epsilon: eps)
+            }
+            for i in 0..<hkv { Kernels.rmsNorm(k + (t * hkv + i) * d, w.kNorm.pointer, into: k + (t * hkv + i) * d, count: d, epsilon: eps) }
+            rope.rotate(q + t * h * d, heads: h, headDim: d, table: table + t * rs)
+            rope.rotate(k + t * hkv * d, heads: hkv, headDim: d, table: table + t * rs)
+            if storeKV {
+                let cache = segments[Int(s.rowSegment[t])].cache
+                cache.storeK(kvLayer, s.positions[t], k + t * hkv * d)
+                cache.storeV(kvLayer, s.positions[t], v + t * hkv * d)
+            }
+        }
+        for seg in segments {
+            AttentionBlock.attend(AttentionBlock.paged(
+                seg.cache, layer: kvLayer, q: q + seg.offset * h * d, qTokenStride: h * d, qHeadStride: d,
+                out: s.att + seg.offset * h * d, outTokenStride: h * d, outHeadStride: d,
+                kHeadStride: d, vHeadStride: d, heads: h, kvHeads: hkv, keyDim: d, valueDim: d),
+                tokens: seg.count, startPosition: seg.start, span: .full, scale: 1 / Float(d).squareRoot(), softcap: 0, state: s,
+                promptKernel: seg.prompt)
+        }
+        for i in 0..<(T * h * d) { s.att[i] *= 1 / (1 + expf(-gate[i])) }
+        mm.multiply(w.wo, s.att, tokens: T, into: s.o)
+    }
+}
