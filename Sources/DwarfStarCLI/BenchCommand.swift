@@ -85,6 +85,7 @@ struct Bench: ParsableCommand {
             let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }
             let name = "\(gguf.architecture ?? "?") \(gguf["general.size_label"]?.string ?? "") \(gguf["general.file_type"]?.int.map(fileTypeName) ?? "")"
             print(format(samples, modelName: name, path: path, size: size, params: params, bandwidth: bandwidth))
+            print("KV cache (\(kv.rawValue)): \(m.kvFootprint(type: kv))")
         } catch {
             throw fail(error)
         }
@@ -139,7 +140,7 @@ struct Bench: ParsableCommand {
     func fileTypeName(_ t: Int) -> String {
         let names: [Int: String] = [0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
                                     11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-                                    17: "Q5_K_M", 18: "Q6_K", 32: "BF16"]
+                                    17: "Q5_K_M", 18: "Q6_K", 32: "BF16", 38: "MXFP4_MOE"]
         return names[t] ?? "type \(t)"
     }
 }

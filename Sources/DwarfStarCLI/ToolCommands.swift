@@ -49,6 +49,11 @@ struct Inspect: ParsableCommand {
         let total = g.tensors.reduce(0) { $0 + $1.byteCount }
         let elements = g.tensors.reduce(0) { $0 + $1.elementCount }
         print(String(format: "  total %d tensors, %d parameters, %.2f MiB", g.tensors.count, elements, Double(total) / 1_048_576))
+        // The cache a sequence of this model needs (when this build runs the architecture).
+        if let model = try? ModelRegistry.load(g) {
+            print("")
+            print("KV cache: \(model.kvFootprint(type: .f32)) (f32); \(model.kvFootprint(type: .f16)) (f16)")
+        }
     }
 
     func arrayType(_ v: GGUFValue) -> String {

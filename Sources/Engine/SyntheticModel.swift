@@ -32,6 +32,9 @@ public struct SyntheticModelSpec: Sendable {
     /// per-layer permutation) is lowered by skew · ln(r + 1), so a few experts are chosen far more
     /// often than the rest (Zipf-like, as in real MoE models). 0: uniform.
     public var routerSkew: Float = 0
+    /// deepseek4 only: the DeepSeek-V4 shapes (SyntheticDeepSeek4.swift); `type` is then the routed
+    /// experts' type and `attentionType` that of the attention, compressor and shared-expert matrices.
+    public var deepseek4 = SyntheticDeepSeek4Shape()
     public init() {}
 
     public var headDim: Int { hidden / heads }
@@ -42,6 +45,7 @@ public enum SyntheticModel {
     @discardableResult
     public static func write(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
                              log: (String) -> Void = { _ in }) throws -> Int {
+        if spec.architecture == "deepseek4" { return try writeDeepSeek4(spec, tokenizerFrom: source, to: path, log: log) }
         let t = spec.type
         guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K else {
             throw GGUFError(file: path, field: "type", message: "\(t.name) cannot be written")
@@ -77,43 +81,13 @@ public enum SyntheticModel {
         for key in source.metadataKeys where key.hasPrefix("tokenizer.") && key != "tokenizer.chat_template" {
             w.set(key, source[key]!)
         }
-        var rngState = spec.seed
-        // A pool of distinct random rows per row length, quantized once; a matrix cycles through them
-        // in a scrambled order. Speed depends on bytes and shapes, not on the values.
-        var pools: [String: [[UInt8]]] = [:]
-        func random(_ n: Int) -> [Float] {
-            (0..<n).map { _ -> Float in
-                rngState = rngState &* 6364136223846793005 &+ 1442695040888963407
-                let u = Float(rngState >> 40) / Float(1 << 24) - 0.5
-                return u * 0.07  // ~N(0, 0.02)-sized
-            }
-        }
-        func pool(cols: Int, type: GGMLType? = nil) -> [[UInt8]] {
-            let type = type ?? t
-            let key = "\(type.name)/\(cols)"
-            if let p = pools[key] { return p }
-            var rows: [[UInt8]] = []
-            for _ in 0..<16 {
-                let values = random(cols)
-                var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
-                if type == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
-                    ds_quantize_row_ref(Int32(type.rawValue), values, &bytes, Int64(cols))
-                }
-                rows.append(bytes)
-            }
-            pools[key] = rows
-            return rows
-        }
+        let rows = SyntheticRows(seed: spec.seed)
+        let random = rows.random
         /// W[rows, cols] (× `count` for a 3-D expert tensor [cols, rows, count]).
-        func matrix(_ name: String, rows: Int, cols: Int, count: Int = 1, type: GGMLType? = nil) throws {
+        func matrix(_ name: String, rows r: Int, cols: Int, count: Int = 1, type: GGMLType? = nil) throws {
             let type = type ?? t
-            let p = type == t ? pool(cols: cols) : pool(cols: cols, type: type)
-            try w.addTensor(name: name, dims: count == 1 ? [cols, rows] : [cols, rows, count], type: type) {
-                var out: [UInt8] = []
-                out.reserveCapacity(rows * count * p[0].count)
-                for r in 0..<(rows * count) { out.append(contentsOf: p[Int(UInt32(truncatingIfNeeded: r &* 2_654_435_761) >> 28)]) }
-                return out
-            }
+            try w.addTensor(name: name, dims: count == 1 ? [cols, r] : [cols, r, count], type: type,
+                            produce: rows.matrix(rows: r, cols: cols, count: count, type: type))
         }
         func ones(_ name: String, _ n: Int) throws { try w.addTensor(name: name, dims: [n], floats: Array(repeating: 1, count: n)) }
         let e = spec.hidden, kv = spec.kvHeads * spec.headDim
@@ -209,6 +183,57 @@ public enum SyntheticModel {
                 try matrix(b + "ffn_up_shexp.weight", sf, e, 1, nil)
                 try matrix(b + "ffn_down_shexp.weight", e, sf, 1, nil)
             }
+        }
+    }
+}
+
+/// Seeded random weights: values ~U(-0.035, 0.035) (about N(0, 0.02) in size) from an LCG, and per
+/// (type, row length) a pool of 16 distinct random rows quantized once; a matrix cycles through its
+/// pool in a scrambled order. Speed depends on bytes and shapes, not on the values.
+final class SyntheticRows {
+    private var state: UInt64
+    private var pools: [String: [[UInt8]]] = [:]
+
+    init(seed: UInt64) { state = seed }
+
+    func random(_ n: Int) -> [Float] {
+        (0..<n).map { _ -> Float in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let u = Float(state >> 40) / Float(1 << 24) - 0.5
+            return u * 0.07  // ~N(0, 0.02)-sized
+        }
+    }
+
+    /// A uniform integer in 0..<n from the same generator.
+    func int(_ n: Int) -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int((state >> 33) % UInt64(n))
+    }
+
+    func pool(cols: Int, type: GGMLType) -> [[UInt8]] {
+        let key = "\(type.name)/\(cols)"
+        if let p = pools[key] { return p }
+        var rows: [[UInt8]] = []
+        for _ in 0..<16 {
+            let values = random(cols)
+            var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
+            if type == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
+                ds_quantize_row_ref(Int32(type.rawValue), values, &bytes, Int64(cols))
+            }
+            rows.append(bytes)
+        }
+        pools[key] = rows
+        return rows
+    }
+
+    /// The bytes of W[rows, cols] × count, made when the file is written (the pool is drawn now).
+    func matrix(rows: Int, cols: Int, count: Int = 1, type: GGMLType) -> () -> [UInt8] {
+        let p = pool(cols: cols, type: type)
+        return {
+            var out: [UInt8] = []
+            out.reserveCapacity(rows * count * p[0].count)
+            for r in 0..<(rows * count) { out.append(contentsOf: p[Int(UInt32(truncatingIfNeeded: r &* 2_654_435_761) >> 28)]) }
+            return out
         }
     }
 }

@@ -1,0 +1,344 @@
+// Random-weight DeepSeek-V4-shaped models (`general.architecture = deepseek4`; every key and tensor as in
+// docs/models/deepseek4.md and in the fixture llama.cpp's converter wrote, sizes scaled), for speed
+// measurements against llama.cpp. Shapes (ggml ne, ne0 = row length; e = hidden, hc = 4 streams,
+// h heads of d = 512, q = q rank, G output groups of rank R, n experts of width f):
+//
+//   token_embd, output          [e, vocab]          `embeddingType` (the converter keeps BF16; F16 here)
+//   output_hc_fn / base / scale [hc·e, hc] / [hc] / [1]                                       F32
+//   blk.L.hc_{attn,ffn}_fn      [hc·e, (2+hc)·hc]; _base [(2+hc)·hc]; _scale [3]                 F32
+//   blk.L.attn_q_a [e, q]; attn_q_b [q, h·d]; attn_kv [e, d]; attn_output_a [h·d/G, G·R];
+//   attn_output_b [G·R, e]                                    `attentionType` (FP8 in the checkpoint → Q8_0)
+//   blk.L.attn_sinks [h]; norms (attn, q_a, kv_a, ffn, compressor)                           F32
+//   ratio ≠ 0: attn_compressor_{kv,gate} [e, coff·d] (coff = 2 for ratio 4, 1 for 128) `attentionType`;
+//              attn_compressor_ape [coff·d, ratio] F32, attn_compressor_norm [d] F32
+//   ratio = 4: indexer.attn_q_b [q, IH·ID] `attentionType`, indexer.proj [e, IH] F32,
+//              indexer_compressor_{kv,gate} [e, 2·ID] `attentionType`, _ape [2·ID, 4] F32, _norm [ID] F32
+//   blk.L.ffn_gate_inp [e, n] F32; L < hash layers: ffn_gate_tid2eid [used, vocab] I32, else exp_probs_b [n] F32
+//   blk.L.ffn_{gate,up}_exps [e, f, n], ffn_down_exps [f, e, n]     `type` (MXFP4 as the converter writes)
+//   blk.L.ffn_{gate,up}_shexp [e, f·s], ffn_down_shexp [f·s, e]                          `attentionType`
+//
+// llama.cpp's loader accepts only compress ratios 0 / 4 / 128, 4 hc streams and sqrt-softplus gating
+// (expert_gating_func 4), and its lightning indexer (Hadamard-rotated) wants a head size that is a
+// multiple of 64. On an all-F32 file of this layout both engines give the same logits (max |Δ| ≤ 1e-5 over
+// 300 positions, llama.cpp with an F32 KV cache and flash attention off).
+
+import CKernels
+import Foundation
+import GGUF
+
+/// DeepSeek-V4 shapes of a synthetic model. `scaled(hidden:)` scales V4 Flash (hidden 4096: 64 heads of
+/// 512, q rank 1024, 8 output groups of rank 1024, indexer 64 heads of 128) by hidden / 4096 and keeps
+/// what does not scale with width: head 512 with the last 64 dims rotated, a window of 128 raw rows,
+/// indexer top-k 512, 4 hc streams with 20 Sinkhorn iterations, 3 hash-routed layers, compress ratios
+/// 0, 0, then 4 and 128 alternating.
+public struct SyntheticDeepSeek4Shape: Sendable {
+    public var heads = 32
+    public var headDim = 512
+    public var ropeDim = 64
+    public var qLoraRank = 512
+    public var outputGroups = 8
+    public var outputRank = 512
+    public var indexerHeads = 32
+    public var indexerHeadDim = 128
+    public var indexerTopK = 512
+    public var window = 128
+    public var hashLayers = 3
+    /// Per layer 0 / 4 / 128; nil: `defaultCompressRatios`.
+    public var compressRatios: [Int]? = nil
+    public var embeddingType: GGMLType = .f16
+    public var swigluLimit: Float = 10
+    /// Fixed by llama.cpp (it asserts 4 streams).
+    public let streams = 4
+    public let sinkhornIterations = 20
+
+    public init() {}
+
+    public static func scaled(hidden: Int) -> SyntheticDeepSeek4Shape {
+        var s = SyntheticDeepSeek4Shape()
+        s.heads = max(1, hidden / 64)
+        s.qLoraRank = max(32, hidden / 4)
+        s.outputRank = max(32, hidden / 4)
+        s.indexerHeads = max(1, hidden / 64)
+        var g = 8, h = s.heads
+        while h != 0 { (g, h) = (h, g % h) }  // gcd(8, heads): the groups must divide the heads
+        s.outputGroups = g
+        return s
+    }
+
+    /// V4 Flash's pattern: layers 0 and 1 window only, then CSA (4) and HCA (128) alternating.
+    public static func defaultCompressRatios(layers: Int) -> [Int] {
+        (0..<layers).map { $0 < 2 ? 0 : ($0 % 2 == 0 ? 4 : 128) }
+    }
+
+    func ratios(layers: Int) -> [Int] { compressRatios ?? Self.defaultCompressRatios(layers: layers) }
+}
+
+extension SyntheticModel {
+    /// What fills a tensor of the DeepSeek-V4 layout.
+    enum V4Fill {
+        /// Rows from the random pool of `type` (dims [cols, rows] or [cols, rows, count]).
+        case matrix(GGMLType)
+        case ones
+        /// F32 uniform random values × scale.
+        case random(Float)
+        case values([Float])
+        /// exp_probs_b of layer L: noise − skew · ln(rank + 1) (a per-layer permutation of the ranks).
+        case correctionBias(layer: Int)
+        /// I32 [used, vocab]: `used` distinct random experts per token id.
+        case hashTable
+    }
+
+    /// Every tensor of the model in file order, with its ggml dims and fill.
+    static func deepSeek4Layout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], V4Fill) throws -> Void) rethrows {
+        let s = spec.deepseek4, e = spec.hidden, hc = s.streams, mixes = (2 + hc) * hc
+        let h = s.heads, d = s.headDim, q = s.qLoraRank, g = s.outputGroups, r = s.outputRank
+        let n = spec.experts, f = spec.expertFeedForward, sf = f * spec.sharedExperts
+        let at = V4Fill.matrix(spec.attentionType), xt = V4Fill.matrix(spec.type)
+        let ratios = s.ratios(layers: spec.layers)
+        try add("token_embd.weight", [e, vocab], .matrix(s.embeddingType))
+        try add("output_hc_fn.weight", [hc * e, hc], .random(1))
+        try add("output_hc_base.weight", [hc], .random(1))
+        try add("output_hc_scale.weight", [1], .values([1]))
+        try add("output_norm.weight", [e], .ones)
+        try add("output.weight", [e, vocab], .matrix(s.embeddingType))
+        for l in 0..<spec.layers {
+            let b = "blk.\(l)."
+            try add(b + "hc_attn_fn.weight", [hc * e, mixes], .random(1))
+            try add(b + "hc_attn_base.weight", [mixes], .random(1))
+            try add(b + "hc_attn_scale.weight", [3], .values([1, 1, 1]))
+            try add(b + "attn_norm.weight", [e], .ones)
+            try add(b + "attn_q_a.weight", [e, q], at)
+            try add(b + "attn_q_a_norm.weight", [q], .ones)
+            try add(b + "attn_q_b.weight", [q, h * d], at)
+            try add(b + "attn_kv.weight", [e, d], at)
+            try add(b + "attn_kv_a_norm.weight", [d], .ones)
+            try add(b + "attn_sinks.weight", [h], .random(10))
+            // Grouped low-rank output: group g's heads (h/G · d values) → R, then G·R → e.
+            try add(b + "attn_output_a.weight", [h * d / g, g * r], at)
+            try add(b + "attn_output_b.weight", [g * r, e], at)
+            let ratio = ratios[l]
+            if ratio != 0 {
+                let coff = ratio == 4 ? 2 : 1   // CSA keeps two halves per row (overlapping windows)
+                try add(b + "attn_compressor_kv.weight", [e, coff * d], at)
+                try add(b + "attn_compressor_gate.weight", [e, coff * d], at)
+                try add(b + "attn_compressor_ape.weight", [coff * d, ratio], .random(1))
+                try add(b + "attn_compressor_norm.weight", [d], .ones)
+            }
+            if ratio == 4 {
+                let ih = s.indexerHeads, id = s.indexerHeadDim
+                try add(b + "indexer.attn_q_b.weight", [q, ih * id], at)
+                try add(b + "indexer.proj.weight", [e, ih], .random(1))
+                try add(b + "indexer_compressor_kv.weight", [e, 2 * id], at)
+                try add(b + "indexer_compressor_gate.weight", [e, 2 * id], at)
+                try add(b + "indexer_compressor_ape.weight", [2 * id, ratio], .random(1))
+                try add(b + "indexer_compressor_norm.weight", [id], .ones)
+            }
+            try add(b + "hc_ffn_fn.weight", [hc * e, mixes], .random(1))
+            try add(b + "hc_ffn_base.weight", [mixes], .random(1))
+            try add(b + "hc_ffn_scale.weight", [3], .values([1, 1, 1]))
+            try add(b + "ffn_norm.weight", [e], .ones)
+            try add(b + "ffn_gate_inp.weight", [e, n], .random(10))
+            if l < s.hashLayers {
+                try add(b + "ffn_gate_tid2eid.weight", [spec.expertsUsed, vocab], .hashTable)
+            } else {
+                try add(b + "exp_probs_b.bias", [n], .correctionBias(layer: l))
+            }
+            try add(b + "ffn_gate_exps.weight", [e, f, n], xt)
+            try add(b + "ffn_down_exps.weight", [f, e, n], xt)
+            try add(b + "ffn_up_exps.weight", [e, f, n], xt)
+            try add(b + "ffn_gate_shexp.weight", [e, sf], at)
+            try add(b + "ffn_down_shexp.weight", [sf, e], at)
+            try add(b + "ffn_up_shexp.weight", [e, sf], at)
+        }
+    }
+
+    static func v4Bytes(_ dims: [Int], _ fill: V4Fill) -> Int {
+        let count = dims.reduce(1, *)
+        if case .matrix(let t) = fill { return t.byteCount(elements: count) ?? 0 }
+        return 4 * count
+    }
+
+    /// Bytes of tensor data of the DeepSeek-V4 model `spec` with a `vocab`-token vocabulary.
+    public static func deepSeek4Bytes(_ spec: SyntheticModelSpec, vocab: Int) -> Int {
+        var total = 0
+        deepSeek4Layout(spec, vocab: vocab) { _, dims, fill in total += v4Bytes(dims, fill) }
+        return total
+    }
+
+    /// The layer count whose model is closest to `bytes` (at least 1; the compress ratios follow the
+    /// default pattern unless `spec.deepseek4.compressRatios` is long enough).
+    public static func deepSeek4Layers(toFit bytes: Int, _ spec: SyntheticModelSpec, vocab: Int) -> Int {
+        var s = spec, best = 1, bestMiss = Int.max
+        for layers in 1...4096 {
+            s.layers = layers
+            if let r = spec.deepseek4.compressRatios, r.count < layers { break }
+            let size = deepSeek4Bytes(s, vocab: vocab)
+            if abs(size - bytes) < bestMiss { best = layers; bestMiss = abs(size - bytes) }
+            if size > bytes { break }
+        }
+        return best
+    }
+
+    static func checkDeepSeek4(_ spec: SyntheticModelSpec, path: String) throws {
+        let s = spec.deepseek4, e = spec.hidden
+        func fail(_ field: String, _ message: String) -> GGUFError { GGUFError(file: path, field: field, message: message) }
+        for (what, t) in [("type", spec.type), ("attention type", spec.attentionType), ("embedding type", s.embeddingType)] {
+            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else { throw fail(what, "\(t.name) cannot be written") }
+        }
+        // Every row length of each type must hold whole blocks.
+        let rowLengths: [(GGMLType, String, Int)] = [
+            (spec.type, "hidden", e), (spec.type, "expert feed-forward", spec.expertFeedForward),
+            (spec.attentionType, "hidden", e), (spec.attentionType, "q rank", s.qLoraRank),
+            (spec.attentionType, "output group width (heads / groups · head dim)", s.heads / max(1, s.outputGroups) * s.headDim),
+            (spec.attentionType, "output groups · rank", s.outputGroups * s.outputRank),
+            (spec.attentionType, "shared feed-forward", spec.expertFeedForward * spec.sharedExperts),
+            (s.embeddingType, "hidden", e),
+        ]
+        for (t, what, n) in rowLengths where n % t.blockSize != 0 {
+            throw fail(what, "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
+        }
+        let ratios = s.ratios(layers: spec.layers)
+        guard ratios.count >= spec.layers, ratios.allSatisfy({ [0, 4, 128].contains($0) }) else {
+            throw fail("compress ratios", "need one of 0, 4, 128 per layer (\(spec.layers) layers), got \(ratios)")
+        }
+        guard spec.layers > 0, e > 0, s.heads > 0, s.outputGroups > 0, s.heads % s.outputGroups == 0, s.outputRank > 0, s.qLoraRank > 0 else {
+            throw fail("heads", "heads (\(s.heads)) must be a multiple of the output groups (\(s.outputGroups))")
+        }
+        guard s.ropeDim > 0, s.ropeDim % 2 == 0, s.ropeDim <= s.headDim, s.ropeDim <= s.indexerHeadDim else {
+            throw fail("rope", "rope dims \(s.ropeDim) must be even and fit the head (\(s.headDim)) and indexer head (\(s.indexerHeadDim))")
+        }
+        guard s.indexerHeads > 0, s.indexerHeadDim % 64 == 0, s.indexerTopK > 0, s.window > 0 else {
+            throw fail("indexer", "indexer head size \(s.indexerHeadDim) must be a multiple of 64 (llama.cpp)")
+        }
+        guard spec.experts > 0, spec.expertsUsed > 0, spec.expertsUsed <= spec.experts, spec.sharedExperts > 0,
+              s.hashLayers >= 0, s.hashLayers <= spec.layers else {
+            throw fail("experts", "experts used (\(spec.expertsUsed)) must be in 1...\(spec.experts), hash layers (\(s.hashLayers)) ≤ layers")
+        }
+    }
+
+    /// ggml's general.file_type of a model whose routed experts are `t` (the rest stays 8-bit or wider).
+    static func fileType(_ t: GGMLType) -> UInt32? {
+        switch t {
+        case .mxfp4: return 38       // MOSTLY_MXFP4_MOE
+        case .f32: return 0
+        case .f16: return 1
+        case .q4_0: return 2
+        case .q4_1: return 3
+        case .q8_0: return 7
+        case .q5_0: return 8
+        case .q5_1: return 9
+        case .q2_K: return 10
+        case .q3_K: return 12        // Q3_K_M
+        case .q4_K: return 15        // Q4_K_M
+        case .q5_K: return 17        // Q5_K_M
+        case .q6_K: return 18
+        case .bf16: return 32
+        default: return nil
+        }
+    }
+
+    /// The fixture's keys in the fixture's order (docs/models/deepseek4.md §1), V4 Flash's values where
+    /// they do not scale: YaRN 16× over 65536 on the compressed layers (base 160000), base 10000 on the
+    /// others, eps 1e-6, sqrt-softplus routing with normalised weights × 1.5, SwiGLU clamp 10.
+    static func setDeepSeek4Metadata(_ spec: SyntheticModelSpec, _ w: inout GGUFWriter) {
+        let a = "deepseek4", s = spec.deepseek4, layers = spec.layers
+        func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
+        func f(_ key: String, _ v: Float) { w.set("\(a).\(key)", .float32(v)) }
+        w.set("general.architecture", .string(a))
+        w.set("general.type", .string("model"))
+        w.set("general.name", .string("synthetic deepseek4 \(spec.hidden)x\(layers) \(spec.experts)e \(spec.type.name)"))
+        w.set("general.size_label", .string("synthetic"))
+        u("block_count", layers)
+        u("context_length", 4096)
+        u("embedding_length", spec.hidden)
+        u("attention.head_count", s.heads)
+        u("attention.head_count_kv", 1)
+        w.set("\(a).rope.scaling.type", .string("yarn"))
+        f("rope.scaling.factor", 16)
+        u("rope.scaling.original_context_length", 65536)
+        f("rope.scaling.yarn_beta_fast", 32)
+        f("rope.scaling.yarn_beta_slow", 1)
+        f("rope.freq_base", 10000)
+        f("attention.layer_norm_rms_epsilon", 1e-6)
+        u("expert_count", spec.experts)
+        u("expert_used_count", spec.expertsUsed)
+        u("expert_gating_func", 4)
+        u("attention.key_length", s.headDim)
+        u("attention.value_length", s.headDim)
+        if let ft = fileType(spec.type) { w.set("general.file_type", .uint32(ft)) }
+        u("rope.dimension_count", s.ropeDim)
+        u("attention.q_lora_rank", s.qLoraRank)
+        u("attention.sliding_window", s.window)
+        u("expert_feed_forward_length", spec.expertFeedForward)
+        u("expert_shared_count", spec.sharedExperts)
+        f("expert_weights_scale", 1.5)
+        w.set("\(a).expert_weights_norm", .bool(true))
+        let limits = GGUFValue.array(.float32, Array(repeating: .float32(s.swigluLimit), count: layers))
+        w.set("\(a).swiglu_clamp_exp", limits)
+        w.set("\(a).swiglu_clamp_shexp", limits)
+        u("attention.indexer.head_count", s.indexerHeads)
+        u("attention.indexer.key_length", s.indexerHeadDim)
+        u("attention.indexer.top_k", s.indexerTopK)
+        u("attention.output_group_count", s.outputGroups)
+        u("attention.output_lora_rank", s.outputRank)
+        w.set("\(a).attention.compress_ratios", .array(.int32, s.ratios(layers: layers).prefix(layers).map { .int32(Int32($0)) }))
+        f("attention.compress_rope_freq_base", 160000)
+        u("hyper_connection.count", s.streams)
+        u("hyper_connection.sinkhorn_iterations", s.sinkhornIterations)
+        f("hyper_connection.epsilon", 1e-6)
+        u("hash_layer_count", s.hashLayers)
+        u("embedding_length_out", s.streams * spec.hidden)
+        w.set("general.quantization_version", .uint32(2))
+    }
+
+    /// Writes a DeepSeek-V4-shaped model (every tokenizer.* key of `source` copied, chat template
+    /// included); returns the bytes of tensor data.
+    static func writeDeepSeek4(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
+                               log: (String) -> Void) throws -> Int {
+        try checkDeepSeek4(spec, path: path)
+        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
+            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
+        }
+        let vocab = tokens.count
+        var w = GGUFWriter()
+        setDeepSeek4Metadata(spec, &w)
+        for key in source.metadataKeys where key.hasPrefix("tokenizer.") { w.set(key, source[key]!) }
+        let rows = SyntheticRows(seed: spec.seed)
+        func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
+        let n = spec.experts, used = spec.expertsUsed, skew = spec.routerSkew
+        try deepSeek4Layout(spec, vocab: vocab) { name, dims, fill in
+            let count = dims.reduce(1, *)
+            switch fill {
+            case .matrix(let t):
+                try w.addTensor(name: name, dims: dims, type: t,
+                                produce: rows.matrix(rows: dims[1], cols: dims[0], count: dims.count > 2 ? dims[2] : 1, type: t))
+            case .ones:
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(Array(repeating: 1, count: count)))
+            case .values(let v):
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(v))
+            case .random(let scale):
+                // Drawn when written (in file order), so large F32 tensors are not held in memory.
+                try w.addTensor(name: name, dims: dims, type: .f32) { floats(rows.random(count).map { $0 * scale }) }
+            case .correctionBias(let l):
+                let noise = rows.random(n)
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats((0..<n).map { x in
+                    let rank = (x * 37 + l * 11) % n
+                    return noise[x] - skew * logf(Float(rank + 1))
+                }))
+            case .hashTable:
+                var table = [Int32](repeating: 0, count: count)
+                for t in 0..<vocab {
+                    var chosen = Set<Int>()
+                    while chosen.count < used { chosen.insert(rows.int(n)) }
+                    for (i, x) in chosen.sorted().enumerated() { table[t * used + i] = Int32(x) }
+                }
+                try w.addTensor(name: name, dims: dims, type: .i32, data: table.withUnsafeBytes { Array($0) })
+            }
+        }
+        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
+        log(String(format: "writing %@: %d tensors, %.2f GB of weights (%d layers, ratios %@)", path, w.tensors.count,
+                   Double(total) / 1e9, spec.layers, spec.deepseek4.ratios(layers: spec.layers).prefix(spec.layers).map(String.init).joined(separator: ",")))
+        try w.write(to: path)
+        return total
+    }
+}

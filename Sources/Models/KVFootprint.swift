@@ -1,0 +1,54 @@
+// What a sequence's cache costs: bytes added per token of context (the part that grows with long
+// contexts) and bytes held whatever the length (sliding windows, recurrent state, compressor rings).
+//   standard / MLA: Σ_layers (K row + V row) per position for layers that keep every position;
+//                   window / chunk layers are bounded (window · row)
+//   DeepSeek V4:    Σ_compressed layers (d [+ d_indexer on CSA layers]) · 4 B / ratio per token;
+//                   raw windows (window · d) and compressor rings fixed
+//   Qwen3.5:        attention layers per token; conv + delta-rule state fixed
+
+import Foundation
+import KVCache
+
+public struct KVFootprint: Sendable, CustomStringConvertible {
+    /// Bytes one more token of context adds (long-context rate).
+    public var bytesPerToken: Double
+    /// Bytes per sequence that do not grow with the context.
+    public var fixedBytes: Int
+    public var description: String {
+        let perToken = bytesPerToken == bytesPerToken.rounded() ? String(Int(bytesPerToken)) : String(format: "%.1f", bytesPerToken)
+        return "\(perToken) bytes per token of context + \(fixedBytes) bytes per sequence"
+    }
+}
+
+extension TransformerModel {
+    /// The cache footprint of one sequence with K/V stored as `type` (DeepSeek V4's compressed cache is F32).
+    public func kvFootprint(type: KVType = .f32) -> KVFootprint {
+        let c = config
+        if let ds = c.deepseek4, let weights = deepseek4 {
+            var perToken = 0.0, fixed = 0
+            for w in weights.layers {
+                fixed += ds.window * ds.headDim * 4
+                for comp in [w.attention.compressor, w.attention.indexerCompressor].compactMap({ $0 }) {
+                    perToken += Double(comp.width * 4) / Double(comp.ratio)
+                    fixed += (comp.overlapping ? 2 : 1) * comp.ratio * 2 * comp.rowFloats * 4
+                }
+            }
+            return KVFootprint(bytesPerToken: perToken, fixedBytes: fixed)
+        }
+        let shape = InferenceState.kvShape(c, type: type)
+        let row = type.bytes(shape.kRowFloats) + type.bytes(shape.vRowFloats)
+        var perToken = 0.0, fixed = 0
+        for r in shape.retention {
+            switch r {
+            case .all: perToken += Double(row)
+            case .window(let w): fixed += w * row
+            case .chunk(let n): fixed += n * row
+            }
+        }
+        if let q = c.qwen35 {
+            let recurrent = q.recurrent.filter { $0 }.count
+            fixed += recurrent * ((q.convKernel - 1) * q.convChannels + q.valueHeads * q.stateSize * q.stateSize) * 4
+        }
+        return KVFootprint(bytesPerToken: perToken, fixedBytes: fixed)
+    }
+}
