@@ -85,7 +85,7 @@ struct Bench: ParsableCommand {
             let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }
             let name = "\(gguf.architecture ?? "?") \(gguf["general.size_label"]?.string ?? "") \(gguf["general.file_type"]?.int.map(fileTypeName) ?? "")"
             print(format(samples, modelName: name, path: path, size: size, params: params, bandwidth: bandwidth))
-            print("KV cache (\(kv.rawValue)): \(m.kvFootprint(type: kv))")
+            printErr("KV cache (\(kv.rawValue)): \(m.kvFootprint(type: kv))")
         } catch {
             throw fail(error)
         }
