@@ -20,28 +20,10 @@ struct ByteLevelBPE: Sendable {
 
     init(tokenTable: ByteStringTable, merges mergeLines: [String]) {
         vocabularySize = tokenTable.count
-        var virtualIds: [[UInt8]: Int32] = [:]
-        var virtualTexts: [[UInt8]] = []
-        let size = vocabularySize
-        func id(of text: [UInt8]) -> Int32 {
-            let found = tokenTable.lookup(text)
-            if found >= 0 { return found }
-            if let existing = virtualIds[text] { return existing }
-            let newId = Int32(size + virtualTexts.count)
-            virtualIds[text] = newId
-            virtualTexts.append(text)
-            return newId
-        }
-        byteSymbol = (0..<256).map { id(of: ByteAlphabet.encoded[$0]) }
-        var table = MergePairTable(capacityFor: mergeLines.count)
-        for (rank, line) in mergeLines.enumerated() {
-            // "left right": split at the first space after the first character (llama.cpp does the same).
-            let bytes = Array(line.utf8)
-            guard bytes.count > 1, let split = bytes[1...].firstIndex(of: 0x20) else { continue }
-            let left = Array(bytes[..<split])
-            let right = Array(bytes[(split + 1)...])
-            table.insertIfAbsent(left: id(of: left), right: id(of: right), rank: Int32(rank), merged: id(of: left + right))
-        }
+        var builder = MergeRuleBuilder(tokenTable: tokenTable)
+        byteSymbol = (0..<256).map { builder.id(of: ByteAlphabet.encoded[$0]) }
+        let table = builder.table(mergeLines)
+        let virtualTexts = builder.virtualTexts
         merges = table
         virtualFallback = virtualTexts.map { text in
             text.compactMap { byte -> Int32? in
@@ -63,37 +45,12 @@ struct ByteLevelBPE: Sendable {
         for index in 0..<count {
             scratch.symbols[index] = byteSymbol[Int(bytes[index])]
         }
-        for index in 1..<count {
-            pushPair(index - 1, index, &scratch)
-        }
-        while let top = scratch.heap.popFirst() {
-            let left = Int(top.left), right = Int(top.right)
-            // Stale entry: one side was merged into something else since it was queued.
-            guard scratch.symbols[left] == top.leftId, scratch.symbols[right] == top.rightId,
-                  scratch.next[left] == top.right else { continue }
-            scratch.symbols[left] = top.merged
-            scratch.symbols[right] = MergeScratch.deadSymbol
-            let after = scratch.next[right]
-            scratch.next[left] = after
-            if after >= 0 { scratch.previous[Int(after)] = Int32(left) }
-            let before = scratch.previous[left]
-            if before >= 0 { pushPair(Int(before), left, &scratch) }
-            if after >= 0 { pushPair(left, Int(after), &scratch) }
-        }
+        merges.merge(&scratch)
         var index = 0
         while index >= 0 {
             emit(scratch.symbols[index], &output)
             index = Int(scratch.next[index])
         }
-    }
-
-    @inline(__always)
-    private func pushPair(_ left: Int, _ right: Int, _ scratch: inout MergeScratch) {
-        let leftId = scratch.symbols[left], rightId = scratch.symbols[right]
-        guard let merge = merges.lookup(left: leftId, right: rightId) else { return }
-        scratch.heap.push(MergeCandidate(
-            rank: merge.rank, left: Int32(left), right: Int32(right), leftId: leftId, rightId: rightId,
-            merged: merge.merged))
     }
 
     @inline(__always)
@@ -169,6 +126,43 @@ struct MergeCandidate: HeapOrdered {
 
 typealias MergeHeap = BinaryHeap<MergeCandidate>
 
+extension MergePairTable {
+    /// Runs the BPE merges over the symbols of `scratch` (ids set, list linked by `reset` or `link`): repeatedly
+    /// joins the adjacent pair with the lowest rank, leftmost first on ties (llama.cpp's
+    /// `llm_tokenizer_bpe_session` work queue). Negative ids (symbols outside the merge space) never merge.
+    @inline(__always)
+    func merge(_ scratch: inout MergeScratch) {
+        let count = scratch.symbols.count
+        if count < 2 { return }
+        for index in 1..<count {
+            pushPair(index - 1, index, &scratch)
+        }
+        while let top = scratch.heap.popFirst() {
+            let left = Int(top.left), right = Int(top.right)
+            // Stale entry: one side was merged into something else since it was queued.
+            guard scratch.symbols[left] == top.leftId, scratch.symbols[right] == top.rightId,
+                  scratch.next[left] == top.right else { continue }
+            scratch.symbols[left] = top.merged
+            scratch.symbols[right] = MergeScratch.deadSymbol
+            let after = scratch.next[right]
+            scratch.next[left] = after
+            if after >= 0 { scratch.previous[Int(after)] = Int32(left) }
+            let before = scratch.previous[left]
+            if before >= 0 { pushPair(Int(before), left, &scratch) }
+            if after >= 0 { pushPair(left, Int(after), &scratch) }
+        }
+    }
+
+    @inline(__always)
+    private func pushPair(_ left: Int, _ right: Int, _ scratch: inout MergeScratch) {
+        let leftId = scratch.symbols[left], rightId = scratch.symbols[right]
+        guard leftId >= 0, rightId >= 0, let merge = lookup(left: leftId, right: rightId) else { return }
+        scratch.heap.push(MergeCandidate(
+            rank: merge.rank, left: Int32(left), right: Int32(right), leftId: leftId, rightId: rightId,
+            merged: merge.merged))
+    }
+}
+
 /// Working arrays of one BPE merge run: symbol ids and a doubly linked list over symbol positions.
 struct MergeScratch {
     static let deadSymbol: Int32 = .min
@@ -179,13 +173,51 @@ struct MergeScratch {
 
     mutating func reset(count: Int) {
         symbols.removeAll(keepingCapacity: true)
+        symbols.append(contentsOf: repeatElement(0, count: count))
+        link(count: count)
+    }
+
+    /// Links positions 0..<count in order and empties the heap; leaves `symbols` as they are.
+    mutating func link(count: Int) {
         previous.removeAll(keepingCapacity: true)
         next.removeAll(keepingCapacity: true)
         heap.removeAll()
-        symbols.append(contentsOf: repeatElement(0, count: count))
         for index in 0..<count {
             previous.append(Int32(index - 1))
             next.append(index + 1 < count ? Int32(index + 1) : -1)
         }
+    }
+}
+
+/// Builds a BPE vocabulary's merge table from `tokenizer.ggml.merges` lines ("left right": split at the
+/// first space after the first byte, as llama.cpp does). Texts a merge names that the vocabulary lacks
+/// get "virtual" ids after the vocabulary's (they may still merge further).
+struct MergeRuleBuilder {
+    let tokenTable: ByteStringTable
+    private(set) var virtualIds: [[UInt8]: Int32] = [:]
+    private(set) var virtualTexts: [[UInt8]] = []
+
+    init(tokenTable: ByteStringTable) { self.tokenTable = tokenTable }
+
+    mutating func id(of text: [UInt8]) -> Int32 {
+        let found = tokenTable.lookup(text)
+        if found >= 0 { return found }
+        if let existing = virtualIds[text] { return existing }
+        let newId = Int32(tokenTable.count + virtualTexts.count)
+        virtualIds[text] = newId
+        virtualTexts.append(text)
+        return newId
+    }
+
+    mutating func table(_ mergeLines: [String]) -> MergePairTable {
+        var table = MergePairTable(capacityFor: mergeLines.count)
+        for (rank, line) in mergeLines.enumerated() {
+            let bytes = Array(line.utf8)
+            guard bytes.count > 1, let split = bytes[1...].firstIndex(of: 0x20) else { continue }
+            let left = Array(bytes[..<split])
+            let right = Array(bytes[(split + 1)...])
+            table.insertIfAbsent(left: id(of: left), right: id(of: right), rank: Int32(rank), merged: id(of: left + right))
+        }
+        return table
     }
 }

@@ -1,15 +1,16 @@
 /// Text ↔ token ids for a GGUF vocabulary, matching llama.cpp's `llama_vocab` (and the Hugging Face
-/// tokenizers of the supported models): byte-level BPE (`gpt2`) with its pre-tokenizer, and
-/// SentencePiece BPE (`llama`) with byte fallback.
+/// tokenizers of the supported models): byte-level BPE (`gpt2`) with its pre-tokenizer, SentencePiece
+/// BPE (`llama`) with byte fallback, and Gemma 4's BPE over "▁"-escaped UTF-8 with byte fallback (`gemma4`).
 ///
 /// Encoding: special tokens written in the text are cut out first (`SpecialTokenMatcher`; control tokens
 /// only when `parseSpecial`, user-defined tokens always), then each text run is pre-tokenized and merged
-/// (BPE) or escaped and merged (SentencePiece). Immutable after `init`, so one instance can be shared
+/// (BPE) or escaped and merged (SentencePiece, Gemma 4). Immutable after `init`, so one instance can be shared
 /// between threads.
 public final class Tokenizer: Sendable {
     enum Algorithm: Sendable {
         case byteLevel(ByteLevelBPE, PreTokenizer)
         case sentencePiece(SentencePieceBPE)
+        case gemma4(Gemma4BPE)
     }
 
     let algorithm: Algorithm
@@ -50,14 +51,14 @@ public final class Tokenizer: Sendable {
             return Int32(id)
         }
         vocabularySize = count
-        let types: [UInt8] = (0..<count).map { index in
+        var types: [UInt8] = (0..<count).map { index in
             guard let raw = vocab.tokenTypes?[index], (0...6).contains(raw) else { return UInt8(TokenType.normal.rawValue) }
             return UInt8(raw)
         }
-        tokenTypes = types
         let table = ByteStringTable(strings: vocab.tokens.map { Array($0.utf8) })
         tokenTable = table
 
+        // Whether normal tokens spell a space as "▁" and bytes as `<0xAB>` tokens (else: GPT-2 byte alphabet).
         let isSentencePiece: Bool
         switch vocab.model {
         case "gpt2":
@@ -93,12 +94,43 @@ public final class Tokenizer: Sendable {
             isSentencePiece = true
             addsBos = vocab.addBos ?? true
             addsSpacePrefix = vocab.addSpacePrefix ?? true
+        case "gemma4":
+            // llama.cpp: vocabulary type BPE, merges required, pre-tokenizer GEMMA4 whatever
+            // `tokenizer.ggml.pre` says; special ids only from the file (no defaults).
+            guard let merges = vocab.merges else { throw TokenizerError.missingMerges }
+            algorithm = .gemma4(Gemma4BPE(tokenTable: table, merges: merges))
+            isSentencePiece = true  // pieces: "▁" → space, <0xAB> → byte (escape_whitespaces)
+            // llama.cpp forces add_bos on for Gemma 4 even when the file says false (PR 21500).
+            addsBos = true
+            // The BPE path never prepends a space (add_space_prefix is false for BPE; Gemma 4's converter
+            // writes false too), so decoding has none to strip.
+            addsSpacePrefix = false
+            bosId = try checked(vocab.bosId, "tokenizer.ggml.bos_token_id")
+            eosId = try checked(vocab.eosId, "tokenizer.ggml.eos_token_id")
+            unknownId = try checked(vocab.unknownId, "tokenizer.ggml.unknown_token_id")
         default:
             throw TokenizerError.unsupportedModel(vocab.model)
         }
         addsEos = vocab.addEos ?? false
         paddingId = try checked(vocab.paddingId, "tokenizer.ggml.padding_token_id")
         eotId = try checked(vocab.eotId, "tokenizer.ggml.eot_token_id")
+
+        // End of generation: EOS, EOT, and the tokens llama.cpp recognises by their text. llama.cpp also
+        // makes each token found by its text a control token if the file did not (e.g. Gemma 4's
+        // `<|tool_response>`, written as user-defined by the converter): it is then matched in the text
+        // only with `parseSpecial` and left out by `skipSpecial`.
+        var stops = Set<Int32>()
+        if let eosId { stops.insert(eosId) }
+        if let eotId { stops.insert(eotId) }
+        for text in Tokenizer.endOfGenerationTexts {
+            let id = table.lookup(Array(text.utf8))
+            if id >= 0 {
+                stops.insert(id)
+                types[Int(id)] = UInt8(TokenType.control.rawValue)
+            }
+        }
+        endOfGeneration = stops
+        tokenTypes = types
 
         // Raw bytes of every token.
         var bytes: [UInt8] = []
@@ -127,29 +159,21 @@ public final class Tokenizer: Sendable {
         }
         specialMatcher = SpecialTokenMatcher(tokens: special)
         userDefinedMatcher = SpecialTokenMatcher(tokens: userDefined)
-
-        // End of generation: EOS, EOT, and the tokens llama.cpp recognises by their text.
-        var stops = Set<Int32>()
-        if let eosId { stops.insert(eosId) }
-        if let eotId { stops.insert(eotId) }
-        for text in Tokenizer.endOfGenerationTexts {
-            let id = table.lookup(Array(text.utf8))
-            if id >= 0 { stops.insert(id) }
-        }
-        endOfGeneration = stops
     }
 
     /// Token texts llama.cpp treats as end of generation (its EOT/EOG lists and the FIM pad/repo/sep tokens).
     static let endOfGenerationTexts = [
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
         "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+        "<eos>", "<turn|>", "<|tool_response>",  // Gemma 4
         "<｜end▁of▁sentence｜>", "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>",
         "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
     ]
 
     /// The bytes a token stands for: control, unknown and user-defined tokens as written; normal tokens
-    /// through the byte alphabet (byte-level BPE) or with "▁" read as a space (SentencePiece); byte tokens
-    /// `<0xAB>` as that byte; unused tokens as nothing (llama.cpp's `token_to_piece`).
+    /// through the byte alphabet (byte-level BPE) or with "▁" read as a space (SentencePiece, Gemma 4:
+    /// llama.cpp's `llama_unescape_whitespace`); byte tokens `<0xAB>` as that byte; unused tokens as
+    /// nothing (llama.cpp's `token_to_piece`).
     static func piece(text: String, type: UInt8, sentencePiece: Bool) -> [UInt8] {
         switch type {
         case UInt8(TokenType.control.rawValue), UInt8(TokenType.unknown.rawValue), UInt8(TokenType.userDefined.rawValue):
@@ -215,6 +239,16 @@ public final class Tokenizer: Sendable {
         return output
     }
 
+    /// SentencePiece-style text: every " " becomes "▁" (E2 96 81), optionally one "▁" first.
+    private func escapeSpaces(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, prefix: Bool, into out: inout [UInt8]) {
+        out.removeAll(keepingCapacity: true)
+        if prefix { out.append(contentsOf: [0xE2, 0x96, 0x81]) }
+        for index in range {
+            let byte = bytes[index]
+            if byte == 0x20 { out.append(contentsOf: [0xE2, 0x96, 0x81]) } else { out.append(byte) }
+        }
+    }
+
     private func encodeText(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, spacePrefix: Bool,
                             _ scratch: inout EncodingScratch, _ output: inout [Int32]) {
         switch algorithm {
@@ -234,19 +268,18 @@ public final class Tokenizer: Sendable {
         case .sentencePiece(let spm):
             // Spaces become "▁" (E2 96 81); a leading one is added after BOS / a special token if the
             // vocabulary asks for a space prefix.
-            scratch.escaped.removeAll(keepingCapacity: true)
-            if spacePrefix { scratch.escaped.append(contentsOf: [0xE2, 0x96, 0x81]) }
-            for index in range {
-                let byte = bytes[index]
-                if byte == 0x20 {
-                    scratch.escaped.append(contentsOf: [0xE2, 0x96, 0x81])
-                } else {
-                    scratch.escaped.append(byte)
-                }
-            }
+            escapeSpaces(bytes, range, prefix: spacePrefix, into: &scratch.escaped)
             let escaped = scratch.escaped
             escaped.withUnsafeBufferPointer { buffer in
                 spm.encode(buffer, tokenTable, &scratch.pieces, &output)
+            }
+        case .gemma4(let bpe):
+            // llama.cpp (escape_whitespaces): every " " becomes "▁" (E2 96 81), nothing else changes and no
+            // space is prepended, also after BOS or a special token.
+            escapeSpaces(bytes, range, prefix: false, into: &scratch.escaped)
+            let escaped = scratch.escaped
+            escaped.withUnsafeBufferPointer { buffer in
+                bpe.encode(buffer, tokenTable, &scratch.merge, &output)
             }
         }
     }

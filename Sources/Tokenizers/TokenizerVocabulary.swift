@@ -1,9 +1,11 @@
 /// The tokenizer description a GGUF file carries under `tokenizer.ggml.*`, already read out of the
 /// file. The tokenizer never reads a GGUF itself: whoever owns the file fills this in.
 public struct TokenizerVocabulary: Sendable {
-    /// `tokenizer.ggml.model`: "gpt2" (byte-level BPE) or "llama" (SentencePiece BPE).
+    /// `tokenizer.ggml.model`: "gpt2" (byte-level BPE), "llama" (SentencePiece BPE) or "gemma4" (Gemma 4's
+    /// BPE over "▁"-escaped UTF-8 with `<0xAB>` byte fallback).
     public var model: String
-    /// `tokenizer.ggml.pre`: the pre-tokenizer of a byte-level BPE vocabulary ("smollm", "llama3", "qwen2", ...).
+    /// `tokenizer.ggml.pre`: the pre-tokenizer of a byte-level BPE vocabulary ("smollm", "llama3", "qwen2", ...);
+    /// ignored for "gemma4", whose pre-tokenizer is fixed (as in llama.cpp).
     public var pre: String?
     /// `tokenizer.ggml.tokens`: token text by id.
     public var tokens: [String]
@@ -67,13 +69,13 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedModel(let name):
-            return "tokenizer.ggml.model '\(name)' is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece)"
+            return "tokenizer.ggml.model '\(name)' is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece, 'gemma4')"
         case .unsupportedPreTokenizer(let name):
             return "tokenizer.ggml.pre '\(name)' is not supported (supported: \(PreTokenizer.supportedNames.joined(separator: ", ")))"
         case .emptyVocabulary:
             return "tokenizer.ggml.tokens is empty"
         case .missingMerges:
-            return "tokenizer.ggml.merges is missing: a 'gpt2' (byte-level BPE) vocabulary needs its merges"
+            return "tokenizer.ggml.merges is missing: a 'gpt2' (byte-level BPE) or 'gemma4' vocabulary needs its merges"
         case .lengthMismatch(let field, let expected, let actual):
             return "\(field) has \(actual) entries, expected one per token (\(expected))"
         case .tokenIdOutOfRange(let field, let id, let size):
