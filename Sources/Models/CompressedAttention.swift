@@ -14,6 +14,8 @@
 // and the compressor's ring of pending C/Z rows (2·ratio rows when windows overlap): what the model
 // needs, nothing per position beyond the window. Entries grow by d floats per `ratio` tokens.
 
+import CKernels
+import GGUF
 import Kernels
 #if canImport(Glibc)
 import Glibc
@@ -120,11 +122,15 @@ final class DeepSeek4Scratch {
     let lowRank, lowRankTokens: FloatBuffer          // [G, B, R], [B, G·R]
     let recent: FloatBuffer                          // [window − 1 + B, d]
     let mainTable, compressTable: FloatBuffer        // [B, rope]
-    /// Per thread: logits over keys, key pointers, indexer scores and order (grown to the entry count).
+    /// Per thread (grown to the most keys a query sees): the query's keys gathered into contiguous rows
+    /// [keys, d], the attention kernel's scores [H, keys], indexer scores per head [HI, entries] and per
+    /// entry, the candidates' order, and the heads' running max / exp-sum.
     private(set) var perThreadKeys = 0
+    private(set) var gathered: FloatBuffer
     private(set) var scores: FloatBuffer
-    private(set) var keys: UnsafeMutablePointer<UnsafePointer<Float>>
+    private(set) var headScores: FloatBuffer
     private(set) var order: UnsafeMutablePointer<Int32>
+    let partMax, partSum: FloatBuffer
     let entryTable: FloatBuffer                      // [rope] cos/sin of one entry's position
     let threads: Int
 
@@ -147,18 +153,21 @@ final class DeepSeek4Scratch {
         recent = FloatBuffer(count: (ds.window - 1 + b) * d)
         mainTable = FloatBuffer(count: b * ds.ropeDim); compressTable = FloatBuffer(count: b * ds.ropeDim)
         entryTable = FloatBuffer(count: ds.ropeDim)
-        scores = FloatBuffer(count: 1)
-        keys = .allocate(capacity: 1)
+        gathered = FloatBuffer(count: 1); scores = FloatBuffer(count: 1); headScores = FloatBuffer(count: 1)
         order = .allocate(capacity: 1)
+        partMax = FloatBuffer(count: threads * h); partSum = FloatBuffer(count: threads * h)
+        heads = h; width = d; indexerHeads = max(1, ds.indexerHeads)
     }
-    deinit { keys.deallocate(); order.deallocate() }
+    deinit { order.deallocate() }
+    let heads, width, indexerHeads: Int
 
     /// Room for `n` keys per thread.
     func reserveKeys(_ n: Int) {
         guard n > perThreadKeys else { return }
         let m = max(n, 2 * perThreadKeys, 64)
-        scores = FloatBuffer(count: threads * m)
-        keys.deallocate(); keys = .allocate(capacity: threads * m)
+        gathered = FloatBuffer(count: threads * m * width)
+        scores = FloatBuffer(count: threads * m * max(heads, 1))
+        headScores = FloatBuffer(count: threads * m * indexerHeads)
         order.deallocate(); order = .allocate(capacity: threads * m)
         perThreadKeys = m
     }
@@ -209,6 +218,9 @@ enum CompressedAttentionBlock {
 
     /// Attention of token rows at positions startPosition ..< +T over the raw rows in `recent` (row r =
     /// position startPosition − (window − 1) + r) and the compressed entries; out [T, H·d] de-rotated.
+    /// Per token, its keys are gathered into contiguous rows (1/H of the attention's own reads) and all
+    /// heads run through the attention kernel at once (each key row read once for every head); the kernel
+    /// returns unnormalised sums with their max and exp-sum, so the sink joins the denominator after.
     static func attend(q: UnsafePointer<Float>, tokens T: Int, startPosition: Int, heads h: Int, config ds: DeepSeek4Config,
                        recent: UnsafePointer<Float>, compressor: CompressorState?, indexer: CompressorState?,
                        indexerQ: UnsafePointer<Float>, indexerW: UnsafePointer<Float>,
@@ -218,47 +230,53 @@ enum CompressedAttentionBlock {
         let entriesMax = compressor?.entries.count ?? 0
         x.reserveKeys(window + entriesMax)
         let perThread = x.perThreadKeys
-        let scoresBase = x.scores.pointer, keysBase = x.keys, orderBase = x.order
         let topK = ds.indexerTopK, hi = ds.indexerHeads, di = ds.indexerHeadDim
         pool.run { ith, nth in
-            let scores = scoresBase + ith * perThread, keys = keysBase + ith * perThread, order = orderBase + ith * perThread
+            let keys = x.gathered.pointer + ith * perThread * d, scores = x.scores.pointer + ith * perThread * h
+            let headScores = x.headScores.pointer + ith * perThread * x.indexerHeads
+            let entryScores = x.scores.pointer + ith * perThread * h   // (indexer first, then attention)
+            let order = x.order + ith * perThread
+            let partMax = x.partMax.pointer + ith * h, partSum = x.partSum.pointer + ith * h
             for t in (T * ith / nth)..<(T * (ith + 1) / nth) {
                 let p = startPosition + t
                 var n = 0
-                for pos in max(0, p - window + 1)...p { keys[n] = UnsafePointer(recent + (pos - startPosition + window - 1) * d); n += 1 }
+                for pos in max(0, p - window + 1)...p {
+                    (keys + n * d).update(from: recent + (pos - startPosition + window - 1) * d, count: d); n += 1
+                }
                 if let comp = compressor {
                     let visible = min((p + 1) / comp.ratio, comp.entries.count)
                     if let ix = indexer, visible > topK {
-                        // Lightning indexer: score every visible entry, keep the top_k.
-                        let qI = indexerQ + t * hi * di, wI = indexerW + t * hi
-                        let iscale = 1 / Float(di).squareRoot()
+                        // Lightning indexer: per head qI_j · IK_w for every visible entry (one GEMM), then
+                        // score_w = Σ_j w_j · ReLU(·) / √dI; keep the top_k (ties: the earlier entry).
+                        ds_gemm(Int32(GGMLType.f32.rawValue), Int64(di), ix.entries.pointer, di * 4, Int64(visible),
+                                indexerQ + t * hi * di, di * 4, Int64(hi), headScores, Int64(visible))
+                        let wI = indexerW + t * hi, iscale = 1 / Float(di).squareRoot()
                         for w in 0..<visible {
-                            let key = UnsafePointer(ix.entries.row(w))
                             var s: Float = 0
-                            for j in 0..<hi { s += wI[j] * max(0, Kernels.dot(qI + j * di, key, di)) }
-                            scores[w] = s * iscale
+                            for j in 0..<hi { s += wI[j] * max(0, headScores[j * visible + w]) }
+                            entryScores[w] = s * iscale
                             order[w] = Int32(w)
                         }
                         var candidates = UnsafeMutableBufferPointer(start: order, count: visible)
                         candidates.sort { a, b in
-                            let sa = scores[Int(a)], sb = scores[Int(b)]
+                            let sa = entryScores[Int(a)], sb = entryScores[Int(b)]
                             return sa > sb || (sa == sb && a < b)
                         }
-                        for i in 0..<topK { keys[n] = UnsafePointer(comp.entries.row(Int(order[i]))); n += 1 }
-                    } else {
-                        for w in 0..<visible { keys[n] = UnsafePointer(comp.entries.row(w)); n += 1 }
+                        for i in 0..<topK { (keys + n * d).update(from: comp.entries.row(Int(order[i])), count: d); n += 1 }
+                    } else if visible > 0 {
+                        (keys + n * d).update(from: comp.entries.pointer, count: visible * d); n += visible
                     }
                 }
+                // All heads against the n keys (K = V); then the sink joins each head's denominator.
+                let o = out + t * h * d
+                ds_attend_group_f32(q + t * h * d, Int64(h), Int64(d), keys, Int64(d), keys, Int64(d), nil, 0, 0, 0,
+                                    0, Int64(n), Int64(d), Int64(d), scale, 0, o, Int64(d), scores, partMax, partSum)
                 for head in 0..<h {
-                    let qh = q + (t * h + head) * d, oh = out + (t * h + head) * d
-                    var mx = sinks[head]
-                    for i in 0..<n { let l = Kernels.dot(qh, keys[i], d) * scale; scores[i] = l; mx = max(mx, l) }
-                    var sum = expf(sinks[head] - mx)
-                    for i in 0..<n { let e = expf(scores[i] - mx); scores[i] = e; sum += e }
-                    oh.update(repeating: 0, count: d)
-                    for i in 0..<n { Kernels.axpy(oh, keys[i], scores[i] / sum, count: d) }
+                    let norm = 1 / (partSum[head] + expf(sinks[head] - partMax[head]))
+                    let oh = o + head * d
+                    for i in 0..<d { oh[i] *= norm }
                 }
-                rope.rotateInverse(out + t * h * d + d - ds.ropeDim, heads: h, headDim: d, table: tables + t * ds.ropeDim)
+                rope.rotateInverse(o + d - ds.ropeDim, heads: h, headDim: d, table: tables + t * ds.ropeDim)
             }
         }
     }
