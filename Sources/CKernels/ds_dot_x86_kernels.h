@@ -737,10 +737,13 @@ static inline DS_TARGET __m128i DS_FN(mxfp4_codes)(__m128i packed_nibbles) {
 
 #if DS_X86_LEVEL >= 2
 // Σ_j code_j · a_j over one block (unscaled): elements 0..15 are the low nibbles, 16..31 the high.
+// Each code indexes a 16-float table of the doubled E2M1 values (vpermps reads the low 4 bits of
+// every lane, so the low nibbles need no mask).
 static inline DS_TARGET __m512 DS_FN(mxfp4_block16)(const ds_block_mxfp4 *b, const __m512 a_lo, const __m512 a_hi) {
-    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
-    const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(DS_FN(mxfp4_codes)(q)));
-    const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(DS_FN(mxfp4_codes)(_mm_srli_epi16(q, 4))));
+    const __m512 table = _mm512_setr_ps(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->qs));
+    const __m512 lo = _mm512_permutexvar_ps(q, table);
+    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
     return _mm512_fmadd_ps(hi, a_hi, _mm512_mul_ps(lo, a_lo));
 }
 
