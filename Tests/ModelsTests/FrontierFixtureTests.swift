@@ -105,3 +105,38 @@ func rewindRebuildsTheSequenceState(name: String) throws {
     logits = try model.forward(Array(golden.token_ids[back...]), startPosition: back, state: state, logits: .all)
     #expect(maxAbsDiff(logits, Array(golden.logits[back...])) <= 1e-3)
 }
+
+/// A frontier fixture with some metadata keys dropped or replaced (tensors copied byte for byte).
+func frontierCopy(_ file: String, dropping: Set<String> = [], changing: [String: GGUFValue] = [:]) throws -> String {
+    let source = try GGUFFile(path: frontierDirectory.appendingPathComponent(file).path)
+    var w = GGUFWriter()
+    for key in source.metadataKeys where !dropping.contains(key) { w.set(key, changing[key] ?? source[key]!) }
+    for t in source.tensors {
+        try w.addTensor(name: t.name, dims: t.dims, type: t.type, data: Array(UnsafeRawBufferPointer(start: source.data(of: t), count: t.byteCount)))
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("frontier-\(UUID())-\(file)").path
+    try w.write(to: path)
+    return path
+}
+
+/// Files missing what an architecture needs, or with values it cannot run, fail at load with a message
+/// naming the key; nothing crashes.
+@Test(arguments: [
+    ("deepseek4.f32.gguf", ["deepseek4.hyper_connection.count"], [:] as [String: GGUFValue], "hyper_connection.count"),
+    ("deepseek4.f32.gguf", [], ["deepseek4.attention.compress_ratios": .array(.int32, [.int32(0), .int32(1), .int32(4), .int32(4)])], "compress_ratios"),
+    ("deepseek4.f32.gguf", [], ["deepseek4.attention.output_group_count": .uint32(3)], "output groups"),
+    ("glm_dsa.f32.gguf", ["glm-dsa.attention.indexer.top_k"], [:], "indexer"),
+    ("qwen35moe.f32.gguf", ["qwen35moe.ssm.conv_kernel"], [:], "ssm.conv_kernel"),
+    ("qwen35moe.f32.gguf", [], ["qwen35moe.ssm.inner_size": .uint32(60)], "inner_size"),
+    ("gemma4.f32.gguf", ["gemma4.attention.sliding_window"], [:], "sliding_window"),
+])
+func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [String: GGUFValue], mention: String) throws {
+    let path = try frontierCopy(file, dropping: Set(drop), changing: change)
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    do {
+        _ = try ModelRegistry.load(try GGUFFile(path: path))
+        Issue.record("\(file) loaded without \(drop) / with \(change)")
+    } catch {
+        #expect("\(error)".contains(mention), "\(error)")
+    }
+}
