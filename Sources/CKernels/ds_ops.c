@@ -1,5 +1,6 @@
 #include "ds_ops.h"
 #include "ds_quant.h"
+#include "ds_internal.h"
 #include <math.h>
 #include <string.h>
 
@@ -215,4 +216,40 @@ DS_CLONES void ds_f32_to_f16_row(const float *x, void *y, int64_t n) {
 DS_CLONES void ds_f16_to_f32_row(const void *x, float *y, int64_t n) {
     const _Float16 *h = (const _Float16 *)x;
     for (int64_t i = 0; i < n; i++) y[i] = (float)h[i];
+}
+
+// ---- F16 <-> F32 rows (F16C when the CPU has it, exact both ways; F32 -> F16 rounds to nearest even) ----
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = ds_half_to_float(src[i]);
+}
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *src, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = ds_float_to_half(src[i]);
+}
+static int has_f16c(void) {
+    static int cached = -1;
+    if (cached < 0) { __builtin_cpu_init(); cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"); }
+    return cached;
+}
+#endif
+
+void ds_convert_f16_to_f32(const uint16_t *src, float *dst, int64_t n) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (has_f16c()) { f16_to_f32_f16c(src, dst, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = ds_half_to_float(src[i]);
+}
+
+void ds_convert_f32_to_f16(const float *src, uint16_t *dst, int64_t n) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (has_f16c()) { f32_to_f16_f16c(src, dst, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = ds_float_to_half(src[i]);
 }

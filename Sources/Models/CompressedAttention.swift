@@ -23,37 +23,49 @@ import Glibc
 import Darwin
 #endif
 
-/// A growable array of fixed-width float rows.
-final class FloatRows {
+/// A growable array of fixed-width rows of F32 or IEEE half (DeepSeek V4's compressed entries; half
+/// when the session's KV type is narrower than F32). Rows go in and out as floats.
+final class EntryRows {
     let width: Int
+    let half: Bool
     private(set) var count = 0
-    private(set) var capacity = 0
-    private(set) var pointer: UnsafeMutablePointer<Float>
+    private(set) var capacity = 16
+    private(set) var storage: UnsafeMutableRawPointer
 
-    init(width: Int, capacity: Int = 16) {
+    init(width: Int, half: Bool) {
         self.width = width
-        self.capacity = max(1, capacity)
-        pointer = .allocate(capacity: self.capacity * width)
+        self.half = half
+        storage = .allocate(byteCount: capacity * width * (half ? 2 : 4), alignment: 64)
     }
-    deinit { pointer.deallocate() }
+    deinit { storage.deallocate() }
 
-    func row(_ i: Int) -> UnsafeMutablePointer<Float> { pointer + i * width }
+    var rowBytes: Int { width * (half ? 2 : 4) }
+    /// The ggml type of the rows (for the GEMM over them).
+    var type: GGMLType { half ? .f16 : .f32 }
 
-    /// Appends one row (uninitialised) and returns it.
-    func append() -> UnsafeMutablePointer<Float> {
+    func append(_ row: UnsafePointer<Float>) {
         if count == capacity {
-            let grown = UnsafeMutablePointer<Float>.allocate(capacity: 2 * capacity * width)
-            grown.update(from: pointer, count: count * width)
-            pointer.deallocate()
-            pointer = grown
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: 2 * capacity * rowBytes, alignment: 64)
+            grown.copyMemory(from: storage, byteCount: count * rowBytes)
+            storage.deallocate()
+            storage = grown
             capacity *= 2
         }
+        let dst = storage + count * rowBytes
+        if half { ds_convert_f32_to_f16(row, dst.assumingMemoryBound(to: UInt16.self), Int64(width)) }
+        else { dst.assumingMemoryBound(to: Float.self).update(from: row, count: width) }
         count += 1
-        return row(count - 1)
+    }
+
+    /// Rows first ..< first + n as floats into out [n, width].
+    func copy(rows first: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
+        let src = storage + first * rowBytes
+        if half { ds_convert_f16_to_f32(src.assumingMemoryBound(to: UInt16.self), out, Int64(n * width)) }
+        else { out.update(from: src.assumingMemoryBound(to: Float.self), count: n * width) }
     }
 
     func removeAll() { count = 0 }
-    var bytes: Int { count * width * MemoryLayout<Float>.size }
+    var bytes: Int { count * rowBytes }
 }
 
 /// A compressor's state: the ring of pending rows [C | Z] and the entries made so far.
@@ -63,13 +75,13 @@ final class CompressorState {
     let rowFloats: Int
     let ringRows: Int
     let ring: FloatBuffer   // [ringRows, 2 · rowFloats]
-    let entries: FloatRows
+    let entries: EntryRows
 
-    init(_ w: CompressorWeights) {
+    init(_ w: CompressorWeights, halfEntries: Bool) {
         ratio = w.ratio; width = w.width; rowFloats = w.rowFloats
         ringRows = w.overlapping ? 2 * w.ratio : w.ratio
         ring = FloatBuffer(count: ringRows * 2 * rowFloats)
-        entries = FloatRows(width: w.width)
+        entries = EntryRows(width: w.width, half: halfEntries)
     }
 }
 
@@ -84,13 +96,14 @@ public final class DeepSeek4Cache: SequenceSideState {
     let compressors: [CompressorState?]
     let indexers: [CompressorState?]
 
-    init(config c: ModelConfig, weights: DeepSeek4Weights) {
+    /// halfEntries: compressed entries and indexer keys stored as IEEE half (half the bytes per token).
+    init(config c: ModelConfig, weights: DeepSeek4Weights, halfEntries: Bool) {
         let ds = c.deepseek4!
         window = ds.window
         headDim = ds.headDim
         raw = weights.layers.map { _ in FloatBuffer(count: ds.window * ds.headDim) }
-        compressors = weights.layers.map { $0.attention.compressor.map(CompressorState.init) }
-        indexers = weights.layers.map { $0.attention.indexerCompressor.map(CompressorState.init) }
+        compressors = weights.layers.map { $0.attention.compressor.map { CompressorState($0, halfEntries: halfEntries) } }
+        indexers = weights.layers.map { $0.attention.indexerCompressor.map { CompressorState($0, halfEntries: halfEntries) } }
     }
 
     func reset() {
@@ -132,6 +145,7 @@ final class DeepSeek4Scratch {
     private(set) var order: UnsafeMutablePointer<Int32>
     let partMax, partSum: FloatBuffer
     let entryTable: FloatBuffer                      // [rope] cos/sin of one entry's position
+    let entryRow: FloatBuffer                        // [max(d, dI)] one entry being pooled
     let threads: Int
 
     init(config c: ModelConfig, maxBatch b: Int, threads: Int) {
@@ -153,6 +167,7 @@ final class DeepSeek4Scratch {
         recent = FloatBuffer(count: (ds.window - 1 + b) * d)
         mainTable = FloatBuffer(count: b * ds.ropeDim); compressTable = FloatBuffer(count: b * ds.ropeDim)
         entryTable = FloatBuffer(count: ds.ropeDim)
+        entryRow = FloatBuffer(count: max(d, ds.indexerHeadDim))
         gathered = FloatBuffer(count: 1); scores = FloatBuffer(count: 1); headScores = FloatBuffer(count: 1)
         order = .allocate(capacity: 1)
         partMax = FloatBuffer(count: threads * h); partSum = FloatBuffer(count: threads * h)
@@ -177,7 +192,8 @@ enum CompressedAttentionBlock {
     /// Pushes token rows (C, Z already projected; Z gets its position bias here) into a compressor's
     /// ring in order, appending an entry each time a window completes.
     static func compress(_ w: CompressorWeights, state st: CompressorState, c: UnsafePointer<Float>, z: UnsafePointer<Float>,
-                         tokens T: Int, startPosition: Int, rope: Rope, ropeDim: Int, table: UnsafeMutablePointer<Float>, epsilon: Float) {
+                         tokens T: Int, startPosition: Int, rope: Rope, ropeDim: Int, table: UnsafeMutablePointer<Float>,
+                         entry: UnsafeMutablePointer<Float>, epsilon: Float) {
         let rf = st.rowFloats, d = st.width, ratio = st.ratio
         for t in 0..<T {
             let p = startPosition + t
@@ -188,7 +204,6 @@ enum CompressedAttentionBlock {
             guard (p + 1) % ratio == 0 else { continue }
             // Window w = p / ratio is complete: pool its rows channel by channel.
             let window = p / ratio
-            let entry = st.entries.append()
             for ch in 0..<d {
                 var mx = -Float.infinity
                 func visit(_ body: (Float, Float) -> Void) {
@@ -213,6 +228,7 @@ enum CompressedAttentionBlock {
             Kernels.rmsNorm(entry, w.norm.pointer, into: entry, count: d, epsilon: epsilon)
             rope.fill(table, position: window * ratio)
             rope.rotate(entry + d - ropeDim, heads: 1, headDim: d, table: table)
+            st.entries.append(entry)
         }
     }
 
@@ -248,7 +264,7 @@ enum CompressedAttentionBlock {
                     if let ix = indexer, visible > topK {
                         // Lightning indexer: per head qI_j · IK_w for every visible entry (one GEMM), then
                         // score_w = Σ_j w_j · ReLU(·) / √dI; keep the top_k (ties: the earlier entry).
-                        ds_gemm(Int32(GGMLType.f32.rawValue), Int64(di), ix.entries.pointer, di * 4, Int64(visible),
+                        ds_gemm(Int32(ix.entries.type.rawValue), Int64(di), ix.entries.storage, ix.entries.rowBytes, Int64(visible),
                                 indexerQ + t * hi * di, di * 4, Int64(hi), headScores, Int64(visible))
                         let wI = indexerW + t * hi, iscale = 1 / Float(di).squareRoot()
                         for w in 0..<visible {
@@ -262,9 +278,9 @@ enum CompressedAttentionBlock {
                             let sa = entryScores[Int(a)], sb = entryScores[Int(b)]
                             return sa > sb || (sa == sb && a < b)
                         }
-                        for i in 0..<topK { (keys + n * d).update(from: comp.entries.row(Int(order[i])), count: d); n += 1 }
+                        for i in 0..<topK { comp.entries.copy(rows: Int(order[i]), count: 1, into: keys + n * d); n += 1 }
                     } else if visible > 0 {
-                        (keys + n * d).update(from: comp.entries.pointer, count: visible * d); n += visible
+                        comp.entries.copy(rows: 0, count: visible, into: keys + n * d); n += visible
                     }
                 }
                 // All heads against the n keys (K = V); then the sink joins each head's denominator.

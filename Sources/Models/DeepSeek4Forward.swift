@@ -104,7 +104,9 @@ extension TransformerModel {
                           logitRows: [Int], logitsOffset: Int) {
         guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
         for seg in segments {
-            let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { DeepSeek4Cache(config: config, weights: weights) }) {
+            let half = seg.cache.pool.shape.type != .f32
+            let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
+                                            make: { DeepSeek4Cache(config: config, weights: weights, halfEntries: half) }) {
                 history, _, n, cache in
                 runDeepSeek4(history, tokens: n, cache: cache, weights: weights, state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
             }
@@ -208,12 +210,14 @@ extension TransformerModel {
         if let cw = w.compressor, let st = compressor {
             mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T)
             CompressedAttentionBlock.compress(cw, state: st, c: x.compressC.pointer, z: x.compressZ.pointer, tokens: T, startPosition: start,
-                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer, epsilon: eps)
+                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer,
+                                              entry: x.entryRow.pointer, epsilon: eps)
         }
         if let iw = w.indexerCompressor, let st = indexer, let qB = w.indexerQB, let proj = w.indexerProj {
             mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T)
             CompressedAttentionBlock.compress(iw, state: st, c: x.indexerC.pointer, z: x.indexerZ.pointer, tokens: T, startPosition: start,
-                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer, epsilon: eps)
+                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer,
+                                              entry: x.entryRow.pointer, epsilon: eps)
             let hi = ds.indexerHeads, di = ds.indexerHeadDim
             mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer)
             mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer)

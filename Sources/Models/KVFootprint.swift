@@ -21,7 +21,8 @@ public struct KVFootprint: Sendable, CustomStringConvertible {
 }
 
 extension TransformerModel {
-    /// The cache footprint of one sequence with K/V stored as `type` (DeepSeek V4's compressed cache is F32).
+    /// The cache footprint of one sequence with K/V stored as `type` (DeepSeek V4's compressed entries:
+    /// F32, or half for narrower types).
     public func kvFootprint(type: KVType = .f32) -> KVFootprint {
         let c = config
         if let ds = c.deepseek4, let weights = deepseek4 {
@@ -29,7 +30,7 @@ extension TransformerModel {
             for w in weights.layers {
                 fixed += ds.window * ds.headDim * 4
                 for comp in [w.attention.compressor, w.attention.indexerCompressor].compactMap({ $0 }) {
-                    perToken += Double(comp.width * 4) / Double(comp.ratio)
+                    perToken += Double(comp.width * (type == .f32 ? 4 : 2)) / Double(comp.ratio)
                     fixed += (comp.overlapping ? 2 : 1) * comp.ratio * 2 * comp.rowFloats * 4
                 }
             }

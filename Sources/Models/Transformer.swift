@@ -375,7 +375,8 @@ public final class InferenceState: @unchecked Sendable {
     public static func kvShape(_ c: ModelConfig, type: KVType = .f32) -> KVShape {
         // DeepSeek V4 keeps its compressed cache beside the pages (KVSequence.auxiliary); the pages only
         // carry the sequence's tokens and positions.
-        if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: 1, vRowFloats: 0, type: .f32, retention: [.all]) }
+        // (its entries are stored as F32, or as half for narrower KV types).
+        if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: type.blockSize, vRowFloats: 0, type: type, retention: [.all]) }
         // Gemma 4: one KV layer per layer that writes K/V (shared layers read another's), rows as wide as
         // the widest layer's.
         if let q = c.qwen35 {

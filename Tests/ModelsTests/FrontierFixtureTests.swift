@@ -140,3 +140,15 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
         #expect("\(error)".contains(mention), "\(error)")
     }
 }
+
+/// DeepSeek V4 with a half-precision KV type keeps its compressed entries and indexer keys as half:
+/// half the bytes per token of context, logits still close to the golden ones.
+@Test func deepSeek4HalfEntries() throws {
+    let (golden, model) = try loadFrontier("deepseek4")
+    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvType: .f16)
+    let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+    let diff = maxAbsDiff(logits, golden.logits)
+    #expect(diff <= 2e-2, "F16 entries: max |Δlogit| = \(diff)")
+    #expect(diff > 0, "entries were not stored as half")
+    #expect(model.kvFootprint(type: .f16).bytesPerToken * 2 == model.kvFootprint(type: .f32).bytesPerToken)
+}

@@ -12,6 +12,9 @@ void ds_rmsnorm_f32(const float *x, const float *w, float *out, int64_t n, float
 // gate[i] = silu(gate[i]) * up[i]
 void ds_swiglu_f32(float *gate, const float *up, int64_t n);
 void ds_swiglu_clamped_f32(float *gate, const float *up, int64_t n, float limit);
+// Rows of IEEE half <-> float (F16C when available; F32 -> F16 rounds to nearest even).
+void ds_convert_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
+void ds_convert_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
 // gate[i] = gelu_tanh(gate[i]) * up[i]
 void ds_geglu_f32(float *gate, const float *up, int64_t n);
 
