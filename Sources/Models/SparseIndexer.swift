@@ -11,6 +11,8 @@
 // them, so attention is dense until the context passes top_k. The positive scale factors change no
 // ranking; they are kept so the scores have the reference's values.
 
+import CKernels
+import GGUF
 import Kernels
 import KVCache
 
@@ -54,11 +56,13 @@ final class SparseIndexerScratch {
     /// Per batch row: selected positions (ascending) and how many.
     let selected: UnsafeMutablePointer<Int32>   // [maxBatch, topK]
     let selectedCount: UnsafeMutablePointer<Int32>
-    /// Per thread: scores and candidate order over the context, one cached key, cache rows of a selection.
+    /// The layer's cached indexer keys gathered contiguously [positions, Di]; per thread the per-head
+    /// scores [Hi, positions], the combined scores and the candidates' order over the context.
+    private(set) var keys: FloatBuffer
+    private(set) var headScores: FloatBuffer
     private(set) var scores: FloatBuffer
     private(set) var order: UnsafeMutablePointer<Int32>
     private(set) var perThreadPositions = 0
-    let keyRow: FloatBuffer
     let rows: UnsafeMutablePointer<Int32>       // [maxBatch, topK] cache rows of the current layer
     let config: SparseIndexerConfig
     let threads: Int
@@ -75,7 +79,8 @@ final class SparseIndexerScratch {
         rows = .allocate(capacity: b * ix.topK)
         scores = FloatBuffer(count: 1)
         order = .allocate(capacity: 1)
-        keyRow = FloatBuffer(count: threads * ix.headDim)
+        keys = FloatBuffer(count: 1)
+        headScores = FloatBuffer(count: 1)
     }
     deinit { selected.deallocate(); selectedCount.deallocate(); rows.deallocate(); order.deallocate() }
 
@@ -83,6 +88,8 @@ final class SparseIndexerScratch {
         guard positions > perThreadPositions else { return }
         let n = max(positions, perThreadPositions * 2)
         scores = FloatBuffer(count: threads * n)
+        keys = FloatBuffer(count: n * config.headDim)
+        headScores = FloatBuffer(count: threads * n * config.heads)
         order.deallocate()
         order = .allocate(capacity: threads * n)
         perThreadPositions = n
@@ -122,17 +129,22 @@ enum SparseIndexerBlock {
 
     /// Selects, for token t of the batch (position startPosition + t, batch row rowOffset + t), the
     /// top_k cached positions by indexer score. Keys are read from the cache rows of `layer` at
-    /// `keyOffset` floats (their rows must already hold this batch's keys).
+    /// `keyOffset` floats (their rows must already hold this batch's keys): gathered once per call, then
+    /// per token one GEMM gives every head's q · k over the visible positions.
     static func select(tokens T: Int, startPosition: Int, rowOffset: Int, cache: KVSequence, layer l: Int, keyOffset: Int,
                        pool: WorkerPool, scratch x: SparseIndexerScratch) {
         let ix = x.config, di = ix.headDim, hi = ix.heads, topK = ix.topK
-        x.reserve(positions: startPosition + T)
+        let total = startPosition + T
+        x.reserve(positions: total)
         let perThread = x.perThreadPositions
-        let scoresBase = x.scores.pointer, orderBase = x.order, keyBase = x.keyRow.pointer
-        let query = x.query.pointer, weights = x.headWeights.pointer
+        let keys = x.keys.pointer, query = x.query.pointer, weights = x.headWeights.pointer
         let selected = x.selected, counts = x.selectedCount
+        pool.parallelFor(total) { range in
+            for s in range { cache.loadK(l, s, offset: keyOffset, count: di, into: keys + s * di) }
+        }
         pool.run { ith, nth in
-            let scores = scoresBase + ith * perThread, order = orderBase + ith * perThread, key = keyBase + ith * di
+            let scores = x.scores.pointer + ith * perThread, order = x.order + ith * perThread
+            let headScores = x.headScores.pointer + ith * perThread * hi
             for t in stride(from: ith, to: T, by: nth) {
                 let visible = startPosition + t + 1
                 let out = selected + (rowOffset + t) * topK
@@ -141,24 +153,47 @@ enum SparseIndexerBlock {
                     for s in 0..<visible { out[s] = Int32(s) }
                     continue
                 }
-                let q = query + t * hi * di, w = weights + t * hi
-                for s in 0..<visible {
-                    cache.loadK(l, s, offset: keyOffset, count: di, into: key)
-                    var score: Float = 0
-                    for j in 0..<hi { score += w[j] * max(0, Kernels.dot(q + j * di, key, di)) }
-                    scores[s] = score
-                    order[s] = Int32(s)
+                // headScores[j][s] = iq_j · ik_s;  score_s = Σ_j w_j · ReLU(headScores[j][s])
+                ds_gemm(Int32(GGMLType.f32.rawValue), Int64(di), keys, di * 4, Int64(visible),
+                        query + t * hi * di, di * 4, Int64(hi), headScores, Int64(visible))
+                let w = weights + t * hi
+                for s in 0..<visible { scores[s] = 0; order[s] = Int32(s) }
+                for j in 0..<hi {
+                    let row = headScores + j * visible, wj = w[j]
+                    for s in 0..<visible { scores[s] += wj * max(0, row[s]) }
                 }
-                // Best top_k first (ties: the earlier position), then the kept positions in order.
-                var candidates = UnsafeMutableBufferPointer(start: order, count: visible)
-                candidates.sort { a, b in
-                    let sa = scores[Int(a)], sb = scores[Int(b)]
-                    return sa > sb || (sa == sb && a < b)
-                }
+                selectTop(topK, of: order, count: visible, scores: UnsafePointer(scores))
                 var kept = UnsafeMutableBufferPointer(start: order, count: topK)
                 kept.sort()
                 for i in 0..<topK { out[i] = order[i] }
             }
+        }
+    }
+
+    /// Moves the k best candidates (higher score first, ties: the earlier position) to order[0..<k], in
+    /// linear expected time (quickselect with a median-of-three pivot).
+    static func selectTop(_ k: Int, of base: UnsafeMutablePointer<Int32>, count n: Int, scores: UnsafePointer<Float>) {
+        let order = UnsafeMutableBufferPointer(start: base, count: n)
+        @inline(__always) func better(_ a: Int32, _ b: Int32) -> Bool {
+            let sa = scores[Int(a)], sb = scores[Int(b)]
+            return sa > sb || (sa == sb && a < b)
+        }
+        var lo = 0, hi = n - 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            // Median of three as the pivot, placed at hi.
+            if better(order[mid], order[lo]) { order.swapAt(lo, mid) }
+            if better(order[hi], order[lo]) { order.swapAt(lo, hi) }
+            if better(order[mid], order[hi]) { order.swapAt(mid, hi) }
+            let pivot = order[hi]
+            var store = lo
+            for i in lo..<hi where better(order[i], pivot) {
+                order.swapAt(i, store)
+                store += 1
+            }
+            order.swapAt(store, hi)
+            if store == k - 1 || store == k { return }
+            if store > k { hi = store - 1 } else { lo = store + 1 }
         }
     }
 }
