@@ -273,11 +273,9 @@ enum CompressedAttentionBlock {
                             entryScores[w] = s * iscale
                             order[w] = Int32(w)
                         }
-                        var candidates = UnsafeMutableBufferPointer(start: order, count: visible)
-                        candidates.sort { a, b in
-                            let sa = entryScores[Int(a)], sb = entryScores[Int(b)]
-                            return sa > sb || (sa == sb && a < b)
-                        }
+                        SparseIndexerBlock.selectTop(topK, of: order, count: visible, scores: UnsafePointer(entryScores))
+                        var kept = UnsafeMutableBufferPointer(start: order, count: topK)
+                        kept.sort()
                         for i in 0..<topK { comp.entries.copy(rows: Int(order[i]), count: 1, into: keys + n * d); n += 1 }
                     } else if visible > 0 {
                         comp.entries.copy(rows: 0, count: visible, into: keys + n * d); n += visible
