@@ -74,6 +74,38 @@ DS_CLONES void ds_swiglu_clamped_f32(float *gate, const float *up, int64_t n, fl
     }
 }
 
+// One token of the gated delta rule for one head, state S[i][m] (i < dk key dims, m < dv value dims,
+// rows contiguous in m):  S ← decay·S;  δ = β (v − Sᵀk);  S += k δᵀ;  out = Sᵀq.
+DS_CLONES void ds_gated_delta_step_f32(float *S, const float *k, const float *v, const float *q, float beta, float decay,
+                                       int64_t dk, int64_t dv, float *delta, float *out) {
+    for (int64_t m = 0; m < dv; m++) delta[m] = 0;
+    for (int64_t i = 0; i < dk; i++) {
+        float *row = S + i * dv;
+        const float ki = k[i];
+        for (int64_t m = 0; m < dv; m++) { row[m] *= decay; delta[m] += row[m] * ki; }
+    }
+    for (int64_t m = 0; m < dv; m++) { delta[m] = beta * (v[m] - delta[m]); out[m] = 0; }
+    for (int64_t i = 0; i < dk; i++) {
+        float *row = S + i * dv;
+        const float ki = k[i], qi = q[i];
+        for (int64_t m = 0; m < dv; m++) { row[m] += ki * delta[m]; out[m] += row[m] * qi; }
+    }
+}
+
+// Causal depthwise conv + SiLU over T rows: window holds K − 1 earlier rows then the T new ones
+// ([K − 1 + T, C]); taps are [K, C] (tap K − 1 multiplies the current row).
+DS_CLONES void ds_causal_conv_silu_f32(const float *window, const float *taps, int64_t T, int64_t C, int64_t K, float *out) {
+    for (int64_t t = 0; t < T; t++) {
+        float *o = out + t * C;
+        for (int64_t c = 0; c < C; c++) o[c] = 0;
+        for (int64_t j = 0; j < K; j++) {
+            const float *x = window + (t + j) * C, *w = taps + j * C;
+            for (int64_t c = 0; c < C; c++) o[c] += x[c] * w[c];
+        }
+        for (int64_t c = 0; c < C; c++) o[c] = o[c] / (1.0f + ds_exp_approx(-o[c]));
+    }
+}
+
 // gate[i] = gelu_tanh(gate[i]) · up[i],  tanh(u) = 1 - 2 / (e^{2u} + 1)
 DS_CLONES void ds_geglu_f32(float *gate, const float *up, int64_t n) {
     const float c = 0.7978845608028654f; // sqrt(2/pi)

@@ -12,6 +12,7 @@
 // The recurrent state lives beside the KV pages (KVSequence.auxiliary); going back to an earlier
 // position replays the committed tokens through the DeltaNet layers (attention reads its cached K/V).
 
+import CKernels
 import GGUF
 import Kernels
 import KVCache
@@ -39,7 +40,7 @@ public struct Qwen35Config: Sendable {
 
 struct DeltaNetWeights: @unchecked Sendable {
     var qkv, gate, alpha, beta, out: WeightMatrix
-    var conv: FloatBuffer        // [channels, K]
+    var conv: FloatBuffer        // taps [K, channels] (tap K − 1 multiplies the current token)
     var dtBias, decay: FloatBuffer  // [H_v]; decay = −exp(A_log)
     var norm: FloatBuffer        // [S_v]
 }
@@ -109,8 +110,12 @@ extension WeightReader {
                                            deltaNet: nil, attention: nil, moe: moe)
             if q.recurrent[l] {
                 let conv = try matrix(named: "blk.\(l).ssm_conv1d.weight", rows: q.convChannels, cols: q.convKernel)
-                let taps = FloatBuffer(count: q.convChannels * q.convKernel)
-                for ch in 0..<q.convChannels { conv.dequantizeRow(ch, into: taps.pointer + ch * q.convKernel) }
+                // Stored [channels, K]; kept transposed [K, channels] so the conv runs along channels.
+                let taps = FloatBuffer(count: q.convChannels * q.convKernel), row = FloatBuffer(count: q.convKernel)
+                for ch in 0..<q.convChannels {
+                    conv.dequantizeRow(ch, into: row.pointer)
+                    for k in 0..<q.convKernel { taps.pointer[k * q.convChannels + ch] = row.pointer[k] }
+                }
                 layer.deltaNet = DeltaNetWeights(
                     qkv: try matrix(named: "blk.\(l).attn_qkv.weight", rows: q.convChannels, cols: e),
                     gate: try matrix(named: "blk.\(l).attn_gate.weight", rows: q.valueDim, cols: e),
@@ -155,8 +160,10 @@ public final class Qwen35State: SequenceSideState {
 final class Qwen35Scratch {
     let qkv, window, gate, alpha, beta, core, query: FloatBuffer
     let table: FloatBuffer
+    let delta: FloatBuffer           // [S_v] the delta rule's scratch
     init(config c: ModelConfig, maxBatch b: Int) {
         let q = c.qwen35!
+        delta = FloatBuffer(count: q.stateSize)
         qkv = FloatBuffer(count: b * q.convChannels)
         window = FloatBuffer(count: (q.convKernel - 1 + b) * q.convChannels)
         gate = FloatBuffer(count: b * max(q.valueDim, c.headCount * c.headDimK))
@@ -230,14 +237,8 @@ extension TransformerModel {
         window.update(from: convState, count: (K - 1) * C)
         (window + (K - 1) * C).update(from: x.qkv.pointer, count: T * C)
         let conv = x.qkv.pointer
-        for t in 0..<T {
-            for ch in 0..<C {
-                var sum: Float = 0
-                for k in 0..<K { sum += window[(t + k) * C + ch] * taps[ch * K + k] }
-                conv[t * C + ch] = sum / (1 + expf(-sum))
-            }
-        }
         convState.update(from: window + T * C, count: (K - 1) * C)
+        ds_causal_conv_silu_f32(window, taps, Int64(T), Int64(C), Int64(K), conv)
         // Delta rule per token and value head.
         let S = st.delta[l]!.pointer, core = x.core.pointer
         let qScale = 1 / Float(sk).squareRoot()
@@ -252,17 +253,9 @@ extension TransformerModel {
                 let a = x.alpha.pointer[t * hv + j] + w.dtBias.pointer[j]
                 let g = w.decay.pointer[j] * (a > 20 ? a : log1pf(expf(a)))
                 let beta = 1 / (1 + expf(-x.beta.pointer[t * hv + j]))
-                let decay = expf(g), state = S + j * sk * sk, out = core + t * q.valueDim + j * sk
-                for i in 0..<(sk * sk) { state[i] *= decay }
-                // δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
-                for m in 0..<sk {
-                    var read: Float = 0
-                    for i in 0..<sk { read += state[i * sk + m] * kv[i] }
-                    let delta = beta * (v[m] - read)
-                    var o: Float = 0
-                    for i in 0..<sk { state[i * sk + m] += kv[i] * delta; o += state[i * sk + m] * qv[i] }
-                    out[m] = o
-                }
+                let out = core + t * q.valueDim + j * sk
+                // S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
+                ds_gated_delta_step_f32(S + j * sk * sk, kv, v, qv, beta, expf(g), Int64(sk), Int64(sk), x.delta.pointer, out)
                 // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
                 Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
                 let z = x.gate.pointer + t * q.valueDim + j * sk

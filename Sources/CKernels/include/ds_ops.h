@@ -12,6 +12,11 @@ void ds_rmsnorm_f32(const float *x, const float *w, float *out, int64_t n, float
 // gate[i] = silu(gate[i]) * up[i]
 void ds_swiglu_f32(float *gate, const float *up, int64_t n);
 void ds_swiglu_clamped_f32(float *gate, const float *up, int64_t n, float limit);
+// Gated DeltaNet (Qwen3.5): one token of the delta rule for one head (state rows contiguous in the value
+// dim; delta: dv floats of scratch), and the causal depthwise conv + SiLU over T rows.
+void ds_gated_delta_step_f32(float *S, const float *k, const float *v, const float *q, float beta, float decay,
+                             int64_t dk, int64_t dv, float *delta, float *out);
+void ds_causal_conv_silu_f32(const float *window, const float *taps, int64_t T, int64_t C, int64_t K, float *out);
 // Rows of IEEE half <-> float (F16C when available; F32 -> F16 rounds to nearest even).
 void ds_convert_f16_to_f32(const uint16_t *src, float *dst, int64_t n);
 void ds_convert_f32_to_f16(const float *src, uint16_t *dst, int64_t n);
