@@ -84,13 +84,18 @@ public struct KVShape: Sendable, Equatable {
     public var type: KVType
     /// Per layer (layers entries).
     public var retention: [KVRetention]
-    public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32, retention: [KVRetention]? = nil) {
+    /// Bytes per position a model keeps beside the pages (DeepSeek V4's compressed entries, averaged over
+    /// positions): counted in every page's size so the KV budget covers them; no arena holds them.
+    public var sideBytesPerPosition: Int
+    public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32, retention: [KVRetention]? = nil,
+                sideBytesPerPosition: Int = 0) {
         self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats; self.type = type
+        self.sideBytesPerPosition = sideBytesPerPosition
         self.retention = retention ?? Array(repeating: .all, count: layers)
         precondition(self.retention.count == layers, "KV retention needs one entry per layer")
     }
-    /// Bytes of one position over all layers.
-    public var bytesPerPosition: Int { layers * (kRowBytes + vRowBytes) }
+    /// Bytes of one position over all layers (with what the model keeps beside the pages).
+    public var bytesPerPosition: Int { layers * (kRowBytes + vRowBytes) + sideBytesPerPosition }
     public var kRowBytes: Int { type.bytes(kRowFloats) }
     public var vRowBytes: Int { type.bytes(vRowFloats) }
 }
@@ -230,7 +235,7 @@ public final class KVPagePool: @unchecked Sendable {
 
     /// Bytes of one page: one layer group's K and V rows for pageTokens positions.
     public static func pageBytes(_ shape: KVShape, pageTokens: Int) -> Int {
-        KVLayerGroups(shape).layersPerGroup * roundedPageTokens(pageTokens) * (shape.kRowBytes + shape.vRowBytes)
+        roundedPageTokens(pageTokens) * (KVLayerGroups(shape).layersPerGroup * (shape.kRowBytes + shape.vRowBytes) + shape.sideBytesPerPosition)
     }
 
     /// Pages one sequence of `positions` needs at most, evaluated in batches of up to `batch` tokens:
@@ -245,7 +250,7 @@ public final class KVPagePool: @unchecked Sendable {
         }
     }
 
-    public var pageBytes: Int { groups.layersPerGroup * pageTokens * (shape.kRowBytes + shape.vRowBytes) }
+    public var pageBytes: Int { pageTokens * (groups.layersPerGroup * (shape.kRowBytes + shape.vRowBytes) + shape.sideBytesPerPosition) }
     public var bytes: Int { capacity * pageBytes }
 
     func locked<T>(_ body: () throws -> T) rethrows -> T {

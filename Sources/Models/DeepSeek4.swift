@@ -37,6 +37,17 @@ public struct DeepSeek4Config: Sendable {
     public var sharedSwigluLimits: [Float]
     /// Layers [0, hashLayers) route by token id.
     public var hashLayers: Int
+    /// Per layer: a CSA layer (overlapping compressor + lightning indexer; its file has the indexer's tensors).
+    public var csaLayers: [Bool] = []
+
+    /// Bytes per position the compressed entries and indexer keys add (elementBytes each).
+    public func compressedBytesPerPosition(elementBytes: Int) -> Double {
+        var total = 0.0
+        for (l, ratio) in compressRatios.enumerated() where ratio > 0 {
+            total += Double((headDim + (csaLayers[l] ? indexerHeadDim : 0)) * elementBytes) / Double(ratio)
+        }
+        return total
+    }
 
     /// Floats of the hyper-connection mixes: pre (hc), post (hc), comb (hc × hc).
     var mixCount: Int { (2 + streams) * streams }
@@ -145,7 +156,9 @@ public enum DeepSeek4Architecture: Architecture {
                 throw ModelError.missingMetadata(file: gguf.path, key: "\(name).attention.indexer.head_count / key_length / top_k")
             }
         }
-        config.deepseek4 = ds
+        var withCSA = ds
+        withCSA.csaLayers = (0..<layers).map { gguf.tensor(DeepSeek4TensorName.indexerCompressorKV($0).name) != nil }
+        config.deepseek4 = withCSA
         config.ropeStyle = .interleaved
         config.activation = .silu
         try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: .sqrtSoftplus), gguf: gguf)
@@ -193,7 +206,7 @@ extension WeightReader {
                 outputB: try matrix(named: N.outputB(l).name, rows: e, cols: ds.outputGroups * ds.outputRank),
                 compressor: nil, indexerCompressor: nil, indexerQB: nil, indexerProj: nil)
             if ratio > 0 {
-                let overlapping = has(N.indexerCompressorKV(l).name)   // CSA: overlapping windows + indexer
+                let overlapping = ds.csaLayers[l]   // CSA: overlapping windows + indexer
                 attention.compressor = try compressor(kv: N.compressorKV(l).name, gate: N.compressorGate(l).name,
                                                       position: N.compressorPosition(l).name, norm: N.compressorNorm(l).name,
                                                       ratio: ratio, width: d, overlapping: overlapping, c)

@@ -26,15 +26,14 @@ extension TransformerModel {
     public func kvFootprint(type: KVType = .f32) -> KVFootprint {
         let c = config
         if let ds = c.deepseek4, let weights = deepseek4 {
-            var perToken = 0.0, fixed = 0
+            var fixed = 0
             for w in weights.layers {
                 fixed += ds.window * ds.headDim * 4
                 for comp in [w.attention.compressor, w.attention.indexerCompressor].compactMap({ $0 }) {
-                    perToken += Double(comp.width * (type == .f32 ? 4 : 2)) / Double(comp.ratio)
                     fixed += (comp.overlapping ? 2 : 1) * comp.ratio * 2 * comp.rowFloats * 4
                 }
             }
-            return KVFootprint(bytesPerToken: perToken, fixedBytes: fixed)
+            return KVFootprint(bytesPerToken: ds.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2), fixedBytes: fixed)
         }
         let shape = InferenceState.kvShape(c, type: type)
         let row = type.bytes(shape.kRowFloats) + type.bytes(shape.vRowFloats)

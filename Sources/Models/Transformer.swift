@@ -376,7 +376,11 @@ public final class InferenceState: @unchecked Sendable {
         // DeepSeek V4 keeps its compressed cache beside the pages (KVSequence.auxiliary); the pages only
         // carry the sequence's tokens and positions.
         // (its entries are stored as F32, or as half for narrower KV types).
-        if c.deepseek4 != nil { return KVShape(layers: 1, kRowFloats: type.blockSize, vRowFloats: 0, type: type, retention: [.all]) }
+        if let ds = c.deepseek4 {
+            let side = ds.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2).rounded(.up)
+            return KVShape(layers: 1, kRowFloats: type.blockSize, vRowFloats: 0, type: type, retention: [.all],
+                           sideBytesPerPosition: Int(side))
+        }
         // Gemma 4: one KV layer per layer that writes K/V (shared layers read another's), rows as wide as
         // the widest layer's.
         if let q = c.qwen35 {

@@ -7,6 +7,7 @@ import Foundation
 import Testing
 import GGUF
 import Models
+import KVCache
 
 struct FrontierGolden: Decodable {
     let token_ids: [Int32]
@@ -151,4 +152,21 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
     #expect(diff <= 2e-2, "F16 entries: max |Δlogit| = \(diff)")
     #expect(diff > 0, "entries were not stored as half")
     #expect(model.kvFootprint(type: .f16).bytesPerToken * 2 == model.kvFootprint(type: .f32).bytesPerToken)
+}
+
+/// DeepSeek V4's compressed entries are counted in the KV pages' size: a budget too small for the
+/// prompt's entries refuses it with the budget error instead of growing past it.
+@Test func deepSeek4CompressedCacheCountsAgainstTheKVBudget() throws {
+    let (golden, model) = try loadFrontier("deepseek4")
+    let shape = InferenceState.kvShape(model.config)
+    #expect(shape.sideBytesPerPosition == 258)   // docs/models/deepseek4.md §6
+    #expect(InferenceState.kvShape(model.config, type: .f16).sideBytesPerPosition == 129)
+    let pool = KVPagePool(shape: shape, pageTokens: 32, budgetBytes: 3 * KVPagePool.pageBytes(shape, pageTokens: 32))
+    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: pool)
+    do {
+        try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
+        Issue.record("136 positions fit a 96-position budget")
+    } catch {
+        #expect("\(error)".contains("budget"), "\(error)")
+    }
 }
