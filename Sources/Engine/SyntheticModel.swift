@@ -15,7 +15,7 @@ public struct SyntheticModelSpec: Sendable {
     public var feedForward = 5632
     public var type: GGMLType = .q4_K
     public var seed: UInt64 = 1
-    /// deepseek2 only: MoE shape (the first `leadingDense` layers dense) and MLA shape; attention
+    /// deepseek2 and glm-dsa: MoE shape (the first `leadingDense` layers dense) and MLA shape; attention
     /// matrices use `attentionType` (the per-head 128-wide k_b rows do not fit 256-value K-quant blocks).
     public var experts = 64
     public var expertsUsed = 6
@@ -35,7 +35,12 @@ public struct SyntheticModelSpec: Sendable {
     /// deepseek4 only: the DeepSeek-V4 shapes (SyntheticDeepSeek4.swift); `type` is then the routed
     /// experts' type and `attentionType` that of the attention, compressor and shared-expert matrices.
     public var deepseek4 = SyntheticDeepSeek4Shape()
+    /// glm-dsa only: deepseek2's shapes (the options above) plus the lightning indexer (SyntheticGLMDSA.swift).
+    public var glmDSA = SyntheticGLMDSAShape()
     public init() {}
+
+    /// deepseek2 and glm-dsa: MLA + MoE.
+    var isLatentMoE: Bool { architecture == "deepseek2" || architecture == "glm-dsa" }
 
     public var headDim: Int { hidden / heads }
 }
@@ -51,7 +56,8 @@ public enum SyntheticModel {
             throw GGUFError(file: path, field: "type", message: "\(t.name) cannot be written")
         }
         var sizes = [("hidden", spec.hidden), ("feed-forward", spec.feedForward)]
-        if spec.architecture == "deepseek2" { sizes.append(("expert feed-forward", spec.expertFeedForward)) }
+        if spec.isLatentMoE { sizes.append(("expert feed-forward", spec.expertFeedForward)) }
+        if spec.architecture == "glm-dsa" { try checkGLMDSA(spec, path: path) }
         for (what, n) in sizes where n % t.blockSize != 0 {
             throw GGUFError(file: path, field: what, message: "\(what) size \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
         }
@@ -77,7 +83,8 @@ public enum SyntheticModel {
         w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-5))
         w.set("\(a).rope.dimension_count", .uint32(UInt32(spec.headDim)))
         w.set("\(a).vocab_size", .uint32(UInt32(vocab)))
-        if a == "deepseek2" { setDeepSeekMetadata(spec, &w) }
+        if spec.isLatentMoE { setDeepSeekMetadata(spec, &w) }
+        if a == "glm-dsa" { setGLMDSAMetadata(spec, &w) }
         for key in source.metadataKeys where key.hasPrefix("tokenizer.") && key != "tokenizer.chat_template" {
             w.set(key, source[key]!)
         }
@@ -94,7 +101,7 @@ public enum SyntheticModel {
         try matrix("token_embd.weight", rows: vocab, cols: e)
         try ones("output_norm.weight", e)
         try matrix("output.weight", rows: vocab, cols: e)
-        if a == "deepseek2" {
+        if spec.isLatentMoE {
             var floatTensors: [(String, [Int], [Float])] = []
             try writeDeepSeekLayers(spec, matrix: matrix, ones: ones, floats: { floatTensors.append(($0, $1, $2)) }, random: random)
             for (name, dims, values) in floatTensors { try w.addTensor(name: name, dims: dims, floats: values) }
@@ -118,9 +125,10 @@ public enum SyntheticModel {
     }
 
     /// DeepSeek-V3-shaped hyper-parameters: MLA (absorbed-form key lengths, as llama.cpp's converter
-    /// writes them), sigmoid routing with correction bias, normalised weights × 2.5, shared experts.
+    /// writes them), sigmoid routing with correction bias, normalised weights × 2.5, shared experts
+    /// (keys under `spec.architecture`; glm-dsa has no gating key: sigmoid is its default).
     static func setDeepSeekMetadata(_ spec: SyntheticModelSpec, _ w: inout GGUFWriter) {
-        let a = "deepseek2"
+        let a = spec.architecture
         func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
         u("attention.head_count_kv", 1)
         u("attention.key_length", spec.kvLoraRank + spec.ropeDim)
@@ -135,7 +143,7 @@ public enum SyntheticModel {
         u("expert_used_count", spec.expertsUsed)
         u("expert_group_count", 1)
         u("expert_group_used_count", 1)
-        u("expert_gating_func", 2)
+        if a == "deepseek2" { u("expert_gating_func", 2) }
         u("expert_feed_forward_length", spec.expertFeedForward)
         u("expert_shared_count", spec.sharedExperts)
         w.set("\(a).expert_weights_scale", .float32(2.5))
@@ -163,6 +171,9 @@ public enum SyntheticModel {
             try matrix(b + "attn_k_b.weight", spec.kvLoraRank, spec.nopeDim, h, at)
             try matrix(b + "attn_v_b.weight", spec.valueDim, spec.kvLoraRank, h, at)
             try matrix(b + "attn_output.weight", e, h * spec.valueDim, 1, at)
+            if spec.architecture == "glm-dsa" {
+                try writeGLMDSAIndexer(spec, layer: l, matrix: matrix, ones: ones, floats: floats, random: random)
+            }
             try ones(b + "ffn_norm.weight", e)
             if l < spec.leadingDense {
                 try matrix(b + "ffn_gate.weight", spec.feedForward, e, 1, nil)

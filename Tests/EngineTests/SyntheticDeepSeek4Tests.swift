@@ -81,19 +81,24 @@ import Sampling
         let loaded = try LoadedModel(path: path)
         #expect(loaded.model.config.deepseek4 != nil)
         // 140 tokens: past the window (16), 35 CSA entries (the indexer keeps 8), one HCA entry.
-        let tokens = (0..<140).map { Int32(3 + ($0 * 37) % 500) }
-        let state = InferenceState(config: loaded.model.config, contextLength: 256, maxBatch: 64, threads: 2)
-        let logits = Array(try loaded.model.forward(tokens, startPosition: 0, state: state, logits: .all))
-        #expect(logits.count == tokens.count * loaded.model.vocabularySize)
-        #expect(logits.allSatisfy { $0.isFinite })
-        #expect(logits.contains { $0 != 0 })
-
-        let session = Session(loaded, contextLength: 256, threads: 2)
-        var options = GenerationOptions()
-        options.maxTokens = 6
-        options.ignoreEOS = true
-        options.sampler = .greedy
-        let result = try session.generate(prompt: Array(tokens.prefix(20)), options: options) { _ in }
-        #expect(result.tokens.count == 6)
+        try expectRunsAndGenerates(loaded, tokens: (0..<140).map { Int32(3 + ($0 * 37) % 500) }, context: 256)
     }
+}
+
+/// A synthetic model evaluates `tokens` in one batch with finite, non-zero logits at every position,
+/// and a session on it greedily generates 6 tokens.
+func expectRunsAndGenerates(_ loaded: LoadedModel, tokens: [Int32], context: Int) throws {
+    let state = InferenceState(config: loaded.model.config, contextLength: context, maxBatch: 64, threads: 2)
+    let logits = Array(try loaded.model.forward(tokens, startPosition: 0, state: state, logits: .all))
+    #expect(logits.count == tokens.count * loaded.model.vocabularySize)
+    #expect(logits.allSatisfy { $0.isFinite })
+    #expect(logits.contains { $0 != 0 })
+
+    let session = Session(loaded, contextLength: context, threads: 2)
+    var options = GenerationOptions()
+    options.maxTokens = 6
+    options.ignoreEOS = true
+    options.sampler = .greedy
+    let result = try session.generate(prompt: Array(tokens.prefix(20)), options: options) { _ in }
+    #expect(result.tokens.count == 6)
 }
