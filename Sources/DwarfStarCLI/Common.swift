@@ -66,7 +66,7 @@ struct ModelOptions: ParsableArguments {
         if let budget = try ramBudget.map(parseByteSize) {
             let kv = try kvBudget.map(parseByteSize)
                 ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
-            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: 64 << 20)
+            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch))
             let warmed = try loaded.apply(plan)
             printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
         }

@@ -19,7 +19,7 @@ struct Plan: ParsableCommand {
         do {
             let loaded = try LoadedModel(path: try ModelStore.resolveOrPull(model))
             let kv = loaded.kvBytes(contextLength: ctx, batch: 512)
-            let plan = try loaded.placement(budgetBytes: try parseByteSize(ram), kvBytes: kv, scratchBytes: 64 << 20)
+            let plan = try loaded.placement(budgetBytes: try parseByteSize(ram), kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: 512))
             func mib(_ b: Int) -> String { String(format: "%9.1f MiB", Double(b) / 1048576) }
             // Groups of tensors per tier.
             var groups: [String: Int] = [:]

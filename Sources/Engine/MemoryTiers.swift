@@ -64,6 +64,18 @@ extension LoadedModel {
         return nil
     }
 
+    /// Bytes a session's buffers take for batches of `batch` tokens (activations, attention, MoE and
+    /// architecture scratch; KV excluded): measured by building one (they are zero-filled, so resident)
+    /// and reading the resident size before and after. At least 64 MiB.
+    public func sessionScratchBytes(batch: Int, threads: Int = WorkerPool.defaultThreadCount) -> Int {
+        let before = LoadedModel.currentResidentBytes()
+        let measured: Int = {
+            let state = InferenceState(config: model.config, contextLength: 16, maxBatch: batch, threads: threads)
+            return withExtendedLifetime(state) { LoadedModel.currentResidentBytes() - before }
+        }()
+        return max(64 << 20, measured + (8 << 20))
+    }
+
     static func currentResidentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 64 << 20 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
@@ -80,8 +92,8 @@ extension LoadedModel {
             if LoadedModel.isRoutedExpertTensor(t.name) { experts += t.byteCount } else { resident += t.byteCount }
         }
         var expertBytesEach = 0, expertCount = 0
-        for layer in model.layers {
-            if case .moe(let f) = layer.ffn, let g = f.gate.first, let u = f.up.first, let d = f.down.first {
+        for (_, f) in model.moeBlocks {
+            if let g = f.gate.first, let u = f.up.first, let d = f.down.first {
                 expertBytesEach = max(expertBytesEach, ExpertCache.expertBytes([g, u, d]))
                 expertCount += f.gate.count
             }
@@ -117,8 +129,9 @@ extension LoadedModel {
         let stats = loadExpertStatistics()
         cache.addCounts(stats)
         var warm: [(layer: Int, expert: Int, parts: [WeightMatrix])] = []
+        let blocks = Dictionary(model.moeBlocks.map { ($0.layer, $0.weights) }, uniquingKeysWith: { a, _ in a })
         for entry in stats.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
-            guard entry.layer < model.layers.count, case .moe(let f) = model.layers[entry.layer].ffn, entry.expert < f.gate.count else { continue }
+            guard let f = blocks[entry.layer], entry.expert < f.gate.count else { continue }
             warm.append((entry.layer, entry.expert, f.expertMatrices(entry.expert)))
         }
         cache.warm(warm)
@@ -198,7 +211,7 @@ extension LoadedModel {
     public func bytesPerToken(_ plan: WeightPlacement) -> (ram: Int, storage: Int) {
         let total = model.weightBytesPerToken
         guard plan.streaming, plan.expertCount > 0, let moe = model.config.moe else { return (total, 0) }
-        let moeLayers = model.layers.filter { if case .moe = $0.ffn { return true }; return false }.count
+        let moeLayers = model.moeBlocks.count
         let expertsPerToken = moeLayers * moe.expertsUsed
         let routed = expertsPerToken * plan.expertBytesEach
         let missRate = 1 - Double(plan.slots) / Double(plan.expertCount)

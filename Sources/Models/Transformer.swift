@@ -71,6 +71,18 @@ public final class TransformerModel: @unchecked Sendable {
 
     public var vocabularySize: Int { tokenEmbedding.rows }
 
+    /// Every MoE block of the model with its layer index, whatever the architecture's layer stack (the
+    /// memory tiers stream their routed experts).
+    public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
+        if let ds = deepseek4 { return ds.layers.enumerated().map { ($0.offset, $0.element.moe) } }
+        if let g = gemma4 { return g.layers.enumerated().compactMap { l, w in w.moe.map { (l, $0) } } }
+        if let q = qwen35 { return q.layers.enumerated().map { ($0.offset, $0.element.moe) } }
+        return layers.enumerated().compactMap { l, w in
+            if case .moe(let f) = w.ffn { return (l, f) }
+            return nil
+        }
+    }
+
     /// Bytes of weights a decode step reads (all matrices once + the embedding row).
     public var weightBytesPerToken: Int {
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }

@@ -75,3 +75,26 @@ import Models
         #expect(mode == .buffered ? stats.bytesFromStorage == 3 * 180 : stats.bytesFromStorage >= 3 * 3 * 4096)
     }
 }
+
+/// The frontier architectures' routed experts (MXFP4 ones included) streamed through two slots give the
+/// logits of the fully mapped model, bit for bit.
+@Test(arguments: ["deepseek4.mxfp4.gguf", "gemma4.f32.gguf", "qwen35moe.f32.gguf", "glm_dsa.f32.gguf"])
+func frontierStreamedExpertsMatchMapped(file: String) throws {
+    func load() throws -> TransformerModel {
+        try ModelRegistry.load(try GGUFFile(path: frontierDirectory.appendingPathComponent(file).path))
+    }
+    func run(_ model: TransformerModel) throws -> [Float] {
+        let tokens = (0..<40).map { Int32(3 + ($0 * 37) % 500) }
+        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 64, threads: 2)
+        var out = Array(try model.forward(tokens, startPosition: 0, state: state, logits: .all))
+        out += Array(try model.forward([7], startPosition: state.position, state: state, logits: .last))
+        return out
+    }
+    let expected = try run(try load())
+    let model = try load()
+    let f = try #require(model.moeBlocks.first?.weights)
+    let bytes = ExpertCache.expertBytes([f.gate[0], f.up[0], f.down[0]])
+    model.expertCache = try ExpertCache(path: model.gguf.path, fileBase: model.gguf.base, expertBytes: bytes, slots: 2, readMode: .buffered)
+    #expect(try run(model) == expected, "\(file)")
+    #expect(model.expertCache!.stats.misses > 0)
+}
