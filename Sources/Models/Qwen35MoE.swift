@@ -160,10 +160,10 @@ public final class Qwen35State: SequenceSideState {
 final class Qwen35Scratch {
     let qkv, window, gate, alpha, beta, core, query: FloatBuffer
     let table: FloatBuffer
-    let delta: FloatBuffer           // [S_v] the delta rule's scratch
+    let delta: FloatBuffer           // [H_v, S_v] the delta rule's scratch, one row per value head
     init(config c: ModelConfig, maxBatch b: Int) {
         let q = c.qwen35!
-        delta = FloatBuffer(count: q.stateSize)
+        delta = FloatBuffer(count: q.valueHeads * q.stateSize)
         qkv = FloatBuffer(count: b * q.convChannels)
         window = FloatBuffer(count: (q.convKernel - 1 + b) * q.convChannels)
         gate = FloatBuffer(count: b * max(q.valueDim, c.headCount * c.headDimK))
@@ -239,7 +239,8 @@ extension TransformerModel {
         let conv = x.qkv.pointer
         convState.update(from: window + T * C, count: (K - 1) * C)
         ds_causal_conv_silu_f32(window, taps, Int64(T), Int64(C), Int64(K), conv)
-        // Delta rule per token and value head.
+        // q/k L2 norms per token and key head, then the delta rule: value heads are independent
+        // recurrences, so threads take heads and run each through the batch's tokens in order.
         let S = st.delta[l]!.pointer, core = x.core.pointer
         let qScale = 1 / Float(sk).squareRoot()
         for t in 0..<T {
@@ -248,20 +249,29 @@ extension TransformerModel {
                 l2Normalize(row + head * sk, count: sk, epsilon: 1e-6, scale: qScale)
                 l2Normalize(row + q.keyDim + head * sk, count: sk, epsilon: 1e-6, scale: 1)
             }
-            for j in 0..<hv {
-                let qv = row + (j % hk) * sk, kv = row + q.keyDim + (j % hk) * sk, v = row + 2 * q.keyDim + j * sk
-                let a = x.alpha.pointer[t * hv + j] + w.dtBias.pointer[j]
-                let g = w.decay.pointer[j] * (a > 20 ? a : log1pf(expf(a)))
-                let beta = 1 / (1 + expf(-x.beta.pointer[t * hv + j]))
-                let out = core + t * q.valueDim + j * sk
-                // S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
-                ds_gated_delta_step_f32(S + j * sk * sk, kv, v, qv, beta, expf(g), Int64(sk), Int64(sk), x.delta.pointer, out)
-                // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
-                Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
-                let z = x.gate.pointer + t * q.valueDim + j * sk
-                for m in 0..<sk { out[m] *= z[m] / (1 + expf(-z[m])) }
+        }
+        let alpha = x.alpha.pointer, betaLogits = x.beta.pointer, gate = x.gate.pointer, deltaScratch = x.delta.pointer
+        let work = { (heads: Range<Int>) in
+            for j in heads {
+                let state = S + j * sk * sk, delta = deltaScratch + j * sk
+                let decayScale = w.decay.pointer[j], dtBias = w.dtBias.pointer[j]
+                for t in 0..<T {
+                    let row = conv + t * C
+                    let qv = row + (j % hk) * sk, kv = row + q.keyDim + (j % hk) * sk, v = row + 2 * q.keyDim + j * sk
+                    let a = alpha[t * hv + j] + dtBias
+                    let g = decayScale * (a > 20 ? a : log1pf(expf(a)))
+                    let beta = 1 / (1 + expf(-betaLogits[t * hv + j]))
+                    let out = core + t * q.valueDim + j * sk
+                    // S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
+                    ds_gated_delta_step_f32(state, kv, v, qv, beta, expf(g), Int64(sk), Int64(sk), delta, out)
+                    // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
+                    Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
+                    let z = gate + t * q.valueDim + j * sk
+                    for m in 0..<sk { out[m] *= z[m] / (1 + expf(-z[m])) }
+                }
             }
         }
+        if T * hv >= 8 { s.pool.parallelFor(hv, work) } else { work(0..<hv) }
         mm.multiply(w.out, core, tokens: T, into: s.o + first * e)
     }
 
