@@ -95,7 +95,7 @@ struct Synth: ParsableCommand {
             if !qwen && !gemma { v4Only += [("--size", size), ("--head-dim", headDim)] }
             if !qwen { v4Only += [("--rope-dim", ropeDim)] }
             if !gemma { v4Only += [("--window", window)] }
-            if let bad = v4Only.first(where: { $0.1 != nil }) { throw ValidationError("\(bad.0) is a deepseek4 option") }
+            if let bad = v4Only.first(where: { $0.1 != nil }) { throw ValidationError("\(bad.0) is not a \(arch) option") }
         }
         if !glm && indexerTypes != nil { throw ValidationError("--indexer-types is a glm-dsa option") }
         if !v4 && !glm {

@@ -37,6 +37,12 @@ public struct SyntheticModelSpec: Sendable {
     public var deepseek4 = SyntheticDeepSeek4Shape()
     /// glm-dsa only: deepseek2's shapes (the options above) plus the lightning indexer (SyntheticGLMDSA.swift).
     public var glmDSA = SyntheticGLMDSAShape()
+    /// qwen35moe only: the linear- and full-attention shapes (SyntheticQwen35MoE.swift); `type` is the routed
+    /// experts' type and `attentionType` that of every other matrix (embeddings and shared expert included).
+    public var qwen35moe = SyntheticQwen35MoEShape()
+    /// gemma4 only: attention, per-layer-embedding and KV-sharing shapes (SyntheticGemma4.swift); `type` is the
+    /// routed experts' type, `attentionType` that of every other matrix, `feedForward` the dense MLP's width.
+    public var gemma4 = SyntheticGemma4Shape()
     public init() {}
 
     /// deepseek2 and glm-dsa: MLA + MoE.
@@ -51,6 +57,8 @@ public enum SyntheticModel {
     public static func write(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
                              log: (String) -> Void = { _ in }) throws -> Int {
         if spec.architecture == "deepseek4" { return try writeDeepSeek4(spec, tokenizerFrom: source, to: path, log: log) }
+        if spec.architecture == "gemma4" { return try writeGemma4(spec, tokenizerFrom: source, to: path, log: log) }
+        if spec.architecture == "qwen35moe" { return try writeQwen35MoE(spec, tokenizerFrom: source, to: path, log: log) }
         let t = spec.type
         guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K else {
             throw GGUFError(file: path, field: "type", message: "\(t.name) cannot be written")

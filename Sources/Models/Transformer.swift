@@ -95,6 +95,15 @@ public final class TransformerModel: @unchecked Sendable {
             }
             total += l.moe.bytesPerToken(used: config.moe?.expertsUsed ?? 0)
         }
+        for l in gemma4?.layers ?? [] {
+            for m in [l.wq, l.wo, l.mlp.gate, l.mlp.up, l.mlp.down] + [l.wk, l.wv, l.inputGate, l.projection].compactMap({ $0 }) { total += bytes(m) }
+            if let moe = l.moe { total += moe.bytesPerToken(used: config.moe?.expertsUsed ?? 0) }
+        }
+        for l in qwen35?.layers ?? [] {
+            if let d = l.deltaNet { for m in [d.qkv, d.gate, d.alpha, d.beta, d.out] { total += bytes(m) } }
+            if let a = l.attention { for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) } }
+            total += l.moe.bytesPerToken(used: config.moe?.expertsUsed ?? 0)
+        }
         for l in layers {
             switch l.attention {
             case .standard(let a): for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) }
