@@ -133,7 +133,7 @@ struct Synth: ParsableCommand {
                 spec.qwen35moe = q
                 if let size {
                     let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.qwen35MoELayers(toFit: try parseByteSize(size), spec, vocab: vocab)
+                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
                 }
                 printErr("qwen35moe: \(spec.layers) layers (full attention every \(q.fullAttentionInterval)), hidden \(hidden), "
                          + "linear attention \(q.keyHeads) key / \(q.valueHeads) value heads × \(q.stateSize) (conv \(q.convKernel)), "
@@ -155,7 +155,7 @@ struct Synth: ParsableCommand {
                 spec.gemma4 = g
                 if let size {
                     let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.gemma4Layers(toFit: try parseByteSize(size), spec, vocab: vocab)
+                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
                 }
                 printErr("gemma4: \(spec.layers) layers (\(g.sliding(layers: spec.layers).map { $0 ? "S" : "F" }.joined()), last \(g.sharedKVLayers) KV-shared), "
                          + "hidden \(hidden), \(g.heads) heads; sliding \(g.slidingKVHeads) KV × \(g.slidingHeadDim), window \(g.window); "
@@ -195,7 +195,7 @@ struct Synth: ParsableCommand {
                 spec.deepseek4 = s
                 if let size {
                     let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.deepSeek4Layers(toFit: try parseByteSize(size), spec, vocab: vocab)
+                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
                 }
                 spec.deepseek4.hashLayers = min(spec.deepseek4.hashLayers, spec.layers)
                 printErr("deepseek4: \(spec.layers) layers, hidden \(hidden), \(s.heads) heads × \(s.headDim) (rope \(s.ropeDim)), q rank \(s.qLoraRank), "

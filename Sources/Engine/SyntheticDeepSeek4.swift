@@ -74,37 +74,23 @@ public struct SyntheticDeepSeek4Shape: Sendable {
 }
 
 extension SyntheticModel {
-    /// What fills a tensor of the DeepSeek-V4 layout.
-    enum V4Fill {
-        /// Rows from the random pool of `type` (dims [cols, rows] or [cols, rows, count]).
-        case matrix(GGMLType)
-        case ones
-        /// F32 uniform random values × scale.
-        case random(Float)
-        case values([Float])
-        /// exp_probs_b of layer L: noise − skew · ln(rank + 1) (a per-layer permutation of the ranks).
-        case correctionBias(layer: Int)
-        /// I32 [used, vocab]: `used` distinct random experts per token id.
-        case hashTable
-    }
-
     /// Every tensor of the model in file order, with its ggml dims and fill.
-    static func deepSeek4Layout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], V4Fill) throws -> Void) rethrows {
+    static func deepSeek4Layout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], SyntheticFill) throws -> Void) rethrows {
         let s = spec.deepseek4, e = spec.hidden, hc = s.streams, mixes = (2 + hc) * hc
         let h = s.heads, d = s.headDim, q = s.qLoraRank, g = s.outputGroups, r = s.outputRank
         let n = spec.experts, f = spec.expertFeedForward, sf = f * spec.sharedExperts
-        let at = V4Fill.matrix(spec.attentionType), xt = V4Fill.matrix(spec.type)
+        let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
         let ratios = s.ratios(layers: spec.layers)
         try add("token_embd.weight", [e, vocab], .matrix(s.embeddingType))
-        try add("output_hc_fn.weight", [hc * e, hc], .random(1))
-        try add("output_hc_base.weight", [hc], .random(1))
+        try add("output_hc_fn.weight", [hc * e, hc], .random(1, 0))
+        try add("output_hc_base.weight", [hc], .random(1, 0))
         try add("output_hc_scale.weight", [1], .values([1]))
         try add("output_norm.weight", [e], .ones)
         try add("output.weight", [e, vocab], .matrix(s.embeddingType))
         for l in 0..<spec.layers {
             let b = "blk.\(l)."
-            try add(b + "hc_attn_fn.weight", [hc * e, mixes], .random(1))
-            try add(b + "hc_attn_base.weight", [mixes], .random(1))
+            try add(b + "hc_attn_fn.weight", [hc * e, mixes], .random(1, 0))
+            try add(b + "hc_attn_base.weight", [mixes], .random(1, 0))
             try add(b + "hc_attn_scale.weight", [3], .values([1, 1, 1]))
             try add(b + "attn_norm.weight", [e], .ones)
             try add(b + "attn_q_a.weight", [e, q], at)
@@ -112,7 +98,7 @@ extension SyntheticModel {
             try add(b + "attn_q_b.weight", [q, h * d], at)
             try add(b + "attn_kv.weight", [e, d], at)
             try add(b + "attn_kv_a_norm.weight", [d], .ones)
-            try add(b + "attn_sinks.weight", [h], .random(10))
+            try add(b + "attn_sinks.weight", [h], .random(10, 0))
             // Grouped low-rank output: group g's heads (h/G · d values) → R, then G·R → e.
             try add(b + "attn_output_a.weight", [h * d / g, g * r], at)
             try add(b + "attn_output_b.weight", [g * r, e], at)
@@ -121,23 +107,23 @@ extension SyntheticModel {
                 let coff = ratio == 4 ? 2 : 1   // CSA keeps two halves per row (overlapping windows)
                 try add(b + "attn_compressor_kv.weight", [e, coff * d], at)
                 try add(b + "attn_compressor_gate.weight", [e, coff * d], at)
-                try add(b + "attn_compressor_ape.weight", [coff * d, ratio], .random(1))
+                try add(b + "attn_compressor_ape.weight", [coff * d, ratio], .random(1, 0))
                 try add(b + "attn_compressor_norm.weight", [d], .ones)
             }
             if ratio == 4 {
                 let ih = s.indexerHeads, id = s.indexerHeadDim
                 try add(b + "indexer.attn_q_b.weight", [q, ih * id], at)
-                try add(b + "indexer.proj.weight", [e, ih], .random(1))
+                try add(b + "indexer.proj.weight", [e, ih], .random(1, 0))
                 try add(b + "indexer_compressor_kv.weight", [e, 2 * id], at)
                 try add(b + "indexer_compressor_gate.weight", [e, 2 * id], at)
-                try add(b + "indexer_compressor_ape.weight", [2 * id, ratio], .random(1))
+                try add(b + "indexer_compressor_ape.weight", [2 * id, ratio], .random(1, 0))
                 try add(b + "indexer_compressor_norm.weight", [id], .ones)
             }
-            try add(b + "hc_ffn_fn.weight", [hc * e, mixes], .random(1))
-            try add(b + "hc_ffn_base.weight", [mixes], .random(1))
+            try add(b + "hc_ffn_fn.weight", [hc * e, mixes], .random(1, 0))
+            try add(b + "hc_ffn_base.weight", [mixes], .random(1, 0))
             try add(b + "hc_ffn_scale.weight", [3], .values([1, 1, 1]))
             try add(b + "ffn_norm.weight", [e], .ones)
-            try add(b + "ffn_gate_inp.weight", [e, n], .random(10))
+            try add(b + "ffn_gate_inp.weight", [e, n], .random(10, 0))
             if l < s.hashLayers {
                 try add(b + "ffn_gate_tid2eid.weight", [spec.expertsUsed, vocab], .hashTable)
             } else {
@@ -152,51 +138,18 @@ extension SyntheticModel {
         }
     }
 
-    static func v4Bytes(_ dims: [Int], _ fill: V4Fill) -> Int {
-        let count = dims.reduce(1, *)
-        if case .matrix(let t) = fill { return t.byteCount(elements: count) ?? 0 }
-        return 4 * count
-    }
-
-    /// Bytes of tensor data of the DeepSeek-V4 model `spec` with a `vocab`-token vocabulary.
-    public static func deepSeek4Bytes(_ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        var total = 0
-        deepSeek4Layout(spec, vocab: vocab) { _, dims, fill in total += v4Bytes(dims, fill) }
-        return total
-    }
-
-    /// The layer count whose model is closest to `bytes` (at least 1; the compress ratios follow the
-    /// default pattern unless `spec.deepseek4.compressRatios` is long enough).
-    public static func deepSeek4Layers(toFit bytes: Int, _ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        var s = spec, best = 1, bestMiss = Int.max
-        for layers in 1...4096 {
-            s.layers = layers
-            if let r = spec.deepseek4.compressRatios, r.count < layers { break }
-            let size = deepSeek4Bytes(s, vocab: vocab)
-            if abs(size - bytes) < bestMiss { best = layers; bestMiss = abs(size - bytes) }
-            if size > bytes { break }
-        }
-        return best
-    }
-
     static func checkDeepSeek4(_ spec: SyntheticModelSpec, path: String) throws {
         let s = spec.deepseek4, e = spec.hidden
         func fail(_ field: String, _ message: String) -> GGUFError { GGUFError(file: path, field: field, message: message) }
-        for (what, t) in [("type", spec.type), ("attention type", spec.attentionType), ("embedding type", s.embeddingType)] {
-            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else { throw fail(what, "\(t.name) cannot be written") }
-        }
         // Every row length of each type must hold whole blocks.
         let rowLengths: [(GGMLType, String, Int)] = [
-            (spec.type, "hidden", e), (spec.type, "expert feed-forward", spec.expertFeedForward),
-            (spec.attentionType, "hidden", e), (spec.attentionType, "q rank", s.qLoraRank),
+            (spec.attentionType, "q rank", s.qLoraRank),
             (spec.attentionType, "output group width (heads / groups · head dim)", s.heads / max(1, s.outputGroups) * s.headDim),
             (spec.attentionType, "output groups · rank", s.outputGroups * s.outputRank),
             (spec.attentionType, "shared feed-forward", spec.expertFeedForward * spec.sharedExperts),
             (s.embeddingType, "hidden", e),
         ]
-        for (t, what, n) in rowLengths where n % t.blockSize != 0 {
-            throw fail(what, "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
-        }
+        try checkTypes(spec, moreTypes: [("embedding type", s.embeddingType)], rowLengths: rowLengths, path: path)
         let ratios = s.ratios(layers: spec.layers)
         guard ratios.count >= spec.layers, ratios.allSatisfy({ [0, 4, 128].contains($0) }) else {
             throw fail("compress ratios", "need one of 0, 4, 128 per layer (\(spec.layers) layers), got \(ratios)")
@@ -244,13 +197,7 @@ extension SyntheticModel {
         let a = "deepseek4", s = spec.deepseek4, layers = spec.layers
         func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
         func f(_ key: String, _ v: Float) { w.set("\(a).\(key)", .float32(v)) }
-        w.set("general.architecture", .string(a))
-        w.set("general.type", .string("model"))
-        w.set("general.name", .string("synthetic deepseek4 \(spec.hidden)x\(layers) \(spec.experts)e \(spec.type.name)"))
-        w.set("general.size_label", .string("synthetic"))
-        u("block_count", layers)
-        u("context_length", 4096)
-        u("embedding_length", spec.hidden)
+        setHeader(a, spec, &w)
         u("attention.head_count", s.heads)
         u("attention.head_count_kv", 1)
         w.set("\(a).rope.scaling.type", .string("yarn"))
@@ -296,49 +243,8 @@ extension SyntheticModel {
     static func writeDeepSeek4(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
                                log: (String) -> Void) throws -> Int {
         try checkDeepSeek4(spec, path: path)
-        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
-            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
-        }
-        let vocab = tokens.count
-        var w = GGUFWriter()
-        setDeepSeek4Metadata(spec, &w)
-        for key in source.metadataKeys where key.hasPrefix("tokenizer.") { w.set(key, source[key]!) }
-        let rows = SyntheticRows(seed: spec.seed)
-        func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
-        let n = spec.experts, used = spec.expertsUsed, skew = spec.routerSkew
-        try deepSeek4Layout(spec, vocab: vocab) { name, dims, fill in
-            let count = dims.reduce(1, *)
-            switch fill {
-            case .matrix(let t):
-                try w.addTensor(name: name, dims: dims, type: t,
-                                produce: rows.matrix(rows: dims[1], cols: dims[0], count: dims.count > 2 ? dims[2] : 1, type: t))
-            case .ones:
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(Array(repeating: 1, count: count)))
-            case .values(let v):
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(v))
-            case .random(let scale):
-                // Drawn when written (in file order), so large F32 tensors are not held in memory.
-                try w.addTensor(name: name, dims: dims, type: .f32) { floats(rows.random(count).map { $0 * scale }) }
-            case .correctionBias(let l):
-                let noise = rows.random(n)
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats((0..<n).map { x in
-                    let rank = (x * 37 + l * 11) % n
-                    return noise[x] - skew * logf(Float(rank + 1))
-                }))
-            case .hashTable:
-                var table = [Int32](repeating: 0, count: count)
-                for t in 0..<vocab {
-                    var chosen = Set<Int>()
-                    while chosen.count < used { chosen.insert(rows.int(n)) }
-                    for (i, x) in chosen.sorted().enumerated() { table[t * used + i] = Int32(x) }
-                }
-                try w.addTensor(name: name, dims: dims, type: .i32, data: table.withUnsafeBytes { Array($0) })
-            }
-        }
-        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
-        log(String(format: "writing %@: %d tensors, %.2f GB of weights (%d layers, ratios %@)", path, w.tensors.count,
-                   Double(total) / 1e9, spec.layers, spec.deepseek4.ratios(layers: spec.layers).prefix(spec.layers).map(String.init).joined(separator: ",")))
-        try w.write(to: path)
-        return total
+        let ratios = spec.deepseek4.ratios(layers: spec.layers).prefix(spec.layers).map(String.init).joined(separator: ",")
+        return try writeLayout(spec, tokenizerFrom: source, to: path, chatTemplate: true, setMetadata: setDeepSeek4Metadata,
+                               layout: deepSeek4Layout, detail: "\(spec.layers) layers, ratios \(ratios)", log: log)
     }
 }

@@ -59,20 +59,11 @@ public struct SyntheticGemma4Shape: Sendable {
 }
 
 extension SyntheticModel {
-    enum Gemma4Fill {
-        case matrix(GGMLType)
-        case ones
-        case values([Float])
-        /// F32 uniform random values × scale + offset.
-        case random(Float, Float)
-        case router(layer: Int)
-    }
-
     /// Every tensor of the model in file order (the fixture's), with its ggml dims and fill.
-    static func gemma4Layout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], Gemma4Fill) throws -> Void) rethrows {
+    static func gemma4Layout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], SyntheticFill) throws -> Void) rethrows {
         let s = spec.gemma4, e = spec.hidden, L = spec.layers, P = s.perLayerInput
         let n = spec.experts, f = spec.expertFeedForward
-        let at = Gemma4Fill.matrix(spec.attentionType), xt = Gemma4Fill.matrix(spec.type)
+        let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
         let sliding = s.sliding(layers: L), kvLayers = L - s.sharedKVLayers
         let pairs = s.fullHeadDim / 2
         try add("rope_freqs.weight", [pairs], .values((0..<pairs).map { $0 < s.fullRopePairs ? 1 : 1e30 }))
@@ -119,41 +110,11 @@ extension SyntheticModel {
         }
     }
 
-    static func gemma4TensorBytes(_ dims: [Int], _ fill: Gemma4Fill) -> Int {
-        let count = dims.reduce(1, *)
-        if case .matrix(let t) = fill { return t.byteCount(elements: count) ?? 0 }
-        return 4 * count
-    }
-
-    /// Bytes of tensor data of the Gemma 4 model `spec` with a `vocab`-token vocabulary.
-    public static func gemma4Bytes(_ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        var total = 0
-        gemma4Layout(spec, vocab: vocab) { _, dims, fill in total += gemma4TensorBytes(dims, fill) }
-        return total
-    }
-
-    /// The layer count whose model is closest to `bytes` (at least `sharedKVLayers` + 2).
-    public static func gemma4Layers(toFit bytes: Int, _ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        let first = spec.gemma4.sharedKVLayers + 2
-        var s = spec, best = first, bestMiss = Int.max
-        for layers in first...4096 {
-            s.layers = layers
-            let size = gemma4Bytes(s, vocab: vocab)
-            if abs(size - bytes) < bestMiss { best = layers; bestMiss = abs(size - bytes) }
-            if size > bytes { break }
-        }
-        return best
-    }
-
     static func checkGemma4(_ spec: SyntheticModelSpec, path: String) throws {
-        let s = spec.gemma4, e = spec.hidden
+        let s = spec.gemma4
         func fail(_ field: String, _ message: String) -> GGUFError { GGUFError(file: path, field: field, message: message) }
-        for (what, t) in [("type", spec.type), ("attention type", spec.attentionType)] {
-            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else { throw fail(what, "\(t.name) cannot be written") }
-        }
         var rowLengths: [(GGMLType, String, Int)] = [
-            (spec.type, "hidden", e), (spec.type, "expert feed-forward", spec.expertFeedForward),
-            (spec.attentionType, "hidden", e), (spec.attentionType, "feed-forward", spec.feedForward),
+            (spec.attentionType, "feed-forward", spec.feedForward),
             (spec.attentionType, "sliding attention width (heads × head dim)", s.heads * s.slidingHeadDim),
             (spec.attentionType, "full attention width (heads × head dim)", s.heads * s.fullHeadDim),
         ]
@@ -161,9 +122,7 @@ extension SyntheticModel {
             rowLengths += [(spec.attentionType, "per-layer input", s.perLayerInput),
                            (spec.attentionType, "layers × per-layer input", spec.layers * s.perLayerInput)]
         }
-        for (t, what, n) in rowLengths where n % t.blockSize != 0 {
-            throw fail(what, "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
-        }
+        try checkTypes(spec, rowLengths: rowLengths, path: path)
         guard s.heads > 0, s.slidingKVHeads > 0, s.fullKVHeads > 0, s.heads % s.slidingKVHeads == 0, s.heads % s.fullKVHeads == 0,
               s.slidingHeadDim % 2 == 0, s.fullHeadDim % 2 == 0, s.fullRopePairs > 0, s.window > 0 else {
             throw fail("heads", "heads (\(s.heads)) must be a multiple of the KV heads (\(s.slidingKVHeads), \(s.fullKVHeads)), head dims even")
@@ -182,24 +141,13 @@ extension SyntheticModel {
         func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
         func ints(_ key: String, _ v: [Int]) { w.set("\(a).\(key)", .array(.int32, v.map { .int32(Int32($0)) })) }
         let sliding = s.sliding(layers: L), kvLayers = L - s.sharedKVLayers
-        w.set("general.architecture", .string(a))
-        w.set("general.type", .string("model"))
-        w.set("general.name", .string("synthetic gemma4 \(spec.hidden)x\(L) \(spec.experts)e \(spec.type.name)"))
-        w.set("general.size_label", .string("synthetic"))
-        u("block_count", L)
-        u("context_length", 4096)
-        u("embedding_length", spec.hidden)
+        setHeader(a, spec, &w)
         ints("feed_forward_length", (0..<L).map { spec.feedForward * ($0 >= kvLayers && s.doubleWideShared ? 2 : 1) })
         u("attention.head_count", s.heads)
         ints("attention.head_count_kv", sliding.map { $0 ? s.slidingKVHeads : s.fullKVHeads })
         w.set("\(a).rope.freq_base", .float32(1_000_000))
         w.set("\(a).rope.freq_base_swa", .float32(10_000))
-        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-6))
-        u("expert_count", spec.experts)
-        u("expert_used_count", spec.expertsUsed)
-        u("attention.key_length", s.fullHeadDim)
-        u("attention.value_length", s.fullHeadDim)
-        if let ft = fileType(spec.type) { w.set("general.file_type", .uint32(ft)) }
+        setNormExpertsAndHeadSize(a, spec, headDim: s.fullHeadDim, &w)
         w.set("\(a).final_logit_softcapping", .float32(30))
         u("attention.sliding_window", s.window)
         u("attention.shared_kv_layers", s.sharedKVLayers)
@@ -218,43 +166,8 @@ extension SyntheticModel {
     static func writeGemma4(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
                             log: (String) -> Void) throws -> Int {
         try checkGemma4(spec, path: path)
-        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
-            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
-        }
-        let vocab = tokens.count
-        var w = GGUFWriter()
-        setGemma4Metadata(spec, &w)
-        for key in source.metadataKeys where key.hasPrefix("tokenizer.") && key != "tokenizer.chat_template" { w.set(key, source[key]!) }
-        let rows = SyntheticRows(seed: spec.seed)
-        func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
-        let n = spec.experts, skew = spec.routerSkew
-        try gemma4Layout(spec, vocab: vocab) { name, dims, fill in
-            let count = dims.reduce(1, *)
-            switch fill {
-            case .matrix(let t):
-                try w.addTensor(name: name, dims: dims, type: t,
-                                produce: rows.matrix(rows: dims[1], cols: dims[0], count: dims.count > 2 ? dims[2] : 1, type: t))
-            case .ones:
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(Array(repeating: 1, count: count)))
-            case .values(let v):
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(v))
-            case .random(let scale, let offset):
-                try w.addTensor(name: name, dims: dims, type: .f32) { floats(rows.random(count).map { $0 * scale + offset }) }
-            case .router(let l):
-                let e = dims[0]
-                try w.addTensor(name: name, dims: dims, type: .f32) {
-                    let v = rows.random(count)
-                    return floats((0..<count).map { i in
-                        let rank = ((i / e) * 37 + l * 11) % n
-                        return v[i] * 10 * powf(Float(rank + 1), -skew)
-                    })
-                }
-            }
-        }
-        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
-        log(String(format: "writing %@: %d tensors, %.2f GB of weights (%d layers, %@)", path, w.tensors.count, Double(total) / 1e9,
-                   spec.layers, spec.gemma4.sliding(layers: spec.layers).map { $0 ? "S" : "F" }.joined()))
-        try w.write(to: path)
-        return total
+        let pattern = spec.gemma4.sliding(layers: spec.layers).map { $0 ? "S" : "F" }.joined()
+        return try writeLayout(spec, tokenizerFrom: source, to: path, chatTemplate: false, setMetadata: setGemma4Metadata,
+                               layout: gemma4Layout, detail: "\(spec.layers) layers, \(pattern)", log: log)
     }
 }

@@ -72,10 +72,7 @@ public enum SyntheticModel {
         guard spec.heads > 0, spec.kvHeads > 0, spec.heads % spec.kvHeads == 0, spec.hidden % spec.heads == 0 else {
             throw GGUFError(file: path, field: "heads", message: "heads must divide hidden and be a multiple of kv-heads")
         }
-        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
-            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
-        }
-        let vocab = tokens.count
+        let vocab = try tokenizerVocab(source)
         let a = spec.architecture
         var w = GGUFWriter()
         w.set("general.architecture", .string(a))
@@ -126,10 +123,7 @@ public enum SyntheticModel {
                 try matrix("blk.\(l).ffn_down.weight", rows: e, cols: spec.feedForward)
             }
         }
-        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
-        log(String(format: "writing %@: %d tensors, %.2f GB of weights", path, w.tensors.count, Double(total) / 1e9))
-        try w.write(to: path)
-        return total
+        return try finish(w, path: path, detail: nil, log: log)
     }
 
     /// DeepSeek-V3-shaped hyper-parameters: MLA (absorbed-form key lengths, as llama.cpp's converter
@@ -189,11 +183,7 @@ public enum SyntheticModel {
                 try matrix(b + "ffn_down.weight", e, spec.feedForward, 1, nil)
             } else {
                 floats(b + "ffn_gate_inp.weight", [e, n], random(e * n).map { $0 * 10 })
-                let noise = random(n)
-                floats(b + "exp_probs_b.bias", [n], (0..<n).map { x in
-                    let rank = (x * 37 + l * 11) % n
-                    return noise[x] - spec.routerSkew * logf(Float(rank + 1))
-                })
+                floats(b + "exp_probs_b.bias", [n], correctionBias(noise: random(n), layer: l, skew: spec.routerSkew))
                 try matrix(b + "ffn_gate_exps.weight", ff, e, n, nil)
                 try matrix(b + "ffn_up_exps.weight", ff, e, n, nil)
                 try matrix(b + "ffn_down_exps.weight", e, ff, n, nil)
@@ -254,5 +244,191 @@ final class SyntheticRows {
             for r in 0..<(rows * count) { out.append(contentsOf: p[Int(UInt32(truncatingIfNeeded: r &* 2_654_435_761) >> 28)]) }
             return out
         }
+    }
+}
+
+/// What fills a tensor of a layout-described model (deepseek4, qwen35moe, gemma4).
+enum SyntheticFill {
+    /// Rows from the random pool of `type` (dims [cols, rows] or [cols, rows, count]).
+    case matrix(GGMLType)
+    case ones
+    /// F32 uniform random values × scale + offset.
+    case random(Float, Float)
+    case values([Float])
+    /// exp_probs_b of layer L: noise − skew · ln(rank + 1) (a per-layer permutation of the ranks).
+    case correctionBias(layer: Int)
+    /// I32 [used, vocab]: `used` distinct random experts per token id.
+    case hashTable
+    /// The router [e, n] of layer L: the row of the expert of rank r scaled by (r + 1)^−skew.
+    case router(layer: Int)
+}
+
+/// Every tensor of a model (spec, vocab) in file order, with its ggml dims and fill.
+typealias SyntheticLayout = (SyntheticModelSpec, Int, (String, [Int], SyntheticFill) throws -> Void) throws -> Void
+
+extension SyntheticModel {
+    /// The layout of a layout-described architecture, nil for the others.
+    static func layout(of architecture: String) -> SyntheticLayout? {
+        switch architecture {
+        case "deepseek4": return deepSeek4Layout
+        case "qwen35moe": return qwen35MoELayout
+        case "gemma4": return gemma4Layout
+        default: return nil
+        }
+    }
+
+    static func tensorBytes(_ dims: [Int], _ fill: SyntheticFill) -> Int {
+        let count = dims.reduce(1, *)
+        if case .matrix(let t) = fill { return t.byteCount(elements: count) ?? 0 }
+        return 4 * count
+    }
+
+    /// Bytes of tensor data of the deepseek4, qwen35moe or gemma4 model `spec` with a `vocab`-token vocabulary.
+    public static func totalBytes(_ spec: SyntheticModelSpec, vocab: Int) -> Int {
+        var total = 0
+        try? layout(of: spec.architecture)?(spec, vocab) { _, dims, fill in total += tensorBytes(dims, fill) }
+        return total
+    }
+
+    /// The layer counts `layers(toFit:)` tries: gemma4 needs its KV-shared layers + 2, deepseek4 a compress
+    /// ratio per layer when they are given.
+    static func layerRange(_ spec: SyntheticModelSpec) -> (first: Int, last: Int) {
+        switch spec.architecture {
+        case "gemma4": return (spec.gemma4.sharedKVLayers + 2, 4096)
+        case "deepseek4": return (1, min(4096, spec.deepseek4.compressRatios?.count ?? 4096))
+        default: return (1, 4096)
+        }
+    }
+
+    /// The layer count whose deepseek4, qwen35moe or gemma4 model is closest to `bytes` (at least the
+    /// first of `layerRange`).
+    public static func layers(toFit bytes: Int, _ spec: SyntheticModelSpec, vocab: Int) -> Int {
+        let (first, last) = layerRange(spec)
+        var s = spec, best = first, bestMiss = Int.max
+        guard last >= first else { return first }
+        for layers in first...last {
+            s.layers = layers
+            let size = totalBytes(s, vocab: vocab)
+            if abs(size - bytes) < bestMiss { best = layers; bestMiss = abs(size - bytes) }
+            if size > bytes { break }
+        }
+        return best
+    }
+
+    /// The vocabulary size of the tokenizer to copy.
+    static func tokenizerVocab(_ source: GGUFFile) throws -> Int {
+        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
+            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
+        }
+        return tokens.count
+    }
+
+    /// Throws unless `spec.type`, `spec.attentionType` and `moreTypes` can be written, and the hidden size (in
+    /// both types), the expert feed-forward (in `spec.type`) and every row length of `rowLengths` hold whole
+    /// blocks of their types.
+    static func checkTypes(_ spec: SyntheticModelSpec, moreTypes: [(String, GGMLType)] = [], rowLengths: [(GGMLType, String, Int)],
+                           path: String) throws {
+        for (what, t) in [("type", spec.type), ("attention type", spec.attentionType)] + moreTypes {
+            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else {
+                throw GGUFError(file: path, field: what, message: "\(t.name) cannot be written")
+            }
+        }
+        let common = [(spec.type, "hidden", spec.hidden), (spec.type, "expert feed-forward", spec.expertFeedForward),
+                      (spec.attentionType, "hidden", spec.hidden)]
+        for (t, what, n) in common + rowLengths where n % t.blockSize != 0 {
+            throw GGUFError(file: path, field: what, message: "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
+        }
+    }
+
+    /// The general.* keys and the first three architecture keys every layout-described model starts with.
+    static func setHeader(_ a: String, _ spec: SyntheticModelSpec, _ w: inout GGUFWriter) {
+        w.set("general.architecture", .string(a))
+        w.set("general.type", .string("model"))
+        w.set("general.name", .string("synthetic \(a) \(spec.hidden)x\(spec.layers) \(spec.experts)e \(spec.type.name)"))
+        w.set("general.size_label", .string("synthetic"))
+        w.set("\(a).block_count", .uint32(UInt32(spec.layers)))
+        w.set("\(a).context_length", .uint32(4096))
+        w.set("\(a).embedding_length", .uint32(UInt32(spec.hidden)))
+    }
+
+    /// The layer-norm epsilon (1e-6), expert counts, key = value head size and file type, in qwen35moe's and
+    /// gemma4's order.
+    static func setNormExpertsAndHeadSize(_ a: String, _ spec: SyntheticModelSpec, headDim: Int, _ w: inout GGUFWriter) {
+        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-6))
+        w.set("\(a).expert_count", .uint32(UInt32(spec.experts)))
+        w.set("\(a).expert_used_count", .uint32(UInt32(spec.expertsUsed)))
+        w.set("\(a).attention.key_length", .uint32(UInt32(headDim)))
+        w.set("\(a).attention.value_length", .uint32(UInt32(headDim)))
+        if let ft = fileType(spec.type) { w.set("general.file_type", .uint32(ft)) }
+    }
+
+    /// exp_probs_b of layer `l`: `noise` lowered by skew · ln(rank + 1), the ranks a per-layer permutation.
+    static func correctionBias(noise: [Float], layer l: Int, skew: Float) -> [Float] {
+        let n = noise.count
+        return (0..<n).map { x in
+            let rank = (x * 37 + l * 11) % n
+            return noise[x] - skew * logf(Float(rank + 1))
+        }
+    }
+
+    /// Writes a layout-described model: the metadata `setMetadata` sets, then every tokenizer.* key of
+    /// `source` (the chat template only with `chatTemplate`), then the tensors of `layout`; returns the
+    /// bytes of tensor data.
+    static func writeLayout(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String, chatTemplate: Bool,
+                            setMetadata: (SyntheticModelSpec, inout GGUFWriter) -> Void, layout: SyntheticLayout,
+                            detail: String, log: (String) -> Void) throws -> Int {
+        let vocab = try tokenizerVocab(source)
+        var w = GGUFWriter()
+        setMetadata(spec, &w)
+        for key in source.metadataKeys where key.hasPrefix("tokenizer.") && (chatTemplate || key != "tokenizer.chat_template") {
+            w.set(key, source[key]!)
+        }
+        let rows = SyntheticRows(seed: spec.seed)
+        func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
+        let n = spec.experts, used = spec.expertsUsed, skew = spec.routerSkew
+        try layout(spec, vocab) { name, dims, fill in
+            let count = dims.reduce(1, *)
+            switch fill {
+            case .matrix(let t):
+                try w.addTensor(name: name, dims: dims, type: t,
+                                produce: rows.matrix(rows: dims[1], cols: dims[0], count: dims.count > 2 ? dims[2] : 1, type: t))
+            case .ones:
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(Array(repeating: 1, count: count)))
+            case .values(let v):
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(v))
+            case .random(let scale, let offset):
+                // Drawn when written (in file order), so large F32 tensors are not held in memory.
+                try w.addTensor(name: name, dims: dims, type: .f32) { floats(rows.random(count).map { $0 * scale + offset }) }
+            case .correctionBias(let l):
+                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(correctionBias(noise: rows.random(n), layer: l, skew: skew)))
+            case .hashTable:
+                var table = [Int32](repeating: 0, count: count)
+                for t in 0..<vocab {
+                    var chosen = Set<Int>()
+                    while chosen.count < used { chosen.insert(rows.int(n)) }
+                    for (i, x) in chosen.sorted().enumerated() { table[t * used + i] = Int32(x) }
+                }
+                try w.addTensor(name: name, dims: dims, type: .i32, data: table.withUnsafeBytes { Array($0) })
+            case .router(let l):
+                let e = dims[0]
+                try w.addTensor(name: name, dims: dims, type: .f32) {
+                    let v = rows.random(count)
+                    return floats((0..<count).map { i in
+                        let rank = ((i / e) * 37 + l * 11) % n
+                        return v[i] * 10 * powf(Float(rank + 1), -skew)
+                    })
+                }
+            }
+        }
+        return try finish(w, path: path, detail: detail, log: log)
+    }
+
+    /// Logs what is written (with `detail` in parentheses when given), writes the file, returns the bytes of tensor data.
+    static func finish(_ w: GGUFWriter, path: String, detail: String?, log: (String) -> Void) throws -> Int {
+        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
+        log(String(format: "writing %@: %d tensors, %.2f GB of weights", path, w.tensors.count, Double(total) / 1e9)
+            + (detail.map { " (\($0))" } ?? ""))
+        try w.write(to: path)
+        return total
     }
 }

@@ -55,21 +55,11 @@ public struct SyntheticQwen35MoEShape: Sendable {
 }
 
 extension SyntheticModel {
-    /// What fills a tensor of the Qwen3.5-MoE layout.
-    enum QwenFill {
-        case matrix(GGMLType)
-        case ones
-        /// F32 uniform random values × scale + offset.
-        case random(Float, Float)
-        /// The router of layer L (rows scaled by popularity rank).
-        case router(layer: Int)
-    }
-
     /// Every tensor of the model in file order (the fixture's), with its ggml dims and fill.
-    static func qwen35MoELayout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], QwenFill) throws -> Void) rethrows {
+    static func qwen35MoELayout(_ spec: SyntheticModelSpec, vocab: Int, _ add: (String, [Int], SyntheticFill) throws -> Void) rethrows {
         let s = spec.qwen35moe, e = spec.hidden, n = spec.experts, f = spec.expertFeedForward, sf = s.sharedFeedForward
         let kd = s.keyHeads * s.stateSize, vd = s.valueHeads * s.stateSize, conv = 2 * kd + vd
-        let at = QwenFill.matrix(spec.attentionType), xt = QwenFill.matrix(spec.type)
+        let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
         try add("output.weight", [e, vocab], at)
         try add("token_embd.weight", [e, vocab], at)
         for (l, recurrent) in s.recurrent(layers: spec.layers).enumerated() {
@@ -106,46 +96,15 @@ extension SyntheticModel {
         try add("output_norm.weight", [e], .ones)
     }
 
-    static func qwenBytes(_ dims: [Int], _ fill: QwenFill) -> Int {
-        let count = dims.reduce(1, *)
-        if case .matrix(let t) = fill { return t.byteCount(elements: count) ?? 0 }
-        return 4 * count
-    }
-
-    /// Bytes of tensor data of the Qwen3.5-MoE model `spec` with a `vocab`-token vocabulary.
-    public static func qwen35MoEBytes(_ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        var total = 0
-        qwen35MoELayout(spec, vocab: vocab) { _, dims, fill in total += qwenBytes(dims, fill) }
-        return total
-    }
-
-    /// The layer count whose model is closest to `bytes` (at least 1).
-    public static func qwen35MoELayers(toFit bytes: Int, _ spec: SyntheticModelSpec, vocab: Int) -> Int {
-        var s = spec, best = 1, bestMiss = Int.max
-        for layers in 1...4096 {
-            s.layers = layers
-            let size = qwen35MoEBytes(s, vocab: vocab)
-            if abs(size - bytes) < bestMiss { best = layers; bestMiss = abs(size - bytes) }
-            if size > bytes { break }
-        }
-        return best
-    }
-
     static func checkQwen35MoE(_ spec: SyntheticModelSpec, path: String) throws {
-        let s = spec.qwen35moe, e = spec.hidden
+        let s = spec.qwen35moe
         func fail(_ field: String, _ message: String) -> GGUFError { GGUFError(file: path, field: field, message: message) }
-        for (what, t) in [("type", spec.type), ("attention type", spec.attentionType)] {
-            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else { throw fail(what, "\(t.name) cannot be written") }
-        }
         let rowLengths: [(GGMLType, String, Int)] = [
-            (spec.type, "hidden", e), (spec.type, "expert feed-forward", spec.expertFeedForward),
-            (spec.attentionType, "hidden", e), (spec.attentionType, "shared feed-forward", s.sharedFeedForward),
+            (spec.attentionType, "shared feed-forward", s.sharedFeedForward),
             (spec.attentionType, "value dim (value heads × state size)", s.valueHeads * s.stateSize),
             (spec.attentionType, "attention width (heads × head dim)", s.heads * s.headDim),
         ]
-        for (t, what, n) in rowLengths where n % t.blockSize != 0 {
-            throw fail(what, "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
-        }
+        try checkTypes(spec, rowLengths: rowLengths, path: path)
         guard s.keyHeads > 0, s.valueHeads % s.keyHeads == 0, s.stateSize > 0, s.convKernel > 0 else {
             throw fail("linear heads", "value heads (\(s.valueHeads)) must be a multiple of key heads (\(s.keyHeads))")
         }
@@ -161,23 +120,12 @@ extension SyntheticModel {
     static func setQwen35MoEMetadata(_ spec: SyntheticModelSpec, _ w: inout GGUFWriter) {
         let a = "qwen35moe", s = spec.qwen35moe, layers = spec.layers
         func u(_ key: String, _ v: Int) { w.set("\(a).\(key)", .uint32(UInt32(v))) }
-        w.set("general.architecture", .string(a))
-        w.set("general.type", .string("model"))
-        w.set("general.name", .string("synthetic qwen35moe \(spec.hidden)x\(layers) \(spec.experts)e \(spec.type.name)"))
-        w.set("general.size_label", .string("synthetic"))
-        u("block_count", layers)
-        u("context_length", 4096)
-        u("embedding_length", spec.hidden)
+        setHeader(a, spec, &w)
         u("attention.head_count", s.heads)
         u("attention.head_count_kv", s.kvHeads)
         w.set("\(a).rope.dimension_sections", .array(.int32, s.ropeSections.map { .int32(Int32($0)) }))
         w.set("\(a).rope.freq_base", .float32(10_000_000))
-        w.set("\(a).attention.layer_norm_rms_epsilon", .float32(1e-6))
-        u("expert_count", spec.experts)
-        u("expert_used_count", spec.expertsUsed)
-        u("attention.key_length", s.headDim)
-        u("attention.value_length", s.headDim)
-        if let ft = fileType(spec.type) { w.set("general.file_type", .uint32(ft)) }
+        setNormExpertsAndHeadSize(a, spec, headDim: s.headDim, &w)
         u("expert_feed_forward_length", spec.expertFeedForward)
         u("expert_shared_feed_forward_length", s.sharedFeedForward)
         u("ssm.conv_kernel", s.convKernel)
@@ -196,41 +144,7 @@ extension SyntheticModel {
     static func writeQwen35MoE(_ spec: SyntheticModelSpec, tokenizerFrom source: GGUFFile, to path: String,
                                log: (String) -> Void) throws -> Int {
         try checkQwen35MoE(spec, path: path)
-        guard let tokens = source["tokenizer.ggml.tokens"]?.array, !tokens.isEmpty else {
-            throw GGUFError(file: source.path, field: "tokenizer.ggml.tokens", message: "no tokenizer to copy")
-        }
-        let vocab = tokens.count
-        var w = GGUFWriter()
-        setQwen35MoEMetadata(spec, &w)
-        for key in source.metadataKeys where key.hasPrefix("tokenizer.") && key != "tokenizer.chat_template" { w.set(key, source[key]!) }
-        let rows = SyntheticRows(seed: spec.seed)
-        func floats(_ v: [Float]) -> [UInt8] { v.withUnsafeBytes { Array($0) } }
-        let n = spec.experts, skew = spec.routerSkew
-        try qwen35MoELayout(spec, vocab: vocab) { name, dims, fill in
-            let count = dims.reduce(1, *)
-            switch fill {
-            case .matrix(let t):
-                try w.addTensor(name: name, dims: dims, type: t,
-                                produce: rows.matrix(rows: dims[1], cols: dims[0], count: dims.count > 2 ? dims[2] : 1, type: t))
-            case .ones:
-                try w.addTensor(name: name, dims: dims, type: .f32, data: floats(Array(repeating: 1, count: count)))
-            case .random(let scale, let offset):
-                try w.addTensor(name: name, dims: dims, type: .f32) { floats(rows.random(count).map { $0 * scale + offset }) }
-            case .router(let l):
-                let e = dims[0]
-                try w.addTensor(name: name, dims: dims, type: .f32) {
-                    let v = rows.random(count)
-                    return floats((0..<count).map { i in
-                        let rank = ((i / e) * 37 + l * 11) % n
-                        return v[i] * 10 * powf(Float(rank + 1), -skew)
-                    })
-                }
-            }
-        }
-        let total = w.tensors.reduce(0) { $0 + $1.byteCount }
-        log(String(format: "writing %@: %d tensors, %.2f GB of weights (%d layers, full attention every %d)", path, w.tensors.count,
-                   Double(total) / 1e9, spec.layers, spec.qwen35moe.fullAttentionInterval))
-        try w.write(to: path)
-        return total
+        return try writeLayout(spec, tokenizerFrom: source, to: path, chatTemplate: false, setMetadata: setQwen35MoEMetadata, layout: qwen35MoELayout,
+                               detail: "\(spec.layers) layers, full attention every \(spec.qwen35moe.fullAttentionInterval)", log: log)
     }
 }

@@ -10,8 +10,7 @@ import Models
 import Sampling
 
 @Suite struct SyntheticDeepSeek4Tests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ModelsTests/Fixtures/frontier/deepseek4.mxfp4.gguf").path
+    static let fixture = frontierFixture("deepseek4.mxfp4.gguf")
 
     /// hidden 256, 4 layers (ratios 0, 0, 4, 128), 4 heads of 512, 8 MXFP4 experts of 128, window 16.
     static func writeTiny(_ dir: URL) throws -> (String, SyntheticModelSpec) {
@@ -22,83 +21,51 @@ import Sampling
         spec.deepseek4 = .scaled(hidden: 256)
         spec.deepseek4.window = 16
         spec.deepseek4.indexerTopK = 8
-        let path = dir.appendingPathComponent("deepseek4-tiny.gguf").path
-        try SyntheticModel.write(spec, tokenizerFrom: try GGUFFile(path: fixture), to: path)
-        return (path, spec)
-    }
-
-    static func tempDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-synth-v4-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
+        return (try writeSynthetic(spec, tokenizerFrom: fixture, to: dir, name: "deepseek4-tiny.gguf"), spec)
     }
 
     @Test func layoutMatchesTheFixture() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let synth = try GGUFFile(path: path), fixture = try GGUFFile(path: Self.fixture)
-        #expect(Set(synth.metadataKeys) == Set(fixture.metadataKeys))
-        for key in fixture.metadataKeys { #expect(synth[key]?.type == fixture[key]?.type, "\(key)") }
-        // Same tensor names per layer kind (fixture: L0 ratio 0, L1 CSA, L2 HCA; synthetic: L1 ratio 0, L2 CSA, L3 HCA),
-        // with the hash table only in hash layers and the correction bias only elsewhere.
-        func names(_ g: GGUFFile, _ l: Int) -> Set<String> {
-            Set(g.tensors.map(\.name).filter { $0.hasPrefix("blk.\(l).") }.map { String($0.dropFirst("blk.\(l).".count)) })
-                .subtracting(["ffn_gate_tid2eid.weight", "exp_probs_b.bias"])
+        try withTiny("v4", Self.writeTiny) { path, spec in
+            let (synth, fixture) = try openAgainstFixture(path, Self.fixture)
+            // Same tensor names per layer kind (fixture: L0 ratio 0, L1 CSA, L2 HCA; synthetic: L1 ratio 0, L2 CSA, L3 HCA),
+            // with the hash table only in hash layers and the correction bias only elsewhere.
+            func names(_ g: GGUFFile, _ l: Int) -> Set<String> {
+                layerTensorNames(g, l).subtracting(["ffn_gate_tid2eid.weight", "exp_probs_b.bias"])
+            }
+            #expect(names(synth, 1) == names(fixture, 0))
+            #expect(names(synth, 2) == names(fixture, 1))
+            #expect(names(synth, 3) == names(fixture, 2))
+            #expect(globalTensorNames(synth) == globalTensorNames(fixture))
+            for l in 0..<spec.layers {
+                // Hash layers 0...2 route by token id; the others choose by score + correction bias.
+                #expect((synth.tensor("blk.\(l).ffn_gate_tid2eid.weight") != nil) == (l < 3), "layer \(l)")
+                #expect((synth.tensor("blk.\(l).exp_probs_b.bias") != nil) == (l >= 3), "layer \(l)")
+            }
+            // Shapes (§2, ggml ne): e = 256, hc = 4, 4 heads × 512, q rank 64, 4 groups × rank 64, indexer 4 × 128.
+            let expected: [String: [Int]] = [
+                "token_embd.weight": [256, 512], "output_hc_fn.weight": [1024, 4], "blk.0.hc_attn_fn.weight": [1024, 24],
+                "blk.0.attn_q_b.weight": [64, 2048], "blk.0.attn_kv.weight": [256, 512], "blk.0.attn_output_a.weight": [512, 256],
+                "blk.0.attn_output_b.weight": [256, 256], "blk.2.attn_compressor_kv.weight": [256, 1024],
+                "blk.2.attn_compressor_ape.weight": [1024, 4], "blk.3.attn_compressor_kv.weight": [256, 512],
+                "blk.3.attn_compressor_ape.weight": [512, 128], "blk.2.indexer.attn_q_b.weight": [64, 512],
+                "blk.2.indexer_compressor_kv.weight": [256, 256], "blk.2.indexer.proj.weight": [256, 4],
+                "blk.0.ffn_gate_tid2eid.weight": [2, 512], "blk.0.ffn_gate_exps.weight": [256, 128, 8],
+                "blk.0.ffn_down_exps.weight": [128, 256, 8], "blk.0.ffn_down_shexp.weight": [128, 256],
+            ]
+            for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
+            #expect(synth.tensor("blk.0.ffn_gate_exps.weight")?.type == .mxfp4)
+            #expect(synth["deepseek4.attention.compress_ratios"]?.array?.compactMap(\.int) == [0, 0, 4, 128])
+            let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            #expect(size < 16 << 20)
+            #expect(SyntheticModel.totalBytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
         }
-        #expect(names(synth, 1) == names(fixture, 0))
-        #expect(names(synth, 2) == names(fixture, 1))
-        #expect(names(synth, 3) == names(fixture, 2))
-        #expect(Set(synth.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }) == Set(fixture.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }))
-        for l in 0..<spec.layers {
-            // Hash layers 0...2 route by token id; the others choose by score + correction bias.
-            #expect((synth.tensor("blk.\(l).ffn_gate_tid2eid.weight") != nil) == (l < 3), "layer \(l)")
-            #expect((synth.tensor("blk.\(l).exp_probs_b.bias") != nil) == (l >= 3), "layer \(l)")
-        }
-        // Shapes (§2, ggml ne): e = 256, hc = 4, 4 heads × 512, q rank 64, 4 groups × rank 64, indexer 4 × 128.
-        let expected: [String: [Int]] = [
-            "token_embd.weight": [256, 512], "output_hc_fn.weight": [1024, 4], "blk.0.hc_attn_fn.weight": [1024, 24],
-            "blk.0.attn_q_b.weight": [64, 2048], "blk.0.attn_kv.weight": [256, 512], "blk.0.attn_output_a.weight": [512, 256],
-            "blk.0.attn_output_b.weight": [256, 256], "blk.2.attn_compressor_kv.weight": [256, 1024],
-            "blk.2.attn_compressor_ape.weight": [1024, 4], "blk.3.attn_compressor_kv.weight": [256, 512],
-            "blk.3.attn_compressor_ape.weight": [512, 128], "blk.2.indexer.attn_q_b.weight": [64, 512],
-            "blk.2.indexer_compressor_kv.weight": [256, 256], "blk.2.indexer.proj.weight": [256, 4],
-            "blk.0.ffn_gate_tid2eid.weight": [2, 512], "blk.0.ffn_gate_exps.weight": [256, 128, 8],
-            "blk.0.ffn_down_exps.weight": [128, 256, 8], "blk.0.ffn_down_shexp.weight": [128, 256],
-        ]
-        for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
-        #expect(synth.tensor("blk.0.ffn_gate_exps.weight")?.type == .mxfp4)
-        #expect(synth["deepseek4.attention.compress_ratios"]?.array?.compactMap(\.int) == [0, 0, 4, 128])
-        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        #expect(size < 16 << 20)
-        #expect(SyntheticModel.deepSeek4Bytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
     }
 
     @Test func dwarfStarLoadsAndGenerates() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, _) = try Self.writeTiny(dir)
-        let loaded = try LoadedModel(path: path)
-        #expect(loaded.model.config.deepseek4 != nil)
-        // 140 tokens: past the window (16), 35 CSA entries (the indexer keeps 8), one HCA entry.
-        try expectRunsAndGenerates(loaded, tokens: (0..<140).map { Int32(3 + ($0 * 37) % 500) }, context: 256)
+        try withLoadedTiny("v4", Self.writeTiny) { loaded, _ in
+            #expect(loaded.model.config.deepseek4 != nil)
+            // 140 tokens: past the window (16), 35 CSA entries (the indexer keeps 8), one HCA entry.
+            try expectRunsAndGenerates(loaded, tokens: 140, context: 256)
+        }
     }
-}
-
-/// A synthetic model evaluates `tokens` in one batch with finite, non-zero logits at every position,
-/// and a session on it greedily generates 6 tokens.
-func expectRunsAndGenerates(_ loaded: LoadedModel, tokens: [Int32], context: Int) throws {
-    let state = InferenceState(config: loaded.model.config, contextLength: context, maxBatch: 64, threads: 2)
-    let logits = Array(try loaded.model.forward(tokens, startPosition: 0, state: state, logits: .all))
-    #expect(logits.count == tokens.count * loaded.model.vocabularySize)
-    #expect(logits.allSatisfy { $0.isFinite })
-    #expect(logits.contains { $0 != 0 })
-
-    let session = Session(loaded, contextLength: context, threads: 2)
-    var options = GenerationOptions()
-    options.maxTokens = 6
-    options.ignoreEOS = true
-    options.sampler = .greedy
-    let result = try session.generate(prompt: Array(tokens.prefix(20)), options: options) { _ in }
-    #expect(result.tokens.count == 6)
 }

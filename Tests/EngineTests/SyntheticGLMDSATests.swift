@@ -11,8 +11,7 @@ import Models
 import Sampling
 
 @Suite struct SyntheticGLMDSATests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ModelsTests/Fixtures/frontier/glm_dsa.f32.gguf").path
+    static let fixture = frontierFixture("glm_dsa.f32.gguf")
 
     /// hidden 256, 4 layers (indexer full, shared, full, shared as in the fixture), 4 MLA heads, q rank 64,
     /// kv rank 64, rope 16, 8 Q4_K experts of 256, indexer 4 heads × 64 keeping 8 positions.
@@ -25,15 +24,7 @@ import Sampling
         spec.type = .q4_K; spec.attentionType = .q8_0
         spec.glmDSA.indexerHeads = 4; spec.glmDSA.indexerHeadDim = 64; spec.glmDSA.indexerTopK = 8
         spec.glmDSA.indexerTypes = SyntheticGLMDSAShape.parseTypes("alternate", layers: 4)
-        let path = dir.appendingPathComponent("glm-dsa-tiny.gguf").path
-        try SyntheticModel.write(spec, tokenizerFrom: try GGUFFile(path: fixture), to: path)
-        return (path, spec)
-    }
-
-    static func tempDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-synth-glm-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
+        return (try writeSynthetic(spec, tokenizerFrom: fixture, to: dir, name: "glm-dsa-tiny.gguf"), spec)
     }
 
     @Test func indexerTypePatterns() {
@@ -45,59 +36,47 @@ import Sampling
     }
 
     @Test func layoutMatchesTheFixture() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, _) = try Self.writeTiny(dir)
-        let synth = try GGUFFile(path: path), fixture = try GGUFFile(path: Self.fixture)
-        #expect(Set(synth.metadataKeys) == Set(fixture.metadataKeys))
-        for key in fixture.metadataKeys { #expect(synth[key]?.type == fixture[key]?.type, "\(key)") }
-        #expect(synth["glm-dsa.expert_gating_func"] == nil)
-        #expect(synth["glm-dsa.attention.indexer.types"]?.array?.compactMap(\.bool) == [true, false, true, false])
-        func names(_ g: GGUFFile, _ l: Int) -> Set<String> {
-            Set(g.tensors.map(\.name).filter { $0.hasPrefix("blk.\(l).") }.map { String($0.dropFirst("blk.\(l).".count)) })
+        try withTiny("glm", Self.writeTiny) { path, _ in
+            let (synth, fixture) = try openAgainstFixture(path, Self.fixture)
+            #expect(synth["glm-dsa.expert_gating_func"] == nil)
+            #expect(synth["glm-dsa.attention.indexer.types"]?.array?.compactMap(\.bool) == [true, false, true, false])
+            expectSameTensorNames(synth, fixture, layers: 0..<4)
+            // Shapes (ggml ne): e = 256, 4 heads × (nope 32 + rope 16), v 32, q rank 64, kv rank 64, indexer 4 × 64.
+            let expected: [String: [Int]] = [
+                "token_embd.weight": [256, 512], "blk.0.attn_q_a.weight": [256, 64], "blk.0.attn_q_b.weight": [64, 192],
+                "blk.0.attn_kv_a_mqa.weight": [256, 80], "blk.0.attn_k_b.weight": [32, 64, 4], "blk.0.attn_v_b.weight": [64, 32, 4],
+                "blk.0.attn_output.weight": [128, 256], "blk.0.ffn_gate.weight": [256, 512],
+                "blk.0.indexer.attn_q_b.weight": [64, 256], "blk.0.indexer.attn_k.weight": [256, 64],
+                "blk.0.indexer.k_norm.weight": [64], "blk.0.indexer.k_norm.bias": [64], "blk.2.indexer.proj.weight": [256, 4],
+                "blk.1.ffn_gate_inp.weight": [256, 8], "blk.1.exp_probs_b.bias": [8], "blk.1.ffn_gate_exps.weight": [256, 256, 8],
+                "blk.1.ffn_down_exps.weight": [256, 256, 8], "blk.1.ffn_down_shexp.weight": [256, 256],
+            ]
+            for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
+            #expect(synth.tensor("blk.1.ffn_gate_exps.weight")?.type == .q4_K)
+            #expect(synth.tensor("blk.0.indexer.attn_q_b.weight")?.type == .q8_0)
+            #expect(synth.tensor("blk.0.indexer.proj.weight")?.type == .f32)
         }
-        for l in 0..<4 { #expect(names(synth, l) == names(fixture, l), "layer \(l)") }
-        #expect(Set(synth.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }) == Set(fixture.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }))
-        // Shapes (ggml ne): e = 256, 4 heads × (nope 32 + rope 16), v 32, q rank 64, kv rank 64, indexer 4 × 64.
-        let expected: [String: [Int]] = [
-            "token_embd.weight": [256, 512], "blk.0.attn_q_a.weight": [256, 64], "blk.0.attn_q_b.weight": [64, 192],
-            "blk.0.attn_kv_a_mqa.weight": [256, 80], "blk.0.attn_k_b.weight": [32, 64, 4], "blk.0.attn_v_b.weight": [64, 32, 4],
-            "blk.0.attn_output.weight": [128, 256], "blk.0.ffn_gate.weight": [256, 512],
-            "blk.0.indexer.attn_q_b.weight": [64, 256], "blk.0.indexer.attn_k.weight": [256, 64],
-            "blk.0.indexer.k_norm.weight": [64], "blk.0.indexer.k_norm.bias": [64], "blk.2.indexer.proj.weight": [256, 4],
-            "blk.1.ffn_gate_inp.weight": [256, 8], "blk.1.exp_probs_b.bias": [8], "blk.1.ffn_gate_exps.weight": [256, 256, 8],
-            "blk.1.ffn_down_exps.weight": [256, 256, 8], "blk.1.ffn_down_shexp.weight": [256, 256],
-        ]
-        for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
-        #expect(synth.tensor("blk.1.ffn_gate_exps.weight")?.type == .q4_K)
-        #expect(synth.tensor("blk.0.indexer.attn_q_b.weight")?.type == .q8_0)
-        #expect(synth.tensor("blk.0.indexer.proj.weight")?.type == .f32)
     }
 
     @Test func rejectsBadIndexerShapes() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let source = try GGUFFile(path: Self.fixture)
         var spec = SyntheticModelSpec()
         spec.architecture = "glm-dsa"; spec.hidden = 256; spec.layers = 2; spec.heads = 4; spec.kvHeads = 1
         spec.feedForward = 512; spec.experts = 4; spec.expertsUsed = 2; spec.expertFeedForward = 256; spec.qLoraRank = 64
         spec.glmDSA.indexerHeadDim = 96   // not a multiple of 64
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("a.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
         spec.glmDSA.indexerHeadDim = 64
         spec.glmDSA.indexerTypes = [false, true]   // layer 0 must be full
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("b.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
     }
 
     @Test func dwarfStarLoadsAndGenerates() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let loaded = try LoadedModel(path: path)
-        let indexer = try #require(loaded.model.config.mla?.indexer)
-        #expect(indexer.heads == 4 && indexer.headDim == 64 && indexer.topK == 8)
-        #expect(indexer.fullLayers == [true, false, true, false])
-        #expect(loaded.model.config.layerCount == spec.layers)
-        // 40 tokens: past the indexer's top-8, so later queries attend to a selection.
-        try expectRunsAndGenerates(loaded, tokens: (0..<40).map { Int32(3 + ($0 * 37) % 500) }, context: 128)
+        try withLoadedTiny("glm", Self.writeTiny) { loaded, spec in
+            let indexer = try #require(loaded.model.config.mla?.indexer)
+            #expect(indexer.heads == 4 && indexer.headDim == 64 && indexer.topK == 8)
+            #expect(indexer.fullLayers == [true, false, true, false])
+            #expect(loaded.model.config.layerCount == spec.layers)
+            // 40 tokens: past the indexer's top-8, so later queries attend to a selection.
+            try expectRunsAndGenerates(loaded, tokens: 40, context: 128)
+        }
     }
 }

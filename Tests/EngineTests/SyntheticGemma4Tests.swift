@@ -11,8 +11,7 @@ import Models
 import Sampling
 
 @Suite struct SyntheticGemma4Tests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ModelsTests/Fixtures/frontier/gemma4.f32.gguf").path
+    static let fixture = frontierFixture("gemma4.f32.gguf")
 
     /// hidden 256, 6 layers (full every 4th and last, last 2 KV-shared: S S S F S F as in the fixture), 4 heads;
     /// sliding 2 KV × 64 with a window of 16, full 1 KV × 128; PLE 32; dense MLP 256 (double-wide when shared),
@@ -27,15 +26,7 @@ import Sampling
         g.heads = 4; g.slidingKVHeads = 2; g.fullKVHeads = 1; g.slidingHeadDim = 64; g.fullHeadDim = 128
         g.window = 16; g.perLayerInput = 32; g.sharedKVLayers = 2; g.fullInterval = 4; g.doubleWideShared = true
         spec.gemma4 = g
-        let path = dir.appendingPathComponent("gemma4-tiny.gguf").path
-        try SyntheticModel.write(spec, tokenizerFrom: try GGUFFile(path: fixture), to: path)
-        return (path, spec)
-    }
-
-    static func tempDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-synth-gemma4-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
+        return (try writeSynthetic(spec, tokenizerFrom: fixture, to: dir, name: "gemma4-tiny.gguf"), spec)
     }
 
     @Test func slidingPatternPutsTheSourcesBeforeTheSharedLayers() {
@@ -51,61 +42,49 @@ import Sampling
     }
 
     @Test func layoutMatchesTheFixture() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let synth = try GGUFFile(path: path), fixture = try GGUFFile(path: Self.fixture)
-        #expect(Set(synth.metadataKeys) == Set(fixture.metadataKeys))
-        for key in fixture.metadataKeys { #expect(synth[key]?.type == fixture[key]?.type, "\(key)") }
-        #expect(synth["tokenizer.ggml.model"]?.string == "gemma4")
-        #expect(synth["gemma4.attention.sliding_window_pattern"]?.array?.compactMap(\.bool) == [true, true, true, false, true, false])
-        #expect(synth["gemma4.attention.head_count_kv"]?.array?.compactMap(\.int) == [2, 2, 2, 1, 2, 1])
-        #expect(synth["gemma4.feed_forward_length"]?.array?.compactMap(\.int) == [256, 256, 256, 256, 512, 512])
-        func names(_ g: GGUFFile, _ l: Int) -> Set<String> {
-            Set(g.tensors.map(\.name).filter { $0.hasPrefix("blk.\(l).") }.map { String($0.dropFirst("blk.\(l).".count)) })
+        try withTiny("gemma4", Self.writeTiny) { path, spec in
+            let (synth, fixture) = try openAgainstFixture(path, Self.fixture)
+            #expect(synth["tokenizer.ggml.model"]?.string == "gemma4")
+            #expect(synth["gemma4.attention.sliding_window_pattern"]?.array?.compactMap(\.bool) == [true, true, true, false, true, false])
+            #expect(synth["gemma4.attention.head_count_kv"]?.array?.compactMap(\.int) == [2, 2, 2, 1, 2, 1])
+            #expect(synth["gemma4.feed_forward_length"]?.array?.compactMap(\.int) == [256, 256, 256, 256, 512, 512])
+            expectSameTensorNames(synth, fixture, layers: 0..<6)
+            // Shapes (ggml ne): e = 256, L·P = 192, sliding 4 × 64 (KV 2 × 64), full 4 × 128 (KV 1 × 128, K = V).
+            let expected: [String: [Int]] = [
+                "token_embd.weight": [256, 512], "per_layer_token_embd.weight": [192, 512], "per_layer_model_proj.weight": [256, 192],
+                "per_layer_proj_norm.weight": [32], "rope_freqs.weight": [64],
+                "blk.0.attn_q.weight": [256, 256], "blk.0.attn_k.weight": [256, 128], "blk.0.attn_v.weight": [256, 128],
+                "blk.0.attn_q_norm.weight": [64], "blk.3.attn_q.weight": [256, 512], "blk.3.attn_k.weight": [256, 128],
+                "blk.3.attn_output.weight": [512, 256], "blk.5.attn_q.weight": [256, 512], "blk.4.ffn_gate.weight": [256, 512],
+                "blk.0.ffn_gate_up_exps.weight": [256, 512, 8], "blk.0.ffn_down_exps.weight": [256, 256, 8],
+                "blk.0.ffn_down_exps.scale": [8], "blk.0.ffn_gate_inp.weight": [256, 8], "blk.0.ffn_gate_inp.scale": [256],
+                "blk.0.inp_gate.weight": [256, 32], "blk.0.proj.weight": [32, 256], "blk.0.layer_output_scale.weight": [1],
+            ]
+            for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
+            #expect(synth.tensor("blk.0.ffn_gate_up_exps.weight")?.type == .q4_K)
+            #expect(synth.tensor("blk.0.attn_q.weight")?.type == .q8_0)
+            #expect(synth.tensor("rope_freqs.weight")?.type == .f32)
+            #expect(SyntheticModel.totalBytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
         }
-        for l in 0..<6 { #expect(names(synth, l) == names(fixture, l), "layer \(l)") }
-        #expect(Set(synth.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }) == Set(fixture.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }))
-        // Shapes (ggml ne): e = 256, L·P = 192, sliding 4 × 64 (KV 2 × 64), full 4 × 128 (KV 1 × 128, K = V).
-        let expected: [String: [Int]] = [
-            "token_embd.weight": [256, 512], "per_layer_token_embd.weight": [192, 512], "per_layer_model_proj.weight": [256, 192],
-            "per_layer_proj_norm.weight": [32], "rope_freqs.weight": [64],
-            "blk.0.attn_q.weight": [256, 256], "blk.0.attn_k.weight": [256, 128], "blk.0.attn_v.weight": [256, 128],
-            "blk.0.attn_q_norm.weight": [64], "blk.3.attn_q.weight": [256, 512], "blk.3.attn_k.weight": [256, 128],
-            "blk.3.attn_output.weight": [512, 256], "blk.5.attn_q.weight": [256, 512], "blk.4.ffn_gate.weight": [256, 512],
-            "blk.0.ffn_gate_up_exps.weight": [256, 512, 8], "blk.0.ffn_down_exps.weight": [256, 256, 8],
-            "blk.0.ffn_down_exps.scale": [8], "blk.0.ffn_gate_inp.weight": [256, 8], "blk.0.ffn_gate_inp.scale": [256],
-            "blk.0.inp_gate.weight": [256, 32], "blk.0.proj.weight": [32, 256], "blk.0.layer_output_scale.weight": [1],
-        ]
-        for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
-        #expect(synth.tensor("blk.0.ffn_gate_up_exps.weight")?.type == .q4_K)
-        #expect(synth.tensor("blk.0.attn_q.weight")?.type == .q8_0)
-        #expect(synth.tensor("rope_freqs.weight")?.type == .f32)
-        #expect(SyntheticModel.gemma4Bytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
     }
 
     @Test func rejectsBadShapes() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let source = try GGUFFile(path: Self.fixture)
         var spec = SyntheticModelSpec()
         spec.architecture = "gemma4"; spec.hidden = 256; spec.layers = 3; spec.feedForward = 256
         spec.experts = 4; spec.expertsUsed = 2; spec.expertFeedForward = 256
         spec.gemma4.sharedKVLayers = 2   // needs at least 4 layers
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("a.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
         spec.layers = 6; spec.gemma4.heads = 16; spec.gemma4.slidingKVHeads = 3   // 16 heads, 3 KV heads
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("b.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
     }
 
     @Test func dwarfStarLoadsAndGenerates() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let loaded = try LoadedModel(path: path)
-        #expect(loaded.model.config.gemma4 != nil)
-        #expect(loaded.model.config.layerCount == spec.layers)
-        #expect(loaded.model.config.slidingWindow == 16)
-        // 40 tokens: past the window of 16.
-        try expectRunsAndGenerates(loaded, tokens: (0..<40).map { Int32(3 + ($0 * 37) % 500) }, context: 128)
+        try withLoadedTiny("gemma4", Self.writeTiny) { loaded, spec in
+            #expect(loaded.model.config.gemma4 != nil)
+            #expect(loaded.model.config.layerCount == spec.layers)
+            #expect(loaded.model.config.slidingWindow == 16)
+            // 40 tokens: past the window of 16.
+            try expectRunsAndGenerates(loaded, tokens: 40, context: 128)
+        }
     }
 }

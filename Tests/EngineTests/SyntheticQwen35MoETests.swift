@@ -10,8 +10,7 @@ import Models
 import Sampling
 
 @Suite struct SyntheticQwen35MoETests {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ModelsTests/Fixtures/frontier/qwen35moe.f32.gguf").path
+    static let fixture = frontierFixture("qwen35moe.f32.gguf")
 
     /// hidden 256, 4 layers (3 Gated DeltaNet, 1 full attention as in the fixture), linear attention 2 key /
     /// 4 value heads × 64, full attention 4 heads / 2 KV × 64 (16 rotated dims), 8 Q4_K experts of 256 (2 used),
@@ -26,69 +25,49 @@ import Sampling
         q.keyHeads = 2; q.valueHeads = 4; q.stateSize = 64
         q.heads = 4; q.kvHeads = 2; q.headDim = 64; q.ropeDim = 16; q.sharedFeedForward = 256
         spec.qwen35moe = q
-        let path = dir.appendingPathComponent("qwen35moe-tiny.gguf").path
-        try SyntheticModel.write(spec, tokenizerFrom: try GGUFFile(path: fixture), to: path)
-        return (path, spec)
-    }
-
-    static func tempDirectory() throws -> URL {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-synth-qwen35moe-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
+        return (try writeSynthetic(spec, tokenizerFrom: fixture, to: dir, name: "qwen35moe-tiny.gguf"), spec)
     }
 
     @Test func layoutMatchesTheFixture() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let synth = try GGUFFile(path: path), fixture = try GGUFFile(path: Self.fixture)
-        #expect(Set(synth.metadataKeys) == Set(fixture.metadataKeys))
-        for key in fixture.metadataKeys { #expect(synth[key]?.type == fixture[key]?.type, "\(key)") }
-        #expect(synth["qwen35moe.attention.recurrent_layers"]?.array?.compactMap(\.bool) == [true, true, true, false])
-        #expect(synth["qwen35moe.rope.dimension_sections"]?.array?.compactMap(\.int) == [3, 3, 2, 0])
-        func names(_ g: GGUFFile, _ l: Int) -> Set<String> {
-            Set(g.tensors.map(\.name).filter { $0.hasPrefix("blk.\(l).") }.map { String($0.dropFirst("blk.\(l).".count)) })
+        try withTiny("qwen35moe", Self.writeTiny) { path, spec in
+            let (synth, fixture) = try openAgainstFixture(path, Self.fixture)
+            #expect(synth["qwen35moe.attention.recurrent_layers"]?.array?.compactMap(\.bool) == [true, true, true, false])
+            #expect(synth["qwen35moe.rope.dimension_sections"]?.array?.compactMap(\.int) == [3, 3, 2, 0])
+            expectSameTensorNames(synth, fixture, layers: 0..<4)
+            // Shapes (ggml ne): e = 256, key dim 2 × 64, value dim 4 × 64, conv 512; full 4 × 64 (+ gate), KV 2 × 64.
+            let expected: [String: [Int]] = [
+                "token_embd.weight": [256, 512], "blk.0.attn_qkv.weight": [256, 512], "blk.0.attn_gate.weight": [256, 256],
+                "blk.0.ssm_conv1d.weight": [4, 512], "blk.0.ssm_a": [4], "blk.0.ssm_dt.bias": [4], "blk.0.ssm_alpha.weight": [256, 4],
+                "blk.0.ssm_beta.weight": [256, 4], "blk.0.ssm_norm.weight": [64], "blk.0.ssm_out.weight": [256, 256],
+                "blk.3.attn_q.weight": [256, 512], "blk.3.attn_k.weight": [256, 128], "blk.3.attn_v.weight": [256, 128],
+                "blk.3.attn_q_norm.weight": [64], "blk.3.attn_output.weight": [256, 256],
+                "blk.1.ffn_gate_inp.weight": [256, 8], "blk.1.ffn_gate_exps.weight": [256, 256, 8], "blk.1.ffn_down_exps.weight": [256, 256, 8],
+                "blk.1.ffn_down_shexp.weight": [256, 256], "blk.1.ffn_gate_inp_shexp.weight": [256, 1],
+            ]
+            for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
+            #expect(synth.tensor("blk.1.ffn_gate_exps.weight")?.type == .q4_K)
+            #expect(synth.tensor("blk.0.attn_qkv.weight")?.type == .q8_0)
+            #expect(synth.tensor("blk.0.ssm_conv1d.weight")?.type == .f32)
+            #expect(synth.tensor("blk.0.ffn_gate_inp.weight")?.type == .f32)
+            #expect(SyntheticModel.totalBytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
         }
-        for l in 0..<4 { #expect(names(synth, l) == names(fixture, l), "layer \(l)") }
-        #expect(Set(synth.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }) == Set(fixture.tensors.map(\.name).filter { !$0.hasPrefix("blk.") }))
-        // Shapes (ggml ne): e = 256, key dim 2 × 64, value dim 4 × 64, conv 512; full 4 × 64 (+ gate), KV 2 × 64.
-        let expected: [String: [Int]] = [
-            "token_embd.weight": [256, 512], "blk.0.attn_qkv.weight": [256, 512], "blk.0.attn_gate.weight": [256, 256],
-            "blk.0.ssm_conv1d.weight": [4, 512], "blk.0.ssm_a": [4], "blk.0.ssm_dt.bias": [4], "blk.0.ssm_alpha.weight": [256, 4],
-            "blk.0.ssm_beta.weight": [256, 4], "blk.0.ssm_norm.weight": [64], "blk.0.ssm_out.weight": [256, 256],
-            "blk.3.attn_q.weight": [256, 512], "blk.3.attn_k.weight": [256, 128], "blk.3.attn_v.weight": [256, 128],
-            "blk.3.attn_q_norm.weight": [64], "blk.3.attn_output.weight": [256, 256],
-            "blk.1.ffn_gate_inp.weight": [256, 8], "blk.1.ffn_gate_exps.weight": [256, 256, 8], "blk.1.ffn_down_exps.weight": [256, 256, 8],
-            "blk.1.ffn_down_shexp.weight": [256, 256], "blk.1.ffn_gate_inp_shexp.weight": [256, 1],
-        ]
-        for (name, dims) in expected { #expect(synth.tensor(name)?.dims == dims, "\(name)") }
-        #expect(synth.tensor("blk.1.ffn_gate_exps.weight")?.type == .q4_K)
-        #expect(synth.tensor("blk.0.attn_qkv.weight")?.type == .q8_0)
-        #expect(synth.tensor("blk.0.ssm_conv1d.weight")?.type == .f32)
-        #expect(synth.tensor("blk.0.ffn_gate_inp.weight")?.type == .f32)
-        #expect(SyntheticModel.qwen35MoEBytes(spec, vocab: 512) == synth.tensors.reduce(0) { $0 + $1.byteCount })
     }
 
     @Test func rejectsBadShapes() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let source = try GGUFFile(path: Self.fixture)
         var spec = SyntheticModelSpec()
         spec.architecture = "qwen35moe"; spec.hidden = 256; spec.layers = 4; spec.experts = 4; spec.expertsUsed = 2
         spec.expertFeedForward = 256
         spec.qwen35moe.keyHeads = 3; spec.qwen35moe.valueHeads = 4   // value heads must be a multiple of key heads
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("a.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
         spec.qwen35moe.keyHeads = 2; spec.expertFeedForward = 200   // not whole Q4_K blocks
-        #expect(throws: GGUFError.self) { try SyntheticModel.write(spec, tokenizerFrom: source, to: dir.appendingPathComponent("b.gguf").path) }
+        try expectRejected(spec, tokenizerFrom: Self.fixture)
     }
 
     @Test func dwarfStarLoadsAndGenerates() throws {
-        let dir = try Self.tempDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, spec) = try Self.writeTiny(dir)
-        let loaded = try LoadedModel(path: path)
-        #expect(loaded.model.config.qwen35 != nil)
-        #expect(loaded.model.config.layerCount == spec.layers)
-        try expectRunsAndGenerates(loaded, tokens: (0..<40).map { Int32(3 + ($0 * 37) % 500) }, context: 128)
+        try withLoadedTiny("qwen35moe", Self.writeTiny) { loaded, spec in
+            #expect(loaded.model.config.qwen35 != nil)
+            #expect(loaded.model.config.layerCount == spec.layers)
+            try expectRunsAndGenerates(loaded, tokens: 40, context: 128)
+        }
     }
 }
