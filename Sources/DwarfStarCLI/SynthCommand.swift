@@ -118,6 +118,12 @@ struct Synth: ParsableCommand {
             spec.architecture = arch; spec.experts = experts; spec.expertsUsed = expertsUsed ?? (qwen || gemma ? 8 : 6); spec.routerSkew = routerSkew
             spec.expertFeedForward = expertFFN ?? (qwen ? 512 : gemma ? 768 : 1024); spec.sharedExperts = sharedExperts; spec.attentionType = at
             if let q = qLoraRank { spec.qLoraRank = q }
+            /// --size: the layer count whose file comes closest to the target (shape set first).
+            func fitSize() throws {
+                guard let size else { return }
+                let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
+                spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
+            }
             if qwen {
                 var q = SyntheticQwen35MoEShape()
                 if let v = heads { q.heads = v }
@@ -131,10 +137,7 @@ struct Synth: ParsableCommand {
                 if let v = fullAttentionInterval { q.fullAttentionInterval = v }
                 if let v = sharedFFN { q.sharedFeedForward = v }
                 spec.qwen35moe = q
-                if let size {
-                    let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
-                }
+                try fitSize()
                 printErr("qwen35moe: \(spec.layers) layers (full attention every \(q.fullAttentionInterval)), hidden \(hidden), "
                          + "linear attention \(q.keyHeads) key / \(q.valueHeads) value heads × \(q.stateSize) (conv \(q.convKernel)), "
                          + "full attention \(q.heads) / \(q.kvHeads) KV heads × \(q.headDim) (rope \(q.ropeDim), sections \(q.ropeSections)), "
@@ -153,10 +156,7 @@ struct Synth: ParsableCommand {
                 if let v = sharedKVLayers { g.sharedKVLayers = v }
                 if let v = fullAttentionInterval { g.fullInterval = v }
                 spec.gemma4 = g
-                if let size {
-                    let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
-                }
+                try fitSize()
                 printErr("gemma4: \(spec.layers) layers (\(g.sliding(layers: spec.layers).map { $0 ? "S" : "F" }.joined()), last \(g.sharedKVLayers) KV-shared), "
                          + "hidden \(hidden), \(g.heads) heads; sliding \(g.slidingKVHeads) KV × \(g.slidingHeadDim), window \(g.window); "
                          + "full \(g.fullKVHeads) KV × \(g.fullHeadDim) (K = V, \(g.fullRopePairs) rotated pairs); per-layer input \(g.perLayerInput); "
@@ -193,10 +193,7 @@ struct Synth: ParsableCommand {
                 s.compressRatios = ratios
                 s.embeddingType = et
                 spec.deepseek4 = s
-                if let size {
-                    let vocab = source["tokenizer.ggml.tokens"]?.array?.count ?? 0
-                    spec.layers = SyntheticModel.layers(toFit: try parseByteSize(size), spec, vocab: vocab)
-                }
+                try fitSize()
                 spec.deepseek4.hashLayers = min(spec.deepseek4.hashLayers, spec.layers)
                 printErr("deepseek4: \(spec.layers) layers, hidden \(hidden), \(s.heads) heads × \(s.headDim) (rope \(s.ropeDim)), q rank \(s.qLoraRank), "
                          + "output \(s.outputGroups) groups × rank \(s.outputRank), indexer \(s.indexerHeads) × \(s.indexerHeadDim) top-k \(s.indexerTopK), "

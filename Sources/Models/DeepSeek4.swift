@@ -105,6 +105,8 @@ public struct DeepSeek4Weights: @unchecked Sendable {
     public var layers: [DeepSeek4LayerWeights]
     /// Final collapse of the streams: fn [hc, hc · e], scale [1], base [hc].
     public var outputHc: HyperConnectionWeights
+    /// RoPE tables' frequencies, built once: main (window-only layers) and compressed layers' (YaRN).
+    var ropes: DeepSeek4Ropes
 }
 
 public enum DeepSeek4Architecture: Architecture {
@@ -244,6 +246,7 @@ extension WeightReader {
                 ffnNorm: try vector(.ffnNorm(l), count: e), moe: moe))
         }
         return DeepSeek4Weights(layers: layers, outputHc: try hyperConnection(
-            fn: N.outputHcFn.name, base: N.outputHcBase.name, scale: N.outputHcScale.name, mixes: ds.streams, streams: ds.streams, c))
+            fn: N.outputHcFn.name, base: N.outputHcBase.name, scale: N.outputHcScale.name, mixes: ds.streams, streams: ds.streams, c),
+            ropes: DeepSeek4Ropes(ds))
     }
 }

@@ -125,7 +125,7 @@ extension TransformerModel {
         let c = config, ds = c.deepseek4!, e = c.embeddingLength, n = ds.streams, width = n * e
         let eps = c.rmsEpsilon, mm = s.matmul
         let start = cache.count
-        let ropes = DeepSeek4Ropes(ds)
+        let ropes = weights.ropes
         var S = x.streams.pointer, next = x.streamsNext.pointer
         // S = hc copies of the embedding; RoPE tables of every token for both bases.
         for t in 0..<T {
