@@ -190,7 +190,7 @@ final class Gemma4Scratch {
     let gateP: FloatBuffer            // [B, P]
     let branch: FloatBuffer           // [B, e]
     let router: FloatBuffer           // [B, e]
-    let table: FloatBuffer            // [B, rope] cos/sin (one kind of layer at a time)
+    let slidingTable, fullTable: FloatBuffer   // [B, rope] cos/sin of each token, per kind of layer
     init(config c: ModelConfig, maxBatch b: Int) {
         let g = c.gemma4!, e = c.embeddingLength
         perLayerInputs = FloatBuffer(count: b * max(1, c.layerCount * g.perLayerInput))
@@ -198,7 +198,8 @@ final class Gemma4Scratch {
         gateP = FloatBuffer(count: b * max(1, g.perLayerInput))
         branch = FloatBuffer(count: b * e)
         router = FloatBuffer(count: b * e)
-        table = FloatBuffer(count: b * 2 * c.headDimK)
+        slidingTable = FloatBuffer(count: b * 2 * c.headDimK)
+        fullTable = FloatBuffer(count: b * 2 * c.headDimK)
     }
 }
 
@@ -213,6 +214,11 @@ extension TransformerModel {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
         }
         let scale = c.embeddingScale ?? 1
+        // RoPE cos/sin of every token, once per call for each kind of layer.
+        for t in 0..<T {
+            weights.ropeSliding.fill(x.slidingTable.pointer + t * weights.ropeSliding.dimensions, position: s.positions[t])
+            weights.ropeFull.fill(x.fullTable.pointer + t * weights.ropeFull.dimensions, position: s.positions[t])
+        }
         for t in 0..<T {
             tokenEmbedding.dequantizeRow(Int(tokens[t]), into: h + t * e)
             for i in 0..<e { h[t * e + i] *= scale }
@@ -297,8 +303,7 @@ extension TransformerModel {
         let d = kind.headDim, hq = c.headCount, hkv = kind.kvHeads
         let q = s.q, k = s.k, v = s.v
         let rope = kind.sliding ? weights.ropeSliding : weights.ropeFull
-        let table = x.table.pointer, ropeStride = rope.dimensions
-        for t in 0..<T { rope.fill(table + t * ropeStride, position: s.positions[t]) }
+        let table = kind.sliding ? x.slidingTable.pointer : x.fullTable.pointer, ropeStride = rope.dimensions
         mm.multiply(w.wq, s.xn, tokens: T, into: q)
         for t in 0..<T {
             for i in 0..<hq { Kernels.rmsNorm(q + (t * hq + i) * d, w.qNorm.pointer, into: q + (t * hq + i) * d, count: d, epsilon: eps) }
