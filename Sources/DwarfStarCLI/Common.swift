@@ -42,6 +42,9 @@ struct ModelOptions: ParsableArguments {
 
     var kvElementType: KVType { KVType(rawValue: kvType) ?? .f32 }
 
+    @Option(name: .customLong("state-checkpoints"), help: "Snapshots kept of the state DeepSeek V4 and Qwen3.5 hold beside the KV cache (a later turn, rollback or shared prefix restarts from one instead of replaying the conversation); 0 = none.")
+    var stateCheckpoints: Int = 8
+
     @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G: routed MoE experts that do not fit are streamed from disk.")
     var ramBudget: String?
 
@@ -57,7 +60,9 @@ struct ModelOptions: ParsableArguments {
             pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, type: kvElementType,
                                      diskDirectory: kvDisk, diskBudgetBytes: try parseByteSize(kvDiskBudget))
         }
-        return Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvType: kvElementType, kvPool: pool)
+        let session = Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvType: kvElementType, kvPool: pool)
+        session.state.cache.pool.checkpointLimit = stateCheckpoints
+        return session
     }
 
     func load(pullIfMissing: Bool = true) throws -> LoadedModel {
@@ -66,7 +71,8 @@ struct ModelOptions: ParsableArguments {
         if let budget = try ramBudget.map(parseByteSize) {
             let kv = try kvBudget.map(parseByteSize)
                 ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
-            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch))
+            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch)
+                + loaded.sideStateBudgetBytes(contextLength: contextSize, type: kvElementType, checkpoints: stateCheckpoints))
             let warmed = try loaded.apply(plan)
             printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
         }
@@ -77,6 +83,7 @@ struct ModelOptions: ParsableArguments {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
         if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if !(0...1024).contains(stateCheckpoints) { throw ValidationError("--state-checkpoints must be between 0 and 1024") }
         if let b = kvBudget { _ = try parseByteSize(b) }
         if let b = ramBudget { _ = try parseByteSize(b) }
         _ = try parseByteSize(kvDiskBudget)

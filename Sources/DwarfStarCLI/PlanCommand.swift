@@ -19,7 +19,8 @@ struct Plan: ParsableCommand {
         do {
             let loaded = try LoadedModel(path: try ModelStore.resolveOrPull(model))
             let kv = loaded.kvBytes(contextLength: ctx, batch: 512)
-            let plan = try loaded.placement(budgetBytes: try parseByteSize(ram), kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: 512))
+            let plan = try loaded.placement(budgetBytes: try parseByteSize(ram), kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: 512)
+                + loaded.sideStateBudgetBytes(contextLength: ctx, type: .f32, checkpoints: 8))
             func mib(_ b: Int) -> String { String(format: "%9.1f MiB", Double(b) / 1048576) }
             // Groups of tensors per tier.
             var groups: [String: Int] = [:]

@@ -37,6 +37,7 @@ struct Serve: ParsableCommand {
             let budget = try modelOptions.kvBudget.map(parseByteSize) ?? parallel * loaded.kvBytes(contextLength: ctx, batch: chunk, type: kvType)
             let pool = try loaded.kvPool(budgetBytes: budget, type: kvType, diskDirectory: modelOptions.kvDisk,
                                          diskBudgetBytes: try parseByteSize(modelOptions.kvDiskBudget))
+            pool.checkpointLimit = modelOptions.stateCheckpoints
             let engine = BatchEngine(loaded, parallel: parallel, contextLength: ctx, maxBatch: max(modelOptions.batch, chunk + parallel),
                                      prefillChunk: chunk, threads: modelOptions.threads, kvPool: pool, maxQueue: queue)
             var config = ServerConfiguration(modelID: alias ?? (modelOptions.model.hasSuffix(".gguf") ? loaded.name : modelOptions.model))

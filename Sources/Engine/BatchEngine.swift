@@ -296,7 +296,10 @@ public final class BatchEngine: @unchecked Sendable {
         var budget = prefillChunk
         for job in active where job.nextToken == nil && budget > 0 {
             let prompt = job.request.prompt
-            let n = min(prompt.count - job.promptCursor, budget)
+            var n = min(prompt.count - job.promptCursor, budget)
+            // Side state is checkpointed at the prompt's last page boundary: a chunk ends there.
+            if let boundary = loaded.model.pageAlignedCheckpoint(promptLength: prompt.count, pageTokens: pool.pageTokens),
+               job.promptCursor < boundary, boundary < job.promptCursor + n { n = boundary - job.promptCursor }
             items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(prompt[job.promptCursor..<(job.promptCursor + n)]),
                                            startPosition: job.promptCursor, wantsLogits: job.promptCursor + n == prompt.count,
                                            isPrompt: true))
@@ -322,9 +325,13 @@ public final class BatchEngine: @unchecked Sendable {
             if job.nextToken == nil {
                 job.promptCursor += item.tokens.count
                 if !item.wantsLogits {
+                    if job.promptCursor == loaded.model.pageAlignedCheckpoint(promptLength: job.request.prompt.count, pageTokens: pool.pageTokens) {
+                        loaded.model.checkpointSideState(of: job.sequence!)
+                    }
                     job.continuation.yield(.promptProgress(evaluated: job.promptCursor, total: job.request.prompt.count))
                     continue
                 }
+                loaded.model.checkpointSideState(of: job.sequence!)   // the prompt's end, for a resent conversation
             }
             let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)])
             row += 1
@@ -389,6 +396,7 @@ public final class BatchEngine: @unchecked Sendable {
         f.seconds = Date().timeIntervalSince(job.submitted)
         job.continuation.yield(.finished(f))
         job.continuation.finish()
+        if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence) }
         observer?.requestFinished(f)
         finishedRequests += 1
         if finishedRequests % 64 == 0 { loaded.saveExpertStatistics() }   // popularity for the next start

@@ -75,9 +75,17 @@ public final class Session: @unchecked Sendable {
         // Whole pages other sequences of the pool computed for the same tokens (at least the last token
         // is evaluated: its logits are needed).
         common = state.cache.attachCachedPrefix(of: tokens, limit: tokens.count - 1)
-        let rest = Array(tokens[common...])
-        let logits = try model.forward(rest, startPosition: common, state: state, logits: .last)
-        return (logits, rest.count)
+        var start = common
+        // Side state (DeepSeek V4, Qwen3.5) is checkpointed at the prompt's last page boundary, where
+        // a later prompt sharing these pages picks it up.
+        if let boundary = model.pageAlignedCheckpoint(promptLength: tokens.count, pageTokens: state.cache.pool.pageTokens),
+           boundary > start {
+            try model.forward(Array(tokens[start..<boundary]), startPosition: start, state: state, logits: .none)
+            model.checkpointSideState(of: state.cache)
+            start = boundary
+        }
+        let logits = try model.forward(Array(tokens[start...]), startPosition: start, state: state, logits: .last)
+        return (logits, tokens.count - common)
     }
 
     /// Generates after `prompt` (token ids, BOS included as wanted). onText receives complete UTF-8
@@ -90,6 +98,7 @@ public final class Session: @unchecked Sendable {
         let sampler = Sampler(options.sampler)
         let t0 = Date()
         var (logits, evaluated) = try evaluate(prompt)
+        model.checkpointSideState(of: state.cache)   // a later turn or rollback restarts from here
         result.promptEvaluated = evaluated
         result.promptSeconds = Date().timeIntervalSince(t0)
         let t1 = Date()
@@ -118,6 +127,7 @@ public final class Session: @unchecked Sendable {
             if !pending.isEmpty { result.text += pending; onText(pending) }
         }
         result.generationSeconds = Date().timeIntervalSince(t1)
+        if !result.tokens.isEmpty { model.checkpointSideState(of: state.cache) }
         return result
     }
 

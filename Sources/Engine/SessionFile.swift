@@ -3,10 +3,13 @@
 // not a session file, is truncated or corrupt (checksum), or was made with another model or KV layout.
 //
 // Layout (little-endian):
-//   "DSKVSESS"  u32 version = 2  u32 header bytes  header (JSON, UTF-8)
+//   "DSKVSESS"  u32 version = 3  u32 header bytes  header (JSON, UTF-8)
 //   per layer l: K rows [first_rows[l] ..< tokens] (k_row_floats elements of kv_type each), then its
 //   V rows; first_rows[l] > 0 for sliding-window layers, whose earlier rows were dropped (version 1:
 //   no first_rows, every layer from 0)
+//   side_state_bytes of the state the model keeps beside the pages (DeepSeek V4's compressed cache,
+//   Qwen3.5's recurrent state; SequenceState.swift), standing after the last token (version 3; older
+//   files of those models have none and rebuild it by replaying the tokens)
 //   SHA-256 of everything before it (32 bytes)
 // The header names the model by a fingerprint (SHA-256 of the GGUF header, metadata and tensor table,
 // plus the file size), its architecture, the KV type and row shape, and carries the token ids.
@@ -27,7 +30,7 @@ public enum SessionFileError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .notASessionFile(let p): return "\(p): not a DwarfStar session file"
-        case .unsupportedVersion(let p, let v): return "\(p): session file version \(v) is not supported (this build reads versions 1 and 2)"
+        case .unsupportedVersion(let p, let v): return "\(p): session file version \(v) is not supported (this build reads versions 1 to 3)"
         case .truncated(let p): return "\(p): session file is truncated"
         case .corrupt(let p, let why): return "\(p): session file is corrupt (\(why)); nothing was loaded"
         case .otherModel(let p, let e, let f): return "\(p): session was saved with another model or KV layout (\(f)); this one is \(e)"
@@ -50,6 +53,8 @@ struct SessionFileHeader: Codable {
     /// Version 2: per layer, the first position saved (page-aligned to page_tokens).
     var first_rows: [Int]?
     var page_tokens: Int?
+    /// Version 3: bytes of side state after the rows (0 or absent: none).
+    var side_state_bytes: Int?
 
     func firstRow(_ layer: Int) -> Int { first_rows.flatMap { layer < $0.count ? $0[layer] : nil } ?? 0 }
 }
@@ -65,19 +70,21 @@ extension LoadedModel {
 
 extension Session {
     static let sessionMagic = Array("DSKVSESS".utf8)
-    static let sessionVersion: UInt32 = 2
+    static let sessionVersion: UInt32 = 3
 
     /// Saves the cached positions, their token ids and `messages` to `path` (written to a temporary
     /// file, then renamed: an interrupted save leaves the old file intact).
     public func save(to path: String, messages: [ChatMessage] = []) throws {
         let cache = state.cache, shape = cache.pool.shape, n = cache.count
         try cache.makeResident()
-        let header = SessionFileHeader(
+        let side = model.sideStateBytes(of: cache) ?? []
+        var header = SessionFileHeader(
             model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
             architecture: model.config.architecture, kv_type: shape.type.rawValue, layers: shape.layers,
             k_row_floats: shape.kRowFloats, v_row_floats: shape.vRowFloats, tokens: cache.committedTokens,
             messages: messages.map { ["role": $0.role, "content": $0.content] },
             first_rows: (0..<shape.layers).map { cache.firstRetainedPosition(layer: $0) }, page_tokens: cache.pool.pageTokens)
+        header.side_state_bytes = side.count
         let json = try JSONEncoder().encode(header)
         var data = Data()
         data.append(contentsOf: Session.sessionMagic)
@@ -91,6 +98,7 @@ extension Session {
             for p in first..<n { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.kRow(l, p), count: kBytes)) }
             for p in first..<n where vBytes > 0 { data.append(contentsOf: UnsafeRawBufferPointer(start: cache.vRow(l, p), count: vBytes)) }
         }
+        data.append(contentsOf: side)
         var h = SHA256()
         h.update(data)
         data.append(contentsOf: Session.hexBytes(h.hexDigest()))
@@ -117,7 +125,7 @@ extension Session {
         guard data.count >= fixed + 32 else { throw SessionFileError.truncated(path) }
         func u32(_ at: Int) -> UInt32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian } }
         let version = u32(Session.sessionMagic.count)
-        guard version == 1 || version == Session.sessionVersion else { throw SessionFileError.unsupportedVersion(path, version) }
+        guard (1...Session.sessionVersion).contains(version) else { throw SessionFileError.unsupportedVersion(path, version) }
         let headerBytes = Int(u32(Session.sessionMagic.count + 4))
         guard headerBytes <= data.count - fixed - 32 else { throw SessionFileError.truncated(path) }
         // Checksum first: nothing from a damaged file is interpreted further.
@@ -168,6 +176,15 @@ extension Session {
             }
             groupFirst[g] = f
         }
+        // The side state is checked before anything changes.
+        var side: KVSideState?
+        if let sideBytes = header.side_state_bytes, sideBytes > 0 {
+            side = data.withUnsafeBytes { raw in
+                model.sideState(from: UnsafeRawBufferPointer(rebasing: raw[(data.count - 32 - sideBytes)..<(data.count - 32)]),
+                                position: n, kvType: shape.type)
+            }
+            guard side != nil else { throw SessionFileError.corrupt(path, "side state does not fit this model") }
+        }
         cache.truncate(to: 0)
         cache.skipPages(below: groupFirst)
         try cache.prepareWrite(start: 0, count: n)
@@ -187,13 +204,21 @@ extension Session {
             }
         }
         header.tokens.withUnsafeBufferPointer { cache.commit($0, start: 0) }
+        cache.auxiliary = side
         return header.messages.compactMap { m in m["role"].flatMap { r in m["content"].map { ChatMessage(role: r, content: $0) } } }
     }
 
+    /// Bytes after the header the header describes (a hostile header's absurd sizes give a size no
+    /// file has, never an overflow).
     static func payloadBytes(_ h: SessionFileHeader) -> Int {
+        let limit = 1 << 40
+        guard (0...4096).contains(h.layers), (0...limit).contains(h.k_row_floats), (0...limit).contains(h.v_row_floats),
+              (0...limit).contains(h.side_state_bytes ?? 0),
+              (h.first_rows ?? []).allSatisfy({ (0...limit).contains($0) }) else { return limit }
         let type = KVType(rawValue: h.kv_type) ?? .f32
         let rows = (0..<h.layers).reduce(0) { $0 + max(0, h.tokens.count - h.firstRow($1)) }
-        return rows * (type.bytes(h.k_row_floats) + type.bytes(h.v_row_floats))
+        let (kv, overflow) = rows.multipliedReportingOverflow(by: type.bytes(h.k_row_floats) + type.bytes(h.v_row_floats))
+        return overflow || kv > limit ? limit : kv + (h.side_state_bytes ?? 0)
     }
 
     static func hexBytes(_ hex: String) -> [UInt8] {

@@ -171,6 +171,16 @@ public final class KVPagePool: @unchecked Sendable {
     /// Prefix pages found on the disk tier and read back.
     public private(set) var diskPrefixHits = 0
 
+    /// Snapshots of the state models keep beside the pages (SideStateCheckpoints.swift): at most
+    /// `checkpointLimit` (0: none), least recently used dropped first.
+    public var checkpointLimit = 8
+    var checkpoints: [(checkpoint: SideStateCheckpoint, used: UInt64)] = []
+    var checkpointClock: UInt64 = 0
+    public internal(set) var checkpointStores = 0
+    public internal(set) var checkpointHits = 0
+    /// Positions models replayed to rebuild side state (what checkpoints save).
+    public var replayedPositions = 0
+
     /// Prefix pages evicted from RAM but kept on the disk tier (by chain hash), oldest first.
     private struct DiskCachedPage { var slot: Int32; var parent: UInt64; var tokens: [Int32] }
     private var diskIndex: [UInt64: DiskCachedPage] = [:]

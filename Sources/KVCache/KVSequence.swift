@@ -34,9 +34,10 @@ public final class KVSequence: @unchecked Sendable {
     private var chainHashes: [UInt64] = []
     /// Disk slot of each page swapped out (-1: in RAM), groups × maxPages.
     private var swapSlots: [Int32]
-    /// Model state kept beside the pages (DeepSeek V4's compressed cache): the model owns its meaning
-    /// and rebuilds it from `committedTokens` when it does not match `count`.
-    public var auxiliary: AnyObject?
+    /// Model state kept beside the pages (DeepSeek V4's compressed cache, Qwen3.5's recurrent state):
+    /// the model owns its meaning and rebuilds it (from a checkpoint and `committedTokens`) when it does
+    /// not match `count`. Cutting the sequence below what the state has seen empties it.
+    public var auxiliary: KVSideState?
     /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
     var pinned = false
     var lastUsed: UInt64 = 0
@@ -313,6 +314,7 @@ public final class KVSequence: @unchecked Sendable {
             for g in 0..<groupCount { firstKept[g] = min(firstKept[g], keep) }
         }
         count = length
+        if let side = auxiliary, side.count > length { side.reset() }
         tokens.removeSubrange(length...)
         if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
         return length

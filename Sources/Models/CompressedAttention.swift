@@ -66,6 +66,17 @@ final class EntryRows {
 
     func removeAll() { count = 0 }
     var bytes: Int { count * rowBytes }
+
+    /// Replaces every row with `n` rows of this store's layout from `source`.
+    func replaceAll(rows n: Int, from source: UnsafeRawPointer) {
+        if n > capacity {
+            storage.deallocate()
+            capacity = max(16, n)
+            storage = .allocate(byteCount: capacity * rowBytes, alignment: 64)
+        }
+        storage.copyMemory(from: source, byteCount: n * rowBytes)
+        count = n
+    }
 }
 
 /// A compressor's state: the ring of pending rows [C | Z] and the entries made so far.
@@ -106,7 +117,7 @@ public final class DeepSeek4Cache: SequenceSideState {
         indexers = weights.layers.map { $0.attention.indexerCompressor.map { CompressorState($0, halfEntries: halfEntries) } }
     }
 
-    func reset() {
+    public func reset() {
         count = 0
         for c in compressors { c?.entries.removeAll() }
         for c in indexers { c?.entries.removeAll() }
@@ -118,6 +129,9 @@ public final class DeepSeek4Cache: SequenceSideState {
         for s in compressors + indexers { if let s { total += s.ring.count * 4 + s.entries.bytes } }
         return total
     }
+
+    var fixedBuffers: [FloatBuffer] { raw + (compressors + indexers).compactMap { $0?.ring } }
+    var rowStores: [EntryRows] { (compressors + indexers).compactMap { $0?.entries } }
 }
 
 /// Per-session buffers of the DeepSeek V4 forward pass (sized for the largest batch).

@@ -52,3 +52,14 @@ extension TransformerModel {
         return KVFootprint(bytesPerToken: perToken, fixedBytes: fixed)
     }
 }
+
+extension TransformerModel {
+    /// Bytes of the state one sequence keeps beside its pages at `contextLength` positions (DeepSeek
+    /// V4's raw windows, compressor rings and entries; Qwen3.5's recurrent state); 0 for other models.
+    /// Each side-state checkpoint holds up to this much.
+    public func sideStateBytes(contextLength: Int, type: KVType = .f32) -> Int {
+        guard keepsSideState else { return 0 }
+        let f = kvFootprint(type: type)
+        return config.deepseek4 != nil ? f.fixedBytes + Int(f.bytesPerToken * Double(contextLength)) : f.fixedBytes
+    }
+}

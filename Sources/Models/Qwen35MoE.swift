@@ -149,11 +149,13 @@ public final class Qwen35State: SequenceSideState {
         conv = q.recurrent.map { $0 ? FloatBuffer(count: (q.convKernel - 1) * q.convChannels) : nil }
         delta = q.recurrent.map { $0 ? FloatBuffer(count: q.valueHeads * q.stateSize * q.stateSize) : nil }
     }
-    func reset() {
+    public func reset() {
         count = 0
         for b in conv + delta { b?.pointer.update(repeating: 0, count: b!.count) }
     }
     public var bytes: Int { (conv + delta).reduce(0) { $0 + ($1?.count ?? 0) * 4 } }
+    var fixedBuffers: [FloatBuffer] { (conv + delta).compactMap { $0 } }
+    var rowStores: [EntryRows] { [] }
 }
 
 /// Per-session buffers (largest batch).

@@ -1,20 +1,84 @@
 // State a model keeps per sequence beside its KV pages (KVSequence.auxiliary): DeepSeek V4's
 // compressed cache, Qwen3.5's recurrent state. It stands at `count` positions; when a forward pass
-// starts elsewhere (the sequence was shortened, restored from disk, or attached to a shared prefix)
-// it is rebuilt by replaying the sequence's committed tokens, so it always matches the pages.
+// starts elsewhere (the sequence was shortened, restored from disk, or attached to a shared prefix) it
+// is rebuilt: from the pool's longest matching checkpoint (SideStateCheckpoints.swift), then by
+// replaying the committed tokens after it, so it always matches the pages.
+//
+// Its bytes (checkpoints, session files), little-endian:
+//   u64 magic "DSSIDE01"  u64 count  u64 buffers  u64 floats per buffer …  u64 row stores
+//   per row store: u64 width  u64 half (0/1)  u64 rows
+//   then every buffer's floats, then every row store's rows (F32 or half)
 
 import KVCache
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-protocol SequenceSideState: AnyObject {
-    /// Positions the state has seen.
-    var count: Int { get }
-    /// Back to an empty sequence.
-    func reset()
+protocol SequenceSideState: KVSideState {
+    var count: Int { get set }
+    /// Fixed-size parts (rings, recurrent matrices), in a fixed order.
+    var fixedBuffers: [FloatBuffer] { get }
+    /// Parts that grow with the sequence (compressed entries), in a fixed order.
+    var rowStores: [EntryRows] { get }
+}
+
+extension SequenceSideState {
+    static var magic: UInt64 { 0x3130_4544_4953_5344 }   // "DSSIDE01"
+
+    /// The state as bytes (layout above).
+    func encoded() -> [UInt8] {
+        let buffers = fixedBuffers, stores = rowStores
+        var header: [UInt64] = [Self.magic, UInt64(count), UInt64(buffers.count)] + buffers.map { UInt64($0.count) }
+        header.append(UInt64(stores.count))
+        for s in stores { header += [UInt64(s.width), s.half ? 1 : 0, UInt64(s.count)] }
+        var out: [UInt8] = []
+        out.reserveCapacity(header.count * 8 + buffers.reduce(0) { $0 + $1.count * 4 } + stores.reduce(0) { $0 + $1.bytes })
+        for v in header { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for b in buffers { out.append(contentsOf: UnsafeRawBufferPointer(start: b.pointer, count: b.count * 4)) }
+        for s in stores { out.append(contentsOf: UnsafeRawBufferPointer(start: s.storage, count: s.bytes)) }
+        return out
+    }
+
+    /// Takes the state from `bytes` (made by `encoded` for the same model and KV type). Returns false,
+    /// changing nothing, when they do not fit this state's layout exactly.
+    func decode(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        func next() -> UInt64? {
+            guard offset + 8 <= bytes.count else { return nil }
+            defer { offset += 8 }
+            return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        let buffers = fixedBuffers, stores = rowStores
+        guard next() == Self.magic, let n = next(), n <= UInt64(Int32.max), next() == UInt64(buffers.count) else { return false }
+        for b in buffers { guard next() == UInt64(b.count) else { return false } }
+        guard next() == UInt64(stores.count) else { return false }
+        var rows: [Int] = []
+        var payload = buffers.reduce(0) { $0 + $1.count * 4 }
+        for s in stores {
+            guard next() == UInt64(s.width), next() == (s.half ? 1 : 0), let r = next(), r <= UInt64(Int32.max) else { return false }
+            rows.append(Int(r))
+            payload += Int(r) * s.rowBytes
+        }
+        guard bytes.count - offset == payload else { return false }
+        for b in buffers {
+            memcpy(b.pointer, bytes.baseAddress! + offset, b.count * 4)
+            offset += b.count * 4
+        }
+        for (s, r) in zip(stores, rows) {
+            s.replaceAll(rows: r, from: bytes.baseAddress! + offset)
+            offset += r * s.rowBytes
+        }
+        count = Int(n)
+        return true
+    }
 }
 
 extension KVSequence {
-    /// This sequence's side state standing at `position` (made by `make` when absent); `replay` runs
-    /// committed tokens [start, start + n) through the model to catch up.
+    /// This sequence's side state standing at `position` (made by `make` when absent): restored from
+    /// the pool's best checkpoint when that is closer, then `replay` runs committed tokens
+    /// [start, start + n) through the model to catch up.
     func sideState<S: SequenceSideState>(at position: Int, maxBatch: Int, make: () -> S,
                                          replay: (_ tokens: UnsafePointer<Int32>, _ start: Int, _ count: Int, _ state: S) -> Void) -> S {
         let state: S
@@ -23,16 +87,61 @@ extension KVSequence {
             auxiliary = state
         }
         if state.count > position { state.reset() }
-        if state.count < position {
-            let history = committedTokens
-            history.withUnsafeBufferPointer { h in
-                while state.count < position {
-                    let start = state.count, n = min(maxBatch, position - start)
-                    replay(h.baseAddress! + start, start, n, state)
-                    precondition(state.count == start + n, "side-state replay did not advance")
-                }
+        guard state.count < position else { return state }
+        let history = committedTokens
+        if let checkpoint = pool.checkpoint(matching: history, above: state.count, atMost: position) {
+            if !checkpoint.bytes.withUnsafeBytes({ state.decode($0) }) { state.reset() }
+        }
+        history.withUnsafeBufferPointer { h in
+            while state.count < position {
+                let start = state.count, n = min(maxBatch, position - start)
+                replay(h.baseAddress! + start, start, n, state)
+                precondition(state.count == start + n, "side-state replay did not advance")
+                pool.replayedPositions += n
             }
         }
+        return state
+    }
+}
+
+extension TransformerModel {
+    /// Snapshots the side state of `sequence` into its pool's checkpoints, when it has one that stands
+    /// at the sequence's end (call after a prompt or a generated answer).
+    public func checkpointSideState(of sequence: KVSequence) {
+        guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count, state.count > 0,
+              sequence.pool.checkpointLimit > 0 else { return }
+        sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encoded())
+    }
+
+    /// The side state of `sequence` as bytes (nil: the model keeps none, or it does not stand at the
+    /// sequence's end), for session files.
+    public func sideStateBytes(of sequence: KVSequence) -> [UInt8]? {
+        guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count else { return nil }
+        return state.encoded()
+    }
+
+    /// Where a prompt of `length` tokens should also be checkpointed (its last page boundary before the
+    /// end: a later prompt sharing its pages starts from there), or nil (no side state, no boundary).
+    /// The engine ends a prefill chunk there.
+    public func pageAlignedCheckpoint(promptLength length: Int, pageTokens: Int) -> Int? {
+        guard keepsSideState else { return nil }
+        let boundary = (length - 1) / pageTokens * pageTokens
+        return boundary > 0 ? boundary : nil
+    }
+
+    /// Whether this architecture keeps state beside the pages.
+    public var keepsSideState: Bool { config.deepseek4 != nil || config.qwen35 != nil }
+
+    /// A side state from `bytes` (made by `sideStateBytes` with this model and KV type) standing at
+    /// `position`, for KVSequence.auxiliary; nil when they do not fit.
+    public func sideState(from bytes: UnsafeRawBufferPointer, position: Int, kvType: KVType) -> KVSideState? {
+        let state: SequenceSideState
+        if let ds = deepseek4 {
+            state = DeepSeek4Cache(config: config, weights: ds, halfEntries: kvType != .f32)
+        } else if let q = config.qwen35 {
+            state = Qwen35State(q)
+        } else { return nil }
+        guard state.decode(bytes), state.count == position else { return nil }
         return state
     }
 }
