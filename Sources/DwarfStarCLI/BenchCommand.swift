@@ -24,6 +24,7 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 or q8_0.") var kvType: String = "f32"
     @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G (routed experts streamed from disk), as in run.") var ramBudget: String?
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
+    @Option(name: .customLong("state-checkpoints"), help: "With --ttft: side-state snapshots kept (DeepSeek V4, Qwen3.5; 0 = replay the prefix).") var stateCheckpoints: Int = 8
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
@@ -72,7 +73,8 @@ struct Bench: ParsableCommand {
             }
             if let prefix = ttft {
                 guard prefix >= 1 else { throw ValidationError("--ttft must be at least 1") }
-                let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, threads: threads, batch: batch)
+                let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, threads: threads, batch: batch,
+                                                 stateCheckpoints: stateCheckpoints)
                 print(String(format: "TTFT, %d-token shared prefix + 16 tokens, %d threads: cold %.3f s, warm %.4f s (%d positions reused): %.0f× sooner",
                              prefix, threads, r.cold, r.warm, r.reused, r.cold / max(r.warm, 1e-9)))
                 return

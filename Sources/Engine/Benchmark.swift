@@ -67,7 +67,7 @@ public enum Benchmark {
     /// second sequence of the same pool with another tail (warm: the prefix pages are attached, only the
     /// rest is computed). Seconds until the logits of the last prompt token, median of `repetitions`.
     public static func prefixTTFT(model: TransformerModel, prefix: Int, suffix: Int = 16, repetitions: Int, threads: Int,
-                                  batch: Int = 512) throws -> (cold: Double, warm: Double, reused: Int) {
+                                  batch: Int = 512, stateCheckpoints: Int = 8) throws -> (cold: Double, warm: Double, reused: Int) {
         let ctx = prefix + suffix
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var cold: [Double] = [], warm: [Double] = []
@@ -76,12 +76,13 @@ public enum Benchmark {
             let shared = (0..<prefix).map { _ in rng.next() }
             let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
                                   capacity: 2 * InferenceState.privatePoolPages(model.config, contextLength: ctx, maxBatch: batch))
+            pool.checkpointLimit = stateCheckpoints
             func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
                 let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
                 defer { state.pool.park() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)
-                try model.forward(Array(prompt[attached...]), startPosition: attached, state: state, logits: .last)
+                try Session.prefill(model, prompt, from: attached, state: state)
                 return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, attached)
             }
             cold.append(try ttft(shared + (0..<suffix).map { _ in rng.next() }).0)

@@ -75,17 +75,22 @@ public final class Session: @unchecked Sendable {
         // Whole pages other sequences of the pool computed for the same tokens (at least the last token
         // is evaluated: its logits are needed).
         common = state.cache.attachCachedPrefix(of: tokens, limit: tokens.count - 1)
-        var start = common
-        // Side state (DeepSeek V4, Qwen3.5) is checkpointed at the prompt's last page boundary, where
-        // a later prompt sharing these pages picks it up.
+        let logits = try Session.prefill(model, tokens, from: common, state: state)
+        return (logits, tokens.count - common)
+    }
+
+    /// Evaluates tokens[start...] of a prompt whose first `start` are cached; the logits after the last.
+    /// Side state (DeepSeek V4, Qwen3.5) is checkpointed at the prompt's last page boundary, where a
+    /// later prompt sharing these pages picks it up.
+    static func prefill(_ model: TransformerModel, _ tokens: [Int32], from start: Int, state: InferenceState) throws -> UnsafeBufferPointer<Float> {
+        var start = start
         if let boundary = model.pageAlignedCheckpoint(promptLength: tokens.count, pageTokens: state.cache.pool.pageTokens),
            boundary > start {
             try model.forward(Array(tokens[start..<boundary]), startPosition: start, state: state, logits: .none)
             model.checkpointSideState(of: state.cache)
             start = boundary
         }
-        let logits = try model.forward(Array(tokens[start...]), startPosition: start, state: state, logits: .last)
-        return (logits, tokens.count - common)
+        return try model.forward(Array(tokens[start...]), startPosition: start, state: state, logits: .last)
     }
 
     /// Generates after `prompt` (token ids, BOS included as wanted). onText receives complete UTF-8
