@@ -179,7 +179,7 @@ public final class KVPagePool: @unchecked Sendable {
     public internal(set) var checkpointStores = 0
     public internal(set) var checkpointHits = 0
     /// Positions models replayed to rebuild side state (what checkpoints save).
-    public var replayedPositions = 0
+    public internal(set) var replayedPositions = 0
 
     /// Prefix pages evicted from RAM but kept on the disk tier (by chain hash), oldest first.
     private struct DiskCachedPage { var slot: Int32; var parent: UInt64; var tokens: [Int32] }

@@ -56,6 +56,9 @@ extension KVPagePool {
         }
     }
 
+    /// Counts positions a model replayed to rebuild side state.
+    public func noteReplayed(_ positions: Int) { locked { replayedPositions += positions } }
+
     /// Bytes the snapshots hold.
     public var checkpointBytes: Int { locked { checkpoints.reduce(0) { $0 + $1.checkpoint.bytes.count } } }
     public var checkpointCount: Int { locked { checkpoints.count } }

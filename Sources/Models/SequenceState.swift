@@ -97,7 +97,7 @@ extension KVSequence {
                 let start = state.count, n = min(maxBatch, position - start)
                 replay(h.baseAddress! + start, start, n, state)
                 precondition(state.count == start + n, "side-state replay did not advance")
-                pool.replayedPositions += n
+                pool.noteReplayed(n)
             }
         }
         return state
