@@ -4,8 +4,11 @@
 // was rolled back, or that starts on another sequence's prefix, restores the longest snapshot whose
 // tokens begin its own and replays only the tokens after it (instead of its whole history).
 //
-// The engine takes one where a prompt's prefill ends and one where a request or turn ends, like
-// llama.cpp's context checkpoints. At most `checkpointLimit` are kept; the least recently used goes.
+// The engine takes one at a prompt's last page boundary, one where the prompt ends and one where the
+// answer ends, like llama.cpp's context checkpoints. At most `checkpointLimit` are kept, and the parts
+// that grow with the context (DeepSeek V4's entries) of all of them together at most what the pool's
+// pages budget for such bytes (capacity · pageTokens · sideBytesPerPosition): snapshots can at most
+// double that memory. The least recently used goes first.
 
 /// State kept beside the pages; the model owns its meaning and its bytes.
 public protocol KVSideState: AnyObject {
@@ -19,18 +22,25 @@ public protocol KVSideState: AnyObject {
 public struct SideStateCheckpoint: Sendable {
     public let tokens: [Int32]
     public let bytes: [UInt8]
+    /// Of `bytes`, those that grow with the context.
+    public let growingBytes: Int
     public var position: Int { tokens.count }
 }
 
 extension KVPagePool {
-    /// Keeps `bytes` as the state after `tokens` (replacing a snapshot of the same tokens).
-    public func storeCheckpoint(tokens: [Int32], bytes: [UInt8]) {
+    /// Bytes of growing state all snapshots together may hold.
+    public var checkpointGrowingLimit: Int { capacity * pageTokens * shape.sideBytesPerPosition }
+
+    /// Keeps `bytes` as the state after `tokens` (replacing a snapshot of the same tokens);
+    /// `growingBytes` of them grow with the context.
+    public func storeCheckpoint(tokens: [Int32], bytes: [UInt8], growingBytes: Int = 0) {
         locked {
-            guard checkpointLimit > 0, !tokens.isEmpty else { return }
+            guard checkpointLimit > 0, !tokens.isEmpty, growingBytes <= checkpointGrowingLimit else { return }
             checkpointClock += 1
             checkpoints.removeAll { $0.checkpoint.tokens == tokens }
-            checkpoints.append((SideStateCheckpoint(tokens: tokens, bytes: bytes), checkpointClock))
-            while checkpoints.count > checkpointLimit {
+            checkpoints.append((SideStateCheckpoint(tokens: tokens, bytes: bytes, growingBytes: growingBytes), checkpointClock))
+            while checkpoints.count > checkpointLimit
+                    || checkpoints.reduce(0, { $0 + $1.checkpoint.growingBytes }) > checkpointGrowingLimit {
                 let oldest = checkpoints.indices.min { checkpoints[$0].used < checkpoints[$1].used }!
                 checkpoints.remove(at: oldest)
             }

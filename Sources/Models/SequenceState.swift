@@ -110,7 +110,8 @@ extension TransformerModel {
     public func checkpointSideState(of sequence: KVSequence) {
         guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count, state.count > 0,
               sequence.pool.checkpointLimit > 0 else { return }
-        sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encoded())
+        sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encoded(),
+                                      growingBytes: state.rowStores.reduce(0) { $0 + $1.bytes })
     }
 
     /// The side state of `sequence` as bytes (nil: the model keeps none, or it does not stand at the

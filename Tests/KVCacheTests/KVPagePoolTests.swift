@@ -200,3 +200,33 @@ import KVCache
         #expect(rowsMatch(c, prefix))
     }
 }
+
+/// Side-state snapshots: the longest one whose tokens begin the sequence within the asked range, at
+/// most `checkpointLimit` (least recently used dropped), growing bytes within the pages' side budget.
+@Test func sideStateCheckpointsPickTheLongestMatchingPrefix() {
+    let pool = KVPagePool(shape: KVShape(layers: 1, kRowFloats: 4, vRowFloats: 4, sideBytesPerPosition: 10), pageTokens: 4, capacity: 4)
+    #expect(pool.checkpointGrowingLimit == 160)
+    pool.checkpointLimit = 3
+    pool.storeCheckpoint(tokens: [1, 2], bytes: [2])
+    pool.storeCheckpoint(tokens: [1, 2, 3, 4], bytes: [4])
+    pool.storeCheckpoint(tokens: [1, 2, 9], bytes: [9])
+    let history: [Int32] = [1, 2, 3, 4, 5]
+    #expect(pool.checkpoint(matching: history, above: 0, atMost: 5)?.bytes == [4])
+    #expect(pool.checkpoint(matching: history, above: 0, atMost: 3)?.bytes == [2])     // [1, 2, 9] is another branch
+    #expect(pool.checkpoint(matching: history, above: 2, atMost: 3) == nil)
+    #expect(pool.checkpoint(matching: [7], above: 0, atMost: 1) == nil)
+    // [1, 2, 9] is now the least recently used: a fourth snapshot drops it.
+    pool.storeCheckpoint(tokens: [1, 2, 3, 4, 5], bytes: [5])
+    #expect(pool.checkpointCount == 3)
+    #expect(pool.checkpoint(matching: [1, 2, 9], above: 2, atMost: 3) == nil)
+    // Growing bytes: together at most 160; one over it is not kept at all.
+    pool.storeCheckpoint(tokens: [3], bytes: [], growingBytes: 100)
+    pool.storeCheckpoint(tokens: [4], bytes: [], growingBytes: 100)
+    #expect(pool.checkpoint(matching: [3], above: 0, atMost: 1) == nil)
+    #expect(pool.checkpoint(matching: [4], above: 0, atMost: 1) != nil)
+    pool.storeCheckpoint(tokens: [5], bytes: [], growingBytes: 161)
+    #expect(pool.checkpoint(matching: [5], above: 0, atMost: 1) == nil)
+    pool.checkpointLimit = 0
+    pool.storeCheckpoint(tokens: [6], bytes: [6])
+    #expect(pool.checkpoint(matching: [6], above: 0, atMost: 1) == nil)
+}
