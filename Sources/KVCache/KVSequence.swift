@@ -38,6 +38,11 @@ public final class KVSequence: @unchecked Sendable {
     /// the model owns its meaning and rebuilds it (from a checkpoint and `committedTokens`) when it does
     /// not match `count`. Cutting the sequence below what the state has seen empties it.
     public var auxiliary: KVSideState?
+    /// Disk-tier slots holding the side state of a swapped-out sequence (its bytes, standing at
+    /// `spilledSideCount` positions); the model takes it back with takeSpilledSideState.
+    private var sideSlots: [Int32] = []
+    private var spilledSideBytes = 0
+    private var spilledSideCount = 0
     /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
     var pinned = false
     var lastUsed: UInt64 = 0
@@ -57,6 +62,7 @@ public final class KVSequence: @unchecked Sendable {
     deinit {
         pool.locked {
             for g in 0..<groupCount { for i in firstKept[g]..<max(firstKept[g], pageCount) { releaseEntryLocked(g, i) } }
+            dropSpilledSideStateLocked()
         }
         pageTables.deallocate()
     }
@@ -113,7 +119,53 @@ public final class KVSequence: @unchecked Sendable {
                 swapSlots[e] = slot
             }
         }
+        spillSideStateLocked(disk: disk)
     }
+
+    /// Writes the side state (when it stands at the sequence's end) to disk slots and lets its RAM go.
+    private func spillSideStateLocked(disk: KVDiskTier) {
+        guard let side = auxiliary, side.count == count, count > 0, sideSlots.isEmpty else { return }
+        var bytes = side.encoded()
+        let slotBytes = pool.pageBytes, needed = (bytes.count + slotBytes - 1) / slotBytes
+        var slots: [Int32] = []
+        while slots.count < needed, let s = disk.allocateSlot() { slots.append(s) }
+        let total = bytes.count
+        bytes += [UInt8](repeating: 0, count: needed * slotBytes - total)
+        let written: Bool = slots.count == needed && bytes.withUnsafeMutableBytes { raw in
+            for (i, s) in slots.enumerated() {
+                do { try disk.write(slot: s, parts: [(raw.baseAddress! + i * slotBytes, slotBytes)]) } catch { return false }
+            }
+            return true
+        }
+        guard written else { for s in slots { disk.freeSlot(s) }; return }
+        sideSlots = slots
+        spilledSideBytes = total
+        spilledSideCount = count
+        auxiliary = nil
+    }
+
+    private func dropSpilledSideStateLocked() {
+        for s in sideSlots { pool.disk?.freeSlot(s) }
+        sideSlots = []
+    }
+
+    /// The side state a swap-out wrote to disk (its bytes, and the positions it stands at), read back
+    /// and released; nil when none is there.
+    public func takeSpilledSideState() throws -> (bytes: [UInt8], count: Int)? {
+        try pool.locked {
+            guard !sideSlots.isEmpty, let disk = pool.disk else { return nil }
+            let slotBytes = pool.pageBytes
+            var bytes = [UInt8](repeating: 0, count: sideSlots.count * slotBytes)
+            try bytes.withUnsafeMutableBytes { raw in
+                for (i, s) in sideSlots.enumerated() { try disk.read(slot: s, parts: [(raw.baseAddress! + i * slotBytes, slotBytes)]) }
+            }
+            dropSpilledSideStateLocked()
+            return (Array(bytes[..<spilledSideBytes]), spilledSideCount)
+        }
+    }
+
+    /// Whether a swap-out left the side state on disk.
+    public var sideStateSpilled: Bool { pool.locked { !sideSlots.isEmpty } }
 
     /// Reads swapped pages back into RAM pages (pool lock held).
     private func swapInLocked() throws {
@@ -315,6 +367,7 @@ public final class KVSequence: @unchecked Sendable {
         }
         count = length
         if let side = auxiliary, side.count > length { side.reset() }
+        if spilledSideCount > length { pool.locked { dropSpilledSideStateLocked() } }
         tokens.removeSubrange(length...)
         if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
         return length

@@ -16,6 +16,8 @@ public protocol KVSideState: AnyObject {
     var count: Int { get }
     /// Back to an empty sequence.
     func reset()
+    /// The state as bytes (the model's layout), for the disk tier.
+    func encoded() -> [UInt8]
 }
 
 /// One snapshot: the tokens it has seen (its position is their count) and the model's bytes.

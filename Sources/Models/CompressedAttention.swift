@@ -132,6 +132,7 @@ public final class DeepSeek4Cache: SequenceSideState {
 
     var fixedBuffers: [FloatBuffer] { raw + (compressors + indexers).compactMap { $0?.ring } }
     var rowStores: [EntryRows] { (compressors + indexers).compactMap { $0?.entries } }
+    public func encoded() -> [UInt8] { encodeState() }
 }
 
 /// Per-session buffers of the DeepSeek V4 forward pass (sized for the largest batch).

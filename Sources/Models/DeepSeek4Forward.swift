@@ -104,9 +104,8 @@ extension TransformerModel {
                           logitRows: [Int], logitsOffset: Int) {
         guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
         for seg in segments {
-            let half = seg.cache.pool.shape.type != .f32
             let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
-                                            make: { DeepSeek4Cache(config: config, weights: weights, halfEntries: half) }) {
+                                            make: { makeSideState(kvType: seg.cache.pool.shape.type) as! DeepSeek4Cache }) {
                 history, _, n, cache in
                 runDeepSeek4(history, tokens: n, cache: cache, weights: weights, state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
             }

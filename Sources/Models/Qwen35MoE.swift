@@ -155,6 +155,7 @@ public final class Qwen35State: SequenceSideState {
     }
     public var bytes: Int { (conv + delta).reduce(0) { $0 + ($1?.count ?? 0) * 4 } }
     var fixedBuffers: [FloatBuffer] { (conv + delta).compactMap { $0 } }
+    public func encoded() -> [UInt8] { encodeState() }
     var rowStores: [EntryRows] { [] }
 }
 

@@ -28,7 +28,7 @@ extension SequenceSideState {
     static var magic: UInt64 { 0x3130_4544_4953_5344 }   // "DSSIDE01"
 
     /// The state as bytes (layout above).
-    func encoded() -> [UInt8] {
+    func encodeState() -> [UInt8] {
         let buffers = fixedBuffers, stores = rowStores
         var header: [UInt64] = [Self.magic, UInt64(count), UInt64(buffers.count)] + buffers.map { UInt64($0.count) }
         header.append(UInt64(stores.count))
@@ -85,6 +85,8 @@ extension KVSequence {
         if let existing = auxiliary as? S { state = existing } else {
             state = make()
             auxiliary = state
+            // Swapped out to the disk tier with the pages: read it back.
+            if let spilled = try? takeSpilledSideState(), !spilled.bytes.withUnsafeBytes({ state.decode($0) }) { state.reset() }
         }
         if state.count > position { state.reset() }
         guard state.count < position else { return state }
@@ -110,15 +112,18 @@ extension TransformerModel {
     public func checkpointSideState(of sequence: KVSequence) {
         guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count, state.count > 0,
               sequence.pool.checkpointLimit > 0 else { return }
-        sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encoded(),
+        sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encodeState(),
                                       growingBytes: state.rowStores.reduce(0) { $0 + $1.bytes })
     }
 
     /// The side state of `sequence` as bytes (nil: the model keeps none, or it does not stand at the
     /// sequence's end), for session files.
     public func sideStateBytes(of sequence: KVSequence) -> [UInt8]? {
+        if sequence.auxiliary == nil, let spilled = try? sequence.takeSpilledSideState() {
+            sequence.auxiliary = spilled.bytes.withUnsafeBytes { sideState(from: $0, position: spilled.count, kvType: sequence.pool.shape.type) }
+        }
         guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count else { return nil }
-        return state.encoded()
+        return state.encodeState()
     }
 
     /// Where a prompt of `length` tokens should also be checkpointed (its last page boundary before the
@@ -136,13 +141,14 @@ extension TransformerModel {
     /// A side state from `bytes` (made by `sideStateBytes` with this model and KV type) standing at
     /// `position`, for KVSequence.auxiliary; nil when they do not fit.
     public func sideState(from bytes: UnsafeRawBufferPointer, position: Int, kvType: KVType) -> KVSideState? {
-        let state: SequenceSideState
-        if let ds = deepseek4 {
-            state = DeepSeek4Cache(config: config, weights: ds, halfEntries: kvType != .f32)
-        } else if let q = config.qwen35 {
-            state = Qwen35State(q)
-        } else { return nil }
-        guard state.decode(bytes), state.count == position else { return nil }
+        guard let state = makeSideState(kvType: kvType), state.decode(bytes), state.count == position else { return nil }
         return state
+    }
+
+    /// An empty side state for this architecture (nil: it keeps none).
+    func makeSideState(kvType: KVType) -> SequenceSideState? {
+        if let ds = deepseek4 { return DeepSeek4Cache(config: config, weights: ds, halfEntries: kvType != .f32) }
+        if let q = config.qwen35 { return Qwen35State(q) }
+        return nil
     }
 }

@@ -87,6 +87,41 @@ import Sampling
         do { try other.load(from: path) } catch { #expect("\(error)".contains("side state")) }
     }
 
+    /// An idle sequence swapped out to the KV disk tier takes its side state along (its RAM goes too)
+    /// and gets it back when it runs again: nothing replayed, the same answer as never swapped.
+    @Test(arguments: ["deepseek4.mxfp4.gguf", "qwen35moe.f32.gguf"])
+    func swappedOutSequenceTakesItsStateToDisk(file: String) throws {
+        let loaded = try LoadedModel(path: Self.fixtures.appendingPathComponent(file).path)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("side-disk-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: 32, capacity: 8,
+                              disk: try KVDiskTier(directory: dir, budgetBytes: 1 << 30))
+        pool.checkpointLimit = 0   // only the spilled state can spare a replay
+        let a = Session(loaded, contextLength: 512, threads: 2, kvPool: pool)
+        let b = Session(loaded, contextLength: 512, threads: 2, kvPool: pool)
+        let promptA: [Int32] = (0..<140).map { Int32(20 + ($0 * 37) % 400) }
+        let promptB: [Int32] = (0..<140).map { Int32(30 + ($0 * 53) % 400) }
+        let firstA = try a.generate(prompt: promptA, options: greedy(6)) { _ in }
+        _ = try b.generate(prompt: promptB, options: greedy(6)) { _ in }
+        #expect(pool.swapOuts > 0)
+        #expect(a.state.cache.sideStateSpilled && a.state.cache.auxiliary == nil)
+        // Saving reads it back too: the file carries it.
+        let path = dir + "/a.dskv"
+        try a.save(to: path)
+        let resumed = Session(loaded, contextLength: 512, threads: 2)
+        _ = try resumed.load(from: path)
+        let next = promptA + firstA.tokens + [41, 42, 43]
+        let continued = try a.generate(prompt: next, options: greedy(8)) { _ in }
+        let fromFile = try resumed.generate(prompt: next, options: greedy(8)) { _ in }
+        #expect(pool.replayedPositions == 0 && resumed.state.cache.pool.replayedPositions == 0, "\(file): replayed")
+        #expect(fromFile.tokens == continued.tokens)
+
+        let alone = Session(loaded, contextLength: 512, threads: 2)
+        _ = try alone.generate(prompt: promptA, options: greedy(6)) { _ in }
+        let reference = try alone.generate(prompt: next, options: greedy(8)) { _ in }
+        #expect(continued.tokens == reference.tokens, "\(file): after swap-in \(continued.tokens) vs \(reference.tokens)")
+    }
+
     /// A chat turn whose prompt ends a few tokens before what the session holds (the template closes
     /// the answer differently) restarts from the checkpoint at the previous prompt's end and replays
     /// only the answer's tokens up to there, not the conversation; the result equals a fresh session's.
