@@ -55,8 +55,7 @@ struct Bench: ParsableCommand {
                 let loaded = try LoadedModel(path: path, streamingExperts: true)
                 (gguf, m) = (loaded.gguf, loaded.model)
                 let kv = loaded.kvBytes(contextLength: max(p + n, 16), batch: batch, type: KVType(rawValue: kvType) ?? .f32)
-                let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch)
-                    + loaded.sideStateBudgetBytes(contextLength: max(p + n, 16), type: KVType(rawValue: kvType) ?? .f32, checkpoints: 0))
+                let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch))
                 let warmed = try loaded.apply(plan)
                 printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
             } else {

@@ -77,12 +77,12 @@ extension LoadedModel {
         return max(64 << 20, measured + (8 << 20))
     }
 
-    /// Bytes of side state (DeepSeek V4's compressed cache, Qwen3.5's recurrent state) a session may
-    /// hold beyond its KV pages: its live state's fixed part and `checkpoints` snapshots at
+    /// Bytes of side-state snapshots (DeepSeek V4's compressed cache, Qwen3.5's recurrent state) a
+    /// session may hold beyond its KV budget (which covers its live state): `checkpoints` of them at
     /// `contextLength` (default min(trained, 4096)).
     public func sideStateBudgetBytes(contextLength: Int?, type: KVType, checkpoints: Int) -> Int {
         let ctx = contextLength ?? min(model.config.contextLength, 4096)
-        return model.sideStateBytes(contextLength: 0, type: type) + checkpoints * model.sideStateBytes(contextLength: ctx, type: type)
+        return checkpoints * model.sideStateBytes(contextLength: ctx, type: type)
     }
 
     static func currentResidentBytes() -> Int {

@@ -87,10 +87,15 @@ public struct KVShape: Sendable, Equatable {
     /// Bytes per position a model keeps beside the pages (DeepSeek V4's compressed entries, averaged over
     /// positions): counted in every page's size so the KV budget covers them; no arena holds them.
     public var sideBytesPerPosition: Int
+    /// Bytes per sequence a model keeps beside the pages whatever its length (DeepSeek V4's raw windows
+    /// and compressor rings, Qwen3.5's recurrent state): a sequence reserves that many pages' worth of
+    /// the budget while its state is in RAM (KVSequence.prepareWrite).
+    public var sideFixedBytes: Int
     public init(layers: Int, kRowFloats: Int, vRowFloats: Int, type: KVType = .f32, retention: [KVRetention]? = nil,
-                sideBytesPerPosition: Int = 0) {
+                sideBytesPerPosition: Int = 0, sideFixedBytes: Int = 0) {
         self.layers = layers; self.kRowFloats = kRowFloats; self.vRowFloats = vRowFloats; self.type = type
         self.sideBytesPerPosition = sideBytesPerPosition
+        self.sideFixedBytes = sideFixedBytes
         self.retention = retention ?? Array(repeating: .all, count: layers)
         precondition(self.retention.count == layers, "KV retention needs one entry per layer")
     }
@@ -142,6 +147,8 @@ public final class KVPagePool: @unchecked Sendable {
     /// Pages in the pool.
     public let capacity: Int
     public let groups: KVLayerGroups
+    /// Pages each sequence holds for its fixed side state (KVShape.sideFixedBytes).
+    public let sideReservationPages: Int
     /// Per layer: its group and its slot in the group (raw for the row-address hot path).
     let layerGroup: UnsafeMutablePointer<Int>
     let layerSlot: UnsafeMutablePointer<Int>
@@ -204,6 +211,7 @@ public final class KVPagePool: @unchecked Sendable {
         self.capacity = max(1, capacity)
         let rows = self.capacity * self.pageTokens
         groups = KVLayerGroups(shape)
+        sideReservationPages = KVPagePool.sidePages(shape, pageTokens: 1 << log2)
         layerGroup = .allocate(capacity: max(1, shape.layers))
         layerSlot = .allocate(capacity: max(1, shape.layers))
         for l in 0..<shape.layers { layerGroup[l] = groups.group[l]; layerSlot[l] = groups.slot[l] }
@@ -254,10 +262,16 @@ public final class KVPagePool: @unchecked Sendable {
     public static func pagesNeeded(_ shape: KVShape, positions: Int, batch: Int, pageTokens: Int) -> Int {
         let P = roundedPageTokens(pageTokens)
         let all = (positions + P - 1) / P + 1
-        return KVLayerGroups(shape).retention.reduce(0) { n, r in
+        return KVLayerGroups(shape).retention.reduce(sidePages(shape, pageTokens: pageTokens)) { n, r in
             guard let span = r.span else { return n + all }
             return n + min(all, (span + P + batch + P - 1) / P + 2)
         }
+    }
+
+    /// Pages of budget one sequence's fixed side state takes (shape.sideFixedBytes).
+    public static func sidePages(_ shape: KVShape, pageTokens: Int) -> Int {
+        let page = max(1, pageBytes(shape, pageTokens: pageTokens))
+        return (shape.sideFixedBytes + page - 1) / page
     }
 
     public var pageBytes: Int { pageTokens * (groups.layersPerGroup * (shape.kRowBytes + shape.vRowBytes) + shape.sideBytesPerPosition) }

@@ -41,6 +41,8 @@ public final class KVSequence: @unchecked Sendable {
     /// Disk-tier slots holding the side state of a swapped-out sequence (its bytes, standing at
     /// `spilledSideCount` positions); the model takes it back with takeSpilledSideState.
     private var sideSlots: [Int32] = []
+    /// Pages held (never written) so the budget covers the fixed side state while it is in RAM.
+    private var sideReservation: [Int32] = []
     private var spilledSideBytes = 0
     private var spilledSideCount = 0
     /// Set while a forward pass writes or reads this sequence's pages (they must stay in RAM).
@@ -63,6 +65,7 @@ public final class KVSequence: @unchecked Sendable {
         pool.locked {
             for g in 0..<groupCount { for i in firstKept[g]..<max(firstKept[g], pageCount) { releaseEntryLocked(g, i) } }
             dropSpilledSideStateLocked()
+            releaseSideReservationLocked()
         }
         pageTables.deallocate()
     }
@@ -142,6 +145,12 @@ public final class KVSequence: @unchecked Sendable {
         spilledSideBytes = total
         spilledSideCount = count
         auxiliary = nil
+        releaseSideReservationLocked()
+    }
+
+    private func releaseSideReservationLocked() {
+        for p in sideReservation { pool.releaseLocked(p) }
+        sideReservation = []
     }
 
     private func dropSpilledSideStateLocked() {
@@ -253,7 +262,13 @@ public final class KVSequence: @unchecked Sendable {
             // Pinned until commit: the pass reads and writes these pages directly.
             pinned = true
             pool.touchLocked(self)
-            do { try swapInLocked() } catch { pinned = false; throw error }
+            do {
+                try swapInLocked()
+                // The budget's share for the state the model keeps beside the pages.
+                while sideReservation.count < pool.sideReservationPages {
+                    sideReservation.append(try pool.allocateLocked(for: self))
+                }
+            } catch { pinned = false; throw error }
             let first = start >> shift
             do {
                 for g in 0..<groupCount where n > 0 && first < pageCount && first >= firstKept[g] {

@@ -49,6 +49,19 @@ public struct DeepSeek4Config: Sendable {
         return total
     }
 
+    /// Bytes of a sequence's cache that do not grow: per layer the raw window (window × d F32) and each
+    /// compressor's ring of pending [C | Z] rows (CSA: 2·ratio rows of 2·width, with the indexer's own).
+    public var fixedSideBytes: Int {
+        var total = 0
+        for (l, ratio) in compressRatios.enumerated() {
+            total += window * headDim * 4
+            guard ratio > 0 else { continue }
+            let overlapping = csaLayers[l], k = overlapping ? 2 : 1
+            for width in overlapping ? [headDim, indexerHeadDim] : [headDim] { total += k * ratio * 2 * k * width * 4 }
+        }
+        return total
+    }
+
     /// Floats of the hyper-connection mixes: pre (hc), post (hc), comb (hc × hc).
     var mixCount: Int { (2 + streams) * streams }
 }

@@ -25,15 +25,8 @@ extension TransformerModel {
     /// F32, or half for narrower types).
     public func kvFootprint(type: KVType = .f32) -> KVFootprint {
         let c = config
-        if let ds = c.deepseek4, let weights = deepseek4 {
-            var fixed = 0
-            for w in weights.layers {
-                fixed += ds.window * ds.headDim * 4
-                for comp in [w.attention.compressor, w.attention.indexerCompressor].compactMap({ $0 }) {
-                    fixed += (comp.overlapping ? 2 : 1) * comp.ratio * 2 * comp.rowFloats * 4
-                }
-            }
-            return KVFootprint(bytesPerToken: ds.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2), fixedBytes: fixed)
+        if let ds = c.deepseek4 {
+            return KVFootprint(bytesPerToken: ds.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2), fixedBytes: ds.fixedSideBytes)
         }
         let shape = InferenceState.kvShape(c, type: type)
         let row = type.bytes(shape.kRowFloats) + type.bytes(shape.vRowFloats)
@@ -45,10 +38,7 @@ extension TransformerModel {
             case .chunk(let n): fixed += n * row
             }
         }
-        if let q = c.qwen35 {
-            let recurrent = q.recurrent.filter { $0 }.count
-            fixed += recurrent * ((q.convKernel - 1) * q.convChannels + q.valueHeads * q.stateSize * q.stateSize) * 4
-        }
+        fixed += c.qwen35?.stateBytes ?? 0
         return KVFootprint(bytesPerToken: perToken, fixedBytes: fixed)
     }
 }

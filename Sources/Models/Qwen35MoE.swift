@@ -36,6 +36,9 @@ public struct Qwen35Config: Sendable {
     var valueDim: Int { valueHeads * stateSize }
     var convChannels: Int { 2 * keyDim + valueDim }
     var attentionLayers: Int { recurrent.filter { !$0 }.count }
+    /// Bytes of a sequence's recurrent state: per DeltaNet layer the conv inputs [K−1, channels] and the
+    /// delta-rule matrix [H_v, S, S], F32.
+    public var stateBytes: Int { recurrent.filter { $0 }.count * ((convKernel - 1) * convChannels + valueHeads * stateSize * stateSize) * 4 }
 }
 
 struct DeltaNetWeights: @unchecked Sendable {

@@ -400,13 +400,13 @@ public final class InferenceState: @unchecked Sendable {
         if let ds = c.deepseek4 {
             let side = ds.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2).rounded(.up)
             return KVShape(layers: 1, kRowFloats: type.blockSize, vRowFloats: 0, type: type, retention: [.all],
-                           sideBytesPerPosition: Int(side))
+                           sideBytesPerPosition: Int(side), sideFixedBytes: ds.fixedSideBytes)
         }
         // Gemma 4: one KV layer per layer that writes K/V (shared layers read another's), rows as wide as
         // the widest layer's.
         if let q = c.qwen35 {
             return KVShape(layers: max(1, q.attentionLayers), kRowFloats: c.headCountKV * c.headDimK, vRowFloats: c.headCountKV * c.headDimV,
-                           type: type, retention: Array(repeating: .all, count: max(1, q.attentionLayers)))
+                           type: type, retention: Array(repeating: .all, count: max(1, q.attentionLayers)), sideFixedBytes: q.stateBytes)
         }
         if let g = c.gemma4 {
             let owners = g.layers.filter(\.ownsKV)

@@ -94,7 +94,9 @@ import Sampling
         let loaded = try LoadedModel(path: Self.fixtures.appendingPathComponent(file).path)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("side-disk-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: 32, capacity: 8,
+        // Room for one sequence's pages and state and 3 pages more: the second sequence swaps the first out.
+        let shape = InferenceState.kvShape(loaded.model.config)
+        let pool = KVPagePool(shape: shape, pageTokens: 32, capacity: 8 + KVPagePool.sidePages(shape, pageTokens: 32),
                               disk: try KVDiskTier(directory: dir, budgetBytes: 1 << 30))
         pool.checkpointLimit = 0   // only the spilled state can spare a replay
         let a = Session(loaded, contextLength: 512, threads: 2, kvPool: pool)

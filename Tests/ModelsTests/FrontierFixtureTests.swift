@@ -170,3 +170,30 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
         #expect("\(error)".contains("budget"), "\(error)")
     }
 }
+
+/// The state kept beside the pages whatever the length (DeepSeek V4's windows and compressor rings,
+/// Qwen3.5's recurrent state) takes its share of the KV budget: KVShape.sideFixedBytes is what the
+/// state really holds, a sequence reserves that many pages' worth, and a pool with room for the
+/// positions' pages only is refused with the budget error.
+@Test(arguments: ["deepseek4", "qwen35moe"])
+func fixedSideStateIsReservedInTheKVBudget(name: String) throws {
+    let (golden, model) = try loadFrontier(name)
+    let shape = InferenceState.kvShape(model.config)
+    let reserve = KVPagePool.sidePages(shape, pageTokens: 32)
+    #expect(reserve > 0)
+    let probe = InferenceState(config: model.config, contextLength: 64, maxBatch: 8, threads: 2)
+    try model.forward([golden.token_ids[0]], startPosition: 0, state: probe, logits: .none)
+    let held = (probe.cache.auxiliary as? DeepSeek4Cache)?.bytes ?? (probe.cache.auxiliary as? Qwen35State)?.bytes
+    #expect(held == shape.sideFixedBytes)
+    #expect(model.kvFootprint().fixedBytes == shape.sideFixedBytes)
+
+    let pages = (golden.token_ids.count + 31) / 32
+    let tight = KVPagePool(shape: shape, pageTokens: 32, capacity: pages)
+    let refused = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: tight)
+    #expect(throws: KVCacheError.self) { try model.forward(golden.token_ids, startPosition: 0, state: refused, logits: .none) }
+    let enough = KVPagePool(shape: shape, pageTokens: 32, capacity: pages + reserve)
+    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: enough)
+    let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+    #expect(maxAbsDiff(logits, golden.logits) <= 1e-3)
+    #expect(enough.freePages == 0)
+}
