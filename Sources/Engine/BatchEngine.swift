@@ -121,6 +121,9 @@ public final class BatchEngine: @unchecked Sendable {
     public struct Snapshot: Sendable {
         public var active = 0, queued = 0
         public var kvPagesTotal = 0, kvPagesFree = 0, kvPagesCached = 0
+        /// Side-state snapshots held (DeepSeek V4, Qwen3.5) and their bytes; restarts that restored one,
+        /// and positions replayed to rebuild side state (since start).
+        public var stateCheckpoints = 0, stateCheckpointBytes = 0, stateCheckpointRestores = 0, stateReplayedPositions = 0
     }
 
     final class Job: @unchecked Sendable {
@@ -194,6 +197,10 @@ public final class BatchEngine: @unchecked Sendable {
         s.kvPagesTotal = pool.capacity
         s.kvPagesFree = pool.freePages
         s.kvPagesCached = pool.cachedPages
+        s.stateCheckpoints = pool.checkpointCount
+        s.stateCheckpointBytes = pool.checkpointBytes
+        s.stateCheckpointRestores = pool.checkpointHits
+        s.stateReplayedPositions = pool.replayedPositions
         return s
     }
 

@@ -1,5 +1,5 @@
 // Prometheus metrics (text format at GET /metrics): requests, tokens, queue depth, active sequences,
-// KV pages, time-to-first-token and per-step token latency histograms.
+// KV pages, side-state checkpoints, time-to-first-token and per-step token latency histograms.
 
 import Engine
 import Foundation
@@ -21,6 +21,13 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
     let timeToFirstToken: ValueHistogram
     let tokenLatency: ValueHistogram
     let stepPromptTokens: Counter
+    let stateCheckpoints: Gauge
+    let stateCheckpointBytes: Gauge
+    let stateRestores: Counter
+    let stateReplayed: Counter
+    /// Engine totals already added to the counters above (render may run on several threads).
+    private var reported = (restores: 0, replayed: 0)
+    private let lock = NSLock()
 
     /// A descriptor whose composed name is `full` (the last "_" part is the unit).
     static func name(_ full: String, help: String) -> MetricNameDescriptor {
@@ -40,6 +47,10 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
         queued = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_queue_depth", help: "Requests waiting for a batch slot"))
         kvPagesUsed = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_kv_pages_used", help: "KV pages held by live sequences"))
         kvPagesCached = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_kv_pages_cached", help: "KV pages kept only as prefix cache"))
+        stateCheckpoints = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_state_checkpoints_count", help: "Snapshots held of the state DeepSeek V4 / Qwen3.5 keep beside the KV cache"))
+        stateCheckpointBytes = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_state_checkpoints_bytes", help: "Bytes of those snapshots"))
+        stateRestores = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_state_checkpoint_restores_total", help: "Sequences whose side state was restored from a snapshot"))
+        stateReplayed = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_state_replayed_positions_total", help: "Positions evaluated again to rebuild side state"))
         kvPagesTotal = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_kv_pages_total", help: "KV pages in the pool"))
         timeToFirstToken = registry.makeValueHistogram(descriptor: ServerMetrics.name("dwarfstar_time_to_first_token_seconds", help: "Seconds from request to first generated token"), buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
         tokenLatency = registry.makeValueHistogram(descriptor: ServerMetrics.name("dwarfstar_token_latency_seconds", help: "Seconds of each engine step that decoded tokens (the time between two tokens of a stream)"), buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
@@ -65,6 +76,13 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
         kvPagesTotal.set(Double(s.kvPagesTotal))
         kvPagesCached.set(Double(s.kvPagesCached))
         kvPagesUsed.set(Double(s.kvPagesTotal - s.kvPagesFree - s.kvPagesCached))
+        stateCheckpoints.set(Double(s.stateCheckpoints))
+        stateCheckpointBytes.set(Double(s.stateCheckpointBytes))
+        lock.lock()
+        stateRestores.increment(by: Int64(max(0, s.stateCheckpointRestores - reported.restores)))
+        stateReplayed.increment(by: Int64(max(0, s.stateReplayedPositions - reported.replayed)))
+        reported = (max(reported.restores, s.stateCheckpointRestores), max(reported.replayed, s.stateReplayedPositions))
+        lock.unlock()
         return registry.emitToString()
     }
 }

@@ -264,4 +264,7 @@ while time.time() < deadline and (metric("dwarfstar_requests_active") != 0 or me
 check(metric("dwarfstar_requests_active") == 0 and metric("dwarfstar_kv_pages_used") == 0,
       "a disconnected stream is cancelled and its pages are freed")
 check(metric("dwarfstar_requests_cancelled_total") >= 1, "the cancellation is counted")
+# A model without state beside the KV cache (SmolLM2) keeps no side-state snapshots and replays nothing.
+check(metric("dwarfstar_state_checkpoints_count") == 0 and metric("dwarfstar_state_replayed_positions_total") == 0,
+      "side-state metrics are exported")
 print("all client checks passed", flush=True)
