@@ -22,15 +22,17 @@ import Darwin
 
 public enum KVCacheError: Error, CustomStringConvertible, Equatable {
     /// Every page is in use by a live sequence: the KV budget cannot hold more positions.
-    case budgetExhausted(pages: Int, pageTokens: Int, bytes: Int)
+    case budgetExhausted(pages: Int, pageTokens: Int, bytes: Int, statePagesPerSequence: Int = 0)
     /// A write back at `position` needs rows sliding-window layers have already dropped (and the prefix
     /// cache no longer holds); the sequence was emptied to `kept` positions and must be evaluated again.
     case windowDropped(position: Int, kept: Int)
 
     public var description: String {
         switch self {
-        case .budgetExhausted(let pages, let tokens, let bytes):
-            return "KV cache budget exhausted: all \(pages) pages of \(tokens) positions (\(bytes / (1 << 20)) MiB) are in use (raise --kv-budget or lower --ctx)"
+        case .budgetExhausted(let pages, let tokens, let bytes, let state):
+            let tenths = (state * (bytes / max(1, pages)) * 10) >> 20
+            let held = state > 0 ? "; the model's fixed state beside the cache takes \(state) pages (\(tenths / 10).\(tenths % 10) MiB) per sequence" : ""
+            return "KV cache budget exhausted: all \(pages) pages of \(tokens) positions (\(bytes / (1 << 20)) MiB) are in use\(held) (raise --kv-budget or lower --ctx)"
         case .windowDropped(let p, let kept):
             return "cannot rewind the KV cache to position \(p): sliding-window layers no longer hold the rows before it (\(kept) positions kept; evaluate the tokens again)"
         }
@@ -309,7 +311,7 @@ public final class KVPagePool: @unchecked Sendable {
             return p
         }
         guard lruHead >= 0 else {
-            throw KVCacheError.budgetExhausted(pages: capacity, pageTokens: pageTokens, bytes: bytes)
+            throw KVCacheError.budgetExhausted(pages: capacity, pageTokens: pageTokens, bytes: bytes, statePagesPerSequence: sideReservationPages)
         }
         let p = lruHead
         unlinkLRU(p)

@@ -125,6 +125,8 @@ import KVCache
         #expect(a.count == 6 && rowsMatch(a, Array(0..<6)))
         let text = "\(KVCacheError.budgetExhausted(pages: 2, pageTokens: 4, bytes: 1 << 21))"
         #expect(text.contains("--kv-budget"))
+        let state = "\(KVCacheError.budgetExhausted(pages: 2, pageTokens: 4, bytes: 1 << 21, statePagesPerSequence: 3))"
+        #expect(state.contains("takes 3 pages (3.0 MiB) per sequence"), "\(state)")
     }
 
     @Test func budgetInBytesGivesWholePages() {
