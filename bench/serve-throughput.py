@@ -43,12 +43,13 @@ try:
     if "listening" not in line:
         sys.exit("server did not start: " + line + server.stderr.read())
     client = httpx.Client(timeout=600)
+    served = client.get(base + "/v1/models").json()["data"][0]["id"]   # a GGUF path is served by its name
 
     def stream(messages, max_tokens, ignore_eos=True):
         """Returns (seconds to first content, seconds total, chunks with content)."""
         t0 = time.perf_counter()
         first, n = None, 0
-        body = {"model": args.model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+        body = {"model": served, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
                 "stream": True, "ignore_eos": ignore_eos}
         with client.stream("POST", base + "/v1/chat/completions", json=body) as r:
             for line in r.iter_lines():
@@ -95,12 +96,12 @@ try:
         doc = ("(%d) " % rep) + text   # a different document each repetition: the cold run is cold
         convo = [{"role": "user", "content": doc + "\n\nSummarise the text above in one sentence."}]
         cold, _, _ = stream(convo, 16, ignore_eos=False)
-        answer = client.post(base + "/v1/chat/completions", json={"model": args.model, "messages": convo, "max_tokens": 16,
+        answer = client.post(base + "/v1/chat/completions", json={"model": served, "messages": convo, "max_tokens": 16,
                                                                      "temperature": 0}).json()["choices"][0]["message"]["content"]
         convo += [{"role": "assistant", "content": answer}, {"role": "user", "content": "Who is the main character?"}]
         warm, _, _ = stream(convo, 16, ignore_eos=False)
         colds.append(cold); warms.append(warm)
-    usage = client.post(base + "/v1/chat/completions", json={"model": args.model, "messages": convo, "max_tokens": 1}).json()["usage"]
+    usage = client.post(base + "/v1/chat/completions", json={"model": served, "messages": convo, "max_tokens": 1}).json()["usage"]
     c, w = statistics.median(colds), statistics.median(warms)
     print("TTFT %d-token conversation: cold %.2f s, resent %.3f s (%.0fx sooner; %d of %d prompt tokens from the cache)" %
           (usage["prompt_tokens"], c, w, c / w, usage["prompt_tokens_details"]["cached_tokens"], usage["prompt_tokens"]))

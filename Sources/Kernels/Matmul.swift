@@ -19,6 +19,12 @@ public final class Matmul: @unchecked Sendable {
     /// input and on whether it is a decode or a prompt row, not on what else is in the batch.
     public var decodeRows: Int?
 
+    /// Products of 2 ..< perTokenBelow tokens run one token at a time over blocks of 64 weight rows
+    /// (each block stays in cache across the tokens) instead of through the multi-token GEMM, whose
+    /// tiles are wasted on a few tokens (0: off). For products no invariance rests on: MoE experts in
+    /// a batch of decode rows.
+    public var perTokenBelow = 0
+
     public init(pool: WorkerPool) { self.pool = pool }
     deinit { for b in actBuffers { b?.deallocate() } }
 
@@ -86,7 +92,7 @@ public final class Matmul: @unchecked Sendable {
             act1 = activations(for: job.weights.type, x, cols: cols, tokens: inputRows, slot: 1)
             break
         }
-        let decodeRows = self.decodeRows
+        let decodeRows = self.decodeRows, perTokenBelow = self.perTokenBelow
         pool.run { ith, nth in
             for (index, job) in jobs.enumerated() where job.tokens > 0 {
                 let w = job.weights, y = job.output, tokens = job.tokens
@@ -97,10 +103,18 @@ public final class Matmul: @unchecked Sendable {
                 let rows = w.rows, rowBytes = w.rowBytes, data = w.data
                 let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
                 if lo >= hi { continue }
+                // Leading rows through the single-token kernel: batch-invariant decode rows, or every row
+                // of a product of a few tokens.
+                var single = -1
                 if let decodeRows, job.firstInputRow == 0, job.tokens == inputRows, !(tokens == 1 && decodeRows >= 1) {
-                    // Batch-invariant: decode rows one token at a time over blocks of 64 weight rows
-                    // (the block stays in cache across tokens), prompt rows with the multi-token kernel.
-                    let k = min(decodeRows, tokens)
+                    single = min(decodeRows, tokens)
+                } else if tokens > 1, tokens < perTokenBelow {
+                    single = tokens
+                }
+                if single >= 0 {
+                    // Those rows one token at a time over blocks of 64 weight rows (the block stays in
+                    // cache across tokens), the rest (prompt rows) with the multi-token kernel.
+                    let k = single
                     var r0 = lo
                     while r0 < hi {
                         let n = min(64, hi - r0)

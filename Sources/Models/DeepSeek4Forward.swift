@@ -6,9 +6,10 @@
 //     comb = Sinkhorn(mix[2hc…] · a₂ + b)  (rows = source stream, columns = destination)
 //     y = block(rmsnorm(Σ_s pre_s S_s));  S'_k = post_k · y + Σ_j comb_jk S_j
 //   head: pre_s = σ(W_hc · rmsnorm(flatten(S)) · a + b_s) + ε;  logits = W_out · rmsnorm(Σ_s pre_s S_s)
-// Sequences run one at a time; each keeps its cache (CompressedAttention.swift) in its KVSequence's
-// `auxiliary` slot and replays its committed tokens when the cache does not match the requested start
-// (a shortened or restored sequence).
+// The sequences of a batch share every matrix product (each weight is read once per step); attention
+// and the compressors run per sequence over its cache (CompressedAttention.swift), kept in its
+// KVSequence's `auxiliary` slot and rebuilt when it does not match the requested start (a shortened or
+// restored sequence: SequenceState.swift).
 
 import Kernels
 import KVCache
@@ -98,40 +99,56 @@ struct DeepSeek4Ropes {
     }
 }
 
+/// One sequence's rows in a DeepSeek V4 batch.
+struct DeepSeek4Part {
+    let cache: DeepSeek4Cache
+    let start: Int
+    let offset: Int
+    let count: Int
+}
+
 extension TransformerModel {
-    /// forwardBatch for DeepSeek V4: each segment (one sequence's consecutive tokens) in turn.
+    /// forwardBatch for DeepSeek V4: every segment (one sequence's consecutive tokens) in one pass.
     func forwardDeepSeek4(_ tokens: UnsafePointer<Int32>, segments: [BatchSegment], state s: InferenceState,
                           logitRows: [Int], logitsOffset: Int) {
         guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
+        var parts: [DeepSeek4Part] = []
         for seg in segments {
             let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
                                             make: { makeSideState(kvType: seg.cache.pool.shape.type) as! DeepSeek4Cache }) {
-                history, _, n, cache in
-                runDeepSeek4(history, tokens: n, cache: cache, weights: weights, state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
+                history, start, n, cache in
+                runDeepSeek4(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], weights: weights,
+                             state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
             }
-            let rows = logitRows.enumerated().filter { $0.element >= seg.offset && $0.element < seg.offset + seg.count }
-            runDeepSeek4(tokens + seg.offset, tokens: seg.count, cache: cache, weights: weights, state: s, scratch: x,
-                         logitRows: rows.map { $0.element - seg.offset },
-                         logitsDestination: s.logits + (logitsOffset + (rows.first?.offset ?? 0)) * vocabularySize)
+            parts.append(DeepSeek4Part(cache: cache, start: seg.start, offset: seg.offset, count: seg.count))
         }
+        // Decode rows (they lead the batch) through the single-token kernel over cached blocks of weight
+        // rows, as each would run alone; prompt rows through the multi-token one.
+        s.matmul.decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
+        defer { s.matmul.decodeRows = nil }
+        runDeepSeek4(tokens, parts: parts, weights: weights, state: s, scratch: x, logitRows: logitRows,
+                     logitsDestination: s.logits + logitsOffset * vocabularySize)
     }
 
-    /// T tokens of one sequence at positions cache.count ..< +T; logits of `logitRows` (rows of these
-    /// tokens, ascending) written consecutively at logitsDestination.
-    private func runDeepSeek4(_ tokens: UnsafePointer<Int32>, tokens T: Int, cache: DeepSeek4Cache, weights: DeepSeek4Weights,
+    /// The rows of `parts` (each: one sequence's tokens at positions start ..< +count, rows offset ..<
+    /// +count, in order); logits of `logitRows` (ascending) written consecutively at logitsDestination.
+    private func runDeepSeek4(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], weights: DeepSeek4Weights,
                               state s: InferenceState, scratch x: DeepSeek4Scratch, logitRows: [Int],
                               logitsDestination: UnsafeMutablePointer<Float>) {
         let c = config, ds = c.deepseek4!, e = c.embeddingLength, n = ds.streams, width = n * e
         let eps = c.rmsEpsilon, mm = s.matmul
-        let start = cache.count
+        let T = parts.last.map { $0.offset + $0.count } ?? 0
         let ropes = weights.ropes
         var S = x.streams.pointer, next = x.streamsNext.pointer
         // S = hc copies of the embedding; RoPE tables of every token for both bases.
-        for t in 0..<T {
-            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: S + t * width)
-            for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
-            ropes.main.fill(x.mainTable.pointer + t * ds.ropeDim, position: start + t)
-            ropes.compress.fill(x.compressTable.pointer + t * ds.ropeDim, position: start + t)
+        for part in parts {
+            for t in part.offset..<(part.offset + part.count) {
+                let position = part.start + t - part.offset
+                tokenEmbedding.dequantizeRow(Int(tokens[t]), into: S + t * width)
+                for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
+                ropes.main.fill(x.mainTable.pointer + t * ds.ropeDim, position: position)
+                ropes.compress.fill(x.compressTable.pointer + t * ds.ropeDim, position: position)
+            }
         }
         for (l, w) in weights.layers.enumerated() {
             // Attention.
@@ -140,7 +157,7 @@ extension TransformerModel {
             HyperConnections.prepare(w.hcAttention, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
                                      column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
             for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.attnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
-            attentionDeepSeek4(w.attention, layer: l, tokens: T, start: start, cache: cache, ropes: ropes, state: s, scratch: x)
+            attentionDeepSeek4(w.attention, layer: l, tokens: T, parts: parts, ropes: ropes, state: s, scratch: x)
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
                                    post: x.post.pointer, comb: x.comb.pointer)
             swap(&S, &next)
@@ -150,13 +167,21 @@ extension TransformerModel {
             HyperConnections.prepare(w.hcFFN, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
                                      column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
             for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.ffnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
+            // Expert products group rows by expert (no decode-row order); in a batch of decode rows each
+            // expert sees a few tokens, which the single-token kernel runs faster than MXFP4's float
+            // GEMM tiles (4 streams: 174 -> 143 ms a step).
+            let decodeRows = mm.decodeRows
+            mm.decodeRows = nil
+            if (decodeRows ?? 0) >= T { mm.perTokenBelow = 8 }
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
                              scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, tokenIDs: tokens)
+            mm.perTokenBelow = 0
+            mm.decodeRows = decodeRows
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
                                    post: x.post.pointer, comb: x.comb.pointer)
             swap(&S, &next)
         }
-        cache.count = start + T
+        for part in parts { part.cache.count = part.start + part.count }
         // Head on the wanted rows: collapse the streams, norm, output projection.
         guard !logitRows.isEmpty else { return }
         let out = weights.outputHc, scale = out.scale.pointer[0], base = out.base.pointer
@@ -173,12 +198,14 @@ extension TransformerModel {
             }
             Kernels.rmsNorm(y, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps)
         }
-        mm.decodeRows = nil
+        let decodeRows = mm.decodeRows
+        if let rows = decodeRows { mm.decodeRows = logitRows.filter { $0 < rows }.count }   // the head's inputs are the logit rows
         mm.multiply(output, s.xn, tokens: logitRows.count, into: logitsDestination)
+        mm.decodeRows = decodeRows
     }
 
-    /// s.o[t] = attention output (e floats) of T tokens of layer l; appends to the cache.
-    private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, start: Int, cache: DeepSeek4Cache,
+    /// s.o[t] = attention output (e floats) of the T rows of layer l; appends to each part's cache.
+    private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, parts: [DeepSeek4Part],
                                     ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch) {
         let c = config, ds = c.deepseek4!, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
         let mm = s.matmul, rd = ds.ropeDim, window = ds.window
@@ -197,27 +224,13 @@ extension TransformerModel {
             for hd in 0..<h { Kernels.rmsNorm(q + (t * h + hd) * d, nil, into: q + (t * h + hd) * d, count: d, epsilon: eps) }
             rope.rotate(q + t * h * d + d - rd, heads: h, headDim: d, table: tables + t * rd)
         }
-        // Raw rows: the ring's last window − 1 positions, then this batch's rows.
-        let recent = x.recent.pointer, raw = cache.raw[l].pointer
-        for r in 0..<(window - 1) {
-            let pos = start - (window - 1) + r
-            if pos >= 0 { (recent + r * d).update(from: raw + (pos % window) * d, count: d) }
-        }
-        (recent + (window - 1) * d).update(from: kv, count: T * d)
-        // Compressors (entries made before attention: an entry completing at p is visible to p).
-        let compressor = cache.compressors[l], indexer = cache.indexers[l]
-        if let cw = w.compressor, let st = compressor {
+        // Compressor and indexer products of every row.
+        let hi = ds.indexerHeads, di = ds.indexerHeadDim
+        if let cw = w.compressor {
             mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T)
-            CompressedAttentionBlock.compress(cw, state: st, c: x.compressC.pointer, z: x.compressZ.pointer, tokens: T, startPosition: start,
-                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer,
-                                              entry: x.entryRow.pointer, epsilon: eps)
         }
-        if let iw = w.indexerCompressor, let st = indexer, let qB = w.indexerQB, let proj = w.indexerProj {
+        if let iw = w.indexerCompressor, let qB = w.indexerQB, let proj = w.indexerProj {
             mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T)
-            CompressedAttentionBlock.compress(iw, state: st, c: x.indexerC.pointer, z: x.indexerZ.pointer, tokens: T, startPosition: start,
-                                              rope: ropes.compress, ropeDim: rd, table: x.entryTable.pointer,
-                                              entry: x.entryRow.pointer, epsilon: eps)
-            let hi = ds.indexerHeads, di = ds.indexerHeadDim
             mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer)
             mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer)
             let headScale = 1 / Float(hi).squareRoot()
@@ -226,13 +239,35 @@ extension TransformerModel {
                 for j in 0..<hi { x.indexerW.pointer[t * hi + j] *= headScale }
             }
         }
-        CompressedAttentionBlock.attend(q: q, tokens: T, startPosition: start, heads: h, config: ds, recent: recent,
-                                        compressor: compressor, indexer: indexer, indexerQ: x.indexerQ.pointer, indexerW: x.indexerW.pointer,
-                                        sinks: w.sinks.pointer, rope: rope, tables: tables, scratch: x, pool: s.pool,
-                                        into: x.attended.pointer)
-        // Keep the last `window` raw rows.
-        for pos in max(0, start + T - window)..<(start + T) {
-            (raw + (pos % window) * d).update(from: recent + (pos - start + window - 1) * d, count: d)
+        for part in parts {
+            let cache = part.cache, start = part.start, count = part.count, row = part.offset
+            // Raw rows: the ring's last window − 1 positions, then this part's rows.
+            let recent = x.recent.pointer, raw = cache.raw[l].pointer
+            for r in 0..<(window - 1) {
+                let pos = start - (window - 1) + r
+                if pos >= 0 { (recent + r * d).update(from: raw + (pos % window) * d, count: d) }
+            }
+            (recent + (window - 1) * d).update(from: kv + row * d, count: count * d)
+            // Compressors (entries made before attention: an entry completing at p is visible to p).
+            let compressor = cache.compressors[l], indexer = cache.indexers[l]
+            if let cw = w.compressor, let st = compressor {
+                CompressedAttentionBlock.compress(cw, state: st, c: x.compressC.pointer + row * st.rowFloats, z: x.compressZ.pointer + row * st.rowFloats,
+                                                  tokens: count, startPosition: start, rope: ropes.compress, ropeDim: rd,
+                                                  table: x.entryTable.pointer, entry: x.entryRow.pointer, epsilon: eps)
+            }
+            if let iw = w.indexerCompressor, let st = indexer {
+                CompressedAttentionBlock.compress(iw, state: st, c: x.indexerC.pointer + row * st.rowFloats, z: x.indexerZ.pointer + row * st.rowFloats,
+                                                  tokens: count, startPosition: start, rope: ropes.compress, ropeDim: rd,
+                                                  table: x.entryTable.pointer, entry: x.entryRow.pointer, epsilon: eps)
+            }
+            CompressedAttentionBlock.attend(q: q + row * h * d, tokens: count, startPosition: start, heads: h, config: ds, recent: recent,
+                                            compressor: compressor, indexer: indexer, indexerQ: x.indexerQ.pointer + row * hi * di,
+                                            indexerW: x.indexerW.pointer + row * hi, sinks: w.sinks.pointer, rope: rope,
+                                            tables: tables + row * rd, scratch: x, pool: s.pool, into: x.attended.pointer + row * h * d)
+            // Keep the last `window` raw rows.
+            for pos in max(0, start + count - window)..<(start + count) {
+                (raw + (pos % window) * d).update(from: recent + (pos - start + window - 1) * d, count: d)
+            }
         }
         // Grouped low-rank output: z_g = W_a[g] · o_g, then W_b · concat_g z_g.
         let groups = ds.outputGroups, groupWidth = h / groups * d, rank = ds.outputRank
@@ -241,7 +276,10 @@ extension TransformerModel {
             for t in 0..<T { (grouped + (g * T + t) * groupWidth).update(from: x.attended.pointer + t * h * d + g * groupWidth, count: groupWidth) }
         }
         let jobs = (0..<groups).map { MatmulJob(weights: w.outputA[$0], output: lowRank + $0 * T * rank, firstInputRow: $0 * T, tokens: T) }
+        // Decode rows through the single-token kernel here too (their rows are grouped, not leading).
+        if (mm.decodeRows ?? 0) >= T { mm.perTokenBelow = T + 1 }
         mm.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth)
+        mm.perTokenBelow = 0
         for t in 0..<T {
             for g in 0..<groups { (lowRankTokens + t * groups * rank + g * rank).update(from: lowRank + (g * T + t) * rank, count: rank) }
         }

@@ -87,6 +87,28 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
         #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[0..<model.vocabularySize]), [golden.logits[half - 1]]) <= 1e-3)
         #expect(maxAbsDiff(UnsafeBufferPointer(rebasing: logits[model.vocabularySize...]), [golden.logits[n - 1]]) <= 1e-3)
     }
+
+    /// Two sequences decoding together, one token each per step (how the server batches streams): each
+    /// step's logits equal the golden at that position, across compression boundaries.
+    @Test(arguments: fixtures)
+    func twoSequencesDecodeTogether(name: String, file: String) throws {
+        let (golden, model) = try loadFrontier(name, file: file)
+        let n = golden.token_ids.count, a = n / 2 - 6, b = n - 12
+        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
+        let other = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
+        try model.forward(Array(golden.token_ids[..<a]), startPosition: 0, state: other, logits: .none)
+        try model.forward(Array(golden.token_ids[..<b]), startPosition: 0, state: state, logits: .none)
+        var worst: Float = 0
+        for step in 0..<10 {
+            let logits = try model.forward(batch: [
+                SequenceBatchItem(cache: other.cache, tokens: [golden.token_ids[a + step]], startPosition: a + step, wantsLogits: true, isPrompt: false),
+                SequenceBatchItem(cache: state.cache, tokens: [golden.token_ids[b + step]], startPosition: b + step, wantsLogits: true, isPrompt: false),
+            ], state: state)
+            worst = max(worst, maxAbsDiff(UnsafeBufferPointer(rebasing: logits[0..<model.vocabularySize]), [golden.logits[a + step]]),
+                        maxAbsDiff(UnsafeBufferPointer(rebasing: logits[model.vocabularySize...]), [golden.logits[b + step]]))
+        }
+        #expect(worst <= 1e-3, "\(file): \(worst)")
+    }
 }
 
 /// DeepSeek V4's compressed cache and Qwen3.5's recurrent state live beside the KV pages; going back
