@@ -166,10 +166,10 @@ public final class Qwen35State: SequenceSideState {
 final class Qwen35Scratch {
     let qkv, window, gate, alpha, beta, core, query: FloatBuffer
     let table: FloatBuffer
-    let delta: FloatBuffer           // [H_v, S_v] the delta rule's scratch, one row per value head
+    let delta: FloatBuffer           // [B, H_v, S_v] the delta rule's scratch, one row per (sequence, value head)
     init(config c: ModelConfig, maxBatch b: Int) {
         let q = c.qwen35!
-        delta = FloatBuffer(count: q.valueHeads * q.stateSize)
+        delta = FloatBuffer(count: b * q.valueHeads * q.stateSize)
         qkv = FloatBuffer(count: b * q.convChannels)
         window = FloatBuffer(count: (q.convKernel - 1 + b) * q.convChannels)
         gate = FloatBuffer(count: b * max(q.valueDim, c.headCount * c.headDimK))
@@ -186,6 +186,7 @@ extension TransformerModel {
         guard let weights = qwen35, let x = s.qwen35Scratch else { return }
         let c = config, e = c.embeddingLength, eps = c.rmsEpsilon
         s.matmul.decodeRows = nil
+        defer { s.matmul.decodeRows = nil }
         // Each sequence's recurrent state must stand at the segment's start: replay its history if not.
         var states: [Qwen35State] = []
         for seg in segments {
@@ -194,9 +195,13 @@ extension TransformerModel {
                 runQwen35(history, count: n, segments: [replay], states: [st], storeKV: false, weights: weights, state: s, scratch: x)
             })
         }
+        // Decode rows (they lead the batch) through the single-token kernel, as each would run alone.
+        let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
+        s.matmul.decodeRows = decodeRows
         runQwen35(tokens, count: T, segments: segments, states: states, storeKV: true, weights: weights, state: s, scratch: x)
         guard !logitRows.isEmpty else { return }
         for (i, row) in logitRows.enumerated() { Kernels.rmsNorm(s.x + row * e, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps) }
+        s.matmul.decodeRows = logitRows.filter { $0 < decodeRows }.count
         s.matmul.multiply(output, s.xn, tokens: logitRows.count, into: s.logits + logitsOffset * vocabularySize)
     }
 
@@ -213,9 +218,7 @@ extension TransformerModel {
         for (l, w) in weights.layers.enumerated() {
             for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
             if let dn = w.deltaNet {
-                for (i, seg) in segments.enumerated() {
-                    deltaNet(dn, layer: l, rows: seg.offset..<(seg.offset + seg.count), state: states[i], inference: s, scratch: x)
-                }
+                deltaNet(dn, layer: l, tokens: T, segments: segments, states: states, inference: s, scratch: x)
             } else if let a = w.attention {
                 gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, weights: weights, state: s, scratch: x)
             }
@@ -223,31 +226,36 @@ extension TransformerModel {
                 Kernels.add(h + t * e, o + t * e, count: e)
                 Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
+            let decodeRows = mm.decodeRows
+            mm.decodeRows = nil   // expert products group rows by expert
             MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
                              scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache)
+            mm.decodeRows = decodeRows
             for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }
     }
 
-    /// s.o rows = Gated DeltaNet of the normalised input rows `rows` (one sequence, in order).
-    private func deltaNet(_ w: DeltaNetWeights, layer l: Int, rows: Range<Int>, state st: Qwen35State, inference s: InferenceState,
-                          scratch x: Qwen35Scratch) {
+    /// s.o rows = Gated DeltaNet of the normalised input rows: the products over every row, the conv
+    /// and the recurrence per sequence (segment i's rows in order, with states[i]).
+    private func deltaNet(_ w: DeltaNetWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], states: [Qwen35State],
+                          inference s: InferenceState, scratch x: Qwen35Scratch) {
         let q = config.qwen35!, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
-        let T = rows.count, first = rows.lowerBound
         let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
-        let input = s.xn + first * e
-        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], input, tokens: T)
-        // Causal conv over [state (K−1 rows) ; this batch's rows], then the state keeps the last K−1 inputs.
-        let window = x.window.pointer, convState = st.conv[l]!.pointer, taps = w.conv.pointer
-        window.update(from: convState, count: (K - 1) * C)
-        (window + (K - 1) * C).update(from: x.qkv.pointer, count: T * C)
-        let conv = x.qkv.pointer
-        convState.update(from: window + T * C, count: (K - 1) * C)
-        ds_causal_conv_silu_f32(window, taps, Int64(T), Int64(C), Int64(K), conv)
-        // q/k L2 norms per token and key head, then the delta rule: value heads are independent
-        // recurrences, so threads take heads and run each through the batch's tokens in order.
-        let S = st.delta[l]!.pointer, core = x.core.pointer
+        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T)
+        // Causal conv over [state (K−1 rows) ; the sequence's rows], then the state keeps the last K−1 inputs.
+        let window = x.window.pointer, taps = w.conv.pointer, conv = x.qkv.pointer
+        for (i, seg) in segments.enumerated() {
+            let convState = states[i].conv[l]!.pointer, rows = conv + seg.offset * C
+            window.update(from: convState, count: (K - 1) * C)
+            (window + (K - 1) * C).update(from: rows, count: seg.count * C)
+            convState.update(from: window + seg.count * C, count: (K - 1) * C)
+            ds_causal_conv_silu_f32(window, taps, Int64(seg.count), Int64(C), Int64(K), rows)
+        }
+        // q/k L2 norms per token and key head, then the delta rule: value heads (of every sequence) are
+        // independent recurrences, so threads take (sequence, head) pairs and run each through its
+        // sequence's tokens in order.
+        let core = x.core.pointer
         let qScale = 1 / Float(sk).squareRoot()
         for t in 0..<T {
             let row = conv + t * C
@@ -257,11 +265,12 @@ extension TransformerModel {
             }
         }
         let alpha = x.alpha.pointer, betaLogits = x.beta.pointer, gate = x.gate.pointer, deltaScratch = x.delta.pointer
-        let work = { (heads: Range<Int>) in
-            for j in heads {
-                let state = S + j * sk * sk, delta = deltaScratch + j * sk
+        let work = { (pairs: Range<Int>) in
+            for pair in pairs {
+                let seg = segments[pair / hv], j = pair % hv
+                let state = states[pair / hv].delta[l]!.pointer + j * sk * sk, delta = deltaScratch + pair * sk
                 let decayScale = w.decay.pointer[j], dtBias = w.dtBias.pointer[j]
-                for t in 0..<T {
+                for t in seg.offset..<(seg.offset + seg.count) {
                     let row = conv + t * C
                     let qv = row + (j % hk) * sk, kv = row + q.keyDim + (j % hk) * sk, v = row + 2 * q.keyDim + j * sk
                     let a = alpha[t * hv + j] + dtBias
@@ -277,8 +286,9 @@ extension TransformerModel {
                 }
             }
         }
-        if T * hv >= 8 { s.pool.parallelFor(hv, work) } else { work(0..<hv) }
-        mm.multiply(w.out, core, tokens: T, into: s.o + first * e)
+        let pairs = segments.count * hv
+        if T * hv >= 8 { s.pool.parallelFor(pairs, work) } else { work(0..<pairs) }
+        mm.multiply(w.out, core, tokens: T, into: s.o)
     }
 
     /// x ← x / sqrt(Σx² + ε) · scale
