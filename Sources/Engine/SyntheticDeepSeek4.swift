@@ -163,9 +163,8 @@ extension SyntheticModel {
         guard s.indexerHeads > 0, s.indexerHeadDim % 64 == 0, s.indexerTopK > 0, s.window > 0 else {
             throw fail("indexer", "indexer head size \(s.indexerHeadDim) must be a multiple of 64 (llama.cpp)")
         }
-        guard spec.experts > 0, spec.expertsUsed > 0, spec.expertsUsed <= spec.experts, spec.sharedExperts > 0,
-              s.hashLayers >= 0, s.hashLayers <= spec.layers else {
-            throw fail("experts", "experts used (\(spec.expertsUsed)) must be in 1...\(spec.experts), hash layers (\(s.hashLayers)) ≤ layers")
+        guard spec.sharedExperts > 0, s.hashLayers >= 0, s.hashLayers <= spec.layers else {
+            throw fail("experts", "a shared expert is needed (\(spec.sharedExperts)) and hash layers (\(s.hashLayers)) ≤ layers")
         }
     }
 

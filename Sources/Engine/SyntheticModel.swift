@@ -323,9 +323,9 @@ extension SyntheticModel {
         return tokens.count
     }
 
-    /// Throws unless `spec.type`, `spec.attentionType` and `moreTypes` can be written, and the hidden size (in
+    /// Throws unless `spec.type`, `spec.attentionType` and `moreTypes` can be written, the hidden size (in
     /// both types), the expert feed-forward (in `spec.type`) and every row length of `rowLengths` hold whole
-    /// blocks of their types.
+    /// blocks of their types, and the experts used are 1 ... experts (the frontier MoE generators).
     static func checkTypes(_ spec: SyntheticModelSpec, moreTypes: [(String, GGMLType)] = [], rowLengths: [(GGMLType, String, Int)],
                            path: String) throws {
         for (what, t) in [("type", spec.type), ("attention type", spec.attentionType)] + moreTypes {
@@ -337,6 +337,9 @@ extension SyntheticModel {
                       (spec.attentionType, "hidden", spec.hidden)]
         for (t, what, n) in common + rowLengths where n % t.blockSize != 0 {
             throw GGUFError(file: path, field: what, message: "\(what) \(n) is not a multiple of the \(t.name) block size \(t.blockSize)")
+        }
+        guard spec.experts > 0, spec.expertsUsed > 0, spec.expertsUsed <= spec.experts else {
+            throw GGUFError(file: path, field: "experts", message: "experts used (\(spec.expertsUsed)) must be in 1...\(spec.experts)")
         }
     }
 
