@@ -3,6 +3,10 @@
 // candidate token's bytes (on a copy) and keeps only tokens it accepts; end of generation is allowed
 // once the value is complete. Whitespace between tokens is allowed but limited (a run of at most 24
 // bytes), so a model cannot loop on blanks.
+//
+// Every byte costs bounded work: enum / const values and property names are walked in tries (one child
+// lookup per byte), the properties an object has seen are bits, keys outside the listed ones are
+// remembered by hash, and values nest at most `maxNesting` containers deep.
 
 public struct JSONConstraint: Sendable {
     public let schema: JSONSchema
@@ -14,16 +18,26 @@ public struct JSONConstraint: Sendable {
 
     enum Frame: Sendable {
         case value(node: Int)
-        case object(node: Int, phase: ObjectPhase, seen: [[UInt8]], key: [UInt8])
+        case object(node: Int, phase: ObjectPhase, seen: IndexBits, others: [UInt64], key: KeyCursor)
         case array(node: Int, phase: ArrayPhase, count: Int)
         case string(node: Int, length: Int, escape: StringEscape, hexLeft: Int)
         case number(integer: Bool, phase: NumberPhase)
-        case literal(candidates: [[UInt8]], matched: Int)
+        case literal(trie: Int, at: Int32)
+    }
+
+    /// A key being read: where it is in the trie of listed names (-1: it left them), its FNV-1a hash,
+    /// and once closed, the listed property it names (-1: an additional key).
+    struct KeyCursor: Sendable {
+        var trieNode: Int32 = -1
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var property = -1
     }
 
     private var stack: [Frame]
     private var blanks = 0
     static let maxBlanks = 24
+    /// Containers open at once (the stack holds a frame per container plus the value being read).
+    public static let maxNesting = 64
 
     public init(schema: JSONSchema) {
         self.schema = schema
@@ -39,7 +53,7 @@ public struct JSONConstraint: Sendable {
         guard stack.count == 1 else { return false }
         switch stack[0] {
         case .number(_, let phase): return JSONConstraint.numberCanEnd(phase)
-        case .literal(let candidates, let matched): return candidates.contains { $0.count == matched }
+        case .literal(let trie, let at): return schema.tries[trie].stringEnding(at: at) != nil
         default: return false
         }
     }
@@ -83,46 +97,57 @@ public struct JSONConstraint: Sendable {
                 default: continue                            // numbers and literals read b themselves
                 }
 
-            case .object(let node, let phase, let seen, let key):
+            case .object(let node, let phase, var seen, var others, var key):
                 let n = schema[node]
                 switch phase {
                 case .open, .afterComma:
                     if JSONConstraint.isBlank(b) { return blank() }
                     if b == 0x22 {   // "
-                        stack[stack.count - 1] = .object(node: node, phase: .key, seen: seen, key: [])
+                        let cursor = KeyCursor(trieNode: n.keys == nil ? -1 : ByteTrie.root)
+                        stack[stack.count - 1] = .object(node: node, phase: .key, seen: seen, others: others, key: cursor)
                         return true
                     }
-                    if b == 0x7D, phase == .open, n.required.isSubset(of: Set(seen)) { pop(); return true }   // }
+                    if b == 0x7D, phase == .open, seen.containsAll(n.required) { pop(); return true }   // }
                     return false
                 case .key:
                     if b == 0x22 {
-                        guard !seen.contains(key), n.properties.contains(where: { $0.name == key }) || n.additional != nil else { return false }
-                        stack[stack.count - 1] = .object(node: node, phase: .afterKey, seen: seen + [key], key: key)
+                        if key.trieNode >= 0, let p = schema.tries[n.keys!].stringEnding(at: key.trieNode) {
+                            guard !seen.contains(p) else { return false }
+                            seen.insert(p)
+                            key.property = p
+                        } else {
+                            guard n.additional != nil, !others.contains(key.hash) else { return false }
+                            others.append(key.hash)
+                            key.property = -1
+                        }
+                        stack[stack.count - 1] = .object(node: node, phase: .afterKey, seen: seen, others: others, key: key)
                         return true
                     }
                     guard b >= 0x20, b != 0x5C else { return false }   // no control bytes or escapes in keys
-                    let k = key + [b]
+                    if key.trieNode >= 0 { key.trieNode = schema.tries[n.keys!].child(key.trieNode, b) ?? -1 }
                     if n.additional == nil {
-                        guard n.properties.contains(where: { $0.name.starts(with: k) && !seen.contains($0.name) }) else { return false }
+                        // Only listed keys: the prefix must still lead to one not written yet.
+                        guard key.trieNode >= 0, !seen.containsAll(schema.tries[n.keys!].stringsBelow(key.trieNode)) else { return false }
                     }
-                    stack[stack.count - 1] = .object(node: node, phase: .key, seen: seen, key: k)
+                    key.hash = (key.hash ^ UInt64(b)) &* 0x100_0000_01b3
+                    stack[stack.count - 1] = .object(node: node, phase: .key, seen: seen, others: others, key: key)
                     return true
                 case .afterKey:
                     if JSONConstraint.isBlank(b) { return blank() }
-                    guard b == 0x3A else { return false }   // :
-                    let child = n.properties.first { $0.name == key }?.node ?? n.additional!
-                    stack[stack.count - 1] = .object(node: node, phase: .afterValue, seen: seen, key: [])
+                    guard b == 0x3A, stack.count < JSONConstraint.maxNesting else { return false }   // :
+                    let child = key.property >= 0 ? n.properties[key.property].node : n.additional!
+                    stack[stack.count - 1] = .object(node: node, phase: .afterValue, seen: seen, others: others, key: KeyCursor())
                     stack.append(.value(node: child))
                     return true
                 case .afterValue:
                     if JSONConstraint.isBlank(b) { return blank() }
                     if b == 0x2C {   // , only if another key may follow
-                        let more = n.additional != nil || n.properties.contains { !seen.contains($0.name) }
+                        let more = n.additional != nil || !seen.containsAll(0..<n.properties.count)
                         guard more else { return false }
-                        stack[stack.count - 1] = .object(node: node, phase: .afterComma, seen: seen, key: [])
+                        stack[stack.count - 1] = .object(node: node, phase: .afterComma, seen: seen, others: others, key: key)
                         return true
                     }
-                    if b == 0x7D, n.required.isSubset(of: Set(seen)) { pop(); return true }
+                    if b == 0x7D, seen.containsAll(n.required) { pop(); return true }
                     return false
                 }
 
@@ -132,7 +157,7 @@ public struct JSONConstraint: Sendable {
                 switch phase {
                 case .open, .afterComma:
                     if b == 0x5D, phase == .open, count >= n.minItems { pop(); return true }   // ]
-                    guard count < n.maxItems else { return false }
+                    guard count < n.maxItems, stack.count < JSONConstraint.maxNesting else { return false }
                     let item = count < n.prefixItems.count ? n.prefixItems[count] : (n.items ?? node)
                     stack[stack.count - 1] = .array(node: node, phase: .afterValue, count: count + 1)
                     stack.append(.value(node: item))
@@ -194,47 +219,53 @@ public struct JSONConstraint: Sendable {
                 pop()
                 continue
 
-            case .literal(let candidates, let matched):
-                let rest = candidates.filter { $0.count > matched && $0[matched] == b }
-                if !rest.isEmpty {
-                    stack[stack.count - 1] = .literal(candidates: rest, matched: matched + 1)
+            case .literal(let trie, let at):
+                if let next = schema.tries[trie].child(at, b) {
+                    stack[stack.count - 1] = .literal(trie: trie, at: next)
                     return true
                 }
-                guard candidates.contains(where: { $0.count == matched }), stack.count > 1 else { return false }
+                guard schema.tries[trie].stringEnding(at: at) != nil, stack.count > 1 else { return false }
                 pop()
                 continue
             }
         }
     }
 
-    /// The frame a value of `node` starting with byte `b` becomes (nil: no value may start so).
+    /// The frame a value of `node` starting with byte `b` becomes (nil: no value may start so). Branches
+    /// are flat (JSONSchema links them so), so this looks one level down at most.
     private func start(_ node: Int, _ b: UInt8) -> Frame? {
         let n = schema[node]
-        if let literals = n.literals {
-            let fits = literals.filter { $0.first == b }
-            return fits.isEmpty ? nil : .literal(candidates: fits, matched: 0)
-        }
-        let kind: JSONKinds
+        guard n.literals == nil, !n.branches.isEmpty else { return startLeaf(node, b) }
+        guard let kind = JSONConstraint.kind(startingWith: b),
+              let branch = n.branches.first(where: { !$0.kinds.intersection(kind).isEmpty }) else { return nil }
+        return startLeaf(branch.node, b)
+    }
+
+    /// Kinds of the values that may start with `b`.
+    static func kind(startingWith b: UInt8) -> JSONKinds? {
         switch b {
-        case 0x7B: kind = .object
-        case 0x5B: kind = .array
-        case 0x22: kind = .string
-        case 0x74, 0x66: kind = .boolean
-        case 0x6E: kind = .null
-        case 0x2D, 0x30...0x39: kind = [.number, .integer]
+        case 0x7B: return .object
+        case 0x5B: return .array
+        case 0x22: return .string
+        case 0x74, 0x66: return .boolean
+        case 0x6E: return .null
+        case 0x2D, 0x30...0x39: return [.number, .integer]
         default: return nil
         }
-        if !n.branches.isEmpty {
-            guard let branch = n.branches.first(where: { !$0.kinds.intersection(kind).isEmpty }) else { return nil }
-            return start(branch.node, b)
+    }
+
+    private func startLeaf(_ node: Int, _ b: UInt8) -> Frame? {
+        let n = schema[node]
+        if let literals = n.literals {
+            return schema.tries[literals].child(ByteTrie.root, b) == nil ? nil : .literal(trie: literals, at: ByteTrie.root)
         }
-        guard !n.kinds.intersection(kind).isEmpty else { return nil }
+        guard let kind = JSONConstraint.kind(startingWith: b), !n.kinds.intersection(kind).isEmpty else { return nil }
         switch b {
-        case 0x7B: return .object(node: node, phase: .open, seen: [], key: [])
+        case 0x7B: return .object(node: node, phase: .open, seen: IndexBits(count: n.properties.count), others: [], key: KeyCursor())
         case 0x5B: return .array(node: node, phase: .open, count: 0)
         case 0x22: return .string(node: node, length: 0, escape: .none, hexLeft: 0)
-        case 0x74, 0x66: return .literal(candidates: [Array("true".utf8), Array("false".utf8)].filter { $0.first == b }, matched: 0)
-        case 0x6E: return .literal(candidates: [Array("null".utf8)], matched: 0)
+        case 0x74, 0x66: return .literal(trie: JSONSchema.booleanTrie, at: ByteTrie.root)
+        case 0x6E: return .literal(trie: JSONSchema.nullTrie, at: ByteTrie.root)
         default: return .number(integer: !n.kinds.contains(.number), phase: .start)
         }
     }

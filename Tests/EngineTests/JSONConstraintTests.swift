@@ -82,3 +82,110 @@ import Sampling
         _ = try schema(#"{"title": "T", "description": "d", "type": "string", "format": "date-time", "default": "x"}"#)
     }
 }
+
+/// Hostile schemas: compilation is total (cycles that consume no input, sizes past the caps) and the
+/// recogniser's work per byte is bounded.
+@Suite struct HostileSchemaTests {
+    func schema(_ json: String, limits: JSONSchemaLimits = JSONSchemaLimits()) throws -> JSONSchema {
+        try JSONSchema(JSONSerialization.jsonObject(with: Data(json.utf8), options: [.fragmentsAllowed]), limits: limits)
+    }
+
+    func refusal(_ json: String, limits: JSONSchemaLimits = JSONSchemaLimits()) -> String? {
+        do { _ = try schema(json, limits: limits); return nil } catch let e as JSONSchemaError { return e.message } catch { return "\(error)" }
+    }
+
+    func feed(_ s: JSONSchema, _ text: String) -> (ok: Bool, complete: Bool) {
+        var c = JSONConstraint(schema: s)
+        let ok = c.feed(Array(text.utf8))
+        return (ok, ok && c.isComplete)
+    }
+
+    /// The request that crashed the server: a $ref back to the root through anyOf, consuming nothing.
+    @Test func cyclesWithoutInputAreRefusedNamingThePath() {
+        let cases: [(String, String)] = [
+            (##"{"anyOf": [{"$ref": "#"}]}"##, "#/anyOf/0"),
+            (##"{"anyOf": [{"$ref": "#/"}]}"##, "#/anyOf/0"),   // "#/" is the property "" of the root: does not resolve
+            (##"{"$ref": "#"}"##, "#"),
+            (##"{"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/a"}]}}, "$ref": "#/$defs/a"}"##,
+             "#/$defs/b/oneOf/1"),
+        ]
+        for (json, path) in cases {
+            let message = refusal(json)
+            #expect(message?.hasPrefix(path + ":") == true, "\(json): \(message ?? "accepted")")
+        }
+    }
+
+    /// Recursion through an object or array consumes input: allowed, and nesting is capped at run time.
+    @Test func recursionThroughContainersIsAllowedAndBounded() throws {
+        let tree = try schema(#"""
+        {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+                   "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}, "required": ["v"], "additionalProperties": false}},
+         "$ref": "#/$defs/node"}
+        """#)
+        #expect(feed(tree, ##"{"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": [{"v": 4, "kids": []}]}]}"##).complete)
+        #expect(!feed(tree, ##"{"v": 1, "kids": [{"w": 2}]}"##).ok)
+        let lists = try schema(##"{"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#"}}]}"##)
+        #expect(feed(lists, "[1, [2, [3]], []]").complete)
+        // Nesting past the cap is refused instead of growing the stack.
+        let deep = String(repeating: "[", count: JSONConstraint.maxNesting + 4)
+        let r = feed(lists, deep)
+        #expect(!r.ok)
+        #expect(feed(lists, String(repeating: "[", count: JSONConstraint.maxNesting - 2)).ok)
+        // The same for json_object (any value, recursive by construction).
+        #expect(!feed(JSONSchema(anyOf: .object), "{\"a\":" + String(repeating: "[", count: JSONConstraint.maxNesting + 1)).ok)
+    }
+
+    @Test func sizesPastTheCapsAreRefused() {
+        var small = JSONSchemaLimits()
+        small.maxNodes = 10; small.maxLiterals = 3; small.maxPropertiesPerObject = 2; small.maxDepth = 3; small.maxRefDepth = 2
+        small.maxLiteralBytes = 8
+        #expect(refusal(##"{"type": "array", "prefixItems": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]}"##, limits: small)?.contains("parts") == true)
+        #expect(refusal(##"{"enum": [1, 2, 3, 4]}"##, limits: small)?.contains("enum/const values") == true)
+        #expect(refusal(##"{"enum": ["abcdefghij"]}"##, limits: small)?.contains("bytes") == true)
+        #expect(refusal(##"{"properties": {"a": {}, "b": {}, "c": {}}}"##, limits: small)?.contains("at most 2 properties") == true)
+        #expect(refusal(##"{"items": {"items": {"items": {"items": {}}}}}"##, limits: small)?.hasPrefix("#/items/items/items/items:") == true)
+        let refs = ##"{"$defs": {"a": {"items": {"$ref": "#/$defs/b"}}, "b": {"items": {"$ref": "#/$defs/c"}}, "c": {}}, "$ref": "#/$defs/a"}"##
+        var shallowRefs = JSONSchemaLimits()
+        shallowRefs.maxRefDepth = 2
+        #expect(refusal(refs, limits: shallowRefs)?.contains("references deep") == true)
+        // Malformed keyword values are errors, not crashes.
+        for bad in [##"{"enum": 3}"##, ##"{"enum": []}"##, ##"{"properties": []}"##, ##"{"required": "a"}"##, ##"{"minItems": -1}"##,
+                    ##"{"maxLength": 1.5}"##, ##"{"anyOf": {}}"##, ##"{"anyOf": []}"##, ##"{"$ref": 7}"##, ##"{"type": 3}"##, ##"{"prefixItems": {}}"##,
+                    ##"{"properties": {"a\"b": {}}}"##, ##"{"$ref": "#/$defs/missing"}"##] {
+            #expect(refusal(bad) != nil, "\(bad)")
+        }
+        // The default caps: a huge schema is refused, not compiled.
+        let many = (0..<6000).map { "\"p\($0)\": {}" }.joined(separator: ", ")
+        #expect(refusal("{\"properties\": {\(many)}}") != nil)
+    }
+
+    /// Large enums and many properties go through tries: the right values pass, and a prefix that only
+    /// leads to keys already written is refused at once (no dead end).
+    @Test func largeEnumsAndPropertySetsAreExact() throws {
+        let values = (0..<4000).map { "\"v\($0)\"" }.joined(separator: ", ")
+        let e = try schema("{\"enum\": [\(values), 12, 123, null]}")
+        #expect(feed(e, "\"v3999\"").complete && feed(e, "\"v0\"").complete && feed(e, "12").complete && feed(e, "123").complete)
+        #expect(!feed(e, "\"v4000\"").complete && !feed(e, "\"w").ok && !feed(e, "124").complete)
+        let props = (0..<900).map { "\"k\($0)\": {\"type\": \"integer\"}" }.joined(separator: ", ")
+        let o = try schema("{\"type\": \"object\", \"properties\": {\(props), \"only\": {\"const\": true}}, \"required\": [\"k5\", \"extra\"], \"additionalProperties\": {\"type\": \"string\"}}")
+        #expect(feed(o, ##"{"k5": 1, "extra": "x", "k899": 2, "only": true}"##).complete)
+        #expect(!feed(o, ##"{"k5": 1}"##).complete)                       // "extra" is required
+        #expect(!feed(o, ##"{"extra": "x", "k5": 1, "k5""##).ok)          // duplicate listed key
+        #expect(!feed(o, ##"{"extra": "x", "k5": 1, "extra""##).ok)       // duplicate additional key
+        #expect(!feed(o, ##"{"extra": 1"##).ok)                            // additional keys are strings
+        let closed = try schema(##"{"type": "object", "properties": {"ab": {}, "ac": {}}, "additionalProperties": false}"##)
+        #expect(feed(closed, ##"{"ab": 1, "ac": 2}"##).complete)
+        #expect(!feed(closed, ##"{"ab": 1, "ab"##).ok)                      // only a written key lies that way
+        #expect(!feed(closed, ##"{"ab": 1, "ac": 2, "##).ok)                // no key left
+        #expect(feed(closed, ##"{"ab": 1, "a"##).ok)                        // "ac" is still open
+    }
+
+    /// Tool argument schemas go through the same compiler.
+    @Test func toolArgumentSchemasAreBoundedToo() throws {
+        let args = try schema(##"{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}"##)
+        var c = ToolCallConstraint(tools: [ToolSchema(name: "weather", arguments: args)])
+        #expect(c.feed(Array(##"{"name": "weather", "arguments": {"city": "Oslo"}}"##.utf8)) && c.isComplete)
+        #expect(refusal(##"{"type": "object", "properties": {"x": {"anyOf": [{"$ref": "#/properties/x"}]}}}"##)?
+            .hasPrefix("#/properties/x/anyOf/0:") == true)
+    }
+}
