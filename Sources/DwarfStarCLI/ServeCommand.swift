@@ -15,7 +15,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to bind (127.0.0.1: this machine only).") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @Option(help: "Requests generated at once (continuous batching).") var parallel = 4
-    @Option(name: .customLong("api-key"), help: "Require this key (Bearer or x-api-key); default $DWARFSTAR_API_KEY.") var apiKey: String?
+    @Option(name: .customLong("api-key"), help: "Require this key (Bearer or x-api-key); it shows in `ps`: prefer --api-key-file or $DWARFSTAR_API_KEY.") var apiKey: String?
+    @Option(name: .customLong("api-key-file"), help: "Read the required key from this file (first line).") var apiKeyFile: String?
+    @Option(name: .customLong("cors-origin"), help: "Let web pages of this origin call the API (repeatable; * for any). Others get 403.") var corsOrigins: [String] = []
+    @Option(name: .customLong("allowed-host"), help: "Accept this Host name besides the bound address and loopback names (repeatable).") var allowedHosts: [String] = []
+    @Option(name: .customLong("default-max-tokens"), help: "max_tokens of a request that does not say.") var defaultMaxTokens = 4096
     @Option(name: .customLong("queue"), help: "Requests that may wait for a slot before 503.") var queue = 64
     @Option(name: .customLong("prefill-chunk"), help: "Most prompt tokens evaluated between two decode steps.") var prefillChunk = 256
     @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.") var maxBody = "8M"
@@ -25,6 +29,35 @@ struct Serve: ParsableCommand {
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         _ = try parseByteSize(maxBody)
+        if let apiKey, apiKey.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("--api-key must not be empty (leave it out to serve without a key)")
+        }
+        if apiKey != nil && apiKeyFile != nil { throw ValidationError("give --api-key or --api-key-file, not both") }
+        guard defaultMaxTokens >= 1 else { throw ValidationError("--default-max-tokens must be at least 1") }
+    }
+
+    /// The key from --api-key, --api-key-file or $DWARFSTAR_API_KEY (nil: no key).
+    func resolvedAPIKey() throws -> String? {
+        if let apiKey { return apiKey }
+        if let apiKeyFile {
+            guard let text = try? String(contentsOfFile: apiKeyFile, encoding: .utf8) else {
+                throw ValidationError("--api-key-file: cannot read \(apiKeyFile)")
+            }
+            let key = text.split(whereSeparator: \.isNewline).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard !key.isEmpty else { throw ValidationError("--api-key-file: \(apiKeyFile) holds no key") }
+            return key
+        }
+        if let env = ProcessInfo.processInfo.environment["DWARFSTAR_API_KEY"] {
+            guard !env.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ValidationError("DWARFSTAR_API_KEY is set but empty (unset it to serve without a key)")
+            }
+            return env
+        }
+        return nil
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     func run() throws {
@@ -43,7 +76,14 @@ struct Serve: ParsableCommand {
             var config = ServerConfiguration(modelID: alias ?? (modelOptions.model.hasSuffix(".gguf") ? loaded.name : modelOptions.model))
             config.host = host
             config.port = port
-            config.apiKey = apiKey ?? ProcessInfo.processInfo.environment["DWARFSTAR_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+            config.apiKey = try resolvedAPIKey()
+            config.corsOrigins = corsOrigins
+            config.allowedHosts = allowedHosts
+            config.limits.defaultMaxTokens = defaultMaxTokens
+            if config.apiKey == nil && !Serve.isLoopback(host) {
+                printErr("dwarfstar: WARNING: serving on \(host) without an API key: anyone who can reach this address can use the model. "
+                         + "Set one with --api-key-file FILE or DWARFSTAR_API_KEY.")
+            }
             config.maxBodyBytes = try parseByteSize(maxBody)
             let server = APIServer(engine: engine, configuration: config)
             let done = DispatchSemaphore(value: 0)

@@ -24,6 +24,19 @@ public struct ServerConfiguration: Sendable {
     public var keepAliveSeconds = 5.0
     /// Name the model is served under (also accepted: its GGUF general.name and file name).
     public var modelID: String
+    /// Origins whose pages may call the API (CORS); "*" allows every origin. Others get 403.
+    public var corsOrigins: [String] = []
+    /// Host names accepted besides the bound address and loopback names (checked unless bound to all
+    /// interfaces).
+    public var allowedHosts: [String] = []
+    /// Requests being read, parsed, rendered and tokenized at once; more get 503 + Retry-After.
+    public var maxAdmissions = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+    /// Seconds a client has to send its whole body.
+    public var bodyTimeoutSeconds = 30.0
+    /// Seconds between the blanks written ahead of a whole (non-streamed) answer, through which a client
+    /// that went away is noticed and its generation stopped.
+    public var disconnectCheckSeconds = 1.0
+    public var limits = RequestLimits()
     public init(modelID: String) { self.modelID = modelID }
 }
 
@@ -35,6 +48,9 @@ public final class APIServer: Sendable {
     let modelAliases: Set<String>
     let fingerprint: String
     let startedAt = Int(Date().timeIntervalSince1970)
+    let admissions: AdmissionGate
+    /// The longest token's bytes: a text of more than context × this bytes cannot fit the context.
+    let maxBytesPerToken: Int
 
     public init(engine: BatchEngine, configuration: ServerConfiguration) {
         self.engine = engine
@@ -43,6 +59,9 @@ public final class APIServer: Sendable {
         let file = URL(fileURLWithPath: engine.loaded.path).lastPathComponent
         modelAliases = [configuration.modelID, engine.loaded.name, file, (file as NSString).deletingPathExtension]
         fingerprint = "dwarfstar-" + String(engine.loaded.fingerprint.prefix(12))
+        admissions = AdmissionGate(capacity: configuration.maxAdmissions)
+        let tokenizer = engine.loaded.tokenizer
+        maxBytesPerToken = max(1, (0..<tokenizer.vocabularySize).reduce(0) { max($0, tokenizer.tokenPiece(Int32($1)).count) })
         engine.observer = metrics
     }
 
@@ -60,6 +79,7 @@ public final class APIServer: Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: BrowserGuard(server: self))   // before the routes: it applies to those added after
         router.get("health") { _, _ in
             let s = self.engine.snapshot
             return self.json(["status": "ok", "model": self.modelID, "active": s.active, "queued": s.queued,
@@ -129,11 +149,16 @@ public final class APIServer: Sendable {
         metrics.requests.increment()
         do {
             try authorize(request)
-            let buffer: ByteBuffer
-            do { buffer = try await request.body.collect(upTo: configuration.maxBodyBytes) } catch {
-                throw APIError(status: 413, kind: .tooLarge, message: "the request body is larger than \(configuration.maxBodyBytes) bytes")
+            // Reading, parsing, rendering and tokenizing: a bounded number at once, refused before the body
+            // is read when all places are taken.
+            guard admissions.tryEnter() else {
+                throw APIError(status: 503, kind: .overloaded, message: "the server is busy reading other requests; retry later", retryAfter: 1)
             }
-            let parsed = try parse(try JSONBody(Data(buffer.readableBytesView)))
+            defer { admissions.leave() }
+            let buffer = try await collectBody(request)
+            let body = try JSONBody(Data(buffer.readableBytesView))
+            try checkNesting(body)
+            let parsed = try parse(body)
             let handle: EngineHandle
             do {
                 handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs,
@@ -156,9 +181,10 @@ public final class APIServer: Sendable {
 
     enum StreamItem: Sendable { case event(EngineEvent), keepAlive }
 
-    /// The engine's events merged with keep-alive ticks while nothing else comes.
-    func events(_ handle: EngineHandle) -> AsyncStream<StreamItem> {
-        let interval = configuration.keepAliveSeconds
+    /// The engine's events merged with keep-alive ticks every `interval` seconds (default: the keep-alive
+    /// interval).
+    func events(_ handle: EngineHandle, interval: Double? = nil) -> AsyncStream<StreamItem> {
+        let interval = interval ?? configuration.keepAliveSeconds
         return AsyncStream { continuation in
             let pump = Task {
                 for await e in handle.events { continuation.yield(.event(e)) }
@@ -180,29 +206,30 @@ public final class APIServer: Sendable {
     }
 
     /// The whole answer as one JSON body built by `build(text, tokens, finish)`, or the API's error.
+    /// While it is generated, a blank goes out every `disconnectCheckSeconds` (JSON allows leading
+    /// whitespace): a client that went away makes that write fail, and its generation stops at the next
+    /// engine step, as a streamed one does.
     func wholeAnswer(_ handle: EngineHandle, _ api: APIFlavor,
                      build: @escaping @Sendable (String, [TokenLogprob], EngineFinish) -> [String: Any]) -> Response {
-        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
-            let r = await self.collect(handle)
-            let body = r.finish.map { build(r.text, r.tokens, $0) }
-                ?? APIError(status: 500, kind: .internalError, message: r.error ?? "generation failed").body(api)
+        let stream = events(handle, interval: configuration.disconnectCheckSeconds)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+            defer { handle.cancel() }
+            var text = "", tokens: [TokenLogprob] = [], finish: EngineFinish?, failure: String?
+            for await item in stream {
+                switch item {
+                case .keepAlive: try await writer.write(ByteBuffer(string: " "))
+                case .event(.text(let t, let lp)): text += t; tokens += lp
+                case .event(.finished(let f)): finish = f
+                case .event(.failed(let m)): failure = m
+                case .event(.promptProgress): break
+                }
+                if finish != nil || failure != nil { break }
+            }
+            let body = finish.map { build(text, tokens, $0) }
+                ?? APIError(status: 500, kind: .internalError, message: failure ?? "generation failed").body(api)
             try await writer.write(ByteBuffer(bytes: jsonData(body)))
             try await writer.finish(nil)
         })
-    }
-
-    /// Collects a whole answer (no streaming).
-    func collect(_ handle: EngineHandle) async -> (text: String, tokens: [TokenLogprob], finish: EngineFinish?, error: String?) {
-        var text = "", tokens: [TokenLogprob] = [], finish: EngineFinish?, failure: String?
-        for await e in handle.events {
-            switch e {
-            case .text(let t, let lp): text += t; tokens += lp
-            case .finished(let f): finish = f
-            case .failed(let m): failure = m
-            case .promptProgress: break
-            }
-        }
-        return (text, tokens, finish, failure)
     }
 
     static let sseHeaders: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]

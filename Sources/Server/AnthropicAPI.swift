@@ -13,6 +13,7 @@ extension APIServer {
         }
         guard let raw = try body.array("messages") else { throw APIError.invalid("'messages' is required", param: "messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must not be empty", param: "messages") }
+        try checkMessageCount(raw.count)
         var messages: [ChatMessage] = []
         if body.has("system") { messages.append(ChatMessage(role: "system", content: try contentText(body.object["system"], param: "system"))) }
         for (i, m) in raw.enumerated() {
@@ -23,11 +24,12 @@ extension APIServer {
             messages += try anthropicMessages(role: role, content: o["content"], index: i)
         }
         let tools = try parseAnthropicTools(body)
+        try checkPromptBytes(messages.reduce(0) { $0 + $1.textBytes }, param: "messages")
         let prompt = try chatPrompt(messages, tools: tools)
         var options = GenerationOptions()
         options.sampler = try samplerParameters(body, maxTemperature: 1)
         if !body.has("temperature") { options.sampler.temperature = 1 }   // Anthropic's default
-        options.stop = try body.strings("stop_sequences", max: 16)
+        options.stop = try body.strings("stop_sequences", max: configuration.limits.maxStopStrings, maxBytes: configuration.limits.maxStopBytes)
         options.maxTokens = try self.maxTokens(maxTokens, prompt: prompt.count, param: "max_tokens")
         var request = GenerationRequest(prompt: prompt, options: options, model: model)
         request.stream = try body.bool("stream") ?? false

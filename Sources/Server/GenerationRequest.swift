@@ -5,6 +5,11 @@ import Engine
 import Foundation
 import Sampling
 
+extension ChatMessage {
+    /// Bytes of text the message brings into the prompt.
+    var textBytes: Int { content.utf8.count + toolCalls.reduce(0) { $0 + $1.name.utf8.count + $1.arguments.utf8.count } }
+}
+
 struct GenerationRequest {
     var prompt: [Int32]
     var options: GenerationOptions
@@ -51,11 +56,31 @@ extension APIServer {
         guard prompt < context else {
             throw APIError.invalid("the prompt has \(prompt) tokens, \(prompt - context + 1) more than the context (\(context)) allows", param: "messages")
         }
-        guard let requested else { return context - prompt }
+        guard let requested else { return min(context - prompt, configuration.limits.defaultMaxTokens) }
         guard prompt + requested <= context else {
             throw APIError.invalid("the prompt (\(prompt) tokens) plus \(param) (\(requested)) is \(prompt + requested - context) tokens more than the context (\(context))", param: param)
         }
         return requested
+    }
+
+    func checkMessageCount(_ count: Int) throws {
+        let most = configuration.limits.maxMessages
+        guard count <= most else { throw APIError.invalid("'messages' may hold at most \(most) messages, got \(count)", param: "messages") }
+    }
+
+    func checkToolCount(_ count: Int) throws {
+        let most = configuration.limits.maxTools
+        guard count <= most else { throw APIError.invalid("'tools' may hold at most \(most) tools, got \(count)", param: "tools") }
+    }
+
+    /// Tool call arguments sent as JSON text nest no deeper than any other value of the request.
+    func checkArgumentsNesting(_ text: String, param: String) throws {
+        let limit = configuration.limits.maxJSONDepth
+        // Text that does not parse reaches the template as a plain string.
+        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else { return }
+        guard APIServer.nestingDepth(value, limit: limit) <= limit else {
+            throw APIError.invalid("'\(param)' nests deeper than \(limit) levels", param: "messages")
+        }
     }
 
     /// Text of a message's content: a string, or an array of text parts ({"type": "text", "text": ...}).

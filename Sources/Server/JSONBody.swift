@@ -5,7 +5,7 @@ import Foundation
 
 /// An API error: HTTP status, a machine-readable kind and a message for the client.
 struct APIError: Error {
-    enum Kind { case invalidRequest, authentication, notFound, tooLarge, overloaded, internalError }
+    enum Kind { case invalidRequest, authentication, forbidden, notFound, tooLarge, overloaded, internalError }
     var status: Int
     var kind: Kind
     var message: String
@@ -20,6 +20,7 @@ struct APIError: Error {
         switch kind {
         case .invalidRequest, .tooLarge, .notFound: return "invalid_request_error"
         case .authentication: return "authentication_error"
+        case .forbidden: return "permission_error"
         case .overloaded: return "rate_limit_error"
         case .internalError: return "server_error"
         }
@@ -29,6 +30,7 @@ struct APIError: Error {
         switch kind {
         case .invalidRequest: return "invalid_request_error"
         case .authentication: return "authentication_error"
+        case .forbidden: return "permission_error"
         case .notFound: return "not_found_error"
         case .tooLarge: return "request_too_large"
         case .overloaded: return "overloaded_error"
@@ -118,15 +120,22 @@ struct JSONBody {
         return JSONBody(object: o)
     }
 
-    /// A string or an array of strings (stop sequences).
-    func strings(_ key: String, max: Int) throws -> [String] {
+    /// A string or an array of strings (stop sequences), at most `max` of at most `maxBytes` bytes each.
+    func strings(_ key: String, max: Int, maxBytes: Int) throws -> [String] {
         guard has(key) else { return [] }
-        if let s = object[key] as? String { return [s] }
+        if let s = object[key] as? String {
+            guard s.utf8.count <= maxBytes else { throw APIError.invalid("'\(key)' may be at most \(maxBytes) bytes, got \(s.utf8.count)", param: key) }
+            return [s]
+        }
         guard let a = object[key] as? [Any], a.allSatisfy({ $0 is String }) else {
             throw APIError.invalid("'\(key)' must be a string or an array of strings", param: key)
         }
         guard a.count <= max else { throw APIError.invalid("'\(key)' may hold at most \(max) strings", param: key) }
-        return a as! [String]
+        let strings = a as! [String]
+        if let long = strings.first(where: { $0.utf8.count > maxBytes }) {
+            throw APIError.invalid("'\(key)' strings may be at most \(maxBytes) bytes each; one has \(long.utf8.count)", param: key)
+        }
+        return strings
     }
 
     /// JSON true/false arrive as a boolean NSNumber subclass (numbers as NSNumber itself).

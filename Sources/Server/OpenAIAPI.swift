@@ -11,6 +11,7 @@ extension APIServer {
         let model = try checkModel(body)
         guard let raw = try body.array("messages") else { throw APIError.invalid("'messages' is required", param: "messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must not be empty", param: "messages") }
+        try checkMessageCount(raw.count)
         var messages: [ChatMessage] = []
         for (i, m) in raw.enumerated() {
             guard let o = m as? [String: Any] else { throw APIError.invalid("messages[\(i)] must be an object", param: "messages") }
@@ -26,6 +27,7 @@ extension APIServer {
                         throw APIError.invalid("messages[\(i)].tool_calls[\(j)] must have function.name", param: "messages")
                     }
                     let args = (f["arguments"] as? String) ?? f["arguments"].map { String(decoding: jsonData($0), as: UTF8.self) } ?? "{}"
+                    try checkArgumentsNesting(args, param: "messages[\(i)].tool_calls[\(j)].function.arguments")
                     message.toolCalls.append(ToolCall(id: call["id"] as? String ?? "call_\(i)_\(j)", name: name, arguments: args))
                 }
             }
@@ -34,6 +36,7 @@ extension APIServer {
         }
         try rejectUnsupported(body)
         let tools = try parseOpenAITools(body)
+        try checkPromptBytes(messages.reduce(0) { $0 + $1.textBytes }, param: "messages")
         var request = try finishOpenAI(body, prompt: try chatPrompt(messages, tools: tools), model: model)
         request.tools = tools
         if let c = try tools?.constraint() { request.constraint = c }
@@ -53,6 +56,7 @@ extension APIServer {
             throw APIError.invalid("'prompt' is required", param: "prompt")
         }
         try rejectUnsupported(body)
+        try checkPromptBytes(text.utf8.count, param: "prompt")
         var request = try finishOpenAI(body, prompt: PromptBuilder.rawPrompt(engine.loaded, text), model: model)
         // Legacy completions: logprobs is the number of alternatives.
         if let n = try body.integer("logprobs", in: 0...20) { request.topLogprobs = n }
@@ -67,7 +71,7 @@ extension APIServer {
     private func finishOpenAI(_ body: JSONBody, prompt: [Int32], model: String) throws -> GenerationRequest {
         var options = GenerationOptions()
         options.sampler = try samplerParameters(body, maxTemperature: 2)
-        options.stop = try body.strings("stop", max: 4)
+        options.stop = try body.strings("stop", max: configuration.limits.maxStopStrings, maxBytes: configuration.limits.maxStopBytes)
         options.ignoreEOS = try body.bool("ignore_eos") ?? false   // llama.cpp's extension (benchmarks)
         let requested = try body.integer("max_completion_tokens", in: 0...10_000_000) ?? body.integer("max_tokens", in: 0...10_000_000)
         options.maxTokens = try maxTokens(requested, prompt: prompt.count, param: body.has("max_completion_tokens") ? "max_completion_tokens" : "max_tokens")

@@ -68,6 +68,7 @@ extension APIServer {
             if body.has("tool_choice") { throw APIError.invalid("'tool_choice' needs 'tools'", param: "tool_choice") }
             return nil
         }
+        try checkToolCount(raw.count)
         var tools: [ToolDefinition] = []
         for (i, t) in raw.enumerated() {
             guard let o = t as? [String: Any], (o["type"] as? String ?? "function") == "function",
@@ -102,6 +103,7 @@ extension APIServer {
     /// Anthropic: tools [{name, description, input_schema}], tool_choice {"type": "auto" | "any" | "tool" | "none", "name"}.
     func parseAnthropicTools(_ body: JSONBody) throws -> ToolsRequest? {
         guard let raw = try body.array("tools"), !raw.isEmpty else { return nil }
+        try checkToolCount(raw.count)
         var tools: [ToolDefinition] = []
         for (i, t) in raw.enumerated() {
             guard let o = t as? [String: Any], let name = o["name"] as? String else {

@@ -11,21 +11,36 @@ import Server
 
 let serverFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
+/// Real models (fetched once per machine) and the Python clients. Tests that need one are enabled only
+/// when it is there, and Swift Testing reports them as skipped with the reason; tests of errors that need
+/// no real model run on the tiny fixture model instead.
 enum TestModels {
     nonisolated(unsafe) static var loaded: [String: LoadedModel] = [:]
+    nonisolated(unsafe) static var missing: Set<String> = []
     static let lock = NSLock()
     static func load(_ name: String) -> LoadedModel? {
         lock.lock(); defer { lock.unlock() }
         if let m = loaded[name] { return m }
+        if missing.contains(name) { return nil }
         guard let path = try? ModelStore.resolveOrPull(name), let m = try? LoadedModel(path: path) else {
-            FileHandle.standardError.write(Data("!! SKIPPING server tests: model '\(name)' could not be fetched\n".utf8))
+            FileHandle.standardError.write(Data("!! SKIPPING server tests that need the real model '\(name)': it could not be fetched\n".utf8))
+            missing.insert(name)
             return nil
         }
         loaded[name] = m
         return m
     }
 
-    static var pythonClients: Bool {
+    static func available(_ name: String) -> Bool { load(name) != nil }
+
+    /// The tiny random-weight qwen2 fixture (512-token SmolLM-style vocabulary, no chat template).
+    static let tiny: LoadedModel = {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ModelsTests/Fixtures/qwen2.f32.gguf").path
+        return try! LoadedModel(path: path)
+    }()
+
+    static let pythonClients: Bool = {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", "import openai, anthropic, httpx, jsonschema, pydantic"]
@@ -36,7 +51,7 @@ enum TestModels {
             FileHandle.standardError.write(Data("!! SKIPPING client tests: python3 lacks openai/anthropic/httpx/jsonschema/pydantic (pip install openai anthropic httpx jsonschema pydantic)\n".utf8))
         }
         return p.terminationStatus == 0
-    }
+    }()
 }
 
 /// A server running in this process on a free loopback port.
@@ -86,8 +101,10 @@ func http(_ method: String, _ url: String, body: Data? = nil, headers: [String: 
 
 @Suite(.serialized)
 struct ServerTests {
-    @Test func officialClientsAgainstTheServer() async throws {
-        guard let loaded = TestModels.load("smollm2"), TestModels.pythonClients else { return }
+    @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
+          .enabled(if: TestModels.pythonClients, "needs python3 with openai, anthropic, httpx, jsonschema, pydantic"))
+    func officialClientsAgainstTheServer() async throws {
+        let loaded = try #require(TestModels.load("smollm2"))
         let engine = BatchEngine(loaded, parallel: 16, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
         let running = try await RunningServer.start(engine)
         defer { running.stop() }
@@ -106,8 +123,9 @@ struct ServerTests {
 
     /// A prompt prefilled in several chunks: the stream says it is alive (SSE comments) before the first
     /// token, and the answer equals the one of a server that prefills it in one chunk.
-    @Test func longPrefillSendsKeepAlivesAndChunkingDoesNotChangeTheAnswer() async throws {
-        guard let loaded = TestModels.load("smollm2") else { return }
+    @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"))
+    func longPrefillSendsKeepAlivesAndChunkingDoesNotChangeTheAnswer() async throws {
+        let loaded = try #require(TestModels.load("smollm2"))
         let words = (0..<150).map { ["river", "stone", "light", "cloud", "field"][$0 % 5] }.joined(separator: " ")
         let body = Data(#"{"messages":[{"role":"user","content":"Repeat: \#(words)"}],"max_tokens":12,"temperature":0,"stream":true}"#.utf8)
         var answers: [String] = []
@@ -132,8 +150,9 @@ struct ServerTests {
         #expect(answers[0] == answers[1] && !answers[0].isEmpty)
     }
 
+    /// Needs no real model: the tiny fixture answers (its text is noise, its errors are real).
     @Test func badRequestsGetErrorsInTheAPIsShape() async throws {
-        guard let loaded = TestModels.load("smollm2") else { return }
+        let loaded = TestModels.tiny
         let engine = BatchEngine(loaded, parallel: 1, contextLength: 256, threads: 2, maxQueue: 0)
         let running = try await RunningServer.start(engine) { $0.apiKey = "sekret"; $0.maxBodyBytes = 4096 }
         defer { running.stop() }
@@ -167,8 +186,18 @@ struct ServerTests {
         try await openAIError(#"{"messages":[{"role":"user","content":"\#(String(repeating: "word ", count: 900))"}]}"#, status: 413, "larger than 4096")
         r = try await http("POST", messages, body: Data(#"{"messages":[{"role":"user","content":"hi"}]}"#.utf8), headers: auth)
         #expect(r.status == 400 && ((r.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("'max_tokens' is required"))
+    }
 
-        // The only slot busy and no queue: 503 with Retry-After, in the API's shape.
+    /// The only slot busy and no queue: 503 with Retry-After, in the API's shape (the real model keeps the
+    /// slot busy long enough to be seen).
+    @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"))
+    func fullQueueGets503WithRetryAfter() async throws {
+        let loaded = try #require(TestModels.load("smollm2"))
+        let engine = BatchEngine(loaded, parallel: 1, contextLength: 256, threads: 2, maxQueue: 0)
+        let running = try await RunningServer.start(engine) { $0.apiKey = "sekret" }
+        defer { running.stop() }
+        let auth = ["Authorization": "Bearer sekret"]
+        let chat = running.base + "/v1/chat/completions"
         let long = Task {
             try await http("POST", chat, body: Data(#"{"messages":[{"role":"user","content":"Tell a long story."}],"max_tokens":200,"temperature":0}"#.utf8),
                            headers: auth)
