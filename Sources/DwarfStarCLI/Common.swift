@@ -28,6 +28,10 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("b"), .customLong("batch")], help: "Prompt tokens evaluated per forward pass.")
     var batch: Int = 512
 
+    @Flag(name: .customLong("parse-special-in-content"),
+          help: "Turn markup like <|im_end|> typed inside messages into control tokens (default: it stays text, so a message cannot forge a turn).")
+    var parseSpecialInContent = false
+
     @Option(name: .customLong("kv-budget"), help: "Memory for the KV cache, e.g. 512M or 2G (default: what the context needs).")
     var kvBudget: String?
 

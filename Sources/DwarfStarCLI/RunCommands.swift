@@ -33,7 +33,7 @@ struct Run: ParsableCommand {
                 var messages: [ChatMessage] = []
                 if let s = system { messages.append(ChatMessage(role: "system", content: s)) }
                 messages.append(ChatMessage(role: "user", content: prompt))
-                tokens = try PromptBuilder.chatPrompt(loaded, messages: messages)
+                tokens = try PromptBuilder.chatPrompt(loaded, messages: messages, parseSpecialInContent: modelOptions.parseSpecialInContent)
             }
             if verbosePrompt {
                 printErr("prompt (\(tokens.count) tokens): \(loaded.tokenizer.decode(tokens).debugDescription)")
@@ -141,7 +141,7 @@ struct Chat: ParsableCommand {
             do {
                 let prompt: [Int32]
                 if loaded.chatTemplate != nil {
-                    prompt = try PromptBuilder.chatPrompt(loaded, messages: messages)
+                    prompt = try PromptBuilder.chatPrompt(loaded, messages: messages, parseSpecialInContent: modelOptions.parseSpecialInContent)
                 } else {
                     prompt = PromptBuilder.rawPrompt(loaded, messages.map(\.content).joined(separator: "\n"))
                 }

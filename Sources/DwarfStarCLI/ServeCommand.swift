@@ -78,6 +78,7 @@ struct Serve: ParsableCommand {
             config.port = port
             config.apiKey = try resolvedAPIKey()
             config.corsOrigins = corsOrigins
+            config.parseSpecialInContent = modelOptions.parseSpecialInContent
             config.allowedHosts = allowedHosts
             config.limits.defaultMaxTokens = defaultMaxTokens
             if config.apiKey == nil && !Serve.isLoopback(host) {

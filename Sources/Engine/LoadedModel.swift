@@ -15,6 +15,9 @@ public final class LoadedModel: @unchecked Sendable {
     /// nil when the file has no usable chat template (base models): raw completion.
     public let chatTemplate: ChatTemplate?
     public let chatTemplateError: String?
+    /// Special tokens that may still match inside message text: user-defined tokens that are not the chat
+    /// template's markup (their text does not occur in the template source).
+    public let contentTokenPolicy: LiteralTokenPolicy
     public let loadSeconds: Double
 
     /// Loads the model at `path`. With `streamingExperts` (a --ram-budget that may stream routed experts)
@@ -35,6 +38,10 @@ public final class LoadedModel: @unchecked Sendable {
             }
         } else {
             chatTemplate = nil; chatTemplateError = nil
+        }
+        let templateSource = gguf["tokenizer.chat_template"]?.string ?? ""
+        contentTokenPolicy = tokenizer.literalTokenPolicy { text in
+            text.contains { !$0.isWhitespace } && templateSource.contains(text)
         }
         loadSeconds = Date().timeIntervalSince(start)
     }

@@ -37,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     /// that went away is noticed and its generation stopped.
     public var disconnectCheckSeconds = 1.0
     public var limits = RequestLimits()
+    /// Markup typed inside messages becomes control tokens (off: it stays text).
+    public var parseSpecialInContent = false
     public init(modelID: String) { self.modelID = modelID }
 }
 

@@ -107,7 +107,7 @@ extension APIServer {
 
     /// Renders chat messages through the model's template.
     func chatPrompt(_ messages: [ChatMessage]) throws -> [Int32] {
-        do { return try PromptBuilder.chatPrompt(engine.loaded, messages: messages) } catch {
+        do { return try PromptBuilder.chatPrompt(engine.loaded, messages: messages, parseSpecialInContent: configuration.parseSpecialInContent) } catch {
             throw APIError.invalid("the model's chat template failed on these messages: \(error)", param: "messages")
         }
     }

@@ -140,10 +140,12 @@ extension APIServer {
             return ["type": "function", "function": f]
         }
         if engine.loaded.templateRendersTools {
-            let text = String(decoding: jsonData(definitions), as: UTF8.self)
+            var text = String(decoding: jsonData(definitions), as: UTF8.self)
+            if !configuration.parseSpecialInContent { text = PromptBuilder.markUserText(text, engine.loaded) }
             let value: TemplateValue
             do { value = try TemplateValue.parseJSON(text) } catch { throw APIError.invalid("tools could not be rendered: \(error)", param: "tools") }
-            do { return try PromptBuilder.chatPrompt(engine.loaded, messages: messages, extra: ["tools": value]) } catch {
+            do { return try PromptBuilder.chatPrompt(engine.loaded, messages: messages, extra: ["tools": value],
+                                                         parseSpecialInContent: configuration.parseSpecialInContent) } catch {
                 throw APIError.invalid("the model's chat template failed on these messages: \(error)", param: "messages")
             }
         }

@@ -48,12 +48,13 @@ struct SpecialTokenMatcher: Sendable {
 
     /// The longest special token starting at `position`: (id, end), or nil.
     @inline(__always)
-    func longestMatch(_ bytes: UnsafeBufferPointer<UInt8>, at position: Int) -> (id: Int32, end: Int)? {
-        guard startsWith[Int(bytes[position])] else { return nil }
+    func longestMatch(_ bytes: UnsafeBufferPointer<UInt8>, at position: Int, before limit: Int? = nil) -> (id: Int32, end: Int)? {
+        guard !isEmpty, startsWith[Int(bytes[position])] else { return nil }
+        let limit = limit ?? bytes.count
         var node: Int32 = 0
         var best: (id: Int32, end: Int)?
         var index = position
-        while index < bytes.count, let child = edges.lookup(left: node, right: Int32(bytes[index])) {
+        while index < limit, let child = edges.lookup(left: node, right: Int32(bytes[index])) {
             node = child.merged
             index += 1
             let id = terminal[Int(node)]
@@ -80,6 +81,43 @@ struct SpecialTokenMatcher: Sendable {
             }
         }
         if textStart < count { body(.text(textStart..<count)) }
+    }
+
+    /// Like `partition`, but inside the `literal` byte ranges (sorted, disjoint) only `literalTokens`
+    /// may match, and no match crosses a range's edge: text a user wrote there cannot become markup.
+    func partition(_ bytes: UnsafeBufferPointer<UInt8>, literal: [Range<Int>], literalTokens: SpecialTokenMatcher,
+                   _ body: (Fragment) -> Void) {
+        var textStart = 0, position = 0, next = 0
+        let count = bytes.count
+        while position < count {
+            while next < literal.count && literal[next].upperBound <= position { next += 1 }
+            let inside = next < literal.count && literal[next].contains(position)
+            let limit = inside ? literal[next].upperBound : (next < literal.count ? literal[next].lowerBound : count)
+            if let match = (inside ? literalTokens : self).longestMatch(bytes, at: position, before: limit) {
+                if textStart < position { body(.text(textStart..<position)) }
+                body(.token(match.id))
+                position = match.end
+                textStart = position
+            } else {
+                position += 1
+            }
+        }
+        if textStart < count { body(.text(textStart..<count)) }
+    }
+
+    /// The special tokens `partition` would cut out of `bytes`, with their byte ranges.
+    func matches(_ bytes: UnsafeBufferPointer<UInt8>) -> [(id: Int32, range: Range<Int>)] {
+        var ranges: [(id: Int32, range: Range<Int>)] = []
+        var position = 0
+        while position < bytes.count {
+            if let match = longestMatch(bytes, at: position) {
+                ranges.append((match.id, position..<match.end))
+                position = match.end
+            } else {
+                position += 1
+            }
+        }
+        return ranges
     }
 
     enum Fragment {

@@ -6,6 +6,13 @@
 /// only when `parseSpecial`, user-defined tokens always), then each text run is pre-tokenized and merged
 /// (BPE) or escaped and merged (SentencePiece, Gemma 4). Immutable after `init`, so one instance can be shared
 /// between threads.
+/// Which special tokens are chat markup (control tokens, and user-defined ones the template writes) and
+/// must never come from user text, and which may still match there (`Tokenizer.literalTokenPolicy`).
+public struct LiteralTokenPolicy: Sendable {
+    let markup: Set<Int32>
+    let matcher: SpecialTokenMatcher
+}
+
 public final class Tokenizer: Sendable {
     enum Algorithm: Sendable {
         case byteLevel(ByteLevelBPE, PreTokenizer)
@@ -213,18 +220,63 @@ public final class Tokenizer: Sendable {
     /// control tokens written in the text (e.g. `<|im_start|>`) become those tokens; otherwise they are
     /// tokenized as plain text. User-defined tokens are always matched.
     public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = true) -> [Int32] {
+        encode(text, addSpecial: addSpecial) { bytes, body in
+            (parseSpecial ? specialMatcher : userDefinedMatcher).partition(bytes, body)
+        }
+    }
+
+    /// Token ids of a rendered chat prompt whose `literal` byte ranges (sorted, disjoint) hold text a user
+    /// wrote: special tokens are parsed everywhere else (the template's markup), and inside them only
+    /// the tokens `policy` allows, so `<|im_end|>` typed in a message stays text.
+    public func encode(_ text: String, addSpecial: Bool = true, literal ranges: [Range<Int>], policy: LiteralTokenPolicy) -> [Int32] {
+        encode(text, addSpecial: addSpecial) { bytes, body in
+            specialMatcher.partition(bytes, literal: ranges, literalTokens: policy.matcher, body)
+        }
+    }
+
+    /// Byte ranges of `text` that `encode` with special tokens parsed would turn into markup tokens.
+    public func markupRanges(_ text: String, policy: LiteralTokenPolicy) -> [Range<Int>] {
+        var bytes = Array(text.utf8)
+        let count = bytes.count
+        bytes.append(0)
+        return bytes.withUnsafeBufferPointer {
+            specialMatcher.matches(UnsafeBufferPointer(rebasing: $0[0..<count])).filter { policy.markup.contains($0.id) }.map(\.range)
+        }
+    }
+
+    /// Control and unknown tokens are markup; a user-defined token is markup when `isMarkup` claims its
+    /// text. The other user-defined tokens (plain vocabulary added by hand, e.g. HTML tags or runs of
+    /// spaces) still match inside user text, as they do without special-token parsing.
+    public func literalTokenPolicy(isMarkup: (String) -> Bool) -> LiteralTokenPolicy {
+        var allowed: [(id: Int32, text: [UInt8])] = []
+        var markup = Set<Int32>()
+        for id in 0..<vocabularySize {
+            switch tokenTypes[id] {
+            case UInt8(TokenType.control.rawValue), UInt8(TokenType.unknown.rawValue):
+                markup.insert(Int32(id))
+            case UInt8(TokenType.userDefined.rawValue):
+                let text = Array(tokenTable.bytes(of: id))
+                if isMarkup(String(decoding: text, as: UTF8.self)) { markup.insert(Int32(id)) } else { allowed.append((Int32(id), text)) }
+            default:
+                break
+            }
+        }
+        return LiteralTokenPolicy(markup: markup, matcher: SpecialTokenMatcher(tokens: allowed))
+    }
+
+    private func encode(_ text: String, addSpecial: Bool,
+                        partition: (UnsafeBufferPointer<UInt8>, (SpecialTokenMatcher.Fragment) -> Void) -> Void) -> [Int32] {
         var output: [Int32] = []
         output.reserveCapacity(text.utf8.count / 3 + 2)
         if addSpecial && addsBos, let bosId { output.append(bosId) }
         var bytes = Array(text.utf8)
         let textCount = bytes.count
         bytes.append(0)  // never an empty buffer; the terminator is outside every range used
-        let matcher = parseSpecial ? specialMatcher : userDefinedMatcher
         var scratch = EncodingScratch()
         bytes.withUnsafeBufferPointer { whole in
             let buffer = UnsafeBufferPointer(rebasing: whole[0..<textCount])
             var previousWasSpecial = true
-            matcher.partition(buffer) { fragment in
+            partition(buffer) { fragment in
                 switch fragment {
                 case .token(let id):
                     output.append(id)
