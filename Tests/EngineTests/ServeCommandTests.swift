@@ -1,0 +1,76 @@
+// `dwarfstar serve`'s key options, end to end through the binary: an empty key is refused, the key can
+// come from a file (so it does not show in `ps`), and serving off loopback without a key warns.
+
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+@Suite(.enabled(if: Binaries.dwarfstar != nil, "needs the dwarfstar binary (swift build)"))
+struct ServeCommandTests {
+    let tiny = modelFixtures.appendingPathComponent("qwen2.f32.gguf").path
+
+    func temporaryFile(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("key-\(UUID().uuidString)").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Starts `serve` with `args`; returns the process, its port and its stderr pipe.
+    func start(_ args: [String]) throws -> (Process, Int, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
+        p.arguments = ["serve", "-m", tiny, "--port", "0", "-t", "1"] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line += byte
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        let port = text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        return (p, port, err)
+    }
+
+    func stop(_ p: Process, _ err: Pipe) -> String {
+        p.terminate()
+        p.waitUntilExit()
+        return String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    @Test func emptyKeysAreRefused() throws {
+        let empty = try runCLI(["serve", "-m", tiny, "--api-key", ""])
+        #expect(empty.status != 0 && empty.stderr.contains("--api-key must not be empty"), "\(empty.stderr)")
+        let file = try temporaryFile("\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let emptyFile = try runCLI(["serve", "-m", tiny, "--api-key-file", file])
+        #expect(emptyFile.status != 0 && emptyFile.stderr.contains("holds no key"), "\(emptyFile.stderr)")
+    }
+
+    @Test func keyFromAFileIsRequired() async throws {
+        let file = try temporaryFile("s3cret-key\n")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let (p, port, err) = try start(["--api-key-file", file])
+        defer { _ = stop(p, err) }
+        #expect(port > 0)
+        func status(_ key: String?) async throws -> Int {
+            var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/models")!)
+            if let key { r.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+            return (try await URLSession.shared.data(for: r).1 as! HTTPURLResponse).statusCode
+        }
+        #expect(try await status(nil) == 401)
+        #expect(try await status("wrong") == 401)
+        #expect(try await status("s3cret-key") == 200)
+    }
+
+    @Test func servingOffLoopbackWithoutAKeyWarns() throws {
+        let (p, port, err) = try start(["--host", "0.0.0.0"])
+        #expect(port > 0)
+        #expect(stop(p, err).contains("WARNING: serving on 0.0.0.0 without an API key"))
+    }
+}
