@@ -63,61 +63,44 @@ struct SpecialTokenMatcher: Sendable {
         return best
     }
 
-    /// Cuts `bytes` into text runs and special tokens, in order.
-    func partition(_ bytes: UnsafeBufferPointer<UInt8>, _ body: (Fragment) -> Void) {
-        var textStart = 0
-        var position = 0
-        let count = bytes.count
-        if !isEmpty {
-            while position < count {
-                if let match = longestMatch(bytes, at: position) {
-                    if textStart < position { body(.text(textStart..<position)) }
-                    body(.token(match.id))
-                    position = match.end
-                    textStart = position
-                } else {
-                    position += 1
-                }
-            }
-        }
-        if textStart < count { body(.text(textStart..<count)) }
-    }
-
-    /// Like `partition`, but inside the `literal` byte ranges (sorted, disjoint) only `literalTokens`
-    /// may match, and no match crosses a range's edge: text a user wrote there cannot become markup.
-    func partition(_ bytes: UnsafeBufferPointer<UInt8>, literal: [Range<Int>], literalTokens: SpecialTokenMatcher,
-                   _ body: (Fragment) -> Void) {
-        var textStart = 0, position = 0, next = 0
+    /// Calls `body` with each special token found scanning left to right (leftmost-longest). Inside the
+    /// `literal` byte ranges (sorted, disjoint) only `literalTokens` may match, and no match crosses a
+    /// range's edge: text a user wrote there cannot become markup.
+    func forEachMatch(_ bytes: UnsafeBufferPointer<UInt8>, literal: [Range<Int>] = [], literalTokens: SpecialTokenMatcher? = nil,
+                      _ body: (Int32, Range<Int>) -> Void) {
+        if isEmpty && literal.isEmpty { return }
+        var position = 0, next = 0
         let count = bytes.count
         while position < count {
             while next < literal.count && literal[next].upperBound <= position { next += 1 }
             let inside = next < literal.count && literal[next].contains(position)
             let limit = inside ? literal[next].upperBound : (next < literal.count ? literal[next].lowerBound : count)
-            if let match = (inside ? literalTokens : self).longestMatch(bytes, at: position, before: limit) {
-                if textStart < position { body(.text(textStart..<position)) }
-                body(.token(match.id))
+            if let match = (inside ? literalTokens ?? self : self).longestMatch(bytes, at: position, before: limit) {
+                body(match.id, position..<match.end)
                 position = match.end
-                textStart = position
             } else {
                 position += 1
             }
         }
-        if textStart < count { body(.text(textStart..<count)) }
+    }
+
+    /// Cuts `bytes` into text runs and special tokens, in order (`literal` as in `forEachMatch`).
+    func partition(_ bytes: UnsafeBufferPointer<UInt8>, literal: [Range<Int>] = [], literalTokens: SpecialTokenMatcher? = nil,
+                   _ body: (Fragment) -> Void) {
+        var textStart = 0
+        forEachMatch(bytes, literal: literal, literalTokens: literalTokens) { id, range in
+            if textStart < range.lowerBound { body(.text(textStart..<range.lowerBound)) }
+            body(.token(id))
+            textStart = range.upperBound
+        }
+        if textStart < bytes.count { body(.text(textStart..<bytes.count)) }
     }
 
     /// The special tokens `partition` would cut out of `bytes`, with their byte ranges.
     func matches(_ bytes: UnsafeBufferPointer<UInt8>) -> [(id: Int32, range: Range<Int>)] {
-        var ranges: [(id: Int32, range: Range<Int>)] = []
-        var position = 0
-        while position < bytes.count {
-            if let match = longestMatch(bytes, at: position) {
-                ranges.append((match.id, position..<match.end))
-                position = match.end
-            } else {
-                position += 1
-            }
-        }
-        return ranges
+        var found: [(id: Int32, range: Range<Int>)] = []
+        forEachMatch(bytes) { found.append(($0, $1)) }
+        return found
     }
 
     enum Fragment {
