@@ -300,6 +300,16 @@ public final class KVSequence: @unchecked Sendable {
     /// the sequence is no longer pinned.
     public func abandonWrite() { pool.locked { pinned = false } }
 
+    /// Throws away a write that ran but went wrong (a weight read failed, so the rows of
+    /// start..<start+n are garbage): the sequence goes back to its first `start` positions, unpinned.
+    /// Nothing of the failed pass was committed, so none of its pages is in the prefix cache (pages are
+    /// registered only by commit) and the pages it allocated past `start` go back to the free list;
+    /// side state the pass advanced is emptied (truncate), so the model rebuilds it.
+    public func discardWrite(start: Int) {
+        abandonWrite()
+        truncate(to: start)
+    }
+
     /// Records the tokens whose K/V were written at start..<start+n, registers the pages they fill in
     /// the prefix cache and drops the pages windowed groups no longer need.
     public func commit(_ newTokens: UnsafeBufferPointer<Int32>, start: Int) {
