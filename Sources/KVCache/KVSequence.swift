@@ -429,6 +429,37 @@ public final class KVSequence: @unchecked Sendable {
         return length
     }
 
+    /// Takes over everything `other` holds (pages, disk slots, tokens, hash chain, side state) in place
+    /// of what this sequence held, which is released; `other` is left empty. Both must come from the
+    /// same pool with the same context length.
+    public func replaceContents(with other: KVSequence) {
+        precondition(other !== self && other.pool === pool && other.maxPages == maxPages, "replaceContents needs a sequence of the same pool and length")
+        truncate(to: 0)
+        let entries = maxPages * groupCount
+        pool.locked {
+            releaseSideReservationLocked()
+            dropSpilledSideStateLocked()
+            pageTables.update(from: other.pageTables, count: entries)
+            other.pageTables.update(repeating: -1, count: entries)
+            swapSlots = other.swapSlots
+            other.swapSlots = Array(repeating: -1, count: entries)
+            firstKept = other.firstKept
+            other.firstKept = Array(repeating: 0, count: groupCount)
+            pageCount = other.pageCount
+            other.pageCount = 0
+            sideSlots = other.sideSlots; other.sideSlots = []
+            sideReservation = other.sideReservation; other.sideReservation = []
+            spilledSideBytes = other.spilledSideBytes; spilledSideCount = other.spilledSideCount
+            other.spilledSideBytes = 0; other.spilledSideCount = 0
+            pinned = false
+            pool.touchLocked(self)
+        }
+        tokens = other.tokens; other.tokens = []
+        chainHashes = other.chainHashes; other.chainHashes = []
+        count = other.count; other.count = 0
+        auxiliary = other.auxiliary; other.auxiliary = nil
+    }
+
     /// Before restoring saved rows into an empty sequence: the groups' pages below `firstPositions[g]`
     /// (page-aligned) will not be allocated, as if dropped out of their window.
     public func skipPages(below firstPositions: [Int]) {

@@ -1,7 +1,7 @@
 // Pages that come back damaged from the KV disk tier are evaluated again, never used: two
 // conversations share a pool too small for both, one is swapped to the page file, every slot of the
-// file gets a flipped byte on disk, and the swapped conversation's next turn gives what a conversation
-// that never touched the disk gives.
+// file gets a flipped byte on disk, and the swapped conversation's next turn (and a save of it) gives
+// what a conversation that never touched the disk gives.
 
 import Foundation
 import Testing
@@ -65,5 +65,20 @@ import Sampling
         #expect(disk.corruptReads > 0)
         #expect(b2.promptEvaluated == second.count, "the damaged pages must be recomputed, not used")
         #expect(b2.tokens == a2.tokens)
+
+        // Swapped out and damaged again: a save evaluates the lost positions first; loaded elsewhere, the
+        // conversation goes on as one that never touched the disk.
+        _ = try neighbour.generate(prompt: other + [1, 2, 3], options: greedy(8)) { _ in }
+        #expect(session.state.cache.swappedPages > 0)
+        try damageEverySlot(disk)
+        let path = dir + "/saved.dskv"
+        try session.save(to: path)
+        let restored = Session(loaded, contextLength: 256, threads: 2)
+        try restored.load(from: path)
+        #expect(restored.cachedTokens == second + b2.tokens)
+        let third = second + b2.tokens + [4, 5]
+        let r3 = try restored.generate(prompt: third, options: greedy(8)) { _ in }
+        let a3 = try Session(loaded, contextLength: 256, threads: 2).generate(prompt: third, options: greedy(8)) { _ in }
+        #expect(r3.promptEvaluated == 2 && r3.tokens == a3.tokens)
     }
 }
