@@ -184,7 +184,13 @@ public final class KVSequence: @unchecked Sendable {
         guard let disk = pool.disk else { return nil }
         var lost: Int?
         for e in 0..<swapSlots.count where swapSlots[e] >= 0 {
-            let p = try pool.allocateLocked(for: self)
+            let p: Int32
+            do { p = try pool.allocateLocked(for: self) } catch {
+                // Out of pages after a loss: the caller cuts the sequence first (pages still on disk
+                // stay there), so no emptied entry is ever left inside it.
+                if lost != nil { return lost }
+                throw error
+            }
             do { try disk.read(slot: swapSlots[e], parts: pool.pageParts(p)) } catch {
                 pool.releaseLocked(p)
                 disk.freeSlot(swapSlots[e])
