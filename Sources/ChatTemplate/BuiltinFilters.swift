@@ -57,6 +57,7 @@ enum BuiltinFilters {
             }
             if !current.isEmpty {
                 if let fill = slots[1], !isNone(fill), current.count < lineCount {
+                    try Operations.checkWidth(lineCount, "batch")
                     current += [Value](repeating: fill, count: lineCount - current.count)
                 }
                 batches.append(.list(current))
@@ -68,6 +69,7 @@ enum BuiltinFilters {
         case "center":
             let slots = try bind(["width"])
             let width = try slots[0].map { try integerArgument($0) } ?? 80
+            try Operations.checkWidth(width, "center")
             return .string(Methods.center(input.pythonString, width: width))
         case "count", "length":
             _ = try bind([])
@@ -147,14 +149,18 @@ enum BuiltinFilters {
             switch slots[0] ?? .int(4) {
             case .string(let custom): indentation = custom
             case let width:
-                indentation = String(repeating: " ", count: max(0, try integerArgument(width)))
+                let spaces = try integerArgument(width)
+                try Operations.checkWidth(spaces, "indent")
+                indentation = String(repeating: " ", count: max(0, spaces))
             }
             text += "\n"
+            var lines = PythonText.splitLines(text)
+            // At most one indentation per line (and one more for `first`).
+            try Operations.checkStringBytes(text.utf8.count + (lines.count + 1) * indentation.utf8.count, "indent")
             var result: String
             if slots[2]?.isTruthy ?? false {
-                result = PythonText.splitLines(text).joined(separator: "\n" + indentation)
+                result = lines.joined(separator: "\n" + indentation)
             } else {
-                var lines = PythonText.splitLines(text)
                 result = lines.removeFirst()
                 if !lines.isEmpty {
                     result += "\n" + lines.map { $0.isEmpty ? $0 : indentation + $0 }.joined(separator: "\n")
@@ -201,7 +207,9 @@ enum BuiltinFilters {
                 items = try items.map { try attributeGetter(attribute)($0) }
             }
             let separator = slots[0]?.pythonString ?? ""
-            return .string(items.map(\.pythonString).joined(separator: separator))
+            let parts = items.map(\.pythonString)
+            try Operations.checkStringBytes(parts.reduce(0) { $0 + $1.utf8.count } + max(0, parts.count - 1) * separator.utf8.count, "join")
+            return .string(parts.joined(separator: separator))
         case "list":
             _ = try bind([])
             return .list(try Operations.iterate(input))
@@ -241,7 +249,7 @@ enum BuiltinFilters {
         case "replace":
             let slots = try bind(["old", "new", "count"], required: 2)
             let count = try slots[2].flatMap { isNone($0) ? nil : try integerArgument($0) } ?? -1
-            return .string(PythonText.replace(input.pythonString, slots[0]!.pythonString, slots[1]!.pythonString, count: count))
+            return .string(try PythonText.replace(input.pythonString, slots[0]!.pythonString, slots[1]!.pythonString, count: count))
         case "reverse":
             _ = try bind([])
             switch input {
@@ -284,6 +292,7 @@ enum BuiltinFilters {
         case "slice":
             let slots = try bind(["slices", "fill_with"], required: 1)
             let sliceCount = try integerArgument(slots[0]!)
+            try Operations.checkWidth(sliceCount, "slice")
             let items = try Operations.iterate(input)
             guard sliceCount > 0 else { return .iterator(IteratorObject([])) }
             let perSlice = items.count / sliceCount
@@ -340,7 +349,9 @@ enum BuiltinFilters {
                 if case .string(let text) = indent {
                     options.indent = text
                 } else {
-                    options.indent = String(repeating: " ", count: max(0, try integerArgument(indent)))
+                    let spaces = try integerArgument(indent)
+                    try Operations.checkWidth(spaces, "tojson indent")
+                    options.indent = String(repeating: " ", count: max(0, spaces))
                 }
             }
             if let separators = slots[2], !isNone(separators) {

@@ -89,8 +89,10 @@ final class Interpreter {
         switch statement {
         case .text(let text):
             output += text
+            try Operations.checkStringBytes(output.utf8.count, "the rendered template")
         case .output(let expression):
             output += try evaluateOutput(expression, scope: scope).pythonString
+            try Operations.checkStringBytes(output.utf8.count, "the rendered template")
         case .ifChain(let branches, let elseBody):
             return try executeIf(branches, elseBody, scope: scope, into: &output)
         case .forLoop(let loop):
@@ -612,7 +614,11 @@ final class Interpreter {
     @inline(never)
     private func evaluateConcat(_ items: [Expression], scope: Scope) throws -> Value {
         var text = ""
-        for item in items { text += try evaluate(item, scope: scope).pythonString }
+        for item in items {
+            let part = try evaluate(item, scope: scope).pythonString
+            try Operations.checkStringBytes(text.utf8.count + part.utf8.count, "concatenation")
+            text += part
+        }
         return .string(text)
     }
 
@@ -644,7 +650,7 @@ final class Interpreter {
                     guard case .string(let format) = slots[0]! else {
                         throw ChatTemplateError(.type, "strftime() argument 1 must be str, not \(slots[0]!.typeName)")
                     }
-                    return .string(interpreter.formatNow(format))
+                    return .string(try interpreter.formatNow(format))
                 }))
         globals.set(
             "range",
@@ -751,7 +757,7 @@ final class Interpreter {
     }
 
     /// `datetime.now().strftime(format)`.
-    func formatNow(_ format: String) -> String {
+    func formatNow(_ format: String) throws -> String {
         var seconds = time_t(fixedTime ?? Int(time(nil)))
         var parts = tm()
         if fixedTime != nil {
@@ -760,7 +766,7 @@ final class Interpreter {
             localtime_r(&seconds, &parts)
         }
         // Python handles %f (microseconds) itself; the frozen clock has none.
-        let prepared = PythonText.replace(format, "%f", "000000")
+        let prepared = try PythonText.replace(format, "%f", "000000")
         guard !prepared.isEmpty else { return "" }
         var capacity = 256
         while capacity <= 65536 {

@@ -192,7 +192,7 @@ enum Methods {
             }
             let old = slots[0]!.pythonString
             let new = slots[1]!.pythonString
-            return .string(PythonText.replace(text, old, new, count: try intArgument(slots[2], name, default: -1)))
+            return .string(try PythonText.replace(text, old, new, count: try intArgument(slots[2], name, default: -1)))
         case "find", "rfind", "index", "rindex", "count":
             let slots = try bind(name, arguments, keywords, parameters: ["sub", "start", "end"], required: 1, keywordNames: [])
             guard let sub = try stringArgument(slots[0], name, allowNone: false) else {
@@ -224,6 +224,7 @@ enum Methods {
                 }
                 parts.append(part)
             }
+            try Operations.checkStringBytes(parts.reduce(0) { $0 + $1.utf8.count } + max(0, parts.count - 1) * text.utf8.count, "join")
             return .string(parts.joined(separator: text))
         case "format":
             return .string(try Formatting.braceFormat(text, arguments, keywords))
@@ -234,10 +235,12 @@ enum Methods {
             guard PythonText.length(fill) == 1 else {
                 throw ChatTemplateError(.type, "The fill character must be exactly one character long")
             }
+            try Operations.checkWidth(width, name)
             return .string(padded(text, width: width, fill: fill, mode: name))
         case "zfill":
             let slots = try bind(name, arguments, keywords, parameters: ["width"], required: 1, keywordNames: [])
             let width = try intArgument(slots[0], name, default: 0)
+            try Operations.checkWidth(width, name)
             var scalars = PythonText.scalars(text)
             guard width > scalars.count else { return .string(text) }
             let padding = [Unicode.Scalar](repeating: "0", count: width - scalars.count)

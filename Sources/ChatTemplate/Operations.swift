@@ -17,6 +17,26 @@ enum Operations {
 
     /// Largest string/list a repetition or range may build (guards memory, like the sandbox's MAX_RANGE).
     static let maximumRepetition = 10_000_000
+    /// Widest padding a template may ask for (center, ljust, rjust, zfill, indent, tojson's indent, a
+    /// batch's fill) and most slices: far beyond any prompt's layout.
+    static let maximumWidth = 100_000
+    /// Longest string, in UTF-8 bytes, a template may build (concatenation, join, replace, indent) or
+    /// render: far beyond any prompt, small enough never to exhaust memory.
+    static let maximumStringBytes = 64 << 20
+
+    /// Refuses a width (padding, indentation, slice count) beyond maximumWidth.
+    static func checkWidth(_ width: Int, _ what: String) throws {
+        guard width <= maximumWidth else {
+            throw ChatTemplateError(.security, "\(what) width \(width) is larger than the limit of \(maximumWidth)")
+        }
+    }
+
+    /// Refuses a string of `bytes` UTF-8 bytes beyond maximumStringBytes (checked before it is built).
+    static func checkStringBytes(_ bytes: Int, _ what: String) throws {
+        guard bytes <= maximumStringBytes else {
+            throw ChatTemplateError(.security, "\(what) would make a string of \(bytes) bytes, more than the limit of \(maximumStringBytes)")
+        }
+    }
 
     // MARK: - Numbers
 
@@ -267,7 +287,9 @@ enum Operations {
 
     private static func add(_ lhs: Value, _ rhs: Value) throws -> Value {
         switch (lhs, rhs) {
-        case (.string(let a), .string(let b)): return .string(a + b)
+        case (.string(let a), .string(let b)):
+            try checkStringBytes(a.utf8.count + b.utf8.count, "concatenation")
+            return .string(a + b)
         case (.list(let a), .list(let b)): return .list(a + b)
         case (.tuple(let a), .tuple(let b)): return .tuple(a + b)
         case (.string, _): throw typeError("can only concatenate str (not \"\(rhs.typeName)\") to str")
@@ -281,7 +303,7 @@ enum Operations {
     private static func repeated<T>(_ items: [T], _ count: Int) throws -> [T] {
         if count <= 0 || items.isEmpty { return [] }
         guard items.count <= maximumRepetition / count else {
-            throw ChatTemplateError(.security, "repetition result is too large")
+            throw ChatTemplateError(.security, "repetition result is too large (\(items.count) × \(count) items, the limit is \(maximumRepetition))")
         }
         var result: [T] = []
         result.reserveCapacity(items.count * count)

@@ -207,13 +207,21 @@ enum PythonText {
         text.unicodeScalars.reversed().starts(with: suffix.unicodeScalars.reversed())
     }
 
-    /// Python `str.replace(old, new, count)`; `count < 0` replaces all.
-    static func replace(_ text: String, _ old: String, _ new: String, count limit: Int = -1) -> String {
+    /// Python `str.replace(old, new, count)`; `count < 0` replaces all. The result is bounded
+    /// (Operations.maximumRepetition scalars): an empty `old` or a long `new` can multiply the text.
+    static func replace(_ text: String, _ old: String, _ new: String, count limit: Int = -1) throws -> String {
         let source = scalars(text)
         let target = scalars(old)
         let replacement = scalars(new)
         var result: Scalars = []
         var replaced = 0
+        // Largest result: a replacement before every scalar and at the end (empty old), else one per
+        // occurrence, each at least one scalar apart.
+        let most = target.isEmpty ? source.count + 1 : source.count / target.count
+        let (growth, o1) = (limit < 0 ? most : min(limit, most)).multipliedReportingOverflow(by: max(0, replacement.count - target.count))
+        guard !o1, growth == 0 || source.count <= Operations.maximumRepetition - growth else {
+            throw ChatTemplateError(.security, "replace would make a string of more than \(Operations.maximumRepetition) characters")
+        }
         if target.isEmpty {
             // Python inserts `new` before every character and at the end.
             for scalar in source {

@@ -142,6 +142,9 @@ public final class BatchEngine: @unchecked Sendable {
         var promptCursor = 0
         var cachedPrompt = 0
         var nextToken: Int32?
+        /// Generated positions to evaluate again before the next decode step (their KV pages were lost
+        /// on the disk tier), fed like a prompt.
+        var refeed: [Int32] = []
         var firstToken: Date?
         var logprobs: [TokenLogprob] = []
         var constraint: (any TokenConstraint)?
@@ -294,13 +297,20 @@ public final class BatchEngine: @unchecked Sendable {
     /// One batched forward pass: a decode token of every generating sequence, then prompt chunks.
     private func step() {
         var items: [SequenceBatchItem] = [], members: [Job] = []
-        for job in active where job.nextToken != nil {
+        for job in active where job.nextToken != nil && job.refeed.isEmpty {
             items.append(SequenceBatchItem(cache: job.sequence!, tokens: [job.nextToken!], startPosition: job.sequence!.count,
                                            wantsLogits: true, isPrompt: false))
             members.append(job)
         }
         let decodeTokens = items.count
         var budget = prefillChunk
+        for job in active where !job.refeed.isEmpty && budget > 0 {
+            let n = min(job.refeed.count, budget)
+            items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(job.refeed.prefix(n)), startPosition: job.sequence!.count,
+                                           wantsLogits: false, isPrompt: true))
+            members.append(job)
+            budget -= n
+        }
         for job in active where job.nextToken == nil && budget > 0 {
             let prompt = job.request.prompt
             var n = min(prompt.count - job.promptCursor, budget)
@@ -318,7 +328,13 @@ public final class BatchEngine: @unchecked Sendable {
         do {
             logits = try loaded.model.forward(batch: items, state: state)
         } catch let e as SequenceBatchError {
-            fail(members[e.item], "\(e.underlying)")
+            // Pages lost on the disk tier: that sequence evaluates the lost positions again (nothing of
+            // the batch ran; the others go on at the next step).
+            if case KVCacheError.pagesLost(_, let kept) = e.underlying {
+                rewind(members[e.item], to: kept)
+            } else {
+                fail(members[e.item], "\(e.underlying)")
+            }
             return
         } catch {
             for job in members { fail(job, "\(error)") }
@@ -329,6 +345,10 @@ public final class BatchEngine: @unchecked Sendable {
         let vocab = loaded.model.vocabularySize
         var row = 0
         for (job, item) in zip(members, items) {
+            if job.nextToken != nil && !job.refeed.isEmpty {
+                job.refeed.removeFirst(item.tokens.count)
+                continue
+            }
             if job.nextToken == nil {
                 job.promptCursor += item.tokens.count
                 if !item.wantsLogits {
@@ -408,6 +428,18 @@ public final class BatchEngine: @unchecked Sendable {
         finishedRequests += 1
         if finishedRequests % 64 == 0 { loaded.saveExpertStatistics() }   // popularity for the next start
         remove(job)
+    }
+
+    /// After the job's sequence was cut to `kept` positions: a prompt resumes from there; a generating
+    /// request first evaluates its lost positions again (prompt and generated tokens before the pending
+    /// one), then decodes on.
+    private func rewind(_ job: Job, to kept: Int) {
+        if job.nextToken == nil {
+            job.promptCursor = min(job.promptCursor, kept)
+        } else {
+            // history = prompt + generated tokens; the last one (nextToken) is not in the cache yet.
+            job.refeed = Array(job.history[min(kept, job.history.count - 1)..<(job.history.count - 1)])
+        }
     }
 
     private func fail(_ job: Job, _ message: String) {

@@ -32,6 +32,13 @@ public final class LoadedModel: @unchecked Sendable {
         }
         model = try ModelRegistry.load(gguf)
         tokenizer = try Tokenizer(LoadedModel.vocabulary(from: gguf))
+        // Token ids are shared: the logits (one per output row) are sampled into ids the tokenizer must
+        // know, and the tokenizer's ids index the embedding rows. llama.cpp requires the same.
+        guard model.vocabularySize == tokenizer.vocabularySize else {
+            throw ModelError.invalidConfig(file: path, message:
+                "the model's vocabulary (\(model.vocabularySize) rows of \(TensorName.tokenEmbedding.name)) and the tokenizer's "
+                + "(\(tokenizer.vocabularySize) entries of tokenizer.ggml.tokens) differ; the file is inconsistent")
+        }
         if let source = gguf["tokenizer.chat_template"]?.string {
             do { chatTemplate = try ChatTemplate(source); chatTemplateError = nil } catch {
                 chatTemplate = nil; chatTemplateError = "\(error)"

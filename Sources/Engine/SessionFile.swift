@@ -72,11 +72,22 @@ extension Session {
     static let sessionMagic = Array("DSKVSESS".utf8)
     static let sessionVersion: UInt32 = 3
 
-    /// Saves the cached positions, their token ids and `messages` to `path` (written to a temporary
-    /// file, then renamed: an interrupted save leaves the old file intact).
+    /// Saves the cached positions, their token ids and `messages` to `path`, through a temporary file
+    /// in the same folder (fsync'd, then renamed; removed on any failure): an interrupted or failed save
+    /// leaves the old file intact.
     public func save(to path: String, messages: [ChatMessage] = []) throws {
-        let cache = state.cache, shape = cache.pool.shape, n = cache.count
-        try cache.makeResident()
+        try AtomicFile.write(try encoded(messages: messages), to: path)
+    }
+
+    /// The session file's bytes for what the cache holds.
+    func encoded(messages: [ChatMessage]) throws -> Data {
+        let cache = state.cache, shape = cache.pool.shape, held = cache.committedTokens
+        do { try cache.makeResident() } catch KVCacheError.pagesLost {
+            // Pages damaged on the disk tier were dropped: evaluate those positions again first.
+            _ = try evaluate(held)
+            try cache.makeResident()
+        }
+        let n = cache.count
         let side = model.sideStateBytes(of: cache) ?? []
         var header = SessionFileHeader(
             model_fingerprint: loaded.fingerprint, model_file_size: loaded.gguf.fileSize,
@@ -102,22 +113,34 @@ extension Session {
         var h = SHA256()
         h.update(data)
         data.append(contentsOf: Session.hexBytes(h.hexDigest()))
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
-        try data.write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else {
-            try? FileManager.default.removeItem(at: tmp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
+        return data
     }
 
     /// Restores a saved session: the KV rows and tokens replace what this session holds. Returns the
-    /// saved chat messages. Throws SessionFileError (and changes nothing) for a foreign, truncated or
-    /// corrupt file.
+    /// saved chat messages. Throws SessionFileError for a foreign, truncated or corrupt file, and then,
+    /// as on any failure, the session holds exactly what it held before.
     @discardableResult
     public func load(from path: String) throws -> [ChatMessage] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        // Read, not mapped: a file truncated by someone else while mapped would kill the process.
+        let data = try AtomicFile.read(path)
+        let saved = try decode(data, path: path)
+        try install(saved)
+        return saved.header.messages.compactMap { m in m["role"].flatMap { r in m["content"].map { ChatMessage(role: r, content: $0) } } }
+    }
+
+    /// A session file checked against this session's model and cache: what `install` writes.
+    struct DecodedSession {
+        var header: SessionFileHeader
+        var data: Data
+        /// Where the rows start, and per layer group the first position whose rows are saved.
+        var rowsOffset: Int
+        var groupFirst: [Int]
+        var side: KVSideState?
+    }
+
+    /// Checks a session file's bytes completely (checksum, model, sizes, token ids, windows, side state)
+    /// without changing anything.
+    func decode(_ data: Data, path: String) throws -> DecodedSession {
         let fixed = Session.sessionMagic.count + 8
         guard data.count >= Session.sessionMagic.count, Array(data.prefix(Session.sessionMagic.count)) == Session.sessionMagic else {
             throw SessionFileError.notASessionFile(path)
@@ -160,7 +183,7 @@ extension Session {
         }
         // Dropped rows: one start per layer group, page-aligned here, and every row a layer still
         // needs is in the file.
-        let cache = state.cache, groups = cache.pool.groups, P = cache.pool.pageTokens
+        let groups = state.cache.pool.groups, P = state.cache.pool.pageTokens
         var groupFirst = Array(repeating: 0, count: groups.count)
         guard header.first_rows == nil || header.first_rows?.count == shape.layers else {
             throw SessionFileError.corrupt(path, "first_rows does not list every layer")
@@ -176,7 +199,6 @@ extension Session {
             }
             groupFirst[g] = f
         }
-        // The side state is checked before anything changes.
         var side: KVSideState?
         if let sideBytes = header.side_state_bytes, sideBytes > 0 {
             side = data.withUnsafeBytes { raw in
@@ -185,12 +207,48 @@ extension Session {
             }
             guard side != nil else { throw SessionFileError.corrupt(path, "side state does not fit this model") }
         }
+        return DecodedSession(header: header, data: data, rowsOffset: fixed + headerBytes, groupFirst: groupFirst, side: side)
+    }
+
+    /// Puts a decoded session in place of what the cache holds, or throws and leaves the cache exactly
+    /// as it was. It is first written beside the current conversation (a fresh sequence of the same
+    /// pool, taken over when complete); when the pool cannot hold both, the current conversation is
+    /// kept as bytes in memory while the session is written in its place, and put back on failure.
+    func install(_ saved: DecodedSession) throws {
+        let cache = state.cache
+        if cache.count == 0 {
+            try write(saved, into: cache)   // a failure leaves it empty, as it was
+            return
+        }
+        do {
+            // Scoped: when it cannot be completed, all it took (side-state reservation included) goes
+            // back before the second way is tried.
+            let fresh = KVSequence(pool: cache.pool, maxPositions: cache.maxPositions)
+            do {
+                try write(saved, into: fresh)
+                cache.replaceContents(with: fresh)
+                return
+            } catch KVCacheError.budgetExhausted {}
+        }
+        let current = try decode(try encoded(messages: []), path: "(the current conversation)")
+        do { try write(saved, into: cache) } catch {
+            try write(current, into: cache)
+            throw error
+        }
+    }
+
+    /// Writes a decoded session's rows, tokens and side state into `cache` (emptied first).
+    private func write(_ saved: DecodedSession, into cache: KVSequence) throws {
+        let shape = cache.pool.shape, header = saved.header, n = header.tokens.count
         cache.truncate(to: 0)
-        cache.skipPages(below: groupFirst)
-        try cache.prepareWrite(start: 0, count: n)
+        cache.skipPages(below: saved.groupFirst)
+        do { try cache.prepareWrite(start: 0, count: n) } catch {
+            cache.truncate(to: 0)   // pages a partial preparation took go back
+            throw error
+        }
         let kBytes = shape.kRowBytes, vBytes = shape.vRowBytes
-        data.withUnsafeBytes { raw in
-            var offset = fixed + headerBytes
+        saved.data.withUnsafeBytes { raw in
+            var offset = saved.rowsOffset
             for l in 0..<shape.layers {
                 let first = header.firstRow(l)
                 for p in first..<n {
@@ -204,8 +262,7 @@ extension Session {
             }
         }
         header.tokens.withUnsafeBufferPointer { cache.commit($0, start: 0) }
-        cache.auxiliary = side
-        return header.messages.compactMap { m in m["role"].flatMap { r in m["content"].map { ChatMessage(role: r, content: $0) } } }
+        cache.auxiliary = saved.side
     }
 
     /// Bytes after the header the header describes (a hostile header's absurd sizes give a size no

@@ -55,6 +55,14 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maxTensorCount = 1 << 24
     public static let maxKVCount = 1 << 24
     public static let maxDims = 8
+    /// Array elements in all metadata together (each becomes a value in memory, tens of bytes: the
+    /// largest real vocabularies and merge lists hold well under a million).
+    public static let maxMetadataElements = 1 << 24
+    /// Fewest bytes a metadata entry (key length, type, one-byte value) and a tensor entry (name length,
+    /// n_dims, one dimension, type, offset) take: a count is checked against the bytes left with these
+    /// before anything is sized by it.
+    static let minMetadataEntryBytes = 8 + 4 + 1
+    static let minTensorEntryBytes = 8 + 4 + 8 + 4 + 8
 
     /// Maps the GGUF at `path`. With `randomAccess` the mapping reads only the pages touched (no
     /// read-around: a device's readahead, often megabytes, would otherwise pull neighbouring tensors into
@@ -127,6 +135,17 @@ struct GGUFCursor {
 
     func fail(_ field: String, _ message: String) -> GGUFError { GGUFError(file: file, field: field, message: message) }
 
+    /// Bytes after the cursor.
+    var remaining: Int { max(0, size - pos) }
+
+    /// Throws unless `count` entries of at least `minBytes` each fit in the bytes left (checked before
+    /// any allocation is sized by `count`).
+    func checkCount(_ count: UInt64, minBytes: Int, _ field: String, _ what: String) throws {
+        guard count <= UInt64(remaining / minBytes) else {
+            throw fail(field, "\(what) \(count) exceeds the remaining file size (\(remaining) bytes hold at most \(remaining / minBytes); truncated or corrupt)")
+        }
+    }
+
     mutating func need(_ n: Int, _ field: String) throws {
         guard n >= 0, pos <= size, n <= size - pos else {
             throw fail(field, "truncated file: need \(n) bytes at offset \(pos), file has \(size)")
@@ -178,17 +197,20 @@ enum GGUFParser {
         let nKV = try c.read(UInt64.self, "kv_count")
         guard nTensors <= UInt64(GGUFFile.maxTensorCount) else { throw c.fail("tensor_count", "absurd tensor count \(nTensors)") }
         guard nKV <= UInt64(GGUFFile.maxKVCount) else { throw c.fail("kv_count", "absurd metadata count \(nKV)") }
+        try c.checkCount(nKV, minBytes: GGUFFile.minMetadataEntryBytes, "kv_count", "metadata count")
+        try c.checkCount(nTensors, minBytes: GGUFFile.minTensorEntryBytes, "tensor_count", "tensor count")
 
         var metadata: [String: GGUFValue] = [:]
         var keys: [String] = []
         keys.reserveCapacity(Int(nKV))
+        var elements = 0
         for i in 0..<Int(nKV) {
             let key = try c.readString("metadata[\(i)].key")
             let rawType = try c.read(UInt32.self, "metadata \(key).type")
             guard let type = GGUFValueType(rawValue: rawType) else {
                 throw c.fail("metadata \(key)", "unknown value type \(rawType)")
             }
-            let value = try readValue(&c, type: type, field: "metadata \(key)", depth: 0)
+            let value = try readValue(&c, type: type, field: "metadata \(key)", depth: 0, elements: &elements)
             if metadata[key] != nil { throw c.fail("metadata \(key)", "duplicate key") }
             metadata[key] = value
             keys.append(key)
@@ -203,6 +225,7 @@ enum GGUFParser {
         }
 
         var infos: [(name: String, dims: [Int], type: GGMLType, offset: Int, elements: Int, bytes: Int)] = []
+        try c.checkCount(nTensors, minBytes: GGUFFile.minTensorEntryBytes, "tensor_count", "tensor count")
         infos.reserveCapacity(Int(nTensors))
         var seen = Set<String>()
         for i in 0..<Int(nTensors) {
@@ -267,7 +290,8 @@ enum GGUFParser {
         return Parsed(version: version, metadata: metadata, keys: keys, tensors: tensors, alignment: alignment, dataOffset: dataOffset)
     }
 
-    static func readValue(_ c: inout GGUFCursor, type: GGUFValueType, field: String, depth: Int) throws -> GGUFValue {
+    /// Reads one value; `elements` counts the array elements read so far (all metadata together).
+    static func readValue(_ c: inout GGUFCursor, type: GGUFValueType, field: String, depth: Int, elements: inout Int) throws -> GGUFValue {
         switch type {
         case .uint8: return .uint8(try c.read(UInt8.self, field))
         case .int8: return .int8(try c.read(Int8.self, field))
@@ -301,13 +325,15 @@ enum GGUFParser {
             case .uint64, .int64, .float64, .string: minElement = 8
             case .array: minElement = 12
             }
-            guard Int(count) <= (c.size - c.pos) / minElement else {
-                throw c.fail(field, "array length \(count) exceeds the remaining file size (truncated or corrupt)")
+            try c.checkCount(count, minBytes: minElement, field, "array length")
+            elements += Int(count)
+            guard elements <= GGUFFile.maxMetadataElements else {
+                throw c.fail(field, "metadata arrays hold more than \(GGUFFile.maxMetadataElements) elements in all")
             }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(count))
             for _ in 0..<Int(count) {
-                items.append(try readValue(&c, type: elemType, field: field, depth: depth + 1))
+                items.append(try readValue(&c, type: elemType, field: field, depth: depth + 1, elements: &elements))
             }
             return .array(elemType, items)
         }

@@ -105,14 +105,17 @@ public struct GGUFWriter {
         return out
     }
 
-    /// Streams the file to a temporary name beside `path`, then renames it: a failed write (full
-    /// disk) never leaves a half file under the real name.
+    /// Streams the file to a temporary name beside `path` (unique, created with O_EXCL | O_NOFOLLOW: nothing
+    /// there is followed or overwritten), then renames it over `path` in one rename(2): a failed write (full
+    /// disk) never leaves a half file under the real name, and the temporary file is removed.
     public func write(to path: String) throws {
-        let tmp = path + ".partial"
-        guard FileManager.default.createFile(atPath: tmp, contents: nil),
-              let h = FileHandle(forWritingAtPath: tmp) else {
-            throw GGUFError(file: path, field: "file", message: "cannot create \(tmp)")
+        let tmp = "\(path).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw GGUFError(file: path, field: "file", message: "cannot create \(tmp): \(String(cString: strerror(errno)))")
         }
+        let h = FileHandle(fileDescriptor: fd, closeOnDealloc: false)
+        var isOpen = true
         do {
             try h.write(contentsOf: headerBytes())
             for t in tensors {
@@ -125,12 +128,14 @@ public struct GGUFWriter {
                 if pad > 0 { try h.write(contentsOf: [UInt8](repeating: 0, count: pad)) }
             }
             try h.synchronize()
-            try h.close()
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: tmp, toPath: path)
+            isOpen = false
+            guard close(fd) == 0 else { throw GGUFError(file: path, field: "file", message: "close: \(String(cString: strerror(errno)))") }
+            guard rename(tmp, path) == 0 else {
+                throw GGUFError(file: path, field: "file", message: "cannot rename \(tmp) to it: \(String(cString: strerror(errno)))")
+            }
         } catch {
-            try? h.close()
-            try? FileManager.default.removeItem(atPath: tmp)
+            if isOpen { close(fd) }
+            unlink(tmp)
             throw error
         }
     }

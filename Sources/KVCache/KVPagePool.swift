@@ -26,6 +26,9 @@ public enum KVCacheError: Error, CustomStringConvertible, Equatable {
     /// A write back at `position` needs rows sliding-window layers have already dropped (and the prefix
     /// cache no longer holds); the sequence was emptied to `kept` positions and must be evaluated again.
     case windowDropped(position: Int, kept: Int)
+    /// Pages swapped out to the disk tier came back damaged (checksum or I/O): the sequence was cut to
+    /// the `kept` positions before them and must evaluate the rest again.
+    case pagesLost(position: Int, kept: Int)
 
     public var description: String {
         switch self {
@@ -35,6 +38,8 @@ public enum KVCacheError: Error, CustomStringConvertible, Equatable {
             return "KV cache budget exhausted: all \(pages) pages of \(tokens) positions (\(bytes / (1 << 20)) MiB) are in use\(held) (raise --kv-budget or lower --ctx)"
         case .windowDropped(let p, let kept):
             return "cannot rewind the KV cache to position \(p): sliding-window layers no longer hold the rows before it (\(kept) positions kept; evaluate the tokens again)"
+        case .pagesLost(let p, let kept):
+            return "KV pages from position \(p) came back damaged from the disk tier and were dropped (\(kept) positions kept; evaluate the tokens again)"
         }
     }
 }

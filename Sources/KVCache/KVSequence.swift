@@ -165,10 +165,11 @@ public final class KVSequence: @unchecked Sendable {
             guard !sideSlots.isEmpty, let disk = pool.disk else { return nil }
             let slotBytes = pool.pageBytes
             var bytes = [UInt8](repeating: 0, count: sideSlots.count * slotBytes)
+            // Read or not (a damaged slot throws; the model then rebuilds the state), the slots go back.
+            defer { dropSpilledSideStateLocked() }
             try bytes.withUnsafeMutableBytes { raw in
                 for (i, s) in sideSlots.enumerated() { try disk.read(slot: s, parts: [(raw.baseAddress! + i * slotBytes, slotBytes)]) }
             }
-            dropSpilledSideStateLocked()
             return (Array(bytes[..<spilledSideBytes]), spilledSideCount)
         }
     }
@@ -176,26 +177,51 @@ public final class KVSequence: @unchecked Sendable {
     /// Whether a swap-out left the side state on disk.
     public var sideStateSpilled: Bool { pool.locked { !sideSlots.isEmpty } }
 
-    /// Reads swapped pages back into RAM pages (pool lock held).
-    private func swapInLocked() throws {
-        guard let disk = pool.disk else { return }
+    /// Reads swapped pages back into RAM pages (pool lock held). A page that does not come back intact
+    /// (checksum mismatch, I/O error) is lost: its entry is left empty and the lowest lost page index
+    /// is returned (nil: none lost); the caller cuts the sequence there (loseFrom).
+    private func swapInLocked() throws -> Int? {
+        guard let disk = pool.disk else { return nil }
+        var lost: Int?
         for e in 0..<swapSlots.count where swapSlots[e] >= 0 {
-            let p = try pool.allocateLocked(for: self)
+            let p: Int32
+            do { p = try pool.allocateLocked(for: self) } catch {
+                // Out of pages after a loss: the caller cuts the sequence first (pages still on disk
+                // stay there), so no emptied entry is ever left inside it.
+                if lost != nil { return lost }
+                throw error
+            }
             do { try disk.read(slot: swapSlots[e], parts: pool.pageParts(p)) } catch {
                 pool.releaseLocked(p)
-                throw error
+                disk.freeSlot(swapSlots[e])
+                swapSlots[e] = -1
+                lost = min(lost ?? Int.max, e % maxPages)
+                continue
             }
             disk.freeSlot(swapSlots[e])
             swapSlots[e] = -1
             pageTables[e] = p
         }
+        return lost
+    }
+
+    /// After page `page` was lost on the disk tier: keeps the positions before it. Returns the positions
+    /// kept, or nil when every committed position survived (the page held only rows not yet committed).
+    private func loseFrom(page: Int) -> Int? {
+        let before = count
+        let kept = truncate(to: page * pool.pageTokens)
+        return kept < before ? kept : nil
     }
 
     /// Brings every page of the sequence into RAM (before reading rows directly, e.g. to save them).
+    /// Throws KVCacheError.pagesLost (the sequence cut to what survived) when a page came back damaged.
     public func makeResident() throws {
-        try pool.locked {
+        let lost: Int? = try pool.locked {
             pool.touchLocked(self)
-            try swapInLocked()
+            return try swapInLocked()
+        }
+        if let lost, let kept = loseFrom(page: lost) {
+            throw KVCacheError.pagesLost(position: lost * pool.pageTokens, kept: kept)
         }
     }
 
@@ -249,8 +275,10 @@ public final class KVSequence: @unchecked Sendable {
 
     /// Makes positions start..<start+n writable: drops committed positions ≥ start, copies the page
     /// holding `start` if another sequence or the prefix cache shares it, allocates the pages up to the
-    /// end. Throws when the pool has no page left (nothing is lost: committed positions stay), or when
-    /// `start` lies so far back that sliding-window layers have dropped rows it needs.
+    /// end. Throws when the pool has no page left (nothing is lost: committed positions stay), when
+    /// `start` lies so far back that sliding-window layers have dropped rows it needs, or when pages
+    /// swapped to the disk tier came back damaged (pagesLost: the sequence keeps the positions before
+    /// them, the caller evaluates the rest again).
     public func prepareWrite(start: Int, count n: Int) throws {
         precondition(start >= 0 && start + n <= maxPositions, "KV write \(start)..<\(start + n) outside 0..<\(maxPositions)")
         if start < count, truncate(to: start) < start {
@@ -258,12 +286,14 @@ public final class KVSequence: @unchecked Sendable {
         }
         let shift = pool.pageTokensLog2
         let needed = (start + n + pool.pageTokens - 1) >> shift
+        var lost: Int?
         try pool.locked {
             // Pinned until commit: the pass reads and writes these pages directly.
             pinned = true
             pool.touchLocked(self)
             do {
-                try swapInLocked()
+                lost = try swapInLocked()
+                if lost != nil { pinned = false; return }
                 // The budget's share for the state the model keeps beside the pages.
                 while sideReservation.count < pool.sideReservationPages {
                     sideReservation.append(try pool.allocateLocked(for: self))
@@ -294,11 +324,28 @@ public final class KVSequence: @unchecked Sendable {
                 throw error
             }
         }
+        if let lost {
+            if let kept = loseFrom(page: lost), kept < start {
+                throw KVCacheError.pagesLost(position: lost * pool.pageTokens, kept: kept)
+            }
+            // Only rows at or after `start` were lost (about to be written anyway): prepare again.
+            try prepareWrite(start: start, count: n)
+        }
     }
 
     /// Gives up a prepared write (the batch it belonged to did not run): the pages stay allocated but
     /// the sequence is no longer pinned.
     public func abandonWrite() { pool.locked { pinned = false } }
+
+    /// Throws away a write that ran but went wrong (a weight read failed, so the rows of
+    /// start..<start+n are garbage): the sequence goes back to its first `start` positions, unpinned.
+    /// Nothing of the failed pass was committed, so none of its pages is in the prefix cache (pages are
+    /// registered only by commit) and the pages it allocated past `start` go back to the free list;
+    /// side state the pass advanced is emptied (truncate), so the model rebuilds it.
+    public func discardWrite(start: Int) {
+        abandonWrite()
+        truncate(to: start)
+    }
 
     /// Records the tokens whose K/V were written at start..<start+n, registers the pages they fill in
     /// the prefix cache and drops the pages windowed groups no longer need.
@@ -386,6 +433,37 @@ public final class KVSequence: @unchecked Sendable {
         tokens.removeSubrange(length...)
         if chainHashes.count > length / P { chainHashes.removeSubrange((length / P)...) }
         return length
+    }
+
+    /// Takes over everything `other` holds (pages, disk slots, tokens, hash chain, side state) in place
+    /// of what this sequence held, which is released; `other` is left empty. Both must come from the
+    /// same pool with the same context length.
+    public func replaceContents(with other: KVSequence) {
+        precondition(other !== self && other.pool === pool && other.maxPages == maxPages, "replaceContents needs a sequence of the same pool and length")
+        truncate(to: 0)
+        let entries = maxPages * groupCount
+        pool.locked {
+            releaseSideReservationLocked()
+            dropSpilledSideStateLocked()
+            pageTables.update(from: other.pageTables, count: entries)
+            other.pageTables.update(repeating: -1, count: entries)
+            swapSlots = other.swapSlots
+            other.swapSlots = Array(repeating: -1, count: entries)
+            firstKept = other.firstKept
+            other.firstKept = Array(repeating: 0, count: groupCount)
+            pageCount = other.pageCount
+            other.pageCount = 0
+            sideSlots = other.sideSlots; other.sideSlots = []
+            sideReservation = other.sideReservation; other.sideReservation = []
+            spilledSideBytes = other.spilledSideBytes; spilledSideCount = other.spilledSideCount
+            other.spilledSideBytes = 0; other.spilledSideCount = 0
+            pinned = false
+            pool.touchLocked(self)
+        }
+        tokens = other.tokens; other.tokens = []
+        chainHashes = other.chainHashes; other.chainHashes = []
+        count = other.count; other.count = 0
+        auxiliary = other.auxiliary; other.auxiliary = nil
     }
 
     /// Before restoring saved rows into an empty sequence: the groups' pages below `firstPositions[g]`

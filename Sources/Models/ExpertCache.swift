@@ -233,7 +233,7 @@ public final class ExpertCache: @unchecked Sendable {
         for (expert, parts) in experts {
             let key = layer << 20 | expert
             clock += 1
-            if countUse { counts[key, default: 0] += 1 }
+            if countUse { counts[key, default: 0] &+= 1 }
             var slot: Int, missed = false
             if let s = index[key] {
                 slot = s
@@ -380,10 +380,17 @@ public final class ExpertCache: @unchecked Sendable {
         return counts.map { ($0.key >> 20, $0.key & 0xFFFFF, $0.value) }.sorted { ($0.layer, $0.expert) < ($1.layer, $1.expert) }
     }
 
+    /// Most a count carried over from earlier runs may be (2^48 uses).
+    public static let countLimit = 1 << 48
+
     /// Adds counts from earlier runs (the popularity statistics beside the model).
     public func addCounts(_ entries: [(layer: Int, expert: Int, count: Int)]) {
         pthread_mutex_lock(&mutex)
-        for e in entries { counts[e.layer << 20 | e.expert, default: 0] += e.count }
+        for e in entries {
+            // Saturating at countLimit: counts from a file cannot overflow what this run adds.
+            let (sum, overflow) = counts[e.layer << 20 | e.expert, default: 0].addingReportingOverflow(max(0, e.count))
+            counts[e.layer << 20 | e.expert] = overflow ? ExpertCache.countLimit : min(sum, ExpertCache.countLimit)
+        }
         pthread_mutex_unlock(&mutex)
     }
 

@@ -43,7 +43,8 @@ extension TransformerModel {
     /// Runs every item's tokens through the model in one pass and appends their K/V to the items'
     /// caches. Returns one logits row per item that wants them, in item order. The items' tokens
     /// together must fit state.maxBatch; each item's sequence must be distinct. Throws
-    /// SequenceBatchError naming the first item that cannot run (bad tokens, context full, KV budget).
+    /// SequenceBatchError naming the first item that cannot run (bad tokens, context full, KV budget);
+    /// InferenceError.weightRead when a weight read failed during the pass (no item's cache changed).
     public func forward(batch items: [SequenceBatchItem], state: InferenceState) throws -> UnsafeBufferPointer<Float> {
         let total = items.reduce(0) { $0 + $1.tokens.count }
         precondition(total <= state.maxBatch, "batch of \(total) tokens exceeds maxBatch \(state.maxBatch)")
@@ -73,13 +74,24 @@ extension TransformerModel {
         }
         guard !tokens.isEmpty else { return UnsafeBufferPointer(start: nil, count: 0) }
         state.reserveLogits(rows: max(1, rows.count), vocab: vocabularySize)
+        // Read failures before this pass left no slot in use (a failed slot is forgotten): only the
+        // reads of this pass can spoil it.
+        _ = expertCache?.takeError()
         tokens.withUnsafeBufferPointer { buf in
             forwardBatch(buf.baseAddress!, count: buf.count, segments: segments, state: state, logitRows: rows, logitsOffset: 0)
+        }
+        // A failed expert read ran the pass with zeros for that expert: its rows are wrong. They are
+        // never committed (so never enter the prefix cache or the disk tier); every sequence goes back
+        // to where it stood before the pass.
+        if let error = expertCache?.takeError() {
+            for seg in segments { seg.cache.discardWrite(start: seg.start) }
+            throw InferenceError.weightRead(error)
+        }
+        tokens.withUnsafeBufferPointer { buf in
             for seg in segments {
                 seg.cache.commit(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), start: seg.start)
             }
         }
-        if let error = expertCache?.takeError() { throw InferenceError.weightRead(error) }
         return UnsafeBufferPointer(start: state.logits, count: rows.count * vocabularySize)
     }
 }

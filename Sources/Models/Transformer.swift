@@ -146,15 +146,23 @@ public final class TransformerModel: @unchecked Sendable {
             let n = min(state.maxBatch, tokens.count - done)
             let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
             try state.cache.prepareWrite(start: startPosition + done, count: n)
+            _ = expertCache?.takeError()   // earlier failures left no slot in use
             tokens.withUnsafeBufferPointer { buf in
                 forwardBatch(buf.baseAddress! + done, count: n,
                              segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n, prompt: n > 1)],
                              state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow))
+            }
+            // A failed expert read spoils this chunk's rows: they are dropped, never committed (earlier
+            // chunks were checked and stay).
+            if let error = expertCache?.takeError() {
+                state.cache.discardWrite(start: startPosition + done)
+                throw InferenceError.weightRead(error)
+            }
+            tokens.withUnsafeBufferPointer { buf in
                 state.cache.commit(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: startPosition + done)
             }
             done += n
         }
-        if let error = expertCache?.takeError() { throw InferenceError.weightRead(error) }
         let rows = tokens.count - firstRow
         if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }
         return result
