@@ -478,7 +478,7 @@ public final class ExpertCache: @unchecked Sendable {
             done += n
         }
         #if canImport(Glibc)
-        if readMode == .buffered { _ = posix_fadvise(fd, off_t(fileOffset), off_t(count), POSIX_FADV_DONTNEED) }
+        if readMode == .buffered { _ = ds_drop_cached(fd, Int64(fileOffset), Int64(count)) }
         #endif
         return nil
     }
