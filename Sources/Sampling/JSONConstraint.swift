@@ -14,13 +14,12 @@ public struct JSONConstraint: Sendable {
     enum ObjectPhase: UInt8, Sendable { case open, key, afterKey, afterValue, afterComma }
     enum ArrayPhase: UInt8, Sendable { case open, afterValue, afterComma }
     enum NumberPhase: UInt8, Sendable { case start, minus, zero, int, dot, frac, exp, expSign, expDigits }
-    enum StringEscape: UInt8, Sendable { case none, backslash, hex }
 
     enum Frame: Sendable {
         case value(node: Int)
         case object(node: Int, phase: ObjectPhase, seen: IndexBits, others: [UInt64], key: KeyCursor)
         case array(node: Int, phase: ArrayPhase, count: Int)
-        case string(node: Int, length: Int, escape: StringEscape, hexLeft: Int)
+        case string(node: Int, cursor: JSONStringCursor)
         case number(integer: Bool, phase: NumberPhase)
         case literal(trie: Int, at: Int32)
     }
@@ -28,6 +27,7 @@ public struct JSONConstraint: Sendable {
     /// A key being read: where it is in the trie of listed names (-1: it left them), its FNV-1a hash,
     /// and once closed, the listed property it names (-1: an additional key).
     struct KeyCursor: Sendable {
+        var text = JSONStringCursor()
         var trieNode: Int32 = -1
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         var property = -1
@@ -111,6 +111,7 @@ public struct JSONConstraint: Sendable {
                     return false
                 case .key:
                     if b == 0x22 {
+                        guard key.text.canClose else { return false }
                         if key.trieNode >= 0, let p = schema.tries[n.keys!].stringEnding(at: key.trieNode) {
                             guard !seen.contains(p) else { return false }
                             seen.insert(p)
@@ -123,7 +124,8 @@ public struct JSONConstraint: Sendable {
                         stack[stack.count - 1] = .object(node: node, phase: .afterKey, seen: seen, others: others, key: key)
                         return true
                     }
-                    guard b >= 0x20, b != 0x5C else { return false }   // no control bytes or escapes in keys
+                    // No escapes in keys; otherwise well-formed UTF-8, as in any string.
+                    guard b != 0x5C, key.text.step(b, maxLength: Int.max) == .more else { return false }
                     if key.trieNode >= 0 { key.trieNode = schema.tries[n.keys!].child(key.trieNode, b) ?? -1 }
                     if n.additional == nil {
                         // Only listed keys: the prefix must still lead to one not written yet.
@@ -168,33 +170,18 @@ public struct JSONConstraint: Sendable {
                     return false
                 }
 
-            case .string(let node, let length, let escape, let hexLeft):
+            case .string(let node, var cursor):
                 let n = schema[node]
-                switch escape {
-                case .backslash:
-                    if b == 0x75 { stack[stack.count - 1] = .string(node: node, length: length, escape: .hex, hexLeft: 4); return true }
-                    guard [0x22, 0x5C, 0x2F, 0x62, 0x66, 0x6E, 0x72, 0x74].contains(b), length + 1 <= n.maxLength else { return false }
-                    stack[stack.count - 1] = .string(node: node, length: length + 1, escape: .none, hexLeft: 0)
+                switch cursor.step(b, maxLength: n.maxLength) {
+                case .more:
+                    stack[stack.count - 1] = .string(node: node, cursor: cursor)
                     return true
-                case .hex:
-                    let hex = JSONConstraint.isDigit(b) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66)
-                    guard hex else { return false }
-                    if hexLeft > 1 { stack[stack.count - 1] = .string(node: node, length: length, escape: .hex, hexLeft: hexLeft - 1); return true }
-                    guard length + 1 <= n.maxLength else { return false }
-                    stack[stack.count - 1] = .string(node: node, length: length + 1, escape: .none, hexLeft: 0)
+                case .closed:
+                    guard cursor.canClose, cursor.length >= n.minLength else { return false }
+                    pop()
                     return true
-                case .none:
-                    if b == 0x22 {
-                        guard length >= n.minLength else { return false }
-                        pop()
-                        return true
-                    }
-                    if b == 0x5C { stack[stack.count - 1] = .string(node: node, length: length, escape: .backslash, hexLeft: 0); return true }
-                    guard b >= 0x20 else { return false }
-                    let isNewChar = b & 0xC0 != 0x80   // UTF-8 continuation bytes belong to the previous character
-                    if isNewChar { guard length + 1 <= n.maxLength else { return false } }
-                    stack[stack.count - 1] = .string(node: node, length: length + (isNewChar ? 1 : 0), escape: .none, hexLeft: 0)
-                    return true
+                case .invalid:
+                    return false
                 }
 
             case .number(let integer, let phase):
@@ -238,7 +225,7 @@ public struct JSONConstraint: Sendable {
         guard n.literals == nil, !n.branches.isEmpty else { return startLeaf(node, b) }
         guard let kind = JSONConstraint.kind(startingWith: b),
               let branch = n.branches.first(where: { !$0.kinds.intersection(kind).isEmpty }) else { return nil }
-        return startLeaf(branch.node, b)
+        return startLeaf(branch.node, b, kinds: branch.kinds)
     }
 
     /// Kinds of the values that may start with `b`.
@@ -254,19 +241,21 @@ public struct JSONConstraint: Sendable {
         }
     }
 
-    private func startLeaf(_ node: Int, _ b: UInt8) -> Frame? {
+    /// `kinds`: what the value may be (a branch's kinds, narrowed by its parent's type).
+    private func startLeaf(_ node: Int, _ b: UInt8, kinds: JSONKinds? = nil) -> Frame? {
         let n = schema[node]
+        let allowed = kinds ?? n.kinds
         if let literals = n.literals {
             return schema.tries[literals].child(ByteTrie.root, b) == nil ? nil : .literal(trie: literals, at: ByteTrie.root)
         }
-        guard let kind = JSONConstraint.kind(startingWith: b), !n.kinds.intersection(kind).isEmpty else { return nil }
+        guard let kind = JSONConstraint.kind(startingWith: b), !allowed.intersection(kind).isEmpty else { return nil }
         switch b {
         case 0x7B: return .object(node: node, phase: .open, seen: IndexBits(count: n.properties.count), others: [], key: KeyCursor())
         case 0x5B: return .array(node: node, phase: .open, count: 0)
-        case 0x22: return .string(node: node, length: 0, escape: .none, hexLeft: 0)
+        case 0x22: return .string(node: node, cursor: JSONStringCursor())
         case 0x74, 0x66: return .literal(trie: JSONSchema.booleanTrie, at: ByteTrie.root)
         case 0x6E: return .literal(trie: JSONSchema.nullTrie, at: ByteTrie.root)
-        default: return .number(integer: !n.kinds.contains(.number), phase: .start)
+        default: return .number(integer: !allowed.contains(.number), phase: .start)
         }
     }
 }

@@ -178,15 +178,36 @@ struct JSONSchemaBuilder {
         for key in s.keys.sorted() where !JSONSchemaBuilder.annotations.contains(key) && !JSONSchemaBuilder.handled.contains(key) {
             throw error(path, "the keyword '\(key)' cannot be enforced while generating; remove it")
         }
-        if let ref = s["$ref"] { return try compileRef(ref, path: path, depth: depth) }
+        if let ref = s["$ref"] {
+            try refuseBeside("$ref", in: s, allowing: [], path: path)
+            return try compileRef(ref, path: path, depth: depth)
+        }
         var n = JSONSchemaNode()
         if let t = s["type"] { n.kinds = try kinds(t, path: path) }
-        if let values = s["enum"] {
-            guard let values = values as? [Any], !values.isEmpty else { throw error(path, "enum must be a non-empty array") }
+        n.minItems = try count(s, "minItems", path: path) ?? 0
+        n.maxItems = try count(s, "maxItems", path: path) ?? Int.max
+        n.minLength = try count(s, "minLength", path: path) ?? 0
+        n.maxLength = try count(s, "maxLength", path: path) ?? Int.max
+        if s["enum"] != nil || s["const"] != nil {
+            // A listed value is generated exactly: only type and length can be checked against it, here.
+            try refuseBeside("enum/const", in: s, allowing: ["type", "minLength", "maxLength", "enum", "const"], path: path)
+            var values: [Any]
+            if let c = s["const"] {
+                values = [c]
+            } else {
+                guard let list = s["enum"] as? [Any], !list.isEmpty else { throw error(path, "enum must be a non-empty array") }
+                values = list
+            }
+            values = values.filter { JSONSchemaBuilder.satisfies($0, n) }
+            guard !values.isEmpty else { throw error(path, "no enum/const value has the type and length the schema asks for") }
             n.literals = try literalTrie(values, path: path)
+            n.kinds = n.kinds.intersection(JSONSchemaBuilder.startKinds(of: tries[n.literals!].strings))
+            return try newNode(n, path: path)
         }
-        if let c = s["const"] { n.literals = try literalTrie([c], path: path) }
-        if let l = n.literals { n.kinds = n.kinds.intersection(JSONSchemaBuilder.startKinds(of: tries[l].strings)) }
+        for key in ["anyOf", "oneOf"] where s[key] != nil {
+            // Branches replace the value's own rules: only type narrows them.
+            try refuseBeside(key, in: s, allowing: ["type", key], path: path)
+        }
         try compileObjectKeywords(s, into: &n, path: path, depth: depth)
         if let items = s["items"] {
             n.items = try compileContained(items, path: "\(path)/items", depth: depth + 1)
@@ -199,10 +220,6 @@ struct JSONSchemaBuilder {
                 n.prefixItems.append(try compileContained(p, path: "\(path)/prefixItems/\(i)", depth: depth + 1))
             }
         }
-        n.minItems = try count(s, "minItems", path: path) ?? 0
-        n.maxItems = try count(s, "maxItems", path: path) ?? Int.max
-        n.minLength = try count(s, "minLength", path: path) ?? 0
-        n.maxLength = try count(s, "maxLength", path: path) ?? Int.max
         for key in ["anyOf", "oneOf"] {
             guard let raw = s[key] else { continue }
             guard let branches = raw as? [Any], !branches.isEmpty else { throw error(path, "\(key) must be a non-empty array") }
@@ -213,6 +230,28 @@ struct JSONSchemaBuilder {
             }
         }
         return try newNode(n, path: path)
+    }
+
+    /// Refuses validation keywords beside `keyword` that generation could not enforce together with it.
+    func refuseBeside(_ keyword: String, in s: [String: Any], allowing allowed: Set<String>, path: String) throws {
+        let other = s.keys.filter { JSONSchemaBuilder.handled.contains($0) && !allowed.contains($0) && $0 != keyword }.sorted()
+        if let first = other.first {
+            throw error(path, "'\(first)' beside \(keyword) cannot be enforced while generating; move it into the \(keyword == "$ref" ? "referenced schema" : "branches or values")")
+        }
+    }
+
+    /// Whether a listed value has a kind the node allows and, for a string, a length (in code points)
+    /// within its bounds.
+    static func satisfies(_ v: Any, _ n: JSONSchemaNode) -> Bool {
+        if v is NSNull { return n.kinds.contains(.null) }
+        if isBool(v) { return n.kinds.contains(.boolean) }
+        if let s = v as? String { return n.kinds.contains(.string) && (n.minLength...n.maxLength).contains(s.unicodeScalars.count) }
+        if let x = v as? NSNumber {
+            let d = x.doubleValue
+            return d == d.rounded() && abs(d) < 9.007e15 ? !n.kinds.isDisjoint(with: [.integer, .number]) : n.kinds.contains(.number)
+        }
+        if v is [Any] { return n.kinds.contains(.array) }
+        return n.kinds.contains(.object)
     }
 
     mutating func compileRef(_ raw: Any, path: String, depth: Int) throws -> Int {
@@ -381,15 +420,18 @@ struct JSONSchemaBuilder {
         }
         for i in try branchOrder() where !nodes[i].branches.isEmpty && nodes[i].alias == nil {
             var flat: [(kinds: JSONKinds, node: Int)] = []
+            let own = nodes[i].kinds   // the parent's `type` narrows every branch
             for branch in nodes[i].branches {
                 let b = nodes[branch.node]
                 if b.literals == nil && !b.branches.isEmpty {
-                    // Already flat (leaves first): lift its branches, narrowed by its own kinds.
-                    flat += b.branches.map { ($0.kinds.intersection(b.kinds.startKinds), $0.node) }
+                    // Already flat (leaves first), its kinds narrowed by its own type: lift them.
+                    flat += b.branches.map { ($0.kinds.intersection(own), $0.node) }
                 } else {
-                    flat.append((b.kinds, branch.node))
+                    flat.append((b.kinds.intersection(own), branch.node))
                 }
             }
+            flat.removeAll { $0.kinds.isEmpty }
+            guard !flat.isEmpty else { throw error(paths[i], "no anyOf/oneOf branch has a type this schema allows") }
             var seen: JSONKinds = []
             for branch in flat {
                 let starts = branch.kinds.startKinds
@@ -399,7 +441,7 @@ struct JSONSchemaBuilder {
                 seen.formUnion(starts)
             }
             nodes[i].branches = flat
-            nodes[i].kinds = nodes[i].kinds.intersection(seen)
+            nodes[i].kinds = flat.reduce(JSONKinds()) { $0.union($1.kinds) }
         }
     }
 

@@ -188,4 +188,49 @@ import Sampling
         #expect(refusal(##"{"type": "object", "properties": {"x": {"anyOf": [{"$ref": "#/properties/x"}]}}}"##)?
             .hasPrefix("#/properties/x/anyOf/0:") == true)
     }
+
+    func feedBytes(_ s: JSONSchema, _ bytes: [UInt8]) -> (ok: Bool, complete: Bool) {
+        var c = JSONConstraint(schema: s)
+        let ok = c.feed(bytes)
+        return (ok, ok && c.isComplete)
+    }
+
+    /// Found by the fuzzing harness's validator: what the recogniser accepts must be what a JSON parser
+    /// and a schema validator accept.
+    @Test func generatedStringsAreWellFormedAndCountedAsValidatorsCount() throws {
+        let any = JSONSchema(anyOf: .any)
+        #expect(feedBytes(any, [0x22, 0xC3, 0xA9, 0x22]).complete)                  // "é"
+        #expect(feedBytes(any, [0x22, 0xF0, 0x9F, 0x98, 0x80, 0x22]).complete)      // an emoji
+        for bad: [UInt8] in [[0x22, 0xC3, 0x28], [0x22, 0x80], [0x22, 0xC0, 0xAF], [0x22, 0xED, 0xA0, 0x80],
+                             [0x22, 0xE0, 0x80, 0x80], [0x22, 0xF4, 0x90, 0x80, 0x80], [0x22, 0xF5], [0x22, 0xC3, 0x22]] {
+            #expect(!feedBytes(any, bad).ok, "\(bad)")
+        }
+        // Keys too.
+        #expect(!feedBytes(JSONSchema(anyOf: .object), [0x7B, 0x22, 0xFF]).ok)
+        // A surrogate pair written as escapes is one character.
+        let two = try schema(#"{"type": "string", "minLength": 2, "maxLength": 2}"#)
+        #expect(!feed(two, #""\ud83d\ude00""#).complete)
+        #expect(feed(two, #""\ud83d\ude00x""#).complete)
+        #expect(feed(two, #""ab""#).complete)
+    }
+
+    @Test func keywordsBesideEnumAnyOfAndRefAreEnforcedOrRefused() throws {
+        // enum values the other keywords exclude are dropped; none left is an error.
+        let e = try schema(#"{"enum": ["abc", "a", 5, null], "type": ["string", "null"], "maxLength": 1}"#)
+        #expect(feed(e, #""a""#).complete && feed(e, "null").complete)
+        #expect(!feed(e, #""abc""#).complete && !feed(e, "5").ok)
+        #expect(refusal(#"{"enum": ["abc"], "maxLength": 1}"#)?.contains("no enum/const value") == true)
+        #expect(refusal(#"{"const": {"a": 1}, "properties": {"a": {}}}"#)?.contains("'properties' beside enum/const") == true)
+        // A type beside anyOf narrows the branches; other keywords there are refused.
+        let a = try schema(#"{"type": "string", "anyOf": [{"type": "integer"}, {"type": "string"}]}"#)
+        #expect(!feed(a, "5").ok && feed(a, #""x""#).complete)
+        let i = try schema(#"{"type": "integer", "anyOf": [{"type": "number"}, {"type": "null"}]}"#)
+        #expect(feed(i, "5").complete && !feed(i, "5.5").complete)
+        #expect(refusal(#"{"type": "string", "anyOf": [{"type": "integer"}]}"#)?.contains("no anyOf/oneOf branch") == true)
+        #expect(refusal(#"{"anyOf": [{"type": "string"}], "maxLength": 3}"#)?.contains("'maxLength' beside anyOf") == true)
+        #expect(refusal(##"{"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "maxLength": 2}"##)?.contains("beside $ref") == true)
+        // Annotations beside them stay fine (what pydantic writes).
+        _ = try schema(##"{"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "description": "d"}"##)
+        _ = try schema(#"{"anyOf": [{"type": "string"}, {"type": "null"}], "default": null, "title": "T"}"#)
+    }
 }
