@@ -25,6 +25,9 @@ final class Scope {
     }
 
     func set(_ name: String, _ value: Value) { variables[name] = value }
+
+    /// Forgets every variable (breaks the cycle a macro stored in the scope it captured makes).
+    func clear() { variables.removeAll() }
 }
 
 /// Executes a parsed template against a context. One instance per render (not thread-shared).
@@ -47,6 +50,9 @@ final class Interpreter {
     /// Set while evaluating a constant `{{ }}` expression the way jinja2's constant folding does.
     private var foldingConstantOutput = false
     private var evaluationDepth = 0
+    /// Scopes captured by macros made during this render: a macro is stored in the scope it captures, a
+    /// reference cycle, so they are cleared when the render ends (else every render leaks them).
+    private var macroScopes: [Scope] = []
     /// Seconds since the epoch for `strftime_now`; nil reads the clock (local time, like Python).
     private let fixedTime: Int?
 
@@ -57,6 +63,10 @@ final class Interpreter {
         installGlobals(into: globals)
         let root = Scope(parent: globals)
         for (name, value) in context { root.set(name, Value(value)) }
+        defer {
+            for scope in macroScopes { scope.clear() }
+            macroScopes.removeAll()
+        }
         var output = ""
         _ = try execute(body, scope: root, into: &output)
         return output
@@ -306,7 +316,8 @@ final class Interpreter {
     func leaveCall() { callDepth -= 1 }
 
     private func makeMacro(_ definition: MacroDefinition, closure: Scope) -> Value {
-        .callable(
+        macroScopes.append(closure)
+        return .callable(
             CallableObject(name: definition.name, typeName: "Macro") { interpreter, positional, keywords in
                 try interpreter.invokeMacro(definition, closure: closure, positional, keywords)
             })
