@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "DwarfStar",
                  targets: ["GGUF", "Kernels", "KVCache", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
         .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
+        // The HTTP server as a library, for the fuzzing harness in Fuzz/ (its request decoders).
+        .library(name: "DwarfStarServer", targets: ["Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -143,6 +143,11 @@ public struct ModelConfig: Sendable {
         guard layerCount > 0, embeddingLength > 0, headCount > 0, headCountKV > 0, headCount % headCountKV == 0 else {
             throw ModelError.invalidConfig(file: gguf.path, message: "bad layer/head counts (layers \(layerCount), heads \(headCount)/\(headCountKV))")
         }
+        // Every layer has tensors: a block count beyond the tensor count is a damaged or hostile file (and
+        // would size the per-layer tables below before any tensor is looked at).
+        guard layerCount <= gguf.tensors.count else {
+            throw ModelError.invalidConfig(file: gguf.path, message: "block_count \(layerCount) is more than the file's \(gguf.tensors.count) tensors")
+        }
         headDimK = opt("attention.key_length")?.int ?? embeddingLength / headCount
         headDimV = opt("attention.value_length")?.int ?? headDimK
         // MoE-only models (DeepSeek V4) have no dense FFN width.
