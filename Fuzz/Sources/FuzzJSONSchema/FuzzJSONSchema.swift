@@ -41,7 +41,7 @@ public func fuzzJSONSchema(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
                  ToolSchema(name: "get_weather_v2", arguments: schema)]
     let prefix = Array(ToolCallConstraint.prefix("get").prefix(10))   // {"name": "
     _ = walk(ToolCallConstraint(tools: tools), prefix + document) { output in
-        guard String(validating: output, as: UTF8.self) != nil else { return }   // see validate
+        guard SchemaValidator.strict || String(validating: output, as: UTF8.self) != nil else { return }   // K4, see validate
         guard case .object(let call)? = JSONValue.parse(output), call.keys == ["name", "arguments"],
               case .string(let name)? = call["name"], let arguments = call["arguments"] else {
             Fuzz.check(false, "a complete tool call is not {\"name\": ..., \"arguments\": ...}: \(Fuzz.text(output))")
@@ -99,9 +99,9 @@ func walk<C: TokenConstraint>(_ start: C, _ document: [UInt8], complete: ([UInt8
 
 /// The output is JSON and valid for the schema.
 func validate(_ output: [UInt8], _ schema: Any, what: String) {
-    // Known (Fuzz/Crashes/JSONSchema/README.md, invalid-utf8-in-string): strings accept any byte >= 0x20,
-    // so a complete output may hold bytes that are not UTF-8 and is then not JSON text. Not checked here.
-    guard String(validating: output, as: UTF8.self) != nil else { return }
+    // Known deviation K4 (Fuzz/Crashes/README.md): strings accept any byte >= 0x20, so a complete output
+    // may hold bytes that are not UTF-8 and is then not JSON text. Not reported unless DS_FUZZ_STRICT=1.
+    guard SchemaValidator.strict || String(validating: output, as: UTF8.self) != nil else { return }
     let text = Fuzz.text(output)
     // RFC 8259 (TemplateValue.parseJSON; Foundation's parser also refuses numbers beyond Double, e.g. 2e600).
     guard let value = JSONValue.parse(output) else {

@@ -8,9 +8,17 @@
 //   standard; the constraint enforces it, so checking it here only makes the check stricter).
 // Documents are parsed with TemplateValue.parseJSON (which keeps key order); strings and keys are
 // compared by Unicode scalars, as JSON does, not by Swift's canonical equivalence.
+//
+// Known deviations of the constraint (Fuzz/Crashes/README.md), accepted here unless DS_FUZZ_STRICT=1 so
+// that fuzzing goes on past them:
+// * K1: a schema with anyOf/oneOf is only its branches (sibling keywords such as type are not enforced);
+// * K2: a schema with enum/const is only its values (sibling keywords such as maxLength are not enforced);
+// * K3: minLength counts a surrogate pair written as two \u escapes as two characters;
+// * K4 (checked in FuzzJSONSchema.swift): strings may hold bytes that are not UTF-8.
 
 import ChatTemplate
 import Foundation
+import FuzzSupport
 
 enum JSONValue {
     static func parse(_ bytes: [UInt8]) -> TemplateValue? { try? TemplateValue.parseJSON(String(decoding: bytes, as: UTF8.self)) }
@@ -19,6 +27,8 @@ enum JSONValue {
 struct SchemaValidator {
     let root: Any
     private var depth = 0
+    /// Also report the known deviations K1-K4.
+    static let strict = Fuzz.environment("DS_FUZZ_STRICT") != "0"
 
     init(root: Any) { self.root = root }
 
@@ -34,6 +44,17 @@ struct SchemaValidator {
         if let ref = s["$ref"] as? String {
             guard let target = resolve(ref) else { return nil }
             return problem(value, target, path: "\(path)→\(ref)")
+        }
+        if !SchemaValidator.strict {
+            if s["enum"] != nil || s["const"] != nil {   // K2
+                var only: [String: Any] = [:]
+                for key in ["enum", "const"] where s[key] != nil { only[key] = s[key] }
+                if only.count < s.count { return problem(value, only, path: path) }
+            } else if s["anyOf"] != nil || s["oneOf"] != nil {   // K1
+                var only: [String: Any] = [:]
+                for key in ["anyOf", "oneOf"] where s[key] != nil { only[key] = s[key] }
+                if only.count < s.count { return problem(value, only, path: path) }
+            }
         }
         if let t = s["type"] {
             let names = (t as? [String]) ?? (t as? String).map { [$0] } ?? []
@@ -74,7 +95,8 @@ struct SchemaValidator {
             if let n = count(s["maxItems"]), items.count > n { return "\(path): \(items.count) items, maxItems \(n)" }
         case .string(let text):
             let length = text.unicodeScalars.count
-            if let n = count(s["minLength"]), length < n { return "\(path): string of \(length) characters, minLength \(n)" }
+            let most = SchemaValidator.strict ? length : text.utf16.count   // K3
+            if let n = count(s["minLength"]), most < n { return "\(path): string of \(length) characters, minLength \(n)" }
             if let n = count(s["maxLength"]), length > n { return "\(path): string of \(length) characters, maxLength \(n)" }
         default:
             break
