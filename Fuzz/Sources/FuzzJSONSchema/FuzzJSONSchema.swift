@@ -99,8 +99,8 @@ func walk<C: TokenConstraint>(_ start: C, _ document: [UInt8], complete: ([UInt8
 
 /// The output is JSON and valid for the schema.
 func validate(_ output: [UInt8], _ schema: Any, what: String) {
-    // Known deviation K4 (Fuzz/Crashes/README.md): strings accept any byte >= 0x20, so a complete output
-    // may hold bytes that are not UTF-8 and is then not JSON text. Not reported unless DS_FUZZ_STRICT=1.
+    // Deviation K4 (fixed; see SchemaValidator.swift): strings accepted any byte >= 0x20, so a complete output
+    // could hold bytes that are not UTF-8. Reported unless DS_FUZZ_STRICT=0.
     guard SchemaValidator.strict || String(validating: output, as: UTF8.self) != nil else { return }
     let text = Fuzz.text(output)
     // RFC 8259 (TemplateValue.parseJSON; Foundation's parser also refuses numbers beyond Double, e.g. 2e600).
