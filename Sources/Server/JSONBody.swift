@@ -148,5 +148,12 @@ struct JSONBody {
 
 /// JSON text of a response object.
 func jsonData(_ object: Any) -> Data {
-    (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
+    // JSONSerialization stops the process (it does not throw) on a top-level scalar or an invalid value:
+    // a scalar is written inside an array and the brackets cut off; anything still invalid becomes null.
+    if JSONSerialization.isValidJSONObject(object) {
+        return (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("null".utf8)
+    }
+    guard JSONSerialization.isValidJSONObject([object]),
+          let wrapped = try? JSONSerialization.data(withJSONObject: [object], options: [.withoutEscapingSlashes]) else { return Data("null".utf8) }
+    return wrapped.dropFirst().dropLast()
 }
