@@ -80,6 +80,23 @@ struct HostileRequestTests {
         #expect(try await http("GET", running.base + "/health").status == 200)
     }
 
+    /// Tool-call arguments and tool_use input that are a JSON scalar or null (not the object they should
+    /// be) once stopped the process: JSONSerialization traps on a top-level scalar. Found by the fuzzing
+    /// harness (Fuzz/Corpus/Server/regression-*). Now they are written as the JSON text they are.
+    @Test func scalarToolArgumentsDoNotStopTheServer() async throws {
+        let engine = BatchEngine(TestModels.tiny, parallel: 1, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine)
+        defer { running.stop() }
+        let chat = running.base + "/v1/chat/completions", messages = running.base + "/v1/messages"
+        for input in [#""text""#, "5", "null", "true", "[1, 2]"] {
+            let anthropic = try await post(messages, #"{"max_tokens": 2, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": \#(input)}]}, {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]}"#)
+            #expect(anthropic.status == 200 || anthropic.status == 400, "\(input): \(anthropic.status) \(errorMessage(anthropic))")
+            let openAI = try await post(chat, #"{"max_tokens": 2, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": \#(input)}}]}, {"role": "tool", "tool_call_id": "c", "content": "ok"}]}"#)
+            #expect(openAI.status == 200 || openAI.status == 400, "\(input): \(openAI.status) \(errorMessage(openAI))")
+        }
+        #expect(try await http("GET", running.base + "/health").status == 200)
+    }
+
     /// Every field a client controls has a bound, refused with a 400 that names it.
     @Test func everyFieldHasABound() async throws {
         let engine = BatchEngine(TestModels.tiny, parallel: 2, contextLength: 256, threads: 2)
