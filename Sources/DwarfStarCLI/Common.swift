@@ -55,7 +55,7 @@ struct ModelOptions: ParsableArguments {
     /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
     /// shared pool.
     func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
-        if let problem = InferenceState.kvTypeProblem(kvElementType, loaded.model.config) { throw ValidationError(problem) }
+        if let problem = loaded.model.kvTypeProblem(kvElementType) { throw ValidationError(problem) }
         let ctx = contextLength ?? contextSize
         var pool: KVPagePool? = nil
         if kvBudget != nil || kvDisk != nil {

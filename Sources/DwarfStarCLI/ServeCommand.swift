@@ -64,7 +64,7 @@ struct Serve: ParsableCommand {
         do {
             let loaded = try modelOptions.load()
             let kvType = modelOptions.kvElementType
-            if let problem = InferenceState.kvTypeProblem(kvType, loaded.model.config) { throw ValidationError(problem) }
+            if let problem = loaded.model.kvTypeProblem(kvType) { throw ValidationError(problem) }
             let ctx = modelOptions.contextSize ?? min(loaded.model.config.contextLength, 4096)
             let chunk = max(1, min(prefillChunk, modelOptions.batch))
             let budget = try modelOptions.kvBudget.map(parseByteSize) ?? parallel * loaded.kvBytes(contextLength: ctx, batch: chunk, type: kvType)

@@ -81,8 +81,8 @@ struct Logits: ParsableCommand {
             let gguf = try GGUFFile(path: path)
             let model = try ModelRegistry.load(gguf)
             let ctx = modelOptions.contextSize ?? (ids.count + greedy + 1)
-            if let problem = InferenceState.kvTypeProblem(modelOptions.kvElementType, model.config) { throw ValidationError(problem) }
-            let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: modelOptions.batch,
+            if let problem = model.kvTypeProblem(modelOptions.kvElementType) { throw ValidationError(problem) }
+            let state = InferenceState(model: model, contextLength: ctx, maxBatch: modelOptions.batch,
                                        threads: modelOptions.threads ?? 1, kvType: modelOptions.kvElementType)
             let v = model.vocabularySize
             let logits = try model.forward(ids, startPosition: 0, state: state, logits: .all)

@@ -170,11 +170,11 @@ public final class BatchEngine: @unchecked Sendable {
         self.maxQueue = max(0, maxQueue)
         let batch = max(self.parallel + 1, maxBatch)
         self.prefillChunk = max(1, min(prefillChunk, batch - self.parallel))
-        let shape = InferenceState.kvShape(loaded.model.config)
+        let shape = loaded.model.kvShape()
         pool = kvPool ?? KVPagePool(
             shape: shape, pageTokens: InferenceState.defaultPageTokens,
             budgetBytes: kvBudgetBytes ?? self.parallel * loaded.kvBytes(contextLength: ctx, batch: self.prefillChunk, type: shape.type))
-        state = InferenceState(config: loaded.model.config, contextLength: ctx, maxBatch: batch,
+        state = InferenceState(model: loaded.model, contextLength: ctx, maxBatch: batch,
                                threads: threads ?? WorkerPool.defaultThreadCount, kvPool: pool)
         let t = Thread { [weak self] in self?.run() }
         t.name = "dwarfstar-engine"

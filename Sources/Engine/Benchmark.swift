@@ -35,7 +35,7 @@ public enum Benchmark {
     public static func run(model: TransformerModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
                            threads: Int, batch: Int = 512, kvType: KVType = .f32) throws -> BenchSample {
         let ctx = max(promptTokens + generatedTokens, 16)
-        let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvType: kvType)
+        let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: threads, kvType: kvType)
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var samples: [Double] = []
         for rep in 0...max(repetitions, 1) {
@@ -74,11 +74,11 @@ public enum Benchmark {
         var reused = 0
         for _ in 0..<max(1, repetitions) {
             let shared = (0..<prefix).map { _ in rng.next() }
-            let pool = KVPagePool(shape: InferenceState.kvShape(model.config), pageTokens: InferenceState.defaultPageTokens,
-                                  capacity: 2 * InferenceState.privatePoolPages(model.config, contextLength: ctx, maxBatch: batch))
+            let pool = KVPagePool(shape: model.kvShape(), pageTokens: InferenceState.defaultPageTokens,
+                                  capacity: 2 * model.privatePoolPages(contextLength: ctx, maxBatch: batch))
             pool.checkpointLimit = stateCheckpoints
             func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
-                let state = InferenceState(config: model.config, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
+                let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
                 defer { state.pool.park() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)

@@ -72,20 +72,20 @@ public final class LoadedModel: @unchecked Sendable {
         defer { poolLock.unlock() }
         if let p = sharedPool { return p }
         let disk = try diskDirectory.map { try KVDiskTier(directory: $0, budgetBytes: diskBudgetBytes) }
-        let p = KVPagePool(shape: InferenceState.kvShape(model.config, type: type), pageTokens: InferenceState.defaultPageTokens,
+        let p = KVPagePool(shape: model.kvShape(type: type), pageTokens: InferenceState.defaultPageTokens,
                            budgetBytes: budgetBytes, disk: disk)
         sharedPool = p
         return p
     }
 
     /// Bytes of KV one position takes (all layers).
-    public func kvBytesPerPosition(_ type: KVType = .f32) -> Int { InferenceState.kvShape(model.config, type: type).bytesPerPosition }
+    public func kvBytesPerPosition(_ type: KVType = .f32) -> Int { model.kvShape(type: type).bytesPerPosition }
 
     /// Bytes of KV pages one sequence of `contextLength` positions needs at most (sliding-window layers
     /// count only their window).
     public func kvBytes(contextLength: Int, batch: Int, type: KVType = .f32) -> Int {
-        let shape = InferenceState.kvShape(model.config, type: type)
-        return InferenceState.privatePoolPages(model.config, type: type, contextLength: contextLength, maxBatch: batch)
+        let shape = model.kvShape(type: type)
+        return model.privatePoolPages(type: type, contextLength: contextLength, maxBatch: batch)
             * KVPagePool.pageBytes(shape, pageTokens: InferenceState.defaultPageTokens)
     }
 

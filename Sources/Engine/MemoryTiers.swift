@@ -72,7 +72,7 @@ extension LoadedModel {
     public func sessionScratchBytes(batch: Int, threads: Int = WorkerPool.defaultThreadCount) -> Int {
         let before = LoadedModel.currentResidentBytes()
         let measured: Int = {
-            let state = InferenceState(config: model.config, contextLength: 16, maxBatch: batch, threads: threads)
+            let state = InferenceState(model: model, contextLength: 16, maxBatch: batch, threads: threads)
             return withExtendedLifetime(state) { LoadedModel.currentResidentBytes() - before }
         }()
         return max(64 << 20, measured + (8 << 20))
@@ -273,9 +273,9 @@ extension LoadedModel {
     /// experts chosen uniformly (hit rate = slots / experts).
     public func bytesPerToken(_ plan: WeightPlacement) -> (ram: Int, storage: Int) {
         let total = model.weightBytesPerToken
-        guard plan.streaming, plan.expertCount > 0, let moe = model.config.moe else { return (total, 0) }
-        let moeLayers = model.moeBlocks.count
-        let expertsPerToken = moeLayers * moe.expertsUsed
+        let blocks = model.moeBlocks
+        guard plan.streaming, plan.expertCount > 0, !blocks.isEmpty else { return (total, 0) }
+        let expertsPerToken = blocks.reduce(0) { $0 + $1.weights.config.expertsUsed }
         let routed = expertsPerToken * plan.expertBytesEach
         let missRate = 1 - Double(plan.slots) / Double(plan.expertCount)
         let fromStorage = Int(Double(routed) * missRate)

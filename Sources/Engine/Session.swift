@@ -47,7 +47,7 @@ public final class Session: @unchecked Sendable {
         self.loaded = loaded
         // Default like llama.cpp/Ollama users expect: the trained context, capped at 4096 tokens.
         let ctx = contextLength ?? min(loaded.model.config.contextLength, 4096)
-        state = InferenceState(config: loaded.model.config, contextLength: max(ctx, 16), maxBatch: batch,
+        state = InferenceState(model: loaded.model, contextLength: max(ctx, 16), maxBatch: batch,
                                threads: threads ?? WorkerPool.defaultThreadCount, kvType: kvType, kvPool: kvPool)
     }
 

@@ -108,8 +108,7 @@ public final class DeepSeek4Cache: SequenceSideState {
     let indexers: [CompressorState?]
 
     /// halfEntries: compressed entries and indexer keys stored as IEEE half (half the bytes per token).
-    init(config c: ModelConfig, weights: DeepSeek4Weights, halfEntries: Bool) {
-        let ds = c.deepseek4!
+    init(config ds: DeepSeek4Config, weights: DeepSeek4Weights, halfEntries: Bool) {
         window = ds.window
         headDim = ds.headDim
         raw = weights.layers.map { _ in FloatBuffer(count: ds.window * ds.headDim) }
@@ -137,6 +136,7 @@ public final class DeepSeek4Cache: SequenceSideState {
 
 /// Per-session buffers of the DeepSeek V4 forward pass (sized for the largest batch).
 final class DeepSeek4Scratch {
+    let moe: MoEScratch
     let streams, streamsNext, flat: FloatBuffer      // [B, hc · e]
     let mix: FloatBuffer                             // [B, mixes]
     let post, comb: FloatBuffer                      // [B, hc], [B, hc · hc]
@@ -163,8 +163,9 @@ final class DeepSeek4Scratch {
     let entryRow: FloatBuffer                        // [max(d, dI)] one entry being pooled
     let threads: Int
 
-    init(config c: ModelConfig, maxBatch b: Int, threads: Int) {
-        let ds = c.deepseek4!, e = c.embeddingLength, h = c.headCount, d = ds.headDim
+    init(config c: ModelConfig, _ ds: DeepSeek4Config, moe: MoEConfig, maxBatch b: Int, threads: Int) {
+        let e = c.embeddingLength, h = c.headCount, d = ds.headDim
+        self.moe = MoEScratch(config: moe, embedding: e, maxBatch: b)
         let wide = 2 * max(d, ds.indexerHeadDim)
         self.threads = threads
         streams = FloatBuffer(count: b * ds.streams * e); streamsNext = FloatBuffer(count: b * ds.streams * e)

@@ -16,16 +16,18 @@ import Darwin
 public enum DeepSeek2Architecture: Architecture {
     public static let name = "deepseek2"
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        try configureLatentMoE(&config, gguf: gguf, architecture: name, defaultGating: .softmax)
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        let hooks = try latentMoEHooks(&config, gguf: gguf, architecture: name, defaultGating: .softmax)
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 
     /// MLA + DeepSeek MoE from `<architecture>.*` keys (shared with the architectures built on them).
-    static func configureLatentMoE(_ config: inout ModelConfig, gguf: GGUFFile, architecture name: String,
-                                   defaultGating: ExpertGating) throws {
+    static func latentMoEHooks(_ config: inout ModelConfig, gguf: GGUFFile, architecture name: String,
+                               defaultGating: ExpertGating) throws -> StandardHooks {
         func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
-        config.ropeStyle = .interleaved
-        config.activation = .silu
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .interleaved
+        hooks.activation = .silu
         guard let kvLora = int("attention.kv_lora_rank"), kvLora > 0 else {
             throw ModelError.missingMetadata(file: gguf.path, key: "\(name).attention.kv_lora_rank")
         }
@@ -40,14 +42,15 @@ public enum DeepSeek2Architecture: Architecture {
         var mscale: Float = 1
         if let yarn = config.yarn { mscale = 1 + yarn.logMultiplier * logf(yarn.factor) }
         config.ropeMagnitude = 1
-        config.mla = LatentAttentionConfig(qLoraRank: qLora, kvLoraRank: kvLora, nopeDim: keyMLA - ropeDim, ropeDim: ropeDim,
+        hooks.latentAttention = LatentAttentionConfig(qLoraRank: qLora, kvLoraRank: kvLora, nopeDim: keyMLA - ropeDim, ropeDim: ropeDim,
                                            valueDim: valueMLA, scale: mscale * mscale / Float(keyMLA).squareRoot())
         // The cache and attention kernels see MQA over rows of latent + rope key.
         config.headCountKV = 1
         config.headDimK = kvLora + ropeDim
         config.headDimV = kvLora
         if int("expert_count") ?? 0 > 0 {
-            try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: defaultGating), gguf: gguf)
+            hooks.moe = try MoEConfig.read(gguf, name, defaultGating: defaultGating)
         }
+        return hooks
     }
 }

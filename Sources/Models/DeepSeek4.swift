@@ -8,6 +8,7 @@
 
 import GGUF
 import Kernels
+import KVCache
 
 public struct DeepSeek4Config: Sendable {
     /// Hyper-connection streams (hc), Sinkhorn iterations and epsilon.
@@ -125,7 +126,7 @@ public struct DeepSeek4Weights: @unchecked Sendable {
 public enum DeepSeek4Architecture: Architecture {
     public static let name = "deepseek4"
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
         func required(_ key: String) throws -> Int {
             guard let v = value(key)?.int else { throw ModelError.missingMetadata(file: gguf.path, key: "\(name).\(key)") }
@@ -173,10 +174,69 @@ public enum DeepSeek4Architecture: Architecture {
         }
         var withCSA = ds
         withCSA.csaLayers = (0..<layers).map { gguf.tensor(DeepSeek4TensorName.indexerCompressorKV($0).name) != nil }
-        config.deepseek4 = withCSA
-        config.ropeStyle = .interleaved
-        config.activation = .silu
-        try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: .sqrtSoftplus), gguf: gguf)
+        var moe = try MoEConfig.read(gguf, name, defaultGating: .sqrtSoftplus)
+        _ = try moe.locate(in: gguf, layers: layers)
+        return DeepSeek4Stack(config: config, deepseek: withCSA, moe: moe,
+                              weights: try WeightReader(gguf).deepSeek4(config, withCSA, moe: moe))
+    }
+}
+
+/// DeepSeek V4's layers (DeepSeek4Forward.swift runs them): hyper-connection streams, compressed
+/// attention with its cache beside the pages, MoE.
+final class DeepSeek4Stack: LayerStack, @unchecked Sendable {
+    let config: ModelConfig
+    let deepseek: DeepSeek4Config
+    let moe: MoEConfig
+    let weights: DeepSeek4Weights
+
+    init(config: ModelConfig, deepseek: DeepSeek4Config, moe: MoEConfig, weights: DeepSeek4Weights) {
+        self.config = config; self.deepseek = deepseek; self.moe = moe; self.weights = weights
+    }
+
+    var activations: ActivationShape { ActivationShape(config) }
+
+    func makeScratch(maxBatch: Int, threads: Int) -> AnyObject? {
+        DeepSeek4Scratch(config: config, deepseek, moe: moe, maxBatch: maxBatch, threads: threads)
+    }
+
+    /// The compressed cache lives beside the pages (KVSequence.auxiliary, its entries F32 or half for
+    /// narrower KV types); the pages only carry the sequence's tokens and positions.
+    func kvShape(type: KVType) -> KVShape {
+        let side = deepseek.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2).rounded(.up)
+        return KVShape(layers: 1, kRowFloats: type.blockSize, vRowFloats: 0, type: type, retention: [.all],
+                       sideBytesPerPosition: Int(side), sideFixedBytes: deepseek.fixedSideBytes)
+    }
+
+    /// Any KV type: the pages hold no head rows.
+    func kvTypeProblem(_ type: KVType) -> String? { nil }
+
+    func kvFootprint(type: KVType) -> KVFootprint {
+        KVFootprint(bytesPerToken: deepseek.compressedBytesPerPosition(elementBytes: type == .f32 ? 4 : 2), fixedBytes: deepseek.fixedSideBytes)
+    }
+
+    var keepsSideState: Bool { true }
+    func makeSideState(kvType: KVType) -> KVSideState? { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: kvType != .f32) }
+
+    /// Raw windows, compressor rings and the compressed entries of `contextLength` positions.
+    func sideStateBytes(contextLength: Int, type: KVType) -> Int {
+        let f = kvFootprint(type: type)
+        return f.fixedBytes + Int(f.bytesPerToken * Double(contextLength))
+    }
+
+    var moeBlocks: [(layer: Int, weights: MoEWeights)] { weights.layers.enumerated().map { ($0.offset, $0.element.moe) } }
+
+    var weightBytesPerToken: Int {
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = 0
+        for l in weights.layers {
+            let a = l.attention
+            for m in [a.qA, a.qB, a.kv, a.outputB, l.hcAttention.fn, l.hcFFN.fn] + a.outputA { total += bytes(m) }
+            for m in [a.compressor?.kv, a.compressor?.gate, a.indexerCompressor?.kv, a.indexerCompressor?.gate, a.indexerQB, a.indexerProj] {
+                if let m { total += bytes(m) }
+            }
+            total += l.moe.bytesPerToken()
+        }
+        return total
     }
 }
 
@@ -199,8 +259,8 @@ extension WeightReader {
                                  ratio: ratio, width: width, overlapping: overlapping)
     }
 
-    func deepSeek4(_ c: ModelConfig) throws -> DeepSeek4Weights {
-        let ds = c.deepseek4!, e = c.embeddingLength, h = c.headCount, d = ds.headDim
+    func deepSeek4(_ c: ModelConfig, _ ds: DeepSeek4Config, moe m: MoEConfig) throws -> DeepSeek4Weights {
+        let e = c.embeddingLength, h = c.headCount, d = ds.headDim
         typealias N = DeepSeek4TensorName
         var layers: [DeepSeek4LayerWeights] = []
         for l in 0..<c.layerCount {
@@ -235,18 +295,18 @@ extension WeightReader {
                     attention.indexerProj = try matrix(named: MoETensorName.indexerProj(l).name, rows: ds.indexerHeads, cols: e)
                 }
             }
-            var moe = try self.moe(l, c, c.moe!)
+            var moe = try self.moe(l, c, m)
             moe.swigluLimit = ds.swigluLimits[l]
             moe.sharedSwigluLimit = ds.sharedSwigluLimits[l]
             if l < ds.hashLayers {
                 let name = N.hashExperts(l).name
-                let used = c.moe!.expertsUsed
+                let used = m.expertsUsed
                 guard let info = gguf.tensor(name), info.type == .i32, info.dims.count == 2, info.dims[0] == used, info.dims[1] >= c.vocabularySize else {
                     throw ModelError.missingTensor(file: gguf.path, name: "\(name) (I32 [\(used), vocabulary])")
                 }
                 let table = UnsafeBufferPointer(start: gguf.data(of: info).assumingMemoryBound(to: Int32.self), count: info.elementCount)
-                guard table.allSatisfy({ $0 >= 0 && Int($0) < c.moe!.expertCount }) else {
-                    throw ModelError.invalidConfig(file: gguf.path, message: "\(name) names an expert outside 0..<\(c.moe!.expertCount)")
+                guard table.allSatisfy({ $0 >= 0 && Int($0) < m.expertCount }) else {
+                    throw ModelError.invalidConfig(file: gguf.path, message: "\(name) names an expert outside 0..<\(m.expertCount)")
                 }
                 moe.hashExperts = Int32Buffer(table)
             }

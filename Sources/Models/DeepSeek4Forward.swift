@@ -107,35 +107,50 @@ struct DeepSeek4Part {
     let count: Int
 }
 
-extension TransformerModel {
-    /// forwardBatch for DeepSeek V4: every segment (one sequence's consecutive tokens) in one pass.
-    func forwardDeepSeek4(_ tokens: UnsafePointer<Int32>, segments: [BatchSegment], state s: InferenceState,
-                          logitRows: [Int], logitsOffset: Int) {
-        guard let weights = deepseek4, let x = s.deepseek4Scratch else { return }
+extension DeepSeek4Stack {
+    /// Every segment (one sequence's consecutive tokens) in one pass; each sequence's compressed cache
+    /// first brought to the segment's start (replaying its history when it stands elsewhere).
+    func forward(_ p: ForwardPass) {
+        let s = p.state, x = s.scratch(DeepSeek4Scratch.self)
         var parts: [DeepSeek4Part] = []
-        for seg in segments {
+        for seg in p.segments {
+            let halfEntries = seg.cache.pool.shape.type != .f32
             let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
-                                            make: { makeSideState(kvType: seg.cache.pool.shape.type) as! DeepSeek4Cache }) {
+                                            make: { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: halfEntries) }) {
                 history, start, n, cache in
-                runDeepSeek4(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], weights: weights,
-                             state: s, scratch: x, logitRows: [], logitsDestination: s.logits)
+                run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x)
             }
             parts.append(DeepSeek4Part(cache: cache, start: seg.start, offset: seg.offset, count: seg.count))
         }
         // Decode rows (they lead the batch) through the single-token kernel over cached blocks of weight
         // rows, as each would run alone; prompt rows through the multi-token one.
-        s.matmul.decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
+        s.matmul.decodeRows = p.decodeRows
         defer { s.matmul.decodeRows = nil }
-        runDeepSeek4(tokens, parts: parts, weights: weights, state: s, scratch: x, logitRows: logitRows,
-                     logitsDestination: s.logits + logitsOffset * vocabularySize)
+        run(p.tokens, parts: parts, pass: p, scratch: x)
+    }
+
+    /// Head input of logit row `index` (batch row `row`): the streams collapsed by the output
+    /// hyper-connection, y = Σ_k σ(fn_k · rmsnorm(streams) · scale + base_k) + ε) · stream_k.
+    func headInput(row: Int, index i: Int, pass p: ForwardPass) -> UnsafePointer<Float> {
+        let x = p.state.scratch(DeepSeek4Scratch.self), ds = deepseek, e = config.embeddingLength, n = ds.streams, width = n * e
+        let out = weights.outputHc, scale = out.scale.pointer[0], base = out.base.pointer
+        let st = UnsafePointer(x.streams.pointer) + row * width
+        Kernels.rmsNorm(st, nil, into: x.flat.pointer, count: width, epsilon: config.rmsEpsilon)
+        let y = x.column.pointer + i * e
+        y.update(repeating: 0, count: e)
+        for k in 0..<n {
+            out.fn.dequantizeRow(k, into: x.mix.pointer)
+            let m = Kernels.dot(x.mix.pointer, x.flat.pointer, width)
+            let pre = 1 / (1 + expf(-(m * scale + base[k]))) + ds.hcEpsilon
+            Kernels.axpy(y, st + k * e, pre, count: e)
+        }
+        return UnsafePointer(y)
     }
 
     /// The rows of `parts` (each: one sequence's tokens at positions start ..< +count, rows offset ..<
-    /// +count, in order); logits of `logitRows` (ascending) written consecutively at logitsDestination.
-    private func runDeepSeek4(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], weights: DeepSeek4Weights,
-                              state s: InferenceState, scratch x: DeepSeek4Scratch, logitRows: [Int],
-                              logitsDestination: UnsafeMutablePointer<Float>) {
-        let c = config, ds = c.deepseek4!, e = c.embeddingLength, n = ds.streams, width = n * e
+    /// +count, in order); the final streams stay in the scratch's `streams`.
+    private func run(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], pass p: ForwardPass, scratch x: DeepSeek4Scratch) {
+        let s = p.state, c = config, ds = deepseek, e = c.embeddingLength, n = ds.streams, width = n * e
         let eps = c.rmsEpsilon, mm = s.matmul
         let T = parts.last.map { $0.offset + $0.count } ?? 0
         let ropes = weights.ropes
@@ -144,7 +159,7 @@ extension TransformerModel {
         for part in parts {
             for t in part.offset..<(part.offset + part.count) {
                 let position = part.start + t - part.offset
-                tokenEmbedding.dequantizeRow(Int(tokens[t]), into: S + t * width)
+                p.embedding.embed(tokens[t], into: S + t * width)
                 for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
                 ropes.main.fill(x.mainTable.pointer + t * ds.ropeDim, position: position)
                 ropes.compress.fill(x.compressTable.pointer + t * ds.ropeDim, position: position)
@@ -173,8 +188,8 @@ extension TransformerModel {
             let decodeRows = mm.decodeRows
             mm.decodeRows = nil
             if (decodeRows ?? 0) >= T { mm.perTokenBelow = 8 }
-            MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
-                             scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, tokenIDs: tokens)
+            MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
+                             scratch: x.moe, matmul: mm, layer: l, cache: p.experts, tokenIDs: tokens)
             mm.perTokenBelow = 0
             mm.decodeRows = decodeRows
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
@@ -182,32 +197,14 @@ extension TransformerModel {
             swap(&S, &next)
         }
         for part in parts { part.cache.count = part.start + part.count }
-        // Head on the wanted rows: collapse the streams, norm, output projection.
-        guard !logitRows.isEmpty else { return }
-        let out = weights.outputHc, scale = out.scale.pointer[0], base = out.base.pointer
-        for (i, row) in logitRows.enumerated() {
-            let st = S + row * width
-            Kernels.rmsNorm(st, nil, into: x.flat.pointer, count: width, epsilon: eps)
-            let y = x.column.pointer + i * e
-            y.update(repeating: 0, count: e)
-            for k in 0..<n {
-                out.fn.dequantizeRow(k, into: x.mix.pointer)
-                let m = Kernels.dot(x.mix.pointer, x.flat.pointer, width)
-                let pre = 1 / (1 + expf(-(m * scale + base[k]))) + ds.hcEpsilon
-                Kernels.axpy(y, st + k * e, pre, count: e)
-            }
-            Kernels.rmsNorm(y, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps)
-        }
-        let decodeRows = mm.decodeRows
-        if let rows = decodeRows { mm.decodeRows = logitRows.filter { $0 < rows }.count }   // the head's inputs are the logit rows
-        mm.multiply(output, s.xn, tokens: logitRows.count, into: logitsDestination)
-        mm.decodeRows = decodeRows
+        // The streams end where headInput reads them (an odd number of swaps leaves them in streamsNext).
+        if S != x.streams.pointer { x.streams.pointer.update(from: S, count: T * width) }
     }
 
     /// s.o[t] = attention output (e floats) of the T rows of layer l; appends to each part's cache.
     private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, parts: [DeepSeek4Part],
                                     ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch) {
-        let c = config, ds = c.deepseek4!, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
+        let c = config, ds = deepseek, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
         let mm = s.matmul, rd = ds.ropeDim, window = ds.window
         let compressed = ds.compressRatios[l] > 0
         let rope = compressed ? ropes.compress : ropes.main

@@ -8,10 +8,12 @@ import GGUF
 
 public enum GLM4MoEArchitecture: Architecture {
     public static let name = "glm4moe"
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .neox
-        config.activation = .silu
-        config.ffnNormIsPostAttentionNorm = true
-        try config.enableMoE(try MoEConfig.read(gguf, name, defaultGating: .sigmoid), gguf: gguf)
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .neox
+        hooks.activation = .silu
+        hooks.ffnNormStoredAsPostAttention = true
+        hooks.moe = try MoEConfig.read(gguf, name, defaultGating: .sigmoid)
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

@@ -10,10 +10,10 @@ import GGUF
 public enum GLMDSAArchitecture: Architecture {
     public static let name = "glm-dsa"
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        try DeepSeek2Architecture.configureLatentMoE(&config, gguf: gguf, architecture: name, defaultGating: .sigmoid)
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        var hooks = try DeepSeek2Architecture.latentMoEHooks(&config, gguf: gguf, architecture: name, defaultGating: .sigmoid)
         func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
-        config.mla?.latentNormEpsilon = 1e-6
+        hooks.latentAttention?.latentNormEpsilon = 1e-6
         guard let heads = int("attention.indexer.head_count"), let headDim = int("attention.indexer.key_length"),
               let topK = int("attention.indexer.top_k") else {
             throw ModelError.missingMetadata(file: gguf.path, key: "\(name).attention.indexer.head_count / key_length / top_k")
@@ -26,6 +26,7 @@ public enum GLMDSAArchitecture: Architecture {
         guard heads > 0, headDim >= config.ropeDimensions, topK > 0, full.first == true else {
             throw ModelError.invalidConfig(file: gguf.path, message: "indexer: \(heads) heads × \(headDim), top_k \(topK), layer 0 must have its own indexer")
         }
-        config.mla?.indexer = SparseIndexerConfig(heads: heads, headDim: headDim, topK: topK, fullLayers: full, keyNormEpsilon: 1e-6)
+        hooks.latentAttention?.indexer = SparseIndexerConfig(heads: heads, headDim: headDim, topK: topK, fullLayers: full, keyNormEpsilon: 1e-6)
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

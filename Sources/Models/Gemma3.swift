@@ -10,20 +10,21 @@ public enum Gemma3Architecture: Architecture {
     /// One global layer after every five local ones.
     public static let slidingPattern = 6
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .neox
-        config.activation = .geluTanh
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .neox
+        hooks.activation = .geluTanh
         config.embeddingScale = Float(config.embeddingLength).squareRoot()
         if config.ropeBaseSliding == nil { config.ropeBaseSliding = 10_000 }
         // Linear RoPE scaling (the 4B+ models) applies to global layers only (Rope built per base).
-        config.slidingLayers = (0..<config.layerCount).map { ($0 + 1) % slidingPattern != 0 }
-        if config.slidingWindow == nil { config.slidingLayers = Array(repeating: false, count: config.layerCount) }
         if let window = config.slidingWindow {
-            config.attentionSpans = config.slidingLayers.map { $0 ? .sliding(window) : .full }
+            hooks.slidingRopeLayers = (0..<config.layerCount).map { ($0 + 1) % slidingPattern != 0 }
+            hooks.spans = hooks.slidingRopeLayers.map { $0 ? .sliding(window) : .full }
         }
         let is27B = config.layerCount == 62
-        config.attentionScale = is27B
+        hooks.attentionScale = is27B
             ? 1 / Float(config.embeddingLength / config.headCount).squareRoot()
             : 1 / Float(config.headDimK).squareRoot()
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

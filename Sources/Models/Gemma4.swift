@@ -64,7 +64,7 @@ struct Gemma4Weights: @unchecked Sendable {
 public enum Gemma4Architecture: Architecture {
     public static let name = "gemma4"
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
         let n = config.layerCount
         /// A per-layer key given as an array or one scalar.
@@ -99,29 +99,30 @@ public enum Gemma4Architecture: Architecture {
             layers.append(.init(sliding: pattern[l], headDim: pattern[l] ? slidingDim : fullDim, kvHeads: kvHeads[source],
                                 feedForward: ffn[l], kvLayer: source, ownsKV: l < owners))
         }
-        config.gemma4 = Gemma4Config(layers: layers, kvLayers: owners, window: window,
-                                     perLayerInput: value("embedding_length_per_layer_input")?.int ?? 0)
-        config.ropeStyle = .neox
-        config.activation = .geluTanh
+        let g = Gemma4Config(layers: layers, kvLayers: owners, window: window,
+                             perLayerInput: value("embedding_length_per_layer_input")?.int ?? 0)
         config.embeddingScale = Float(config.embeddingLength).squareRoot()
-        config.attentionScale = 1
         config.finalLogitSoftcap = config.finalLogitSoftcap ?? 30
         config.feedForwardLength = ffn.max() ?? 0
-        config.headDimK = max(fullDim, slidingDim, config.gemma4!.kvRowFloats)
+        config.headDimK = max(fullDim, slidingDim, g.kvRowFloats)
         config.headDimV = config.headDimK
         config.headCountKV = 1
         config.slidingWindow = window
+        var moe: MoEConfig? = nil, moeLayers = Array(repeating: false, count: n)
         if value("expert_count")?.int ?? 0 > 0 {
             var m = try MoEConfig.read(gguf, name, defaultGating: .softmax)
             m.normalizeWeights = true
-            try config.enableMoE(m, gguf: gguf)
+            moeLayers = try m.locate(in: gguf, layers: n)
+            moe = m
         }
+        return try Gemma4Stack(config: config, gemma: g, moe: moe,
+                               weights: try WeightReader(gguf).gemma4(config, g, moe: moe, moeLayers: moeLayers))
     }
 }
 
 extension WeightReader {
-    func gemma4(_ c: ModelConfig) throws -> Gemma4Weights {
-        let g = c.gemma4!, e = c.embeddingLength, h = c.headCount
+    func gemma4(_ c: ModelConfig, _ g: Gemma4Config, moe: MoEConfig?, moeLayers: [Bool]) throws -> Gemma4Weights {
+        let e = c.embeddingLength, h = c.headCount
         var layers: [Gemma4LayerWeights] = []
         for (l, kind) in g.layers.enumerated() {
             let d = kind.headDim
@@ -141,7 +142,7 @@ extension WeightReader {
                 w.wv = has(.attnV(l)) ? try matrix(.attnV(l), rows: kind.kvHeads * d, cols: e) : nil
                 w.kNorm = try vector(.attnKNorm(l), count: d)
             }
-            if let m = c.moe, c.moeLayers[l] {
+            if let m = moe, moeLayers[l] {
                 var moe = try self.moe(l, c, m)
                 moe.expertScale = try vector(named: "blk.\(l).ffn_down_exps.scale", count: m.expertCount)
                 w.moe = moe
@@ -185,14 +186,16 @@ extension WeightReader {
 
 /// Per-session Gemma 4 buffers beyond InferenceState's (sized for the largest batch).
 final class Gemma4Scratch {
+    let moe: MoEScratch?
     let perLayerInputs: FloatBuffer   // [B, L · P]
     let perLayerRow: FloatBuffer      // [L · P] one token's table row
     let gateP: FloatBuffer            // [B, P]
     let branch: FloatBuffer           // [B, e]
     let router: FloatBuffer           // [B, e]
     let slidingTable, fullTable: FloatBuffer   // [B, rope] cos/sin of each token, per kind of layer
-    init(config c: ModelConfig, maxBatch b: Int) {
-        let g = c.gemma4!, e = c.embeddingLength
+    init(config c: ModelConfig, _ g: Gemma4Config, moe: MoEConfig?, maxBatch b: Int) {
+        let e = c.embeddingLength
+        self.moe = moe.map { MoEScratch(config: $0, embedding: e, maxBatch: b) }
         perLayerInputs = FloatBuffer(count: b * max(1, c.layerCount * g.perLayerInput))
         perLayerRow = FloatBuffer(count: max(1, c.layerCount * g.perLayerInput))
         gateP = FloatBuffer(count: b * max(1, g.perLayerInput))
@@ -203,26 +206,56 @@ final class Gemma4Scratch {
     }
 }
 
-extension TransformerModel {
-    func forwardGemma4(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
-                       logitRows: [Int], logitsOffset: Int) {
-        guard let weights = gemma4, let x = s.gemma4Scratch else { return }
-        let c = config, g = c.gemma4!, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
+/// Gemma 4's layers: per-layer shapes, shared KV, per-layer embeddings, dense MLP + MoE branch.
+final class Gemma4Stack: LayerStack, @unchecked Sendable {
+    let config: ModelConfig
+    let gemma: Gemma4Config
+    let moe: MoEConfig?
+    let weights: Gemma4Weights
+
+    init(config: ModelConfig, gemma: Gemma4Config, moe: MoEConfig?, weights: Gemma4Weights) {
+        self.config = config; self.gemma = gemma; self.moe = moe; self.weights = weights
+    }
+
+    var activations: ActivationShape { ActivationShape(config) }
+    /// Not batch invariant: every row runs through the multi-token kernels.
+    var batchInvariant: Bool { false }
+
+    func makeScratch(maxBatch: Int, threads: Int) -> AnyObject? { Gemma4Scratch(config: config, gemma, moe: moe, maxBatch: maxBatch) }
+
+    /// One KV layer per layer that writes K/V (shared layers read another's), rows as wide as the widest
+    /// layer's; sliding layers keep their window.
+    func kvShape(type: KVType) -> KVShape {
+        let g = gemma, owners = g.layers.filter(\.ownsKV)
+        return KVShape(layers: g.kvLayers, kRowFloats: g.kvRowFloats, vRowFloats: g.kvRowFloats, type: type,
+                       retention: owners.map { $0.sliding ? .window(g.window) : .all })
+    }
+
+    func kvTypeProblem(_ type: KVType) -> String? { Self.blockProblem(type, headSizes: [config.headDimK, config.headDimV]) }
+
+    var moeBlocks: [(layer: Int, weights: MoEWeights)] { weights.layers.enumerated().compactMap { l, w in w.moe.map { (l, $0) } } }
+
+    var weightBytesPerToken: Int {
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = 0
+        for l in weights.layers {
+            for m in [l.wq, l.wo, l.mlp.gate, l.mlp.up, l.mlp.down] + [l.wk, l.wv, l.inputGate, l.projection].compactMap({ $0 }) { total += bytes(m) }
+            if let moe = l.moe { total += moe.bytesPerToken() }
+        }
+        return total
+    }
+
+    func forward(_ p: ForwardPass) {
+        let s = p.state, T = p.count, tokens = p.tokens, segments = p.segments, x = s.scratch(Gemma4Scratch.self)
+        let c = config, g = gemma, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
         let h = s.x, xn = s.xn, o = s.o
         mm.decodeRows = nil
-        for (i, seg) in segments.enumerated() {
-            for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
-        }
-        let scale = c.embeddingScale ?? 1
         // RoPE cos/sin of every token, once per call for each kind of layer.
         for t in 0..<T {
             weights.ropeSliding.fill(x.slidingTable.pointer + t * weights.ropeSliding.dimensions, position: s.positions[t])
             weights.ropeFull.fill(x.fullTable.pointer + t * weights.ropeFull.dimensions, position: s.positions[t])
         }
-        for t in 0..<T {
-            tokenEmbedding.dequantizeRow(Int(tokens[t]), into: h + t * e)
-            for i in 0..<e { h[t * e + i] *= scale }
-        }
+        for t in 0..<T { p.embed(t, into: h + t * e) }
         // Per-layer inputs: (rmsnorm_slice(W_ple · h / √E) + table[token] · √P) / √2.
         let P = g.perLayerInput, L = c.layerCount
         if P > 0, let table = weights.perLayerTable, let proj = weights.perLayerProjection, let norm = weights.perLayerNorm {
@@ -262,8 +295,8 @@ extension TransformerModel {
                     Kernels.rmsNorm(h + t * e, rs.pointer, into: router + t * e, count: e, epsilon: eps)
                     Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
                 }
-                MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, config: c.moe!, embedding: e, activation: .geluTanh,
-                                 scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache, routerInput: router)
+                MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, embedding: e, activation: .geluTanh,
+                                 scratch: x.moe!, matmul: mm, layer: l, cache: p.experts, routerInput: router)
                 for t in 0..<T {
                     Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
                     Kernels.add(o + t * e, branch + t * e, count: e)
@@ -286,14 +319,6 @@ extension TransformerModel {
             }
             if w.layerScale != 1 { for i in 0..<(T * e) { h[i] *= w.layerScale } }
         }
-        // Head: norm, tied embedding, softcap.
-        guard !logitRows.isEmpty else { return }
-        for (i, row) in logitRows.enumerated() { Kernels.rmsNorm(h + row * e, outputNorm.pointer, into: xn + i * e, count: e, epsilon: eps) }
-        let dest = s.logits + logitsOffset * vocabularySize
-        mm.multiply(output, xn, tokens: logitRows.count, into: dest)
-        if let cap = c.finalLogitSoftcap, cap > 0 {
-            for i in 0..<(logitRows.count * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
-        }
     }
 
     /// s.o = W_o · attention of layer `kind` over its KV layer (written first when the layer owns it).
@@ -314,7 +339,7 @@ extension TransformerModel {
                 mm.multiply(wk, s.xn, tokens: T, into: k)
                 v.update(from: k, count: T * hkv * d)   // K = V: the raw projection
             }
-            let row = c.gemma4!.kvRowFloats
+            let row = gemma.kvRowFloats
             for t in 0..<T {
                 let kt = k + t * hkv * d, vt = v + t * hkv * d
                 for i in 0..<hkv {
@@ -334,7 +359,7 @@ extension TransformerModel {
                 }
             }
         }
-        let span: AttentionSpan = kind.sliding ? .sliding(c.gemma4!.window) : .full
+        let span: AttentionSpan = kind.sliding ? .sliding(gemma.window) : .full
         for seg in segments {
             AttentionBlock.attend(AttentionBlock.paged(
                 seg.cache, layer: kind.kvLayer, q: q + seg.offset * hq * d, qTokenStride: hq * d, qHeadStride: d,

@@ -44,6 +44,7 @@ public struct LatentAttentionConfig: Sendable {
 }
 
 public struct LatentAttentionWeights: @unchecked Sendable {
+    public var config: LatentAttentionConfig
     public var qA: WeightMatrix?
     public var qANorm: FloatBuffer?
     public var qB: WeightMatrix?
@@ -71,6 +72,7 @@ extension WeightReader {
     func latentAttention(_ l: Int, _ c: ModelConfig, _ m: LatentAttentionConfig) throws -> LatentAttentionWeights {
         let e = c.embeddingLength, h = c.headCount
         var w = LatentAttentionWeights(
+            config: m,
             qA: nil, qANorm: nil, qB: nil, q: nil,
             kvA: try matrix(named: MoETensorName.kvAWithRope(l).name, rows: m.kvLoraRank + m.ropeDim, cols: e),
             kvANorm: try vector(named: MoETensorName.kvANorm(l).name, count: m.kvLoraRank),

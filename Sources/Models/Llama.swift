@@ -6,8 +6,10 @@ import GGUF
 
 public enum LlamaArchitecture: Architecture {
     public static let name = "llama"
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .interleaved
-        config.activation = .silu
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .interleaved
+        hooks.activation = .silu
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

@@ -12,22 +12,24 @@ public enum Llama4Architecture: Architecture {
     public static let chunkSize = 8192
     public static let noRopeStep = 4
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .interleaved
-        config.activation = .silu
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        let n = config.layerCount
+        var hooks = StandardHooks(layers: n)
+        hooks.ropeStyle = .interleaved
+        hooks.activation = .silu
         var moe = try MoEConfig.read(gguf, name, defaultGating: .sigmoid)
         moe.gating = .sigmoid
-        moe.llama4Routing = true
+        moe.weightsScaleInput = true
         moe.normalizeWeights = false
-        try config.enableMoE(moe, gguf: gguf)
-        let n = config.layerCount
+        hooks.moe = moe
         if let window = gguf["\(name).attention.sliding_window"]?.int, window == 0 {
-            config.ropeLayers = Array(repeating: true, count: n)
+            hooks.ropeLayers = Array(repeating: true, count: n)
         } else {
-            config.ropeLayers = (0..<n).map { ($0 + 1) % noRopeStep != 0 }
-            config.attentionSpans = config.ropeLayers.map { $0 ? .chunked(chunkSize) : .full }
-            config.attentionTemperature = AttentionTemperature(scale: 0.1, floorLength: Float(chunkSize), offset: 1)
+            hooks.ropeLayers = (0..<n).map { ($0 + 1) % noRopeStep != 0 }
+            hooks.spans = hooks.ropeLayers.map { $0 ? .chunked(chunkSize) : .full }
+            hooks.attentionTemperature = AttentionTemperature(scale: 0.1, floorLength: Float(chunkSize), offset: 1)
         }
-        config.qkL2Norm = moe.expertCount != 128
+        hooks.qkL2Norm = moe.expertCount != 128
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

@@ -43,8 +43,9 @@ public struct MoEConfig: Sendable {
     public var normalizeWeights: Bool
     /// Multiplier on the chosen weights (0 or 1: none).
     public var weightsScale: Float
-    /// Llama 4: choose on the logits, weight the expert input by sigmoid(logit).
-    public var llama4Routing: Bool
+    /// Choose on the logits and scale the expert's *input* by sigmoid(logit) instead of its output
+    /// (Llama 4).
+    public var weightsScaleInput: Bool
 
     /// Reads `<arch>.expert_*` keys; `defaultGating` when the file has no expert_gating_func.
     public static func read(_ gguf: GGUFFile, _ arch: String, defaultGating: ExpertGating, sharedRequired: Bool = false) throws -> MoEConfig {
@@ -72,7 +73,23 @@ public struct MoEConfig: Sendable {
         return MoEConfig(expertCount: count, expertsUsed: used, expertFeedForward: ff, sharedFeedForward: shared * ff,
                          gating: gating, groupCount: groups, groupsUsed: groupsUsed,
                          normalizeWeights: gguf["\(arch).expert_weights_norm"]?.bool ?? false,
-                         weightsScale: gguf["\(arch).expert_weights_scale"]?.float ?? 0, llama4Routing: false)
+                         weightsScale: gguf["\(arch).expert_weights_scale"]?.float ?? 0, weightsScaleInput: false)
+    }
+
+    /// Which of the `n` layers are MoE layers (those with a router, ffn_gate_inp), and the shared
+    /// experts' width: expert_shared_count × the expert width when given, else the first MoE layer's
+    /// shared tensors' (0: no shared expert).
+    public mutating func locate(in gguf: GGUFFile, layers n: Int) throws -> [Bool] {
+        let layers = (0..<n).map { gguf.tensor(MoETensorName.router($0).name) != nil }
+        guard let first = layers.firstIndex(of: true) else {
+            throw ModelError.missingTensor(file: gguf.path, name: MoETensorName.router(0).name)
+        }
+        if let shared = gguf.tensor(MoETensorName.sharedGate(first).name), shared.dims.count == 2 {
+            sharedFeedForward = shared.dims[1]
+        } else {
+            sharedFeedForward = 0
+        }
+        return layers
     }
 
     /// Gathered rows of a batch of `tokens`: routed pairs + one shared segment.
@@ -81,6 +98,8 @@ public struct MoEConfig: Sendable {
 }
 
 public struct MoEWeights: @unchecked Sendable {
+    /// The block's shape and routing rules.
+    public var config: MoEConfig
     /// W_router[experts, embd] and its optional bias.
     public var router: WeightMatrix
     public var routerBias: FloatBuffer?
@@ -102,8 +121,9 @@ public struct MoEWeights: @unchecked Sendable {
     /// Routed expert `x`'s matrices: gate, up, down (the order the expert cache's slots hold them in).
     public func expertMatrices(_ x: Int) -> [WeightMatrix] { [gate[x], up[x], down[x]] }
 
-    /// Bytes one token reads: router, `used` experts, shared experts.
-    func bytesPerToken(used: Int) -> Int {
+    /// Bytes one token reads: router, the experts it uses, shared experts.
+    func bytesPerToken() -> Int {
+        let used = config.expertsUsed
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
         var total = bytes(router)
         if let g = gate.first, let u = up.first, let d = down.first { total += used * (bytes(g) + bytes(u) + bytes(d)) }
@@ -132,6 +152,7 @@ extension WeightReader {
                                      down: try matrix(named: MoETensorName.sharedDown(l).name, rows: e, cols: sf))
         }
         return MoEWeights(
+            config: m,
             router: try matrix(named: MoETensorName.router(l).name, rows: n, cols: e),
             routerBias: try optionalVector(named: MoETensorName.routerBias(l).name, count: n),
             correctionBias: try optionalVector(named: MoETensorName.correctionBias(l).name, count: n),
@@ -207,7 +228,7 @@ enum MoEBlock {
             for i in 0..<n { let x = logits[i]; scores[i] = (x > 20 ? x : log1pf(expf(x))).squareRoot() }
         }
         // scores = probs now; logits become the selection scores.
-        if m.llama4Routing {
+        if m.weightsScaleInput {
             // choose on the raw logits; weight = sigmoid(logit)
         } else if let bias = w.correctionBias {
             for i in 0..<n { logits[i] = scores[i] + bias.pointer[i] }
@@ -248,7 +269,7 @@ enum MoEBlock {
                 if bi < 0 || logits[i] > logits[bi] { bi = i }
             }
             chosen[j] = Int32(bi)
-            chosenWeight[j] = m.llama4Routing ? 1 / (1 + expf(-logits[bi])) : scores[bi]
+            chosenWeight[j] = m.weightsScaleInput ? 1 / (1 + expf(-logits[bi])) : scores[bi]
         }
         if m.gating == .softmaxWeight {
             var mx = -Float.infinity
@@ -270,11 +291,11 @@ enum MoEBlock {
     /// out[t] = MoE(xn[t]) for t < T (overwrites out). With an expert cache, routed experts of `layer`
     /// are read into its slots (in waves when more are active than it has slots).
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
-                        weights w: MoEWeights, config m: MoEConfig, embedding e: Int, activation: FFNActivation,
+                        weights w: MoEWeights, embedding e: Int, activation: FFNActivation,
                         scratch s: MoEScratch, matmul mm: Matmul, layer: Int = 0, cache: ExpertCache? = nil,
                         predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil,
                         routerInput: UnsafePointer<Float>? = nil) {
-        let n = m.expertCount, k = m.expertsUsed
+        let m = w.config, n = m.expertCount, k = m.expertsUsed
         mm.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits)
         for t in 0..<T {
             let hashed = w.hashExperts.flatMap { table in tokenIDs.map { UnsafePointer(table.pointer) + Int($0[t]) * k } }
@@ -295,7 +316,7 @@ enum MoEBlock {
                 s.rowToken[row] = Int32(t)
                 s.rowWeight[row] = s.chosenWeight[t * k + j]
                 let src = xn + t * e, dst = s.input + row * e
-                if m.llama4Routing {
+                if m.weightsScaleInput {
                     let g = s.rowWeight[row]
                     for i in 0..<e { dst[i] = src[i] * g }
                     s.rowWeight[row] = 1

@@ -69,6 +69,8 @@ public struct AttentionTemperature: Sendable {
     }
 }
 
+/// What every architecture's metadata says in the same keys (`<arch>.*`): sizes, norms, RoPE and
+/// context. An architecture file may adjust them (and reads the rest into its own stack's config).
 public struct ModelConfig: Sendable {
     public var architecture: String
     public var layerCount: Int
@@ -85,46 +87,20 @@ public struct ModelConfig: Sendable {
     /// RoPE base of sliding-window layers (Gemma 3: 10 000); nil = ropeBase.
     public var ropeBaseSliding: Float?
     public var ropeDimensions: Int
-    public var ropeStyle: RopeStyle
     /// Linear RoPE scaling: positions are divided by this factor (1 = none).
     public var ropeScale: Float
     /// YaRN scaling (nil: none), and the factor on RoPE's cos/sin (YaRN: 1 + 0.1 ln factor, except
     /// where the softmax scale carries it instead, as in DeepSeek's MLA).
     public var yarn: YarnConfig?
     public var ropeMagnitude: Float
-    /// Sliding window size of local layers, and which layers are local.
+    /// Sliding window size of local layers (attention.sliding_window).
     public var slidingWindow: Int?
-    public var slidingLayers: [Bool]
-    /// Multiplier on q·k (default 1/sqrt(headDimK)).
-    public var attentionScale: Float
     public var attentionLogitSoftcap: Float?
     public var finalLogitSoftcap: Float?
     /// Multiplier on the token embedding (Gemma: sqrt(embeddingLength)).
     public var embeddingScale: Float?
-    public var activation: FFNActivation
-    /// Per layer: whether RoPE is applied (Llama 4's NoPE layers: false).
-    public var ropeLayers: [Bool]
-    /// Per layer: which positions are attended (overrides `slidingWindow` when not .full).
-    public var attentionSpans: [AttentionSpan]
-    /// Llama 4: RMS-normalise q and k without a weight after RoPE, on RoPE layers.
-    public var qkL2Norm: Bool
-    /// Llama 4: temperature tuning of q on NoPE layers.
-    public var attentionTemperature: AttentionTemperature?
-    /// The FFN input norm is stored as `post_attention_norm` (GLM-4.5), not `ffn_norm`.
-    public var ffnNormIsPostAttentionNorm: Bool
-    /// Mixture of experts, and which layers use it (nil: all dense).
-    public var moe: MoEConfig?
-    public var moeLayers: [Bool]
-    /// DeepSeek's multi-head latent attention (nil: standard attention).
-    public var mla: LatentAttentionConfig?
     /// Multi-token-prediction layers stored after the trunk (GLM-4.5 nextn): loaded and ignored.
     public var nextNLayers: Int
-    /// DeepSeek V4 (hyper-connections, compressed attention): its own forward pass (DeepSeek4Forward.swift).
-    public var deepseek4: DeepSeek4Config?
-    /// Gemma 4 (per-layer shapes, PLE, shared KV): its own forward pass (Gemma4.swift).
-    public var gemma4: Gemma4Config?
-    /// Qwen3.5-MoE (Gated DeltaNet + gated attention): its own forward pass (Qwen35MoE.swift).
-    public var qwen35: Qwen35Config?
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
@@ -159,7 +135,6 @@ public struct ModelConfig: Sendable {
         ropeBase = opt("rope.freq_base")?.float ?? 10000
         ropeBaseSliding = opt("rope.freq_base_swa")?.float
         ropeDimensions = opt("rope.dimension_count")?.int ?? headDimK
-        ropeStyle = .interleaved
         var scale: Float = 1
         if let type = opt("rope.scaling.type")?.string, type == "linear", let f = opt("rope.scaling.factor")?.float, f > 0 { scale = f }
         ropeScale = scale
@@ -175,42 +150,15 @@ public struct ModelConfig: Sendable {
             ropeMagnitude = (opt("rope.scaling.attn_factor")?.float ?? 1) * (1 + 0.1 * Float(log(Double(f))))
         }
         slidingWindow = opt("attention.sliding_window")?.int
-        attentionScale = 1 / Float(headDimK).squareRoot()
         attentionLogitSoftcap = opt("attn_logit_softcapping")?.float
         finalLogitSoftcap = opt("final_logit_softcapping")?.float
         embeddingScale = nil
-        activation = .silu
         nextNLayers = opt("nextn_predict_layers")?.int ?? 0
         if nextNLayers > 0 && nextNLayers < layerCount { layerCount -= nextNLayers } else { nextNLayers = 0 }
-        ropeLayers = Array(repeating: true, count: layerCount)
-        attentionSpans = Array(repeating: .full, count: layerCount)
-        qkL2Norm = false
-        attentionTemperature = nil
-        ffnNormIsPostAttentionNorm = false
-        moe = nil
-        moeLayers = Array(repeating: false, count: layerCount)
-        mla = nil
-        deepseek4 = nil
-        gemma4 = nil
-        qwen35 = nil
-        slidingLayers = Array(repeating: false, count: layerCount)
     }
 
-    /// Turns on the MoE FFN for the layers whose router tensor (ffn_gate_inp) is present; a shared
-    /// expert is used where its tensors are (width from expert_shared_count, else one expert's width).
-    public mutating func enableMoE(_ m: MoEConfig, gguf: GGUFFile) throws {
-        var m = m
-        moeLayers = (0..<layerCount).map { gguf.tensor(MoETensorName.router($0).name) != nil }
-        guard let first = moeLayers.firstIndex(of: true) else {
-            throw ModelError.missingTensor(file: gguf.path, name: MoETensorName.router(0).name)
-        }
-        if let shared = gguf.tensor(MoETensorName.sharedGate(first).name), shared.dims.count == 2 {
-            m.sharedFeedForward = shared.dims[1]
-        } else {
-            m.sharedFeedForward = 0
-        }
-        moe = m
-    }
+    /// `<arch>.<key>` of this model's architecture.
+    public func value(_ key: String, in gguf: GGUFFile) -> GGUFValue? { gguf["\(architecture).\(key)"] }
 }
 
 public enum ModelError: Error, CustomStringConvertible {

@@ -5,11 +5,13 @@ import GGUF
 
 public enum Qwen2Architecture: Architecture {
     public static let name = "qwen2"
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .neox
-        config.activation = .silu
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         guard gguf.tensor(TensorName.attnQBias(0).name) != nil else {
             throw ModelError.missingTensor(file: gguf.path, name: TensorName.attnQBias(0).name)
         }
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .neox
+        hooks.activation = .silu
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

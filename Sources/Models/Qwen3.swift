@@ -5,11 +5,13 @@ import GGUF
 
 public enum Qwen3Architecture: Architecture {
     public static let name = "qwen3"
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .neox
-        config.activation = .silu
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         for t in [TensorName.attnQNorm(0), .attnKNorm(0)] where gguf.tensor(t.name) == nil {
             throw ModelError.missingTensor(file: gguf.path, name: t.name)
         }
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .neox
+        hooks.activation = .silu
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

@@ -68,7 +68,7 @@ struct Qwen35Weights: @unchecked Sendable {
 public enum Qwen35MoEArchitecture: Architecture {
     public static let name = "qwen35moe"
 
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
         let n = config.layerCount
         var recurrent: [Bool]
@@ -88,22 +88,21 @@ public enum Qwen35MoEArchitecture: Architecture {
         }
         var kv = 0
         let kvLayer = recurrent.map { r -> Int in if r { return -1 }; kv += 1; return kv - 1 }
-        config.qwen35 = Qwen35Config(recurrent: recurrent, convKernel: kernel, keyHeads: groups, valueHeads: heads, stateSize: state,
-                                     kvLayer: kvLayer)
-        config.ropeStyle = .neox
-        config.activation = .silu
+        let q = Qwen35Config(recurrent: recurrent, convKernel: kernel, keyHeads: groups, valueHeads: heads, stateSize: state,
+                             kvLayer: kvLayer)
         var m = try MoEConfig.read(gguf, name, defaultGating: .softmax)
         m.normalizeWeights = true
-        try config.enableMoE(m, gguf: gguf)
+        _ = try m.locate(in: gguf, layers: n)
+        return Qwen35Stack(config: config, qwen: q, moe: m, weights: try WeightReader(gguf).qwen35(config, q, moe: m))
     }
 }
 
 extension WeightReader {
-    func qwen35(_ c: ModelConfig) throws -> Qwen35Weights {
-        let q = c.qwen35!, e = c.embeddingLength, h = c.headCount, d = c.headDimK, hkv = c.headCountKV
+    func qwen35(_ c: ModelConfig, _ q: Qwen35Config, moe m: MoEConfig) throws -> Qwen35Weights {
+        let e = c.embeddingLength, h = c.headCount, d = c.headDimK, hkv = c.headCountKV
         var layers: [Qwen35LayerWeights] = []
         for l in 0..<c.layerCount {
-            var moe = try self.moe(l, c, c.moe!)
+            var moe = try self.moe(l, c, m)
             let gateName = "blk.\(l).ffn_gate_inp_shexp.weight"
             if let info = gguf.tensor(gateName) {
                 guard info.elementCount == e else { throw ModelError.badTensorShape(file: gguf.path, name: gateName, expected: [e], got: info.dims) }
@@ -164,11 +163,12 @@ public final class Qwen35State: SequenceSideState {
 
 /// Per-session buffers (largest batch).
 final class Qwen35Scratch {
+    let moe: MoEScratch
     let qkv, window, gate, alpha, beta, core, query: FloatBuffer
     let table: FloatBuffer
     let delta: FloatBuffer           // [B, H_v, S_v] the delta rule's scratch, one row per (sequence, value head)
-    init(config c: ModelConfig, maxBatch b: Int) {
-        let q = c.qwen35!
+    init(config c: ModelConfig, _ q: Qwen35Config, moe: MoEConfig, maxBatch b: Int) {
+        self.moe = MoEScratch(config: moe, embedding: c.embeddingLength, maxBatch: b)
         delta = FloatBuffer(count: b * q.valueHeads * q.stateSize)
         qkv = FloatBuffer(count: b * q.convChannels)
         window = FloatBuffer(count: (q.convKernel - 1 + b) * q.convChannels)
@@ -180,47 +180,81 @@ final class Qwen35Scratch {
     }
 }
 
-extension TransformerModel {
-    func forwardQwen35(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
-                       logitRows: [Int], logitsOffset: Int) {
-        guard let weights = qwen35, let x = s.qwen35Scratch else { return }
-        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon
+/// Qwen3.5-MoE's layers: Gated DeltaNet and gated attention, each followed by the MoE; the recurrent
+/// state of each sequence beside its pages.
+final class Qwen35Stack: LayerStack, @unchecked Sendable {
+    let config: ModelConfig
+    let qwen: Qwen35Config
+    let moe: MoEConfig
+    let weights: Qwen35Weights
+
+    init(config: ModelConfig, qwen: Qwen35Config, moe: MoEConfig, weights: Qwen35Weights) {
+        self.config = config; self.qwen = qwen; self.moe = moe; self.weights = weights
+    }
+
+    var activations: ActivationShape { ActivationShape(config) }
+
+    func makeScratch(maxBatch: Int, threads: Int) -> AnyObject? { Qwen35Scratch(config: config, qwen, moe: moe, maxBatch: maxBatch) }
+
+    /// KV pages for the attention layers only; the recurrent state is held beside them.
+    func kvShape(type: KVType) -> KVShape {
+        let layers = max(1, qwen.attentionLayers), c = config
+        return KVShape(layers: layers, kRowFloats: c.headCountKV * c.headDimK, vRowFloats: c.headCountKV * c.headDimV,
+                       type: type, retention: Array(repeating: .all, count: layers), sideFixedBytes: qwen.stateBytes)
+    }
+
+    func kvTypeProblem(_ type: KVType) -> String? { Self.blockProblem(type, headSizes: [config.headDimK, config.headDimV]) }
+    func kvFootprint(type: KVType) -> KVFootprint { KVFootprint(pages: kvShape(type: type), fixedBytes: qwen.stateBytes) }
+    var keepsSideState: Bool { true }
+    func makeSideState(kvType: KVType) -> KVSideState? { Qwen35State(qwen) }
+    func sideStateBytes(contextLength: Int, type: KVType) -> Int { kvFootprint(type: type).fixedBytes }
+
+    var moeBlocks: [(layer: Int, weights: MoEWeights)] { weights.layers.enumerated().map { ($0.offset, $0.element.moe) } }
+
+    var weightBytesPerToken: Int {
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = 0
+        for l in weights.layers {
+            if let d = l.deltaNet { for m in [d.qkv, d.gate, d.alpha, d.beta, d.out] { total += bytes(m) } }
+            if let a = l.attention { for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) } }
+            total += l.moe.bytesPerToken()
+        }
+        return total
+    }
+
+    func forward(_ p: ForwardPass) {
+        let s = p.state, x = s.scratch(Qwen35Scratch.self), segments = p.segments, qwen = self.qwen
         s.matmul.decodeRows = nil
         defer { s.matmul.decodeRows = nil }
         // Each sequence's recurrent state must stand at the segment's start: replay its history if not.
         var states: [Qwen35State] = []
         for seg in segments {
-            states.append(seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { Qwen35State(c.qwen35!) }) { history, start, n, st in
+            states.append(seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { Qwen35State(qwen) }) { history, start, n, st in
                 let replay = BatchSegment(cache: seg.cache, start: start, offset: 0, count: n, prompt: true)
-                runQwen35(history, count: n, segments: [replay], states: [st], storeKV: false, weights: weights, state: s, scratch: x)
+                run(history, count: n, segments: [replay], states: [st], storeKV: false, pass: p, scratch: x)
             })
         }
         // Decode rows (they lead the batch) through the single-token kernel, as each would run alone.
-        let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
-        s.matmul.decodeRows = decodeRows
-        runQwen35(tokens, count: T, segments: segments, states: states, storeKV: true, weights: weights, state: s, scratch: x)
-        guard !logitRows.isEmpty else { return }
-        for (i, row) in logitRows.enumerated() { Kernels.rmsNorm(s.x + row * e, outputNorm.pointer, into: s.xn + i * e, count: e, epsilon: eps) }
-        s.matmul.decodeRows = logitRows.filter { $0 < decodeRows }.count
-        s.matmul.multiply(output, s.xn, tokens: logitRows.count, into: s.logits + logitsOffset * vocabularySize)
+        s.matmul.decodeRows = p.decodeRows
+        run(p.tokens, count: p.count, segments: segments, states: states, storeKV: true, pass: p, scratch: x)
     }
 
-    /// The layers over T rows (leaves the residual in s.x). `storeKV: false` when replaying positions
-    /// whose K/V are already cached (only the recurrent state is rebuilt).
-    private func runQwen35(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
-                           weights: Qwen35Weights, state s: InferenceState, scratch x: Qwen35Scratch) {
-        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
+    /// The layers over T rows of `tokens` (leaves the residual in s.x). `storeKV: false` when replaying
+    /// positions whose K/V are already cached (only the recurrent state is rebuilt).
+    private func run(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
+                     pass p: ForwardPass, scratch x: Qwen35Scratch) {
+        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state, mm = s.matmul
         let h = s.x, xn = s.xn, o = s.o
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
         }
-        for t in 0..<T { tokenEmbedding.dequantizeRow(Int(tokens[t]), into: h + t * e) }
+        for t in 0..<T { p.embedding.embed(tokens[t], into: h + t * e) }
         for (l, w) in weights.layers.enumerated() {
             for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
             if let dn = w.deltaNet {
                 deltaNet(dn, layer: l, tokens: T, segments: segments, states: states, inference: s, scratch: x)
             } else if let a = w.attention {
-                gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, weights: weights, state: s, scratch: x)
+                gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, state: s, scratch: x)
             }
             for t in 0..<T {
                 Kernels.add(h + t * e, o + t * e, count: e)
@@ -228,8 +262,8 @@ extension TransformerModel {
             }
             let decodeRows = mm.decodeRows
             mm.decodeRows = nil   // expert products group rows by expert
-            MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, config: c.moe!, embedding: e, activation: .silu,
-                             scratch: s.moeScratch!, matmul: mm, layer: l, cache: expertCache)
+            MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, embedding: e, activation: .silu,
+                             scratch: x.moe, matmul: mm, layer: l, cache: p.experts)
             mm.decodeRows = decodeRows
             for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
         }
@@ -240,7 +274,7 @@ extension TransformerModel {
     /// and the recurrence per sequence (segment i's rows in order, with states[i]).
     private func deltaNet(_ w: DeltaNetWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], states: [Qwen35State],
                           inference s: InferenceState, scratch x: Qwen35Scratch) {
-        let q = config.qwen35!, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
+        let q = qwen, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
         let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
         mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T)
         // Causal conv over [state (K−1 rows) ; the sequence's rows], then the state keeps the last K−1 inputs.
@@ -301,9 +335,9 @@ extension TransformerModel {
 
     /// s.o = W_o · (attention ⊙ σ(gate)) of a gated full-attention layer over its KV layer.
     private func gatedAttention(_ w: GatedAttentionWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], storeKV: Bool,
-                                weights: Qwen35Weights, state s: InferenceState, scratch x: Qwen35Scratch) {
+                                state s: InferenceState, scratch x: Qwen35Scratch) {
         let c = config, eps = c.rmsEpsilon, mm = s.matmul, h = c.headCount, hkv = c.headCountKV, d = c.headDimK
-        let kvLayer = c.qwen35!.kvLayer[l], rope = weights.rope, table = x.table.pointer, rs = c.ropeDimensions
+        let kvLayer = qwen.kvLayer[l], rope = weights.rope, table = x.table.pointer, rs = c.ropeDimensions
         let qg = x.query.pointer, q = s.q, k = s.k, v = s.v, gate = x.gate.pointer
         mm.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
         for t in 0..<T {

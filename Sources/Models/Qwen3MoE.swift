@@ -6,12 +6,14 @@ import GGUF
 
 public enum Qwen3MoEArchitecture: Architecture {
     public static let name = "qwen3moe"
-    public static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws {
-        config.ropeStyle = .neox
-        config.activation = .silu
+    public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
+        var hooks = StandardHooks(layers: config.layerCount)
+        hooks.ropeStyle = .neox
+        hooks.activation = .silu
         var moe = try MoEConfig.read(gguf, name, defaultGating: .softmax)
         moe.gating = .softmax
         moe.normalizeWeights = true
-        try config.enableMoE(moe, gguf: gguf)
+        hooks.moe = moe
+        return try StandardStack(gguf: gguf, config: config, hooks: hooks)
     }
 }

@@ -2,10 +2,11 @@
 
 import GGUF
 
-/// An architecture reads its hyper-parameters; the shared TransformerModel runs it.
+/// An architecture reads what its metadata adds to the common keys, adjusts `config` where its files
+/// differ, and builds its layer stack; TransformerModel adds the embedding and the head.
 public protocol Architecture {
     static var name: String { get }
-    static func configure(_ config: inout ModelConfig, gguf: GGUFFile) throws
+    static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack
 }
 
 public enum ModelRegistry {
@@ -22,7 +23,7 @@ public enum ModelRegistry {
             throw ModelError.unsupportedArchitecture(file: gguf.path, architecture: arch, supported: supportedNames)
         }
         var config = try ModelConfig(gguf: gguf, architecture: arch)
-        try impl.configure(&config, gguf: gguf)
-        return try TransformerModel(gguf: gguf, config: config)
+        let body = try impl.makeStack(&config, gguf: gguf)
+        return try TransformerModel(gguf: gguf, config: config, body: body)
     }
 }

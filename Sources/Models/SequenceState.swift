@@ -136,7 +136,7 @@ extension TransformerModel {
     }
 
     /// Whether this architecture keeps state beside the pages.
-    public var keepsSideState: Bool { config.deepseek4 != nil || config.qwen35 != nil }
+    public var keepsSideState: Bool { body.keepsSideState }
 
     /// A side state from `bytes` (made by `sideStateBytes` with this model and KV type) standing at
     /// `position`, for KVSequence.auxiliary; nil when they do not fit.
@@ -146,9 +146,5 @@ extension TransformerModel {
     }
 
     /// An empty side state for this architecture (nil: it keeps none).
-    func makeSideState(kvType: KVType) -> SequenceSideState? {
-        if let ds = deepseek4 { return DeepSeek4Cache(config: config, weights: ds, halfEntries: kvType != .f32) }
-        if let q = config.qwen35 { return Qwen35State(q) }
-        return nil
-    }
+    func makeSideState(kvType: KVType) -> SequenceSideState? { body.makeSideState(kvType: kvType) as? SequenceSideState }
 }

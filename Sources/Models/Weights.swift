@@ -33,38 +33,6 @@ public final class Int32Buffer: @unchecked Sendable {
     deinit { pointer.deallocate() }
 }
 
-/// One decoder layer: pre-norm attention and pre-norm FFN, each with an optional post-norm.
-public struct LayerWeights: @unchecked Sendable {
-    public var attnNorm: FloatBuffer
-    public var attention: AttentionWeights
-    public var postAttentionNorm: FloatBuffer?
-    public var ffnNorm: FloatBuffer
-    public var ffn: FFNWeights
-    public var postFFNNorm: FloatBuffer?
-}
-
-public enum AttentionWeights: @unchecked Sendable {
-    case standard(StandardAttentionWeights)
-    case latent(LatentAttentionWeights)
-}
-
-/// Q/K/V/O projections with optional biases and per-head q/k norms.
-public struct StandardAttentionWeights: @unchecked Sendable {
-    public var wq, wk, wv, wo: WeightMatrix
-    public var bq, bk, bv, bo: FloatBuffer?
-    public var qNorm, kNorm: FloatBuffer?
-}
-
-public enum FFNWeights: @unchecked Sendable {
-    case dense(DenseFFNWeights)
-    case moe(MoEWeights)
-}
-
-/// down · (act(gate · x) ⊙ up · x)
-public struct DenseFFNWeights: @unchecked Sendable {
-    public var gate, up, down: WeightMatrix
-}
-
 /// Reads tensors by name with shape and type checks.
 public struct WeightReader {
     public let gguf: GGUFFile
@@ -130,46 +98,5 @@ public struct WeightReader {
         return (0..<count).map { x in
             WeightMatrix(type: info.type, rows: rows, cols: cols, data: base + (x * stored + rowOffset) * rowBytes, name: "\(name)[\(x)]")
         }
-    }
-
-    /// Q/K/V/O with optional biases and q/k norms.
-    func standardAttention(_ l: Int, _ c: ModelConfig) throws -> StandardAttentionWeights {
-        let e = c.embeddingLength, qDim = c.headCount * c.headDimK
-        let kDim = c.headCountKV * c.headDimK, vDim = c.headCountKV * c.headDimV
-        let attnOut = c.headCount * c.headDimV
-        return StandardAttentionWeights(
-            wq: try matrix(.attnQ(l), rows: qDim, cols: e),
-            wk: try matrix(.attnK(l), rows: kDim, cols: e),
-            wv: try matrix(.attnV(l), rows: vDim, cols: e),
-            wo: try matrix(.attnOutput(l), rows: e, cols: attnOut),
-            bq: try optionalVector(.attnQBias(l), count: qDim),
-            bk: try optionalVector(.attnKBias(l), count: kDim),
-            bv: try optionalVector(.attnVBias(l), count: vDim),
-            bo: try optionalVector(.attnOutputBias(l), count: e),
-            qNorm: try optionalVector(.attnQNorm(l), count: c.headDimK),
-            kNorm: try optionalVector(.attnKNorm(l), count: c.headDimK))
-    }
-
-    func denseFFN(_ l: Int, _ c: ModelConfig) throws -> DenseFFNWeights {
-        let e = c.embeddingLength, f = c.feedForwardLength
-        return DenseFFNWeights(gate: try matrix(.ffnGate(l), rows: f, cols: e),
-                               up: try matrix(.ffnUp(l), rows: f, cols: e),
-                               down: try matrix(.ffnDown(l), rows: e, cols: f))
-    }
-
-    /// A pre-norm decoder layer: attention and FFN kinds per the config, optional parts by presence.
-    public func layer(_ l: Int, _ c: ModelConfig) throws -> LayerWeights {
-        let e = c.embeddingLength
-        let attention: AttentionWeights = try c.mla.map { .latent(try latentAttention(l, c, $0)) }
-            ?? .standard(standardAttention(l, c))
-        let ffn: FFNWeights = try c.moeLayers[l] && c.moe != nil ? .moe(moe(l, c, c.moe!)) : .dense(denseFFN(l, c))
-        let postAttention = try optionalVector(.postAttentionNorm(l), count: e)
-        return LayerWeights(
-            attnNorm: try vector(.attnNorm(l), count: e),
-            attention: attention,
-            postAttentionNorm: c.ffnNormIsPostAttentionNorm ? nil : postAttention,
-            ffnNorm: c.ffnNormIsPostAttentionNorm ? try vector(.postAttentionNorm(l), count: e) : try vector(.ffnNorm(l), count: e),
-            ffn: ffn,
-            postFFNNorm: try optionalVector(.postFFNNorm(l), count: e))
     }
 }

@@ -20,9 +20,9 @@ struct BatchedRealModelTests {
         let prompts = ["The capital of France is", "def fibonacci(n):", "Once upon a time, in a land far away, there lived"]
             .map { loaded.tokenizer.encode($0, addSpecial: true, parseSpecial: false) }
         let pool = try loaded.kvPool(budgetBytes: 64 << 20)
-        let shared = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2, kvPool: pool)
+        let shared = InferenceState(model: model, contextLength: 256, maxBatch: 64, threads: 2, kvPool: pool)
         let caches = prompts.map { _ in KVSequence(pool: pool, maxPositions: 256) }
-        let alone = prompts.map { _ in InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2) }
+        let alone = prompts.map { _ in InferenceState(model: model, contextLength: 256, maxBatch: 64, threads: 2) }
         let vocab = model.vocabularySize
         var batched = Array(try model.forward(batch: (0..<3).map {
             SequenceBatchItem(cache: caches[$0], tokens: prompts[$0], startPosition: 0, wantsLogits: true)

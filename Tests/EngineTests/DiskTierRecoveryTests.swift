@@ -52,7 +52,7 @@ import Sampling
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let disk = try KVDiskTier(directory: dir, budgetBytes: 64 << 20)
         // 6 pages of 32 positions: not enough for 108 + 128 positions.
-        let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: 32, capacity: 6, disk: disk)
+        let pool = KVPagePool(shape: loaded.model.kvShape(), pageTokens: 32, capacity: 6, disk: disk)
         let session = Session(loaded, contextLength: 256, threads: 2, kvPool: pool)
         let b1 = try session.generate(prompt: first, options: greedy(8)) { _ in }
         #expect(b1.tokens == a1.tokens)

@@ -67,7 +67,7 @@ import Models
     @Test func savedStatisticsRoundTripThroughARename() throws {
         let (loaded, dir) = try model()
         defer { try? FileManager.default.removeItem(at: dir) }
-        guard case .moe(let f)? = loaded.model.layers.first(where: { if case .moe = $0.ffn { return true }; return false })?.ffn else {
+        guard let f = loaded.model.moeBlocks.first?.weights else {
             Issue.record("no MoE layer"); return
         }
         let cache = try ExpertCache(path: loaded.path, fileBase: loaded.gguf.base, expertBytes: ExpertCache.expertBytes([f.gate[0], f.up[0], f.down[0]]),

@@ -48,7 +48,7 @@ import Sampling
     /// The model at `path` with its routed experts streamed through two slots (buffered reads).
     static func streaming(_ path: String) throws -> LoadedModel {
         let loaded = try LoadedModel(path: path, streamingExperts: true)
-        guard case .moe(let f)? = loaded.model.layers.first(where: { if case .moe = $0.ffn { return true }; return false })?.ffn else {
+        guard let f = loaded.model.moeBlocks.first?.weights else {
             throw CocoaError(.featureUnsupported)
         }
         loaded.model.expertCache = try ExpertCache(path: path, fileBase: loaded.gguf.base, expertBytes: ExpertCache.expertBytes([f.gate[0], f.up[0], f.down[0]]),

@@ -109,7 +109,7 @@ import Sampling
         _ = try medium.generate(prompt: tokens(90, 6), options: greedy(4)) { _ in }         // 94 positions: 3 pages
         try medium.save(to: dir + "/medium.dskv")
 
-        let shape = InferenceState.kvShape(loaded.model.config)
+        let shape = loaded.model.kvShape()
         let first = tokens(60, 7)
         let reference = Session(loaded, contextLength: 256, threads: 2)
         let r1 = try reference.generate(prompt: first, options: greedy(4)) { _ in }          // 64 positions: 2 pages

@@ -166,7 +166,7 @@ struct KVDiskTierTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kvdisk-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let disk = try KVDiskTier(directory: dir, budgetBytes: 64 << 20)
-        let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: 32, capacity: 6, disk: disk)
+        let pool = KVPagePool(shape: loaded.model.kvShape(), pageTokens: 32, capacity: 6, disk: disk)
         let sessions = questions.map { _ in Session(loaded, contextLength: 256, threads: 2, kvPool: pool) }
         var messages: [[ChatMessage]] = [[], []]
         var together: [[Int32]] = [[], []]
@@ -204,15 +204,15 @@ struct Q8KVTests {
         #expect(diffs.max()! < 1.5 && mean < 0.3, "q8_0 KV |Δlogit| max \(diffs.max()!) mean \(mean)")
         #expect(top(results[0], 0) == top(results[1], 0) && top(results[0], 1) == top(results[1], 1))
         let pool = Session(loaded, contextLength: 64, threads: 1, kvType: .q8_0).state.cache.pool
-        #expect(pool.shape.bytesPerPosition * 100 <= InferenceState.kvShape(loaded.model.config).bytesPerPosition * 27)
+        #expect(pool.shape.bytesPerPosition * 100 <= loaded.model.kvShape().bytesPerPosition * 27)
     }
 
     @Test func q8NeedsWholeBlocks() throws {
         let tiny = try ModelRegistry.load(GGUFFile(path: engineFixtures.deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("ModelsTests/Fixtures/llama.f32.gguf").path))
-        let problem = InferenceState.kvTypeProblem(.q8_0, tiny.config)
+        let problem = tiny.kvTypeProblem(.q8_0)
         #expect(problem?.contains("divisible by 32") == true, "\(problem ?? "nil")")
-        #expect(InferenceState.kvTypeProblem(.f16, tiny.config) == nil)
+        #expect(tiny.kvTypeProblem(.f16) == nil)
     }
 }
 

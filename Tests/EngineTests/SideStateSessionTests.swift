@@ -95,7 +95,7 @@ import Sampling
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("side-disk-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // Room for one sequence's pages and state and 3 pages more: the second sequence swaps the first out.
-        let shape = InferenceState.kvShape(loaded.model.config)
+        let shape = loaded.model.kvShape()
         let pool = KVPagePool(shape: shape, pageTokens: 32, capacity: 8 + KVPagePool.sidePages(shape, pageTokens: 32),
                               disk: try KVDiskTier(directory: dir, budgetBytes: 1 << 30))
         pool.checkpointLimit = 0   // only the spilled state can spare a replay
@@ -172,7 +172,7 @@ import Sampling
             return (text, cached)
         }
         func engine() -> (BatchEngine, KVPagePool) {
-            let pool = KVPagePool(shape: InferenceState.kvShape(loaded.model.config), pageTokens: InferenceState.defaultPageTokens,
+            let pool = KVPagePool(shape: loaded.model.kvShape(), pageTokens: InferenceState.defaultPageTokens,
                                   budgetBytes: 4 * loaded.kvBytes(contextLength: 512, batch: 64))
             return (BatchEngine(loaded, parallel: 2, contextLength: 512, maxBatch: 128, prefillChunk: 64, threads: 2, kvPool: pool), pool)
         }

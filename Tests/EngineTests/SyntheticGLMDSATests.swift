@@ -71,7 +71,7 @@ import Sampling
 
     @Test func dwarfStarLoadsAndGenerates() throws {
         try withLoadedTiny("glm", Self.writeTiny) { loaded, spec in
-            let indexer = try #require(loaded.model.config.mla?.indexer)
+            let indexer = try #require((loaded.model.body as? StandardStack)?.hooks.latentAttention?.indexer)
             #expect(indexer.heads == 4 && indexer.headDim == 64 && indexer.topK == 8)
             #expect(indexer.fullLayers == [true, false, true, false])
             #expect(loaded.model.config.layerCount == spec.layers)

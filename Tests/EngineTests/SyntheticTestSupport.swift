@@ -81,7 +81,7 @@ func expectRejected(_ spec: SyntheticModelSpec, tokenizerFrom fixture: String) t
 /// every position, and a session on it greedily generates 6 tokens.
 func expectRunsAndGenerates(_ loaded: LoadedModel, tokens count: Int, context: Int) throws {
     let tokens = (0..<count).map { Int32(3 + ($0 * 37) % 500) }
-    let state = InferenceState(config: loaded.model.config, contextLength: context, maxBatch: 64, threads: 2)
+    let state = InferenceState(model: loaded.model, contextLength: context, maxBatch: 64, threads: 2)
     let logits = Array(try loaded.model.forward(tokens, startPosition: 0, state: state, logits: .all))
     #expect(logits.count == tokens.count * loaded.model.vocabularySize)
     #expect(logits.allSatisfy { $0.isFinite })

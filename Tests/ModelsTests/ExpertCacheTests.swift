@@ -15,7 +15,7 @@ import Models
         let reference = try loadModel(arch, "f32")
         let vocab = reference.vocabularySize
         func run(_ model: TransformerModel) throws -> [Float] {
-            let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 64, threads: 2)
+            let state = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2)
             var out = Array(try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all))
             for step in 0..<4 {
                 let next = Int32(golden.greedy.next_ids[step])
@@ -26,7 +26,7 @@ import Models
         let expected = try run(reference)
         for (slots, mode) in [(1, ExpertReadMode.direct), (3, .direct), (3, .buffered)] {
             let model = try loadModel(arch, "f32")
-            guard case .moe(let f)? = model.layers.first(where: { if case .moe = $0.ffn { return true }; return false })?.ffn else {
+            guard let f = model.moeBlocks.first?.weights else {
                 Issue.record("\(arch) has no MoE layer"); return
             }
             let bytes = ExpertCache.expertBytes([f.gate[0], f.up[0], f.down[0]])
@@ -85,7 +85,7 @@ func frontierStreamedExpertsMatchMapped(file: String) throws {
     }
     func run(_ model: TransformerModel) throws -> [Float] {
         let tokens = (0..<40).map { Int32(3 + ($0 * 37) % 500) }
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 64, threads: 2)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2)
         var out = Array(try model.forward(tokens, startPosition: 0, state: state, logits: .all))
         out += Array(try model.forward([7], startPosition: state.position, state: state, logits: .last))
         return out

@@ -34,7 +34,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     func logitsMatchTransformers(name: String, file: String) throws {
         let (golden, model) = try loadFrontier(name, file: file)
         for threads in [1, 2] {
-            let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: threads)
+            let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: threads)
             let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
             let diff = maxAbsDiff(logits, golden.logits)
             #expect(diff <= 1e-3, "\(file) max |Δlogit| = \(diff) (\(threads) threads)")
@@ -46,7 +46,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     @Test(arguments: fixtures)
     func greedyWithCacheMatchesStepLogits(name: String, file: String) throws {
         let (golden, model) = try loadFrontier(name, file: file)
-        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2)
         var logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
         var generated: [Int32] = []
         for step in 0..<golden.greedy.next_ids.count {
@@ -63,9 +63,9 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     @Test(arguments: fixtures)
     func chunkedPrefillMatchesOneBatch(name: String, file: String) throws {
         let (golden, model) = try loadFrontier(name, file: file)
-        let whole = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let whole = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2)
         let one = Array(try model.forward(golden.token_ids, startPosition: 0, state: whole, logits: .all))
-        let chunked = InferenceState(config: model.config, contextLength: 256, maxBatch: 16, threads: 2)
+        let chunked = InferenceState(model: model, contextLength: 256, maxBatch: 16, threads: 2)
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: chunked, logits: .all)
         var worst: Float = 0
         for i in 0..<one.count { worst = max(worst, abs(one[i] - logits[i])) }
@@ -78,8 +78,8 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     func twoSequencesInOneBatch(name: String, file: String) throws {
         let (golden, model) = try loadFrontier(name, file: file)
         let n = golden.token_ids.count, half = n / 2
-        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
-        let other = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2)
+        let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2)
+        let other = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2)
         let logits = try model.forward(batch: [
             SequenceBatchItem(cache: other.cache, tokens: Array(golden.token_ids[..<half]), startPosition: 0, wantsLogits: true),
             SequenceBatchItem(cache: state.cache, tokens: golden.token_ids, startPosition: 0, wantsLogits: true),
@@ -94,8 +94,8 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
     func twoSequencesDecodeTogether(name: String, file: String) throws {
         let (golden, model) = try loadFrontier(name, file: file)
         let n = golden.token_ids.count, a = n / 2 - 6, b = n - 12
-        let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
-        let other = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
+        let state = InferenceState(model: model, contextLength: 256, maxBatch: 64, threads: 2)
+        let other = InferenceState(model: model, contextLength: 256, maxBatch: 64, threads: 2)
         try model.forward(Array(golden.token_ids[..<a]), startPosition: 0, state: other, logits: .none)
         try model.forward(Array(golden.token_ids[..<b]), startPosition: 0, state: state, logits: .none)
         var worst: Float = 0
@@ -117,7 +117,7 @@ func loadFrontier(_ name: String, file: String? = nil) throws -> (FrontierGolden
 @Test(arguments: ["deepseek4", "qwen35moe"])
 func rewindRebuildsTheSequenceState(name: String) throws {
     let (golden, model) = try loadFrontier(name)
-    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 64, threads: 2)
+    let state = InferenceState(model: model, contextLength: 256, maxBatch: 64, threads: 2)
     try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .none)
     let n = golden.token_ids.count, back = n - 10
     _ = state.cache.truncate(to: back)
@@ -168,7 +168,7 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
 /// half the bytes per token of context, logits still close to the golden ones.
 @Test func deepSeek4HalfEntries() throws {
     let (golden, model) = try loadFrontier("deepseek4")
-    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvType: .f16)
+    let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2, kvType: .f16)
     let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
     let diff = maxAbsDiff(logits, golden.logits)
     #expect(diff <= 2e-2, "F16 entries: max |Δlogit| = \(diff)")
@@ -180,11 +180,11 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
 /// prompt's entries refuses it with the budget error instead of growing past it.
 @Test func deepSeek4CompressedCacheCountsAgainstTheKVBudget() throws {
     let (golden, model) = try loadFrontier("deepseek4")
-    let shape = InferenceState.kvShape(model.config)
+    let shape = model.kvShape()
     #expect(shape.sideBytesPerPosition == 258)   // docs/models/deepseek4.md §6
-    #expect(InferenceState.kvShape(model.config, type: .f16).sideBytesPerPosition == 129)
+    #expect(model.kvShape(type: .f16).sideBytesPerPosition == 129)
     let pool = KVPagePool(shape: shape, pageTokens: 32, budgetBytes: 3 * KVPagePool.pageBytes(shape, pageTokens: 32))
-    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: pool)
+    let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2, kvPool: pool)
     do {
         try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
         Issue.record("136 positions fit a 96-position budget")
@@ -200,10 +200,10 @@ func brokenFrontierFilesAreClearErrors(file: String, drop: [String], change: [St
 @Test(arguments: ["deepseek4", "qwen35moe"])
 func fixedSideStateIsReservedInTheKVBudget(name: String) throws {
     let (golden, model) = try loadFrontier(name)
-    let shape = InferenceState.kvShape(model.config)
+    let shape = model.kvShape()
     let reserve = KVPagePool.sidePages(shape, pageTokens: 32)
     #expect(reserve > 0)
-    let probe = InferenceState(config: model.config, contextLength: 64, maxBatch: 8, threads: 2)
+    let probe = InferenceState(model: model, contextLength: 64, maxBatch: 8, threads: 2)
     try model.forward([golden.token_ids[0]], startPosition: 0, state: probe, logits: .none)
     let held = (probe.cache.auxiliary as? DeepSeek4Cache)?.bytes ?? (probe.cache.auxiliary as? Qwen35State)?.bytes
     #expect(held == shape.sideFixedBytes)
@@ -211,10 +211,10 @@ func fixedSideStateIsReservedInTheKVBudget(name: String) throws {
 
     let pages = (golden.token_ids.count + 31) / 32
     let tight = KVPagePool(shape: shape, pageTokens: 32, capacity: pages)
-    let refused = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: tight)
+    let refused = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2, kvPool: tight)
     #expect(throws: KVCacheError.self) { try model.forward(golden.token_ids, startPosition: 0, state: refused, logits: .none) }
     let enough = KVPagePool(shape: shape, pageTokens: 32, capacity: pages + reserve)
-    let state = InferenceState(config: model.config, contextLength: 256, maxBatch: 512, threads: 2, kvPool: enough)
+    let state = InferenceState(model: model, contextLength: 256, maxBatch: 512, threads: 2, kvPool: enough)
     let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
     #expect(maxAbsDiff(logits, golden.logits) <= 1e-3)
     #expect(enough.freePages == 0)

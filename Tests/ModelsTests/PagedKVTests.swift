@@ -9,14 +9,14 @@ import Models
 @Suite struct PagedKVTests {
     /// A contiguous cache: one page covers the whole context.
     func contiguousState(_ model: TransformerModel, batch: Int = 512) -> InferenceState {
-        let shape = InferenceState.kvShape(model.config)
+        let shape = model.kvShape()
         let pool = KVPagePool(shape: shape, pageTokens: 64, capacity: KVLayerGroups(shape).count)
-        return InferenceState(config: model.config, contextLength: 64, maxBatch: batch, threads: 2, kvPool: pool)
+        return InferenceState(model: model, contextLength: 64, maxBatch: batch, threads: 2, kvPool: pool)
     }
 
     /// A pool of 4-position pages whose free list was shuffled, so a sequence's pages are scattered.
     func scatteredPool(_ model: TransformerModel, capacity: Int = 48) throws -> KVPagePool {
-        let shape = InferenceState.kvShape(model.config)
+        let shape = model.kvShape()
         let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: capacity * KVLayerGroups(shape).count)
         // Sequences of 1-3 pages, released in allocation order: the free stack ends up interleaved.
         var holders: [KVSequence] = []
@@ -36,7 +36,7 @@ import Models
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f32")
         let pool = try scatteredPool(model)
-        let paged = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2, kvPool: pool)
+        let paged = InferenceState(model: model, contextLength: 64, maxBatch: 5, threads: 2, kvPool: pool)
         let reference = contiguousState(model, batch: 5)
         var a = logitsRows(try model.forward(golden.token_ids, startPosition: 0, state: paged, logits: .all))
         var b = logitsRows(try model.forward(golden.token_ids, startPosition: 0, state: reference, logits: .all))
@@ -60,9 +60,9 @@ import Models
         let pool = try scatteredPool(model)
         // Sequence A computes the whole prompt; B attaches A's first 4 pages (16 positions) and goes on
         // with a different tail.
-        let stateA = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
+        let stateA = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
         _ = try model.forward(tokens, startPosition: 0, state: stateA, logits: .none)
-        let stateB = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
+        let stateB = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: 2, kvPool: pool)
         let tail: [Int32] = [7, 300, 42, 11]
         let promptB = Array(tokens[0..<16]) + tail
         #expect(stateB.cache.attachCachedPrefix(of: promptB, limit: promptB.count - 1) == 16)
@@ -106,7 +106,7 @@ import Models
         }
         var results: [[Float]] = []
         for threads in [1, 2] {   // 1 thread never splits; 2 threads split decode over ≥ 512 positions
-            let state = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: threads)
+            let state = InferenceState(model: model, contextLength: 1024, maxBatch: 512, threads: threads)
             _ = try model.forward(prompt, startPosition: 0, state: state, logits: .none)
             var out: [Float] = []
             for step in 0..<3 {
@@ -126,7 +126,7 @@ import Models
     func f16CacheStaysCloseToF32(arch: String) throws {
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f32")
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2, kvType: .f16)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 5, threads: 2, kvType: .f16)
         #expect(state.cache.pool.shape.type == .f16)
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
         let diff = maxAbsDiff(logits, golden.logits)
@@ -152,10 +152,10 @@ import Models
         }
         // Q8_0 rows: the decode kernel widens chunks of 256 rows and merges them; the prompt kernel widens
         // blocks of 16. Both read the same stored rows.
-        let a = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
+        let a = InferenceState(model: model, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
         _ = try model.forward(Array(tokens.dropLast()), startPosition: 0, state: a, logits: .none)
         let decoded = Array(try model.forward([tokens.last!], startPosition: 599, state: a, logits: .last))
-        let b = InferenceState(config: model.config, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
+        let b = InferenceState(model: model, contextLength: 1024, maxBatch: 512, threads: 2, kvType: kvType)
         let prefilled = Array(try model.forward(tokens, startPosition: 0, state: b, logits: .last))
         let diff = zip(decoded, prefilled).map { abs($0 - $1) }.max()!
         #expect(diff < 1e-3, "\(arch) \(kvType): decode vs prefill at 600 positions |Δ| = \(diff)")

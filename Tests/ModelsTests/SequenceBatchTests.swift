@@ -11,14 +11,14 @@ import Models
     @Test(arguments: TinyFixtureTests.architectures)
     func batchedSequencesMatchEachAlone(arch: String) throws {
         let model = try loadModel(arch, "f32")
-        let shape = InferenceState.kvShape(model.config)
+        let shape = model.kvShape()
         let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 64 * KVLayerGroups(shape).count)
         let prompts: [[Int32]] = [[1, 5, 9, 13, 17], Array(20..<29), [2, 4, 6, 8, 10, 12, 14]]
-        let shared = InferenceState(config: model.config, contextLength: 64, maxBatch: 32, threads: 2, kvPool: pool)
+        let shared = InferenceState(model: model, contextLength: 64, maxBatch: 32, threads: 2, kvPool: pool)
         let caches = prompts.map { _ in KVSequence(pool: pool, maxPositions: 64) }
-        let alone = prompts.map { _ in InferenceState(config: model.config, contextLength: 64, maxBatch: 32, threads: 2) }
+        let alone = prompts.map { _ in InferenceState(model: model, contextLength: 64, maxBatch: 32, threads: 2) }
         let vocab = model.vocabularySize
-        let tolerance: Float = model.config.moe == nil ? 0 : 1e-5
+        let tolerance: Float = model.moeBlocks.isEmpty ? 0 : 1e-5
         func maxDiff(_ a: ArraySlice<Float>, _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? .infinity }
 
         // Prompts together (the middle one without logits), then 4 decode steps of all three.
@@ -45,9 +45,9 @@ import Models
 
     @Test func badItemIsNamedAndNothingRuns() throws {
         let model = try loadModel("llama", "f32")
-        let shape = InferenceState.kvShape(model.config)
+        let shape = model.kvShape()
         let pool = KVPagePool(shape: shape, pageTokens: 4, capacity: 16)
-        let state = InferenceState(config: model.config, contextLength: 16, maxBatch: 32, threads: 2, kvPool: pool)
+        let state = InferenceState(model: model, contextLength: 16, maxBatch: 32, threads: 2, kvPool: pool)
         let a = KVSequence(pool: pool, maxPositions: 16), b = KVSequence(pool: pool, maxPositions: 16)
         do {
             _ = try model.forward(batch: [SequenceBatchItem(cache: a, tokens: [1, 2], startPosition: 0, wantsLogits: true),

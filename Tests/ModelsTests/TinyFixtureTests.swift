@@ -54,7 +54,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f32")
         for threads in [1, 2] {
-            let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: threads)
+            let state = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: threads)
             let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
             let diff = maxAbsDiff(logits, golden.logits)
             #expect(diff <= 1e-3, "\(arch) F32 max |Δlogit| = \(diff)")
@@ -68,7 +68,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
     func f32GreedyWithKVCache(arch: String) throws {
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f32")
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: 2)
         var logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
         var generated: [Int32] = []
         for _ in 0..<golden.greedy.next_ids.count {
@@ -83,7 +83,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
     func f16LogitsMatchF16RoundedReference(arch: String) throws {
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f16")
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: 2)
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
         let diff = maxAbsDiff(logits, golden.logits_f16_weights)
         #expect(diff <= 1e-3, "\(arch) F16 max |Δlogit| = \(diff)")
@@ -94,7 +94,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
     func chunkedPrefillMatchesOneBatch(arch: String) throws {
         let golden = try loadGolden(arch)
         let model = try loadModel(arch, "f32")
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 5, threads: 2)
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
         #expect(maxAbsDiff(logits, golden.logits) <= 1e-3)
     }
@@ -120,7 +120,7 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
     func latentAttentionExpandedFormMatches(precision: String) throws {
         let golden = try loadGolden("deepseekv3")
         let model = try loadModel("deepseekv3", precision)
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 5, threads: 2)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 5, threads: 2)
         state.latentExpandedMinimumTokens = 2
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
         let diff = maxAbsDiff(logits, precision == "f32" ? golden.logits : golden.logits_f16_weights)
@@ -148,8 +148,8 @@ func argmax(_ p: UnsafeBufferPointer<Float>, row: Int, vocab: Int) -> Int {
         let path = try fixtureCopy("llama4", changing: ["llama4.attention.sliding_window": .uint32(0)])
         defer { try? FileManager.default.removeItem(atPath: path) }
         let model = try ModelRegistry.load(try GGUFFile(path: path))
-        #expect(model.config.ropeLayers.allSatisfy { $0 })
-        let state = InferenceState(config: model.config, contextLength: 64, maxBatch: 512, threads: 2)
+        #expect((model.body as? StandardStack)?.hooks.ropeLayers.allSatisfy { $0 } == true)
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 512, threads: 2)
         let logits = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
         // Layer 3 now uses RoPE and L2 norms: the logits differ from the golden (NoPE) ones.
         #expect(maxAbsDiff(logits, golden.logits) > 1e-3)

@@ -1,0 +1,348 @@
+// The llama family's layer stack (llama, qwen2, qwen3, gemma3, qwen3moe, glm4moe, llama4, deepseek2,
+// glm-dsa): pre-norm decoder layers,
+//   x += [postNorm](attention(norm(x)))   standard (W_o · attn(rope(q), rope(k), v)) or latent (MLA)
+//   x += [postNorm](ffn(norm(x)))         dense (W_down · (act(W_gate·x) ⊙ W_up·x)) or mixture of experts
+// Optional parts (biases, q/k norms, post-norms) are used when the GGUF has their tensors; what an
+// architecture chooses beyond that is one StandardHooks value, filled in its own file.
+
+import GGUF
+import Kernels
+import KVCache
+
+/// How one llama-family architecture differs from the plain llama layer; each architecture file
+/// fills one (defaults: llama).
+public struct StandardHooks: Sendable {
+    /// RoPE pairs: adjacent (llama.cpp's NORM) or halves (NeoX).
+    public var ropeStyle: RopeStyle = .interleaved
+    /// The gated FFN's activation.
+    public var activation: FFNActivation = .silu
+    /// Multiplier on q·k (nil: 1/sqrt(key head size)).
+    public var attentionScale: Float? = nil
+    /// Norm placement: the FFN input norm is stored as `post_attention_norm` (then there is no
+    /// post-attention norm) instead of `ffn_norm`.
+    public var ffnNormStoredAsPostAttention = false
+    /// Per layer: which positions its queries see.
+    public var spans: [AttentionSpan]
+    /// Per layer: whether RoPE is applied (false: NoPE, with the attention temperature when set).
+    public var ropeLayers: [Bool]
+    /// Per layer: whether its RoPE uses the sliding-window base (rope.freq_base_swa).
+    public var slidingRopeLayers: [Bool]
+    /// RMS-normalise q and k without a weight after RoPE (on RoPE layers).
+    public var qkL2Norm = false
+    /// Temperature tuning of q on NoPE layers.
+    public var attentionTemperature: AttentionTemperature? = nil
+    /// Multi-head latent attention instead of standard attention (every layer).
+    public var latentAttention: LatentAttentionConfig? = nil
+    /// Mixture of experts on the layers that have a router (ffn_gate_inp); the others are dense.
+    public var moe: MoEConfig? = nil
+
+    public init(layers n: Int) {
+        spans = Array(repeating: .full, count: n)
+        ropeLayers = Array(repeating: true, count: n)
+        slidingRopeLayers = Array(repeating: false, count: n)
+    }
+}
+
+/// One decoder layer: pre-norm attention and pre-norm FFN, each with an optional post-norm.
+public struct LayerWeights: @unchecked Sendable {
+    public var attnNorm: FloatBuffer
+    public var attention: AttentionWeights
+    public var postAttentionNorm: FloatBuffer?
+    public var ffnNorm: FloatBuffer
+    public var ffn: FFNWeights
+    public var postFFNNorm: FloatBuffer?
+}
+
+public enum AttentionWeights: @unchecked Sendable {
+    case standard(StandardAttentionWeights)
+    case latent(LatentAttentionWeights)
+}
+
+/// Q/K/V/O projections with optional biases and per-head q/k norms.
+public struct StandardAttentionWeights: @unchecked Sendable {
+    public var wq, wk, wv, wo: WeightMatrix
+    public var bq, bk, bv, bo: FloatBuffer?
+    public var qNorm, kNorm: FloatBuffer?
+}
+
+public enum FFNWeights: @unchecked Sendable {
+    case dense(DenseFFNWeights)
+    case moe(MoEWeights)
+}
+
+/// down · (act(gate · x) ⊙ up · x)
+public struct DenseFFNWeights: @unchecked Sendable {
+    public var gate, up, down: WeightMatrix
+}
+
+/// Per-session buffers of the standard stack beyond InferenceState's.
+final class StandardScratch {
+    let moe: MoEScratch?
+    let latent: LatentAttentionScratch?
+    init(moe: MoEScratch?, latent: LatentAttentionScratch?) { self.moe = moe; self.latent = latent }
+}
+
+public final class StandardStack: LayerStack, @unchecked Sendable {
+    public let config: ModelConfig
+    public let hooks: StandardHooks
+    public let layers: [LayerWeights]
+    /// The MoE layers' shape as found in the file (shared expert width included); nil: all dense.
+    public let moe: MoEConfig?
+    let ropeGlobal: Rope
+    let ropeSliding: Rope
+    let attentionScale: Float
+
+    /// Reads the layers `hooks` describe from `gguf`.
+    public init(gguf: GGUFFile, config c: ModelConfig, hooks: StandardHooks) throws {
+        config = c
+        self.hooks = hooks
+        let r = WeightReader(gguf)
+        var moeLayers = Array(repeating: false, count: c.layerCount)
+        if var m = hooks.moe {
+            moeLayers = try m.locate(in: gguf, layers: c.layerCount)
+            moe = m
+        } else {
+            moe = nil
+        }
+        let moe = self.moe
+        layers = try (0..<c.layerCount).map { try r.standardLayer($0, c, hooks, moe: moeLayers[$0] ? moe : nil) }
+        let factors = r.has(.ropeFrequencies) ? try r.vector(.ropeFrequencies, count: c.ropeDimensions / 2).array : nil
+        ropeGlobal = Rope(dimensions: c.ropeDimensions, base: c.ropeBase, style: hooks.ropeStyle, scale: c.ropeScale,
+                          frequencyFactors: factors, yarn: c.yarn, magnitude: c.ropeMagnitude)
+        ropeSliding = Rope(dimensions: c.ropeDimensions, base: c.ropeBaseSliding ?? c.ropeBase, style: hooks.ropeStyle, scale: 1,
+                           frequencyFactors: factors)
+        attentionScale = hooks.attentionScale ?? 1 / Float(c.headDimK).squareRoot()
+    }
+
+    public var activations: ActivationShape {
+        var a = ActivationShape(config)
+        if let m = hooks.latentAttention {
+            // Widest key/value rows: standard heads, the latent rows, the expanded heads.
+            a.attention = config.headCount * max(config.headDimV, m.valueDim)
+            a.widestKey = max(config.headDimK, m.cacheRowFloats, m.nopeDim + m.ropeDim)
+            a.widestValue = max(config.headDimV, m.kvLoraRank, m.valueDim)
+            a.expandedAttentionMinimumTokens = LatentAttentionBlock.expandedMinimumTokens(m)
+        }
+        return a
+    }
+
+    public func makeScratch(maxBatch b: Int, threads: Int) -> AnyObject? {
+        StandardScratch(moe: moe.map { MoEScratch(config: $0, embedding: config.embeddingLength, maxBatch: b) },
+                        latent: hooks.latentAttention.map { LatentAttentionScratch(config: $0, heads: config.headCount, maxBatch: b, threads: threads) })
+    }
+
+    /// KV rows of one position: standard K and V rows, or MLA's one row of latent + rope key (values are
+    /// read inside it). Sliding-window and chunked layers keep only what their span reaches.
+    public func kvShape(type: KVType) -> KVShape {
+        let c = config, m = hooks.latentAttention
+        return KVShape(layers: c.layerCount, kRowFloats: m?.cacheRowFloats ?? c.headCountKV * c.headDimK,
+                       vRowFloats: m == nil ? c.headCountKV * c.headDimV : 0, type: type, retention: hooks.spans.map(\.retention))
+    }
+
+    public func kvTypeProblem(_ type: KVType) -> String? {
+        let dims = hooks.latentAttention.map { [$0.kvLoraRank, $0.ropeDim] + ($0.indexer.map { [$0.headDim] } ?? []) }
+            ?? [config.headDimK, config.headDimV]
+        return Self.blockProblem(type, headSizes: dims)
+    }
+
+    public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
+        layers.enumerated().compactMap { l, w in
+            if case .moe(let f) = w.ffn { return (l, f) }
+            return nil
+        }
+    }
+
+    public var weightBytesPerToken: Int {
+        func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
+        var total = 0
+        for l in layers {
+            switch l.attention {
+            case .standard(let a): for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) }
+            case .latent(let a): total += a.bytesPerToken()
+            }
+            switch l.ffn {
+            case .dense(let f): for m in [f.gate, f.up, f.down] { total += bytes(m) }
+            case .moe(let f): total += f.bytesPerToken()
+            }
+        }
+        return total
+    }
+
+    public func forward(_ p: ForwardPass) {
+        let c = config, s = p.state, T = p.count
+        let e = c.embeddingLength
+        let mm = s.matmul, scratch = s.scratch(StandardScratch.self)
+        let x = s.x, xn = s.xn, att = s.att, o = s.o
+        let eps = c.rmsEpsilon
+        // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
+        let decodeRows = p.decodeRows
+        mm.decodeRows = decodeRows
+        defer { mm.decodeRows = nil }
+        // Embedding rows; RoPE cos/sin per token for both bases.
+        let ropeStride = c.ropeDimensions
+        let positions = s.positions
+        s.perToken(T) { t in
+            p.embed(t, into: x + t * e)
+            ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: positions[t])
+            ropeSliding.fill(s.ropeSliding + t * ropeStride, position: positions[t])
+        }
+
+        for (l, w) in layers.enumerated() {
+            s.perToken(T) { t in Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            let sliding = hooks.slidingRopeLayers[l]
+            let rope = sliding ? ropeSliding : ropeGlobal
+            let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
+            switch w.attention {
+            case .standard(let a):
+                standardAttention(a, layer: l, pass: p, rope: rope, ropeTable: ropeTable)
+            case .latent(let a):
+                // One sequence at a time (its own projections); W_o over the whole batch.
+                let attStride = c.headCount * a.config.valueDim
+                for seg in p.segments {
+                    mm.decodeRows = seg.prompt ? 0 : seg.count
+                    defer { mm.decodeRows = decodeRows }
+                    LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, rowOffset: seg.offset,
+                                                 cache: seg.cache,
+                                                 layer: l, weights: a, config: a.config, model: c, rope: rope,
+                                                 ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
+                                                 state: s, scratch: scratch.latent!, into: att + seg.offset * attStride)
+                }
+                mm.multiply(a.wo, att, tokens: T, into: o)
+            }
+            // o [post-norm] added to the residual, then the FFN input norm.
+            s.perToken(T) { t in
+                let ot = o + t * e
+                if let pn = w.postAttentionNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
+                Kernels.add(x + t * e, ot, count: e)
+                Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
+            }
+            switch w.ffn {
+            case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s)
+            case .moe(let f):
+                // Expert products group tokens across rows: no batch invariance there.
+                mm.decodeRows = nil
+                defer { mm.decodeRows = decodeRows }
+                // With streamed experts, the next MoE layer's router is tried on this layer's input: how
+                // well it foresees that layer's experts (what prefetching them would rest on).
+                var next: (layer: Int, weights: MoEWeights)? = nil
+                if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
+                   case .moe(let nf) = layers[j].ffn { next = (j, nf) }
+                MoEBlock.forward(xn, tokens: T, into: o, weights: f, embedding: e, activation: hooks.activation,
+                                 scratch: scratch.moe!, matmul: mm, layer: l, cache: p.experts, predictNext: next)
+            }
+            s.perToken(T) { t in
+                let ot = o + t * e
+                if let pn = w.postFFNNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
+                Kernels.add(x + t * e, ot, count: e)
+            }
+        }
+    }
+
+    /// o = Wo · attention(q, k, v) of the layer's standard attention; K/V appended to the cache.
+    private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, pass p: ForwardPass,
+                                   rope: Rope, ropeTable: UnsafeMutablePointer<Float>) {
+        let c = config, s = p.state, T = p.count, eps = c.rmsEpsilon, segments = p.segments
+        let dk = c.headDimK, dv = c.headDimV, h = c.headCount, hkv = c.headCountKV
+        let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, ropeStride = c.ropeDimensions
+        let q = s.q, k = s.k, v = s.v
+        s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
+        let useRope = hooks.ropeLayers[l], qkL2Norm = hooks.qkL2Norm, temperature = hooks.attentionTemperature
+        // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into its sequence's cache.
+        let positions = s.positions, rowSegment = s.rowSegment
+        s.perToken(T) { t in
+            let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
+            if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
+            if let b = w.bk { Kernels.add(kt, b.pointer, count: kDim) }
+            if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
+            if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
+            if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
+            let pos = positions[t]
+            if useRope {
+                rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
+                rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
+                if qkL2Norm {
+                    for i in 0..<h { Kernels.rmsNorm(qt + i * dk, nil, into: qt + i * dk, count: dk, epsilon: eps) }
+                    for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, nil, into: kt + i * dk, count: dk, epsilon: eps) }
+                }
+            } else if let temperature {
+                let f = temperature.factor(position: pos)
+                for i in 0..<qDim { qt[i] *= f }
+            }
+            let cache = segments[Int(rowSegment[t])].cache
+            cache.storeK(l, pos, kt)
+            cache.storeV(l, pos, vt)
+        }
+        for seg in segments {
+            AttentionBlock.attend(AttentionBlock.paged(
+                seg.cache, layer: l, q: q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
+                out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
+                kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
+                tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
+                softcap: c.attentionLogitSoftcap ?? 0, state: s, promptKernel: seg.prompt)
+        }
+        s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
+        if let b = w.bo { s.perToken(T) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }
+    }
+
+    /// out = down · (act(gate · x) ⊙ up · x); gate and up in one dispatch, each thread applying the
+    /// activation to the rows it computed.
+    private func denseFFN(_ w: DenseFFNWeights, input: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
+                          state s: InferenceState) {
+        let gate = s.gate, up = s.up, f = w.gate.rows, activation = hooks.activation
+        s.matmul.multiply([(w.gate, gate), (w.up, up)], input, tokens: T) { rows in
+            for t in 0..<T {
+                let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
+                switch activation {
+                case .silu: Kernels.swiglu(g, u, count: rows.count)
+                case .geluTanh: Kernels.geglu(g, u, count: rows.count)
+                }
+            }
+        }
+        s.matmul.multiply(w.down, gate, tokens: T, into: out)
+    }
+}
+
+extension WeightReader {
+    /// Q/K/V/O with optional biases and q/k norms.
+    func standardAttention(_ l: Int, _ c: ModelConfig) throws -> StandardAttentionWeights {
+        let e = c.embeddingLength, qDim = c.headCount * c.headDimK
+        let kDim = c.headCountKV * c.headDimK, vDim = c.headCountKV * c.headDimV
+        let attnOut = c.headCount * c.headDimV
+        return StandardAttentionWeights(
+            wq: try matrix(.attnQ(l), rows: qDim, cols: e),
+            wk: try matrix(.attnK(l), rows: kDim, cols: e),
+            wv: try matrix(.attnV(l), rows: vDim, cols: e),
+            wo: try matrix(.attnOutput(l), rows: e, cols: attnOut),
+            bq: try optionalVector(.attnQBias(l), count: qDim),
+            bk: try optionalVector(.attnKBias(l), count: kDim),
+            bv: try optionalVector(.attnVBias(l), count: vDim),
+            bo: try optionalVector(.attnOutputBias(l), count: e),
+            qNorm: try optionalVector(.attnQNorm(l), count: c.headDimK),
+            kNorm: try optionalVector(.attnKNorm(l), count: c.headDimK))
+    }
+
+    func denseFFN(_ l: Int, _ c: ModelConfig) throws -> DenseFFNWeights {
+        let e = c.embeddingLength, f = c.feedForwardLength
+        return DenseFFNWeights(gate: try matrix(.ffnGate(l), rows: f, cols: e),
+                               up: try matrix(.ffnUp(l), rows: f, cols: e),
+                               down: try matrix(.ffnDown(l), rows: e, cols: f))
+    }
+
+    /// A pre-norm decoder layer: attention and FFN kinds per the hooks (`moe`: this layer's, nil when
+    /// dense), optional parts by presence.
+    func standardLayer(_ l: Int, _ c: ModelConfig, _ hooks: StandardHooks, moe: MoEConfig?) throws -> LayerWeights {
+        let e = c.embeddingLength
+        let attention: AttentionWeights = try hooks.latentAttention.map { .latent(try latentAttention(l, c, $0)) }
+            ?? .standard(standardAttention(l, c))
+        let ffn: FFNWeights = try moe.map { .moe(try self.moe(l, c, $0)) } ?? .dense(denseFFN(l, c))
+        let postAttention = try optionalVector(.postAttentionNorm(l), count: e)
+        let stored = hooks.ffnNormStoredAsPostAttention
+        return LayerWeights(
+            attnNorm: try vector(.attnNorm(l), count: e),
+            attention: attention,
+            postAttentionNorm: stored ? nil : postAttention,
+            ffnNorm: stored ? try vector(.postAttentionNorm(l), count: e) : try vector(.ffnNorm(l), count: e),
+            ffn: ffn,
+            postFFNNorm: try optionalVector(.postFFNNorm(l), count: e))
+    }
+}
