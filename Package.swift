@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "DwarfStar",
-                 targets: ["GGUF", "Kernels", "KVCache", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
+                 targets: ["GGUF", "Kernels", "KVCache", "Platform", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
         .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
         // The HTTP server as a library, for the fuzzing harness in Fuzz/ (its request decoders).
         .library(name: "DwarfStarServer", targets: ["Server"]),
@@ -28,18 +28,21 @@ let package = Package(
         .target(name: "CKernels", cSettings: cOptimise),
         // GGUF reader (mmap, validation) and writer.
         .target(name: "GGUF", dependencies: ["CKernels"]),
-        // Swift wrappers over CKernels: matmul over tensors, norms, RoPE, attention, worker pool.
-        .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
+        // File I/O that bypasses the page cache, SHA-256: the C helpers models and engine use besides kernels.
+        .target(name: "Platform", dependencies: ["CKernels"]),
+        // The only Swift face of CKernels' kernels: matmul over tensors, norms, RoPE, attention over paged
+        // KV, state kernels, the worker pool.
+        .target(name: "Kernels", dependencies: ["CKernels", "GGUF", "KVCache"]),
         // Paged KV cache: page pool with reference counts, copy-on-write and a prefix cache; per-sequence
         // page tables.
         .target(name: "KVCache", dependencies: ["CKernels"]),
         .target(name: "Tokenizers"),
         .target(name: "ChatTemplate"),
         // Architectures over shared blocks; registry by general.architecture.
-        .target(name: "Models", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache"]),
+        .target(name: "Models", dependencies: ["GGUF", "Kernels", "KVCache", "Platform"]),
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
-        .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        .target(name: "Engine", dependencies: ["GGUF", "Kernels", "KVCache", "Models", "Platform", "Tokenizers", "ChatTemplate", "Sampling"]),
         // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
         .target(name: "Server", dependencies: [
             "Engine", "Sampling", "ChatTemplate",
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Sampling"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

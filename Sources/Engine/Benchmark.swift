@@ -2,7 +2,6 @@
 // and tg (text generation: n tokens one at a time from an empty cache), repeated, mean ± stddev of
 // tokens/s; plus a memory read-bandwidth probe to express decode speed as % of the machine's bandwidth.
 
-import CKernels
 import Foundation
 import KVCache
 import Kernels
@@ -110,7 +109,7 @@ public enum Benchmark {
             let start = DispatchTime.now().uptimeNanoseconds
             sums.withUnsafeMutableBufferPointer { s in
                 pool.run { ith, nth in
-                    s[ith] = ds_read_sum(buf, Int64(count * ith / nth), Int64(count * (ith + 1) / nth))
+                    s[ith] = Kernels.readSum(buf, from: count * ith / nth, to: count * (ith + 1) / nth)
                 }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

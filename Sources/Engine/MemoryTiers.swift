@@ -6,7 +6,7 @@
 // the expert slots, the KV pool and what the process holds besides (runtime, tokenizer, scratch),
 // measured at load.
 
-import CKernels
+import Platform
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -258,7 +258,7 @@ extension LoadedModel {
                 // A spread of offsets (a multiplicative hash of i), aligned for O_DIRECT.
                 let offset = Int((UInt64(i) &* 0x9E3779B97F4A7C15) % UInt64(max(span, 1))) / 4096 * 4096
                 #if canImport(Glibc)
-                if mode == .buffered { _ = ds_drop_cached(fd, Int64(offset), Int64(chunk)) }
+                if mode == .buffered { FileIO.dropCached(fd, offset: offset, length: chunk) }
                 #endif
                 let n = pread(fd, buffer, chunk, off_t(offset))
                 if n > 0 { bytes[worker] += n }

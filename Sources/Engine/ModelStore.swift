@@ -4,6 +4,7 @@
 // appears under its name (one rename). A lock file per model serialises pulls of the same model.
 
 import Foundation
+import Platform
 
 public struct KnownModel: Sendable {
     public let name: String

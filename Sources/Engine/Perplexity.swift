@@ -4,8 +4,8 @@
 // NLL over positions j ∈ [n_ctx/2, n_ctx-1) predicting token j+1.
 
 import Foundation
+import Kernels
 import Models
-import CKernels
 
 public struct PerplexityResult: Sendable {
     public var chunks: [Double] = []          // running PPL after each chunk
@@ -38,7 +38,7 @@ public enum Perplexity {
             session.reset()
             let logits = try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .suffix(nCtx - first))
             for j in first..<(nCtx - 1) {
-                let logProb = ds_log_softmax_at(logits.baseAddress! + (j - first) * vocab, Int64(vocab), Int64(chunk[j + 1]))
+                let logProb = Kernels.logSoftmax(logits.baseAddress! + (j - first) * vocab, count: vocab, at: Int(chunk[j + 1]))
                 nll -= logProb
                 nll2 += logProb * logProb
                 count += 1

@@ -15,6 +15,7 @@
 // plus the file size), its architecture, the KV type and row shape, and carries the token ids.
 
 import Foundation
+import Platform
 import KVCache
 import Models
 

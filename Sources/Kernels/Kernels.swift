@@ -7,6 +7,11 @@ public enum Kernels {
     /// Whether the C library can dequantize and dot this tensor type.
     public static func isSupported(_ type: GGMLType) -> Bool { ds_type_supported(Int32(type.rawValue)) != 0 }
 
+    /// The row x[0..<count] quantized to `type` with ggml's reference quantizer (writes type's row bytes).
+    public static func quantizeReference(_ type: GGMLType, _ x: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
+        ds_quantize_row_ref(Int32(type.rawValue), x, dst, Int64(count))
+    }
+
     public static func dequantize(_ type: GGMLType, _ src: UnsafeRawPointer, into dst: UnsafeMutablePointer<Float>, count: Int) {
         ds_dequantize_row(Int32(type.rawValue), src, dst, Int64(count))
     }

@@ -14,7 +14,6 @@
 // and the compressor's ring of pending C/Z rows (2·ratio rows when windows overlap): what the model
 // needs, nothing per position beyond the window. Entries grow by d floats per `ratio` tokens.
 
-import CKernels
 import GGUF
 import Kernels
 #if canImport(Glibc)
@@ -52,7 +51,7 @@ final class EntryRows {
             capacity *= 2
         }
         let dst = storage + count * rowBytes
-        if half { ds_convert_f32_to_f16(row, dst.assumingMemoryBound(to: UInt16.self), Int64(width)) }
+        if half { Kernels.toHalf(row, into: dst.assumingMemoryBound(to: UInt16.self), count: width) }
         else { dst.assumingMemoryBound(to: Float.self).update(from: row, count: width) }
         count += 1
     }
@@ -60,7 +59,7 @@ final class EntryRows {
     /// Rows first ..< first + n as floats into out [n, width].
     func copy(rows first: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
         let src = storage + first * rowBytes
-        if half { ds_convert_f16_to_f32(src.assumingMemoryBound(to: UInt16.self), out, Int64(n * width)) }
+        if half { Kernels.fromHalf(src.assumingMemoryBound(to: UInt16.self), into: out, count: n * width) }
         else { out.update(from: src.assumingMemoryBound(to: Float.self), count: n * width) }
     }
 
@@ -280,8 +279,9 @@ enum CompressedAttentionBlock {
                     if let ix = indexer, visible > topK {
                         // Lightning indexer: per head qI_j · IK_w for every visible entry (one GEMM), then
                         // score_w = Σ_j w_j · ReLU(·) / √dI; keep the top_k (ties: the earlier entry).
-                        ds_gemm(Int32(ix.entries.type.rawValue), Int64(di), ix.entries.storage, ix.entries.rowBytes, Int64(visible),
-                                indexerQ + t * hi * di, di * 4, Int64(hi), headScores, Int64(visible))
+                        Kernels.gemm(ix.entries.type, cols: di, weights: ix.entries.storage, rowBytes: ix.entries.rowBytes, rows: visible,
+                                     activations: indexerQ + t * hi * di, activationRowBytes: di * 4, tokens: hi,
+                                     into: headScores, outputStride: visible)
                         let wI = indexerW + t * hi, iscale = 1 / Float(di).squareRoot()
                         for w in 0..<visible {
                             var s: Float = 0
@@ -299,8 +299,9 @@ enum CompressedAttentionBlock {
                 }
                 // All heads against the n keys (K = V); then the sink joins each head's denominator.
                 let o = out + t * h * d
-                ds_attend_group_f32(q + t * h * d, Int64(h), Int64(d), keys, Int64(d), keys, Int64(d), nil, 0, 0, 0,
-                                    0, Int64(n), Int64(d), Int64(d), scale, 0, o, Int64(d), scores, partMax, partSum)
+                Attention.attendGroupUnnormalised(q: q + t * h * d, heads: h, qHeadStride: d, keys: keys, keyStride: d, values: keys,
+                                                  valueStride: d, positions: n, keyDim: d, valueDim: d, scale: scale,
+                                                  into: o, outHeadStride: d, scratch: scores, partialMax: partMax, partialSum: partSum)
                 for head in 0..<h {
                     let norm = 1 / (partSum[head] + expf(sinks[head] - partMax[head]))
                     let oh = o + head * d

@@ -19,7 +19,7 @@
 // 200 sampled tokens: LFU 82.3% / 89.3% hits (uniform / Zipf-skewed router), mixed 77.1% / 86.6%,
 // LRU 74.0% / 84.5%.
 
-import CKernels
+import Platform
 import Dispatch
 import Foundation
 import GGUF
@@ -54,7 +54,7 @@ public enum ExpertReadMode: String, Sendable, CaseIterable {
     /// tmpfs). Returns the descriptor (-1: cannot open, errno set) and the mode it reads with.
     public static func open(_ path: String, _ mode: ExpertReadMode) -> (fd: Int32, mode: ExpertReadMode) {
         if mode == .direct {
-            let fd = ds_open_direct_readonly(path)
+            let fd = FileIO.openDirectReadOnly(path)
             if fd >= 0 { return (fd, .direct) }
         }
         #if canImport(Glibc)
@@ -478,7 +478,7 @@ public final class ExpertCache: @unchecked Sendable {
             done += n
         }
         #if canImport(Glibc)
-        if readMode == .buffered { _ = ds_drop_cached(fd, Int64(fileOffset), Int64(count)) }
+        if readMode == .buffered { FileIO.dropCached(fd, offset: fileOffset, length: count) }
         #endif
         return nil
     }

@@ -361,11 +361,11 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         }
         let span: AttentionSpan = kind.sliding ? .sliding(gemma.window) : .full
         for seg in segments {
-            AttentionBlock.attend(AttentionBlock.paged(
+            Attention.attend(Attention.paged(
                 seg.cache, layer: kind.kvLayer, q: q + seg.offset * hq * d, qTokenStride: hq * d, qHeadStride: d,
                 out: s.att + seg.offset * hq * d, outTokenStride: hq * d, outHeadStride: d,
                 kHeadStride: d, vHeadStride: d, heads: hq, kvHeads: hkv, keyDim: d, valueDim: d),
-                tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, state: s, promptKernel: seg.prompt)
+                tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, workspace: s.attention, promptKernel: seg.prompt)
         }
         mm.multiply(w.wo, s.att, tokens: T, into: s.o)
     }

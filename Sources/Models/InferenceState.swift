@@ -16,14 +16,14 @@ public final class InferenceState: @unchecked Sendable {
     public let matmul: Matmul
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;
     /// q, k, v, att attention; gate, up the FFN's hidden rows (ActivationShape gives the widths).
-    let x, xn, q, k, v, att, o, gate, up, attentionScratch: UnsafeMutablePointer<Float>
+    let x, xn, q, k, v, att, o, gate, up: UnsafeMutablePointer<Float>
     /// cos/sin of every token of a batch for the global and the sliding-window RoPE bases.
     let ropeGlobal, ropeSliding: UnsafeMutablePointer<Float>
     /// Per batch row: its position and the index of its segment.
     let positions: UnsafeMutablePointer<Int>
     let rowSegment: UnsafeMutablePointer<Int32>
-    /// Floats of attention scratch per thread (scores of one query group over the whole context).
-    let attentionScratchStride: Int
+    /// The attention kernels' per-thread scratch and split-K partials.
+    public let attention: AttentionWorkspace
     /// The layer stack's own buffers (LayerStack.makeScratch).
     let stackScratch: AnyObject?
     /// Multi-head latent attention: prompt batches of at least this many tokens run the expanded form,
@@ -73,10 +73,8 @@ public final class InferenceState: @unchecked Sendable {
         ropeSliding = alloc(b * a.ropeTable)
         positions = .allocate(capacity: b)
         rowSegment = .allocate(capacity: b)
-        // Scores of one query group over the whole context (decode kernel) or the block kernel's tiles.
-        attentionScratchStride = max(ctx * a.groupSize,
-                                     AttentionBlock.blockScratchFloats(keyDim: a.widestKey, valueDim: a.widestValue, heads: a.heads))
-        attentionScratch = alloc(pool.threads * attentionScratchStride)
+        attention = AttentionWorkspace(pool: pool, contextLength: ctx, groupSize: a.groupSize, widestKey: a.widestKey,
+                                       widestValue: a.widestValue, heads: a.heads)
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned
@@ -87,22 +85,8 @@ public final class InferenceState: @unchecked Sendable {
     deinit {
         for p in owned { p.deallocate() }
         logits.deallocate()
-        splitBuffer?.deallocate()
         positions.deallocate()
         rowSegment.deallocate()
-    }
-
-    private var splitBuffer: UnsafeMutablePointer<Float>?
-    private var splitCapacity = 0
-
-    /// Scratch for split-K attention partials (grown on demand, kept for the session).
-    func splitScratch(floats n: Int) -> UnsafeMutablePointer<Float> {
-        if n > splitCapacity {
-            splitBuffer?.deallocate()
-            splitBuffer = .allocate(capacity: n)
-            splitCapacity = n
-        }
-        return splitBuffer!
     }
 
     /// The stack's scratch as the type its makeScratch made.

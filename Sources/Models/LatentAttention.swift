@@ -207,7 +207,7 @@ public enum LatentAttentionBlock {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
         // MQA over the latent cache; outputs land head-major for the W_vb products.
-        let layout = AttentionBlock.paged(
+        let layout = Attention.paged(
             cache, layer: l, q: x.query, qTokenStride: h * row, qHeadStride: row,
             out: x.latentOut, outTokenStride: kvL, outHeadStride: T * kvL,
             kHeadStride: 0, vHeadStride: 0, valueOffsetInK: 0, heads: h, kvHeads: 1, keyDim: row, valueDim: kvL)
@@ -219,13 +219,13 @@ public enum LatentAttentionBlock {
             }
             let topK = ix.config.topK
             for t in 0..<T {
-                AttentionBlock.selectedRows(cache, layer: l, positions: ix.selected + (rowOffset + t) * topK,
+                Attention.selectedRows(cache, layer: l, positions: ix.selected + (rowOffset + t) * topK,
                                             count: Int(ix.selectedCount[rowOffset + t]), into: ix.rows + t * topK)
             }
-            AttentionBlock.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
-                                          scale: m.scale, softcap: 0, state: s)
+            Attention.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
+                                          scale: m.scale, softcap: 0, workspace: s.attention)
         } else {
-            AttentionBlock.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
+            Attention.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, workspace: s.attention)
         }
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
         mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL)
@@ -320,12 +320,12 @@ public enum LatentAttentionBlock {
                 }
             }
         }
-        AttentionBlock.attend(AttentionBlock.Layout(
+        Attention.attend(Attention.Layout(
             q: x.qFull, qTokenStride: h * qd, qHeadStride: qd,
             out: att, outTokenStride: h * vd, outHeadStride: vd,
             k: UnsafeRawPointer(keys), kStride: qd, kHeadStride: positions * qd, v: UnsafeRawPointer(values), vStride: vd,
             vHeadStride: positions * vd,
             heads: h, kvHeads: h, keyDim: qd, valueDim: vd),
-            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, state: s)
+            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, workspace: s.attention)
     }
 }

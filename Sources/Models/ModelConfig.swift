@@ -1,6 +1,7 @@
 // Hyper-parameters read from GGUF metadata (`<arch>.*` keys), typed.
 
 import GGUF
+import Kernels
 import KVCache
 #if canImport(Glibc)
 import Glibc
@@ -8,53 +9,7 @@ import Glibc
 import Darwin
 #endif
 
-public enum RopeStyle: Sendable {
-    /// Rotates adjacent pairs (x[2i], x[2i+1]) — llama.cpp's NORM (llama: converter permuted Q/K).
-    case interleaved
-    /// Rotates halves (x[i], x[i + d/2]) — NeoX / HF rotate_half (qwen2, qwen3, gemma3).
-    case neox
-}
-
 public enum FFNActivation: Sendable { case silu, geluTanh }
-
-/// Which past positions a layer's queries see.
-public enum AttentionSpan: Sendable, Equatable {
-    /// Every earlier position.
-    case full
-    /// The last `window` positions, the query's own included (Gemma's local layers).
-    case sliding(Int)
-    /// Positions in the same aligned chunk of `size` (Llama 4's local layers: floor(j/size) == floor(i/size)).
-    case chunked(Int)
-
-    /// How long the KV cache must keep a position for this span.
-    public var retention: KVRetention {
-        switch self {
-        case .full: return .all
-        case .sliding(let w): return .window(w)
-        case .chunked(let c): return .chunk(c)
-        }
-    }
-
-    /// First visible position for a query at `position`.
-    @inline(__always) public func firstVisible(from position: Int) -> Int { retention.firstNeeded(at: position) }
-}
-
-/// YaRN context extension (rope.scaling.type = yarn): per rotary pair, the angle blends the
-/// interpolated (pos / factor) and the original angle by a ramp over the pair index between the dims
-/// that complete betaFast and betaSlow turns over the original context (ggml's rope_yarn).
-public struct YarnConfig: Sendable {
-    public var factor: Float
-    public var originalContext: Int
-    public var betaFast: Float
-    public var betaSlow: Float
-    public var extFactor: Float
-    /// rope.scaling.yarn_log_multiplier as stored (DeepSeek: 0.1 · mscale_all_dim).
-    public var logMultiplier: Float
-    public init(factor: Float, originalContext: Int, betaFast: Float, betaSlow: Float, extFactor: Float, logMultiplier: Float) {
-        self.factor = factor; self.originalContext = originalContext; self.betaFast = betaFast
-        self.betaSlow = betaSlow; self.extFactor = extFactor; self.logMultiplier = logMultiplier
-    }
-}
 
 /// Llama 4's attention temperature on NoPE layers: q ×= 1 + scale · log(floor((pos + offset) / floor) + 1).
 public struct AttentionTemperature: Sendable {

@@ -12,7 +12,6 @@
 // The recurrent state lives beside the KV pages (KVSequence.auxiliary); going back to an earlier
 // position replays the committed tokens through the DeltaNet layers (attention reads its cached K/V).
 
-import CKernels
 import GGUF
 import Kernels
 import KVCache
@@ -284,7 +283,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
             window.update(from: convState, count: (K - 1) * C)
             (window + (K - 1) * C).update(from: rows, count: seg.count * C)
             convState.update(from: window + seg.count * C, count: (K - 1) * C)
-            ds_causal_conv_silu_f32(window, taps, Int64(seg.count), Int64(C), Int64(K), rows)
+            Kernels.causalConvSilu(window: window, taps: taps, tokens: seg.count, channels: C, kernel: K, into: rows)
         }
         // q/k L2 norms per token and key head, then the delta rule: value heads (of every sequence) are
         // independent recurrences, so threads take (sequence, head) pairs and run each through its
@@ -312,7 +311,8 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
                     let beta = 1 / (1 + expf(-betaLogits[t * hv + j]))
                     let out = core + t * q.valueDim + j * sk
                     // S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
-                    ds_gated_delta_step_f32(state, kv, v, qv, beta, expf(g), Int64(sk), Int64(sk), delta, out)
+                    Kernels.gatedDeltaStep(state: state, key: kv, value: v, query: qv, beta: beta, decay: expf(g), keyDim: sk, valueDim: sk,
+                                           delta: delta, into: out)
                     // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
                     Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
                     let z = gate + t * q.valueDim + j * sk
@@ -358,11 +358,11 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
             }
         }
         for seg in segments {
-            AttentionBlock.attend(AttentionBlock.paged(
+            Attention.attend(Attention.paged(
                 seg.cache, layer: kvLayer, q: q + seg.offset * h * d, qTokenStride: h * d, qHeadStride: d,
                 out: s.att + seg.offset * h * d, outTokenStride: h * d, outHeadStride: d,
                 kHeadStride: d, vHeadStride: d, heads: h, kvHeads: hkv, keyDim: d, valueDim: d),
-                tokens: seg.count, startPosition: seg.start, span: .full, scale: 1 / Float(d).squareRoot(), softcap: 0, state: s,
+                tokens: seg.count, startPosition: seg.start, span: .full, scale: 1 / Float(d).squareRoot(), softcap: 0, workspace: s.attention,
                 promptKernel: seg.prompt)
         }
         for i in 0..<(T * h * d) { s.att[i] *= 1 / (1 + expf(-gate[i])) }

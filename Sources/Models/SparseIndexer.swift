@@ -11,7 +11,6 @@
 // them, so attention is dense until the context passes top_k. The positive scale factors change no
 // ranking; they are kept so the scores have the reference's values.
 
-import CKernels
 import GGUF
 import Kernels
 import KVCache
@@ -154,8 +153,8 @@ enum SparseIndexerBlock {
                     continue
                 }
                 // headScores[j][s] = iq_j · ik_s;  score_s = Σ_j w_j · ReLU(headScores[j][s])
-                ds_gemm(Int32(GGMLType.f32.rawValue), Int64(di), keys, di * 4, Int64(visible),
-                        query + t * hi * di, di * 4, Int64(hi), headScores, Int64(visible))
+                Kernels.gemm(.f32, cols: di, weights: keys, rowBytes: di * 4, rows: visible,
+                             activations: query + t * hi * di, activationRowBytes: di * 4, tokens: hi, into: headScores, outputStride: visible)
                 let w = weights + t * hi
                 for s in 0..<visible { scores[s] = 0; order[s] = Int32(s) }
                 for j in 0..<hi {

@@ -273,12 +273,12 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
             cache.storeV(l, pos, vt)
         }
         for seg in segments {
-            AttentionBlock.attend(AttentionBlock.paged(
+            Attention.attend(Attention.paged(
                 seg.cache, layer: l, q: q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
                 out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
                 kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
                 tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
-                softcap: c.attentionLogitSoftcap ?? 0, state: s, promptKernel: seg.prompt)
+                softcap: c.attentionLogitSoftcap ?? 0, workspace: s.attention, promptKernel: seg.prompt)
         }
         s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
         if let b = w.bo { s.perToken(T) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }

@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import Engine
+import Platform
 import Models
 import Sampling
 import KVCache

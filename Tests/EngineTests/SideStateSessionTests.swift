@@ -5,6 +5,7 @@
 import Foundation
 import Testing
 import Engine
+import Platform
 import KVCache
 import Models
 import Sampling

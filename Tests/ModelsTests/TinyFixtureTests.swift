@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 import GGUF
+import Kernels
 import Models
 
 struct Golden: Decodable {

@@ -1,97 +1,74 @@
-// Shared building blocks: RoPE, per-head RMSNorm, causal (optionally sliding-window) attention over
-// the KV cache.
+// Causal (optionally sliding-window or chunked) attention of query rows over K/V rows, contiguous or
+// read through a page table, with F32 / F16 / Q8_0 K/V: the per-token kernel (decode, split over the
+// positions when few tokens meet a long context), the flash-style block kernel (prompts), and sparse
+// attention over selected rows.
 
 import CKernels
-import Kernels
 import KVCache
-
-/// Rotary position embedding tables for one base.
-public struct Rope: @unchecked Sendable {
-    public let dimensions: Int
-    public let style: RopeStyle
-    /// θ_i = base^(-2i/d) / freqFactor_i, i < d/2
-    let inverseFrequencies: [Double]
-    let positionScale: Double
-    /// YaRN: weight of the original (extrapolated) angle per pair; 1 - ramp goes to pos/factor.
-    let yarnRamp: [Double]?
-    let yarnFactor: Double
-    let magnitude: Float
-
-    public init(dimensions: Int, base: Float, style: RopeStyle, scale: Float = 1, frequencyFactors: [Float]? = nil,
-                yarn: YarnConfig? = nil, magnitude: Float = 1) {
-        self.dimensions = dimensions
-        self.style = style
-        self.positionScale = 1 / Double(scale)
-        self.magnitude = magnitude
-        var inv: [Double] = []
-        for i in 0..<(dimensions / 2) {
-            var f = 1 / Double(base).pow(Double(2 * i) / Double(dimensions))
-            if let ff = frequencyFactors, i < ff.count { f /= Double(ff[i]) }
-            inv.append(f)
-        }
-        inverseFrequencies = inv
-        if let y = yarn {
-            // Pair index whose wavelength completes `turns` rotations over the original context.
-            func correctionDim(_ turns: Double) -> Double {
-                Double(dimensions) * log(Double(y.originalContext) / (turns * 2 * Double.pi)) / (2 * log(Double(base)))
-            }
-            let low = max(0, correctionDim(Double(y.betaFast)).rounded(.down))
-            let high = min(Double(dimensions - 1), correctionDim(Double(y.betaSlow)).rounded(.up))
-            yarnRamp = (0..<(dimensions / 2)).map { i in
-                let t = (Double(i) - low) / max(0.001, high - low)
-                return (1 - min(1, max(0, t))) * Double(y.extFactor)
-            }
-            yarnFactor = Double(y.factor)
-        } else {
-            yarnRamp = nil
-            yarnFactor = 1
-        }
-    }
-
-    /// table[0..<d/2] = m·cos(pos·θ_i), table[d/2..<d] = m·sin(pos·θ_i)  (m = magnitude)
-    public func fill(_ table: UnsafeMutablePointer<Float>, position: Int) {
-        let half = dimensions / 2
-        let p = Double(position) * positionScale
-        for i in 0..<half {
-            var angle = p * inverseFrequencies[i]
-            if let ramp = yarnRamp { angle = angle / yarnFactor * (1 - ramp[i]) + angle * ramp[i] }
-            table[i] = Float(cos(angle)) * magnitude
-            table[half + i] = Float(sin(angle)) * magnitude
-        }
-    }
-
-    /// The inverse rotation (angle −θ) of `rotate`.
-    public func rotateInverse(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>) {
-        rotate(x, heads: heads, headDim: headDim, table: table, sineSign: -1)
-    }
-
-    /// Rotates `heads` vectors of size headDim (stride headDim) in place with a table from `fill`.
-    public func rotate(_ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, table: UnsafePointer<Float>, sineSign: Float = 1) {
-        let half = dimensions / 2
-        for hd in 0..<heads {
-            let v = x + hd * headDim
-            for i in 0..<half {
-                let (a, b) = style == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
-                let c = table[i], s = sineSign * table[half + i]
-                let x0 = v[a], x1 = v[b]
-                v[a] = x0 * c - x1 * s
-                v[b] = x0 * s + x1 * c
-            }
-        }
-    }
-}
-
-extension Double {
-    @inline(__always) func pow(_ e: Double) -> Double { Foundation_pow(self, e) }
-}
-
 #if canImport(Glibc)
 import Glibc
-@inline(__always) func Foundation_pow(_ a: Double, _ b: Double) -> Double { Glibc.pow(a, b) }
 #elseif canImport(Darwin)
 import Darwin
-@inline(__always) func Foundation_pow(_ a: Double, _ b: Double) -> Double { Darwin.pow(a, b) }
 #endif
+
+/// Which past positions a layer's queries see.
+public enum AttentionSpan: Sendable, Equatable {
+    /// Every earlier position.
+    case full
+    /// The last `window` positions, the query's own included (Gemma's local layers).
+    case sliding(Int)
+    /// Positions in the same aligned chunk of `size` (Llama 4's local layers: floor(j/size) == floor(i/size)).
+    case chunked(Int)
+
+    /// How long the KV cache must keep a position for this span.
+    public var retention: KVRetention {
+        switch self {
+        case .full: return .all
+        case .sliding(let w): return .window(w)
+        case .chunked(let c): return .chunk(c)
+        }
+    }
+
+    /// First visible position for a query at `position`.
+    @inline(__always) public func firstVisible(from position: Int) -> Int { retention.firstNeeded(at: position) }
+}
+
+/// Per-session attention scratch: the worker pool the kernels run on, per-thread scratch rows, and the
+/// split-K partials (grown on demand).
+public final class AttentionWorkspace: @unchecked Sendable {
+    public let pool: WorkerPool
+    let scratch: UnsafeMutablePointer<Float>
+    /// Floats of scratch per thread.
+    let scratchStride: Int
+    private var splitBuffer: UnsafeMutablePointer<Float>?
+    private var splitCapacity = 0
+
+    /// Scratch for scores of one query group of `groupSize` heads over `contextLength` positions, or the
+    /// block kernel's tiles for the widest key and value rows.
+    public init(pool: WorkerPool, contextLength: Int, groupSize: Int, widestKey: Int, widestValue: Int, heads: Int) {
+        self.pool = pool
+        scratchStride = max(contextLength * groupSize,
+                            Attention.blockScratchFloats(keyDim: widestKey, valueDim: widestValue, heads: heads))
+        let n = max(1, pool.threads * scratchStride)
+        scratch = .allocate(capacity: n)
+        scratch.initialize(repeating: 0, count: n)
+    }
+
+    deinit {
+        scratch.deallocate()
+        splitBuffer?.deallocate()
+    }
+
+    /// Scratch for split-K attention partials (kept for the session).
+    func splitScratch(floats n: Int) -> UnsafeMutablePointer<Float> {
+        if n > splitCapacity {
+            splitBuffer?.deallocate()
+            splitBuffer = .allocate(capacity: n)
+            splitCapacity = n
+        }
+        return splitBuffer!
+    }
+}
 
 typealias AttendGroupKernel = @convention(c) (UnsafePointer<Float>?, Int64, Int64, UnsafeRawPointer?, Int64, UnsafeRawPointer?, Int64,
     UnsafePointer<Int32>?, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Float, Float, UnsafeMutablePointer<Float>?, Int64,
@@ -100,9 +77,9 @@ typealias AttendBlockKernel = @convention(c) (UnsafePointer<Float>?, Int64, Int6
     UnsafeRawPointer?, Int64, UnsafeRawPointer?, Int64, UnsafePointer<Int32>?, Int64, Int64, Int64, Int64, Int64, Float, Float,
     UnsafeMutablePointer<Float>?, Int64, UnsafeMutablePointer<Float>?) -> Void
 
-enum AttentionBlock {
+public enum Attention {
     /// Where q, the output and the cache rows live (strides in floats).
-    struct Layout {
+    public struct Layout {
         var q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int
         var out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int
         /// K/V rows of `kvType` elements; strides in elements.
@@ -112,6 +89,18 @@ enum AttentionBlock {
         /// Paged K/V (nil: contiguous rows): row j in page pages[j >> pageShift].
         var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
         var kvType: KVType = .f32
+
+        /// Contiguous K/V rows of F32 (row strides kStride / vStride floats).
+        public init(q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int,
+                    out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int,
+                    k: UnsafeRawPointer, kStride: Int, kHeadStride: Int, v: UnsafeRawPointer, vStride: Int, vHeadStride: Int,
+                    heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int) {
+            self.q = q; self.qTokenStride = qTokenStride; self.qHeadStride = qHeadStride
+            self.out = out; self.outTokenStride = outTokenStride; self.outHeadStride = outHeadStride
+            self.k = k; self.kStride = kStride; self.kHeadStride = kHeadStride
+            self.v = v; self.vStride = vStride; self.vHeadStride = vHeadStride
+            self.heads = heads; self.kvHeads = kvHeads; self.keyDim = keyDim; self.valueDim = valueDim
+        }
 
         var groupKernel: AttendGroupKernel {
             switch kvType { case .f32: ds_attend_group_f32; case .f16: ds_attend_group_f16; case .q8_0: ds_attend_group_q8_0 }
@@ -126,31 +115,34 @@ enum AttentionBlock {
     }
 
     /// Rows of `layer` read through the sequence's page table.
-    static func paged(_ seq: KVSequence, layer: Int, q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int,
+    public static func paged(_ seq: KVSequence, layer: Int, q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int,
                       out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int,
                       kHeadStride: Int, vHeadStride: Int, valueOffsetInK: Int? = nil,
-                      heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int) -> Layout {
+                             heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int) -> Layout {
         let pool = seq.pool, shape = pool.shape
         let k = UnsafeRawPointer(pool.kArena(layer))
         // MLA reads its values inside the key rows.
         let v = valueOffsetInK.map { k + shape.type.bytes($0) } ?? UnsafeRawPointer(pool.vArena(layer))
-        return Layout(q: q, qTokenStride: qTokenStride, qHeadStride: qHeadStride,
-                      out: out, outTokenStride: outTokenStride, outHeadStride: outHeadStride,
-                      k: k, kStride: pool.kRowUnits, kHeadStride: kHeadStride,
-                      v: v, vStride: valueOffsetInK == nil ? pool.vRowUnits : pool.kRowUnits, vHeadStride: vHeadStride,
-                      heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim,
-                      pages: UnsafePointer(seq.pageTable(forLayer: layer)), pageShift: pool.pageTokensLog2,
-                      kPageStride: pool.kPageStride, vPageStride: valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride,
-                      kvType: shape.type)
+        var layout = Layout(q: q, qTokenStride: qTokenStride, qHeadStride: qHeadStride,
+                            out: out, outTokenStride: outTokenStride, outHeadStride: outHeadStride,
+                            k: k, kStride: pool.kRowUnits, kHeadStride: kHeadStride,
+                            v: v, vStride: valueOffsetInK == nil ? pool.vRowUnits : pool.kRowUnits, vHeadStride: vHeadStride,
+                            heads: heads, kvHeads: kvHeads, keyDim: keyDim, valueDim: valueDim)
+        layout.pages = UnsafePointer(seq.pageTable(forLayer: layer))
+        layout.pageShift = pool.pageTokensLog2
+        layout.kPageStride = pool.kPageStride
+        layout.vPageStride = valueOffsetInK == nil ? pool.vPageStride : pool.kPageStride
+        layout.kvType = shape.type
+        return layout
     }
 
     /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions j the span shows to
     /// position startPosition + t (causal). Tasks are (token, KV head, chunk of its query heads): each
     /// task reads the K/V rows once for its chunk; chunks shrink until every thread has work (decode).
-    static func attend(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
-                       state s: InferenceState, promptKernel: Bool? = nil) {
+    public static func attend(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
+                       workspace s: AttentionWorkspace, promptKernel: Bool? = nil) {
         if promptKernel ?? (tokens >= blockMinimumTokens) {
-            attendBlocks(p, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap, state: s)
+            attendBlocks(p, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap, workspace: s)
             return
         }
         let pool = s.pool, group = p.heads / p.kvHeads
@@ -161,13 +153,13 @@ enum AttentionBlock {
         let splits = min(2 * pool.threads / max(pairs, 1), shortest / splitMinimumPositions)
         if pairs < 2 * pool.threads, splits >= 2 {
             attendSplit(p, tokens: tokens, startPosition: startPosition, span: span, splits: splits, scale: scale,
-                        softcap: softcap, state: s)
+                        softcap: softcap, workspace: s)
             return
         }
         let chunksPerGroup = min(group, max(1, (2 * pool.threads + pairs - 1) / pairs))
         let chunk = (group + chunksPerGroup - 1) / chunksPerGroup
         let chunks = (group + chunk - 1) / chunk
-        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        let scratch = s.scratch, scratchStride = s.scratchStride
         pool.run { ith, nth in
             let tasks = pairs * chunks
             let sc = scratch + ith * scratchStride
@@ -190,14 +182,14 @@ enum AttentionBlock {
     /// Sparse attention: token t attends to the counts[t] cache rows rows[t·rowStride ..< +counts[t]]
     /// (global row numbers of `p`'s paged arena, from `selectedRows`) instead of a span. The rows act as
     /// a page table of one-row pages, so the kernels read the cache in place.
-    static func attendSelected(_ p: Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int, counts: UnsafePointer<Int32>,
-                               scale: Float, softcap: Float, state s: InferenceState) {
+    public static func attendSelected(_ p: Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int, counts: UnsafePointer<Int32>,
+                               scale: Float, softcap: Float, workspace s: AttentionWorkspace) {
         var sparse = p
         sparse.pageShift = 0
         sparse.kPageStride = p.kStride
         sparse.vPageStride = p.vStride
         let group = p.heads / p.kvHeads, pairs = tokens * p.kvHeads
-        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        let scratch = s.scratch, scratchStride = s.scratchStride
         s.pool.run { ith, nth in
             let sc = scratch + ith * scratchStride
             let kernel = sparse.groupKernel
@@ -213,7 +205,7 @@ enum AttentionBlock {
     }
 
     /// Global cache rows (page · pageTokens + offset) of `positions` in `layer`, for attendSelected.
-    static func selectedRows(_ seq: KVSequence, layer: Int, positions: UnsafePointer<Int32>, count: Int, into rows: UnsafeMutablePointer<Int32>) {
+    public static func selectedRows(_ seq: KVSequence, layer: Int, positions: UnsafePointer<Int32>, count: Int, into rows: UnsafeMutablePointer<Int32>) {
         let table = seq.pageTable(forLayer: layer), shift = seq.pool.pageTokensLog2, mask = Int32(seq.pool.pageTokens - 1)
         for i in 0..<count {
             let j = positions[i]
@@ -228,12 +220,12 @@ enum AttentionBlock {
     /// unnormalised partial outputs with their max and exp-sum; the partials of a head are then merged:
     /// out = Σ_s e^(m_s - M) o_s / Σ_s e^(m_s - M) l_s with M = max_s m_s.
     static func attendSplit(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, splits: Int, scale: Float,
-                            softcap: Float, state s: InferenceState) {
+                            softcap: Float, workspace s: AttentionWorkspace) {
         let group = p.heads / p.kvHeads, dv = p.valueDim
         let tasks = tokens * p.kvHeads * splits
         let partial = s.splitScratch(floats: tasks * group * (dv + 2))
         let outs = partial, maxes = partial + tasks * group * dv, sums = maxes + tasks * group
-        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        let scratch = s.scratch, scratchStride = s.scratchStride
         s.pool.run { ith, nth in
             let sc = scratch + ith * scratchStride
             for task in stride(from: ith, to: tasks, by: nth) {
@@ -279,7 +271,7 @@ enum AttentionBlock {
     static let queryBlock = 16
 
     /// Floats of per-thread scratch the block kernel needs.
-    static func blockScratchFloats(keyDim: Int, valueDim: Int, heads: Int) -> Int {
+    public static func blockScratchFloats(keyDim: Int, valueDim: Int, heads: Int) -> Int {
         // Block kernel: Qt, Ot, widened K/V tiles, a zero row. Q8_0 decode: 256 widened rows + per-head state.
         max(2 * queryBlock * (keyDim + valueDim) + max(keyDim, valueDim),
             256 * (keyDim + valueDim) + heads * (2 * valueDim + 4 + 256))
@@ -289,10 +281,10 @@ enum AttentionBlock {
     /// against the KV head's rows with an online softmax. Interleaved across threads (causal cost grows
     /// with the block's position).
     static func attendBlocks(_ p: Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
-                             state s: InferenceState) {
+                             workspace s: AttentionWorkspace) {
         let group = p.heads / p.kvHeads
         let blocks = (tokens + queryBlock - 1) / queryBlock
-        let scratch = s.attentionScratch, scratchStride = s.attentionScratchStride
+        let scratch = s.scratch, scratchStride = s.scratchStride
         s.pool.run { ith, nth in
             let sc = scratch + ith * scratchStride
             withUnsafeTemporaryAllocation(of: Int64.self, capacity: 2 * queryBlock) { ranges in

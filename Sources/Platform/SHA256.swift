@@ -1,4 +1,4 @@
-// Streaming SHA-256 over the C implementation in CKernels.
+// Streaming SHA-256 (model downloads, session and cache file checksums) over the C implementation.
 
 import CKernels
 import Foundation
