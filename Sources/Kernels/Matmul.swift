@@ -13,18 +13,6 @@ public final class Matmul: @unchecked Sendable {
     private var actBuffers: [UnsafeMutableRawPointer?] = [nil, nil]
     private var actCapacities = [0, 0]
 
-    /// Batch-invariant mode (nil: off): the first `decodeRows` input rows of a dense product are
-    /// computed one token at a time (the single-token kernel, as if each were alone), the others with
-    /// the multi-token kernel whatever their number. A row's result then depends only on its own
-    /// input and on whether it is a decode or a prompt row, not on what else is in the batch.
-    public var decodeRows: Int?
-
-    /// Products of 2 ..< perTokenBelow tokens run one token at a time over blocks of 64 weight rows
-    /// (each block stays in cache across the tokens) instead of through the multi-token GEMM, whose
-    /// tiles are wasted on a few tokens (0: off). For products no invariance rests on: MoE experts in
-    /// a batch of decode rows.
-    public var perTokenBelow = 0
-
     public init(pool: WorkerPool) { self.pool = pool }
     deinit { for b in actBuffers { b?.deallocate() } }
 
@@ -60,8 +48,8 @@ public final class Matmul: @unchecked Sendable {
     }
 
     /// Y[t*rows + r] = Σ_c W[r, c] · X[t*cols + c]   for t < tokens.
-    public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>) {
-        multiply([(w, y)], x, tokens: tokens)
+    public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, mode: ProductMode) {
+        multiply([(w, y)], x, tokens: tokens, mode: mode)
     }
 
     /// Several matrices over the same input in one dispatch (Q/K/V, gate/up): X is quantized once per
@@ -69,11 +57,12 @@ public final class Matmul: @unchecked Sendable {
     /// `epilogue(rows)` on the row slice it computed of the last matrix (e.g. SwiGLU of gate and up,
     /// which have the same rows).
     public func multiply(_ items: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int,
-                         epilogue: ((Range<Int>) -> Void)? = nil) {
+                         mode: ProductMode, epilogue: ((Range<Int>) -> Void)? = nil) {
         guard let first = items.first?.0 else { return }
         let jobs = items.map { MatmulJob(weights: $0.0, output: $0.1, firstInputRow: 0, tokens: tokens) }
         let last = jobs.count - 1
-        multiply(jobs, x, inputRows: tokens, cols: first.cols, epilogue: epilogue.map { e in { job, rows in if job == last { e(rows) } } })
+        multiply(jobs, x, inputRows: tokens, cols: first.cols, mode: mode,
+                 epilogue: epilogue.map { e in { job, rows in if job == last { e(rows) } } })
     }
 
     /// Grouped products over row segments of one input X[inputRows, cols] (MoE experts, per-head
@@ -82,7 +71,7 @@ public final class Matmul: @unchecked Sendable {
     /// every job: each thread takes the same fraction of every job's weight rows (so each matrix is
     /// streamed once per call, whatever the number of tokens routed to it), and calls
     /// `epilogue(job, rows)` after computing its rows of that job.
-    public func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int,
+    public func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode,
                          epilogue: ((Int, Range<Int>) -> Void)? = nil) {
         guard let first = jobs.first?.weights else { return }
         let type0 = ds_vec_dot_type(Int32(first.type.rawValue))
@@ -92,7 +81,7 @@ public final class Matmul: @unchecked Sendable {
             act1 = activations(for: job.weights.type, x, cols: cols, tokens: inputRows, slot: 1)
             break
         }
-        let decodeRows = self.decodeRows, perTokenBelow = self.perTokenBelow
+        let decodeRows = mode.decodeRows, perTokenBelow = mode.perTokenBelow
         pool.run { ith, nth in
             for (index, job) in jobs.enumerated() where job.tokens > 0 {
                 let w = job.weights, y = job.output, tokens = job.tokens
@@ -146,6 +135,30 @@ public final class Matmul: @unchecked Sendable {
             }
         }
     }
+}
+
+/// How the rows of a product are computed: what a row's result may depend on, and which kernel runs
+/// a few tokens. A parameter of every product (never state of the Matmul).
+public struct ProductMode: Sendable, Equatable {
+    /// Batch invariance (nil: off): the first `decodeRows` input rows of a dense product are computed
+    /// one token at a time (the single-token kernel, as if each were alone), the others with the
+    /// multi-token kernel whatever their number. A row's result then depends only on its own input and
+    /// on whether it is a decode or a prompt row, not on what else is in the batch.
+    public var decodeRows: Int?
+    /// Products of 2 ..< perTokenBelow tokens run one token at a time over blocks of 64 weight rows
+    /// (each block stays in cache across the tokens) instead of through the multi-token GEMM, whose
+    /// tiles are wasted on a few tokens (0: off). For products no invariance rests on: MoE experts in a
+    /// batch of decode rows.
+    public var perTokenBelow: Int
+
+    public init(decodeRows: Int? = nil, perTokenBelow: Int = 0) { self.decodeRows = decodeRows; self.perTokenBelow = perTokenBelow }
+
+    /// Every row through the multi-token kernel (a single token through the single-token one).
+    public static let batched = ProductMode()
+    /// Leading `decodeRows` rows as if alone, the rest as prompt rows.
+    public static func invariant(decodeRows: Int) -> ProductMode { ProductMode(decodeRows: decodeRows) }
+    /// Products of fewer than n tokens one token at a time.
+    public static func perTokenBelow(_ n: Int) -> ProductMode { ProductMode(perTokenBelow: n) }
 }
 
 /// One product of a grouped multiply: `weights` applied to `tokens` consecutive rows of the input

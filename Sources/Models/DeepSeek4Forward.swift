@@ -51,9 +51,9 @@ enum HyperConnections {
 
     /// mix[t] = W_fn · rmsnorm(S[t]) for T tokens.
     static func mixes(_ w: HyperConnectionWeights, streams S: UnsafePointer<Float>, tokens T: Int, width: Int, epsilon: Float,
-                      flat: UnsafeMutablePointer<Float>, into mix: UnsafeMutablePointer<Float>, matmul mm: Matmul) {
+                      flat: UnsafeMutablePointer<Float>, into mix: UnsafeMutablePointer<Float>, matmul mm: Matmul, mode: ProductMode) {
         for t in 0..<T { Kernels.rmsNorm(S + t * width, nil, into: flat + t * width, count: width, epsilon: epsilon) }
-        mm.multiply(w.fn, flat, tokens: T, into: mix)
+        mm.multiply(w.fn, flat, tokens: T, into: mix, mode: mode)
     }
 
     /// Per token: the block input column Σ_s pre_s S_s, and post / comb for `apply`.
@@ -118,15 +118,13 @@ extension DeepSeek4Stack {
             let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
                                             make: { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: halfEntries) }) {
                 history, start, n, cache in
-                run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x)
+                run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x, decodeRows: nil)
             }
             parts.append(DeepSeek4Part(cache: cache, start: seg.start, offset: seg.offset, count: seg.count))
         }
         // Decode rows (they lead the batch) through the single-token kernel over cached blocks of weight
         // rows, as each would run alone; prompt rows through the multi-token one.
-        s.matmul.decodeRows = p.decodeRows
-        defer { s.matmul.decodeRows = nil }
-        run(p.tokens, parts: parts, pass: p, scratch: x)
+        run(p.tokens, parts: parts, pass: p, scratch: x, decodeRows: p.decodeRows)
     }
 
     /// Head input of logit row `index` (batch row `row`): the streams collapsed by the output
@@ -148,12 +146,15 @@ extension DeepSeek4Stack {
     }
 
     /// The rows of `parts` (each: one sequence's tokens at positions start ..< +count, rows offset ..<
-    /// +count, in order); the final streams stay in the scratch's `streams`.
-    private func run(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], pass p: ForwardPass, scratch x: DeepSeek4Scratch) {
+    /// +count, in order); the final streams stay in the scratch's `streams`. decodeRows: the leading rows
+    /// computed as if alone (nil: no batch invariance, as when replaying history).
+    private func run(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], pass p: ForwardPass, scratch x: DeepSeek4Scratch,
+                     decodeRows: Int?) {
         let s = p.state, c = config, ds = deepseek, e = c.embeddingLength, n = ds.streams, width = n * e
         let eps = c.rmsEpsilon, mm = s.matmul
         let T = parts.last.map { $0.offset + $0.count } ?? 0
         let ropes = weights.ropes
+        let mode = ProductMode(decodeRows: decodeRows)
         var S = x.streams.pointer, next = x.streamsNext.pointer
         // S = hc copies of the embedding; RoPE tables of every token for both bases.
         for part in parts {
@@ -168,30 +169,26 @@ extension DeepSeek4Stack {
         for (l, w) in weights.layers.enumerated() {
             // Attention.
             HyperConnections.mixes(w.hcAttention, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
-                                   into: x.mix.pointer, matmul: mm)
+                                   into: x.mix.pointer, matmul: mm, mode: mode)
             HyperConnections.prepare(w.hcAttention, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
                                      column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
             for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.attnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
-            attentionDeepSeek4(w.attention, layer: l, tokens: T, parts: parts, ropes: ropes, state: s, scratch: x)
+            attentionDeepSeek4(w.attention, layer: l, tokens: T, parts: parts, ropes: ropes, state: s, scratch: x, mode: mode)
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
                                    post: x.post.pointer, comb: x.comb.pointer)
             swap(&S, &next)
             // MoE FFN.
             HyperConnections.mixes(w.hcFFN, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
-                                   into: x.mix.pointer, matmul: mm)
+                                   into: x.mix.pointer, matmul: mm, mode: mode)
             HyperConnections.prepare(w.hcFFN, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
                                      column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
             for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.ffnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
             // Expert products group rows by expert (no decode-row order); in a batch of decode rows each
             // expert sees a few tokens, which the single-token kernel runs faster than MXFP4's float
             // GEMM tiles (4 streams: 174 -> 143 ms a step).
-            let decodeRows = mm.decodeRows
-            mm.decodeRows = nil
-            if (decodeRows ?? 0) >= T { mm.perTokenBelow = 8 }
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, matmul: mm, layer: l, cache: p.experts, tokenIDs: tokens)
-            mm.perTokenBelow = 0
-            mm.decodeRows = decodeRows
+                             scratch: x.moe, matmul: mm, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(8) : .batched,
+                             layer: l, cache: p.experts, tokenIDs: tokens)
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
                                    post: x.post.pointer, comb: x.comb.pointer)
             swap(&S, &next)
@@ -203,20 +200,20 @@ extension DeepSeek4Stack {
 
     /// s.o[t] = attention output (e floats) of the T rows of layer l; appends to each part's cache.
     private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, parts: [DeepSeek4Part],
-                                    ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch) {
+                                    ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch, mode: ProductMode) {
         let c = config, ds = deepseek, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
         let mm = s.matmul, rd = ds.ropeDim, window = ds.window
         let compressed = ds.compressRatios[l] > 0
         let rope = compressed ? ropes.compress : ropes.main
         let tables = compressed ? x.compressTable.pointer : x.mainTable.pointer
         let qr = x.qr.pointer, q = x.q.pointer, kv = x.kv.pointer
-        mm.multiply([(w.qA, qr), (w.kv, kv)], s.xn, tokens: T)
+        mm.multiply([(w.qA, qr), (w.kv, kv)], s.xn, tokens: T, mode: mode)
         for t in 0..<T {
             Kernels.rmsNorm(qr + t * ds.qLoraRank, w.qANorm.pointer, into: qr + t * ds.qLoraRank, count: ds.qLoraRank, epsilon: eps)
             Kernels.rmsNorm(kv + t * d, w.kvNorm.pointer, into: kv + t * d, count: d, epsilon: eps)
             rope.rotate(kv + t * d + d - rd, heads: 1, headDim: d, table: tables + t * rd)
         }
-        mm.multiply(w.qB, qr, tokens: T, into: q)
+        mm.multiply(w.qB, qr, tokens: T, into: q, mode: mode)
         for t in 0..<T {
             for hd in 0..<h { Kernels.rmsNorm(q + (t * h + hd) * d, nil, into: q + (t * h + hd) * d, count: d, epsilon: eps) }
             rope.rotate(q + t * h * d + d - rd, heads: h, headDim: d, table: tables + t * rd)
@@ -224,12 +221,12 @@ extension DeepSeek4Stack {
         // Compressor and indexer products of every row.
         let hi = ds.indexerHeads, di = ds.indexerHeadDim
         if let cw = w.compressor {
-            mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T)
+            mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T, mode: mode)
         }
         if let iw = w.indexerCompressor, let qB = w.indexerQB, let proj = w.indexerProj {
-            mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T)
-            mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer)
-            mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer)
+            mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T, mode: mode)
+            mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer, mode: mode)
+            mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer, mode: mode)
             let headScale = 1 / Float(hi).squareRoot()
             for t in 0..<T {
                 ropes.compress.rotate(x.indexerQ.pointer + t * hi * di + di - rd, heads: hi, headDim: di, table: x.compressTable.pointer + t * rd)
@@ -274,12 +271,12 @@ extension DeepSeek4Stack {
         }
         let jobs = (0..<groups).map { MatmulJob(weights: w.outputA[$0], output: lowRank + $0 * T * rank, firstInputRow: $0 * T, tokens: T) }
         // Decode rows through the single-token kernel here too (their rows are grouped, not leading).
-        if (mm.decodeRows ?? 0) >= T { mm.perTokenBelow = T + 1 }
-        mm.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth)
-        mm.perTokenBelow = 0
+        var groupedMode = mode
+        if (mode.decodeRows ?? 0) >= T { groupedMode.perTokenBelow = T + 1 }
+        mm.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth, mode: groupedMode)
         for t in 0..<T {
             for g in 0..<groups { (lowRankTokens + t * groups * rank + g * rank).update(from: lowRank + (g * T + t) * rank, count: rank) }
         }
-        mm.multiply(w.outputB, lowRankTokens, tokens: T, into: s.o)
+        mm.multiply(w.outputB, lowRankTokens, tokens: T, into: s.o, mode: mode)
     }
 }

@@ -249,7 +249,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         let s = p.state, T = p.count, tokens = p.tokens, segments = p.segments, x = s.scratch(Gemma4Scratch.self)
         let c = config, g = gemma, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
         let h = s.x, xn = s.xn, o = s.o
-        mm.decodeRows = nil
+        // Not batch invariant: every product runs its rows through the multi-token kernel.
         // RoPE cos/sin of every token, once per call for each kind of layer.
         for t in 0..<T {
             weights.ropeSliding.fill(x.slidingTable.pointer + t * weights.ropeSliding.dimensions, position: s.positions[t])
@@ -260,7 +260,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         let P = g.perLayerInput, L = c.layerCount
         if P > 0, let table = weights.perLayerTable, let proj = weights.perLayerProjection, let norm = weights.perLayerNorm {
             let ple = x.perLayerInputs.pointer
-            mm.multiply(proj, h, tokens: T, into: ple)
+            mm.multiply(proj, h, tokens: T, into: ple, mode: .batched)
             let invE = 1 / Float(e).squareRoot(), sqrtP = Float(P).squareRoot(), invSqrt2 = 1 / Float(2).squareRoot()
             let row = x.perLayerRow.pointer
             for t in 0..<T {
@@ -284,10 +284,10 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
             }
             // Dense GELU MLP → o.
             let gate = s.gate, up = s.up, f = kind.feedForward
-            mm.multiply([(w.mlp.gate, gate), (w.mlp.up, up)], xn, tokens: T) { rows in
+            mm.multiply([(w.mlp.gate, gate), (w.mlp.up, up)], xn, tokens: T, mode: .batched) { rows in
                 for t in 0..<T { Kernels.geglu(gate + t * f + rows.lowerBound, up + t * f + rows.lowerBound, count: rows.count) }
             }
-            mm.multiply(w.mlp.down, gate, tokens: T, into: o)
+            mm.multiply(w.mlp.down, gate, tokens: T, into: o, mode: .batched)
             if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale {
                 let branch = x.branch.pointer, router = x.router.pointer
                 for t in 0..<T {
@@ -296,7 +296,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                     Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
                 }
                 MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, embedding: e, activation: .geluTanh,
-                                 scratch: x.moe!, matmul: mm, layer: l, cache: p.experts, routerInput: router)
+                                 scratch: x.moe!, matmul: mm, mode: .batched, layer: l, cache: p.experts, routerInput: router)
                 for t in 0..<T {
                     Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
                     Kernels.add(o + t * e, branch + t * e, count: e)
@@ -309,9 +309,9 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
             // Per-layer input: h += post_norm(W_proj · (gelu(W_gate · h) ⊙ ple_l)).
             if P > 0, let ig = w.inputGate, let pr = w.projection, let pn = w.postNorm {
                 let gp = x.gateP.pointer, ple = x.perLayerInputs.pointer
-                mm.multiply(ig, h, tokens: T, into: gp)
+                mm.multiply(ig, h, tokens: T, into: gp, mode: .batched)
                 for t in 0..<T { Kernels.geglu(gp + t * P, ple + (t * L + l) * P, count: P) }
-                mm.multiply(pr, gp, tokens: T, into: o)
+                mm.multiply(pr, gp, tokens: T, into: o, mode: .batched)
                 for t in 0..<T {
                     Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps)
                     Kernels.add(h + t * e, o + t * e, count: e)
@@ -329,14 +329,14 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         let q = s.q, k = s.k, v = s.v
         let rope = kind.sliding ? weights.ropeSliding : weights.ropeFull
         let table = kind.sliding ? x.slidingTable.pointer : x.fullTable.pointer, ropeStride = rope.dimensions
-        mm.multiply(w.wq, s.xn, tokens: T, into: q)
+        mm.multiply(w.wq, s.xn, tokens: T, into: q, mode: .batched)
         for t in 0..<T {
             for i in 0..<hq { Kernels.rmsNorm(q + (t * hq + i) * d, w.qNorm.pointer, into: q + (t * hq + i) * d, count: d, epsilon: eps) }
             rope.rotate(q + t * hq * d, heads: hq, headDim: d, table: table + t * ropeStride)
         }
         if kind.ownsKV, let wk = w.wk, let kn = w.kNorm {
-            if let wv = w.wv { mm.multiply([(wk, k), (wv, v)], s.xn, tokens: T) } else {
-                mm.multiply(wk, s.xn, tokens: T, into: k)
+            if let wv = w.wv { mm.multiply([(wk, k), (wv, v)], s.xn, tokens: T, mode: .batched) } else {
+                mm.multiply(wk, s.xn, tokens: T, into: k, mode: .batched)
                 v.update(from: k, count: T * hkv * d)   // K = V: the raw projection
             }
             let row = gemma.kvRowFloats
@@ -367,6 +367,6 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                 kHeadStride: d, vHeadStride: d, heads: hq, kvHeads: hkv, keyDim: d, valueDim: d),
                 tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, workspace: s.attention, promptKernel: seg.prompt)
         }
-        mm.multiply(w.wo, s.att, tokens: T, into: s.o)
+        mm.multiply(w.wo, s.att, tokens: T, into: s.o, mode: .batched)
     }
 }

@@ -163,26 +163,27 @@ public enum LatentAttentionBlock {
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, startPosition: Int, rowOffset: Int, cache: KVSequence, layer l: Int,
                         weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                         rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
-                        state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
+                        state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>,
+                        mode: ProductMode) {
         let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
         let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
         if let qA = w.qA, let qB = w.qB, let qn = w.qANorm {
-            mm.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T)
+            mm.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
             for t in 0..<T { Kernels.rmsNorm(x.qa + t * m.qLoraRank, qn.pointer, into: x.qa + t * m.qLoraRank, count: m.qLoraRank, epsilon: eps) }
-            mm.multiply(qB, x.qa, tokens: T, into: x.qFull)
+            mm.multiply(qB, x.qa, tokens: T, into: x.qFull, mode: mode)
         } else if let q = w.q {
-            mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T)
+            mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
         }
         if let iw = w.indexer, let ix = x.indexer {
             SparseIndexerBlock.project(iw, qLatent: x.qa, xn: xn, tokens: T, rope: rope, ropeTable: ropeTable, ropeStride: ropeStride,
-                                       matmul: mm, scratch: ix)
+                                       matmul: mm, mode: mode, scratch: ix)
         }
         // DSA: every query sees at most top_k positions, so while the context is that short the
         // selection is everything (dense); the expanded form is only for dense attention.
         let sparse = m.indexer.map { startPosition + T > $0.topK } ?? false
         if T >= s.latentExpandedMinimumTokens && !sparse {
             expandedForward(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, model: c,
-                            rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att)
+                            rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att, mode: mode)
             return
         }
         for t in 0..<T {
@@ -202,7 +203,7 @@ public enum LatentAttentionBlock {
         }
         // q̃_nope per head: W_kb_h · q_nope_h for all tokens of the batch, one grouped dispatch.
         let kJobs = (0..<h).map { MatmulJob(weights: w.kB[$0], output: x.qAbsorbed + $0 * T * kvL, firstInputRow: $0 * T, tokens: T) }
-        mm.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope)
+        mm.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope, mode: mode)
         for t in 0..<T {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
@@ -228,7 +229,7 @@ public enum LatentAttentionBlock {
             Attention.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, workspace: s.attention)
         }
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
-        mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL)
+        mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL, mode: mode)
         for t in 0..<T {
             for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
         }
@@ -268,7 +269,8 @@ public enum LatentAttentionBlock {
     static func expandedForward(tokens T: Int, startPosition: Int, cache: KVSequence, layer l: Int,
                                 weights w: LatentAttentionWeights, config m: LatentAttentionConfig, model c: ModelConfig,
                                 rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
-                                state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>) {
+                                state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>,
+                        mode: ProductMode) {
         let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
         let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
         let positions = startPosition + T
@@ -309,7 +311,7 @@ public enum LatentAttentionBlock {
             jobs.append(MatmulJob(weights: kw, output: keysNope + hd * positions * nope, firstInputRow: 0, tokens: positions))
             jobs.append(MatmulJob(weights: w.vB[hd], output: values + hd * positions * vd, firstInputRow: 0, tokens: positions))
         }
-        mm.multiply(jobs, latents, inputRows: positions, cols: kvL)
+        mm.multiply(jobs, latents, inputRows: positions, cols: kvL, mode: mode)
         // K rows [K_nope_h[j] ; rope key_j], head-major.
         s.pool.parallelFor(h) { range in
             for hd in range {

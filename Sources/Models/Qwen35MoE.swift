@@ -223,25 +223,23 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
 
     func forward(_ p: ForwardPass) {
         let s = p.state, x = s.scratch(Qwen35Scratch.self), segments = p.segments, qwen = self.qwen
-        s.matmul.decodeRows = nil
-        defer { s.matmul.decodeRows = nil }
         // Each sequence's recurrent state must stand at the segment's start: replay its history if not.
         var states: [Qwen35State] = []
         for seg in segments {
             states.append(seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, make: { Qwen35State(qwen) }) { history, start, n, st in
                 let replay = BatchSegment(cache: seg.cache, start: start, offset: 0, count: n, prompt: true)
-                run(history, count: n, segments: [replay], states: [st], storeKV: false, pass: p, scratch: x)
+                run(history, count: n, segments: [replay], states: [st], storeKV: false, pass: p, scratch: x, mode: .batched)
             })
         }
         // Decode rows (they lead the batch) through the single-token kernel, as each would run alone.
-        s.matmul.decodeRows = p.decodeRows
-        run(p.tokens, count: p.count, segments: segments, states: states, storeKV: true, pass: p, scratch: x)
+        run(p.tokens, count: p.count, segments: segments, states: states, storeKV: true, pass: p, scratch: x,
+            mode: .invariant(decodeRows: p.decodeRows))
     }
 
     /// The layers over T rows of `tokens` (leaves the residual in s.x). `storeKV: false` when replaying
     /// positions whose K/V are already cached (only the recurrent state is rebuilt).
     private func run(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
-                     pass p: ForwardPass, scratch x: Qwen35Scratch) {
+                     pass p: ForwardPass, scratch x: Qwen35Scratch, mode: ProductMode) {
         let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state, mm = s.matmul
         let h = s.x, xn = s.xn, o = s.o
         for (i, seg) in segments.enumerated() {
@@ -251,19 +249,17 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
         for (l, w) in weights.layers.enumerated() {
             for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
             if let dn = w.deltaNet {
-                deltaNet(dn, layer: l, tokens: T, segments: segments, states: states, inference: s, scratch: x)
+                deltaNet(dn, layer: l, tokens: T, segments: segments, states: states, inference: s, scratch: x, mode: mode)
             } else if let a = w.attention {
-                gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, state: s, scratch: x)
+                gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, state: s, scratch: x, mode: mode)
             }
             for t in 0..<T {
                 Kernels.add(h + t * e, o + t * e, count: e)
                 Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
-            let decodeRows = mm.decodeRows
-            mm.decodeRows = nil   // expert products group rows by expert
+            // Expert products group rows by expert: no batch invariance there.
             MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, matmul: mm, layer: l, cache: p.experts)
-            mm.decodeRows = decodeRows
+                             scratch: x.moe, matmul: mm, mode: .batched, layer: l, cache: p.experts)
             for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }
@@ -272,10 +268,10 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     /// s.o rows = Gated DeltaNet of the normalised input rows: the products over every row, the conv
     /// and the recurrence per sequence (segment i's rows in order, with states[i]).
     private func deltaNet(_ w: DeltaNetWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], states: [Qwen35State],
-                          inference s: InferenceState, scratch x: Qwen35Scratch) {
+                          inference s: InferenceState, scratch x: Qwen35Scratch, mode: ProductMode) {
         let q = qwen, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
         let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
-        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T)
+        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T, mode: mode)
         // Causal conv over [state (K−1 rows) ; the sequence's rows], then the state keeps the last K−1 inputs.
         let window = x.window.pointer, taps = w.conv.pointer, conv = x.qkv.pointer
         for (i, seg) in segments.enumerated() {
@@ -322,7 +318,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
         }
         let pairs = segments.count * hv
         if T * hv >= 8 { s.pool.parallelFor(pairs, work) } else { work(0..<pairs) }
-        mm.multiply(w.out, core, tokens: T, into: s.o)
+        mm.multiply(w.out, core, tokens: T, into: s.o, mode: mode)
     }
 
     /// x ← x / sqrt(Σx² + ε) · scale
@@ -335,11 +331,11 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
 
     /// s.o = W_o · (attention ⊙ σ(gate)) of a gated full-attention layer over its KV layer.
     private func gatedAttention(_ w: GatedAttentionWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], storeKV: Bool,
-                                state s: InferenceState, scratch x: Qwen35Scratch) {
+                                state s: InferenceState, scratch x: Qwen35Scratch, mode: ProductMode) {
         let c = config, eps = c.rmsEpsilon, mm = s.matmul, h = c.headCount, hkv = c.headCountKV, d = c.headDimK
         let kvLayer = qwen.kvLayer[l], rope = weights.rope, table = x.table.pointer, rs = c.ropeDimensions
         let qg = x.query.pointer, q = s.q, k = s.k, v = s.v, gate = x.gate.pointer
-        mm.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
+        mm.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T, mode: mode)
         for t in 0..<T {
             rope.fill(table + t * rs, position: s.positions[t])
             for i in 0..<h {
@@ -366,6 +362,6 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
                 promptKernel: seg.prompt)
         }
         for i in 0..<(T * h * d) { s.att[i] *= 1 / (1 + expf(-gate[i])) }
-        mm.multiply(w.wo, s.att, tokens: T, into: s.o)
+        mm.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
     }
 }

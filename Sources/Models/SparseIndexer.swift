@@ -99,11 +99,11 @@ enum SparseIndexerBlock {
     /// Indexer query, key and head weights of T tokens (keys normalised and rotated, ready to cache).
     /// `qLatent` [T, qLora] is MLA's normalised q latent, `xn` [T, e] the layer's normalised input.
     static func project(_ w: SparseIndexerWeights, qLatent: UnsafePointer<Float>, xn: UnsafePointer<Float>, tokens T: Int,
-                        rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int, matmul mm: Matmul,
+                        rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int, matmul mm: Matmul, mode: ProductMode,
                         scratch x: SparseIndexerScratch) {
         let ix = x.config, di = ix.headDim, hi = ix.heads
-        mm.multiply(w.queryB, qLatent, tokens: T, into: x.query.pointer)
-        mm.multiply([(w.key, x.key.pointer), (w.headWeights, x.headWeights.pointer)], xn, tokens: T)
+        mm.multiply(w.queryB, qLatent, tokens: T, into: x.query.pointer, mode: mode)
+        mm.multiply([(w.key, x.key.pointer), (w.headWeights, x.headWeights.pointer)], xn, tokens: T, mode: mode)
         let scale = 1 / Float(hi * di).squareRoot()
         for t in 0..<T {
             let table = ropeTable + t * ropeStride

@@ -175,9 +175,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         let x = s.x, xn = s.xn, att = s.att, o = s.o
         let eps = c.rmsEpsilon
         // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
-        let decodeRows = p.decodeRows
-        mm.decodeRows = decodeRows
-        defer { mm.decodeRows = nil }
+        let invariant = ProductMode.invariant(decodeRows: p.decodeRows)
         // Embedding rows; RoPE cos/sin per token for both bases.
         let ropeStride = c.ropeDimensions
         let positions = s.positions
@@ -194,20 +192,19 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
             let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
             switch w.attention {
             case .standard(let a):
-                standardAttention(a, layer: l, pass: p, rope: rope, ropeTable: ropeTable)
+                standardAttention(a, layer: l, pass: p, rope: rope, ropeTable: ropeTable, mode: invariant)
             case .latent(let a):
                 // One sequence at a time (its own projections); W_o over the whole batch.
                 let attStride = c.headCount * a.config.valueDim
                 for seg in p.segments {
-                    mm.decodeRows = seg.prompt ? 0 : seg.count
-                    defer { mm.decodeRows = decodeRows }
                     LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, rowOffset: seg.offset,
                                                  cache: seg.cache,
                                                  layer: l, weights: a, config: a.config, model: c, rope: rope,
                                                  ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
-                                                 state: s, scratch: scratch.latent!, into: att + seg.offset * attStride)
+                                                 state: s, scratch: scratch.latent!, into: att + seg.offset * attStride,
+                                                 mode: .invariant(decodeRows: seg.prompt ? 0 : seg.count))
                 }
-                mm.multiply(a.wo, att, tokens: T, into: o)
+                mm.multiply(a.wo, att, tokens: T, into: o, mode: invariant)
             }
             // o [post-norm] added to the residual, then the FFN input norm.
             s.perToken(T) { t in
@@ -217,18 +214,16 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
             }
             switch w.ffn {
-            case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s)
+            case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s, mode: invariant)
             case .moe(let f):
                 // Expert products group tokens across rows: no batch invariance there.
-                mm.decodeRows = nil
-                defer { mm.decodeRows = decodeRows }
                 // With streamed experts, the next MoE layer's router is tried on this layer's input: how
                 // well it foresees that layer's experts (what prefetching them would rest on).
                 var next: (layer: Int, weights: MoEWeights)? = nil
                 if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(xn, tokens: T, into: o, weights: f, embedding: e, activation: hooks.activation,
-                                 scratch: scratch.moe!, matmul: mm, layer: l, cache: p.experts, predictNext: next)
+                                 scratch: scratch.moe!, matmul: mm, mode: .batched, layer: l, cache: p.experts, predictNext: next)
             }
             s.perToken(T) { t in
                 let ot = o + t * e
@@ -240,12 +235,12 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
 
     /// o = Wo · attention(q, k, v) of the layer's standard attention; K/V appended to the cache.
     private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, pass p: ForwardPass,
-                                   rope: Rope, ropeTable: UnsafeMutablePointer<Float>) {
+                                   rope: Rope, ropeTable: UnsafeMutablePointer<Float>, mode: ProductMode) {
         let c = config, s = p.state, T = p.count, eps = c.rmsEpsilon, segments = p.segments
         let dk = c.headDimK, dv = c.headDimV, h = c.headCount, hkv = c.headCountKV
         let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, ropeStride = c.ropeDimensions
         let q = s.q, k = s.k, v = s.v
-        s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T)
+        s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T, mode: mode)
         let useRope = hooks.ropeLayers[l], qkL2Norm = hooks.qkL2Norm, temperature = hooks.attentionTemperature
         // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into its sequence's cache.
         let positions = s.positions, rowSegment = s.rowSegment
@@ -280,16 +275,16 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
                 softcap: c.attentionLogitSoftcap ?? 0, workspace: s.attention, promptKernel: seg.prompt)
         }
-        s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o)
+        s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
         if let b = w.bo { s.perToken(T) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }
     }
 
     /// out = down · (act(gate · x) ⊙ up · x); gate and up in one dispatch, each thread applying the
     /// activation to the rows it computed.
     private func denseFFN(_ w: DenseFFNWeights, input: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
-                          state s: InferenceState) {
+                          state s: InferenceState, mode: ProductMode) {
         let gate = s.gate, up = s.up, f = w.gate.rows, activation = hooks.activation
-        s.matmul.multiply([(w.gate, gate), (w.up, up)], input, tokens: T) { rows in
+        s.matmul.multiply([(w.gate, gate), (w.up, up)], input, tokens: T, mode: mode) { rows in
             for t in 0..<T {
                 let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
                 switch activation {
@@ -298,7 +293,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 }
             }
         }
-        s.matmul.multiply(w.down, gate, tokens: T, into: out)
+        s.matmul.multiply(w.down, gate, tokens: T, into: out, mode: mode)
     }
 }
 

@@ -141,9 +141,9 @@ public final class TransformerModel: @unchecked Sendable {
             Kernels.rmsNorm(body.headInput(row: row, index: i, pass: pass), outputNorm.pointer, into: s.xn + i * e, count: e,
                             epsilon: config.rmsEpsilon)
         }
-        mm.decodeRows = body.batchInvariant ? logitRows.filter { $0 < decodeRows }.count : nil
-        defer { mm.decodeRows = nil }
-        mm.multiply(output, s.xn, tokens: rows, into: dest)
+        // The head's inputs are the logit rows: its decode rows are those among them.
+        let mode: ProductMode = body.batchInvariant ? .invariant(decodeRows: logitRows.filter { $0 < decodeRows }.count) : .batched
+        mm.multiply(output, s.xn, tokens: rows, into: dest, mode: mode)
         if let cap = config.finalLogitSoftcap, cap > 0 {
             for i in 0..<(rows * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
         }

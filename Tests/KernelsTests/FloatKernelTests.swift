@@ -145,7 +145,7 @@ import GGUF
         let mm = Matmul(pool: pool)
         w.withUnsafeBytes { wb in
             let m = WeightMatrix(type: .f32, rows: rows, cols: cols, data: wb.baseAddress!)
-            mm.multiply(m, x, tokens: tokens, into: &y)
+            mm.multiply(m, x, tokens: tokens, into: &y, mode: .batched)
         }
         for t in 0..<tokens {
             for r in 0..<rows {

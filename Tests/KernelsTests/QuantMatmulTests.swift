@@ -48,7 +48,7 @@ import GGUF
                 var y = [Float](repeating: .nan, count: tokens * rows + 16)
                 q.withUnsafeBytes { qb in
                     let m = WeightMatrix(type: type, rows: rows, cols: cols, data: qb.baseAddress!)
-                    mm.multiply(m, x, tokens: tokens, into: &y)
+                    mm.multiply(m, x, tokens: tokens, into: &y, mode: .batched)
                 }
                 var worst: Float = 0
                 for i in 0..<(tokens * rows) { worst = max(worst, abs(y[i] - ref[i]) / max(1, abs(ref[i]))) }
