@@ -187,7 +187,7 @@ extension DeepSeek4Stack {
             // expert sees a few tokens, which the single-token kernel runs faster than MXFP4's float
             // GEMM tiles (4 streams: 174 -> 143 ms a step).
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, matmul: mm, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(8) : .batched,
+                             scratch: x.moe, ops: s.ops, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(8) : .batched,
                              layer: l, cache: p.experts, tokenIDs: tokens)
             HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
                                    post: x.post.pointer, comb: x.comb.pointer)

@@ -115,7 +115,7 @@ public enum Gemma4Architecture: Architecture {
             moeLayers = try m.locate(in: gguf, layers: n)
             moe = m
         }
-        return try Gemma4Stack(config: config, gemma: g, moe: moe,
+        return Gemma4Stack(config: config, gemma: g, moe: moe,
                                weights: try WeightReader(gguf).gemma4(config, g, moe: moe, moeLayers: moeLayers))
     }
 }
@@ -296,7 +296,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                     Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
                 }
                 MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, embedding: e, activation: .geluTanh,
-                                 scratch: x.moe!, matmul: mm, mode: .batched, layer: l, cache: p.experts, routerInput: router)
+                                 scratch: x.moe!, ops: s.ops, mode: .batched, layer: l, cache: p.experts, routerInput: router)
                 for t in 0..<T {
                     Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
                     Kernels.add(o + t * e, branch + t * e, count: e)

@@ -14,6 +14,8 @@ public final class InferenceState: @unchecked Sendable {
     public let maxBatch: Int
     public let pool: WorkerPool
     public let matmul: Matmul
+    /// The op interface the layer stacks run on (the CPU backend over `pool`).
+    public let ops: any Backend
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;
     /// q, k, v, att attention; gate, up the FFN's hidden rows (ActivationShape gives the widths).
     let x, xn, q, k, v, att, o, gate, up: UnsafeMutablePointer<Float>
@@ -55,7 +57,6 @@ public final class InferenceState: @unchecked Sendable {
         precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")
         cache = KVSequence(pool: pages, maxPositions: ctx)
         pool = WorkerPool(threads: threads)
-        matmul = Matmul(pool: pool)
         let b = self.maxBatch
         var owned: [UnsafeMutablePointer<Float>] = []
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
@@ -75,6 +76,9 @@ public final class InferenceState: @unchecked Sendable {
         rowSegment = .allocate(capacity: b)
         attention = AttentionWorkspace(pool: pool, contextLength: ctx, groupSize: a.groupSize, widestKey: a.widestKey,
                                        widestValue: a.widestValue, heads: a.heads)
+        let cpu = CPUBackend(pool: pool, attention: attention)
+        ops = cpu
+        matmul = cpu.matmul
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned

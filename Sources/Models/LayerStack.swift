@@ -138,4 +138,9 @@ public struct ForwardPass {
 
     /// x[t] = embed(tokens[t]) for the rows of the pass.
     func embed(_ t: Int, into x: UnsafeMutablePointer<Float>) { embedding.embed(tokens[t], into: x) }
+
+    /// Every row of the pass embedded into x (rows count, width e) through the op interface.
+    func embedAll(into x: RowBlock) {
+        state.ops.gatherRows(embedding.matrix, indices: tokens, into: x, scale: embedding.scale)
+    }
 }

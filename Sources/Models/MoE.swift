@@ -292,11 +292,11 @@ enum MoEBlock {
     /// are read into its slots (in waves when more are active than it has slots).
     static func forward(_ xn: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
                         weights w: MoEWeights, embedding e: Int, activation: FFNActivation,
-                        scratch s: MoEScratch, matmul mm: Matmul, mode: ProductMode, layer: Int = 0, cache: ExpertCache? = nil,
+                        scratch s: MoEScratch, ops: any Backend, mode: ProductMode, layer: Int = 0, cache: ExpertCache? = nil,
                         predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil,
                         routerInput: UnsafePointer<Float>? = nil) {
         let m = w.config, n = m.expertCount, k = m.expertsUsed
-        mm.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits, mode: mode)
+        ops.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits, mode: mode)
         for t in 0..<T {
             let hashed = w.hashExperts.flatMap { table in tokenIDs.map { UnsafePointer(table.pointer) + Int($0[t]) * k } }
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
@@ -330,7 +330,7 @@ enum MoEBlock {
             (s.input + routedRows * e).update(from: xn, count: T * e)
             for t in 0..<T { s.rowToken[routedRows + t] = Int32(t); s.rowWeight[routedRows + t] = 1 }
             if let gate = w.sharedGate {
-                mm.multiply(gate, xn, tokens: T, into: s.sharedGate, mode: mode)
+                ops.multiply(gate, xn, tokens: T, into: s.sharedGate, mode: mode)
                 for t in 0..<T { s.rowWeight[routedRows + t] = 1 / (1 + expf(-s.sharedGate[t])) }
             }
         }
@@ -342,7 +342,7 @@ enum MoEBlock {
         guard let cache else {
             runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: w.shared, tokens: T, routedRows: routedRows,
                        totalRows: totalRows, config: m, embedding: e, activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit),
-                       scratch: s, matmul: mm, mode: mode)
+                       scratch: s, ops: ops, mode: mode)
             scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
             return
         }
@@ -353,7 +353,7 @@ enum MoEBlock {
             let slots = cache.request(layer: layer, experts: wave.map { ($0, w.expertMatrices($0)) })
             if waveStart == 0, let next = predictNext {
                 // Behind this layer's reads: the experts the next MoE layer is expected to use.
-                let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, matmul: mm, mode: mode)
+                let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, ops: ops, mode: mode)
                 cache.recordPrediction(layer: next.layer, experts: Set(predicted))
                 cache.prefetch(layer: next.layer, experts: predicted.map { ($0, next.weights.expertMatrices($0)) })
             }
@@ -366,7 +366,7 @@ enum MoEBlock {
                 pending.removeAll { done.contains(slots[$0].slot) }
                 runExperts(now.map { wave[$0] }, now.map { (slots[$0].views[0], slots[$0].views[1], slots[$0].views[2]) },
                            shared: shared, tokens: T, routedRows: routedRows, totalRows: totalRows, config: m, embedding: e,
-                           activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit), scratch: s, matmul: mm, mode: mode)
+                           activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit), scratch: s, ops: ops, mode: mode)
                 shared = nil
             }
             cache.unpinAll()
@@ -379,9 +379,9 @@ enum MoEBlock {
     /// top-k per token, the experts most tokens chose first. Overwrites `s.logits` (this layer's routing
     /// is done with it).
     private static func predictExperts(_ next: MoEWeights, input xn: UnsafeMutablePointer<Float>, tokens T: Int, config m: MoEConfig,
-                                       scratch s: MoEScratch, matmul mm: Matmul, mode: ProductMode) -> [Int] {
+                                       scratch s: MoEScratch, ops: any Backend, mode: ProductMode) -> [Int] {
         let n = m.expertCount, k = m.expertsUsed
-        mm.multiply(next.router, xn, tokens: T, into: s.logits, mode: mode)
+        ops.multiply(next.router, xn, tokens: T, into: s.logits, mode: mode)
         var votes = [Int](repeating: 0, count: n)
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: k) { chosen in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { weight in
@@ -407,50 +407,39 @@ enum MoEBlock {
     private static func runExperts(_ wave: [Int], _ experts: [(gate: WeightMatrix, up: WeightMatrix, down: WeightMatrix)],
                                    shared: DenseFFNWeights?, tokens T: Int, routedRows: Int, totalRows: Int, config m: MoEConfig,
                                    embedding e: Int, activation: FFNActivation, limits: (routed: Float, shared: Float),
-                                   scratch s: MoEScratch, matmul mm: Matmul, mode: ProductMode) {
+                                   scratch s: MoEScratch, ops: any Backend, mode: ProductMode) {
         let ff = m.expertFeedForward
-        var upJobs: [MatmulJob] = [], downJobs: [MatmulJob] = []
-        var jobFF: [Int] = [], jobLimit: [Float] = []
-        upJobs.reserveCapacity(2 * (wave.count + 1))
+        /// The activation of experts with SwiGLU clamp `limit` (0: none).
+        func gated(_ limit: Float) -> GateActivation {
+            limit > 0 ? .swigluClamped(limit: limit) : activation == .silu ? .swiglu : .geglu
+        }
+        var products: [GatedProduct] = [], downJobs: [MatmulJob] = []
+        products.reserveCapacity(wave.count + 1)
         for (x, weights) in zip(wave, experts) {
             let first = s.offsets[x], count = s.offsets[x + 1] - first
-            upJobs.append(MatmulJob(weights: weights.gate, output: s.gate + first * ff, firstInputRow: first, tokens: count))
-            upJobs.append(MatmulJob(weights: weights.up, output: s.up + first * ff, firstInputRow: first, tokens: count))
+            products.append(GatedProduct(gate: MatmulJob(weights: weights.gate, output: s.gate + first * ff, firstInputRow: first, tokens: count),
+                                         up: MatmulJob(weights: weights.up, output: s.up + first * ff, firstInputRow: first, tokens: count),
+                                         activation: gated(limits.routed)))
             downJobs.append(MatmulJob(weights: weights.down, output: s.output + first * e, firstInputRow: first, tokens: count))
-            jobFF.append(ff)
-            jobLimit.append(limits.routed)
         }
         // The shared segment's rows are laid out with its own width (its ff may differ from experts').
         let sharedFF = m.sharedFeedForward
         if let sh = shared {
             let g = s.gate + routedRows * ff, u = s.up + routedRows * ff
-            upJobs.append(MatmulJob(weights: sh.gate, output: g, firstInputRow: routedRows, tokens: T))
-            upJobs.append(MatmulJob(weights: sh.up, output: u, firstInputRow: routedRows, tokens: T))
-            jobFF.append(sharedFF)
-            jobLimit.append(limits.shared)
+            products.append(GatedProduct(gate: MatmulJob(weights: sh.gate, output: g, firstInputRow: routedRows, tokens: T),
+                                         up: MatmulJob(weights: sh.up, output: u, firstInputRow: routedRows, tokens: T),
+                                         activation: gated(limits.shared)))
         }
-        guard !upJobs.isEmpty else { return }
-        mm.multiply(upJobs, s.input, inputRows: totalRows, cols: e, mode: mode) { job, rows in
-            guard job % 2 == 1 else { return }
-            let upJob = upJobs[job], width = jobFF[job / 2], limit = jobLimit[job / 2]
-            let g0 = upJobs[job - 1].output, u0 = upJob.output
-            for t in 0..<upJob.tokens {
-                let g = g0 + t * width + rows.lowerBound, u = u0 + t * width + rows.lowerBound
-                if limit > 0 { Kernels.swigluClamped(g, u, count: rows.count, limit: limit); continue }
-                switch activation {
-                case .silu: Kernels.swiglu(g, u, count: rows.count)
-                case .geluTanh: Kernels.geglu(g, u, count: rows.count)
-                }
-            }
-        }
+        guard !products.isEmpty else { return }
+        ops.multiplyGated(products, s.input, inputRows: totalRows, cols: e, mode: mode)
         // down: routed rows have width ff in s.gate, the shared rows (from routedRows · ff on) sharedFF.
         if let sh = shared, sharedFF == ff {
             downJobs.append(MatmulJob(weights: sh.down, output: s.output + routedRows * e, firstInputRow: routedRows, tokens: T))
-            mm.multiply(downJobs, s.gate, inputRows: totalRows, cols: ff, mode: mode)
+            ops.multiply(downJobs, s.gate, inputRows: totalRows, cols: ff, mode: mode)
         } else {
-            if !downJobs.isEmpty { mm.multiply(downJobs, s.gate, inputRows: routedRows, cols: ff, mode: mode) }
+            if !downJobs.isEmpty { ops.multiply(downJobs, s.gate, inputRows: routedRows, cols: ff, mode: mode) }
             if let sh = shared {
-                mm.multiply(sh.down, s.gate + routedRows * ff, tokens: T, into: s.output + routedRows * e, mode: mode)
+                ops.multiply(sh.down, s.gate + routedRows * ff, tokens: T, into: s.output + routedRows * e, mode: mode)
             }
         }
     }

@@ -240,7 +240,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     /// positions whose K/V are already cached (only the recurrent state is rebuilt).
     private func run(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
                      pass p: ForwardPass, scratch x: Qwen35Scratch, mode: ProductMode) {
-        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state, mm = s.matmul
+        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state
         let h = s.x, xn = s.xn, o = s.o
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
@@ -259,7 +259,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
             }
             // Expert products group rows by expert: no batch invariance there.
             MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, matmul: mm, mode: .batched, layer: l, cache: p.experts)
+                             scratch: x.moe, ops: s.ops, mode: .batched, layer: l, cache: p.experts)
             for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }
@@ -269,7 +269,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     /// and the recurrence per sequence (segment i's rows in order, with states[i]).
     private func deltaNet(_ w: DeltaNetWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], states: [Qwen35State],
                           inference s: InferenceState, scratch x: Qwen35Scratch, mode: ProductMode) {
-        let q = qwen, e = config.embeddingLength, eps = config.rmsEpsilon, mm = s.matmul
+        let q = qwen, eps = config.rmsEpsilon, mm = s.matmul
         let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
         mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T, mode: mode)
         // Causal conv over [state (K−1 rows) ; the sequence's rows], then the state keeps the last K−1 inputs.

@@ -169,24 +169,23 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     }
 
     public func forward(_ p: ForwardPass) {
-        let c = config, s = p.state, T = p.count
+        let c = config, s = p.state, T = p.count, ops = s.ops
         let e = c.embeddingLength
-        let mm = s.matmul, scratch = s.scratch(StandardScratch.self)
-        let x = s.x, xn = s.xn, att = s.att, o = s.o
+        let scratch = s.scratch(StandardScratch.self)
+        let x = RowBlock(s.x, rows: T, width: e), xn = RowBlock(s.xn, rows: T, width: e), o = RowBlock(s.o, rows: T, width: e)
         let eps = c.rmsEpsilon
         // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
         let invariant = ProductMode.invariant(decodeRows: p.decodeRows)
         // Embedding rows; RoPE cos/sin per token for both bases.
-        let ropeStride = c.ropeDimensions
-        let positions = s.positions
+        p.embedAll(into: x)
+        let ropeStride = c.ropeDimensions, positions = s.positions
         s.perToken(T) { t in
-            p.embed(t, into: x + t * e)
             ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: positions[t])
             ropeSliding.fill(s.ropeSliding + t * ropeStride, position: positions[t])
         }
 
         for (l, w) in layers.enumerated() {
-            s.perToken(T) { t in Kernels.rmsNorm(x + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            ops.rmsNorm(x, weight: w.attnNorm.pointer, into: xn, epsilon: eps)
             let sliding = hooks.slidingRopeLayers[l]
             let rope = sliding ? ropeSliding : ropeGlobal
             let ropeTable = sliding ? s.ropeSliding : s.ropeGlobal
@@ -197,24 +196,24 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 // One sequence at a time (its own projections); W_o over the whole batch.
                 let attStride = c.headCount * a.config.valueDim
                 for seg in p.segments {
-                    LatentAttentionBlock.forward(xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, rowOffset: seg.offset,
+                    LatentAttentionBlock.forward(s.xn + seg.offset * e, tokens: seg.count, startPosition: seg.start, rowOffset: seg.offset,
                                                  cache: seg.cache,
                                                  layer: l, weights: a, config: a.config, model: c, rope: rope,
                                                  ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
-                                                 state: s, scratch: scratch.latent!, into: att + seg.offset * attStride,
+                                                 state: s, scratch: scratch.latent!, into: s.att + seg.offset * attStride,
                                                  mode: .invariant(decodeRows: seg.prompt ? 0 : seg.count))
                 }
-                mm.multiply(a.wo, att, tokens: T, into: o, mode: invariant)
+                ops.multiply(a.wo, s.att, tokens: T, into: s.o, mode: invariant)
             }
             // o [post-norm] added to the residual, then the FFN input norm.
-            s.perToken(T) { t in
-                let ot = o + t * e
-                if let pn = w.postAttentionNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
-                Kernels.add(x + t * e, ot, count: e)
-                Kernels.rmsNorm(x + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
-            }
+            if let pn = w.postAttentionNorm { ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps) }
+            ops.add(o, into: x)
+            ops.rmsNorm(x, weight: w.ffnNorm.pointer, into: xn, epsilon: eps)
             switch w.ffn {
-            case .dense(let f): denseFFN(f, input: xn, tokens: T, into: o, state: s, mode: invariant)
+            case .dense(let f):
+                ops.multiplyGated(gate: f.gate, up: f.up, s.xn, tokens: T, activation: gateActivation, into: s.gate, scratch: s.up,
+                                  mode: invariant)
+                ops.multiply(f.down, s.gate, tokens: T, into: s.o, mode: invariant)
             case .moe(let f):
                 // Expert products group tokens across rows: no batch invariance there.
                 // With streamed experts, the next MoE layer's router is tried on this layer's input: how
@@ -222,78 +221,60 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 var next: (layer: Int, weights: MoEWeights)? = nil
                 if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
-                MoEBlock.forward(xn, tokens: T, into: o, weights: f, embedding: e, activation: hooks.activation,
-                                 scratch: scratch.moe!, matmul: mm, mode: .batched, layer: l, cache: p.experts, predictNext: next)
+                MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: f, embedding: e, activation: hooks.activation,
+                                 scratch: scratch.moe!, ops: s.ops, mode: .batched, layer: l, cache: p.experts, predictNext: next)
             }
-            s.perToken(T) { t in
-                let ot = o + t * e
-                if let pn = w.postFFNNorm { Kernels.rmsNorm(ot, pn.pointer, into: ot, count: e, epsilon: eps) }
-                Kernels.add(x + t * e, ot, count: e)
-            }
+            if let pn = w.postFFNNorm { ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps) }
+            ops.add(o, into: x)
         }
     }
+
+    /// The dense FFN's activation.
+    var gateActivation: GateActivation { hooks.activation == .silu ? .swiglu : .geglu }
 
     /// o = Wo · attention(q, k, v) of the layer's standard attention; K/V appended to the cache.
     private func standardAttention(_ w: StandardAttentionWeights, layer l: Int, pass p: ForwardPass,
                                    rope: Rope, ropeTable: UnsafeMutablePointer<Float>, mode: ProductMode) {
-        let c = config, s = p.state, T = p.count, eps = c.rmsEpsilon, segments = p.segments
+        let c = config, s = p.state, T = p.count, eps = c.rmsEpsilon, segments = p.segments, ops = s.ops
         let dk = c.headDimK, dv = c.headDimV, h = c.headCount, hkv = c.headCountKV
         let qDim = h * dk, kDim = hkv * dk, vDim = hkv * dv, ropeStride = c.ropeDimensions
-        let q = s.q, k = s.k, v = s.v
-        s.matmul.multiply([(w.wq, q), (w.wk, k), (w.wv, v)], s.xn, tokens: T, mode: mode)
-        let useRope = hooks.ropeLayers[l], qkL2Norm = hooks.qkL2Norm, temperature = hooks.attentionTemperature
-        // Biases, q/k norms, RoPE (or NoPE temperature), then the token's K/V into its sequence's cache.
-        let positions = s.positions, rowSegment = s.rowSegment
-        s.perToken(T) { t in
-            let qt = q + t * qDim, kt = k + t * kDim, vt = v + t * vDim
-            if let b = w.bq { Kernels.add(qt, b.pointer, count: qDim) }
-            if let b = w.bk { Kernels.add(kt, b.pointer, count: kDim) }
-            if let b = w.bv { Kernels.add(vt, b.pointer, count: vDim) }
-            if let qn = w.qNorm { for i in 0..<h { Kernels.rmsNorm(qt + i * dk, qn.pointer, into: qt + i * dk, count: dk, epsilon: eps) } }
-            if let kn = w.kNorm { for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, kn.pointer, into: kt + i * dk, count: dk, epsilon: eps) } }
-            let pos = positions[t]
-            if useRope {
-                rope.rotate(qt, heads: h, headDim: dk, table: ropeTable + t * ropeStride)
-                rope.rotate(kt, heads: hkv, headDim: dk, table: ropeTable + t * ropeStride)
-                if qkL2Norm {
-                    for i in 0..<h { Kernels.rmsNorm(qt + i * dk, nil, into: qt + i * dk, count: dk, epsilon: eps) }
-                    for i in 0..<hkv { Kernels.rmsNorm(kt + i * dk, nil, into: kt + i * dk, count: dk, epsilon: eps) }
-                }
-            } else if let temperature {
-                let f = temperature.factor(position: pos)
-                for i in 0..<qDim { qt[i] *= f }
+        let q = RowBlock(s.q, rows: T, width: qDim), k = RowBlock(s.k, rows: T, width: kDim), v = RowBlock(s.v, rows: T, width: vDim)
+        let qHeads = RowBlock(s.q, rows: T * h, width: dk), kHeads = RowBlock(s.k, rows: T * hkv, width: dk)
+        ops.multiply([(w.wq, s.q), (w.wk, s.k), (w.wv, s.v)], s.xn, tokens: T, mode: mode)
+        // Biases, q/k norms, RoPE (or NoPE temperature), then each token's K/V into its sequence's cache.
+        if let b = w.bq { ops.addToRows(b.pointer, q) }
+        if let b = w.bk { ops.addToRows(b.pointer, k) }
+        if let b = w.bv { ops.addToRows(b.pointer, v) }
+        if let qn = w.qNorm { ops.rmsNorm(qHeads, weight: qn.pointer, into: qHeads, epsilon: eps) }
+        if let kn = w.kNorm { ops.rmsNorm(kHeads, weight: kn.pointer, into: kHeads, epsilon: eps) }
+        if hooks.ropeLayers[l] {
+            ops.rotate(q, heads: h, headDim: dk, rope: rope, tables: ropeTable, tableStride: ropeStride)
+            ops.rotate(k, heads: hkv, headDim: dk, rope: rope, tables: ropeTable, tableStride: ropeStride)
+            if hooks.qkL2Norm {
+                ops.rmsNorm(qHeads, weight: nil, into: qHeads, epsilon: eps)
+                ops.rmsNorm(kHeads, weight: nil, into: kHeads, epsilon: eps)
             }
-            let cache = segments[Int(rowSegment[t])].cache
-            cache.storeK(l, pos, kt)
-            cache.storeV(l, pos, vt)
+        } else if let temperature = hooks.attentionTemperature {
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: T) { factors in
+                for t in 0..<T { factors[t] = temperature.factor(position: s.positions[t]) }
+                ops.scaleRows(q, by: factors.baseAddress!)
+            }
+        }
+        for t in 0..<T {
+            let cache = segments[Int(s.rowSegment[t])].cache
+            cache.storeK(l, s.positions[t], k.row(t))
+            cache.storeV(l, s.positions[t], v.row(t))
         }
         for seg in segments {
-            Attention.attend(Attention.paged(
-                seg.cache, layer: l, q: q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
+            ops.attend(Attention.paged(
+                seg.cache, layer: l, q: s.q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
                 out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
                 kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
                 tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
-                softcap: c.attentionLogitSoftcap ?? 0, workspace: s.attention, promptKernel: seg.prompt)
+                softcap: c.attentionLogitSoftcap ?? 0, prompt: seg.prompt)
         }
-        s.matmul.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
-        if let b = w.bo { s.perToken(T) { t in Kernels.add(s.o + t * c.embeddingLength, b.pointer, count: c.embeddingLength) } }
-    }
-
-    /// out = down · (act(gate · x) ⊙ up · x); gate and up in one dispatch, each thread applying the
-    /// activation to the rows it computed.
-    private func denseFFN(_ w: DenseFFNWeights, input: UnsafeMutablePointer<Float>, tokens T: Int, into out: UnsafeMutablePointer<Float>,
-                          state s: InferenceState, mode: ProductMode) {
-        let gate = s.gate, up = s.up, f = w.gate.rows, activation = hooks.activation
-        s.matmul.multiply([(w.gate, gate), (w.up, up)], input, tokens: T, mode: mode) { rows in
-            for t in 0..<T {
-                let g = gate + t * f + rows.lowerBound, u = up + t * f + rows.lowerBound
-                switch activation {
-                case .silu: Kernels.swiglu(g, u, count: rows.count)
-                case .geluTanh: Kernels.geglu(g, u, count: rows.count)
-                }
-            }
-        }
-        s.matmul.multiply(w.down, gate, tokens: T, into: out, mode: mode)
+        ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
+        if let b = w.bo { ops.addToRows(b.pointer, RowBlock(s.o, rows: T, width: c.embeddingLength)) }
     }
 }
 

@@ -135,18 +135,17 @@ public final class TransformerModel: @unchecked Sendable {
 
         // Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
         if logitRows.isEmpty { return }
-        let e = config.embeddingLength, rows = logitRows.count, mm = s.matmul
+        let e = config.embeddingLength, rows = logitRows.count
         let dest = s.logits + logitsOffset * vocabularySize
         for (i, row) in logitRows.enumerated() {
-            Kernels.rmsNorm(body.headInput(row: row, index: i, pass: pass), outputNorm.pointer, into: s.xn + i * e, count: e,
-                            epsilon: config.rmsEpsilon)
+            let input = UnsafeMutablePointer(mutating: body.headInput(row: row, index: i, pass: pass))
+            s.ops.rmsNorm(RowBlock(input, rows: 1, width: e), weight: outputNorm.pointer, into: RowBlock(s.xn + i * e, rows: 1, width: e),
+                          epsilon: config.rmsEpsilon)
         }
         // The head's inputs are the logit rows: its decode rows are those among them.
         let mode: ProductMode = body.batchInvariant ? .invariant(decodeRows: logitRows.filter { $0 < decodeRows }.count) : .batched
-        mm.multiply(output, s.xn, tokens: rows, into: dest, mode: mode)
-        if let cap = config.finalLogitSoftcap, cap > 0 {
-            for i in 0..<(rows * vocabularySize) { dest[i] = cap * tanhf(dest[i] / cap) }
-        }
+        s.ops.multiply(output, s.xn, tokens: rows, into: dest, mode: mode)
+        if let cap = config.finalLogitSoftcap, cap > 0 { s.ops.softcap(RowBlock(dest, rows: rows, width: vocabularySize), cap: cap) }
     }
 }
 

@@ -29,8 +29,10 @@ public struct ServerConfiguration: Sendable {
     /// Host names accepted besides the bound address and loopback names (checked unless bound to all
     /// interfaces).
     public var allowedHosts: [String] = []
-    /// Requests being read, parsed, rendered and tokenized at once; more get 503 + Retry-After.
+    /// Requests being read, parsed, rendered and tokenized at once; more wait up to admissionWaitSeconds
+    /// for a place, then get 503 + Retry-After.
     public var maxAdmissions = max(4, 2 * ProcessInfo.processInfo.activeProcessorCount)
+    public var admissionWaitSeconds = 2.0
     /// Seconds a client has to send its whole body.
     public var bodyTimeoutSeconds = 30.0
     /// Seconds between the blanks written ahead of a whole (non-streamed) answer, through which a client
@@ -152,8 +154,8 @@ public final class APIServer: Sendable {
         do {
             try authorize(request)
             // Reading, parsing, rendering and tokenizing: a bounded number at once, refused before the body
-            // is read when all places are taken.
-            guard admissions.tryEnter() else {
+            // is read when all places stay taken.
+            guard await admissions.enter(waitingUpTo: configuration.admissionWaitSeconds) else {
                 throw APIError(status: 503, kind: .overloaded, message: "the server is busy reading other requests; retry later", retryAfter: 1)
             }
             defer { admissions.leave() }

@@ -7,7 +7,8 @@
 //   (then CORS headers and preflight answers); POST bodies must be application/json (415), so a page
 //   cannot send a "simple" text/plain request that needs no preflight.
 // - AdmissionGate: body reading, JSON parsing, template rendering and tokenizing run for at most N
-//   requests at once; the next gets 503 + Retry-After before its body is read.
+//   requests at once; the next waits briefly for a place (a burst parses in milliseconds), then gets
+//   503 + Retry-After before its body is read.
 // - RequestLimits: every field a client controls has a bound.
 
 import Foundation
@@ -42,6 +43,17 @@ final class AdmissionGate: @unchecked Sendable {
         guard inside < capacity else { return false }
         inside += 1
         return true
+    }
+
+    /// Takes a place, waiting up to `seconds` for one to free: a burst of requests each holds a place
+    /// for milliseconds; places held by slow bodies are what the wait gives up on.
+    func enter(waitingUpTo seconds: Double) async -> Bool {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+        while true {
+            if tryEnter() { return true }
+            if DispatchTime.now().uptimeNanoseconds >= deadline || Task.isCancelled { return false }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
     }
 
     func leave() {

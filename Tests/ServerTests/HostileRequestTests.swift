@@ -184,7 +184,7 @@ struct HostileRequestTests {
     /// serves again.
     @Test func admissionIsBoundedAndSlowBodiesTimeOut() async throws {
         let engine = BatchEngine(TestModels.tiny, parallel: 1, contextLength: 256, threads: 2)
-        let running = try await RunningServer.start(engine) { $0.maxAdmissions = 2; $0.bodyTimeoutSeconds = 2 }
+        let running = try await RunningServer.start(engine) { $0.maxAdmissions = 2; $0.bodyTimeoutSeconds = 2; $0.admissionWaitSeconds = 0.3 }
         defer { running.stop() }
         let chat = running.base + "/v1/chat/completions"
         let slow = try (0..<2).map { _ in try RawConnection(port: running.port) }
@@ -199,6 +199,22 @@ struct HostileRequestTests {
         slow.forEach { $0.close() }
         let again = try await post(chat, #"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}"#)
         #expect(again.status == 200)
+    }
+
+    /// A burst of more requests than admission places waits for places instead of being refused (each
+    /// holds one for the milliseconds its parsing takes).
+    @Test func aBurstWaitsForAdmission() async throws {
+        let engine = BatchEngine(TestModels.tiny, parallel: 2, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.maxAdmissions = 1 }
+        defer { running.stop() }
+        let chat = running.base + "/v1/chat/completions"
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<24 {
+                group.addTask { try await post(chat, #"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}"#).status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.count == 24 && statuses.allSatisfy { $0 == 200 }, "\(statuses)")
     }
 
     /// A client that hangs up while a whole (non-streamed) answer is generated stops its generation at

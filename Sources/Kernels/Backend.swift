@@ -1,0 +1,119 @@
+// The op interface: what a layer stack runs, in batch-sized operations (a product over every row of a
+// batch, a norm over every row or head of it, attention of a segment's queries), never one kernel
+// call per element. The CPU backend (CPUBackend.swift) runs today's kernels; GPU backends implement
+// the same protocol and one op test suite (Tests/KernelsTests/BackendOpTests.swift) runs against
+// every backend present, each against the scalar reference.
+//
+// Buffers are host pointers to F32 rows. A GPU backend keeps what is hot on its device (weights it was
+// given to hold, its own KV pages) and moves activations in and out per call; numeric modes
+// (ProductMode) and every shape are call parameters, never state of the backend.
+
+import KVCache
+
+/// `rows` rows of `width` floats, `stride` floats apart (stride ≥ width).
+public struct RowBlock {
+    public var base: UnsafeMutablePointer<Float>
+    public var rows: Int
+    public var width: Int
+    public var stride: Int
+
+    public init(_ base: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int? = nil) {
+        self.base = base; self.rows = rows; self.width = width; self.stride = stride ?? width
+    }
+
+    /// Row r.
+    @inline(__always) public func row(_ r: Int) -> UnsafeMutablePointer<Float> { base + r * stride }
+}
+
+/// The activation of a gated FFN: gate ← act(gate) ⊙ up.
+public enum GateActivation: Sendable, Equatable {
+    /// silu(gate) ⊙ up
+    case swiglu
+    /// gelu_tanh(gate) ⊙ up
+    case geglu
+    /// silu(min(gate, limit)) ⊙ clamp(up, −limit, limit)   (DeepSeek V4's experts)
+    case swigluClamped(limit: Float)
+}
+
+/// One gated product of a grouped multiply: gate and up of the same rows, then the activation, the
+/// result left in gate's output (rows `gate.weights.rows` floats apart).
+public struct GatedProduct {
+    public var gate: MatmulJob
+    public var up: MatmulJob
+    public var activation: GateActivation
+    public init(gate: MatmulJob, up: MatmulJob, activation: GateActivation) {
+        precondition(gate.weights.rows == up.weights.rows && gate.tokens == up.tokens && gate.firstInputRow == up.firstInputRow,
+                     "gate and up of a gated product cover the same rows")
+        self.gate = gate; self.up = up; self.activation = activation
+    }
+}
+
+public protocol Backend: AnyObject, Sendable {
+    /// "cpu", "vulkan", "cuda": for logs and test names.
+    var name: String { get }
+
+    // MARK: Products  Y[t, r] = Σ_c W[r, c] · X[t, c]
+
+    /// Job i: W_i applied to rows firstInputRow_i ..< +tokens_i of X[inputRows, cols], results at output_i.
+    func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode)
+
+    /// Gated FFN products over X[inputRows, cols]: for each pair G = W_gate · X, U = W_up · X, then
+    /// G ← activation(G, U) (the dense FFN: one pair over every row; MoE: one pair per expert).
+    func multiplyGated(_ products: [GatedProduct], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode)
+
+    // MARK: Rows
+
+    /// out[r] = x[r] / sqrt(mean(x[r]²) + ε) · weight   (weight nil: none; out may be x).
+    func rmsNorm(_ x: RowBlock, weight: UnsafePointer<Float>?, into out: RowBlock, epsilon: Float)
+
+    /// y[r] += x[r]
+    func add(_ x: RowBlock, into y: RowBlock)
+
+    /// y[r] += v for every row (a bias).
+    func addToRows(_ v: UnsafePointer<Float>, _ y: RowBlock)
+
+    /// y[r] ·= factors[r]
+    func scaleRows(_ y: RowBlock, by factors: UnsafePointer<Float>)
+
+    /// y = cap · tanh(y / cap) elementwise (logit softcapping).
+    func softcap(_ y: RowBlock, cap: Float)
+
+    /// out[i] = W[indices[i]] (dequantized) · scale (nil: none): token embeddings.
+    func gatherRows(_ w: WeightMatrix, indices: UnsafePointer<Int32>, into out: RowBlock, scale: Float?)
+
+    // MARK: Positions
+
+    /// Rotates `heads` vectors of headDim floats (rope.dimensions of them rotated) in every row of x,
+    /// row r by the cos/sin table at tables + r · tableStride (Rope.fill).
+    func rotate(_ x: RowBlock, heads: Int, headDim: Int, rope: Rope, tables: UnsafePointer<Float>, tableStride: Int)
+
+    // MARK: Attention
+
+    /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions the span shows to
+    /// startPosition + t; prompt: the block kernel (a row's result independent of the batch), else the
+    /// per-token kernel (decode).
+    func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
+                prompt: Bool?)
+}
+
+extension Backend {
+    /// Y[T, rows] = X[T, cols] · Wᵀ
+    public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, mode: ProductMode) {
+        multiply([MatmulJob(weights: w, output: y, firstInputRow: 0, tokens: tokens)], x, inputRows: tokens, cols: w.cols, mode: mode)
+    }
+
+    /// Several matrices over the same rows of X (Q/K/V): one dispatch.
+    public func multiply(_ items: [(WeightMatrix, UnsafeMutablePointer<Float>)], _ x: UnsafePointer<Float>, tokens: Int, mode: ProductMode) {
+        guard let first = items.first?.0 else { return }
+        multiply(items.map { MatmulJob(weights: $0.0, output: $0.1, firstInputRow: 0, tokens: tokens) }, x, inputRows: tokens,
+                 cols: first.cols, mode: mode)
+    }
+
+    /// gate ← activation(W_gate · X, W_up · X) over T rows (up: scratch for W_up · X).
+    public func multiplyGated(gate: WeightMatrix, up: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, activation: GateActivation,
+                              into gateOut: UnsafeMutablePointer<Float>, scratch upOut: UnsafeMutablePointer<Float>, mode: ProductMode) {
+        multiplyGated([GatedProduct(gate: MatmulJob(weights: gate, output: gateOut, firstInputRow: 0, tokens: tokens),
+                                    up: MatmulJob(weights: up, output: upOut, firstInputRow: 0, tokens: tokens), activation: activation)],
+                      x, inputRows: tokens, cols: gate.cols, mode: mode)
+    }
+}

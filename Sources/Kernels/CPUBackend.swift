@@ -1,0 +1,99 @@
+// The CPU backend: the op interface over the C kernels (runtime-dispatched SIMD) and the persistent
+// worker pool. Row ops run on the pool from 4 rows on (serially below: a decode token's few rows are
+// not worth a dispatch); every row is computed the same way either way.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public final class CPUBackend: Backend, @unchecked Sendable {
+    public let name = "cpu"
+    public let pool: WorkerPool
+    public let matmul: Matmul
+    public let attention: AttentionWorkspace
+
+    /// A backend on `pool`, with attention scratch for `contextLength` positions (AttentionWorkspace).
+    public init(pool: WorkerPool, attention: AttentionWorkspace) {
+        self.pool = pool
+        self.matmul = Matmul(pool: pool)
+        self.attention = attention
+    }
+
+    /// body(r) for every row r < rows: on the pool from 4 rows on.
+    @inline(__always) func eachRow(_ rows: Int, _ body: (Int) -> Void) {
+        if rows < 4 { for r in 0..<rows { body(r) }; return }
+        pool.parallelFor(rows) { range in for r in range { body(r) } }
+    }
+
+    public func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode) {
+        matmul.multiply(jobs, x, inputRows: inputRows, cols: cols, mode: mode)
+    }
+
+    /// Gate and up of every product in one dispatch (jobs g0, u0, g1, u1, …); the thread that computed
+    /// rows r of an up applies the activation to those rows for every token of that product.
+    public func multiplyGated(_ products: [GatedProduct], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode) {
+        guard !products.isEmpty else { return }
+        var jobs: [MatmulJob] = []
+        jobs.reserveCapacity(2 * products.count)
+        for p in products { jobs.append(p.gate); jobs.append(p.up) }
+        matmul.multiply(jobs, x, inputRows: inputRows, cols: cols, mode: mode) { job, rows in
+            guard job % 2 == 1 else { return }
+            let p = products[job / 2], width = p.up.weights.rows
+            let g0 = p.gate.output, u0 = p.up.output
+            for t in 0..<p.up.tokens {
+                let g = g0 + t * width + rows.lowerBound, u = u0 + t * width + rows.lowerBound
+                switch p.activation {
+                case .swiglu: Kernels.swiglu(g, u, count: rows.count)
+                case .geglu: Kernels.geglu(g, u, count: rows.count)
+                case .swigluClamped(let limit): Kernels.swigluClamped(g, u, count: rows.count, limit: limit)
+                }
+            }
+        }
+    }
+
+    public func rmsNorm(_ x: RowBlock, weight: UnsafePointer<Float>?, into out: RowBlock, epsilon: Float) {
+        eachRow(x.rows) { r in Kernels.rmsNorm(x.row(r), weight, into: out.row(r), count: x.width, epsilon: epsilon) }
+    }
+
+    public func add(_ x: RowBlock, into y: RowBlock) {
+        eachRow(x.rows) { r in Kernels.add(y.row(r), x.row(r), count: x.width) }
+    }
+
+    public func addToRows(_ v: UnsafePointer<Float>, _ y: RowBlock) {
+        eachRow(y.rows) { r in Kernels.add(y.row(r), v, count: y.width) }
+    }
+
+    public func scaleRows(_ y: RowBlock, by factors: UnsafePointer<Float>) {
+        eachRow(y.rows) { r in
+            let row = y.row(r), f = factors[r]
+            for i in 0..<y.width { row[i] *= f }
+        }
+    }
+
+    public func softcap(_ y: RowBlock, cap: Float) {
+        for r in 0..<y.rows {
+            let row = y.row(r)
+            for i in 0..<y.width { row[i] = cap * tanhf(row[i] / cap) }
+        }
+    }
+
+    public func gatherRows(_ w: WeightMatrix, indices: UnsafePointer<Int32>, into out: RowBlock, scale: Float?) {
+        eachRow(out.rows) { r in
+            let row = out.row(r)
+            w.dequantizeRow(Int(indices[r]), into: row)
+            if let scale { for i in 0..<out.width { row[i] *= scale } }
+        }
+    }
+
+    public func rotate(_ x: RowBlock, heads: Int, headDim: Int, rope: Rope, tables: UnsafePointer<Float>, tableStride: Int) {
+        eachRow(x.rows) { r in rope.rotate(x.row(r), heads: heads, headDim: headDim, table: tables + r * tableStride) }
+    }
+
+    public func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
+                       prompt: Bool?) {
+        Attention.attend(layout, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap,
+                         workspace: attention, promptKernel: prompt)
+    }
+}

@@ -1,0 +1,218 @@
+// The op interface (Backend) against scalar references, once per backend present: every backend a
+// layer stack can run on must pass the same suite. Today: the CPU backend with one and two threads
+// (serial and pooled row ops); GPU backends add themselves to `BackendUnderTest.all`.
+
+import Foundation
+import Testing
+import GGUF
+import Kernels
+import KVCache
+
+/// A backend by name, made fresh for each test.
+struct BackendUnderTest: CustomTestStringConvertible, Sendable {
+    let name: String
+    let make: @Sendable () -> any Backend
+    var testDescription: String { name }
+
+    static let all: [BackendUnderTest] = [1, 2].map { threads in
+        BackendUnderTest(name: "cpu, \(threads) thread\(threads == 1 ? "" : "s")") {
+            let pool = WorkerPool(threads: threads)
+            return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 64, groupSize: 4, widestKey: 64,
+                                                                        widestValue: 64, heads: 8))
+        }
+    }
+}
+
+/// Deterministic values in [−2, 2].
+func opTestFloats(_ n: Int, seed: UInt64) -> [Float] {
+    var s = seed
+    return (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 500
+    }
+}
+
+func maxRelativeError(_ got: [Float], _ want: [Double]) -> Double {
+    let scale = max(1, want.map(abs).max() ?? 1)
+    return zip(got, want).map { abs(Double($0) - $1) }.max().map { $0 / scale } ?? 0
+}
+
+@Suite struct BackendOpTests {
+    /// Y = X · Wᵀ for F32 and Q8_0 weights, every product mode, one and several tokens.
+    @Test(arguments: BackendUnderTest.all)
+    func multiplyMatchesReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 48, cols = 64
+        let w = opTestFloats(rows * cols, seed: 1)
+        for type in [GGMLType.f32, .q8_0] {
+            let rowBytes = type.byteCount(elements: cols)!
+            var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+            w.withUnsafeBufferPointer { src in
+                bytes.withUnsafeMutableBytes { dst in
+                    for r in 0..<rows { Kernels.quantizeReference(type, src.baseAddress! + r * cols, into: dst.baseAddress! + r * rowBytes, count: cols) }
+                }
+            }
+            bytes.withUnsafeBytes { raw in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, data: raw.baseAddress!)
+                let dequantized = m.toFloats()
+                for tokens in [1, 3, 9] {
+                    let x = opTestFloats(tokens * cols, seed: 2)
+                    var want = [Double](repeating: 0, count: tokens * rows)
+                    for t in 0..<tokens { for r in 0..<rows {
+                        want[t * rows + r] = (0..<cols).reduce(0.0) { $0 + Double(dequantized[r * cols + $1]) * Double(x[t * cols + $1]) }
+                    } }
+                    for mode in [ProductMode.batched, .invariant(decodeRows: 1), .perTokenBelow(8)] {
+                        var y = [Float](repeating: 0, count: tokens * rows)
+                        ops.multiply(m, x, tokens: tokens, into: &y, mode: mode)
+                        // Q8_0 quantizes the activations too.
+                        #expect(maxRelativeError(y, want) < (type == .f32 ? 1e-5 : 2e-2), "\(type) \(tokens) tokens \(mode)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// gate ← act(W_gate · X) ⊙ W_up · X for the three activations.
+    @Test(arguments: BackendUnderTest.all)
+    func gatedProductsMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 24, cols = 32, tokens = 5
+        let wg = opTestFloats(rows * cols, seed: 3), wu = opTestFloats(rows * cols, seed: 4), x = opTestFloats(tokens * cols, seed: 5)
+        func dot(_ w: [Float], _ r: Int, _ t: Int) -> Double { (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[t * cols + $1]) } }
+        let cases: [(GateActivation, (Double, Double) -> Double)] = [
+            (.swiglu, { g, u in g / (1 + exp(-g)) * u }),
+            (.geglu, { g, u in 0.5 * g * (1 + tanh(0.7978845608 * (g + 0.044715 * g * g * g))) * u }),
+            (.swigluClamped(limit: 1.5), { g, u in let c = min(g, 1.5); return c / (1 + exp(-c)) * min(max(u, -1.5), 1.5) }),
+        ]
+        wg.withUnsafeBufferPointer { g in wu.withUnsafeBufferPointer { u in
+            let gate = WeightMatrix(type: .f32, rows: rows, cols: cols, data: UnsafeRawPointer(g.baseAddress!))
+            let up = WeightMatrix(type: .f32, rows: rows, cols: cols, data: UnsafeRawPointer(u.baseAddress!))
+            for (activation, reference) in cases {
+                var out = [Float](repeating: 0, count: tokens * rows), scratch = out
+                ops.multiplyGated(gate: gate, up: up, x, tokens: tokens, activation: activation, into: &out, scratch: &scratch, mode: .batched)
+                var want = [Double](repeating: 0, count: tokens * rows)
+                for t in 0..<tokens { for r in 0..<rows { want[t * rows + r] = reference(dot(wg, r, t), dot(wu, r, t)) } }
+                #expect(maxRelativeError(out, want) < 1e-4, "\(activation)")
+            }
+        } }
+    }
+
+    /// Row ops over strided rows: RMSNorm (with and without weight, in place), add, bias, scale, softcap,
+    /// gather.
+    @Test(arguments: BackendUnderTest.all)
+    func rowOpsMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 6, width = 20, stride = 24
+        var x = opTestFloats(rows * stride, seed: 6)
+        let w = opTestFloats(width, seed: 7), original = x
+        func rowRef(_ r: Int, _ f: (Int) -> Double) -> [Double] { (0..<width).map(f) }
+        x.withUnsafeMutableBufferPointer { xb in
+            let block = RowBlock(xb.baseAddress!, rows: rows, width: width, stride: stride)
+            var weights = w
+            ops.rmsNorm(block, weight: &weights, into: block, epsilon: 1e-6)
+            for r in 0..<rows {
+                let row = (0..<width).map { Double(original[r * stride + $0]) }
+                let rms = (row.reduce(0) { $0 + $1 * $1 } / Double(width) + 1e-6).squareRoot()
+                let got = (0..<width).map { block.row(r)[$0] }
+                #expect(maxRelativeError(got, rowRef(r) { row[$0] / rms * Double(w[$0]) }) < 1e-5)
+                // The padding past `width` is untouched.
+                #expect((width..<stride).allSatisfy { xb[r * stride + $0] == original[r * stride + $0] })
+            }
+        }
+        // add, bias, scale, softcap on a fresh copy.
+        let addend = opTestFloats(rows * stride, seed: 8)
+        var y = original, add = addend, factors = opTestFloats(rows, seed: 9)
+        y.withUnsafeMutableBufferPointer { yb in add.withUnsafeMutableBufferPointer { ab in
+            let yBlock = RowBlock(yb.baseAddress!, rows: rows, width: width, stride: stride)
+            ops.add(RowBlock(ab.baseAddress!, rows: rows, width: width, stride: stride), into: yBlock)
+            ops.addToRows(ab.baseAddress!, yBlock)
+            ops.scaleRows(yBlock, by: &factors)
+            ops.softcap(yBlock, cap: 3)
+            for r in 0..<rows {
+                let want = rowRef(r) { i in
+                    let v = (Double(original[r * stride + i]) + Double(addend[r * stride + i]) + Double(addend[i])) * Double(factors[r])
+                    return 3 * tanh(v / 3)
+                }
+                #expect(maxRelativeError((0..<width).map { yBlock.row(r)[$0] }, want) < 1e-5)
+            }
+        } }
+        // gather: rows of a Q8_0 table by index, scaled.
+        let vocab = 10, cols = 32
+        let table = opTestFloats(vocab * cols, seed: 10)
+        table.withUnsafeBufferPointer { tb in
+            let m = WeightMatrix(type: .f32, rows: vocab, cols: cols, data: UnsafeRawPointer(tb.baseAddress!))
+            var out = [Float](repeating: 0, count: 4 * cols)
+            let indices: [Int32] = [3, 0, 9, 3]
+            out.withUnsafeMutableBufferPointer { ob in
+                ops.gatherRows(m, indices: indices, into: RowBlock(ob.baseAddress!, rows: 4, width: cols), scale: 2)
+            }
+            for (i, token) in indices.enumerated() {
+                #expect((0..<cols).allSatisfy { out[i * cols + $0] == table[Int(token) * cols + $0] * 2 })
+            }
+        }
+    }
+
+    /// RoPE of every head of every row: NeoX and adjacent pairs against the rotation formula.
+    @Test(arguments: BackendUnderTest.all)
+    func rotateMatchesReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let heads = 3, headDim = 16, ropeDims = 8, rows = 5
+        for style in [RopeStyle.neox, .interleaved] {
+            let rope = Rope(dimensions: ropeDims, base: 10_000, style: style)
+            var tables = [Float](repeating: 0, count: rows * ropeDims)
+            for r in 0..<rows { tables.withUnsafeMutableBufferPointer { rope.fill($0.baseAddress! + r * ropeDims, position: 7 * r + 1) } }
+            let original = opTestFloats(rows * heads * headDim, seed: 11)
+            var x = original
+            x.withUnsafeMutableBufferPointer { xb in
+                ops.rotate(RowBlock(xb.baseAddress!, rows: rows, width: heads * headDim), heads: heads, headDim: headDim, rope: rope,
+                           tables: tables, tableStride: ropeDims)
+            }
+            var worst = 0.0
+            for r in 0..<rows { for h in 0..<heads { for i in 0..<(ropeDims / 2) {
+                let angle = Double(7 * r + 1) / pow(10_000, Double(2 * i) / Double(ropeDims))
+                let (a, b) = style == .neox ? (i, i + ropeDims / 2) : (2 * i, 2 * i + 1)
+                let base = (r * heads + h) * headDim, x0 = Double(original[base + a]), x1 = Double(original[base + b])
+                worst = max(worst, abs(Double(x[base + a]) - (x0 * cos(angle) - x1 * sin(angle))),
+                            abs(Double(x[base + b]) - (x0 * sin(angle) + x1 * cos(angle))))
+            } } }
+            #expect(worst < 1e-5, "\(style)")
+            // Dims past ropeDims are not rotated.
+            #expect((0..<rows * heads).allSatisfy { hr in (ropeDims..<headDim).allSatisfy { x[hr * headDim + $0] == original[hr * headDim + $0] } })
+        }
+    }
+
+    /// Causal grouped attention over contiguous rows, full and sliding spans, prompt and decode kernels.
+    @Test(arguments: BackendUnderTest.all)
+    func attendMatchesReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let heads = 4, kvHeads = 2, d = 16, tokens = 6, start = 3, positions = start + tokens
+        let q = opTestFloats(tokens * heads * d, seed: 12), k = opTestFloats(positions * kvHeads * d, seed: 13)
+        let v = opTestFloats(positions * kvHeads * d, seed: 14)
+        for span in [AttentionSpan.full, .sliding(3)] {
+            for prompt in [true, false] {
+                var out = [Float](repeating: 0, count: tokens * heads * d)
+                q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                    out.withUnsafeMutableBufferPointer { ob in
+                        let layout = Attention.Layout(q: qb.baseAddress!, qTokenStride: heads * d, qHeadStride: d,
+                                                      out: ob.baseAddress!, outTokenStride: heads * d, outHeadStride: d,
+                                                      k: UnsafeRawPointer(kb.baseAddress!), kStride: kvHeads * d, kHeadStride: d,
+                                                      v: UnsafeRawPointer(vb.baseAddress!), vStride: kvHeads * d, vHeadStride: d,
+                                                      heads: heads, kvHeads: kvHeads, keyDim: d, valueDim: d)
+                        ops.attend(layout, tokens: tokens, startPosition: start, span: span, scale: 0.25, softcap: 0, prompt: prompt)
+                    }
+                } } }
+                var want = [Double](repeating: 0, count: tokens * heads * d)
+                for t in 0..<tokens { for h in 0..<heads {
+                    let pos = start + t, kvh = h / (heads / kvHeads)
+                    let visible = span.firstVisible(from: pos)...pos
+                    let scores = visible.map { j in 0.25 * (0..<d).reduce(0.0) { $0 + Double(q[(t * heads + h) * d + $1]) * Double(k[(j * kvHeads + kvh) * d + $1]) } }
+                    let m = scores.max()!, z = scores.reduce(0.0) { $0 + exp($1 - m) }
+                    for (s, j) in zip(scores, visible) { for c in 0..<d {
+                        want[(t * heads + h) * d + c] += exp(s - m) / z * Double(v[(j * kvHeads + kvh) * d + c])
+                    } }
+                } }
+                #expect(maxRelativeError(out, want) < 1e-5, "\(span) prompt \(prompt)")
+            }
+        }
+    }
+}
