@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "DwarfStar",
-                 targets: ["GGUF", "Kernels", "KVCache", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine"]),
+                 targets: ["GGUF", "Kernels", "KVCache", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine", "Synthesis"]),
         .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
         // The HTTP server as a library, for the fuzzing harness in Fuzz/ (its request decoders).
         .library(name: "DwarfStarServer", targets: ["Server"]),
@@ -40,6 +40,9 @@ let package = Package(
         .target(name: "Sampling"),
         // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
+        // Random-weight GGUF writers in realistic shapes (llama, deepseek2, glm-dsa, deepseek4, qwen35moe, gemma4) for
+        // `dwarfstar synth` and the synthetic-model tests; reference quantization through Kernels.
+        .target(name: "Synthesis", dependencies: ["GGUF", "Kernels", "Models"]),
         // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
         .target(name: "Server", dependencies: [
             "Engine", "Sampling", "ChatTemplate",
@@ -48,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Server",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Server", "Synthesis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Synthesis"], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Sampling"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

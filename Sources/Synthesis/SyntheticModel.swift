@@ -2,9 +2,9 @@
 // measurements on models larger than the caches (llama.cpp reads them too). Weights are random (text is
 // noise); the tokenizer metadata is copied from a real model so both engines load the file.
 
-import CKernels
 import Foundation
 import GGUF
+import Kernels
 
 public struct SyntheticModelSpec: Sendable {
     public var architecture = "llama"
@@ -60,7 +60,7 @@ public enum SyntheticModel {
         if spec.architecture == "gemma4" { return try writeGemma4(spec, tokenizerFrom: source, to: path, log: log) }
         if spec.architecture == "qwen35moe" { return try writeQwen35MoE(spec, tokenizerFrom: source, to: path, log: log) }
         let t = spec.type
-        guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K else {
+        guard Kernels.isSupported(t), t != .q8_K else {
             throw GGUFError(file: path, field: "type", message: "\(t.name) cannot be written")
         }
         var sizes = [("hidden", spec.hidden), ("feed-forward", spec.feedForward)]
@@ -225,11 +225,7 @@ final class SyntheticRows {
         var rows: [[UInt8]] = []
         for _ in 0..<16 {
             let values = random(cols)
-            var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
-            if type == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
-                ds_quantize_row_ref(Int32(type.rawValue), values, &bytes, Int64(cols))
-            }
-            rows.append(bytes)
+            rows.append(type == .f32 ? values.withUnsafeBytes { Array($0) } : Kernels.quantizeReference(values, to: type))
         }
         pools[key] = rows
         return rows
@@ -329,7 +325,7 @@ extension SyntheticModel {
     static func checkTypes(_ spec: SyntheticModelSpec, moreTypes: [(String, GGMLType)] = [], rowLengths: [(GGMLType, String, Int)],
                            path: String) throws {
         for (what, t) in [("type", spec.type), ("attention type", spec.attentionType)] + moreTypes {
-            guard ds_type_supported(Int32(t.rawValue)) != 0, t != .q8_K, t != .i32 else {
+            guard Kernels.isSupported(t), t != .q8_K, t != .i32 else {
                 throw GGUFError(file: path, field: what, message: "\(t.name) cannot be written")
             }
         }

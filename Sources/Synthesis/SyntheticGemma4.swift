@@ -18,7 +18,6 @@
 // out sliding then full whatever the pattern says. Gemma's router has no bias: the popularity skew scales
 // the router row of the expert of rank r by (r + 1)^−skew (see SyntheticQwen35MoE.swift).
 
-import CKernels
 import Foundation
 import GGUF
 

@@ -22,7 +22,6 @@
 // multiple of 64. On an all-F32 file of this layout both engines give the same logits (max |Δ| ≤ 1e-5 over
 // 300 positions, llama.cpp with an F32 KV cache and flash attention off).
 
-import CKernels
 import Foundation
 import GGUF
 

@@ -20,7 +20,6 @@
 // popularity skew scales the router row of the expert of rank r by (r + 1)^−skew: an expert with a wider
 // logit distribution lands in the top-k more often.
 
-import CKernels
 import Foundation
 import GGUF
 
