@@ -23,27 +23,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
-        // C: quant block structs, dequantization, int8/float dot products with runtime CPU dispatch,
-        // the persistent worker pool.
+        // C: quant block structs, reference quantizers, dequantization, int8/float dot products and GEMM with
+        // runtime CPU dispatch, float ops (norms, activations, attention, DeltaNet steps), the persistent worker
+        // pool, SHA-256, checksums, direct-I/O helpers, the memory-bandwidth probe.
         .target(name: "CKernels", cSettings: cOptimise),
-        // GGUF reader (mmap, validation) and writer.
-        .target(name: "GGUF", dependencies: ["CKernels"]),
-        // Swift wrappers over CKernels: matmul over tensors, norms, RoPE, attention, worker pool.
+        // GGUF reader (mmap, validation) and writer; pure Swift.
+        .target(name: "GGUF"),
+        // Swift wrappers over CKernels: weight matrices used in place, the quantized matmul, norms and
+        // activations, reference quantization, the worker pool (RoPE and attention are called from Models).
         .target(name: "Kernels", dependencies: ["CKernels", "GGUF"]),
         // Paged KV cache: page pool with reference counts, copy-on-write and a prefix cache; per-sequence
-        // page tables.
+        // page tables; the disk tier; side-state (recurrent / compressor) checkpoints.
         .target(name: "KVCache", dependencies: ["CKernels"]),
         .target(name: "Tokenizers"),
         .target(name: "ChatTemplate"),
-        // Architectures over shared blocks; registry by general.architecture.
+        // Architectures over shared blocks; registry by general.architecture; the tensor-name table.
         .target(name: "Models", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache"]),
         .target(name: "Sampling"),
-        // Sessions: model + tokenizer + template + KV cache + sampler; model store (pull); perplexity.
+        // Sessions: model + tokenizer + template + KV cache + sampler; session files; the continuous-batching
+        // engine; model store (pull); RAM-budget placement; perplexity; bench measurements.
         .target(name: "Engine", dependencies: ["CKernels", "GGUF", "Kernels", "KVCache", "Models", "Tokenizers", "ChatTemplate", "Sampling"]),
         // Random-weight GGUF writers in realistic shapes (llama, deepseek2, glm-dsa, deepseek4, qwen35moe, gemma4) for
-        // `dwarfstar synth` and the synthetic-model tests; reference quantization through Kernels.
+        // `dwarfstar synth` and the synthetic-model tests; tensor names from Models' table (TensorNames.swift),
+        // so writer and loaders agree; reference quantization through Kernels. Engine does not use it.
         .target(name: "Synthesis", dependencies: ["GGUF", "Kernels", "Models"]),
-        // OpenAI- and Anthropic-compatible HTTP server over the batch engine (sees only Engine).
+        // OpenAI- and Anthropic-compatible HTTP server over the batch engine: Engine for models, sessions and
+        // batching, Sampling for sampler parameters and output constraints (JSON schema, tool calls),
+        // ChatTemplate for rendering tool definitions; never Models or Kernels directly.
         .target(name: "Server", dependencies: [
             "Engine", "Sampling", "ChatTemplate",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -51,7 +57,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Server", "Synthesis",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
@@ -60,7 +66,7 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Synthesis"], exclude: ["Fixtures"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Tokenizers", "Synthesis"], exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Sampling"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
