@@ -78,29 +78,31 @@ static float dot_q5_1(int64_t n, const void *vw, const void *va) {
     return sum;
 }
 
-static float dot_q8_0(int64_t n, const void *vw, const void *va) {
-    const ds_block_q8_0 *w = (const ds_block_q8_0 *)vw;
-    const ds_block_q8_0 *a = (const ds_block_q8_0 *)va;
+// Q8_0 x Q8_0 and Q8_1 x Q8_1: both blocks hold the scale d first and 32 int8 quants at qs (Q8_1's block
+// sum s does not enter a product of two 8-bit rows), so one loop serves both, stepping by the block size.
+DS_STATIC_ASSERT(offsetof(ds_block_q8_0, d) == 0 && offsetof(ds_block_q8_1, d) == 0, "Q8 block scale first");
+static inline float dot_q8_blocks(int64_t n, const void *vw, const void *va, size_t block_bytes, size_t qs_offset) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     float sum = 0;
-    for (int64_t b = 0; b < n / 32; ++b) {
+    for (int64_t b = 0; b < n / 32; ++b, w += block_bytes, a += block_bytes) {
+        uint16_t dw, da;
+        memcpy(&dw, w, 2);
+        memcpy(&da, a, 2);
+        const int8_t *wq = (const int8_t *)(w + qs_offset), *aq = (const int8_t *)(a + qs_offset);
         int isum = 0;
-        for (int j = 0; j < 32; ++j) isum += w[b].qs[j] * a[b].qs[j];
-        sum += (float)isum * (ds_half_to_float(w[b].d) * ds_half_to_float(a[b].d));
+        for (int j = 0; j < 32; ++j) isum += wq[j] * aq[j];
+        sum += (float)isum * (ds_half_to_float(dw) * ds_half_to_float(da));
     }
     return sum;
 }
 
+static float dot_q8_0(int64_t n, const void *vw, const void *va) {
+    return dot_q8_blocks(n, vw, va, sizeof(ds_block_q8_0), offsetof(ds_block_q8_0, qs));
+}
+
 // Q8_1 weights against Q8_1 activations (not a model format; kept for completeness).
 static float dot_q8_1(int64_t n, const void *vw, const void *va) {
-    const ds_block_q8_1 *w = (const ds_block_q8_1 *)vw;
-    const ds_block_q8_1 *a = (const ds_block_q8_1 *)va;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; ++b) {
-        int isum = 0;
-        for (int j = 0; j < 32; ++j) isum += w[b].qs[j] * a[b].qs[j];
-        sum += (float)isum * (ds_half_to_float(w[b].d) * ds_half_to_float(a[b].d));
-    }
-    return sum;
+    return dot_q8_blocks(n, vw, va, sizeof(ds_block_q8_1), offsetof(ds_block_q8_1, qs));
 }
 
 // ---- K-quants (256-element super-blocks, activations in Q8_K) -----------------------------------

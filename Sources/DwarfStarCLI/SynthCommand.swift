@@ -4,6 +4,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import GGUF
+import Synthesis
 
 struct Synth: ParsableCommand {
     static let configuration = CommandConfiguration(

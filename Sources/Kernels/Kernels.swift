@@ -16,6 +16,15 @@ public enum Kernels {
         ds_dequantize_row(Int32(type.rawValue), src, dst, Int64(count))
     }
 
+    /// `values` (whole blocks of `type`) quantized by the scalar reference quantizer: the same bytes on every CPU.
+    public static func quantizeReference(_ values: [Float], to type: GGMLType) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: values.count)!)
+        values.withUnsafeBufferPointer { v in
+            bytes.withUnsafeMutableBytes { quantizeReference(type, v.baseAddress!, into: $0.baseAddress!, count: values.count) }
+        }
+        return bytes
+    }
+
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         ds_dot_f32(a, b, Int64(n))
     }

@@ -107,3 +107,51 @@ public enum DeepSeek4TensorName {
         }
     }
 }
+
+/// Gemma 4's own tensors: the per-layer embeddings (PLE), the second (MoE) feed-forward branch's norms and
+/// scales, and the per-layer output scale.
+public enum Gemma4TensorName {
+    case perLayerTokenEmbedding, perLayerModelProjection, perLayerProjectionNorm
+    case perLayerInputGate(Int), perLayerProjection(Int), perLayerPostNorm(Int)
+    case postFFN1Norm(Int), preFFN2Norm(Int), postFFN2Norm(Int)
+    case routerScale(Int), downExpertsScale(Int), layerOutputScale(Int)
+
+    public var name: String {
+        switch self {
+        case .perLayerTokenEmbedding: return "per_layer_token_embd.weight"
+        case .perLayerModelProjection: return "per_layer_model_proj.weight"
+        case .perLayerProjectionNorm: return "per_layer_proj_norm.weight"
+        case .perLayerInputGate(let l): return "blk.\(l).inp_gate.weight"
+        case .perLayerProjection(let l): return "blk.\(l).proj.weight"
+        case .perLayerPostNorm(let l): return "blk.\(l).post_norm.weight"
+        case .postFFN1Norm(let l): return "blk.\(l).post_ffw_norm_1.weight"
+        case .preFFN2Norm(let l): return "blk.\(l).pre_ffw_norm_2.weight"
+        case .postFFN2Norm(let l): return "blk.\(l).post_ffw_norm_2.weight"
+        case .routerScale(let l): return "blk.\(l).ffn_gate_inp.scale"
+        case .downExpertsScale(let l): return "blk.\(l).ffn_down_exps.scale"
+        case .layerOutputScale(let l): return "blk.\(l).layer_output_scale.weight"
+        }
+    }
+}
+
+/// Qwen3.5's own tensors: the Gated DeltaNet (linear attention) layers and the shared expert's gate.
+public enum Qwen35TensorName {
+    case attnQKV(Int), attnGate(Int)
+    case ssmConv1d(Int), ssmAlpha(Int), ssmBeta(Int), ssmDtBias(Int), ssmA(Int), ssmNorm(Int), ssmOut(Int)
+    case sharedExpertGate(Int)
+
+    public var name: String {
+        switch self {
+        case .attnQKV(let l): return "blk.\(l).attn_qkv.weight"
+        case .attnGate(let l): return "blk.\(l).attn_gate.weight"
+        case .ssmConv1d(let l): return "blk.\(l).ssm_conv1d.weight"
+        case .ssmAlpha(let l): return "blk.\(l).ssm_alpha.weight"
+        case .ssmBeta(let l): return "blk.\(l).ssm_beta.weight"
+        case .ssmDtBias(let l): return "blk.\(l).ssm_dt.bias"
+        case .ssmA(let l): return "blk.\(l).ssm_a"
+        case .ssmNorm(let l): return "blk.\(l).ssm_norm.weight"
+        case .ssmOut(let l): return "blk.\(l).ssm_out.weight"
+        case .sharedExpertGate(let l): return "blk.\(l).ffn_gate_inp_shexp.weight"
+        }
+    }
+}

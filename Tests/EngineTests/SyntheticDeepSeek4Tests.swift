@@ -8,6 +8,7 @@ import Engine
 import GGUF
 import Models
 import Sampling
+import Synthesis
 
 @Suite struct SyntheticDeepSeek4Tests {
     static let fixture = frontierFixture("deepseek4.mxfp4.gguf")

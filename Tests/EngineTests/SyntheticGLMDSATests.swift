@@ -9,6 +9,7 @@ import Engine
 import GGUF
 import Models
 import Sampling
+import Synthesis
 
 @Suite struct SyntheticGLMDSATests {
     static let fixture = frontierFixture("glm_dsa.f32.gguf")

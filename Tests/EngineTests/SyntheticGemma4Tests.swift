@@ -9,6 +9,7 @@ import Engine
 import GGUF
 import Models
 import Sampling
+import Synthesis
 
 @Suite struct SyntheticGemma4Tests {
     static let fixture = frontierFixture("gemma4.f32.gguf")

@@ -8,6 +8,7 @@ import Engine
 import GGUF
 import Models
 import Sampling
+import Synthesis
 
 @Suite struct SyntheticQwen35MoETests {
     static let fixture = frontierFixture("qwen35moe.f32.gguf")

@@ -7,6 +7,7 @@ import Engine
 import GGUF
 import Models
 import Sampling
+import Synthesis
 
 /// The path of a fixture in Tests/ModelsTests/Fixtures/frontier.
 func frontierFixture(_ name: String) -> String {

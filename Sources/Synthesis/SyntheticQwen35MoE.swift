@@ -20,9 +20,9 @@
 // popularity skew scales the router row of the expert of rank r by (r + 1)^−skew: an expert with a wider
 // logit distribution lands in the top-k more often.
 
-import Kernels
 import Foundation
 import GGUF
+import Models
 
 /// Qwen3.5-MoE shapes of a synthetic model (hidden, layers, experts, expert width, types in
 /// SyntheticModelSpec). Defaults: Qwen3.5-35B-A3B's linear attention (16 key heads, 32 value heads, all
@@ -60,40 +60,42 @@ extension SyntheticModel {
         let s = spec.qwen35moe, e = spec.hidden, n = spec.experts, f = spec.expertFeedForward, sf = s.sharedFeedForward
         let kd = s.keyHeads * s.stateSize, vd = s.valueHeads * s.stateSize, conv = 2 * kd + vd
         let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
-        try add("output.weight", [e, vocab], at)
-        try add("token_embd.weight", [e, vocab], at)
+        typealias T = TensorName
+        typealias M = MoETensorName
+        typealias Q = Qwen35TensorName
+        try add(T.output.name, [e, vocab], at)
+        try add(T.tokenEmbedding.name, [e, vocab], at)
         for (l, recurrent) in s.recurrent(layers: spec.layers).enumerated() {
-            let b = "blk.\(l)."
-            try add(b + "attn_norm.weight", [e], .ones)
+            try add(T.attnNorm(l).name, [e], .ones)
             if recurrent {
-                try add(b + "ssm_a", [s.valueHeads], .random(-20, -1))        // −exp(A_log): about −0.3 … −1.7
-                try add(b + "ssm_conv1d.weight", [s.convKernel, conv], .random(5, 0))
-                try add(b + "ssm_dt.bias", [s.valueHeads], .ones)
-                try add(b + "ssm_alpha.weight", [e, s.valueHeads], .random(1, 0))
-                try add(b + "ssm_beta.weight", [e, s.valueHeads], .random(1, 0))
-                try add(b + "attn_qkv.weight", [e, conv], at)
-                try add(b + "attn_gate.weight", [e, vd], at)
-                try add(b + "ssm_norm.weight", [s.stateSize], .ones)
-                try add(b + "ssm_out.weight", [vd, e], at)
+                try add(Q.ssmA(l).name, [s.valueHeads], .random(-20, -1))        // −exp(A_log): about −0.3 … −1.7
+                try add(Q.ssmConv1d(l).name, [s.convKernel, conv], .random(5, 0))
+                try add(Q.ssmDtBias(l).name, [s.valueHeads], .ones)
+                try add(Q.ssmAlpha(l).name, [e, s.valueHeads], .random(1, 0))
+                try add(Q.ssmBeta(l).name, [e, s.valueHeads], .random(1, 0))
+                try add(Q.attnQKV(l).name, [e, conv], at)
+                try add(Q.attnGate(l).name, [e, vd], at)
+                try add(Q.ssmNorm(l).name, [s.stateSize], .ones)
+                try add(Q.ssmOut(l).name, [vd, e], at)
             } else {
-                try add(b + "attn_q.weight", [e, 2 * s.heads * s.headDim], at)
-                try add(b + "attn_k.weight", [e, s.kvHeads * s.headDim], at)
-                try add(b + "attn_v.weight", [e, s.kvHeads * s.headDim], at)
-                try add(b + "attn_q_norm.weight", [s.headDim], .ones)
-                try add(b + "attn_k_norm.weight", [s.headDim], .ones)
-                try add(b + "attn_output.weight", [s.heads * s.headDim, e], at)
+                try add(T.attnQ(l).name, [e, 2 * s.heads * s.headDim], at)
+                try add(T.attnK(l).name, [e, s.kvHeads * s.headDim], at)
+                try add(T.attnV(l).name, [e, s.kvHeads * s.headDim], at)
+                try add(T.attnQNorm(l).name, [s.headDim], .ones)
+                try add(T.attnKNorm(l).name, [s.headDim], .ones)
+                try add(T.attnOutput(l).name, [s.heads * s.headDim, e], at)
             }
-            try add(b + "ffn_down_exps.weight", [f, e, n], xt)
-            try add(b + "ffn_gate_exps.weight", [e, f, n], xt)
-            try add(b + "ffn_up_exps.weight", [e, f, n], xt)
-            try add(b + "ffn_gate_inp.weight", [e, n], .router(layer: l))
-            try add(b + "ffn_down_shexp.weight", [sf, e], at)
-            try add(b + "ffn_gate_shexp.weight", [e, sf], at)
-            try add(b + "ffn_up_shexp.weight", [e, sf], at)
-            try add(b + "ffn_gate_inp_shexp.weight", [e, 1], .random(1, 0))
-            try add(b + "post_attention_norm.weight", [e], .ones)
+            try add(M.downExperts(l).name, [f, e, n], xt)
+            try add(M.gateExperts(l).name, [e, f, n], xt)
+            try add(M.upExperts(l).name, [e, f, n], xt)
+            try add(M.router(l).name, [e, n], .router(layer: l))
+            try add(M.sharedDown(l).name, [sf, e], at)
+            try add(M.sharedGate(l).name, [e, sf], at)
+            try add(M.sharedUp(l).name, [e, sf], at)
+            try add(Q.sharedExpertGate(l).name, [e, 1], .random(1, 0))
+            try add(T.postAttentionNorm(l).name, [e], .ones)
         }
-        try add("output_norm.weight", [e], .ones)
+        try add(T.outputNorm.name, [e], .ones)
     }
 
     static func checkQwen35MoE(_ spec: SyntheticModelSpec, path: String) throws {

@@ -22,9 +22,9 @@
 // multiple of 64. On an all-F32 file of this layout both engines give the same logits (max |Δ| ≤ 1e-5 over
 // 300 positions, llama.cpp with an F32 KV cache and flash attention off).
 
-import Kernels
 import Foundation
 import GGUF
+import Models
 
 /// DeepSeek-V4 shapes of a synthetic model. `scaled(hidden:)` scales V4 Flash (hidden 4096: 64 heads of
 /// 512, q rank 1024, 8 output groups of rank 1024, indexer 64 heads of 128) by hidden / 4096 and keeps
@@ -81,60 +81,62 @@ extension SyntheticModel {
         let n = spec.experts, f = spec.expertFeedForward, sf = f * spec.sharedExperts
         let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
         let ratios = s.ratios(layers: spec.layers)
-        try add("token_embd.weight", [e, vocab], .matrix(s.embeddingType))
-        try add("output_hc_fn.weight", [hc * e, hc], .random(1, 0))
-        try add("output_hc_base.weight", [hc], .random(1, 0))
-        try add("output_hc_scale.weight", [1], .values([1]))
-        try add("output_norm.weight", [e], .ones)
-        try add("output.weight", [e, vocab], .matrix(s.embeddingType))
+        typealias T = TensorName
+        typealias M = MoETensorName
+        typealias D = DeepSeek4TensorName
+        try add(T.tokenEmbedding.name, [e, vocab], .matrix(s.embeddingType))
+        try add(D.outputHcFn.name, [hc * e, hc], .random(1, 0))
+        try add(D.outputHcBase.name, [hc], .random(1, 0))
+        try add(D.outputHcScale.name, [1], .values([1]))
+        try add(T.outputNorm.name, [e], .ones)
+        try add(T.output.name, [e, vocab], .matrix(s.embeddingType))
         for l in 0..<spec.layers {
-            let b = "blk.\(l)."
-            try add(b + "hc_attn_fn.weight", [hc * e, mixes], .random(1, 0))
-            try add(b + "hc_attn_base.weight", [mixes], .random(1, 0))
-            try add(b + "hc_attn_scale.weight", [3], .values([1, 1, 1]))
-            try add(b + "attn_norm.weight", [e], .ones)
-            try add(b + "attn_q_a.weight", [e, q], at)
-            try add(b + "attn_q_a_norm.weight", [q], .ones)
-            try add(b + "attn_q_b.weight", [q, h * d], at)
-            try add(b + "attn_kv.weight", [e, d], at)
-            try add(b + "attn_kv_a_norm.weight", [d], .ones)
-            try add(b + "attn_sinks.weight", [h], .random(10, 0))
+            try add(D.hcAttnFn(l).name, [hc * e, mixes], .random(1, 0))
+            try add(D.hcAttnBase(l).name, [mixes], .random(1, 0))
+            try add(D.hcAttnScale(l).name, [3], .values([1, 1, 1]))
+            try add(T.attnNorm(l).name, [e], .ones)
+            try add(M.qA(l).name, [e, q], at)
+            try add(M.qANorm(l).name, [q], .ones)
+            try add(M.qB(l).name, [q, h * d], at)
+            try add(D.kv(l).name, [e, d], at)
+            try add(M.kvANorm(l).name, [d], .ones)
+            try add(D.sinks(l).name, [h], .random(10, 0))
             // Grouped low-rank output: group g's heads (h/G · d values) → R, then G·R → e.
-            try add(b + "attn_output_a.weight", [h * d / g, g * r], at)
-            try add(b + "attn_output_b.weight", [g * r, e], at)
+            try add(D.outputA(l).name, [h * d / g, g * r], at)
+            try add(D.outputB(l).name, [g * r, e], at)
             let ratio = ratios[l]
             if ratio != 0 {
                 let coff = ratio == 4 ? 2 : 1   // CSA keeps two halves per row (overlapping windows)
-                try add(b + "attn_compressor_kv.weight", [e, coff * d], at)
-                try add(b + "attn_compressor_gate.weight", [e, coff * d], at)
-                try add(b + "attn_compressor_ape.weight", [coff * d, ratio], .random(1, 0))
-                try add(b + "attn_compressor_norm.weight", [d], .ones)
+                try add(D.compressorKV(l).name, [e, coff * d], at)
+                try add(D.compressorGate(l).name, [e, coff * d], at)
+                try add(D.compressorPosition(l).name, [coff * d, ratio], .random(1, 0))
+                try add(D.compressorNorm(l).name, [d], .ones)
             }
             if ratio == 4 {
                 let ih = s.indexerHeads, id = s.indexerHeadDim
-                try add(b + "indexer.attn_q_b.weight", [q, ih * id], at)
-                try add(b + "indexer.proj.weight", [e, ih], .random(1, 0))
-                try add(b + "indexer_compressor_kv.weight", [e, 2 * id], at)
-                try add(b + "indexer_compressor_gate.weight", [e, 2 * id], at)
-                try add(b + "indexer_compressor_ape.weight", [2 * id, ratio], .random(1, 0))
-                try add(b + "indexer_compressor_norm.weight", [id], .ones)
+                try add(M.indexerQB(l).name, [q, ih * id], at)
+                try add(M.indexerProj(l).name, [e, ih], .random(1, 0))
+                try add(D.indexerCompressorKV(l).name, [e, 2 * id], at)
+                try add(D.indexerCompressorGate(l).name, [e, 2 * id], at)
+                try add(D.indexerCompressorPosition(l).name, [2 * id, ratio], .random(1, 0))
+                try add(D.indexerCompressorNorm(l).name, [id], .ones)
             }
-            try add(b + "hc_ffn_fn.weight", [hc * e, mixes], .random(1, 0))
-            try add(b + "hc_ffn_base.weight", [mixes], .random(1, 0))
-            try add(b + "hc_ffn_scale.weight", [3], .values([1, 1, 1]))
-            try add(b + "ffn_norm.weight", [e], .ones)
-            try add(b + "ffn_gate_inp.weight", [e, n], .random(10, 0))
+            try add(D.hcFFNFn(l).name, [hc * e, mixes], .random(1, 0))
+            try add(D.hcFFNBase(l).name, [mixes], .random(1, 0))
+            try add(D.hcFFNScale(l).name, [3], .values([1, 1, 1]))
+            try add(T.ffnNorm(l).name, [e], .ones)
+            try add(M.router(l).name, [e, n], .random(10, 0))
             if l < s.hashLayers {
-                try add(b + "ffn_gate_tid2eid.weight", [spec.expertsUsed, vocab], .hashTable)
+                try add(D.hashExperts(l).name, [spec.expertsUsed, vocab], .hashTable)
             } else {
-                try add(b + "exp_probs_b.bias", [n], .correctionBias(layer: l))
+                try add(M.correctionBias(l).name, [n], .correctionBias(layer: l))
             }
-            try add(b + "ffn_gate_exps.weight", [e, f, n], xt)
-            try add(b + "ffn_down_exps.weight", [f, e, n], xt)
-            try add(b + "ffn_up_exps.weight", [e, f, n], xt)
-            try add(b + "ffn_gate_shexp.weight", [e, sf], at)
-            try add(b + "ffn_down_shexp.weight", [sf, e], at)
-            try add(b + "ffn_up_shexp.weight", [e, sf], at)
+            try add(M.gateExperts(l).name, [e, f, n], xt)
+            try add(M.downExperts(l).name, [f, e, n], xt)
+            try add(M.upExperts(l).name, [e, f, n], xt)
+            try add(M.sharedGate(l).name, [e, sf], at)
+            try add(M.sharedDown(l).name, [sf, e], at)
+            try add(M.sharedUp(l).name, [e, sf], at)
         }
     }
 

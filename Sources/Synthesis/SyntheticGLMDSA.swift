@@ -14,6 +14,7 @@
 
 import Foundation
 import GGUF
+import Models
 
 public struct SyntheticGLMDSAShape: Sendable {
     public var indexerHeads = 32
@@ -90,11 +91,11 @@ extension SyntheticModel {
                                    random: (Int) -> [Float]) throws {
         let s = spec.glmDSA, e = spec.hidden, hi = s.indexerHeads, di = s.indexerHeadDim
         guard s.types(layers: spec.layers)[l] else { return }
-        let b = "blk.\(l).indexer."
-        try matrix(b + "attn_q_b.weight", hi * di, spec.qLoraRank, 1, spec.attentionType)
-        try matrix(b + "attn_k.weight", di, e, 1, spec.attentionType)
-        try ones(b + "k_norm.weight", di)
-        floats(b + "k_norm.bias", [di], Array(repeating: 0, count: di))
-        floats(b + "proj.weight", [e, hi], random(e * hi))
+        typealias M = MoETensorName
+        try matrix(M.indexerQB(l).name, hi * di, spec.qLoraRank, 1, spec.attentionType)
+        try matrix(M.indexerK(l).name, di, e, 1, spec.attentionType)
+        try ones(M.indexerKNorm(l).name, di)
+        floats(M.indexerKNormBias(l).name, [di], Array(repeating: 0, count: di))
+        floats(M.indexerProj(l).name, [e, hi], random(e * hi))
     }
 }

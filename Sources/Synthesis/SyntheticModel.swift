@@ -2,9 +2,10 @@
 // measurements on models larger than the caches (llama.cpp reads them too). Weights are random (text is
 // noise); the tokenizer metadata is copied from a real model so both engines load the file.
 
-import Kernels
 import Foundation
 import GGUF
+import Kernels
+import Models
 
 public struct SyntheticModelSpec: Sendable {
     public var architecture = "llama"
@@ -102,25 +103,26 @@ public enum SyntheticModel {
                             produce: rows.matrix(rows: r, cols: cols, count: count, type: type))
         }
         func ones(_ name: String, _ n: Int) throws { try w.addTensor(name: name, dims: [n], floats: Array(repeating: 1, count: n)) }
+        typealias T = TensorName
         let e = spec.hidden, kv = spec.kvHeads * spec.headDim
-        try matrix("token_embd.weight", rows: vocab, cols: e)
-        try ones("output_norm.weight", e)
-        try matrix("output.weight", rows: vocab, cols: e)
+        try matrix(T.tokenEmbedding.name, rows: vocab, cols: e)
+        try ones(T.outputNorm.name, e)
+        try matrix(T.output.name, rows: vocab, cols: e)
         if spec.isLatentMoE {
             var floatTensors: [(String, [Int], [Float])] = []
             try writeDeepSeekLayers(spec, matrix: matrix, ones: ones, floats: { floatTensors.append(($0, $1, $2)) }, random: random)
             for (name, dims, values) in floatTensors { try w.addTensor(name: name, dims: dims, floats: values) }
         } else {
             for l in 0..<spec.layers {
-                try ones("blk.\(l).attn_norm.weight", e)
-                try matrix("blk.\(l).attn_q.weight", rows: e, cols: e)
-                try matrix("blk.\(l).attn_k.weight", rows: kv, cols: e)
-                try matrix("blk.\(l).attn_v.weight", rows: kv, cols: e)
-                try matrix("blk.\(l).attn_output.weight", rows: e, cols: e)
-                try ones("blk.\(l).ffn_norm.weight", e)
-                try matrix("blk.\(l).ffn_gate.weight", rows: spec.feedForward, cols: e)
-                try matrix("blk.\(l).ffn_up.weight", rows: spec.feedForward, cols: e)
-                try matrix("blk.\(l).ffn_down.weight", rows: e, cols: spec.feedForward)
+                try ones(T.attnNorm(l).name, e)
+                try matrix(T.attnQ(l).name, rows: e, cols: e)
+                try matrix(T.attnK(l).name, rows: kv, cols: e)
+                try matrix(T.attnV(l).name, rows: kv, cols: e)
+                try matrix(T.attnOutput(l).name, rows: e, cols: e)
+                try ones(T.ffnNorm(l).name, e)
+                try matrix(T.ffnGate(l).name, rows: spec.feedForward, cols: e)
+                try matrix(T.ffnUp(l).name, rows: spec.feedForward, cols: e)
+                try matrix(T.ffnDown(l).name, rows: e, cols: spec.feedForward)
             }
         }
         return try finish(w, path: path, detail: nil, log: log)
@@ -156,41 +158,42 @@ public enum SyntheticModel {
                                     matrix: (String, Int, Int, Int, GGMLType?) throws -> Void,
                                     ones: (String, Int) throws -> Void, floats: (String, [Int], [Float]) -> Void,
                                     random: (Int) -> [Float]) throws {
+        typealias T = TensorName
+        typealias M = MoETensorName
         let e = spec.hidden, h = spec.heads, at = spec.attentionType
         let ff = spec.expertFeedForward, n = spec.experts
         for l in 0..<spec.layers {
-            let b = "blk.\(l)."
-            try ones(b + "attn_norm.weight", e)
+            try ones(T.attnNorm(l).name, e)
             if spec.qLoraRank > 0 {
-                try matrix(b + "attn_q_a.weight", spec.qLoraRank, e, 1, at)
-                try ones(b + "attn_q_a_norm.weight", spec.qLoraRank)
-                try matrix(b + "attn_q_b.weight", h * (spec.nopeDim + spec.ropeDim), spec.qLoraRank, 1, at)
+                try matrix(M.qA(l).name, spec.qLoraRank, e, 1, at)
+                try ones(M.qANorm(l).name, spec.qLoraRank)
+                try matrix(M.qB(l).name, h * (spec.nopeDim + spec.ropeDim), spec.qLoraRank, 1, at)
             } else {
-                try matrix(b + "attn_q.weight", h * (spec.nopeDim + spec.ropeDim), e, 1, at)
+                try matrix(T.attnQ(l).name, h * (spec.nopeDim + spec.ropeDim), e, 1, at)
             }
-            try matrix(b + "attn_kv_a_mqa.weight", spec.kvLoraRank + spec.ropeDim, e, 1, at)
-            try ones(b + "attn_kv_a_norm.weight", spec.kvLoraRank)
-            try matrix(b + "attn_k_b.weight", spec.kvLoraRank, spec.nopeDim, h, at)
-            try matrix(b + "attn_v_b.weight", spec.valueDim, spec.kvLoraRank, h, at)
-            try matrix(b + "attn_output.weight", e, h * spec.valueDim, 1, at)
+            try matrix(M.kvAWithRope(l).name, spec.kvLoraRank + spec.ropeDim, e, 1, at)
+            try ones(M.kvANorm(l).name, spec.kvLoraRank)
+            try matrix(M.kB(l).name, spec.kvLoraRank, spec.nopeDim, h, at)
+            try matrix(M.vB(l).name, spec.valueDim, spec.kvLoraRank, h, at)
+            try matrix(T.attnOutput(l).name, e, h * spec.valueDim, 1, at)
             if spec.architecture == "glm-dsa" {
                 try writeGLMDSAIndexer(spec, layer: l, matrix: matrix, ones: ones, floats: floats, random: random)
             }
-            try ones(b + "ffn_norm.weight", e)
+            try ones(T.ffnNorm(l).name, e)
             if l < spec.leadingDense {
-                try matrix(b + "ffn_gate.weight", spec.feedForward, e, 1, nil)
-                try matrix(b + "ffn_up.weight", spec.feedForward, e, 1, nil)
-                try matrix(b + "ffn_down.weight", e, spec.feedForward, 1, nil)
+                try matrix(T.ffnGate(l).name, spec.feedForward, e, 1, nil)
+                try matrix(T.ffnUp(l).name, spec.feedForward, e, 1, nil)
+                try matrix(T.ffnDown(l).name, e, spec.feedForward, 1, nil)
             } else {
-                floats(b + "ffn_gate_inp.weight", [e, n], random(e * n).map { $0 * 10 })
-                floats(b + "exp_probs_b.bias", [n], correctionBias(noise: random(n), layer: l, skew: spec.routerSkew))
-                try matrix(b + "ffn_gate_exps.weight", ff, e, n, nil)
-                try matrix(b + "ffn_up_exps.weight", ff, e, n, nil)
-                try matrix(b + "ffn_down_exps.weight", e, ff, n, nil)
+                floats(M.router(l).name, [e, n], random(e * n).map { $0 * 10 })
+                floats(M.correctionBias(l).name, [n], correctionBias(noise: random(n), layer: l, skew: spec.routerSkew))
+                try matrix(M.gateExperts(l).name, ff, e, n, nil)
+                try matrix(M.upExperts(l).name, ff, e, n, nil)
+                try matrix(M.downExperts(l).name, e, ff, n, nil)
                 let sf = ff * spec.sharedExperts
-                try matrix(b + "ffn_gate_shexp.weight", sf, e, 1, nil)
-                try matrix(b + "ffn_up_shexp.weight", sf, e, 1, nil)
-                try matrix(b + "ffn_down_shexp.weight", e, sf, 1, nil)
+                try matrix(M.sharedGate(l).name, sf, e, 1, nil)
+                try matrix(M.sharedUp(l).name, sf, e, 1, nil)
+                try matrix(M.sharedDown(l).name, e, sf, 1, nil)
             }
         }
     }
@@ -225,11 +228,7 @@ final class SyntheticRows {
         var rows: [[UInt8]] = []
         for _ in 0..<16 {
             let values = random(cols)
-            var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
-            if type == .f32 { bytes = values.withUnsafeBytes { Array($0) } } else {
-                Kernels.quantizeReference(type, values, into: &bytes, count: cols)
-            }
-            rows.append(bytes)
+            rows.append(type == .f32 ? values.withUnsafeBytes { Array($0) } : Kernels.quantizeReference(values, to: type))
         }
         pools[key] = rows
         return rows

@@ -18,9 +18,9 @@
 // out sliding then full whatever the pattern says. Gemma's router has no bias: the popularity skew scales
 // the router row of the expert of rank r by (r + 1)^−skew (see SyntheticQwen35MoE.swift).
 
-import Kernels
 import Foundation
 import GGUF
+import Models
 
 /// Gemma 4 shapes of a synthetic model (hidden, layers, dense width `feedForward`, experts, expert width,
 /// types in SyntheticModelSpec). Defaults: Gemma 4 26B-A4B's attention (16 heads; sliding 8 KV heads of
@@ -66,47 +66,50 @@ extension SyntheticModel {
         let at = SyntheticFill.matrix(spec.attentionType), xt = SyntheticFill.matrix(spec.type)
         let sliding = s.sliding(layers: L), kvLayers = L - s.sharedKVLayers
         let pairs = s.fullHeadDim / 2
-        try add("rope_freqs.weight", [pairs], .values((0..<pairs).map { $0 < s.fullRopePairs ? 1 : 1e30 }))
-        try add("token_embd.weight", [e, vocab], at)
-        if P > 0 { try add("per_layer_token_embd.weight", [L * P, vocab], at) }
+        typealias T = TensorName
+        typealias M = MoETensorName
+        typealias G = Gemma4TensorName
+        try add(T.ropeFrequencies.name, [pairs], .values((0..<pairs).map { $0 < s.fullRopePairs ? 1 : 1e30 }))
+        try add(T.tokenEmbedding.name, [e, vocab], at)
+        if P > 0 { try add(G.perLayerTokenEmbedding.name, [L * P, vocab], at) }
         for l in 0..<L {
-            let b = "blk.\(l).", swa = sliding[l], d = swa ? s.slidingHeadDim : s.fullHeadDim
+            let swa = sliding[l], d = swa ? s.slidingHeadDim : s.fullHeadDim
             let g = swa ? s.slidingKVHeads : s.fullKVHeads, ownsKV = l < kvLayers
             let ff = spec.feedForward * (!ownsKV && s.doubleWideShared ? 2 : 1)
-            try add(b + "ffn_down_exps.weight", [f, e, n], xt)
-            try add(b + "ffn_gate_up_exps.weight", [e, 2 * f, n], xt)
-            try add(b + "attn_norm.weight", [e], .ones)
-            try add(b + "layer_output_scale.weight", [1], .random(4, 1))
-            try add(b + "ffn_down.weight", [ff, e], at)
-            try add(b + "ffn_gate.weight", [e, ff], at)
-            try add(b + "ffn_up.weight", [e, ff], at)
+            try add(M.downExperts(l).name, [f, e, n], xt)
+            try add(M.gateUpExperts(l).name, [e, 2 * f, n], xt)
+            try add(T.attnNorm(l).name, [e], .ones)
+            try add(G.layerOutputScale(l).name, [1], .random(4, 1))
+            try add(T.ffnDown(l).name, [ff, e], at)
+            try add(T.ffnGate(l).name, [e, ff], at)
+            try add(T.ffnUp(l).name, [e, ff], at)
             if P > 0 {
-                try add(b + "inp_gate.weight", [e, P], at)
-                try add(b + "proj.weight", [P, e], at)
+                try add(G.perLayerInputGate(l).name, [e, P], at)
+                try add(G.perLayerProjection(l).name, [P, e], at)
             }
-            try add(b + "post_attention_norm.weight", [e], .ones)
-            try add(b + "post_ffw_norm.weight", [e], .ones)
-            try add(b + "post_ffw_norm_1.weight", [e], .ones)
-            try add(b + "post_ffw_norm_2.weight", [e], .ones)
-            if P > 0 { try add(b + "post_norm.weight", [e], .ones) }
-            try add(b + "ffn_norm.weight", [e], .ones)
-            try add(b + "pre_ffw_norm_2.weight", [e], .ones)
-            try add(b + "ffn_down_exps.scale", [n], .ones)
-            try add(b + "ffn_gate_inp.weight", [e, n], .router(layer: l))
-            try add(b + "ffn_gate_inp.scale", [e], .ones)
+            try add(T.postAttentionNorm(l).name, [e], .ones)
+            try add(T.postFFNNorm(l).name, [e], .ones)
+            try add(G.postFFN1Norm(l).name, [e], .ones)
+            try add(G.postFFN2Norm(l).name, [e], .ones)
+            if P > 0 { try add(G.perLayerPostNorm(l).name, [e], .ones) }
+            try add(T.ffnNorm(l).name, [e], .ones)
+            try add(G.preFFN2Norm(l).name, [e], .ones)
+            try add(G.downExpertsScale(l).name, [n], .ones)
+            try add(M.router(l).name, [e, n], .router(layer: l))
+            try add(G.routerScale(l).name, [e], .ones)
             if ownsKV {
-                try add(b + "attn_k_norm.weight", [d], .ones)
-                try add(b + "attn_k.weight", [e, g * d], at)
+                try add(T.attnKNorm(l).name, [d], .ones)
+                try add(T.attnK(l).name, [e, g * d], at)
             }
-            try add(b + "attn_output.weight", [s.heads * d, e], at)
-            try add(b + "attn_q_norm.weight", [d], .ones)
-            try add(b + "attn_q.weight", [e, s.heads * d], at)
-            if ownsKV && swa { try add(b + "attn_v.weight", [e, g * d], at) }
+            try add(T.attnOutput(l).name, [s.heads * d, e], at)
+            try add(T.attnQNorm(l).name, [d], .ones)
+            try add(T.attnQ(l).name, [e, s.heads * d], at)
+            if ownsKV && swa { try add(T.attnV(l).name, [e, g * d], at) }
         }
-        try add("output_norm.weight", [e], .ones)
+        try add(T.outputNorm.name, [e], .ones)
         if P > 0 {
-            try add("per_layer_model_proj.weight", [e, L * P], at)
-            try add("per_layer_proj_norm.weight", [P], .ones)
+            try add(G.perLayerModelProjection.name, [e, L * P], at)
+            try add(G.perLayerProjectionNorm.name, [P], .ones)
         }
     }
 
