@@ -40,7 +40,7 @@ def bench(model, n, r, threads, budget, env):
 
 
 def storage_bandwidth(model, budget, mode):
-    p = subprocess.run([DS, "plan", "-m", model, "--ram", budget], capture_output=True, text=True,
+    p = subprocess.run([DS, "plan", "-m", model, "--ram-budget", budget], capture_output=True, text=True,
                        env={**os.environ, "DS_EXPERT_IO": mode})
     m = re.search(r"storage read ([\d.]+) GB/s", p.stdout)
     return float(m[1]) if m else None

@@ -11,30 +11,27 @@ import Models
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Prompt-processing and generation speed, like llama-bench (mean ± stddev over repetitions).")
-    @Option(name: [.short, .customLong("model")], help: "Model name or GGUF path.") var model: String = ModelStore.defaultModelName
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var ramBudget: RAMBudgetOption
+    @OptionGroup var checkpoints: CheckpointOption
     @Option(name: [.short, .customLong("n-prompt")], help: "Prompt tokens for the pp test (0 = skip).") var p: Int = 512
     @Option(name: [.short, .customLong("n-gen")], help: "Generated tokens for the tg test (0 = skip).") var n: Int = 128
     @Option(name: [.short, .customLong("repetitions")], help: "Repetitions of each test.") var r: Int = 5
-    @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var t: Int?
-    @Option(name: [.customShort("b"), .customLong("batch")], help: "Tokens per forward pass in pp.") var batch: Int = 512
     @Option(name: [.short, .customLong("output")], help: "md, csv or json.") var o: String = "md"
     @Flag(name: .customLong("membw"), help: "Only measure memory read bandwidth (1 and N threads).") var membwOnly = false
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
-    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 or q8_0.") var kvType: String = "f32"
-    @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G (routed experts streamed from disk), as in run.") var ramBudget: String?
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
-    @Option(name: .customLong("state-checkpoints"), help: "With --ttft: side-state snapshots kept (DeepSeek V4, Qwen3.5; 0 = replay the prefix).") var stateCheckpoints: Int = 8
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
-        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
         if r < 1 { throw ValidationError("-r must be at least 1") }
         if p < 0 || n < 0 { throw ValidationError("-p and -n must be ≥ 0") }
+        if let ttft, ttft < 1 { throw ValidationError("--ttft must be at least 1") }
     }
 
     func run() throws {
-        let threads = t ?? WorkerPoolDefaults.threads
+        let threads = RuntimeOptions.threads(modelOptions.threads)
         if dispatchOnly {
             let cost = Benchmark.dispatchCost(threads: threads)
             print(String(format: "parallel dispatch, %d threads: worker pool %.2f µs, DispatchQueue.concurrentPerform %.2f µs", threads, cost.pool, cost.concurrentPerform))
@@ -48,19 +45,23 @@ struct Bench: ParsableCommand {
             return
         }
         do {
-            let path = try ModelStore.resolveOrPull(model)
-            let gguf: GGUFFile, m: TransformerModel
-            if let budget = try ramBudget.map(parseByteSize) {
-                // Under a budget: the placement needs the loaded model (as in run).
-                let loaded = try LoadedModel(path: path, streamingExperts: true)
-                (gguf, m) = (loaded.gguf, loaded.model)
-                let kv = loaded.kvBytes(contextLength: max(p + n, 16), batch: batch, type: KVType(rawValue: kvType) ?? .f32)
-                let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch))
-                let warmed = try loaded.apply(plan)
-                printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
+            // The context the tests fill; side-state snapshots are taken only by --ttft.
+            let tests: (inout RuntimeSettings) -> Void = { settings in
+                settings.contextLength = ttft.map { $0 + Benchmark.ttftSuffix } ?? (p + n)
+                if ttft == nil { settings.stateCheckpoints = 0 }
+            }
+            let path: String, gguf: GGUFFile, m: TransformerModel, runtime: RuntimeOptions
+            if ramBudget.ramBudget != nil {
+                // Under a budget the placement needs the loaded model (as in run).
+                let (loaded, options) = try modelOptions.loadResolved([ramBudget, checkpoints], adjust: tests)
+                (path, gguf, m, runtime) = (loaded.path, loaded.gguf, loaded.model, options)
             } else {
+                path = try ModelStore.resolveOrPull(modelOptions.model)
                 gguf = try GGUFFile(path: path)
                 m = try ModelRegistry.load(gguf)
+                var settings = try runtimeSettings([modelOptions, checkpoints])
+                tests(&settings)
+                runtime = try RuntimeOptions(settings, for: m)
             }
             defer {
                 if let cache = m.expertCache {
@@ -71,17 +72,15 @@ struct Bench: ParsableCommand {
                 }
             }
             if let prefix = ttft {
-                guard prefix >= 1 else { throw ValidationError("--ttft must be at least 1") }
-                let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, threads: threads, batch: batch,
-                                                 stateCheckpoints: stateCheckpoints)
+                let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, options: runtime)
                 print(String(format: "TTFT, %d-token shared prefix + 16 tokens, %d threads: cold %.3f s, warm %.4f s (%d positions reused): %.0f× sooner",
                              prefix, threads, r.cold, r.warm, r.reused, r.cold / max(r.warm, 1e-9)))
                 return
             }
             var samples: [BenchSample] = []
-            let kv = KVType(rawValue: kvType) ?? .f32
-            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, threads: threads, batch: batch, kvType: kv)) }
-            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, threads: threads, batch: batch, kvType: kv)) }
+            let kv = runtime.kvType
+            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, options: runtime)) }
+            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, options: runtime)) }
             let bandwidth = noMembw ? nil : Benchmark.memoryReadBandwidth(threads: threads)
             let size = gguf.tensors.reduce(0) { $0 + $1.byteCount }
             let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }
@@ -100,7 +99,7 @@ struct Bench: ParsableCommand {
                 let fields: [(String, String)] = [
                     ("model_filename", jsonString(path)), ("model_type", jsonString(modelName)),
                     ("model_size", "\(size)"), ("model_n_params", "\(params)"), ("backend", "\"CPU\""),
-                    ("n_threads", "\(s.threads)"), ("n_batch", "\(batch)"), ("n_ubatch", "\(batch)"),
+                    ("n_threads", "\(s.threads)"), ("n_batch", "\(modelOptions.batch)"), ("n_ubatch", "\(modelOptions.batch)"),
                     ("n_prompt", "\(s.promptTokens)"), ("n_gen", "\(s.generatedTokens)"),
                     ("avg_ts", "\(s.mean)"), ("stddev_ts", "\(s.stddev)"),
                     ("samples_ts", "[" + s.samplesTokensPerSecond.map { "\($0)" }.joined(separator: ", ") + "]"),
@@ -146,6 +145,3 @@ struct Bench: ParsableCommand {
         return names[t] ?? "type \(t)"
     }
 }
-
-import Kernels
-enum WorkerPoolDefaults { static var threads: Int { WorkerPool.defaultThreadCount } }

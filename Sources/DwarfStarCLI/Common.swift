@@ -15,84 +15,196 @@ func fail(_ error: Error) -> ExitCode {
     return ExitCode(1)
 }
 
-struct ModelOptions: ParsableArguments {
+// Runtime options come in groups, so a command declares only those it uses (an option it does not use
+// is an unknown option); each group writes what it was given into RuntimeSettings, and Engine's
+// RuntimeOptions resolves them against the model (defaults, KV budget, placement) in one place.
+
+/// An option group that contributes to the runtime settings.
+protocol RuntimeOptionGroup: ParsableArguments {
+    func apply(to settings: inout RuntimeSettings) throws
+}
+
+/// The settings `groups` were given.
+func runtimeSettings(_ groups: [any RuntimeOptionGroup]) throws -> RuntimeSettings {
+    var settings = RuntimeSettings()
+    for group in groups { try group.apply(to: &settings) }
+    return settings
+}
+
+/// -m, -t, -b, --kv-type: every command that runs a model.
+struct ModelOptions: RuntimeOptionGroup {
     @Option(name: [.short, .customLong("model")], help: "Model name (smollm2, gemma3-270m) or path to a GGUF file.")
     var model: String = ModelStore.defaultModelName
 
     @Option(name: [.short, .customLong("threads")], help: "Worker threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (default: min(trained, 4096)).")
-    var contextSize: Int?
-
     @Option(name: [.customShort("b"), .customLong("batch")], help: "Prompt tokens evaluated per forward pass.")
-    var batch: Int = 512
+    var batch: Int = RuntimeOptions.defaultBatch
 
-    @Flag(name: .customLong("parse-special-in-content"),
-          help: "Turn markup like <|im_end|> typed inside messages into control tokens (default: it stays text, so a message cannot forge a turn).")
-    var parseSpecialInContent = false
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 (default), f16 (half the memory) or q8_0 (27%).")
+    var kvType: String?
 
-    @Option(name: .customLong("kv-budget"), help: "Memory for the KV cache, e.g. 512M or 2G (default: what the context needs).")
-    var kvBudget: String?
-
-    @Option(name: .customLong("kv-disk"), help: "Folder for KV pages that do not fit --kv-budget (idle sessions' pages are swapped there).")
-    var kvDisk: String?
-
-    @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default 20G).")
-    var kvDiskBudget: String = "20G"
-
-    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32, f16 (half the memory) or q8_0 (27%).")
-    var kvType: String = "f32"
-
-    var kvElementType: KVType { KVType(rawValue: kvType) ?? .f32 }
-
-    @Option(name: .customLong("state-checkpoints"), help: "Snapshots kept of the state DeepSeek V4 and Qwen3.5 hold beside the KV cache (a later turn, rollback or shared prefix restarts from one instead of replaying the conversation); 0 = none.")
-    var stateCheckpoints: Int = 8
-
-    @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G: routed MoE experts that do not fit are streamed from disk.")
-    var ramBudget: String?
-
-    /// A session with these options; with --kv-budget or --kv-disk its KV pages come from the model's
-    /// shared pool.
-    func session(_ loaded: LoadedModel, contextLength: Int? = nil) throws -> Session {
-        if let problem = loaded.model.kvTypeProblem(kvElementType) { throw ValidationError(problem) }
-        let ctx = contextLength ?? contextSize
-        var pool: KVPagePool? = nil
-        if kvBudget != nil || kvDisk != nil {
-            let defaultBudget = loaded.kvBytes(contextLength: ctx ?? min(loaded.model.config.contextLength, 4096), batch: batch,
-                                               type: kvElementType)
-            pool = try loaded.kvPool(budgetBytes: try kvBudget.map(parseByteSize) ?? defaultBudget, type: kvElementType,
-                                     diskDirectory: kvDisk, diskBudgetBytes: try parseByteSize(kvDiskBudget))
-        }
-        let session = Session(loaded, contextLength: ctx, threads: threads, batch: batch, kvType: kvElementType, kvPool: pool)
-        session.state.cache.pool.checkpointLimit = stateCheckpoints
-        return session
+    func apply(to settings: inout RuntimeSettings) throws {
+        settings.threads = threads
+        settings.batch = batch
+        settings.kvType = kvType.flatMap(KVType.init(rawValue:))
     }
 
-    func load(pullIfMissing: Bool = true) throws -> LoadedModel {
-        let path = pullIfMissing ? try ModelStore.resolveOrPull(model) : try ModelStore.resolve(model)
-        let loaded = try LoadedModel(path: path, streamingExperts: ramBudget != nil)
-        if let budget = try ramBudget.map(parseByteSize) {
-            let kv = try kvBudget.map(parseByteSize)
-                ?? loaded.kvBytes(contextLength: contextSize ?? min(loaded.model.config.contextLength, 4096), batch: batch, type: kvElementType)
-            let plan = try loaded.placement(budgetBytes: budget, kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: batch)
-                + loaded.sideStateBudgetBytes(contextLength: contextSize, type: kvElementType, checkpoints: stateCheckpoints))
-            let warmed = try loaded.apply(plan)
-            printErr("placement: \(plan)" + (warmed > 0 ? "; \(warmed) most used experts read in at start" : ""))
-        }
-        return loaded
+    /// Loads the model; with `streamingExperts` (a RAM budget) the mapping reads only what is touched.
+    func load(streamingExperts: Bool) throws -> LoadedModel {
+        try LoadedModel(path: try ModelStore.resolveOrPull(model), streamingExperts: streamingExperts)
+    }
+
+    /// Loads the model and resolves the runtime options given to these and the `other` groups, after
+    /// `adjust` has set what the command itself decides (a context of its own); a placement under
+    /// --ram-budget is applied and printed unless `applyPlacement` is false. The one way commands that
+    /// load a model get their options.
+    func loadResolved(_ other: [any RuntimeOptionGroup] = [], applyPlacement: Bool = true,
+                      adjust: (inout RuntimeSettings) -> Void = { _ in }) throws -> (LoadedModel, RuntimeOptions) {
+        var settings = try runtimeSettings([self] + other)
+        adjust(&settings)
+        let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil)
+        let options = try RuntimeOptions(settings, for: loaded)
+        if applyPlacement, let line = try options.apply(to: loaded) { printErr(line) }
+        return (loaded, options)
     }
 
     func validate() throws {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
-        if let c = contextSize, c < 16 { throw ValidationError("--ctx must be at least 16") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
-        if !(0...1024).contains(stateCheckpoints) { throw ValidationError("--state-checkpoints must be between 0 and 1024") }
-        if let b = kvBudget { _ = try parseByteSize(b) }
-        if let b = ramBudget { _ = try parseByteSize(b) }
-        _ = try parseByteSize(kvDiskBudget)
-        guard KVType(rawValue: kvType) != nil else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
+        if let kvType, KVType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
     }
+}
+
+/// -c/--ctx: the context length.
+struct ContextOption: RuntimeOptionGroup {
+    @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (default: min(trained, 4096)).")
+    var contextSize: Int?
+
+    func apply(to settings: inout RuntimeSettings) throws { settings.contextLength = contextSize }
+
+    func validate() throws {
+        if let c = contextSize, c < RuntimeOptions.minimumContextLength {
+            throw ValidationError("--ctx must be at least \(RuntimeOptions.minimumContextLength)")
+        }
+    }
+}
+
+/// Groups whose options are byte sizes ("512M", "2G"): each is read when parsed, so a bad one is an
+/// error before the model loads.
+protocol ByteSizeOptionGroup: RuntimeOptionGroup {
+    var byteSizes: [String?] { get }
+}
+
+extension ByteSizeOptionGroup {
+    func validate() throws { for case let size? in byteSizes { _ = try parseByteSize(size) } }
+}
+
+/// --ram-budget: peak resident memory, routed experts streamed from disk.
+struct RAMBudgetOption: ByteSizeOptionGroup {
+    @Option(name: .customLong("ram-budget"), help: "Keep peak resident memory within this, e.g. 8G: routed MoE experts that do not fit are streamed from disk.")
+    var ramBudget: String?
+
+    var byteSizes: [String?] { [ramBudget] }
+    func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try ramBudget.map(parseByteSize) }
+}
+
+/// --ram-budget for plan, where it is required.
+struct RequiredRAMBudgetOption: ByteSizeOptionGroup {
+    @Option(name: .customLong("ram-budget"), help: "RAM budget, e.g. 8G (as in run and serve).")
+    var ramBudget: String
+
+    var byteSizes: [String?] { [ramBudget] }
+    func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try parseByteSize(ramBudget) }
+}
+
+/// --parallel, --prefill-chunk: continuous batching (serve; plan with either plans for serve). The KV
+/// budget covers --parallel sequences.
+struct BatchingOptions: RuntimeOptionGroup {
+    static let defaultParallel = 4, defaultPrefillChunk = 256
+
+    @Option(help: "Requests generated at once (continuous batching; default: 4).")
+    var parallel: Int?
+
+    @Option(name: .customLong("prefill-chunk"), help: "Most prompt tokens evaluated between two decode steps (default: 256).")
+    var prefillChunk: Int?
+
+    /// Whether either was given.
+    var given: Bool { parallel != nil || prefillChunk != nil }
+
+    func apply(to settings: inout RuntimeSettings) throws {
+        settings.sequences = parallel ?? BatchingOptions.defaultParallel
+        settings.prefillChunk = prefillChunk ?? BatchingOptions.defaultPrefillChunk
+    }
+
+    func validate() throws {
+        if let parallel, !(1...256).contains(parallel) { throw ValidationError("--parallel must be between 1 and 256") }
+        if let prefillChunk, prefillChunk < 1 { throw ValidationError("--prefill-chunk must be at least 1") }
+    }
+}
+
+/// --state-checkpoints: side-state snapshots (DeepSeek V4, Qwen3.5).
+struct CheckpointOption: RuntimeOptionGroup {
+    @Option(name: .customLong("state-checkpoints"), help: "Snapshots kept of the state DeepSeek V4 and Qwen3.5 hold beside the KV cache (a later turn, rollback or shared prefix restarts from one instead of replaying the conversation); 0 = none.")
+    var stateCheckpoints: Int = RuntimeOptions.defaultStateCheckpoints
+
+    func apply(to settings: inout RuntimeSettings) throws { settings.stateCheckpoints = stateCheckpoints }
+
+    func validate() throws {
+        if !(0...1024).contains(stateCheckpoints) { throw ValidationError("--state-checkpoints must be between 0 and 1024") }
+    }
+}
+
+/// --kv-budget: memory for the KV pool.
+struct KVBudgetOption: ByteSizeOptionGroup {
+    @Option(name: .customLong("kv-budget"), help: "Memory for the KV cache, e.g. 512M or 2G (default: what the context needs, for each parallel sequence).")
+    var kvBudget: String?
+
+    var byteSizes: [String?] { [kvBudget] }
+    func apply(to settings: inout RuntimeSettings) throws { settings.kvBudgetBytes = try kvBudget.map(parseByteSize) }
+}
+
+/// --kv-disk, --kv-disk-budget: the KV disk tier.
+struct KVDiskOptions: ByteSizeOptionGroup {
+    @Option(name: .customLong("kv-disk"), help: "Folder for KV pages that do not fit --kv-budget (idle sessions' pages are swapped there).")
+    var kvDisk: String?
+
+    @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default: 20G).")
+    var kvDiskBudget: String?
+
+    func apply(to settings: inout RuntimeSettings) throws {
+        settings.kvDiskDirectory = kvDisk
+        settings.kvDiskBudgetBytes = try kvDiskBudget.map(parseByteSize)
+    }
+
+    var byteSizes: [String?] { [kvDiskBudget] }
+}
+
+/// --parse-special-in-content: how message text is tokenized (run, chat, serve).
+struct ContentOptions: ParsableArguments {
+    @Flag(name: .customLong("parse-special-in-content"),
+          help: "Turn markup like <|im_end|> typed inside messages into control tokens (default: it stays text, so a message cannot forge a turn).")
+    var parseSpecialInContent = false
+}
+
+/// run, chat, serve: every runtime option.
+struct SessionOptions: ParsableArguments {
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var context: ContextOption
+    @OptionGroup var kvBudget: KVBudgetOption
+    @OptionGroup var kvDisk: KVDiskOptions
+    @OptionGroup var checkpoints: CheckpointOption
+    @OptionGroup var ramBudget: RAMBudgetOption
+    @OptionGroup var content: ContentOptions
+
+    var parseSpecialInContent: Bool { content.parseSpecialInContent }
+
+    /// The groups besides `model` that make the runtime settings.
+    var runtimeGroups: [any RuntimeOptionGroup] { [context, kvBudget, kvDisk, checkpoints, ramBudget] }
+
+    /// The model and its resolved runtime options for one sequence (see ModelOptions.loadResolved).
+    func loadResolved() throws -> (LoadedModel, RuntimeOptions) { try model.loadResolved(runtimeGroups) }
 }
 
 struct SamplingOptions: ParsableArguments {

@@ -5,22 +5,23 @@ import Engine
 import Foundation
 import KVCache
 import Models
-import Kernels
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the weight placement under a RAM budget (resident vs streamed experts) and a predicted decode speed.")
-    @Option(name: [.short, .customLong("model")], help: "Model name or GGUF path.") var model: String = ModelStore.defaultModelName
-    @Option(name: .customLong("ram"), help: "RAM budget, e.g. 8G.") var ram: String
-    @Option(name: [.short, .customLong("ctx")], help: "Context size whose KV is budgeted.") var ctx = 4096
-    @Option(name: [.short, .customLong("threads")], help: "Threads for the bandwidth probe.") var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var context: ContextOption
+    @OptionGroup var kvBudget: KVBudgetOption
+    @OptionGroup var checkpoints: CheckpointOption
+    @OptionGroup var ramBudget: RequiredRAMBudgetOption
+    @OptionGroup var batching: BatchingOptions
 
     func run() throws {
         do {
-            let loaded = try LoadedModel(path: try ModelStore.resolveOrPull(model))
-            let kv = loaded.kvBytes(contextLength: ctx, batch: 512)
-            let plan = try loaded.placement(budgetBytes: try parseByteSize(ram), kvBytes: kv, scratchBytes: loaded.sessionScratchBytes(batch: 512)
-                + loaded.sideStateBudgetBytes(contextLength: ctx, type: .f32, checkpoints: 8))
+            // The placement run (or serve, given --parallel or --prefill-chunk) would make with these options.
+            let given: [any RuntimeOptionGroup] = [context, kvBudget, checkpoints, ramBudget] + (batching.given ? [batching] : [])
+            let (loaded, runtime) = try modelOptions.loadResolved(given, applyPlacement: false)
+            guard let plan = runtime.placement else { return }
             func mib(_ b: Int) -> String { String(format: "%9.1f MiB", Double(b) / 1048576) }
             // Groups of tensors per tier.
             var groups: [String: Int] = [:]
@@ -42,7 +43,7 @@ struct Plan: ParsableCommand {
             print("model \(loaded.name): \(mib(loaded.gguf.fileSize - loaded.gguf.dataOffset)) of weights")
             for (g, b) in groups.sorted(by: { $0.key < $1.key }) { print("  \(mib(b))  \(g)") }
             print(plan.description)
-            let threads = self.threads ?? WorkerPool.defaultThreadCount
+            let threads = runtime.threads
             let ramBW = Benchmark.memoryReadBandwidth(threads: threads)
             let mode = ExpertReadMode.fromEnvironment
             let diskBW = loaded.storageReadBandwidth(mode: mode, chunkBytes: plan.expertBytesEach > 0 ? plan.expertBytesEach / 3 : 4 << 20)

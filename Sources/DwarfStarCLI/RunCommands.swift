@@ -12,7 +12,7 @@ import Darwin
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Answer one prompt, streaming tokens; stats on stderr.")
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var modelOptions: SessionOptions
     @OptionGroup var sampling: SamplingOptions
     @Option(name: [.short, .customLong("prompt")], help: "The prompt.") var prompt: String
     @Option(name: [.short, .customLong("n-predict")], help: "Maximum tokens to generate.") var n: Int = 256
@@ -23,8 +23,8 @@ struct Run: ParsableCommand {
 
     func run() throws {
         do {
-            let loaded = try modelOptions.load()
-            let session = try modelOptions.session(loaded)
+            let (loaded, runtime) = try modelOptions.loadResolved()
+            let session = try runtime.session(loaded)
             let tokens: [Int32]
             if raw || loaded.chatTemplate == nil {
                 if !raw { printErr("note: \(loaded.name) has no chat template; using raw completion") }
@@ -62,20 +62,20 @@ nonisolated(unsafe) var generating: sig_atomic_t = 0
 struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Interactive multi-turn chat (KV cache kept between turns). /help for commands; Ctrl-C stops an answer.")
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var modelOptions: SessionOptions
     @OptionGroup var sampling: SamplingOptions
     @Option(name: [.short, .customLong("n-predict")], help: "Maximum tokens per answer.") var n: Int = 1024
     @Option(name: .customLong("system"), help: "System message.") var system: String?
 
     func run() throws {
-        let loaded: LoadedModel
-        do { loaded = try modelOptions.load() } catch { throw fail(error) }
+        let loaded: LoadedModel, runtime: RuntimeOptions
+        do { (loaded, runtime) = try modelOptions.loadResolved() } catch { throw fail(error) }
         // A parent may have left SIGINT blocked (the mask survives exec): unblock it so Ctrl-C reaches us.
         var unblock = sigset_t()
         sigemptyset(&unblock)
         sigaddset(&unblock, SIGINT)
         pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
-        let session = try modelOptions.session(loaded)
+        let session = try runtime.session(loaded)
         signal(SIGINT) { _ in
             if generating != 0 { interruptRequested = 1 } else { _exit(130) }
         }

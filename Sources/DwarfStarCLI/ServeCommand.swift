@@ -11,22 +11,20 @@ import Server
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the model over HTTP: OpenAI (/v1/chat/completions, /v1/completions) and Anthropic (/v1/messages) APIs.")
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var modelOptions: SessionOptions
     @Option(help: "Address to bind (127.0.0.1: this machine only).") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
-    @Option(help: "Requests generated at once (continuous batching).") var parallel = 4
+    @OptionGroup var batching: BatchingOptions
     @Option(name: .customLong("api-key"), help: "Require this key (Bearer or x-api-key); it shows in `ps`: prefer --api-key-file or $DWARFSTAR_API_KEY.") var apiKey: String?
     @Option(name: .customLong("api-key-file"), help: "Read the required key from this file (first line).") var apiKeyFile: String?
     @Option(name: .customLong("cors-origin"), help: "Let web pages of this origin call the API (repeatable; * for any). Others get 403.") var corsOrigins: [String] = []
     @Option(name: .customLong("allowed-host"), help: "Accept this Host name besides the bound address and loopback names (repeatable).") var allowedHosts: [String] = []
     @Option(name: .customLong("default-max-tokens"), help: "max_tokens of a request that does not say.") var defaultMaxTokens = 4096
     @Option(name: .customLong("queue"), help: "Requests that may wait for a slot before 503.") var queue = 64
-    @Option(name: .customLong("prefill-chunk"), help: "Most prompt tokens evaluated between two decode steps.") var prefillChunk = 256
     @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.") var maxBody = "8M"
     @Option(name: .customLong("alias"), help: "Model id announced by /v1/models (default: the -m name).") var alias: String?
 
     func validate() throws {
-        guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
         _ = try parseByteSize(maxBody)
         if let apiKey, apiKey.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -62,18 +60,12 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         do {
-            let loaded = try modelOptions.load()
-            let kvType = modelOptions.kvElementType
-            if let problem = loaded.model.kvTypeProblem(kvType) { throw ValidationError(problem) }
-            let ctx = modelOptions.contextSize ?? min(loaded.model.config.contextLength, 4096)
-            let chunk = max(1, min(prefillChunk, modelOptions.batch))
-            let budget = try modelOptions.kvBudget.map(parseByteSize) ?? parallel * loaded.kvBytes(contextLength: ctx, batch: chunk, type: kvType)
-            let pool = try loaded.kvPool(budgetBytes: budget, type: kvType, diskDirectory: modelOptions.kvDisk,
-                                         diskBudgetBytes: try parseByteSize(modelOptions.kvDiskBudget))
-            pool.checkpointLimit = modelOptions.stateCheckpoints
-            let engine = BatchEngine(loaded, parallel: parallel, contextLength: ctx, maxBatch: max(modelOptions.batch, chunk + parallel),
-                                     prefillChunk: chunk, threads: modelOptions.threads, kvPool: pool, maxQueue: queue)
-            var config = ServerConfiguration(modelID: alias ?? (modelOptions.model.hasSuffix(".gguf") ? loaded.name : modelOptions.model))
+            // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
+            let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
+            let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue)
+            let pool = engine.pool, ctx = engine.contextLength
+            let name = modelOptions.model.model
+            var config = ServerConfiguration(modelID: alias ?? (name.hasSuffix(".gguf") ? loaded.name : name))
             config.host = host
             config.port = port
             config.apiKey = try resolvedAPIKey()
@@ -89,7 +81,7 @@ struct Serve: ParsableCommand {
             let server = APIServer(engine: engine, configuration: config)
             let done = DispatchSemaphore(value: 0)
             nonisolated(unsafe) var failure: Error?
-            let model = config.modelID, host = self.host, parallel = self.parallel
+            let model = config.modelID, host = self.host, parallel = runtime.sequences
             Task {
                 do {
                     try await server.run { port in

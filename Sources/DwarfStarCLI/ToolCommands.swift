@@ -66,6 +66,7 @@ struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Teacher-forced logits at every position (JSON: tokens, logits[, greedy]).")
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var context: ContextOption
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(help: "Also decode N tokens greedily after the input, through the KV cache.") var greedy: Int = 0
     @Option(name: .customLong("out"), help: "Write the JSON here instead of stdout.") var out: String?
@@ -80,10 +81,12 @@ struct Logits: ParsableCommand {
             let path = try ModelStore.resolveOrPull(modelOptions.model)
             let gguf = try GGUFFile(path: path)
             let model = try ModelRegistry.load(gguf)
-            let ctx = modelOptions.contextSize ?? (ids.count + greedy + 1)
-            if let problem = model.kvTypeProblem(modelOptions.kvElementType) { throw ValidationError(problem) }
-            let state = InferenceState(model: model, contextLength: ctx, maxBatch: modelOptions.batch,
-                                       threads: modelOptions.threads ?? 1, kvType: modelOptions.kvElementType)
+            // The model alone (no tokenizer needed); the context defaults to what the tokens need.
+            var settings = try runtimeSettings([modelOptions, context])
+            settings.contextLength = settings.contextLength ?? (ids.count + greedy + 1)
+            let runtime = try RuntimeOptions(settings, for: model)
+            let state = runtime.inferenceState(model)
+            printErr("logits: \(ids.count) tokens, context \(runtime.contextLength), threads \(runtime.threads)")
             let v = model.vocabularySize
             let logits = try model.forward(ids, startPosition: 0, state: state, logits: .all)
             var json = "{\"tokens\":[" + ids.map(String.init).joined(separator: ",") + "],\"logits\":["
@@ -120,18 +123,21 @@ struct PerplexityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "perplexity",
         abstract: "Perplexity of a text file (llama-perplexity's definition: second half of each chunk).")
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var chunkSize: ChunkSizeOption
+    @OptionGroup var ramBudget: RAMBudgetOption
     @Option(name: [.short, .customLong("file")], help: "Text file.") var file: String
-    @Option(name: [.short, .customLong("ctx-size")], help: "Chunk size in tokens.") var c: Int = 512
     @Option(help: "Maximum number of chunks (default: all).") var chunks: Int?
 
     func run() throws {
         do {
-            let loaded = try modelOptions.load()
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw ValidationError("cannot read \(file) as UTF-8 text")
             }
-            let session = try modelOptions.session(loaded, contextLength: c)
-            printErr("perplexity: \(loaded.name), chunks of \(c) tokens")
+            // Each chunk is evaluated from an empty cache: no side-state snapshots are taken.
+            let (loaded, runtime) = try modelOptions.loadResolved([chunkSize, ramBudget]) { $0.stateCheckpoints = 0 }
+            let session = try runtime.session(loaded)
+            let c = runtime.contextLength
+            printErr("perplexity: \(loaded.name), chunks of \(c) tokens, threads \(runtime.threads)")
             let r = try Perplexity.run(session: session, text: text, contextSize: c, maxChunks: chunks) { i, ppl in
                 writeOut(String(format: "[%d]%.4f,", i, ppl))
             }
@@ -147,6 +153,22 @@ struct PerplexityCommand: ParsableCommand {
             throw e
         } catch {
             throw fail(error)
+        }
+    }
+}
+
+/// perplexity's -c/--ctx-size (llama-perplexity's spelling): the chunk size, which is the context.
+struct ChunkSizeOption: RuntimeOptionGroup {
+    static let defaultChunkSize = 512
+
+    @Option(name: [.short, .customLong("ctx-size")], help: "Chunk size in tokens, the context (default: 512).")
+    var c: Int = ChunkSizeOption.defaultChunkSize
+
+    func apply(to settings: inout RuntimeSettings) throws { settings.contextLength = c }
+
+    func validate() throws {
+        if c < RuntimeOptions.minimumContextLength {
+            throw ValidationError("-c/--ctx-size must be at least \(RuntimeOptions.minimumContextLength)")
         }
     }
 }

@@ -161,26 +161,35 @@ public final class BatchEngine: @unchecked Sendable {
         }
     }
 
-    public init(_ loaded: LoadedModel, parallel: Int = 4, contextLength: Int? = nil, maxBatch: Int = 512, prefillChunk: Int = 256,
-                threads: Int? = nil, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64) {
+    /// An engine of `parallel` sequences of `contextLength` positions on `threads` threads (resolved
+    /// values: RuntimeOptions holds the defaults). Without `kvPool`, a pool of `kvBudgetBytes` (default:
+    /// what `parallel` sequences need) is made.
+    public init(_ loaded: LoadedModel, parallel: Int = 4, contextLength: Int, maxBatch: Int = RuntimeOptions.defaultBatch,
+                prefillChunk: Int = 256, threads: Int, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64) {
         self.loaded = loaded
         self.parallel = max(1, parallel)
-        let ctx = max(16, contextLength ?? min(loaded.model.config.contextLength, 4096))
-        self.contextLength = ctx
+        self.contextLength = contextLength
         self.maxQueue = max(0, maxQueue)
         let batch = max(self.parallel + 1, maxBatch)
         self.prefillChunk = max(1, min(prefillChunk, batch - self.parallel))
         let shape = loaded.model.kvShape()
         pool = kvPool ?? KVPagePool(
             shape: shape, pageTokens: InferenceState.defaultPageTokens,
-            budgetBytes: kvBudgetBytes ?? self.parallel * loaded.kvBytes(contextLength: ctx, batch: self.prefillChunk, type: shape.type))
-        state = InferenceState(model: loaded.model, contextLength: ctx, maxBatch: batch,
-                               threads: threads ?? WorkerPool.defaultThreadCount, kvPool: pool)
+            budgetBytes: kvBudgetBytes ?? RuntimeOptions.kvBudgetBytes(loaded.model, contextLength: contextLength, prefillChunk: self.prefillChunk,
+                                                                       type: shape.type, sequences: self.parallel))
+        state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch, threads: threads, kvPool: pool)
         let t = Thread { [weak self] in self?.run() }
         t.name = "dwarfstar-engine"
         t.stackSize = 8 << 20
         thread = t
         t.start()
+    }
+
+    /// An engine with resolved runtime options: `options.sequences` sequences, their KV in the model's
+    /// shared pool of `options.kvBudgetBytes` (RuntimeOptions.kvPool(_:)).
+    public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, maxQueue: Int = 64) throws {
+        self.init(loaded, parallel: options.sequences, contextLength: options.contextLength, maxBatch: options.batch,
+                  prefillChunk: options.prefillChunk, threads: options.threads, kvPool: try options.kvPool(loaded), maxQueue: maxQueue)
     }
 
     /// Stops the engine thread; waiting and active requests fail.

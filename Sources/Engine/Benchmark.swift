@@ -30,11 +30,16 @@ public struct BenchSample: Sendable {
 }
 
 public enum Benchmark {
-    /// Times `repetitions` runs (after one warm-up) of a pp or tg test.
+    /// Tokens after the shared prefix in prefixTTFT's prompts.
+    public static let ttftSuffix = 16
+
+    /// Times `repetitions` runs (after one warm-up) of a pp or tg test with the options' threads, batch
+    /// and KV type, in a context of the test's tokens.
     public static func run(model: TransformerModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
-                           threads: Int, batch: Int = 512, kvType: KVType = .f32) throws -> BenchSample {
-        let ctx = max(promptTokens + generatedTokens, 16)
-        let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: threads, kvType: kvType)
+                           options: RuntimeOptions) throws -> BenchSample {
+        let threads = options.threads
+        let ctx = RuntimeOptions.contextLength(promptTokens + generatedTokens, trained: model.config.contextLength)
+        let state = InferenceState(model: model, contextLength: ctx, maxBatch: options.batch, threads: threads, kvType: options.kvType)
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var samples: [Double] = []
         for rep in 0...max(repetitions, 1) {
@@ -64,20 +69,21 @@ public enum Benchmark {
     /// Time to first token with and without a cached prefix: a prompt of `prefix` random tokens plus a
     /// `suffix`-token tail, first in a fresh KV pool (cold: the whole prompt is prefilled), then in a
     /// second sequence of the same pool with another tail (warm: the prefix pages are attached, only the
-    /// rest is computed). Seconds until the logits of the last prompt token, median of `repetitions`.
-    public static func prefixTTFT(model: TransformerModel, prefix: Int, suffix: Int = 16, repetitions: Int, threads: Int,
-                                  batch: Int = 512, stateCheckpoints: Int = 8) throws -> (cold: Double, warm: Double, reused: Int) {
-        let ctx = prefix + suffix
+    /// rest is computed). Seconds until the logits of the last prompt token, median of `repetitions`;
+    /// the options' threads, batch, KV type and state checkpoints.
+    public static func prefixTTFT(model: TransformerModel, prefix: Int, suffix: Int = ttftSuffix, repetitions: Int,
+                                  options: RuntimeOptions) throws -> (cold: Double, warm: Double, reused: Int) {
+        let ctx = prefix + suffix, batch = options.batch, type = options.kvType
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var cold: [Double] = [], warm: [Double] = []
         var reused = 0
         for _ in 0..<max(1, repetitions) {
             let shared = (0..<prefix).map { _ in rng.next() }
-            let pool = KVPagePool(shape: model.kvShape(), pageTokens: InferenceState.defaultPageTokens,
-                                  capacity: 2 * model.privatePoolPages(contextLength: ctx, maxBatch: batch))
-            pool.checkpointLimit = stateCheckpoints
+            let pool = KVPagePool(shape: model.kvShape(type: type), pageTokens: InferenceState.defaultPageTokens,
+                                  capacity: 2 * model.privatePoolPages(type: type, contextLength: ctx, maxBatch: batch))
+            pool.checkpointLimit = options.stateCheckpoints
             func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
-                let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: threads, kvPool: pool)
+                let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: options.threads, kvPool: pool)
                 defer { state.pool.park() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)

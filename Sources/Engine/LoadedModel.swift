@@ -84,9 +84,7 @@ public final class LoadedModel: @unchecked Sendable {
     /// Bytes of KV pages one sequence of `contextLength` positions needs at most (sliding-window layers
     /// count only their window).
     public func kvBytes(contextLength: Int, batch: Int, type: KVType = .f32) -> Int {
-        let shape = model.kvShape(type: type)
-        return model.privatePoolPages(type: type, contextLength: contextLength, maxBatch: batch)
-            * KVPagePool.pageBytes(shape, pageTokens: InferenceState.defaultPageTokens)
+        RuntimeOptions.kvBudgetBytes(model, contextLength: contextLength, prefillChunk: batch, type: type, sequences: 1)
     }
 
     public var name: String { gguf["general.name"]?.string ?? URL(fileURLWithPath: path).lastPathComponent }

@@ -68,8 +68,9 @@ extension LoadedModel {
 
     /// Bytes a session's buffers take for batches of `batch` tokens (activations, attention, MoE and
     /// architecture scratch; KV excluded): measured by building one (they are zero-filled, so resident)
-    /// and reading the resident size before and after. At least 64 MiB.
-    public func sessionScratchBytes(batch: Int, threads: Int = WorkerPool.defaultThreadCount) -> Int {
+    /// and reading the resident size before and after, with the threads that will run (each has its
+    /// attention scratch). At least 64 MiB.
+    public func sessionScratchBytes(batch: Int, threads: Int) -> Int {
         let before = LoadedModel.currentResidentBytes()
         let measured: Int = {
             let state = InferenceState(model: model, contextLength: 16, maxBatch: batch, threads: threads)
@@ -80,10 +81,9 @@ extension LoadedModel {
 
     /// Bytes of side-state snapshots (DeepSeek V4's compressed cache, Qwen3.5's recurrent state) a
     /// session may hold beyond its KV budget (which covers its live state): `checkpoints` of them at
-    /// `contextLength` (default min(trained, 4096)).
-    public func sideStateBudgetBytes(contextLength: Int?, type: KVType, checkpoints: Int) -> Int {
-        let ctx = contextLength ?? min(model.config.contextLength, 4096)
-        return checkpoints * model.sideStateBytes(contextLength: ctx, type: type)
+    /// `contextLength`.
+    public func sideStateBudgetBytes(contextLength: Int, type: KVType, checkpoints: Int) -> Int {
+        checkpoints * model.sideStateBytes(contextLength: contextLength, type: type)
     }
 
     static func currentResidentBytes() -> Int {

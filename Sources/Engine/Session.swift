@@ -40,15 +40,21 @@ public final class Session: @unchecked Sendable {
     /// Tokens whose K/V are in the cache, in order.
     public var cachedTokens: [Int32] { state.cache.committedTokens }
 
-    /// `kvPool`: a pool shared with other sessions of the model (prefix pages reused across them); nil
-    /// gives the session a private pool holding its context.
-    public init(_ loaded: LoadedModel, contextLength: Int? = nil, threads: Int? = nil, batch: Int = 512,
+    /// A session of `contextLength` positions evaluating `batch` tokens per pass on `threads` threads
+    /// (resolved values: RuntimeOptions holds the defaults). `kvPool`: a pool shared with other sessions
+    /// of the model (prefix pages reused across them); nil gives the session a private pool holding its
+    /// context.
+    public init(_ loaded: LoadedModel, contextLength: Int, threads: Int, batch: Int = RuntimeOptions.defaultBatch,
                 kvType: KVType = .f32, kvPool: KVPagePool? = nil) {
         self.loaded = loaded
-        // Default like llama.cpp/Ollama users expect: the trained context, capped at 4096 tokens.
-        let ctx = contextLength ?? min(loaded.model.config.contextLength, 4096)
-        state = InferenceState(model: loaded.model, contextLength: max(ctx, 16), maxBatch: batch,
-                               threads: threads ?? WorkerPool.defaultThreadCount, kvType: kvType, kvPool: kvPool)
+        state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch,
+                               threads: threads, kvType: kvType, kvPool: kvPool)
+    }
+
+    /// A session with resolved runtime options (RuntimeOptions.session(_:) also picks the pool).
+    public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, kvPool: KVPagePool? = nil) {
+        self.init(loaded, contextLength: options.contextLength, threads: options.threads, batch: options.batch,
+                  kvType: options.kvType, kvPool: kvPool)
     }
 
     public var contextLength: Int { state.cache.maxPositions }

@@ -38,7 +38,7 @@ struct ServeCommandTests {
     }
 
     func stop(_ p: Process, _ err: Pipe) -> String {
-        p.terminate()
+        if p.isRunning { p.terminate() }
         p.waitUntilExit()
         return String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
@@ -72,5 +72,27 @@ struct ServeCommandTests {
         let (p, port, err) = try start(["--host", "0.0.0.0"])
         #expect(port > 0)
         #expect(stop(p, err).contains("WARNING: serving on 0.0.0.0 without an API key"))
+    }
+
+    /// The KV pool serve makes for --parallel sequences is what the placement under --ram-budget counts.
+    @Test func parallelSequencesAreBudgetedWithinTheRAMBudget() throws {
+        // At --ctx 262144 a sequence's KV is 128 MiB: one fits in 400M with the rest, four do not.
+        let (p4, port4, err4) = try start(["--ctx", "262144", "--parallel", "4", "--ram-budget", "400M"])
+        let refused = stop(p4, err4)
+        #expect(port4 == 0 && refused.contains("--ram-budget 400 MiB is too small"), "\(refused)")
+        let (p1, port1, err1) = try start(["--ctx", "262144", "--parallel", "1", "--ram-budget", "400M"])
+        let one = stop(p1, err1)
+        #expect(port1 > 0, "\(one)")
+        // Within a budget that holds them: four sequences of 16 MiB placed, and the pool no larger.
+        let (p, port, err) = try start(["--ctx", "32768", "--parallel", "4", "--ram-budget", "2G"])
+        let log = stop(p, err)
+        #expect(port > 0, "\(log)")
+        /// The MiB after "KV " on the line starting with `prefix`.
+        func kvMiB(_ prefix: String) -> Double? {
+            let line = log.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init) ?? ""
+            return line.components(separatedBy: "KV ").dropFirst().first.flatMap { Double($0.prefix { $0.isNumber || $0 == "." }) }
+        }
+        let placed = kvMiB("placement:") ?? 0, pool = kvMiB("dwarfstar: serving") ?? .infinity
+        #expect(placed >= 64 && pool <= placed, "placement KV \(placed) MiB, pool \(pool) MiB: \(log)")
     }
 }
