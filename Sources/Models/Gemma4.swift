@@ -122,6 +122,7 @@ public enum Gemma4Architecture: Architecture {
 
 extension WeightReader {
     func gemma4(_ c: ModelConfig, _ g: Gemma4Config, moe: MoEConfig?, moeLayers: [Bool]) throws -> Gemma4Weights {
+        typealias G = Gemma4TensorName
         let e = c.embeddingLength, h = c.headCount
         var layers: [Gemma4LayerWeights] = []
         for (l, kind) in g.layers.enumerated() {
@@ -144,23 +145,23 @@ extension WeightReader {
             }
             if let m = moe, moeLayers[l] {
                 var moe = try self.moe(l, c, m)
-                moe.expertScale = try vector(named: "blk.\(l).ffn_down_exps.scale", count: m.expertCount)
+                moe.expertScale = try vector(named: G.downExpertsScale(l).name, count: m.expertCount)
                 w.moe = moe
-                w.postFFN1 = try vector(named: "blk.\(l).post_ffw_norm_1.weight", count: e)
-                w.preFFN2 = try vector(named: "blk.\(l).pre_ffw_norm_2.weight", count: e)
-                w.postFFN2 = try vector(named: "blk.\(l).post_ffw_norm_2.weight", count: e)
-                let scale = try vector(named: "blk.\(l).ffn_gate_inp.scale", count: e)
+                w.postFFN1 = try vector(named: G.postFFN1Norm(l).name, count: e)
+                w.preFFN2 = try vector(named: G.preFFN2Norm(l).name, count: e)
+                w.postFFN2 = try vector(named: G.postFFN2Norm(l).name, count: e)
+                let scale = try vector(named: G.routerScale(l).name, count: e)
                 let inv = 1 / Float(e).squareRoot()
                 for i in 0..<e { scale.pointer[i] *= inv }
                 w.routerScale = scale
             }
             if g.perLayerInput > 0 {
-                w.inputGate = try matrix(named: "blk.\(l).inp_gate.weight", rows: g.perLayerInput, cols: e)
-                w.projection = try matrix(named: "blk.\(l).proj.weight", rows: e, cols: g.perLayerInput)
-                w.postNorm = try vector(named: "blk.\(l).post_norm.weight", count: e)
+                w.inputGate = try matrix(named: G.perLayerInputGate(l).name, rows: g.perLayerInput, cols: e)
+                w.projection = try matrix(named: G.perLayerProjection(l).name, rows: e, cols: g.perLayerInput)
+                w.postNorm = try vector(named: G.perLayerPostNorm(l).name, count: e)
             }
-            if has("blk.\(l).layer_output_scale.weight") {
-                let scalar = try vector(named: "blk.\(l).layer_output_scale.weight", count: 1)
+            if has(G.layerOutputScale(l).name) {
+                let scalar = try vector(named: G.layerOutputScale(l).name, count: 1)
                 w.layerScale = withExtendedLifetime(scalar) { scalar.pointer[0] }
             }
             layers.append(w)
@@ -176,9 +177,9 @@ extension WeightReader {
                            frequencyFactors: factors))
         if g.perLayerInput > 0 {
             let width = c.layerCount * g.perLayerInput
-            weights.perLayerTable = try matrix(named: "per_layer_token_embd.weight", rows: c.vocabularySize, cols: width)
-            weights.perLayerProjection = try matrix(named: "per_layer_model_proj.weight", rows: width, cols: e)
-            weights.perLayerNorm = try vector(named: "per_layer_proj_norm.weight", count: g.perLayerInput)
+            weights.perLayerTable = try matrix(named: G.perLayerTokenEmbedding.name, rows: c.vocabularySize, cols: width)
+            weights.perLayerProjection = try matrix(named: G.perLayerModelProjection.name, rows: width, cols: e)
+            weights.perLayerNorm = try vector(named: G.perLayerProjectionNorm.name, count: g.perLayerInput)
         }
         return weights
     }

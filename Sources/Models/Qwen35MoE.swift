@@ -98,11 +98,12 @@ public enum Qwen35MoEArchitecture: Architecture {
 
 extension WeightReader {
     func qwen35(_ c: ModelConfig, _ q: Qwen35Config, moe m: MoEConfig) throws -> Qwen35Weights {
+        typealias Q = Qwen35TensorName
         let e = c.embeddingLength, h = c.headCount, d = c.headDimK, hkv = c.headCountKV
         var layers: [Qwen35LayerWeights] = []
         for l in 0..<c.layerCount {
             var moe = try self.moe(l, c, m)
-            let gateName = "blk.\(l).ffn_gate_inp_shexp.weight"
+            let gateName = Q.sharedExpertGate(l).name
             if let info = gguf.tensor(gateName) {
                 guard info.elementCount == e else { throw ModelError.badTensorShape(file: gguf.path, name: gateName, expected: [e], got: info.dims) }
                 moe.sharedGate = WeightMatrix(type: info.type, rows: 1, cols: e, data: gguf.data(of: info), name: gateName)
@@ -110,7 +111,7 @@ extension WeightReader {
             var layer = Qwen35LayerWeights(attnNorm: try vector(.attnNorm(l), count: e), ffnNorm: try vector(.postAttentionNorm(l), count: e),
                                            deltaNet: nil, attention: nil, moe: moe)
             if q.recurrent[l] {
-                let conv = try matrix(named: "blk.\(l).ssm_conv1d.weight", rows: q.convChannels, cols: q.convKernel)
+                let conv = try matrix(named: Q.ssmConv1d(l).name, rows: q.convChannels, cols: q.convKernel)
                 // Stored [channels, K]; kept transposed [K, channels] so the conv runs along channels.
                 let taps = FloatBuffer(count: q.convChannels * q.convKernel), row = FloatBuffer(count: q.convKernel)
                 for ch in 0..<q.convChannels {
@@ -118,15 +119,15 @@ extension WeightReader {
                     for k in 0..<q.convKernel { taps.pointer[k * q.convChannels + ch] = row.pointer[k] }
                 }
                 layer.deltaNet = DeltaNetWeights(
-                    qkv: try matrix(named: "blk.\(l).attn_qkv.weight", rows: q.convChannels, cols: e),
-                    gate: try matrix(named: "blk.\(l).attn_gate.weight", rows: q.valueDim, cols: e),
-                    alpha: try matrix(named: "blk.\(l).ssm_alpha.weight", rows: q.valueHeads, cols: e),
-                    beta: try matrix(named: "blk.\(l).ssm_beta.weight", rows: q.valueHeads, cols: e),
-                    out: try matrix(named: "blk.\(l).ssm_out.weight", rows: e, cols: q.valueDim),
+                    qkv: try matrix(named: Q.attnQKV(l).name, rows: q.convChannels, cols: e),
+                    gate: try matrix(named: Q.attnGate(l).name, rows: q.valueDim, cols: e),
+                    alpha: try matrix(named: Q.ssmAlpha(l).name, rows: q.valueHeads, cols: e),
+                    beta: try matrix(named: Q.ssmBeta(l).name, rows: q.valueHeads, cols: e),
+                    out: try matrix(named: Q.ssmOut(l).name, rows: e, cols: q.valueDim),
                     conv: taps,
-                    dtBias: try vector(named: "blk.\(l).ssm_dt.bias", count: q.valueHeads),
-                    decay: try vector(named: "blk.\(l).ssm_a", count: q.valueHeads),
-                    norm: try vector(named: "blk.\(l).ssm_norm.weight", count: q.stateSize))
+                    dtBias: try vector(named: Q.ssmDtBias(l).name, count: q.valueHeads),
+                    decay: try vector(named: Q.ssmA(l).name, count: q.valueHeads),
+                    norm: try vector(named: Q.ssmNorm(l).name, count: q.stateSize))
             } else {
                 layer.attention = GatedAttentionWeights(
                     wq: try matrix(.attnQ(l), rows: 2 * h * d, cols: e), wk: try matrix(.attnK(l), rows: hkv * d, cols: e),
