@@ -1,4 +1,4 @@
-// deepseek2 (DeepSeek V2/V2.5/V3/R1, Kimi K2): multi-head latent attention (LatentAttentionBlock.swift) with
+// deepseek2 (DeepSeek V2/V2.5/V3/R1, Kimi K2): multi-head latent attention (LatentAttention.swift) with
 // interleaved RoPE on the rope dims (YaRN when the GGUF says so; the softmax scale then carries
 // mscale² = (1 + yarn_log_multiplier · ln factor)²), the first leading_dense_block_count layers dense,
 // the rest MoE: softmax or sigmoid router (expert_gating_func; softmax for old files without it),
@@ -24,7 +24,7 @@ public enum DeepSeek2Architecture: Architecture {
     /// MLA + DeepSeek MoE from `<architecture>.*` keys (shared with the architectures built on them).
     static func latentMoEHooks(_ config: inout ModelConfig, gguf: GGUFFile, architecture name: String,
                                defaultGating: ExpertGating) throws -> StandardHooks {
-        func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
+        let int = ArchitectureMetadata(gguf, architecture: name).int
         var hooks = StandardHooks(layers: config.layerCount)
         hooks.ropeStyle = .interleaved
         hooks.activation = .silu

@@ -1,5 +1,5 @@
 // deepseek4 (DeepSeek V4): the residual is `streams` parallel copies mixed by hyper-connections
-// (HyperConnections.swift), attention is single-KV-head (K = V) over a sliding window of raw rows plus
+// (HyperConnections in DeepSeek4Forward.swift), attention is single-KV-head (K = V) over a sliding window of raw rows plus
 // compressed entries (CompressedAttention.swift): per layer a compress ratio of 0 (window only), 4
 // (CSA: overlapping windows of 8 pooled into one entry per 4 tokens; a lightning indexer keeps the
 // top_k entries per query) or 128 (HCA: one entry per 128 tokens, all visible); attention sinks; the
@@ -67,7 +67,7 @@ public struct DeepSeek4Config: Sendable {
     var mixCount: Int { (2 + streams) * streams }
 }
 
-/// One hyper-connection: mix = fn · rmsnorm(flattened streams); base and scale shape it (HyperConnections.swift).
+/// One hyper-connection: mix = fn · rmsnorm(flattened streams); base and scale shape it (HyperConnections in DeepSeek4Forward.swift).
 public struct HyperConnectionWeights: @unchecked Sendable {
     public var fn: WeightMatrix
     public var base: FloatBuffer
@@ -127,11 +127,9 @@ public enum DeepSeek4Architecture: Architecture {
     public static let name = "deepseek4"
 
     public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
-        func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
-        func required(_ key: String) throws -> Int {
-            guard let v = value(key)?.int else { throw ModelError.missingMetadata(file: gguf.path, key: "\(name).\(key)") }
-            return v
-        }
+        let meta = ArchitectureMetadata(gguf, architecture: name)
+        func value(_ key: String) -> GGUFValue? { meta[key] }
+        let required = meta.required
         func floats(_ key: String, default d: Float) -> [Float] {
             if let a = value(key)?.array { return a.map { $0.float ?? d } }
             return Array(repeating: value(key)?.float ?? d, count: config.layerCount)

@@ -12,7 +12,7 @@ public enum GLMDSAArchitecture: Architecture {
 
     public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
         var hooks = try DeepSeek2Architecture.latentMoEHooks(&config, gguf: gguf, architecture: name, defaultGating: .sigmoid)
-        func int(_ key: String) -> Int? { gguf["\(name).\(key)"]?.int }
+        let meta = ArchitectureMetadata(gguf, architecture: name), int = meta.int
         hooks.latentAttention?.latentNormEpsilon = 1e-6
         guard let heads = int("attention.indexer.head_count"), let headDim = int("attention.indexer.key_length"),
               let topK = int("attention.indexer.top_k") else {
@@ -20,7 +20,7 @@ public enum GLMDSAArchitecture: Architecture {
         }
         // indexer.types: true = full (own indexer), false = shared. Absent: every layer full.
         var full = Array(repeating: true, count: config.layerCount)
-        if let types = gguf["\(name).attention.indexer.types"]?.array {
+        if let types = meta["attention.indexer.types"]?.array {
             for (i, v) in types.prefix(config.layerCount).enumerated() { full[i] = v.bool ?? (v.int.map { $0 != 0 } ?? true) }
         }
         guard heads > 0, headDim >= config.ropeDimensions, topK > 0, full.first == true else {

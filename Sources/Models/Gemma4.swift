@@ -65,7 +65,8 @@ public enum Gemma4Architecture: Architecture {
     public static let name = "gemma4"
 
     public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
-        func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
+        let meta = ArchitectureMetadata(gguf, architecture: name)
+        func value(_ key: String) -> GGUFValue? { meta[key] }
         let n = config.layerCount
         /// A per-layer key given as an array or one scalar.
         func perLayer(_ key: String, _ fallback: Int) -> [Int] {

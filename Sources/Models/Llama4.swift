@@ -22,7 +22,7 @@ public enum Llama4Architecture: Architecture {
         moe.weightsScaleInput = true
         moe.normalizeWeights = false
         hooks.moe = moe
-        if let window = gguf["\(name).attention.sliding_window"]?.int, window == 0 {
+        if let window = ArchitectureMetadata(gguf, architecture: name).int("attention.sliding_window"), window == 0 {
             hooks.ropeLayers = Array(repeating: true, count: n)
         } else {
             hooks.ropeLayers = (0..<n).map { ($0 + 1) % noRopeStep != 0 }

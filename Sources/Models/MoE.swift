@@ -49,7 +49,7 @@ public struct MoEConfig: Sendable {
 
     /// Reads `<arch>.expert_*` keys; `defaultGating` when the file has no expert_gating_func.
     public static func read(_ gguf: GGUFFile, _ arch: String, defaultGating: ExpertGating, sharedRequired: Bool = false) throws -> MoEConfig {
-        func int(_ key: String) -> Int? { gguf["\(arch).\(key)"]?.int }
+        let meta = ArchitectureMetadata(gguf, architecture: arch), int = meta.int
         guard let count = int("expert_count"), count > 0 else { throw ModelError.missingMetadata(file: gguf.path, key: "\(arch).expert_count") }
         guard let used = int("expert_used_count"), used > 0, used <= count else {
             throw ModelError.invalidConfig(file: gguf.path, message: "\(arch).expert_used_count must be in 1...\(count)")
@@ -72,8 +72,8 @@ public struct MoEConfig: Sendable {
         let shared = int("expert_shared_count") ?? 0
         return MoEConfig(expertCount: count, expertsUsed: used, expertFeedForward: ff, sharedFeedForward: shared * ff,
                          gating: gating, groupCount: groups, groupsUsed: groupsUsed,
-                         normalizeWeights: gguf["\(arch).expert_weights_norm"]?.bool ?? false,
-                         weightsScale: gguf["\(arch).expert_weights_scale"]?.float ?? 0, weightsScaleInput: false)
+                         normalizeWeights: meta["expert_weights_norm"]?.bool ?? false,
+                         weightsScale: meta["expert_weights_scale"]?.float ?? 0, weightsScaleInput: false)
     }
 
     /// Which of the `n` layers are MoE layers (those with a router, ffn_gate_inp), and the shared

@@ -59,13 +59,9 @@ public struct ModelConfig: Sendable {
 
     /// Reads the common keys; architecture files adjust the rest.
     public init(gguf: GGUFFile, architecture arch: String) throws {
-        func req(_ key: String) throws -> Int {
-            guard let v = gguf["\(arch).\(key)"]?.int else {
-                throw ModelError.missingMetadata(file: gguf.path, key: "\(arch).\(key)")
-            }
-            return v
-        }
-        func opt(_ key: String) -> GGUFValue? { gguf["\(arch).\(key)"] }
+        let meta = ArchitectureMetadata(gguf, architecture: arch)
+        func req(_ key: String) throws -> Int { try meta.required(key) }
+        func opt(_ key: String) -> GGUFValue? { meta[key] }
         architecture = arch
         layerCount = try req("block_count")
         embeddingLength = try req("embedding_length")
@@ -111,9 +107,6 @@ public struct ModelConfig: Sendable {
         nextNLayers = opt("nextn_predict_layers")?.int ?? 0
         if nextNLayers > 0 && nextNLayers < layerCount { layerCount -= nextNLayers } else { nextNLayers = 0 }
     }
-
-    /// `<arch>.<key>` of this model's architecture.
-    public func value(_ key: String, in gguf: GGUFFile) -> GGUFValue? { gguf["\(architecture).\(key)"] }
 }
 
 public enum ModelError: Error, CustomStringConvertible {

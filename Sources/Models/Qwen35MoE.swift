@@ -68,7 +68,8 @@ public enum Qwen35MoEArchitecture: Architecture {
     public static let name = "qwen35moe"
 
     public static func makeStack(_ config: inout ModelConfig, gguf: GGUFFile) throws -> any LayerStack {
-        func value(_ key: String) -> GGUFValue? { gguf["\(name).\(key)"] }
+        let meta = ArchitectureMetadata(gguf, architecture: name)
+        func value(_ key: String) -> GGUFValue? { meta[key] }
         let n = config.layerCount
         var recurrent: [Bool]
         if let flags = value("attention.recurrent_layers")?.array, flags.count >= n {
