@@ -87,7 +87,7 @@ public enum Benchmark {
                 defer { state.pool.park() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)
-                try Session.prefill(model, prompt, from: attached, state: state)
+                _ = try Session.prefill(model, prompt, from: attached, state: state)
                 return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, attached)
             }
             cold.append(try ttft(shared + (0..<suffix).map { _ in rng.next() }).0)

@@ -290,7 +290,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                 for t in 0..<T { Kernels.geglu(gate + t * f + rows.lowerBound, up + t * f + rows.lowerBound, count: rows.count) }
             }
             mm.multiply(w.mlp.down, gate, tokens: T, into: o, mode: .batched)
-            if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale {
+            if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale, let moeScratch = x.moe {
                 let branch = x.branch.pointer, router = x.router.pointer
                 for t in 0..<T {
                     Kernels.rmsNorm(o + t * e, p1.pointer, into: o + t * e, count: e, epsilon: eps)
@@ -298,7 +298,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                     Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
                 }
                 MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, embedding: e, activation: .geluTanh,
-                                 scratch: x.moe!, ops: s.ops, mode: .batched, layer: l, cache: p.experts, routerInput: router)
+                                 scratch: moeScratch, ops: s.ops, mode: .batched, layer: l, cache: p.experts, routerInput: router)
                 for t in 0..<T {
                     Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
                     Kernels.add(o + t * e, branch + t * e, count: e)

@@ -77,9 +77,20 @@ public struct DenseFFNWeights: @unchecked Sendable {
 
 /// Per-session buffers of the standard stack beyond InferenceState's.
 final class StandardScratch {
-    let moe: MoEScratch?
-    let latent: LatentAttentionScratch?
-    init(moe: MoEScratch?, latent: LatentAttentionScratch?) { self.moe = moe; self.latent = latent }
+    private let moeBuffers: MoEScratch?
+    private let latentBuffers: LatentAttentionScratch?
+    init(moe: MoEScratch?, latent: LatentAttentionScratch?) { moeBuffers = moe; latentBuffers = latent }
+
+    /// The MoE buffers (made when the stack has MoE layers, which alone ask for them).
+    var moe: MoEScratch {
+        guard let b = moeBuffers else { preconditionFailure("MoE layer in a stack made without MoE buffers") }
+        return b
+    }
+    /// The latent-attention buffers (made when the stack uses MLA, which alone asks for them).
+    var latent: LatentAttentionScratch {
+        guard let b = latentBuffers else { preconditionFailure("latent attention in a stack made without its buffers") }
+        return b
+    }
 }
 
 public final class StandardStack: LayerStack, @unchecked Sendable {
@@ -200,7 +211,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                                                  cache: seg.cache,
                                                  layer: l, weights: a, config: a.config, model: c, rope: rope,
                                                  ropeTable: ropeTable + seg.offset * ropeStride, ropeStride: ropeStride,
-                                                 state: s, scratch: scratch.latent!, into: s.att + seg.offset * attStride,
+                                                 state: s, scratch: scratch.latent, into: s.att + seg.offset * attStride,
                                                  mode: .invariant(decodeRows: seg.prompt ? 0 : seg.count))
                 }
                 ops.multiply(a.wo, s.att, tokens: T, into: s.o, mode: invariant)
@@ -222,7 +233,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: f, embedding: e, activation: hooks.activation,
-                                 scratch: scratch.moe!, ops: s.ops, mode: .batched, layer: l, cache: p.experts, predictNext: next)
+                                 scratch: scratch.moe, ops: s.ops, mode: .batched, layer: l, cache: p.experts, predictNext: next)
             }
             if let pn = w.postFFNNorm { ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps) }
             ops.add(o, into: x)
