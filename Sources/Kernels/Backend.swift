@@ -75,6 +75,15 @@ public protocol Backend: AnyObject, Sendable {
     /// y[r] ·= factors[r]
     func scaleRows(_ y: RowBlock, by factors: UnsafePointer<Float>)
 
+    /// y ·= factor elementwise.
+    func scale(_ y: RowBlock, by factor: Float)
+
+    /// y = (y + x · xScale) · scale elementwise (Gemma 4's per-layer inputs).
+    func addScaled(_ x: RowBlock, times xScale: Float, into y: RowBlock, thenScale scale: Float)
+
+    /// gate ← activation(gate, up) elementwise (a gated activation of two computed buffers).
+    func gatedActivation(_ activation: GateActivation, gate: RowBlock, up: RowBlock)
+
     /// y = cap · tanh(y / cap) elementwise (logit softcapping).
     func softcap(_ y: RowBlock, cap: Float)
 

@@ -72,6 +72,31 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
+    public func scale(_ y: RowBlock, by factor: Float) {
+        eachRow(y.rows) { r in
+            let row = y.row(r)
+            for i in 0..<y.width { row[i] *= factor }
+        }
+    }
+
+    public func addScaled(_ x: RowBlock, times xScale: Float, into y: RowBlock, thenScale scale: Float) {
+        eachRow(y.rows) { r in
+            let yr = y.row(r), xr = x.row(r)
+            for i in 0..<y.width { yr[i] = (yr[i] + xr[i] * xScale) * scale }
+        }
+    }
+
+    public func gatedActivation(_ activation: GateActivation, gate: RowBlock, up: RowBlock) {
+        eachRow(gate.rows) { r in
+            let g = gate.row(r), u = up.row(r)
+            switch activation {
+            case .swiglu: Kernels.swiglu(g, u, count: gate.width)
+            case .geglu: Kernels.geglu(g, u, count: gate.width)
+            case .swigluClamped(let limit): Kernels.swigluClamped(g, u, count: gate.width, limit: limit)
+            }
+        }
+    }
+
     public func softcap(_ y: RowBlock, cap: Float) {
         for r in 0..<y.rows {
             let row = y.row(r)

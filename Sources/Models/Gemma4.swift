@@ -248,107 +248,89 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
     }
 
     func forward(_ p: ForwardPass) {
-        let s = p.state, T = p.count, tokens = p.tokens, segments = p.segments, x = s.scratch(Gemma4Scratch.self)
-        let c = config, g = gemma, e = c.embeddingLength, eps = c.rmsEpsilon, mm = s.matmul
-        let h = s.x, xn = s.xn, o = s.o
+        let s = p.state, T = p.count, tokens = p.tokens, segments = p.segments, x = s.scratch(Gemma4Scratch.self), ops = s.ops
+        let c = config, g = gemma, e = c.embeddingLength, eps = c.rmsEpsilon
+        let h = RowBlock(s.x, rows: T, width: e), xn = RowBlock(s.xn, rows: T, width: e), o = RowBlock(s.o, rows: T, width: e)
         // Not batch invariant: every product runs its rows through the multi-token kernel.
         // RoPE cos/sin of every token, once per call for each kind of layer.
         for t in 0..<T {
             weights.ropeSliding.fill(x.slidingTable.pointer + t * weights.ropeSliding.dimensions, position: s.positions[t])
             weights.ropeFull.fill(x.fullTable.pointer + t * weights.ropeFull.dimensions, position: s.positions[t])
         }
-        for t in 0..<T { p.embed(t, into: h + t * e) }
+        p.embedAll(into: h)
         // Per-layer inputs: (rmsnorm_slice(W_ple · h / √E) + table[token] · √P) / √2.
         let P = g.perLayerInput, L = c.layerCount
         if P > 0, let table = weights.perLayerTable, let proj = weights.perLayerProjection, let norm = weights.perLayerNorm {
-            let ple = x.perLayerInputs.pointer
-            mm.multiply(proj, h, tokens: T, into: ple, mode: .batched)
-            let invE = 1 / Float(e).squareRoot(), sqrtP = Float(P).squareRoot(), invSqrt2 = 1 / Float(2).squareRoot()
+            let ple = RowBlock(x.perLayerInputs.pointer, rows: T * L, width: P)
+            ops.multiply(proj, s.x, tokens: T, into: ple.base, mode: .batched)
+            ops.scale(ple, by: 1 / Float(e).squareRoot())
+            ops.rmsNorm(ple, weight: norm.pointer, into: ple, epsilon: eps)
             let row = x.perLayerRow.pointer
             for t in 0..<T {
-                table.dequantizeRow(Int(tokens[t]), into: row)
-                for l in 0..<L {
-                    let slice = ple + (t * L + l) * P
-                    for i in 0..<P { slice[i] *= invE }
-                    Kernels.rmsNorm(slice, norm.pointer, into: slice, count: P, epsilon: eps)
-                    for i in 0..<P { slice[i] = (slice[i] + row[l * P + i] * sqrtP) * invSqrt2 }
-                }
+                ops.gatherRows(table, indices: tokens + t, into: RowBlock(row, rows: 1, width: L * P), scale: nil)
+                ops.addScaled(RowBlock(row, rows: L, width: P), times: Float(P).squareRoot(),
+                              into: RowBlock(ple.base + t * L * P, rows: L, width: P), thenScale: 1 / Float(2).squareRoot())
             }
         }
         for (l, w) in weights.layers.enumerated() {
             let kind = g.layers[l]
-            for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            ops.rmsNorm(h, weight: w.attnNorm.pointer, into: xn, epsilon: eps)
             gemma4Attention(w, kind: kind, tokens: T, segments: segments, weights: weights, state: s, scratch: x)
-            for t in 0..<T {
-                Kernels.rmsNorm(o + t * e, w.postAttentionNorm.pointer, into: o + t * e, count: e, epsilon: eps)
-                Kernels.add(h + t * e, o + t * e, count: e)
-                Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
-            }
+            ops.rmsNorm(o, weight: w.postAttentionNorm.pointer, into: o, epsilon: eps)
+            ops.add(o, into: h)
+            ops.rmsNorm(h, weight: w.ffnNorm.pointer, into: xn, epsilon: eps)
             // Dense GELU MLP → o.
-            let gate = s.gate, up = s.up, f = kind.feedForward
-            mm.multiply([(w.mlp.gate, gate), (w.mlp.up, up)], xn, tokens: T, mode: .batched) { rows in
-                for t in 0..<T { Kernels.geglu(gate + t * f + rows.lowerBound, up + t * f + rows.lowerBound, count: rows.count) }
-            }
-            mm.multiply(w.mlp.down, gate, tokens: T, into: o, mode: .batched)
+            ops.multiplyGated(gate: w.mlp.gate, up: w.mlp.up, s.xn, tokens: T, activation: .geglu, into: s.gate, scratch: s.up, mode: .batched)
+            ops.multiply(w.mlp.down, s.gate, tokens: T, into: s.o, mode: .batched)
             if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale, let moeScratch = x.moe {
-                let branch = x.branch.pointer, router = x.router.pointer
-                for t in 0..<T {
-                    Kernels.rmsNorm(o + t * e, p1.pointer, into: o + t * e, count: e, epsilon: eps)
-                    Kernels.rmsNorm(h + t * e, rs.pointer, into: router + t * e, count: e, epsilon: eps)
-                    Kernels.rmsNorm(h + t * e, pre2.pointer, into: xn + t * e, count: e, epsilon: eps)
-                }
-                MoEBlock.forward(xn, tokens: T, into: branch, weights: moe, embedding: e, activation: .geluTanh,
-                                 scratch: moeScratch, ops: s.ops, mode: .batched, layer: l, cache: p.experts, routerInput: router)
-                for t in 0..<T {
-                    Kernels.rmsNorm(branch + t * e, p2.pointer, into: branch + t * e, count: e, epsilon: eps)
-                    Kernels.add(o + t * e, branch + t * e, count: e)
-                }
+                let branch = RowBlock(x.branch.pointer, rows: T, width: e), router = RowBlock(x.router.pointer, rows: T, width: e)
+                ops.rmsNorm(o, weight: p1.pointer, into: o, epsilon: eps)
+                ops.rmsNorm(h, weight: rs.pointer, into: router, epsilon: eps)
+                ops.rmsNorm(h, weight: pre2.pointer, into: xn, epsilon: eps)
+                MoEBlock.forward(s.xn, tokens: T, into: branch.base, weights: moe, embedding: e, activation: .geluTanh,
+                                 scratch: moeScratch, ops: ops, mode: .batched, layer: l, cache: p.experts, routerInput: router.base)
+                ops.rmsNorm(branch, weight: p2.pointer, into: branch, epsilon: eps)
+                ops.add(branch, into: o)
             }
-            for t in 0..<T {
-                Kernels.rmsNorm(o + t * e, w.postFFNNorm.pointer, into: o + t * e, count: e, epsilon: eps)
-                Kernels.add(h + t * e, o + t * e, count: e)
-            }
+            ops.rmsNorm(o, weight: w.postFFNNorm.pointer, into: o, epsilon: eps)
+            ops.add(o, into: h)
             // Per-layer input: h += post_norm(W_proj · (gelu(W_gate · h) ⊙ ple_l)).
             if P > 0, let ig = w.inputGate, let pr = w.projection, let pn = w.postNorm {
-                let gp = x.gateP.pointer, ple = x.perLayerInputs.pointer
-                mm.multiply(ig, h, tokens: T, into: gp, mode: .batched)
-                for t in 0..<T { Kernels.geglu(gp + t * P, ple + (t * L + l) * P, count: P) }
-                mm.multiply(pr, gp, tokens: T, into: o, mode: .batched)
-                for t in 0..<T {
-                    Kernels.rmsNorm(o + t * e, pn.pointer, into: o + t * e, count: e, epsilon: eps)
-                    Kernels.add(h + t * e, o + t * e, count: e)
-                }
+                let gp = RowBlock(x.gateP.pointer, rows: T, width: P)
+                ops.multiply(ig, s.x, tokens: T, into: gp.base, mode: .batched)
+                ops.gatedActivation(.geglu, gate: gp, up: RowBlock(x.perLayerInputs.pointer + l * P, rows: T, width: P, stride: L * P))
+                ops.multiply(pr, gp.base, tokens: T, into: s.o, mode: .batched)
+                ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps)
+                ops.add(o, into: h)
             }
-            if w.layerScale != 1 { for i in 0..<(T * e) { h[i] *= w.layerScale } }
+            if w.layerScale != 1 { ops.scale(h, by: w.layerScale) }
         }
     }
 
     /// s.o = W_o · attention of layer `kind` over its KV layer (written first when the layer owns it).
     private func gemma4Attention(_ w: Gemma4LayerWeights, kind: Gemma4Config.Layer, tokens T: Int, segments: [BatchSegment],
                                  weights: Gemma4Weights, state s: InferenceState, scratch x: Gemma4Scratch) {
-        let c = config, eps = c.rmsEpsilon, mm = s.matmul
+        let c = config, eps = c.rmsEpsilon, ops = s.ops
         let d = kind.headDim, hq = c.headCount, hkv = kind.kvHeads
         let q = s.q, k = s.k, v = s.v
         let rope = kind.sliding ? weights.ropeSliding : weights.ropeFull
         let table = kind.sliding ? x.slidingTable.pointer : x.fullTable.pointer, ropeStride = rope.dimensions
-        mm.multiply(w.wq, s.xn, tokens: T, into: q, mode: .batched)
-        for t in 0..<T {
-            for i in 0..<hq { Kernels.rmsNorm(q + (t * hq + i) * d, w.qNorm.pointer, into: q + (t * hq + i) * d, count: d, epsilon: eps) }
-            rope.rotate(q + t * hq * d, heads: hq, headDim: d, table: table + t * ropeStride)
-        }
+        ops.multiply(w.wq, s.xn, tokens: T, into: q, mode: .batched)
+        let qHeads = RowBlock(q, rows: T * hq, width: d)
+        ops.rmsNorm(qHeads, weight: w.qNorm.pointer, into: qHeads, epsilon: eps)
+        ops.rotate(RowBlock(q, rows: T, width: hq * d), heads: hq, headDim: d, rope: rope, tables: table, tableStride: ropeStride)
         if kind.ownsKV, let wk = w.wk, let kn = w.kNorm {
-            if let wv = w.wv { mm.multiply([(wk, k), (wv, v)], s.xn, tokens: T, mode: .batched) } else {
-                mm.multiply(wk, s.xn, tokens: T, into: k, mode: .batched)
+            if let wv = w.wv { ops.multiply([(wk, k), (wv, v)], s.xn, tokens: T, mode: .batched) } else {
+                ops.multiply(wk, s.xn, tokens: T, into: k, mode: .batched)
                 v.update(from: k, count: T * hkv * d)   // K = V: the raw projection
             }
+            let kHeads = RowBlock(k, rows: T * hkv, width: d), vHeads = RowBlock(v, rows: T * hkv, width: d)
+            ops.rmsNorm(kHeads, weight: kn.pointer, into: kHeads, epsilon: eps)
+            ops.rmsNorm(vHeads, weight: nil, into: vHeads, epsilon: eps)
+            ops.rotate(RowBlock(k, rows: T, width: hkv * d), heads: hkv, headDim: d, rope: rope, tables: table, tableStride: ropeStride)
             let row = gemma.kvRowFloats
             for t in 0..<T {
                 let kt = k + t * hkv * d, vt = v + t * hkv * d
-                for i in 0..<hkv {
-                    Kernels.rmsNorm(kt + i * d, kn.pointer, into: kt + i * d, count: d, epsilon: eps)
-                    Kernels.rmsNorm(vt + i * d, nil, into: vt + i * d, count: d, epsilon: eps)
-                }
-                rope.rotate(kt, heads: hkv, headDim: d, table: table + t * ropeStride)
                 let cache = segments[Int(s.rowSegment[t])].cache, pos = s.positions[t]
                 if hkv * d == row {
                     cache.storeK(kind.kvLayer, pos, kt)
@@ -363,12 +345,12 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         }
         let span: AttentionSpan = kind.sliding ? .sliding(gemma.window) : .full
         for seg in segments {
-            Attention.attend(Attention.paged(
+            ops.attend(Attention.paged(
                 seg.cache, layer: kind.kvLayer, q: q + seg.offset * hq * d, qTokenStride: hq * d, qHeadStride: d,
                 out: s.att + seg.offset * hq * d, outTokenStride: hq * d, outHeadStride: d,
                 kHeadStride: d, vHeadStride: d, heads: hq, kvHeads: hkv, keyDim: d, valueDim: d),
-                tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, workspace: s.attention, promptKernel: seg.prompt)
+                tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, prompt: seg.prompt)
         }
-        mm.multiply(w.wo, s.att, tokens: T, into: s.o, mode: .batched)
+        ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: .batched)
     }
 }

@@ -152,6 +152,30 @@ func maxRelativeError(_ got: [Float], _ want: [Double]) -> Double {
         }
     }
 
+    /// Elementwise ops over two strided blocks: constant scale, y = (y + x·a)·b, gated activation.
+    @Test(arguments: BackendUnderTest.all)
+    func elementwiseOpsMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 5, width = 12, stride = 16
+        let x0 = opTestFloats(rows * stride, seed: 15), y0 = opTestFloats(rows * stride, seed: 16)
+        var x = x0, y = y0
+        x.withUnsafeMutableBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+            let xBlock = RowBlock(xb.baseAddress!, rows: rows, width: width, stride: stride)
+            let yBlock = RowBlock(yb.baseAddress!, rows: rows, width: width, stride: stride)
+            ops.scale(yBlock, by: 0.5)
+            ops.addScaled(xBlock, times: 3, into: yBlock, thenScale: 0.25)
+            ops.gatedActivation(.swiglu, gate: yBlock, up: xBlock)
+        } }
+        for r in 0..<rows {
+            let want = (0..<width).map { i -> Double in
+                let g = (Double(y0[r * stride + i]) * 0.5 + Double(x0[r * stride + i]) * 3) * 0.25
+                return g / (1 + exp(-g)) * Double(x0[r * stride + i])
+            }
+            #expect(maxRelativeError((0..<width).map { y[r * stride + $0] }, want) < 1e-5)
+            #expect((width..<stride).allSatisfy { y[r * stride + $0] == y0[r * stride + $0] })
+        }
+    }
+
     /// RoPE of every head of every row: NeoX and adjacent pairs against the rotation formula.
     @Test(arguments: BackendUnderTest.all)
     func rotateMatchesReference(backend: BackendUnderTest) {
