@@ -48,6 +48,49 @@ public struct GatedProduct {
     }
 }
 
+/// One sequence's rows offset ..< offset + count of a batch and its recurrent state buffers.
+public struct RecurrentSegment {
+    public var offset: Int
+    public var count: Int
+    /// Conv state [kernel − 1, channels], oldest first.
+    public var conv: UnsafeMutablePointer<Float>
+    /// Delta-rule state [valueHeads, stateSize, stateSize].
+    public var delta: UnsafeMutablePointer<Float>
+    public init(offset: Int, count: Int, conv: UnsafeMutablePointer<Float>, delta: UnsafeMutablePointer<Float>) {
+        self.offset = offset; self.count = count; self.conv = conv; self.delta = delta
+    }
+}
+
+/// The inputs of the gated delta rule for T rows: rows [T, channels] hold [q (keyHeads · S) | k | v
+/// (valueHeads · S)] after the conv and the q/k L2 norms; value head j reads key head j mod keyHeads.
+public struct DeltaRuleInput {
+    public var rows: UnsafePointer<Float>
+    public var channels: Int
+    public var keyHeads: Int
+    public var valueHeads: Int
+    public var stateSize: Int
+    /// [T, valueHeads] logits of the decay (softplus with dtBias, times decay) and of β (sigmoid).
+    public var alpha: UnsafePointer<Float>
+    public var betaLogits: UnsafePointer<Float>
+    /// [T, valueHeads · S] the output gate z; the output o [T, valueHeads · S].
+    public var gate: UnsafePointer<Float>
+    public var out: UnsafeMutablePointer<Float>
+    /// [valueHeads] dt bias and decay (−exp(A_log)); [S] the output norm's weight.
+    public var dtBias: UnsafePointer<Float>
+    public var decay: UnsafePointer<Float>
+    public var norm: UnsafePointer<Float>
+    public var epsilon: Float
+    /// Scratch: S floats per (segment, value head).
+    public var scratch: UnsafeMutablePointer<Float>
+    public init(rows: UnsafePointer<Float>, channels: Int, keyHeads: Int, valueHeads: Int, stateSize: Int, alpha: UnsafePointer<Float>,
+                betaLogits: UnsafePointer<Float>, gate: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, dtBias: UnsafePointer<Float>,
+                decay: UnsafePointer<Float>, norm: UnsafePointer<Float>, epsilon: Float, scratch: UnsafeMutablePointer<Float>) {
+        self.rows = rows; self.channels = channels; self.keyHeads = keyHeads; self.valueHeads = valueHeads; self.stateSize = stateSize
+        self.alpha = alpha; self.betaLogits = betaLogits; self.gate = gate; self.out = out; self.dtBias = dtBias; self.decay = decay
+        self.norm = norm; self.epsilon = epsilon; self.scratch = scratch
+    }
+}
+
 public protocol Backend: AnyObject, Sendable {
     /// "cpu", "vulkan", "cuda": for logs and test names.
     var name: String { get }
@@ -83,6 +126,24 @@ public protocol Backend: AnyObject, Sendable {
 
     /// gate ← activation(gate, up) elementwise (a gated activation of two computed buffers).
     func gatedActivation(_ activation: GateActivation, gate: RowBlock, up: RowBlock)
+
+    /// y ·= σ(gate) elementwise (gated attention).
+    func multiplyBySigmoid(_ y: RowBlock, gate: RowBlock)
+
+    /// Every row split in chunks of `chunk` floats, each ← chunk / sqrt(Σ chunk² + ε) · scale.
+    func l2Normalize(_ x: RowBlock, chunk: Int, epsilon: Float, scale: Float)
+
+    // MARK: Recurrent state
+
+    /// Per segment: its rows of x [T, C] ← silu(causal depthwise conv over [its conv state (kernel − 1
+    /// rows) ; its rows]) with taps [kernel, C]; the state keeps the last kernel − 1 inputs. window:
+    /// scratch of (kernel − 1 + T) · C floats.
+    func causalConvSilu(_ x: RowBlock, segments: [RecurrentSegment], taps: UnsafePointer<Float>, kernel: Int,
+                        window: UnsafeMutablePointer<Float>)
+
+    /// The gated delta rule (Gated DeltaNet) over each segment's rows in order, value heads independent:
+    /// S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq, then o ← rmsnorm(o) ⊙ silu(z).
+    func gatedDeltaRule(_ p: DeltaRuleInput, segments: [RecurrentSegment])
 
     /// y = cap · tanh(y / cap) elementwise (logit softcapping).
     func softcap(_ y: RowBlock, cap: Float)

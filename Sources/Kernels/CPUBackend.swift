@@ -97,6 +97,67 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         }
     }
 
+    public func multiplyBySigmoid(_ y: RowBlock, gate: RowBlock) {
+        eachRow(y.rows) { r in
+            let yr = y.row(r), g = gate.row(r)
+            for i in 0..<y.width { yr[i] *= 1 / (1 + expf(-g[i])) }
+        }
+    }
+
+    public func l2Normalize(_ x: RowBlock, chunk: Int, epsilon: Float, scale: Float) {
+        eachRow(x.rows) { r in
+            for c in stride(from: 0, to: x.width, by: chunk) {
+                let v = x.row(r) + c
+                var sum: Float = 0
+                for i in 0..<chunk { sum += v[i] * v[i] }
+                let f = scale / (sum + epsilon).squareRoot()
+                for i in 0..<chunk { v[i] *= f }
+            }
+        }
+    }
+
+    public func causalConvSilu(_ x: RowBlock, segments: [RecurrentSegment], taps: UnsafePointer<Float>, kernel K: Int,
+                               window: UnsafeMutablePointer<Float>) {
+        let C = x.width
+        precondition(x.stride == C, "conv rows are contiguous")
+        for seg in segments {
+            let rows = x.row(seg.offset)
+            window.update(from: seg.conv, count: (K - 1) * C)
+            (window + (K - 1) * C).update(from: rows, count: seg.count * C)
+            seg.conv.update(from: window + seg.count * C, count: (K - 1) * C)
+            Kernels.causalConvSilu(window: window, taps: taps, tokens: seg.count, channels: C, kernel: K, into: rows)
+        }
+    }
+
+    /// Threads take (segment, value head) pairs, each running its sequence's rows in order.
+    public func gatedDeltaRule(_ p: DeltaRuleInput, segments: [RecurrentSegment]) {
+        let hk = p.keyHeads, hv = p.valueHeads, sk = p.stateSize, C = p.channels
+        let keyDim = hk * sk, valueDim = hv * sk
+        let work = { (pairs: Range<Int>) in
+            for pair in pairs {
+                let seg = segments[pair / hv], j = pair % hv
+                let state = seg.delta + j * sk * sk, delta = p.scratch + pair * sk
+                let decayScale = p.decay[j], dtBias = p.dtBias[j]
+                for t in seg.offset..<(seg.offset + seg.count) {
+                    let row = p.rows + t * C
+                    let qv = row + (j % hk) * sk, kv = row + keyDim + (j % hk) * sk, v = row + 2 * keyDim + j * sk
+                    let a = p.alpha[t * hv + j] + dtBias
+                    let g = decayScale * (a > 20 ? a : log1pf(expf(a)))
+                    let beta = 1 / (1 + expf(-p.betaLogits[t * hv + j]))
+                    let out = p.out + t * valueDim + j * sk
+                    Kernels.gatedDeltaStep(state: state, key: kv, value: v, query: qv, beta: beta, decay: expf(g), keyDim: sk, valueDim: sk,
+                                           delta: delta, into: out)
+                    // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
+                    Kernels.rmsNorm(out, p.norm, into: out, count: sk, epsilon: p.epsilon)
+                    let z = p.gate + t * valueDim + j * sk
+                    for m in 0..<sk { out[m] *= z[m] / (1 + expf(-z[m])) }
+                }
+            }
+        }
+        let T = segments.last.map { $0.offset + $0.count } ?? 0, pairs = segments.count * hv
+        if T * hv >= 8 { pool.parallelFor(pairs, work) } else { work(0..<pairs) }
+    }
+
     public func softcap(_ y: RowBlock, cap: Float) {
         for r in 0..<y.rows {
             let row = y.row(r)

@@ -242,27 +242,25 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     /// positions whose K/V are already cached (only the recurrent state is rebuilt).
     private func run(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], states: [Qwen35State], storeKV: Bool,
                      pass p: ForwardPass, scratch x: Qwen35Scratch, mode: ProductMode) {
-        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state
-        let h = s.x, xn = s.xn, o = s.o
+        let c = config, e = c.embeddingLength, eps = c.rmsEpsilon, s = p.state, ops = s.ops
+        let h = RowBlock(s.x, rows: T, width: e), xn = RowBlock(s.xn, rows: T, width: e), o = RowBlock(s.o, rows: T, width: e)
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
         }
-        for t in 0..<T { p.embedding.embed(tokens[t], into: h + t * e) }
+        ops.gatherRows(p.embedding.matrix, indices: tokens, into: h, scale: p.embedding.scale)
         for (l, w) in weights.layers.enumerated() {
-            for t in 0..<T { Kernels.rmsNorm(h + t * e, w.attnNorm.pointer, into: xn + t * e, count: e, epsilon: eps) }
+            ops.rmsNorm(h, weight: w.attnNorm.pointer, into: xn, epsilon: eps)
             if let dn = w.deltaNet {
                 deltaNet(dn, layer: l, tokens: T, segments: segments, states: states, inference: s, scratch: x, mode: mode)
             } else if let a = w.attention {
                 gatedAttention(a, layer: l, tokens: T, segments: segments, storeKV: storeKV, state: s, scratch: x, mode: mode)
             }
-            for t in 0..<T {
-                Kernels.add(h + t * e, o + t * e, count: e)
-                Kernels.rmsNorm(h + t * e, w.ffnNorm.pointer, into: xn + t * e, count: e, epsilon: eps)
-            }
+            ops.add(o, into: h)
+            ops.rmsNorm(h, weight: w.ffnNorm.pointer, into: xn, epsilon: eps)
             // Expert products group rows by expert: no batch invariance there.
-            MoEBlock.forward(xn, tokens: T, into: o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, ops: s.ops, mode: .batched, layer: l, cache: p.experts)
-            for t in 0..<T { Kernels.add(h + t * e, o + t * e, count: e) }
+            MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
+                             scratch: x.moe, ops: ops, mode: .batched, layer: l, cache: p.experts)
+            ops.add(o, into: h)
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }
     }
@@ -271,99 +269,62 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     /// and the recurrence per sequence (segment i's rows in order, with states[i]).
     private func deltaNet(_ w: DeltaNetWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], states: [Qwen35State],
                           inference s: InferenceState, scratch x: Qwen35Scratch, mode: ProductMode) {
-        let q = qwen, eps = config.rmsEpsilon, mm = s.matmul
-        let K = q.convKernel, C = q.convChannels, hk = q.keyHeads, hv = q.valueHeads, sk = q.stateSize
-        mm.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn, tokens: T, mode: mode)
+        let q = qwen, ops = s.ops, C = q.convChannels, sk = q.stateSize
+        ops.multiply([(w.qkv, x.qkv.pointer), (w.gate, x.gate.pointer), (w.alpha, x.alpha.pointer), (w.beta, x.beta.pointer)], s.xn,
+                     tokens: T, mode: mode)
+        let recurrent = segments.enumerated().map { i, seg in
+            RecurrentSegment(offset: seg.offset, count: seg.count, conv: states[i].conv[l]!.pointer, delta: states[i].delta[l]!.pointer)
+        }
         // Causal conv over [state (K−1 rows) ; the sequence's rows], then the state keeps the last K−1 inputs.
-        let window = x.window.pointer, taps = w.conv.pointer, conv = x.qkv.pointer
-        for (i, seg) in segments.enumerated() {
-            let convState = states[i].conv[l]!.pointer, rows = conv + seg.offset * C
-            window.update(from: convState, count: (K - 1) * C)
-            (window + (K - 1) * C).update(from: rows, count: seg.count * C)
-            convState.update(from: window + seg.count * C, count: (K - 1) * C)
-            Kernels.causalConvSilu(window: window, taps: taps, tokens: seg.count, channels: C, kernel: K, into: rows)
-        }
-        // q/k L2 norms per token and key head, then the delta rule: value heads (of every sequence) are
-        // independent recurrences, so threads take (sequence, head) pairs and run each through its
-        // sequence's tokens in order.
-        let core = x.core.pointer
-        let qScale = 1 / Float(sk).squareRoot()
-        for t in 0..<T {
-            let row = conv + t * C
-            for head in 0..<hk {
-                l2Normalize(row + head * sk, count: sk, epsilon: 1e-6, scale: qScale)
-                l2Normalize(row + q.keyDim + head * sk, count: sk, epsilon: 1e-6, scale: 1)
-            }
-        }
-        let alpha = x.alpha.pointer, betaLogits = x.beta.pointer, gate = x.gate.pointer, deltaScratch = x.delta.pointer
-        let work = { (pairs: Range<Int>) in
-            for pair in pairs {
-                let seg = segments[pair / hv], j = pair % hv
-                let state = states[pair / hv].delta[l]!.pointer + j * sk * sk, delta = deltaScratch + pair * sk
-                let decayScale = w.decay.pointer[j], dtBias = w.dtBias.pointer[j]
-                for t in seg.offset..<(seg.offset + seg.count) {
-                    let row = conv + t * C
-                    let qv = row + (j % hk) * sk, kv = row + q.keyDim + (j % hk) * sk, v = row + 2 * q.keyDim + j * sk
-                    let a = alpha[t * hv + j] + dtBias
-                    let g = decayScale * (a > 20 ? a : log1pf(expf(a)))
-                    let beta = 1 / (1 + expf(-betaLogits[t * hv + j]))
-                    let out = core + t * q.valueDim + j * sk
-                    // S ← e^g S;  δ = β (v − Sᵀk);  S += k δᵀ;  o = Sᵀq      (S[i][m]: i key dim, m value dim)
-                    Kernels.gatedDeltaStep(state: state, key: kv, value: v, query: qv, beta: beta, decay: expf(g), keyDim: sk, valueDim: sk,
-                                           delta: delta, into: out)
-                    // Gated RMSNorm: rmsnorm(o) ⊙ silu(z)
-                    Kernels.rmsNorm(out, w.norm.pointer, into: out, count: sk, epsilon: eps)
-                    let z = gate + t * q.valueDim + j * sk
-                    for m in 0..<sk { out[m] *= z[m] / (1 + expf(-z[m])) }
-                }
-            }
-        }
-        let pairs = segments.count * hv
-        if T * hv >= 8 { s.pool.parallelFor(pairs, work) } else { work(0..<pairs) }
-        mm.multiply(w.out, core, tokens: T, into: s.o, mode: mode)
-    }
-
-    /// x ← x / sqrt(Σx² + ε) · scale
-    private func l2Normalize(_ x: UnsafeMutablePointer<Float>, count n: Int, epsilon: Float, scale: Float) {
-        var sum: Float = 0
-        for i in 0..<n { sum += x[i] * x[i] }
-        let f = scale / (sum + epsilon).squareRoot()
-        for i in 0..<n { x[i] *= f }
+        let rows = RowBlock(x.qkv.pointer, rows: T, width: C)
+        ops.causalConvSilu(rows, segments: recurrent, taps: w.conv.pointer, kernel: q.convKernel, window: x.window.pointer)
+        // q/k L2 norms per token and key head (q also scaled by 1/√S), then the delta rule.
+        ops.l2Normalize(RowBlock(x.qkv.pointer, rows: T, width: q.keyDim, stride: C), chunk: sk, epsilon: 1e-6,
+                        scale: 1 / Float(sk).squareRoot())
+        ops.l2Normalize(RowBlock(x.qkv.pointer + q.keyDim, rows: T, width: q.keyDim, stride: C), chunk: sk, epsilon: 1e-6, scale: 1)
+        ops.gatedDeltaRule(DeltaRuleInput(rows: x.qkv.pointer, channels: C, keyHeads: q.keyHeads, valueHeads: q.valueHeads, stateSize: sk,
+                                          alpha: x.alpha.pointer, betaLogits: x.beta.pointer, gate: x.gate.pointer, out: x.core.pointer,
+                                          dtBias: w.dtBias.pointer, decay: w.decay.pointer, norm: w.norm.pointer,
+                                          epsilon: config.rmsEpsilon, scratch: x.delta.pointer),
+                           segments: recurrent)
+        ops.multiply(w.out, x.core.pointer, tokens: T, into: s.o, mode: mode)
     }
 
     /// s.o = W_o · (attention ⊙ σ(gate)) of a gated full-attention layer over its KV layer.
     private func gatedAttention(_ w: GatedAttentionWeights, layer l: Int, tokens T: Int, segments: [BatchSegment], storeKV: Bool,
                                 state s: InferenceState, scratch x: Qwen35Scratch, mode: ProductMode) {
-        let c = config, eps = c.rmsEpsilon, mm = s.matmul, h = c.headCount, hkv = c.headCountKV, d = c.headDimK
+        let c = config, eps = c.rmsEpsilon, ops = s.ops, h = c.headCount, hkv = c.headCountKV, d = c.headDimK
         let kvLayer = qwen.kvLayer[l], rope = weights.rope, table = x.table.pointer, rs = c.ropeDimensions
         let qg = x.query.pointer, q = s.q, k = s.k, v = s.v, gate = x.gate.pointer
-        mm.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T, mode: mode)
+        ops.multiply([(w.wq, qg), (w.wk, k), (w.wv, v)], s.xn, tokens: T, mode: mode)
+        // Per head [q | gate].
         for t in 0..<T {
             rope.fill(table + t * rs, position: s.positions[t])
             for i in 0..<h {
-                // Per head [q | gate].
                 (q + (t * h + i) * d).update(from: qg + (t * h + i) * 2 * d, count: d)
                 (gate + (t * h + i) * d).update(from: qg + (t * h + i) * 2 * d + d, count: d)
-                Kernels.rmsNorm(q + (t * h + i) * d, w.qNorm.pointer, into: q + (t * h + i) * d, count: d, epsilon: eps)
             }
-            for i in 0..<hkv { Kernels.rmsNorm(k + (t * hkv + i) * d, w.kNorm.pointer, into: k + (t * hkv + i) * d, count: d, epsilon: eps) }
-            rope.rotate(q + t * h * d, heads: h, headDim: d, table: table + t * rs)
-            rope.rotate(k + t * hkv * d, heads: hkv, headDim: d, table: table + t * rs)
-            if storeKV {
+        }
+        let qHeads = RowBlock(q, rows: T * h, width: d), kHeads = RowBlock(k, rows: T * hkv, width: d)
+        ops.rmsNorm(qHeads, weight: w.qNorm.pointer, into: qHeads, epsilon: eps)
+        ops.rmsNorm(kHeads, weight: w.kNorm.pointer, into: kHeads, epsilon: eps)
+        ops.rotate(RowBlock(q, rows: T, width: h * d), heads: h, headDim: d, rope: rope, tables: table, tableStride: rs)
+        ops.rotate(RowBlock(k, rows: T, width: hkv * d), heads: hkv, headDim: d, rope: rope, tables: table, tableStride: rs)
+        if storeKV {
+            for t in 0..<T {
                 let cache = segments[Int(s.rowSegment[t])].cache
                 cache.storeK(kvLayer, s.positions[t], k + t * hkv * d)
                 cache.storeV(kvLayer, s.positions[t], v + t * hkv * d)
             }
         }
         for seg in segments {
-            Attention.attend(Attention.paged(
+            ops.attend(Attention.paged(
                 seg.cache, layer: kvLayer, q: q + seg.offset * h * d, qTokenStride: h * d, qHeadStride: d,
                 out: s.att + seg.offset * h * d, outTokenStride: h * d, outHeadStride: d,
                 kHeadStride: d, vHeadStride: d, heads: h, kvHeads: hkv, keyDim: d, valueDim: d),
-                tokens: seg.count, startPosition: seg.start, span: .full, scale: 1 / Float(d).squareRoot(), softcap: 0, workspace: s.attention,
-                promptKernel: seg.prompt)
+                tokens: seg.count, startPosition: seg.start, span: .full, scale: 1 / Float(d).squareRoot(), softcap: 0, prompt: seg.prompt)
         }
-        for i in 0..<(T * h * d) { s.att[i] *= 1 / (1 + expf(-gate[i])) }
-        mm.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
+        ops.multiplyBySigmoid(RowBlock(s.att, rows: T, width: h * d), gate: RowBlock(gate, rows: T, width: h * d))
+        ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
     }
 }

@@ -176,6 +176,102 @@ func maxRelativeError(_ got: [Float], _ want: [Double]) -> Double {
         }
     }
 
+    /// L2 normalisation by chunks and the sigmoid gate.
+    @Test(arguments: BackendUnderTest.all)
+    func normaliseAndGateMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 4, width = 12, chunk = 4
+        let x0 = opTestFloats(rows * width, seed: 17), g0 = opTestFloats(rows * width, seed: 18)
+        var x = x0, y = x0, g = g0
+        x.withUnsafeMutableBufferPointer { ops.l2Normalize(RowBlock($0.baseAddress!, rows: rows, width: width), chunk: chunk, epsilon: 1e-6, scale: 0.5) }
+        y.withUnsafeMutableBufferPointer { yb in g.withUnsafeMutableBufferPointer { gb in
+            ops.multiplyBySigmoid(RowBlock(yb.baseAddress!, rows: rows, width: width), gate: RowBlock(gb.baseAddress!, rows: rows, width: width))
+        } }
+        var want = [Double](repeating: 0, count: rows * width)
+        for c in stride(from: 0, to: rows * width, by: chunk) {
+            let n = (c..<(c + chunk)).reduce(0.0) { $0 + Double(x0[$1]) * Double(x0[$1]) }
+            for i in c..<(c + chunk) { want[i] = Double(x0[i]) * 0.5 / (n + 1e-6).squareRoot() }
+        }
+        #expect(maxRelativeError(x, want) < 1e-5)
+        #expect(maxRelativeError(y, (0..<(rows * width)).map { Double(x0[$0]) / (1 + exp(-Double(g0[$0]))) }) < 1e-5)
+    }
+
+    /// The causal conv + SiLU and the gated delta rule (Gated DeltaNet) over two segments, each with its
+    /// own state, against a scalar recurrence.
+    @Test(arguments: BackendUnderTest.all)
+    func recurrentOpsMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let K = 3, keyHeads = 1, valueHeads = 2, S = 4, C = 2 * keyHeads * S + valueHeads * S, T = 5
+        let counts = [2, 3], offsets = [0, 2]
+        let taps = opTestFloats(K * C, seed: 19), x0 = opTestFloats(T * C, seed: 20)
+        let convState0 = [opTestFloats((K - 1) * C, seed: 21), opTestFloats((K - 1) * C, seed: 22)]
+        var x = x0, conv0 = convState0[0], conv1 = convState0[1]
+        let deltaState0 = [[Float](repeating: 0, count: valueHeads * S * S), opTestFloats(valueHeads * S * S, seed: 23)]
+        var delta0 = deltaState0[0], delta1 = deltaState0[1]
+        let alpha = opTestFloats(T * valueHeads, seed: 24), beta = opTestFloats(T * valueHeads, seed: 25)
+        let gate = opTestFloats(T * valueHeads * S, seed: 26), dtBias = opTestFloats(valueHeads, seed: 27)
+        let decay = opTestFloats(valueHeads, seed: 28).map { -abs($0) }, norm = opTestFloats(S, seed: 29)
+        var out = [Float](repeating: 0, count: T * valueHeads * S), window = [Float](repeating: 0, count: (K - 1 + T) * C)
+        var scratch = [Float](repeating: 0, count: 2 * valueHeads * S)
+        conv0.withUnsafeMutableBufferPointer { c0 in conv1.withUnsafeMutableBufferPointer { c1 in
+            delta0.withUnsafeMutableBufferPointer { d0 in delta1.withUnsafeMutableBufferPointer { d1 in
+                let segments = [RecurrentSegment(offset: 0, count: 2, conv: c0.baseAddress!, delta: d0.baseAddress!),
+                                RecurrentSegment(offset: 2, count: 3, conv: c1.baseAddress!, delta: d1.baseAddress!)]
+                x.withUnsafeMutableBufferPointer { xb in
+                    ops.causalConvSilu(RowBlock(xb.baseAddress!, rows: T, width: C), segments: segments, taps: taps, kernel: K, window: &window)
+                    // q and k heads L2-normalised (q by 1/√S too), as the Qwen3.5 stack does before the rule.
+                    ops.l2Normalize(RowBlock(xb.baseAddress!, rows: T, width: keyHeads * S, stride: C), chunk: S, epsilon: 1e-6,
+                                    scale: 1 / Float(S).squareRoot())
+                    ops.l2Normalize(RowBlock(xb.baseAddress! + keyHeads * S, rows: T, width: keyHeads * S, stride: C), chunk: S,
+                                    epsilon: 1e-6, scale: 1)
+                    out.withUnsafeMutableBufferPointer { ob in scratch.withUnsafeMutableBufferPointer { sb in
+                        ops.gatedDeltaRule(DeltaRuleInput(rows: xb.baseAddress!, channels: C, keyHeads: keyHeads, valueHeads: valueHeads,
+                                                          stateSize: S, alpha: alpha, betaLogits: beta, gate: gate, out: ob.baseAddress!,
+                                                          dtBias: dtBias, decay: decay, norm: norm, epsilon: 1e-6, scratch: sb.baseAddress!),
+                                           segments: segments)
+                    } }
+                }
+            } }
+        } }
+        // Reference: conv rows, then the recurrence per segment and value head.
+        var conv = [Double](repeating: 0, count: T * C)
+        var wantOut = [Double](repeating: 0, count: T * valueHeads * S)
+        for (i, (offset, count)) in zip(offsets, counts).enumerated() {
+            var w = convState0[i].map(Double.init) + (offset..<(offset + count)).flatMap { t in (0..<C).map { Double(x0[t * C + $0]) } }
+            for t in 0..<count { for ch in 0..<C {
+                let sum = (0..<K).reduce(0.0) { $0 + Double(taps[$1 * C + ch]) * w[(t + $1) * C + ch] }
+                conv[(offset + t) * C + ch] = sum / (1 + exp(-sum))
+            } }
+            w = Array(w.suffix((K - 1) * C))
+            #expect(maxRelativeError(i == 0 ? conv0 : conv1, w) < 1e-5, "conv state \(i)")
+            for j in 0..<valueHeads {
+                var st = (0..<(S * S)).map { Double(deltaState0[i][j * S * S + $0]) }
+                for t in offset..<(offset + count) {
+                    let row = t * C
+                    func l2(_ base: Int, _ scale: Double) -> [Double] {
+                        let v = (0..<S).map { conv[row + base + $0] }, n = v.reduce(0) { $0 + $1 * $1 }
+                        return v.map { $0 * scale / (n + 1e-6).squareRoot() }
+                    }
+                    let q = l2((j % keyHeads) * S, 1 / Double(S).squareRoot()), k = l2(keyHeads * S + (j % keyHeads) * S, 1)
+                    let v = (0..<S).map { conv[row + 2 * keyHeads * S + j * S + $0] }
+                    let a = Double(alpha[t * valueHeads + j] + dtBias[j])
+                    let g = Double(decay[j]) * (a > 20 ? a : log1p(exp(a))), b = 1 / (1 + exp(-Double(beta[t * valueHeads + j])))
+                    st = st.map { $0 * exp(g) }
+                    let delta = (0..<S).map { m in b * (v[m] - (0..<S).reduce(0.0) { $0 + st[$1 * S + m] * k[$1] }) }
+                    for r in 0..<S { for m in 0..<S { st[r * S + m] += k[r] * delta[m] } }
+                    var o = (0..<S).map { m in (0..<S).reduce(0.0) { $0 + st[$1 * S + m] * q[$1] } }
+                    let rms = (o.reduce(0) { $0 + $1 * $1 } / Double(S) + 1e-6).squareRoot()
+                    o = (0..<S).map { m in
+                        let z = Double(gate[t * valueHeads * S + j * S + m])
+                        return o[m] / rms * Double(norm[m]) * z / (1 + exp(-z))
+                    }
+                    for m in 0..<S { wantOut[t * valueHeads * S + j * S + m] = o[m] }
+                }
+            }
+        }
+        #expect(maxRelativeError(out, wantOut) < 1e-4)
+    }
+
     /// RoPE of every head of every row: NeoX and adjacent pairs against the rotation formula.
     @Test(arguments: BackendUnderTest.all)
     func rotateMatchesReference(backend: BackendUnderTest) {
