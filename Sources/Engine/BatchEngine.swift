@@ -430,13 +430,15 @@ public final class BatchEngine: @unchecked Sendable {
         f.stopSequence = job.stopHit
         f.timeToFirstToken = job.firstToken.map { $0.timeIntervalSince(job.submitted) }
         f.seconds = Date().timeIntervalSince(job.submitted)
+        // Slot, pages and metrics are settled before the client hears the end: a client that asks /health
+        // or /metrics right after its answer sees its request gone.
+        if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence) }
+        remove(job)
+        observer?.requestFinished(f)
         job.continuation.yield(.finished(f))
         job.continuation.finish()
-        if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence) }
-        observer?.requestFinished(f)
         finishedRequests += 1
         if finishedRequests % 64 == 0 { loaded.saveExpertStatistics() }   // popularity for the next start
-        remove(job)
     }
 
     /// After the job's sequence was cut to `kept` positions: a prompt resumes from there; a generating
@@ -452,9 +454,9 @@ public final class BatchEngine: @unchecked Sendable {
     }
 
     private func fail(_ job: Job, _ message: String) {
+        remove(job)
         job.continuation.yield(.failed(message))
         job.continuation.finish()
-        remove(job)
     }
 
     /// Drops the job from the batch; its sequence (and with it its page references) goes away.

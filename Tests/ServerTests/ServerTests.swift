@@ -115,7 +115,7 @@ struct ServerTests {
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let output = await Task.detached { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }.value
+        let output = await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
         p.waitUntilExit()
         #expect(p.terminationStatus == 0, "client checks failed:\n\(output)")
         #expect(output.contains("all client checks passed"))
