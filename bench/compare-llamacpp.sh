@@ -32,29 +32,30 @@ build_llamacpp() {
   if [ -x "$bench" ]; then echo "$bench"; return; fi
   mkdir -p "$CACHE"
   python3 -m venv "$CACHE/venv" >&2
-  "$CACHE/venv/bin/pip" install -q --disable-pip-version-check cmake ninja >&2
+  # scikit-build-core: pip reads the sdist's metadata through its build backend (no build isolation).
+  "$CACHE/venv/bin/pip" install -q --disable-pip-version-check cmake ninja scikit-build-core >&2 || exit 1
   if ! ls "$CACHE"/llama_cpp_python-*.tar.gz >/dev/null 2>&1; then
     say "fetching llama-cpp-python $LLAMA_CPP_PYTHON_VERSION source package"
     "$CACHE/venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-      --no-build-isolation -d "$CACHE" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" >&2
+      --no-build-isolation -d "$CACHE" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" >&2 || exit 1
   fi
   local sdist; sdist="$(ls "$CACHE"/llama_cpp_python-*.tar.gz | head -1)"
   local top; top="$(basename "$sdist" .tar.gz)"
   rm -rf "$CACHE/src"; mkdir -p "$CACHE/src"
-  tar -xzf "$sdist" -C "$CACHE/src" "$top/vendor/llama.cpp"
+  tar -xzf "$sdist" -C "$CACHE/src" "$top/vendor/llama.cpp" || exit 1
   say "building llama-bench (CPU, Release, native); a few minutes on 2 cores"
   PATH="$CACHE/venv/bin:$PATH" cmake -S "$CACHE/src/$top/vendor/llama.cpp" -B "$CACHE/build" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_CPU=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF \
     -DGGML_VULKAN=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
-    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DBUILD_SHARED_LIBS=OFF >&2
-  PATH="$CACHE/venv/bin:$PATH" cmake --build "$CACHE/build" --target llama-bench -j "$(nproc)" >&2
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DBUILD_SHARED_LIBS=OFF >&2 || exit 1
+  PATH="$CACHE/venv/bin:$PATH" cmake --build "$CACHE/build" --target llama-bench -j "$(nproc)" >&2 || exit 1
   echo "$bench"
 }
 
 drop_caches() {
   if [ -n "${DROP_CACHES:-}" ]; then sync; echo 3 > /proc/sys/vm/drop_caches || { say "cannot drop the page cache (not root?)"; exit 1; }; fi
 }
-LLAMA_BENCH="${LLAMA_BENCH:-$(build_llamacpp)}"
+LLAMA_BENCH="${LLAMA_BENCH:-$(build_llamacpp)}" || { say "could not build llama-bench"; exit 1; }
 say "llama-bench: $LLAMA_BENCH"
 say "building dwarfstar (release)"
 swift build -c release --product dwarfstar >&2

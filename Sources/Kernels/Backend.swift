@@ -109,6 +109,9 @@ public protocol Backend: AnyObject, Sendable {
     /// out[r] = x[r] / sqrt(mean(x[r]²) + ε) · weight   (weight nil: none; out may be x).
     func rmsNorm(_ x: RowBlock, weight: UnsafePointer<Float>?, into out: RowBlock, epsilon: Float)
 
+    /// out[r] = (x[r] − mean) / sqrt(var + ε) · weight + bias   (out may be x).
+    func layerNorm(_ x: RowBlock, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, into out: RowBlock, epsilon: Float)
+
     /// y[r] += x[r]
     func add(_ x: RowBlock, into y: RowBlock)
 
@@ -164,6 +167,40 @@ public protocol Backend: AnyObject, Sendable {
     /// per-token kernel (decode).
     func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                 prompt: Bool?)
+
+    /// Sparse attention: token t attends to the counts[t] cache rows rows[t · rowStride ..< +counts[t]]
+    /// (Attention.selectedRows) instead of a span.
+    func attendSelected(_ layout: Attention.Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int,
+                        counts: UnsafePointer<Int32>, scale: Float, softcap: Float)
+
+    /// DeepSeek V4's attention over raw recent rows and compressed entries, with sinks
+    /// (CompressedAttentionInput).
+    func attendCompressed(_ p: CompressedAttentionInput)
+
+    // MARK: Sparse selection and compression
+
+    /// The lightning indexer's top_k positions of every token (IndexerSelection).
+    func selectByIndexer(_ p: IndexerSelection)
+
+    /// Pushes T token rows (C [T, rowFloats], Z [T, rowFloats]) through a compressor in order; the entries
+    /// of the windows they complete go to entries [n, width]; returns n.
+    func compress(_ p: CompressorInput, c: UnsafePointer<Float>, z: UnsafePointer<Float>, tokens: Int, startPosition: Int,
+                  into entries: UnsafeMutablePointer<Float>) -> Int
+
+    // MARK: Streams and gathered rows
+
+    /// out[t] = Σ_s weights[t · n + s] · x[t · n + s] over s < n (hyper-connection streams collapsed into
+    /// one row; x has out.rows · n rows).
+    func weightedSum(_ x: RowBlock, weights: UnsafePointer<Float>, groupSize n: Int, into out: RowBlock)
+
+    /// Hyper-connection update of n streams per token: next[t, k] = post[t, k] · y[t] + Σ_j comb[t, j, k] ·
+    /// streams[t, j]   (streams and next: T · n rows; post [T, n]; comb [T, n, n]).
+    func mixStreams(_ y: RowBlock, streams: RowBlock, post: UnsafePointer<Float>, comb: UnsafePointer<Float>, streamCount n: Int,
+                    into next: RowBlock)
+
+    /// out ← 0, then out[destinations[r]] += weights[r] · x[r] for every row r in order (MoE rows back to
+    /// their tokens).
+    func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock)
 }
 
 extension Backend {

@@ -57,6 +57,20 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         eachRow(x.rows) { r in Kernels.rmsNorm(x.row(r), weight, into: out.row(r), count: x.width, epsilon: epsilon) }
     }
 
+    public func layerNorm(_ x: RowBlock, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, into out: RowBlock, epsilon: Float) {
+        let n = x.width
+        eachRow(x.rows) { r in
+            let v = x.row(r), o = out.row(r)
+            var mean: Float = 0
+            for i in 0..<n { mean += v[i] }
+            mean /= Float(n)
+            var variance: Float = 0
+            for i in 0..<n { let d = v[i] - mean; variance += d * d }
+            let inv = 1 / (variance / Float(n) + epsilon).squareRoot()
+            for i in 0..<n { o[i] = (v[i] - mean) * inv * weight[i] + bias[i] }
+        }
+    }
+
     public func add(_ x: RowBlock, into y: RowBlock) {
         eachRow(x.rows) { r in Kernels.add(y.row(r), x.row(r), count: x.width) }
     }

@@ -57,11 +57,10 @@ final class EntryRows {
     }
 
     /// Rows first ..< first + n as floats into out [n, width].
-    func copy(rows first: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
-        let src = storage + first * rowBytes
-        if half { Kernels.fromHalf(src.assumingMemoryBound(to: UInt16.self), into: out, count: n * width) }
-        else { out.update(from: src.assumingMemoryBound(to: Float.self), count: n * width) }
-    }
+    func copy(rows first: Int, count n: Int, into out: UnsafeMutablePointer<Float>) { view.copy(rows: first, count: n, into: out) }
+
+    /// The rows as the ops read them.
+    var view: StoredRows { StoredRows(storage: UnsafeRawPointer(storage), count: count, width: width, half: half) }
 
     func removeAll() { count = 0 }
     var bytes: Int { count * rowBytes }
@@ -138,7 +137,7 @@ final class DeepSeek4Scratch {
     let moe: MoEScratch
     let streams, streamsNext, flat: FloatBuffer      // [B, hc · e]
     let mix: FloatBuffer                             // [B, mixes]
-    let post, comb: FloatBuffer                      // [B, hc], [B, hc · hc]
+    let pre, post, comb: FloatBuffer                 // [B, hc], [B, hc], [B, hc · hc]
     let column: FloatBuffer                          // [B, e]
     let qr, q, kv: FloatBuffer                       // [B, qLora], [B, H·d], [B, d]
     let compressC, compressZ: FloatBuffer            // [B, 2·max(d, dI)]
@@ -159,7 +158,7 @@ final class DeepSeek4Scratch {
     private(set) var order: UnsafeMutablePointer<Int32>
     let partMax, partSum: FloatBuffer
     let entryTable: FloatBuffer                      // [rope] cos/sin of one entry's position
-    let entryRow: FloatBuffer                        // [max(d, dI)] one entry being pooled
+    let entryRows: FloatBuffer                       // [B, max(d, dI)] the entries a batch completes
     let threads: Int
 
     init(config c: ModelConfig, _ ds: DeepSeek4Config, moe: MoEConfig, maxBatch b: Int, threads: Int) {
@@ -170,7 +169,7 @@ final class DeepSeek4Scratch {
         streams = FloatBuffer(count: b * ds.streams * e); streamsNext = FloatBuffer(count: b * ds.streams * e)
         flat = FloatBuffer(count: b * ds.streams * e)
         mix = FloatBuffer(count: b * ds.mixCount)
-        post = FloatBuffer(count: b * ds.streams); comb = FloatBuffer(count: b * ds.streams * ds.streams)
+        pre = FloatBuffer(count: b * ds.streams); post = FloatBuffer(count: b * ds.streams); comb = FloatBuffer(count: b * ds.streams * ds.streams)
         column = FloatBuffer(count: b * e)
         qr = FloatBuffer(count: b * ds.qLoraRank); q = FloatBuffer(count: b * h * d); kv = FloatBuffer(count: b * d)
         compressC = FloatBuffer(count: b * wide); compressZ = FloatBuffer(count: b * wide)
@@ -182,7 +181,7 @@ final class DeepSeek4Scratch {
         recent = FloatBuffer(count: (ds.window - 1 + b) * d)
         mainTable = FloatBuffer(count: b * ds.ropeDim); compressTable = FloatBuffer(count: b * ds.ropeDim)
         entryTable = FloatBuffer(count: ds.ropeDim)
-        entryRow = FloatBuffer(count: max(d, ds.indexerHeadDim))
+        entryRows = FloatBuffer(count: b * max(d, ds.indexerHeadDim))
         gathered = FloatBuffer(count: 1); scores = FloatBuffer(count: 1); headScores = FloatBuffer(count: 1)
         order = .allocate(capacity: 1)
         partMax = FloatBuffer(count: threads * h); partSum = FloatBuffer(count: threads * h)
@@ -204,111 +203,32 @@ final class DeepSeek4Scratch {
 }
 
 enum CompressedAttentionBlock {
-    /// Pushes token rows (C, Z already projected; Z gets its position bias here) into a compressor's
-    /// ring in order, appending an entry each time a window completes.
+    /// Pushes token rows (C, Z already projected; Z gets its position bias) into a compressor's ring in
+    /// order, appending an entry each time a window completes. entries: scratch for the T rows' entries.
     static func compress(_ w: CompressorWeights, state st: CompressorState, c: UnsafePointer<Float>, z: UnsafePointer<Float>,
                          tokens T: Int, startPosition: Int, rope: Rope, ropeDim: Int, table: UnsafeMutablePointer<Float>,
-                         entry: UnsafeMutablePointer<Float>, epsilon: Float) {
-        let rf = st.rowFloats, d = st.width, ratio = st.ratio
-        for t in 0..<T {
-            let p = startPosition + t
-            let slot = st.ring.pointer + (p % st.ringRows) * 2 * rf
-            slot.update(from: c + t * rf, count: rf)
-            let zRow = slot + rf, bias = w.position.pointer + (p % ratio) * rf
-            for i in 0..<rf { zRow[i] = z[t * rf + i] + bias[i] }
-            guard (p + 1) % ratio == 0 else { continue }
-            // Window w = p / ratio is complete: pool its rows channel by channel.
-            let window = p / ratio
-            for ch in 0..<d {
-                var mx = -Float.infinity
-                func visit(_ body: (Float, Float) -> Void) {
-                    for j in 0..<ratio {
-                        let row = st.ring.pointer + ((window * ratio + j) % st.ringRows) * 2 * rf
-                        // CSA: this window's rows give their second halves.
-                        let off = w.overlapping ? d : 0
-                        body(row[off + ch], row[rf + off + ch])
-                    }
-                    if w.overlapping && window > 0 {
-                        for j in 0..<ratio {
-                            let row = st.ring.pointer + (((window - 1) * ratio + j) % st.ringRows) * 2 * rf
-                            body(row[ch], row[rf + ch])
-                        }
-                    }
-                }
-                visit { _, zv in mx = max(mx, zv) }
-                var sum: Float = 0, acc: Float = 0
-                visit { cv, zv in let e = expf(zv - mx); sum += e; acc += e * cv }
-                entry[ch] = acc / sum
-            }
-            Kernels.rmsNorm(entry, w.norm.pointer, into: entry, count: d, epsilon: epsilon)
-            rope.fill(table, position: window * ratio)
-            rope.rotate(entry + d - ropeDim, heads: 1, headDim: d, table: table)
-            st.entries.append(entry)
-        }
+                         entries: UnsafeMutablePointer<Float>, epsilon: Float, ops: any Backend) {
+        let input = CompressorInput(ring: st.ring.pointer, ringRows: st.ringRows, rowFloats: st.rowFloats, width: st.width, ratio: st.ratio,
+                                    overlapping: w.overlapping, positionBias: w.position.pointer, norm: w.norm.pointer, epsilon: epsilon,
+                                    rope: rope, ropeDim: ropeDim, table: table)
+        let made = ops.compress(input, c: c, z: z, tokens: T, startPosition: startPosition, into: entries)
+        for i in 0..<made { st.entries.append(entries + i * st.width) }
     }
 
     /// Attention of token rows at positions startPosition ..< +T over the raw rows in `recent` (row r =
     /// position startPosition − (window − 1) + r) and the compressed entries; out [T, H·d] de-rotated.
-    /// Per token, its keys are gathered into contiguous rows (1/H of the attention's own reads) and all
-    /// heads run through the attention kernel at once (each key row read once for every head); the kernel
-    /// returns unnormalised sums with their max and exp-sum, so the sink joins the denominator after.
     static func attend(q: UnsafePointer<Float>, tokens T: Int, startPosition: Int, heads h: Int, config ds: DeepSeek4Config,
                        recent: UnsafePointer<Float>, compressor: CompressorState?, indexer: CompressorState?,
                        indexerQ: UnsafePointer<Float>, indexerW: UnsafePointer<Float>,
                        sinks: UnsafePointer<Float>, rope: Rope, tables: UnsafePointer<Float>,
-                       scratch x: DeepSeek4Scratch, pool: WorkerPool, into out: UnsafeMutablePointer<Float>) {
-        let d = ds.headDim, window = ds.window, scale = 1 / Float(d).squareRoot()
-        let entriesMax = compressor?.entries.count ?? 0
-        x.reserveKeys(window + entriesMax)
-        let perThread = x.perThreadKeys
-        let topK = ds.indexerTopK, hi = ds.indexerHeads, di = ds.indexerHeadDim
-        pool.run { ith, nth in
-            let keys = x.gathered.pointer + ith * perThread * d, scores = x.scores.pointer + ith * perThread * h
-            let headScores = x.headScores.pointer + ith * perThread * x.indexerHeads
-            let entryScores = x.scores.pointer + ith * perThread * h   // (indexer first, then attention)
-            let order = x.order + ith * perThread
-            let partMax = x.partMax.pointer + ith * h, partSum = x.partSum.pointer + ith * h
-            for t in (T * ith / nth)..<(T * (ith + 1) / nth) {
-                let p = startPosition + t
-                var n = 0
-                for pos in max(0, p - window + 1)...p {
-                    (keys + n * d).update(from: recent + (pos - startPosition + window - 1) * d, count: d); n += 1
-                }
-                if let comp = compressor {
-                    let visible = min((p + 1) / comp.ratio, comp.entries.count)
-                    if let ix = indexer, visible > topK {
-                        // Lightning indexer: per head qI_j · IK_w for every visible entry (one GEMM), then
-                        // score_w = Σ_j w_j · ReLU(·) / √dI; keep the top_k (ties: the earlier entry).
-                        Kernels.gemm(ix.entries.type, cols: di, weights: ix.entries.storage, rowBytes: ix.entries.rowBytes, rows: visible,
-                                     activations: indexerQ + t * hi * di, activationRowBytes: di * 4, tokens: hi,
-                                     into: headScores, outputStride: visible)
-                        let wI = indexerW + t * hi, iscale = 1 / Float(di).squareRoot()
-                        for w in 0..<visible {
-                            var s: Float = 0
-                            for j in 0..<hi { s += wI[j] * max(0, headScores[j * visible + w]) }
-                            entryScores[w] = s * iscale
-                            order[w] = Int32(w)
-                        }
-                        SparseIndexerBlock.selectTop(topK, of: order, count: visible, scores: UnsafePointer(entryScores))
-                        var kept = UnsafeMutableBufferPointer(start: order, count: topK)
-                        kept.sort()
-                        for i in 0..<topK { comp.entries.copy(rows: Int(order[i]), count: 1, into: keys + n * d); n += 1 }
-                    } else if visible > 0 {
-                        comp.entries.copy(rows: 0, count: visible, into: keys + n * d); n += visible
-                    }
-                }
-                // All heads against the n keys (K = V); then the sink joins each head's denominator.
-                let o = out + t * h * d
-                Attention.attendGroupUnnormalised(q: q + t * h * d, heads: h, qHeadStride: d, keys: keys, keyStride: d, values: keys,
-                                                  valueStride: d, positions: n, keyDim: d, valueDim: d, scale: scale,
-                                                  into: o, outHeadStride: d, scratch: scores, partialMax: partMax, partialSum: partSum)
-                for head in 0..<h {
-                    let norm = 1 / (partSum[head] + expf(sinks[head] - partMax[head]))
-                    let oh = o + head * d
-                    for i in 0..<d { oh[i] *= norm }
-                }
-                rope.rotateInverse(o + d - ds.ropeDim, heads: h, headDim: d, table: tables + t * ds.ropeDim)
-            }
-        }
+                       scratch x: DeepSeek4Scratch, ops: any Backend, into out: UnsafeMutablePointer<Float>) {
+        x.reserveKeys(ds.window + (compressor?.entries.count ?? 0))
+        ops.attendCompressed(CompressedAttentionInput(
+            q: q, tokens: T, startPosition: startPosition, heads: h, headDim: ds.headDim, window: ds.window, recent: recent,
+            entries: compressor?.entries.view, ratio: compressor?.ratio ?? 1, indexerKeys: indexer?.entries.view,
+            indexerQueries: indexerQ, indexerWeights: indexerW, indexerHeads: ds.indexerHeads, indexerHeadDim: ds.indexerHeadDim,
+            topK: ds.indexerTopK, sinks: sinks, rope: rope, ropeDim: ds.ropeDim, tables: tables,
+            gathered: x.gathered.pointer, scores: x.scores.pointer, headScores: x.headScores.pointer, order: x.order,
+            partMax: x.partMax.pointer, partSum: x.partSum.pointer, perThreadKeys: x.perThreadKeys, out: out))
     }
 }

@@ -50,41 +50,25 @@ enum HyperConnections {
     }
 
     /// mix[t] = W_fn · rmsnorm(S[t]) for T tokens.
-    static func mixes(_ w: HyperConnectionWeights, streams S: UnsafePointer<Float>, tokens T: Int, width: Int, epsilon: Float,
-                      flat: UnsafeMutablePointer<Float>, into mix: UnsafeMutablePointer<Float>, matmul mm: Matmul, mode: ProductMode) {
-        for t in 0..<T { Kernels.rmsNorm(S + t * width, nil, into: flat + t * width, count: width, epsilon: epsilon) }
-        mm.multiply(w.fn, flat, tokens: T, into: mix, mode: mode)
+    static func mixes(_ w: HyperConnectionWeights, streams S: UnsafeMutablePointer<Float>, tokens T: Int, width: Int, epsilon: Float,
+                      flat: UnsafeMutablePointer<Float>, into mix: UnsafeMutablePointer<Float>, ops: any Backend, mode: ProductMode) {
+        ops.rmsNorm(RowBlock(S, rows: T, width: width), weight: nil, into: RowBlock(flat, rows: T, width: width), epsilon: epsilon)
+        ops.multiply(w.fn, flat, tokens: T, into: mix, mode: mode)
     }
 
-    /// Per token: the block input column Σ_s pre_s S_s, and post / comb for `apply`.
-    static func prepare(_ w: HyperConnectionWeights, mix: UnsafeMutablePointer<Float>, streams S: UnsafePointer<Float>, tokens T: Int,
-                        config ds: DeepSeek4Config, embedding e: Int, column: UnsafeMutablePointer<Float>,
-                        post: UnsafeMutablePointer<Float>, comb: UnsafeMutablePointer<Float>) {
+    /// Per token: pre (the block input column is Σ_s pre_s S_s), and post / comb for `apply`.
+    static func prepare(_ w: HyperConnectionWeights, mix: UnsafeMutablePointer<Float>, tokens T: Int, config ds: DeepSeek4Config,
+                        pre: UnsafeMutablePointer<Float>, post: UnsafeMutablePointer<Float>, comb: UnsafeMutablePointer<Float>) {
         let n = ds.streams, scale = w.scale.pointer, base = w.base.pointer
         for t in 0..<T {
-            let m = mix + t * ds.mixCount, col = column + t * e
-            col.update(repeating: 0, count: e)
+            let m = mix + t * ds.mixCount
             for s in 0..<n {
-                let pre = 1 / (1 + expf(-(m[s] * scale[0] + base[s]))) + ds.hcEpsilon
-                Kernels.axpy(col, S + (t * n + s) * e, pre, count: e)
+                pre[t * n + s] = 1 / (1 + expf(-(m[s] * scale[0] + base[s]))) + ds.hcEpsilon
                 post[t * n + s] = 2 / (1 + expf(-(m[n + s] * scale[1] + base[n + s])))
             }
             let c = comb + t * n * n
             for i in 0..<(n * n) { c[i] = m[2 * n + i] * scale[2] + base[2 * n + i] }
             sinkhorn(c, streams: n, iterations: ds.sinkhornIterations, epsilon: ds.hcEpsilon)
-        }
-    }
-
-    /// S'_k = post_k · y + Σ_j comb_jk S_j (into `next`, then swapped by the caller).
-    static func apply(_ y: UnsafePointer<Float>, streams S: UnsafePointer<Float>, into next: UnsafeMutablePointer<Float>, tokens T: Int,
-                      streamCount n: Int, embedding e: Int, post: UnsafePointer<Float>, comb: UnsafePointer<Float>) {
-        for t in 0..<T {
-            let c = comb + t * n * n
-            for k in 0..<n {
-                let out = next + (t * n + k) * e
-                for i in 0..<e { out[i] = post[t * n + k] * y[t * e + i] }
-                for j in 0..<n { Kernels.axpy(out, S + (t * n + j) * e, c[j * n + k], count: e) }
-            }
         }
     }
 }
@@ -132,16 +116,13 @@ extension DeepSeek4Stack {
     func headInput(row: Int, index i: Int, pass p: ForwardPass) -> UnsafePointer<Float> {
         let x = p.state.scratch(DeepSeek4Scratch.self), ds = deepseek, e = config.embeddingLength, n = ds.streams, width = n * e
         let out = weights.outputHc, scale = out.scale.pointer[0], base = out.base.pointer
-        let st = UnsafePointer(x.streams.pointer) + row * width
-        Kernels.rmsNorm(st, nil, into: x.flat.pointer, count: width, epsilon: config.rmsEpsilon)
+        let st = x.streams.pointer + row * width, ops = p.state.ops
+        ops.rmsNorm(RowBlock(st, rows: 1, width: width), weight: nil, into: RowBlock(x.flat.pointer, rows: 1, width: width),
+                    epsilon: config.rmsEpsilon)
+        ops.multiply(out.fn, x.flat.pointer, tokens: 1, into: x.mix.pointer, mode: .batched)
+        for k in 0..<n { x.pre.pointer[k] = 1 / (1 + expf(-(x.mix.pointer[k] * scale + base[k]))) + ds.hcEpsilon }
         let y = x.column.pointer + i * e
-        y.update(repeating: 0, count: e)
-        for k in 0..<n {
-            out.fn.dequantizeRow(k, into: x.mix.pointer)
-            let m = Kernels.dot(x.mix.pointer, x.flat.pointer, width)
-            let pre = 1 / (1 + expf(-(m * scale + base[k]))) + ds.hcEpsilon
-            Kernels.axpy(y, st + k * e, pre, count: e)
-        }
+        ops.weightedSum(RowBlock(st, rows: n, width: e), weights: x.pre.pointer, groupSize: n, into: RowBlock(y, rows: 1, width: e))
         return UnsafePointer(y)
     }
 
@@ -151,7 +132,6 @@ extension DeepSeek4Stack {
     private func run(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], pass p: ForwardPass, scratch x: DeepSeek4Scratch,
                      decodeRows: Int?) {
         let s = p.state, c = config, ds = deepseek, e = c.embeddingLength, n = ds.streams, width = n * e
-        let eps = c.rmsEpsilon, mm = s.matmul
         let T = parts.last.map { $0.offset + $0.count } ?? 0
         let ropes = weights.ropes
         let mode = ProductMode(decodeRows: decodeRows)
@@ -168,29 +148,19 @@ extension DeepSeek4Stack {
         }
         for (l, w) in weights.layers.enumerated() {
             // Attention.
-            HyperConnections.mixes(w.hcAttention, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
-                                   into: x.mix.pointer, matmul: mm, mode: mode)
-            HyperConnections.prepare(w.hcAttention, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
-                                     column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
-            for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.attnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
+            collapse(w.hcAttention, norm: w.attnNorm, streams: S, tokens: T, scratch: x, state: s, mode: mode)
             attentionDeepSeek4(w.attention, layer: l, tokens: T, parts: parts, ropes: ropes, state: s, scratch: x, mode: mode)
-            HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
-                                   post: x.post.pointer, comb: x.comb.pointer)
+            expand(streams: S, into: next, tokens: T, scratch: x, state: s)
             swap(&S, &next)
             // MoE FFN.
-            HyperConnections.mixes(w.hcFFN, streams: S, tokens: T, width: width, epsilon: eps, flat: x.flat.pointer,
-                                   into: x.mix.pointer, matmul: mm, mode: mode)
-            HyperConnections.prepare(w.hcFFN, mix: x.mix.pointer, streams: S, tokens: T, config: ds, embedding: e,
-                                     column: x.column.pointer, post: x.post.pointer, comb: x.comb.pointer)
-            for t in 0..<T { Kernels.rmsNorm(x.column.pointer + t * e, w.ffnNorm.pointer, into: s.xn + t * e, count: e, epsilon: eps) }
+            collapse(w.hcFFN, norm: w.ffnNorm, streams: S, tokens: T, scratch: x, state: s, mode: mode)
             // Expert products group rows by expert (no decode-row order); in a batch of decode rows each
             // expert sees a few tokens, which the single-token kernel runs faster than MXFP4's float
             // GEMM tiles (4 streams: 174 -> 143 ms a step).
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
                              scratch: x.moe, ops: s.ops, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(8) : .batched,
                              layer: l, cache: p.experts, tokenIDs: tokens)
-            HyperConnections.apply(s.o, streams: S, into: next, tokens: T, streamCount: n, embedding: e,
-                                   post: x.post.pointer, comb: x.comb.pointer)
+            expand(streams: S, into: next, tokens: T, scratch: x, state: s)
             swap(&S, &next)
         }
         for part in parts { part.cache.count = part.start + part.count }
@@ -198,40 +168,59 @@ extension DeepSeek4Stack {
         if S != x.streams.pointer { x.streams.pointer.update(from: S, count: T * width) }
     }
 
+    /// The block input s.xn[t] = rmsnorm(Σ_s pre_s S_s) · norm of the hyper-connection `w`; its post and
+    /// comb wait in the scratch for `expand`.
+    private func collapse(_ w: HyperConnectionWeights, norm: FloatBuffer, streams S: UnsafeMutablePointer<Float>, tokens T: Int,
+                          scratch x: DeepSeek4Scratch, state s: InferenceState, mode: ProductMode) {
+        let ds = deepseek, e = config.embeddingLength, n = ds.streams, ops = s.ops
+        HyperConnections.mixes(w, streams: S, tokens: T, width: n * e, epsilon: config.rmsEpsilon, flat: x.flat.pointer,
+                               into: x.mix.pointer, ops: ops, mode: mode)
+        HyperConnections.prepare(w, mix: x.mix.pointer, tokens: T, config: ds, pre: x.pre.pointer, post: x.post.pointer, comb: x.comb.pointer)
+        let column = RowBlock(x.column.pointer, rows: T, width: e)
+        ops.weightedSum(RowBlock(S, rows: T * n, width: e), weights: x.pre.pointer, groupSize: n, into: column)
+        ops.rmsNorm(column, weight: norm.pointer, into: RowBlock(s.xn, rows: T, width: e), epsilon: config.rmsEpsilon)
+    }
+
+    /// next = the streams after the block: S'_k = post_k · s.o + Σ_j comb_jk S_j.
+    private func expand(streams S: UnsafeMutablePointer<Float>, into next: UnsafeMutablePointer<Float>, tokens T: Int,
+                        scratch x: DeepSeek4Scratch, state s: InferenceState) {
+        let e = config.embeddingLength, n = deepseek.streams
+        s.ops.mixStreams(RowBlock(s.o, rows: T, width: e), streams: RowBlock(S, rows: T * n, width: e), post: x.post.pointer,
+                       comb: x.comb.pointer, streamCount: n, into: RowBlock(next, rows: T * n, width: e))
+    }
+
     /// s.o[t] = attention output (e floats) of the T rows of layer l; appends to each part's cache.
     private func attentionDeepSeek4(_ w: CompressedAttentionWeights, layer l: Int, tokens T: Int, parts: [DeepSeek4Part],
                                     ropes: DeepSeek4Ropes, state s: InferenceState, scratch x: DeepSeek4Scratch, mode: ProductMode) {
         let c = config, ds = deepseek, h = c.headCount, d = ds.headDim, eps = c.rmsEpsilon
-        let mm = s.matmul, rd = ds.ropeDim, window = ds.window
+        let ops = s.ops, rd = ds.ropeDim, window = ds.window
         let compressed = ds.compressRatios[l] > 0
         let rope = compressed ? ropes.compress : ropes.main
         let tables = compressed ? x.compressTable.pointer : x.mainTable.pointer
         let qr = x.qr.pointer, q = x.q.pointer, kv = x.kv.pointer
-        mm.multiply([(w.qA, qr), (w.kv, kv)], s.xn, tokens: T, mode: mode)
-        for t in 0..<T {
-            Kernels.rmsNorm(qr + t * ds.qLoraRank, w.qANorm.pointer, into: qr + t * ds.qLoraRank, count: ds.qLoraRank, epsilon: eps)
-            Kernels.rmsNorm(kv + t * d, w.kvNorm.pointer, into: kv + t * d, count: d, epsilon: eps)
-            rope.rotate(kv + t * d + d - rd, heads: 1, headDim: d, table: tables + t * rd)
-        }
-        mm.multiply(w.qB, qr, tokens: T, into: q, mode: mode)
-        for t in 0..<T {
-            for hd in 0..<h { Kernels.rmsNorm(q + (t * h + hd) * d, nil, into: q + (t * h + hd) * d, count: d, epsilon: eps) }
-            rope.rotate(q + t * h * d + d - rd, heads: h, headDim: d, table: tables + t * rd)
-        }
+        ops.multiply([(w.qA, qr), (w.kv, kv)], s.xn, tokens: T, mode: mode)
+        let qrRows = RowBlock(qr, rows: T, width: ds.qLoraRank), kvRows = RowBlock(kv, rows: T, width: d)
+        ops.rmsNorm(qrRows, weight: w.qANorm.pointer, into: qrRows, epsilon: eps)
+        ops.rmsNorm(kvRows, weight: w.kvNorm.pointer, into: kvRows, epsilon: eps)
+        // RoPE on the last rd floats of the kv row and of every q head.
+        ops.rotate(RowBlock(kv + d - rd, rows: T, width: rd, stride: d), heads: 1, headDim: d, rope: rope, tables: tables, tableStride: rd)
+        ops.multiply(w.qB, qr, tokens: T, into: q, mode: mode)
+        let qHeads = RowBlock(q, rows: T * h, width: d)
+        ops.rmsNorm(qHeads, weight: nil, into: qHeads, epsilon: eps)
+        ops.rotate(RowBlock(q + d - rd, rows: T, width: h * d - (d - rd), stride: h * d), heads: h, headDim: d, rope: rope, tables: tables,
+                   tableStride: rd)
         // Compressor and indexer products of every row.
         let hi = ds.indexerHeads, di = ds.indexerHeadDim
         if let cw = w.compressor {
-            mm.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T, mode: mode)
+            ops.multiply([(cw.kv, x.compressC.pointer), (cw.gate, x.compressZ.pointer)], s.xn, tokens: T, mode: mode)
         }
         if let iw = w.indexerCompressor, let qB = w.indexerQB, let proj = w.indexerProj {
-            mm.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T, mode: mode)
-            mm.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer, mode: mode)
-            mm.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer, mode: mode)
-            let headScale = 1 / Float(hi).squareRoot()
-            for t in 0..<T {
-                ropes.compress.rotate(x.indexerQ.pointer + t * hi * di + di - rd, heads: hi, headDim: di, table: x.compressTable.pointer + t * rd)
-                for j in 0..<hi { x.indexerW.pointer[t * hi + j] *= headScale }
-            }
+            ops.multiply([(iw.kv, x.indexerC.pointer), (iw.gate, x.indexerZ.pointer)], s.xn, tokens: T, mode: mode)
+            ops.multiply(qB, qr, tokens: T, into: x.indexerQ.pointer, mode: mode)
+            ops.multiply(proj, s.xn, tokens: T, into: x.indexerW.pointer, mode: mode)
+            ops.rotate(RowBlock(x.indexerQ.pointer + di - rd, rows: T, width: hi * di - (di - rd), stride: hi * di), heads: hi, headDim: di,
+                       rope: ropes.compress, tables: x.compressTable.pointer, tableStride: rd)
+            ops.scale(RowBlock(x.indexerW.pointer, rows: T, width: hi), by: 1 / Float(hi).squareRoot())
         }
         for part in parts {
             let cache = part.cache, start = part.start, count = part.count, row = part.offset
@@ -247,17 +236,17 @@ extension DeepSeek4Stack {
             if let cw = w.compressor, let st = compressor {
                 CompressedAttentionBlock.compress(cw, state: st, c: x.compressC.pointer + row * st.rowFloats, z: x.compressZ.pointer + row * st.rowFloats,
                                                   tokens: count, startPosition: start, rope: ropes.compress, ropeDim: rd,
-                                                  table: x.entryTable.pointer, entry: x.entryRow.pointer, epsilon: eps)
+                                                  table: x.entryTable.pointer, entries: x.entryRows.pointer, epsilon: eps, ops: ops)
             }
             if let iw = w.indexerCompressor, let st = indexer {
                 CompressedAttentionBlock.compress(iw, state: st, c: x.indexerC.pointer + row * st.rowFloats, z: x.indexerZ.pointer + row * st.rowFloats,
                                                   tokens: count, startPosition: start, rope: ropes.compress, ropeDim: rd,
-                                                  table: x.entryTable.pointer, entry: x.entryRow.pointer, epsilon: eps)
+                                                  table: x.entryTable.pointer, entries: x.entryRows.pointer, epsilon: eps, ops: ops)
             }
             CompressedAttentionBlock.attend(q: q + row * h * d, tokens: count, startPosition: start, heads: h, config: ds, recent: recent,
                                             compressor: compressor, indexer: indexer, indexerQ: x.indexerQ.pointer + row * hi * di,
                                             indexerW: x.indexerW.pointer + row * hi, sinks: w.sinks.pointer, rope: rope,
-                                            tables: tables + row * rd, scratch: x, pool: s.pool, into: x.attended.pointer + row * h * d)
+                                            tables: tables + row * rd, scratch: x, ops: ops, into: x.attended.pointer + row * h * d)
             // Keep the last `window` raw rows.
             for pos in max(0, start + count - window)..<(start + count) {
                 (raw + (pos % window) * d).update(from: recent + (pos - start + window - 1) * d, count: d)
@@ -273,10 +262,10 @@ extension DeepSeek4Stack {
         // Decode rows through the single-token kernel here too (their rows are grouped, not leading).
         var groupedMode = mode
         if (mode.decodeRows ?? 0) >= T { groupedMode.perTokenBelow = T + 1 }
-        mm.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth, mode: groupedMode)
+        ops.multiply(jobs, grouped, inputRows: groups * T, cols: groupWidth, mode: groupedMode)
         for t in 0..<T {
             for g in 0..<groups { (lowRankTokens + t * groups * rank + g * rank).update(from: lowRank + (g * T + t) * rank, count: rank) }
         }
-        mm.multiply(w.outputB, lowRankTokens, tokens: T, into: s.o, mode: mode)
+        ops.multiply(w.outputB, lowRankTokens, tokens: T, into: s.o, mode: mode)
     }
 }

@@ -13,7 +13,6 @@ public final class InferenceState: @unchecked Sendable {
     public let cache: KVSequence
     public let maxBatch: Int
     public let pool: WorkerPool
-    public let matmul: Matmul
     /// The op interface the layer stacks run on (the CPU backend over `pool`).
     public let ops: any Backend
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;
@@ -78,7 +77,6 @@ public final class InferenceState: @unchecked Sendable {
                                        widestValue: a.widestValue, heads: a.heads)
         let cpu = CPUBackend(pool: pool, attention: attention)
         ops = cpu
-        matmul = cpu.matmul
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned

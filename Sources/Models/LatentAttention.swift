@@ -165,18 +165,19 @@ public enum LatentAttentionBlock {
                         rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                         state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>,
                         mode: ProductMode) {
-        let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
-        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
+        let ops = s.ops, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
+        let kvL = m.kvLoraRank, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
         if let qA = w.qA, let qB = w.qB, let qn = w.qANorm {
-            mm.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
-            for t in 0..<T { Kernels.rmsNorm(x.qa + t * m.qLoraRank, qn.pointer, into: x.qa + t * m.qLoraRank, count: m.qLoraRank, epsilon: eps) }
-            mm.multiply(qB, x.qa, tokens: T, into: x.qFull, mode: mode)
+            ops.multiply([(qA, x.qa), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
+            let qa = RowBlock(x.qa, rows: T, width: m.qLoraRank)
+            ops.rmsNorm(qa, weight: qn.pointer, into: qa, epsilon: eps)
+            ops.multiply(qB, x.qa, tokens: T, into: x.qFull, mode: mode)
         } else if let q = w.q {
-            mm.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
+            ops.multiply([(q, x.qFull), (w.kvA, x.kvpe)], xn, tokens: T, mode: mode)
         }
         if let iw = w.indexer, let ix = x.indexer {
             SparseIndexerBlock.project(iw, qLatent: x.qa, xn: xn, tokens: T, rope: rope, ropeTable: ropeTable, ropeStride: ropeStride,
-                                       matmul: mm, mode: mode, scratch: ix)
+                                       ops: ops, mode: mode, scratch: ix)
         }
         // DSA: every query sees at most top_k positions, so while the context is that short the
         // selection is everything (dense); the expanded form is only for dense attention.
@@ -186,24 +187,22 @@ public enum LatentAttentionBlock {
                             rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att, mode: mode)
             return
         }
+        // Cache rows [norm(latent) ; rope(key) (; indexer key)] built in kvpe, then stored in the cache's type.
+        cacheRows(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, epsilon: eps, rope: rope,
+                  ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x)
+        // q = [q_nope (head-major, for the W_kb products) ; rope(q_rope)] per head.
         for t in 0..<T {
-            let table = ropeTable + t * ropeStride
-            // Cache row [norm(latent) ; rope(key) (; indexer key)] built in kvpe, then stored in the cache's type.
-            let kv = x.kvpe + t * row
-            Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
-            rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
-            storeRow(kv, token: t, position: startPosition + t, cache: cache, layer: l, weights: w, config: m, scratch: x)
             for hd in 0..<h {
                 let qh = x.qFull + (t * h + hd) * qd
                 (x.qNope + (hd * T + t) * nope).update(from: qh, count: nope)
-                let qr = x.query + (t * h + hd) * row + kvL
-                qr.update(from: qh + nope, count: rd)
-                rope.rotate(qr, heads: 1, headDim: rd, table: table)
+                (x.query + (t * h + hd) * row + kvL).update(from: qh + nope, count: m.ropeDim)
             }
         }
+        ops.rotate(RowBlock(x.query + kvL, rows: T, width: h * row - kvL, stride: h * row), heads: h, headDim: row, rope: rope,
+                   tables: ropeTable, tableStride: ropeStride)
         // q̃_nope per head: W_kb_h · q_nope_h for all tokens of the batch, one grouped dispatch.
         let kJobs = (0..<h).map { MatmulJob(weights: w.kB[$0], output: x.qAbsorbed + $0 * T * kvL, firstInputRow: $0 * T, tokens: T) }
-        mm.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope, mode: mode)
+        ops.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope, mode: mode)
         for t in 0..<T {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
@@ -216,22 +215,36 @@ public enum LatentAttentionBlock {
             // Full layers select now (this batch's keys are cached); shared layers reuse the last selection.
             if w.indexer != nil {
                 SparseIndexerBlock.select(tokens: T, startPosition: startPosition, rowOffset: rowOffset, cache: cache, layer: l,
-                                          keyOffset: row, pool: s.pool, scratch: ix)
+                                          keyOffset: row, pool: s.pool, ops: ops, scratch: ix)
             }
             let topK = ix.config.topK
             for t in 0..<T {
                 Attention.selectedRows(cache, layer: l, positions: ix.selected + (rowOffset + t) * topK,
                                             count: Int(ix.selectedCount[rowOffset + t]), into: ix.rows + t * topK)
             }
-            Attention.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
-                                          scale: m.scale, softcap: 0, workspace: s.attention)
+            ops.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
+                               scale: m.scale, softcap: 0)
         } else {
-            Attention.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, workspace: s.attention)
+            ops.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, prompt: nil)
         }
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
-        mm.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL, mode: mode)
+        ops.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL, mode: mode)
         for t in 0..<T {
             for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
+        }
+    }
+
+    /// kvpe's rows [latent ; rope key] ← [rmsnorm(latent) · norm ; rope(rope key)], stored into the cache.
+    private static func cacheRows(tokens T: Int, startPosition: Int, cache: KVSequence, layer l: Int, weights w: LatentAttentionWeights,
+                                  config m: LatentAttentionConfig, epsilon: Float, rope: Rope, ropeTable: UnsafePointer<Float>,
+                                  ropeStride: Int, state s: InferenceState, scratch x: LatentAttentionScratch) {
+        let kvL = m.kvLoraRank, row = m.attentionRowFloats
+        let latents = RowBlock(x.kvpe, rows: T, width: kvL, stride: row)
+        s.ops.rmsNorm(latents, weight: w.kvANorm.pointer, into: latents, epsilon: epsilon)
+        s.ops.rotate(RowBlock(x.kvpe + kvL, rows: T, width: m.ropeDim, stride: row), heads: 1, headDim: m.ropeDim, rope: rope,
+                     tables: ropeTable, tableStride: ropeStride)
+        s.perToken(T) { t in
+            storeRow(x.kvpe + t * row, token: t, position: startPosition + t, cache: cache, layer: l, weights: w, config: m, scratch: x)
         }
     }
 
@@ -271,23 +284,17 @@ public enum LatentAttentionBlock {
                                 rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int,
                                 state s: InferenceState, scratch x: LatentAttentionScratch, into att: UnsafeMutablePointer<Float>,
                         mode: ProductMode) {
-        let mm = s.matmul, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
-        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, row = m.attentionRowFloats, vd = m.valueDim
+        let ops = s.ops, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
+        let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, vd = m.valueDim
         let positions = startPosition + T
         x.reserveExpanded(positions: positions, config: m, heads: h)
         let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
         let keys = x.keys!.pointer, values = x.values!.pointer, keysNope = x.keysNope!.pointer
         // New cache rows, and RoPE on q's rope part in place (q rows are [nope ; rope] per head).
-        s.pool.parallelFor(T) { range in
-            for t in range {
-                let table = ropeTable + t * ropeStride
-                let kv = x.kvpe + t * row
-                Kernels.rmsNorm(kv, w.kvANorm.pointer, into: kv, count: kvL, epsilon: eps)
-                rope.rotate(kv + kvL, heads: 1, headDim: rd, table: table)
-                storeRow(kv, token: t, position: startPosition + t, cache: cache, layer: l, weights: w, config: m, scratch: x)
-                for hd in 0..<h { rope.rotate(x.qFull + (t * h + hd) * qd + nope, heads: 1, headDim: rd, table: table) }
-            }
-        }
+        cacheRows(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, epsilon: eps, rope: rope,
+                  ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x)
+        ops.rotate(RowBlock(x.qFull + nope, rows: T, width: h * qd - nope, stride: h * qd), heads: h, headDim: qd, rope: rope,
+                   tables: ropeTable, tableStride: ropeStride)
         // Latents of every position, contiguous; W_kb_h transposed to [nope, kvLora] in F32.
         s.pool.parallelFor(positions) { range in
             for j in range { cache.loadK(l, j, count: kvL, into: latents + j * kvL) }
@@ -311,7 +318,7 @@ public enum LatentAttentionBlock {
             jobs.append(MatmulJob(weights: kw, output: keysNope + hd * positions * nope, firstInputRow: 0, tokens: positions))
             jobs.append(MatmulJob(weights: w.vB[hd], output: values + hd * positions * vd, firstInputRow: 0, tokens: positions))
         }
-        mm.multiply(jobs, latents, inputRows: positions, cols: kvL, mode: mode)
+        ops.multiply(jobs, latents, inputRows: positions, cols: kvL, mode: mode)
         // K rows [K_nope_h[j] ; rope key_j], head-major.
         s.pool.parallelFor(h) { range in
             for hd in range {
@@ -322,12 +329,12 @@ public enum LatentAttentionBlock {
                 }
             }
         }
-        Attention.attend(Attention.Layout(
+        ops.attend(Attention.Layout(
             q: x.qFull, qTokenStride: h * qd, qHeadStride: qd,
             out: att, outTokenStride: h * vd, outHeadStride: vd,
             k: UnsafeRawPointer(keys), kStride: qd, kHeadStride: positions * qd, v: UnsafeRawPointer(values), vStride: vd,
             vHeadStride: positions * vd,
             heads: h, kvHeads: h, keyDim: qd, valueDim: vd),
-            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, workspace: s.attention)
+            tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, prompt: nil)
     }
 }

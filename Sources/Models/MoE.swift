@@ -343,7 +343,7 @@ enum MoEBlock {
             runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: w.shared, tokens: T, routedRows: routedRows,
                        totalRows: totalRows, config: m, embedding: e, activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit),
                        scratch: s, ops: ops, mode: mode)
-            scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
+            scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s, ops: ops)
             return
         }
         let waveSize = max(1, cache.slots)
@@ -372,7 +372,7 @@ enum MoEBlock {
             cache.unpinAll()
             waveStart += waveSize
         } while waveStart < active.count
-        scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s)
+        scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s, ops: ops)
     }
 
     /// The experts the next MoE layer (`next`) is expected to use: its router on this layer's input,
@@ -395,11 +395,10 @@ enum MoEBlock {
     }
 
     /// out[t] = Σ weight · expert output (+ shared) over the gathered rows of token t.
-    private static func scatter(into out: UnsafeMutablePointer<Float>, rows totalRows: Int, tokens T: Int, embedding e: Int, scratch s: MoEScratch) {
-        out.update(repeating: 0, count: T * e)
-        for row in 0..<totalRows {
-            Kernels.axpy(out + Int(s.rowToken[row]) * e, s.output + row * e, s.rowWeight[row], count: e)
-        }
+    private static func scatter(into out: UnsafeMutablePointer<Float>, rows totalRows: Int, tokens T: Int, embedding e: Int, scratch s: MoEScratch,
+                                ops: any Backend) {
+        ops.scatterAdd(RowBlock(s.output, rows: totalRows, width: e), weights: s.rowWeight, destinations: s.rowToken,
+                       into: RowBlock(out, rows: T, width: e))
     }
 
     /// gate/up of the given experts (and the shared one) in one dispatch, the thread that computed rows r

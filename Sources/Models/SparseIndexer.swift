@@ -99,100 +99,35 @@ enum SparseIndexerBlock {
     /// Indexer query, key and head weights of T tokens (keys normalised and rotated, ready to cache).
     /// `qLatent` [T, qLora] is MLA's normalised q latent, `xn` [T, e] the layer's normalised input.
     static func project(_ w: SparseIndexerWeights, qLatent: UnsafePointer<Float>, xn: UnsafePointer<Float>, tokens T: Int,
-                        rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int, matmul mm: Matmul, mode: ProductMode,
+                        rope: Rope, ropeTable: UnsafePointer<Float>, ropeStride: Int, ops: any Backend, mode: ProductMode,
                         scratch x: SparseIndexerScratch) {
         let ix = x.config, di = ix.headDim, hi = ix.heads
-        mm.multiply(w.queryB, qLatent, tokens: T, into: x.query.pointer, mode: mode)
-        mm.multiply([(w.key, x.key.pointer), (w.headWeights, x.headWeights.pointer)], xn, tokens: T, mode: mode)
-        let scale = 1 / Float(hi * di).squareRoot()
-        for t in 0..<T {
-            let table = ropeTable + t * ropeStride
-            let k = x.key.pointer + t * di
-            layerNorm(k, weight: w.keyNorm.pointer, bias: w.keyNormBias.pointer, count: di, epsilon: ix.keyNormEpsilon)
-            rope.rotate(k, heads: 1, headDim: di, table: table)
-            rope.rotate(x.query.pointer + t * hi * di, heads: hi, headDim: di, table: table)
-            for j in 0..<hi { x.headWeights.pointer[t * hi + j] *= scale }
-        }
-    }
-
-    /// x ← (x − mean) / sqrt(var + eps) · weight + bias
-    static func layerNorm(_ x: UnsafeMutablePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, count n: Int, epsilon: Float) {
-        var mean: Float = 0
-        for i in 0..<n { mean += x[i] }
-        mean /= Float(n)
-        var variance: Float = 0
-        for i in 0..<n { let d = x[i] - mean; variance += d * d }
-        let inv = 1 / (variance / Float(n) + epsilon).squareRoot()
-        for i in 0..<n { x[i] = (x[i] - mean) * inv * weight[i] + bias[i] }
+        ops.multiply(w.queryB, qLatent, tokens: T, into: x.query.pointer, mode: mode)
+        ops.multiply([(w.key, x.key.pointer), (w.headWeights, x.headWeights.pointer)], xn, tokens: T, mode: mode)
+        let keys = RowBlock(x.key.pointer, rows: T, width: di)
+        ops.layerNorm(keys, weight: w.keyNorm.pointer, bias: w.keyNormBias.pointer, into: keys, epsilon: ix.keyNormEpsilon)
+        ops.rotate(keys, heads: 1, headDim: di, rope: rope, tables: ropeTable, tableStride: ropeStride)
+        ops.rotate(RowBlock(x.query.pointer, rows: T, width: hi * di), heads: hi, headDim: di, rope: rope, tables: ropeTable,
+                   tableStride: ropeStride)
+        ops.scale(RowBlock(x.headWeights.pointer, rows: T, width: hi), by: 1 / Float(hi * di).squareRoot())
     }
 
     /// Selects, for token t of the batch (position startPosition + t, batch row rowOffset + t), the
     /// top_k cached positions by indexer score. Keys are read from the cache rows of `layer` at
-    /// `keyOffset` floats (their rows must already hold this batch's keys): gathered once per call, then
-    /// per token one GEMM gives every head's q · k over the visible positions.
+    /// `keyOffset` floats (their rows must already hold this batch's keys), gathered once per call.
     static func select(tokens T: Int, startPosition: Int, rowOffset: Int, cache: KVSequence, layer l: Int, keyOffset: Int,
-                       pool: WorkerPool, scratch x: SparseIndexerScratch) {
-        let ix = x.config, di = ix.headDim, hi = ix.heads, topK = ix.topK
+                       pool: WorkerPool, ops: any Backend, scratch x: SparseIndexerScratch) {
+        let ix = x.config, di = ix.headDim
         let total = startPosition + T
         x.reserve(positions: total)
-        let perThread = x.perThreadPositions
-        let keys = x.keys.pointer, query = x.query.pointer, weights = x.headWeights.pointer
-        let selected = x.selected, counts = x.selectedCount
+        let keys = x.keys.pointer
         pool.parallelFor(total) { range in
             for s in range { cache.loadK(l, s, offset: keyOffset, count: di, into: keys + s * di) }
         }
-        pool.run { ith, nth in
-            let scores = x.scores.pointer + ith * perThread, order = x.order + ith * perThread
-            let headScores = x.headScores.pointer + ith * perThread * hi
-            for t in stride(from: ith, to: T, by: nth) {
-                let visible = startPosition + t + 1
-                let out = selected + (rowOffset + t) * topK
-                counts[rowOffset + t] = Int32(min(topK, visible))
-                if visible <= topK {
-                    for s in 0..<visible { out[s] = Int32(s) }
-                    continue
-                }
-                // headScores[j][s] = iq_j · ik_s;  score_s = Σ_j w_j · ReLU(headScores[j][s])
-                Kernels.gemm(.f32, cols: di, weights: keys, rowBytes: di * 4, rows: visible,
-                             activations: query + t * hi * di, activationRowBytes: di * 4, tokens: hi, into: headScores, outputStride: visible)
-                let w = weights + t * hi
-                for s in 0..<visible { scores[s] = 0; order[s] = Int32(s) }
-                for j in 0..<hi {
-                    let row = headScores + j * visible, wj = w[j]
-                    for s in 0..<visible { scores[s] += wj * max(0, row[s]) }
-                }
-                selectTop(topK, of: order, count: visible, scores: UnsafePointer(scores))
-                var kept = UnsafeMutableBufferPointer(start: order, count: topK)
-                kept.sort()
-                for i in 0..<topK { out[i] = order[i] }
-            }
-        }
-    }
-
-    /// Moves the k best candidates (higher score first, ties: the earlier position) to order[0..<k], in
-    /// linear expected time (quickselect with a median-of-three pivot).
-    static func selectTop(_ k: Int, of base: UnsafeMutablePointer<Int32>, count n: Int, scores: UnsafePointer<Float>) {
-        let order = UnsafeMutableBufferPointer(start: base, count: n)
-        @inline(__always) func better(_ a: Int32, _ b: Int32) -> Bool {
-            let sa = scores[Int(a)], sb = scores[Int(b)]
-            return sa > sb || (sa == sb && a < b)
-        }
-        var lo = 0, hi = n - 1
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2
-            // Median of three as the pivot, placed at hi.
-            if better(order[mid], order[lo]) { order.swapAt(lo, mid) }
-            if better(order[hi], order[lo]) { order.swapAt(lo, hi) }
-            if better(order[mid], order[hi]) { order.swapAt(mid, hi) }
-            let pivot = order[hi]
-            var store = lo
-            for i in lo..<hi where better(order[i], pivot) {
-                order.swapAt(i, store)
-                store += 1
-            }
-            order.swapAt(store, hi)
-            if store == k - 1 || store == k { return }
-            if store > k { hi = store - 1 } else { lo = store + 1 }
-        }
+        ops.selectByIndexer(IndexerSelection(
+            keys: keys, queries: x.query.pointer, headWeights: x.headWeights.pointer, heads: ix.heads, headDim: di, topK: ix.topK,
+            tokens: T, startPosition: startPosition, selected: x.selected + rowOffset * ix.topK, counts: x.selectedCount + rowOffset,
+            scratch: SelectionScratch(scores: x.scores.pointer, headScores: x.headScores.pointer, order: x.order,
+                                      perThread: x.perThreadPositions)))
     }
 }
