@@ -9,6 +9,8 @@
 # Usage: bench/compare-llamacpp.sh [-m "smollm2 gemma3-270m|PATH ..."] [-t "1 2"] [-p 512] [-n 128] [-k 5]
 #        DS_ARGS="--ram-budget 16G" passes extra options to dwarfstar bench; LLAMA_ARGS to llama-bench;
 #        DROP_CACHES=1 empties the page cache before every run (needs root: cold-disk numbers).
+#        DS_BASELINE=/path/to/older/dwarfstar adds a third engine to every round (before/after a change:
+#        its samples are "dwarfstar-baseline" and the report gets a now ÷ baseline table).
 # Output: a Markdown table on stdout, raw samples in bench/results/<stamp>.csv, an SVG chart
 # bench/results/<stamp>.svg (and bench/results/latest.{csv,svg,md}).
 set -euo pipefail
@@ -77,6 +79,11 @@ for model in $MODELS; do
       drop_caches
       "$DS" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw ${DS_ARGS:-} 2>/dev/null \
         | python3 bench/samples.py dwarfstar "$model" "$t" >> "$CSV"
+      if [ -n "${DS_BASELINE:-}" ]; then
+        drop_caches
+        "$DS_BASELINE" bench -m "$path" -p "$NP" -n "$NG" -r 1 -t "$t" -o json --no-membw ${DS_ARGS:-} 2>/dev/null \
+          | python3 bench/samples.py dwarfstar-baseline "$model" "$t" >> "$CSV"
+      fi
     done
   done
 done

@@ -23,6 +23,17 @@ lines = ["| model | threads | test | DwarfStar t/s (median) | llama.cpp t/s (med
          "| --- | ---: | --- | ---: | ---: | ---: | ---: |"]
 for model, threads, test, mds, mlc, ratio, n in rows:
     lines.append(f"| {model} | {threads} | {test} | {mds:.1f} | {mlc:.1f} | **{ratio:.2f}×** | {n} |")
+# Before/after a change (DS_BASELINE): this build against the baseline build, same rounds.
+baseline_rows = []
+for (model, threads, test) in sorted({k[:3] for k in samples}):
+    ds = samples.get((model, threads, test, "dwarfstar"), [])
+    base = samples.get((model, threads, test, "dwarfstar-baseline"), [])
+    if ds and base:
+        mds, mbase = statistics.median(ds), statistics.median(base)
+        baseline_rows.append(f"| {model} | {threads} | {test} | {mds:.1f} | {mbase:.1f} | **{mds / mbase:.2f}×** | {len(ds)} |")
+if baseline_rows:
+    lines += ["", "| model | threads | test | this build t/s (median) | baseline t/s (median) | now ÷ baseline | samples |",
+              "| --- | ---: | --- | ---: | ---: | ---: | ---: |"] + baseline_rows
 open(sys.argv[2] + ".md", "w").write("\n".join(lines) + "\n")
 
 # SVG: one bar per (model, threads, test): ratio, with a line at 1.0.

@@ -131,18 +131,22 @@ final class LatentAttentionScratch {
     private let owned: [FloatBuffer]
     /// Expanded form: latents [S, kvLora], W_kbᵀ per head [H, nope, kvLora], K [H, S, nope + rope],
     /// V [H, S, v], K_nope [H, S, nope]; grown to the longest S seen.
-    private(set) var expandedCapacity = 0
-    private(set) var latents: FloatBuffer?, kTransposed: FloatBuffer?, keys: FloatBuffer?, values: FloatBuffer?, keysNope: FloatBuffer?
+    struct Expanded {
+        let latents, kTransposed, keys, values, keysNope: FloatBuffer
+        let capacity: Int
+    }
+    private var expanded: Expanded?
 
-    func reserveExpanded(positions: Int, config m: LatentAttentionConfig, heads h: Int) {
-        if kTransposed == nil { kTransposed = FloatBuffer(count: h * m.nopeDim * m.kvLoraRank) }
-        guard positions > expandedCapacity else { return }
-        let n = max(positions, expandedCapacity * 2)
-        latents = FloatBuffer(count: n * m.kvLoraRank)
-        keys = FloatBuffer(count: h * n * m.queryDim)
-        values = FloatBuffer(count: h * n * m.valueDim)
-        keysNope = FloatBuffer(count: h * n * m.nopeDim)
-        expandedCapacity = n
+    /// The expanded form's buffers with room for `positions`.
+    func reserveExpanded(positions: Int, config m: LatentAttentionConfig, heads h: Int) -> Expanded {
+        if let e = expanded, e.capacity >= positions { return e }
+        let n = max(positions, (expanded?.capacity ?? 0) * 2)
+        let e = Expanded(latents: FloatBuffer(count: n * m.kvLoraRank),
+                         kTransposed: expanded?.kTransposed ?? FloatBuffer(count: h * m.nopeDim * m.kvLoraRank),
+                         keys: FloatBuffer(count: h * n * m.queryDim), values: FloatBuffer(count: h * n * m.valueDim),
+                         keysNope: FloatBuffer(count: h * n * m.nopeDim), capacity: n)
+        expanded = e
+        return e
     }
 
     init(config m: LatentAttentionConfig, heads h: Int, maxBatch b: Int, threads: Int) {
@@ -287,9 +291,9 @@ public enum LatentAttentionBlock {
         let ops = s.ops, h = c.headCount, eps = m.latentNormEpsilon ?? c.rmsEpsilon
         let kvL = m.kvLoraRank, rd = m.ropeDim, nope = m.nopeDim, qd = m.queryDim, vd = m.valueDim
         let positions = startPosition + T
-        x.reserveExpanded(positions: positions, config: m, heads: h)
-        let latents = x.latents!.pointer, kT = x.kTransposed!.pointer
-        let keys = x.keys!.pointer, values = x.values!.pointer, keysNope = x.keysNope!.pointer
+        let buffers = x.reserveExpanded(positions: positions, config: m, heads: h)
+        let latents = buffers.latents.pointer, kT = buffers.kTransposed.pointer
+        let keys = buffers.keys.pointer, values = buffers.values.pointer, keysNope = buffers.keysNope.pointer
         // New cache rows, and RoPE on q's rope part in place (q rows are [nope ; rope] per head).
         cacheRows(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, epsilon: eps, rope: rope,
                   ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x)

@@ -47,7 +47,7 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
         queued = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_queue_depth", help: "Requests waiting for a batch slot"))
         kvPagesUsed = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_kv_pages_used", help: "KV pages held by live sequences"))
         kvPagesCached = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_kv_pages_cached", help: "KV pages kept only as prefix cache"))
-        stateCheckpoints = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_state_checkpoints_count", help: "Snapshots held of the state DeepSeek V4 / Qwen3.5 keep beside the KV cache"))
+        stateCheckpoints = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_state_checkpoints_count", help: "Snapshots held of the per-sequence state (recurrent or compressed) that some architectures keep beside the KV cache"))
         stateCheckpointBytes = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_state_checkpoints_bytes", help: "Bytes of those snapshots"))
         stateRestores = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_state_checkpoint_restores_total", help: "Sequences whose side state was restored from a snapshot"))
         stateReplayed = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_state_replayed_positions_total", help: "Positions evaluated again to rebuild side state"))
