@@ -2,7 +2,7 @@
 //
 // Usage: test_quant [FIXTURE_DIR]          run all tests (default dir: Fixtures/quant)
 //        test_quant --bench [SECONDS]      GB/s of weights for ds_vec_dot_rows, single thread
-//        test_quant --bench-gemm [SECONDS [TOKENS]]   prefill GEMM vs per-token ds_vec_dot_rows
+//        test_quant --bench-gemm [SECONDS [TOKENS]]   prefill GEMM and multi-row vs per-token ds_vec_dot_rows
 //
 // Tests:
 //   1. type traits agree with the block structs;
@@ -14,7 +14,8 @@
 //      over random data and several lengths;
 //   5. the scalar kernel equals the double-precision dot of the dequantized rows within tolerance;
 //   6. activation formats and zero rows;
-//   7. ds_gemm (multi-token) equals ds_vec_dot_scalar per (row, token) on every ISA.
+//   7. ds_gemm (multi-token) equals ds_vec_dot_scalar per (row, token) on every ISA;
+//   8. ds_vec_dot_rows_multi gives every token the bits ds_vec_dot_rows gives it alone, on every ISA.
 #define _POSIX_C_SOURCE 200809L
 #include "ds_quant.h"
 
@@ -459,6 +460,18 @@ static void test_activation_formats(void) {
 
 // ---- 7. Multi-token GEMM ---------------------------------------------------------------------------
 
+// "  <label> kernels: <isa> (<n> types) ..." for every available ISA.
+static void print_kernel_counts(const char *label, int (*has_kernel)(int isa, int weight_type)) {
+    printf("  %s kernels:", label);
+    for (int isa = 0; isa < DS_ISA_COUNT; ++isa) {
+        if (!ds_isa_available(isa)) continue;
+        int count = 0;
+        for (int k = 0; k < N_ALL_TYPES; ++k) count += has_kernel(isa, k_all_types[k]);
+        printf(" %s (%d types)", ds_isa_name(isa), count);
+    }
+    printf("\n");
+}
+
 // ds_gemm / ds_gemm_isa against ds_vec_dot_scalar for every (row, token), with strides larger than
 // the rows (padding filled with garbage that must not be read) and an output stride larger than
 // nrows (the padding columns must stay untouched).
@@ -518,6 +531,14 @@ static void raw_activation(int atype, int64_t n, unsigned char *dst, int extreme
     }
 }
 
+// count rows of `stride` bytes, every byte 0xFF (fp16 0xFFFF = NaN: a kernel reading the padding
+// past a row would show).
+static unsigned char *padded_rows(size_t stride, int count) {
+    unsigned char *p = (unsigned char *)xmalloc(stride * (size_t)count);
+    memset(p, 0xFF, stride * (size_t)count);
+    return p;
+}
+
 // data_mode 0: quantized random floats; 1: random raw weight bytes; 2: all-0xFF weight quants
 // (every quant at its maximum) against +-127 activations, the largest integer sums possible.
 static void test_gemm_shape_mode(int wtype, int64_t n, int nrows, int ntok, int data_mode) {
@@ -525,10 +546,7 @@ static void test_gemm_shape_mode(int wtype, int64_t n, int nrows, int ntok, int 
     const size_t row_bytes = (size_t)ds_row_bytes(wtype, n), act_bytes = (size_t)ds_row_bytes(atype, n);
     const size_t row_stride = row_bytes + 12, act_stride = act_bytes + 20;
     const int64_t out_stride = nrows + 3;
-    unsigned char *w = (unsigned char *)xmalloc(row_stride * nrows);
-    unsigned char *act = (unsigned char *)xmalloc(act_stride * ntok);
-    memset(w, 0xFF, row_stride * nrows);      // fp16 0xFFFF = NaN: reading padding would show
-    memset(act, 0xFF, act_stride * ntok);
+    unsigned char *w = padded_rows(row_stride, nrows), *act = padded_rows(act_stride, ntok);
     float *x = (float *)xmalloc((size_t)n * 4);
     float *dw = (float *)xmalloc((size_t)n * nrows * 4), *da = (float *)xmalloc((size_t)n * ntok * 4);
     size_t scale_offsets[2];
@@ -634,14 +652,63 @@ static void test_gemm(void) {
         test_gemm_shape_mode(t, n, 5, 530, 0);   // more tokens than one 512-token block
     }
     test_gemm_shape_mode(DS_TYPE_F16, 300, 19, 530, 0);
-    printf("  gemm kernels:");
-    for (int isa = 0; isa < DS_ISA_COUNT; ++isa) {
-        if (!ds_isa_available(isa)) continue;
-        int count = 0;
-        for (int k = 0; k < N_ALL_TYPES; ++k) count += ds_isa_has_gemm_kernel(isa, k_all_types[k]);
-        printf(" %s (%d types)", ds_isa_name(isa), count);
+    print_kernel_counts("gemm", ds_isa_has_gemm_kernel);
+}
+
+// ds_vec_dot_rows_multi(_isa) against ds_vec_dot_rows(_isa) once per token: bitwise equal, padding
+// columns of the output untouched.
+static void test_multi_shape(int wtype, int64_t n, int nrows, int ntok) {
+    const int atype = ds_vec_dot_type(wtype);
+    const size_t row_bytes = (size_t)ds_row_bytes(wtype, n), act_bytes = (size_t)ds_row_bytes(atype, n);
+    const size_t row_stride = row_bytes + 12, act_stride = act_bytes + 20;
+    const int64_t out_stride = nrows + 3;
+    unsigned char *w = padded_rows(row_stride, nrows), *act = padded_rows(act_stride, ntok);
+    float *x = (float *)xmalloc((size_t)n * 4);
+    for (int r = 0; r < nrows; ++r) {
+        fill_random(x, n, 0.02f + 0.003f * (r % 11));
+        ds_quantize_row_ref(wtype, x, w + (size_t)r * row_stride, n);
     }
-    printf("\n");
+    for (int t = 0; t < ntok; ++t) {
+        fill_random(x, n, 0.5f + 0.25f * (t % 7));
+        if (atype == DS_TYPE_F32) memcpy(act + (size_t)t * act_stride, x, (size_t)n * 4);
+        else ds_quantize_activation(atype, x, act + (size_t)t * act_stride, n);
+    }
+    float *want = (float *)xmalloc((size_t)out_stride * ntok * 4), *got = (float *)xmalloc((size_t)out_stride * ntok * 4);
+    const float sentinel = -12345.5f;
+    for (int isa = -1; isa < DS_ISA_COUNT; ++isa) {   // -1: the public entry points (active ISA)
+        if (isa >= 0 && !ds_isa_available(isa)) continue;
+        for (int64_t i = 0; i < out_stride * ntok; ++i) want[i] = got[i] = sentinel;
+        for (int t = 0; t < ntok; ++t) {
+            const unsigned char *a = act + (size_t)t * act_stride;
+            if (isa < 0) ds_vec_dot_rows(wtype, n, w, row_stride, nrows, a, want + t * out_stride);
+            else ds_vec_dot_rows_isa(isa, wtype, n, w, row_stride, nrows, a, want + t * out_stride);
+        }
+        if (isa < 0) ds_vec_dot_rows_multi(wtype, n, w, row_stride, nrows, act, act_stride, ntok, got, out_stride);
+        else ds_vec_dot_rows_multi_isa(isa, wtype, n, w, row_stride, nrows, act, act_stride, ntok, got, out_stride);
+        int bad = 0, first = -1;
+        for (int64_t i = 0; i < out_stride * ntok; ++i) {
+            if (memcmp(&want[i], &got[i], 4) != 0 && !bad++) first = (int)i;
+        }
+        CHECK(bad == 0, "multi %s %s n=%lld rows=%d tok=%d: %d differ from rows, first (row %d, tok %d) %.9g vs %.9g",
+              isa < 0 ? "active" : ds_isa_name(isa), ds_type_name(wtype), (long long)n, nrows, ntok, bad,
+              bad ? first % (int)out_stride : 0, bad ? first / (int)out_stride : 0, bad ? got[first] : 0.0, bad ? want[first] : 0.0);
+    }
+    free(w); free(act); free(x); free(want); free(got);
+}
+
+static void test_multi(void) {
+    // Row counts around the 4-row groups, token counts around the 2- and 4-token passes.
+    const int shapes[][2] = {{1, 1}, {4, 2}, {7, 3}, {16, 4}, {13, 5}, {64, 8}, {6, 9}, {33, 16}};
+    const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
+    for (int k = 0; k < N_ALL_TYPES; ++k) {
+        const int t = k_all_types[k];
+        if (t == DS_TYPE_Q8_1 || t == DS_TYPE_Q8_K) continue;   // activation formats, not weights
+        const int64_t bs = ds_type_block_size(t);
+        const int64_t n = bs == 1 ? 300 : bs == 32 ? 576 : 768;
+        for (int s = 0; s < nshapes; ++s) test_multi_shape(t, n, shapes[s][0], shapes[s][1]);
+    }
+    for (int s = 0; s < nshapes; ++s) test_multi_shape(DS_TYPE_MXFP4, 576, shapes[s][0], shapes[s][1]);
+    print_kernel_counts("multi-row", ds_isa_has_multi_kernel);
 }
 
 // ---- Benchmark ------------------------------------------------------------------------------------
@@ -729,8 +796,8 @@ static void bench_gemm_one(int isa, int wtype, int64_t rows, int64_t n, int64_t 
         ds_quantize_activation(atype, x, act + t * act_bytes, n);
     }
     const int64_t slice = 64;
-    double times[3];
-    for (int mode = 0; mode < 3; ++mode) {
+    double times[4];
+    for (int mode = 0; mode < 4; ++mode) {
         int iterations = 0;
         const double start = now_seconds();
         double elapsed = 0;
@@ -747,8 +814,14 @@ static void bench_gemm_one(int isa, int wtype, int64_t rows, int64_t n, int64_t 
                     const int64_t nr = rows - r0 < slice ? rows - r0 : slice;
                     ds_gemm_isa(isa, wtype, n, w + r0 * row_bytes, row_bytes, nr, act, act_bytes, ntok, out + r0, rows);
                 }
-            } else {
+            } else if (mode == 2) {
                 ds_gemm_isa(isa, wtype, n, w, row_bytes, rows, act, act_bytes, ntok, out, rows);
+            } else {
+                for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+                    const int64_t nr = rows - r0 < slice ? rows - r0 : slice;
+                    ds_vec_dot_rows_multi_isa(isa, wtype, n, w + r0 * row_bytes, row_bytes, nr, act, act_bytes, ntok,
+                                              out + r0, rows);
+                }
             }
             ++iterations;
             elapsed = now_seconds() - start;
@@ -757,10 +830,10 @@ static void bench_gemm_one(int isa, int wtype, int64_t rows, int64_t n, int64_t 
     }
     const double ops = 2.0 * rows * n * ntok;
     printf("  %-10s %-5s %5lld x %-5lld x %3lld tok  before %7.2f ms %6.1f GOP/s | gemm %7.2f ms %6.1f GOP/s "
-           "x%.2f | gemm all rows %7.2f ms x%.2f\n",
+           "x%.2f | gemm all rows %7.2f ms x%.2f | multi-row (bitwise) %7.2f ms x%.2f\n",
            ds_isa_name(isa), ds_type_name(wtype), (long long)rows, (long long)n, (long long)ntok,
            times[0] * 1e3, ops / times[0] / 1e9, times[1] * 1e3, ops / times[1] / 1e9, times[0] / times[1],
-           times[2] * 1e3, times[0] / times[2]);
+           times[2] * 1e3, times[0] / times[2], times[3] * 1e3, times[0] / times[3]);
     free(w); free(act); free(x); free(out);
 }
 
@@ -809,6 +882,7 @@ int main(int argc, char **argv) {
     test_activation_formats();
     printf("[7] multi-token gemm (every ISA vs scalar, odd shapes and strides)\n");
     test_gemm();
+    test_multi();
     printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }

@@ -288,6 +288,57 @@ void ds_vec_dot_rows_isa(int isa, int weight_type, int64_t n, const void *w, siz
     rows_with(kernels_for(isa), weight_type, n, w, row_stride, nrows, act, out);
 }
 
+// ---- Multi-row products (decode rows, bitwise per row) -----------------------------------------
+
+// out[i*out_stride + r] = 0 for r < nrows, i < ntok.
+static void zero_outputs(int64_t nrows, int64_t ntok, float *out, int64_t out_stride) {
+    for (int64_t i = 0; i < ntok; ++i)
+        for (int64_t r = 0; r < nrows; ++r) out[i * out_stride + r] = 0.0f;
+}
+
+// rows_with once per activation row: out[i*out_stride + r] = dot(row r, activation row i).
+static void rows_per_token(const ds_kernel_table *t, int type, int64_t n, const void *w, size_t row_stride,
+                           int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
+                           int64_t out_stride) {
+    for (int64_t i = 0; i < ntok; ++i) {
+        rows_with(t, type, n, w, row_stride, nrows, (const char *)act + (size_t)i * act_stride,
+                  out + i * out_stride);
+    }
+}
+
+static void multi_with(const ds_kernel_table *t, int type, int64_t n, const void *w, size_t row_stride,
+                       int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
+                       int64_t out_stride) {
+    if (nrows <= 0 || ntok <= 0) return;
+    if (type >= 0 && type < DS_TYPE_COUNT && t->multi[type] && t->dot[type]) {
+        t->multi[type](n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
+        return;
+    }
+    rows_per_token(t, type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
+}
+
+void ds_vec_dot_rows_multi(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
+                           const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    multi_with(kernels_for(ds_active_isa()), weight_type, n, w, row_stride, nrows, act, act_stride, ntok, out,
+               out_stride);
+}
+
+void ds_vec_dot_rows_multi_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride,
+                               int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
+                               int64_t out_stride) {
+    if (isa < 0 || isa >= DS_ISA_COUNT || !ds_isa_available(isa)) {
+        zero_outputs(nrows, ntok, out, out_stride);
+        return;
+    }
+    multi_with(kernels_for(isa), weight_type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
+}
+
+int ds_isa_has_multi_kernel(int isa, int weight_type) {
+    if (isa < 0 || isa >= DS_ISA_COUNT || !ds_isa_available(isa)) return 0;
+    if (weight_type < 0 || weight_type >= DS_TYPE_COUNT) return 0;
+    return kernels_for(isa)->multi[weight_type] != NULL;
+}
+
 // ---- Multi-token products (prefill) ------------------------------------------------------------
 
 // Below this many tokens the per-call unpacking of the weights (about 1.5 single-token passes)
@@ -299,18 +350,14 @@ static void gemm_with(const ds_kernel_table *t, int type, int64_t n, const void 
                       int64_t out_stride, int64_t min_tokens) {
     if (nrows <= 0 || ntok <= 0) return;
     if (n <= 0) {   // empty dot products
-        for (int64_t i = 0; i < ntok; ++i)
-            for (int64_t r = 0; r < nrows; ++r) out[i * out_stride + r] = 0.0f;
+        zero_outputs(nrows, ntok, out, out_stride);
         return;
     }
     if (type >= 0 && type < DS_TYPE_COUNT && t->gemm[type] && ntok >= min_tokens) {
         t->gemm[type](n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
         return;
     }
-    for (int64_t i = 0; i < ntok; ++i) {
-        rows_with(t, type, n, w, row_stride, nrows, (const char *)act + (size_t)i * act_stride,
-                  out + i * out_stride);
-    }
+    rows_per_token(t, type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);
 }
 
 void ds_gemm(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
@@ -328,8 +375,7 @@ void ds_gemm_any(int weight_type, int64_t n, const void *w, size_t row_stride, i
 void ds_gemm_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
                  const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
     if (isa < 0 || isa >= DS_ISA_COUNT || !ds_isa_available(isa)) {
-        for (int64_t i = 0; i < ntok; ++i)
-            for (int64_t r = 0; r < nrows; ++r) out[i * out_stride + r] = 0.0f;
+        zero_outputs(nrows, ntok, out, out_stride);
         return;
     }
     gemm_with(kernels_for(isa), weight_type, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride,

@@ -300,6 +300,7 @@ void ds_fill_neon_kernels(ds_kernel_table *t) {
 #define DS_SET(TYPE, FN)    \
     t->dot[TYPE] = FN;      \
     t->rows[TYPE] = NULL;   \
+    t->multi[TYPE] = NULL;  \
     t->own[TYPE] = 1;
     DS_SET(DS_TYPE_F32, neon_dot_f32)
     DS_SET(DS_TYPE_F16, neon_dot_f16)

@@ -317,6 +317,7 @@ void ds_fill_scalar_kernels(ds_kernel_table *t) {
     t->dot[DS_TYPE_Q8_K] = dot_q8_K;
     for (int i = 0; i < DS_TYPE_COUNT; ++i) {
         t->rows[i] = NULL;
+        t->multi[i] = NULL;
         t->own[i] = t->dot[i] != NULL;
     }
 }

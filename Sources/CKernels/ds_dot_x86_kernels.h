@@ -162,6 +162,60 @@ static inline DS_TARGET __m256i DS_FN(load256)(const void *p) {
             out[r + 3] = FINISH(&s3);                                                               \
         }                                                                                           \
         for (; r < nrows; ++r) out[r] = DS_FN(dot_##NAME)(n, (const char *)vw + (size_t)r * stride, va); \
+    }                                                                                               \
+    DS_MULTI_KERNEL(NAME, WBLOCK, ABLOCK, ELEMS, STATE, INIT, STEP, FINISH)
+
+// Activation rows processed together by a multi-row kernel (their states stay in registers).
+#define DS_MULTI_TOKENS (DS_X86_LEVEL >= 2 ? 4 : 2)
+#if defined(__clang__)
+#define DS_UNROLL _Pragma("unroll")
+#else
+#define DS_UNROLL _Pragma("GCC unroll 16")
+#endif
+
+// Generates multi_NAME: out[t·ostride + r] = dot(weight row r, activation row t) for ntok activation
+// rows, each token's result bitwise equal to rows_NAME on that token alone (the same groups of 4
+// weight rows from the first, the same per-block steps in block order into one state per (row, token),
+// the same finish; rows past the last group through dot_NAME, as rows_NAME does). Each weight block is
+// loaded, and unpacked, once for DS_MULTI_TOKENS tokens (the inlined steps share it).
+#define DS_MULTI_KERNEL(NAME, WBLOCK, ABLOCK, ELEMS, STATE, INIT, STEP, FINISH)                      \
+    static DS_TARGET void DS_FN(multi_##NAME)(int64_t n, const void *vw, size_t stride, int64_t nrows, \
+                                              const void *va, size_t astride, int64_t ntok, float *out, \
+                                              int64_t ostride) {                                    \
+        const int64_t nb = n / (ELEMS);                                                             \
+        int64_t r = 0;                                                                              \
+        for (; r + 4 <= nrows; r += 4) {                                                            \
+            const char *base = (const char *)vw + (size_t)r * stride;                               \
+            const WBLOCK *w[4] = {(const WBLOCK *)base, (const WBLOCK *)(base + stride),            \
+                                  (const WBLOCK *)(base + 2 * stride), (const WBLOCK *)(base + 3 * stride)}; \
+            int64_t t = 0;                                                                          \
+            for (; t + DS_MULTI_TOKENS <= ntok; t += DS_MULTI_TOKENS) {                             \
+                const ABLOCK *a[DS_MULTI_TOKENS];                                                   \
+                STATE s[DS_MULTI_TOKENS][4];                                                        \
+                DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i) {                        \
+                    a[i] = (const ABLOCK *)((const char *)va + (size_t)(t + i) * astride);          \
+                    DS_UNROLL for (int j = 0; j < 4; ++j) s[i][j] = INIT();                  \
+                }                                                                                   \
+                const char *ahead = base + DS_PREFETCH_GROUPS(stride) * 4 * stride;                 \
+                for (int64_t b = 0; b < nb; ++b, ahead += 4 * sizeof(WBLOCK)) {                     \
+                    for (size_t off = 0; off < 4 * sizeof(WBLOCK); off += 64)                       \
+                        _mm_prefetch(ahead + off, DS_PREFETCH_HINT);                                \
+                    DS_UNROLL for (int j = 0; j < 4; ++j)                                   \
+                        DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i)                 \
+                            STEP(&s[i][j], w[j] + b, a[i] + b);                                     \
+                }                                                                                   \
+                DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i)                         \
+                    DS_UNROLL for (int j = 0; j < 4; ++j)                                   \
+                        out[(t + i) * ostride + r + j] = FINISH(&s[i][j]);                          \
+            }                                                                                       \
+            for (; t < ntok; ++t)                                                                   \
+                DS_FN(rows_##NAME)(n, base, stride, 4, (const char *)va + (size_t)t * astride,      \
+                                   out + t * ostride + r);                                          \
+        }                                                                                           \
+        if (r < nrows)                                                                              \
+            for (int64_t t = 0; t < ntok; ++t)                                                      \
+                DS_FN(rows_##NAME)(n, (const char *)vw + (size_t)r * stride, stride, nrows - r,     \
+                                   (const char *)va + (size_t)t * astride, out + t * ostride + r);  \
     }
 
 // Accumulator state shared by all quantized kernels: `acc` collects scale * integer sums, `sub`
@@ -825,23 +879,29 @@ static DS_TARGET void DS_FN(rows_mxfp4)(int64_t n, const void *w, size_t stride,
 // ---- Table ------------------------------------------------------------------------------------------
 
 static void DS_FN(fill)(ds_kernel_table *t) {
+// A type's multi-row entry is always set with its rows entry (an inherited one would not match it).
 #define DS_SET(TYPE, NAME)                 \
     t->dot[TYPE] = DS_FN(dot_##NAME);      \
     t->rows[TYPE] = DS_FN(rows_##NAME);    \
+    t->multi[TYPE] = NULL;                 \
     t->own[TYPE] = 1;
+#define DS_SET_MULTI(TYPE, NAME)           \
+    DS_SET(TYPE, NAME)                     \
+    t->multi[TYPE] = DS_FN(multi_##NAME);
     DS_SET(DS_TYPE_F32, f32)
     DS_SET(DS_TYPE_F16, f16)
     DS_SET(DS_TYPE_BF16, bf16)
     DS_SET(DS_TYPE_MXFP4, mxfp4)
-    DS_SET(DS_TYPE_Q4_0, q4_0)
-    DS_SET(DS_TYPE_Q4_1, q4_1)
-    DS_SET(DS_TYPE_Q5_0, q5_0)
-    DS_SET(DS_TYPE_Q5_1, q5_1)
-    DS_SET(DS_TYPE_Q8_0, q8_0)
-    DS_SET(DS_TYPE_Q2_K, q2_K)
-    DS_SET(DS_TYPE_Q3_K, q3_K)
-    DS_SET(DS_TYPE_Q4_K, q4_K)
-    DS_SET(DS_TYPE_Q5_K, q5_K)
-    DS_SET(DS_TYPE_Q6_K, q6_K)
+    DS_SET_MULTI(DS_TYPE_Q4_0, q4_0)
+    DS_SET_MULTI(DS_TYPE_Q4_1, q4_1)
+    DS_SET_MULTI(DS_TYPE_Q5_0, q5_0)
+    DS_SET_MULTI(DS_TYPE_Q5_1, q5_1)
+    DS_SET_MULTI(DS_TYPE_Q8_0, q8_0)
+    DS_SET_MULTI(DS_TYPE_Q2_K, q2_K)
+    DS_SET_MULTI(DS_TYPE_Q3_K, q3_K)
+    DS_SET_MULTI(DS_TYPE_Q4_K, q4_K)
+    DS_SET_MULTI(DS_TYPE_Q5_K, q5_K)
+    DS_SET_MULTI(DS_TYPE_Q6_K, q6_K)
+#undef DS_SET_MULTI
 #undef DS_SET
 }

@@ -25,11 +25,13 @@ typedef void (*ds_gemm_fn)(int64_t n, const void *w, size_t row_stride, int64_t 
                            int64_t out_stride);
 
 // The kernels of one instruction set. A NULL `rows` entry means "loop over `dot`"; a NULL `gemm`
-// entry means "call `rows` once per activation row".
+// entry means "call `rows` once per activation row"; `multi` (same signature as gemm) gives each
+// activation row the bits `rows` gives it alone, NULL meaning "call `rows` once per activation row".
 typedef struct {
     ds_dot_fn  dot[DS_TYPE_COUNT];
     ds_rows_fn rows[DS_TYPE_COUNT];
     ds_gemm_fn gemm[DS_TYPE_COUNT];
+    ds_gemm_fn multi[DS_TYPE_COUNT];
     unsigned char own[DS_TYPE_COUNT];   // 1 where this ISA has its own kernel (not inherited)
 } ds_kernel_table;
 

@@ -101,15 +101,16 @@ public final class Matmul: @unchecked Sendable {
                     single = tokens
                 }
                 if single >= 0 {
-                    // Those rows one token at a time over blocks of 64 weight rows (the block stays in
-                    // cache across tokens), the rest (prompt rows) with the multi-token kernel.
+                    // Those rows over blocks of 64 weight rows with the multi-row kernel (each token's
+                    // result the single-token kernel's bits; the block read and unpacked once for
+                    // several tokens), the rest (prompt rows) with the multi-token kernel.
                     let k = single
                     var r0 = lo
                     while r0 < hi {
                         let n = min(64, hi - r0)
-                        for t in 0..<k {
-                            ds_vec_dot_rows(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + t * actRowBytes,
-                                            y + t * rows + r0)
+                        if k > 0 {
+                            ds_vec_dot_rows_multi(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act, actRowBytes,
+                                                  Int64(k), y + r0, Int64(rows))
                         }
                         if k < tokens {
                             ds_gemm_any(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + k * actRowBytes,

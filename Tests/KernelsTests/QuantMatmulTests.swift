@@ -9,23 +9,37 @@ import GGUF
 @Suite struct QuantMatmulTests {
     static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32, .mxfp4]
 
+    /// Deterministic values in about [−1.4, 1.4] (a linear congruential generator).
+    static func randomValues(seed start: UInt64) -> () -> Float {
+        var seed = start
+        return {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 700
+        }
+    }
+
+    /// rows × cols values from `values()` quantized row by row with the reference quantizer.
+    static func quantizedMatrix(_ type: GGMLType, rows: Int, cols: Int, values: () -> Float) -> [UInt8] {
+        let w = (0..<(rows * cols)).map { _ in values() }
+        let rowBytes = type.byteCount(elements: cols)!
+        var q = [UInt8](repeating: 0, count: rowBytes * rows)
+        q.withUnsafeMutableBytes { qb in
+            w.withUnsafeBufferPointer { wb in
+                for r in 0..<rows {
+                    ds_quantize_row_ref(Int32(type.rawValue), wb.baseAddress! + r * cols, qb.baseAddress! + r * rowBytes, Int64(cols))
+                }
+            }
+        }
+        return q
+    }
+
     @Test(arguments: types)
     func matmulMatchesScalarReference(type: GGMLType) {
         // Rows not a multiple of any tile; 32-element types with K not a multiple of 256.
         let cols = type.blockSize == 256 ? 512 : 288, rows = 67
-        var seed: UInt64 = 99
-        func rnd() -> Float {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: seed >> 11) % 2001 - 1000) / 700
-        }
-        let w = (0..<(rows * cols)).map { _ in rnd() }
+        let rnd = Self.randomValues(seed: 99)
         let rowBytes = type.byteCount(elements: cols)!
-        var q = [UInt8](repeating: 0, count: rowBytes * rows)
-        q.withUnsafeMutableBytes { qb in
-            for r in 0..<rows {
-                w.withUnsafeBufferPointer { ds_quantize_row_ref(Int32(type.rawValue), $0.baseAddress! + r * cols, qb.baseAddress! + r * rowBytes, Int64(cols)) }
-            }
-        }
+        let q = Self.quantizedMatrix(type, rows: rows, cols: cols, values: rnd)
         for tokens in [1, 3, 5, 17, 130] {  // decode path, and ds_gemm's token tiles with remainders
             let x = (0..<(tokens * cols)).map { _ in rnd() * 3 }
             // Reference: activation quantized the same way, scalar dot per (token, row).
@@ -54,6 +68,34 @@ import GGUF
                 for i in 0..<(tokens * rows) { worst = max(worst, abs(y[i] - ref[i]) / max(1, abs(ref[i]))) }
                 #expect(worst < 1e-3, "\(type) tokens \(tokens) threads \(threads): max rel diff \(worst)")
                 #expect(y[(tokens * rows)...].allSatisfy { $0.isNaN }, "wrote past the output")
+            }
+        }
+    }
+
+    /// Decode rows of a batch (ProductMode.invariant, the multi-row kernel) give each token the bits it
+    /// gets alone (one token, the single-token kernel), for every type and 1…9 rows, with 1 and 2 threads.
+    @Test(arguments: types)
+    func decodeRowsEqualEachTokenAloneBitwise(type: GGMLType) {
+        let cols = type.blockSize == 256 ? 512 : 288, rows = 67
+        let rnd = Self.randomValues(seed: 7)
+        let q = Self.quantizedMatrix(type, rows: rows, cols: cols, values: rnd)
+        let x = (0..<(9 * cols)).map { _ in rnd() * 3 }
+        for threads in [1, 2] {
+            let mm = Matmul(pool: WorkerPool(threads: threads))
+            q.withUnsafeBytes { qb in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, data: qb.baseAddress!)
+                var alone = [Float](repeating: 0, count: 9 * rows)
+                for t in 0..<9 {
+                    x.withUnsafeBufferPointer { xb in
+                        alone.withUnsafeMutableBufferPointer { mm.multiply(m, xb.baseAddress! + t * cols, tokens: 1, into: $0.baseAddress! + t * rows, mode: .batched) }
+                    }
+                }
+                for tokens in 1...9 {
+                    var y = [Float](repeating: .nan, count: tokens * rows)
+                    mm.multiply(m, x, tokens: tokens, into: &y, mode: .invariant(decodeRows: tokens))
+                    let differing = (0..<(tokens * rows)).filter { y[$0].bitPattern != alone[$0].bitPattern }.count
+                    #expect(differing == 0, "\(type) \(tokens) decode rows, \(threads) threads: \(differing) results differ from the token alone")
+                }
             }
         }
     }

@@ -211,6 +211,14 @@ float ds_vec_dot(int weight_type, int64_t n, const void *weight_row, const void 
 void ds_vec_dot_rows(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
                      const void *act, float *out);
 
+// A few activation rows (decode rows of several sequences, drafted tokens being verified) against the
+// same weight rows: out[t*out_stride + r] = dot(row r of w, activation row t) for r < nrows, t < ntok,
+// each token's results bitwise equal to ds_vec_dot_rows(w, nrows, activation row t) alone. The weight
+// blocks are read and unpacked once for several tokens where this CPU has a multi-row kernel;
+// otherwise it is ds_vec_dot_rows once per token.
+void ds_vec_dot_rows_multi(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
+                           const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
+
 // Plain scalar reference dot (integer block sums like ggml's *_generic kernels); used by tests.
 float ds_vec_dot_scalar(int weight_type, int64_t n, const void *weight_row, const void *act_row);
 
@@ -254,6 +262,11 @@ void        ds_vec_dot_rows_isa(int isa, int weight_type, int64_t n, const void 
 void        ds_gemm_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride,
                         int64_t nrows, const void *act, size_t act_stride, int64_t ntok, float *out,
                         int64_t out_stride);
+void        ds_vec_dot_rows_multi_isa(int isa, int weight_type, int64_t n, const void *w, size_t row_stride,
+                                      int64_t nrows, const void *act, size_t act_stride, int64_t ntok,
+                                      float *out, int64_t out_stride);
+// 1 if `isa` has a multi-row kernel for `weight_type` (else ds_vec_dot_rows_multi loops over tokens).
+int         ds_isa_has_multi_kernel(int isa, int weight_type);
 // 1 if `isa` has a multi-token kernel for `weight_type` (else ds_gemm loops over ds_vec_dot_rows).
 int         ds_isa_has_gemm_kernel(int isa, int weight_type);
 
