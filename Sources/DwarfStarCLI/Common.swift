@@ -266,5 +266,20 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
                     100 * st.precision, 100 * st.recall)
     }
     if let peak = LoadedModel.peakResidentBytes() { s += " | peak RSS \(peak >> 20) MiB" }
+    if let spec = r.speculation { s += " | " + spec.summary }
     return s
 }
+
+struct SpeculationFlags: ParsableArguments {
+    @Option(name: .customLong("spec"), help: "Speculative decoding: ngram (drafts from earlier text, verified in one pass; greedy only, output unchanged).")
+    var mode: SpeculationMode?
+    @Option(name: .customLong("draft-max"), help: "Longest draft (the length used is tuned as it runs).") var draftMax: Int = 16
+
+    var options: SpeculationOptions? { mode.map { SpeculationOptions(mode: $0, draftMax: draftMax) } }
+
+    func validate() throws {
+        if draftMax < 1 { throw ValidationError("--draft-max must be ≥ 1") }
+    }
+}
+
+extension SpeculationMode: ExpressibleByArgument {}

@@ -14,6 +14,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Answer one prompt, streaming tokens; stats on stderr.")
     @OptionGroup var modelOptions: SessionOptions
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var speculation: SpeculationFlags
     @Option(name: [.short, .customLong("prompt")], help: "The prompt.") var prompt: String
     @Option(name: [.short, .customLong("n-predict")], help: "Maximum tokens to generate.") var n: Int = 256
     @Option(name: .customLong("system"), help: "System message (chat template only).") var system: String?
@@ -44,6 +45,7 @@ struct Run: ParsableCommand {
             options.sampler = sampling.parameters
             options.stop = sampling.stop
             options.ignoreEOS = ignoreEOS
+            options.speculation = speculation.options
             if raw || loaded.chatTemplate == nil { writeOut(prompt) }
             let result = try session.generate(prompt: tokens, options: options) { writeOut($0) }
             writeOut("\n")
@@ -64,6 +66,7 @@ struct Chat: ParsableCommand {
         abstract: "Interactive multi-turn chat (KV cache kept between turns). /help for commands; Ctrl-C stops an answer.")
     @OptionGroup var modelOptions: SessionOptions
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var speculation: SpeculationFlags
     @Option(name: [.short, .customLong("n-predict")], help: "Maximum tokens per answer.") var n: Int = 1024
     @Option(name: .customLong("system"), help: "System message.") var system: String?
 
@@ -89,6 +92,7 @@ struct Chat: ParsableCommand {
         options.maxTokens = n
         options.sampler = sampling.parameters
         options.stop = sampling.stop
+        options.speculation = speculation.options
         defer { loaded.saveExpertStatistics() }   // expert popularity for the next start (streaming only)
         while true {
             writeOut("> ")
@@ -152,9 +156,10 @@ struct Chat: ParsableCommand {
                 if result.stopReason == .cancelled { writeOut(" [stopped]") }
                 writeOut("\n")
                 messages.append(ChatMessage(role: "assistant", content: result.text))
-                printErr(String(format: "[prompt %d tokens, %d new, %.1f tok/s | %d tokens %.1f tok/s]",
+                printErr(String(format: "[prompt %d tokens, %d new, %.1f tok/s | %d tokens %.1f tok/s%@]",
                                 result.promptTokens, result.promptEvaluated, result.promptTokensPerSecond,
-                                result.tokens.count, result.generationTokensPerSecond))
+                                result.tokens.count, result.generationTokensPerSecond,
+                                result.speculation.map { " | " + $0.summary } ?? ""))
             } catch {
                 generating = 0
                 printErr("error: \(error)")

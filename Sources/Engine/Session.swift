@@ -15,6 +15,8 @@ public struct GenerationOptions: Sendable {
     public var sampler = SamplerParameters()
     public var stop: [String] = []
     public var ignoreEOS = false
+    /// Speculative decoding (greedy sampling only; nil: off).
+    public var speculation: SpeculationOptions?
     public init() {}
 }
 
@@ -27,6 +29,8 @@ public struct GenerationResult: Sendable {
     public var promptSeconds = 0.0
     public var generationSeconds = 0.0
     public var stopReason: StopReason = .length
+    /// Drafts and acceptance when speculation was asked for.
+    public var speculation: SpeculationStatistics?
 
     public enum StopReason: String, Sendable { case endOfGeneration = "eos", stopString = "stop", length, cancelled, contextFull = "context" }
 
@@ -125,10 +129,14 @@ public final class Session: @unchecked Sendable {
         var pending = ""   // decided text not yet emitted (may be the start of a stop string)
         var history = prompt
         defer { state.pool.park() }
+        var speculator = options.speculation.map { Speculator($0, session: self, sampler: options.sampler) }
+        // Drafted tokens the model agreed with: already in the cache, emitted before sampling again.
+        var verified: [Int32] = []
 
         while result.tokens.count < options.maxTokens {
             if shouldStop() { result.stopReason = .cancelled; break }
-            let next = sampler.sample(logits, history: history)
+            let fromDraft = !verified.isEmpty
+            let next = fromDraft ? verified.removeFirst() : sampler.sample(logits, history: history)
             if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { result.stopReason = .endOfGeneration; break }
             result.tokens.append(next)
             history.append(next)
@@ -139,8 +147,14 @@ public final class Session: @unchecked Sendable {
                 if hit { result.stopReason = .stopString; pending = ""; break }
             }
             if state.cache.count >= contextLength { result.stopReason = .contextFull; break }
+            if fromDraft { continue }   // its K/V and the logits after it came with the verification
             do {
-                logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
+                if speculator != nil {
+                    let room = min(options.maxTokens - result.tokens.count - 1, contextLength - state.cache.count - 1)
+                    (logits, verified) = try speculator!.step(next, history: history, room: room, sampler: sampler)
+                } else {
+                    logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
+                }
             } catch KVCacheError.pagesLost {
                 // The cache was cut before pages damaged on disk: evaluate the conversation again from there.
                 logits = try evaluate(history).logits
@@ -151,6 +165,7 @@ public final class Session: @unchecked Sendable {
             if !pending.isEmpty { result.text += pending; onText(pending) }
         }
         result.generationSeconds = Date().timeIntervalSince(t1)
+        result.speculation = speculator?.statistics
         if !result.tokens.isEmpty { model.checkpointSideState(of: state.cache) }
         return result
     }

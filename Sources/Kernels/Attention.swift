@@ -109,6 +109,14 @@ public enum Attention {
             switch kvType { case .f32: ds_attend_block_f32; case .f16: ds_attend_block_f16; case .q8_0: ds_attend_block_q8_0 }
         }
 
+        /// The layout of query row t alone (its q and output rows; the same K/V).
+        public func row(_ t: Int) -> Layout {
+            var one = self
+            one.q = q + t * qTokenStride
+            one.out = out + t * outTokenStride
+            return one
+        }
+
         /// K (V) rows of KV head h (head strides in elements).
         func kHead(_ h: Int) -> UnsafeRawPointer { k + kvType.bytes(h * kHeadStride) }
         func vHead(_ h: Int) -> UnsafeRawPointer { v + kvType.bytes(h * vHeadStride) }

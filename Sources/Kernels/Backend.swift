@@ -163,8 +163,9 @@ public protocol Backend: AnyObject, Sendable {
     // MARK: Attention
 
     /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions the span shows to
-    /// startPosition + t; prompt: the block kernel (a row's result independent of the batch), else the
-    /// per-token kernel (decode).
+    /// startPosition + t; prompt: the block kernel (a row's result independent of the batch); false: each
+    /// row exactly as if it were the only one (decode rows, drafted tokens being verified); nil: chosen
+    /// by the number of rows.
     func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                 prompt: Bool?)
 

@@ -43,6 +43,9 @@ public protocol LayerStack: AnyObject, Sendable {
     var moeBlocks: [(layer: Int, weights: MoEWeights)] { get }
     /// Bytes of the stack's weights one decode step reads (every matrix once, `used` experts per MoE).
     var weightBytesPerToken: Int { get }
+    /// Whether a segment of several decode rows (drafted tokens being verified) gives every row exactly
+    /// the bits it gets as a lone decode step, and rolling the KV back undoes it (no side state).
+    var exactDecodeRows: Bool { get }
 }
 
 extension LayerStack {
@@ -52,6 +55,7 @@ extension LayerStack {
         UnsafePointer(pass.state.x + row * pass.embedding.width)
     }
     public var keepsSideState: Bool { false }
+    public var exactDecodeRows: Bool { false }
     public func makeSideState(kvType: KVType) -> KVSideState? { nil }
     public func sideStateBytes(contextLength: Int, type: KVType) -> Int { 0 }
 

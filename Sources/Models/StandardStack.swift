@@ -156,6 +156,10 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         return Self.blockProblem(type, headSizes: dims)
     }
 
+    /// Dense products (the multi-row kernel) and standard attention (decode rows one at a time) give a
+    /// decode row its lone bits; MoE experts (grouped by expert) and MLA (kernel chosen by row count) do not.
+    public var exactDecodeRows: Bool { hooks.latentAttention == nil && moeBlocks.isEmpty }
+
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
         layers.enumerated().compactMap { l, w in
             if case .moe(let f) = w.ffn { return (l, f) }

@@ -69,9 +69,12 @@ public final class TransformerModel: @unchecked Sendable {
     }
 
     /// Runs tokens at positions startPosition..<startPosition+tokens.count through the model,
-    /// appending their K/V to the state's cache. Returns logits rows per `request`.
+    /// appending their K/V to the state's cache. Returns logits rows per `request`. asDecodeRows: the
+    /// tokens are generated ones (drafts being verified), each computed as a lone decode step would be
+    /// (bitwise so where body.exactDecodeRows); otherwise several tokens are prompt rows.
     @discardableResult
-    public func forward(_ tokens: [Int32], startPosition: Int, state: InferenceState, logits request: LogitsRequest) throws -> UnsafeBufferPointer<Float> {
+    public func forward(_ tokens: [Int32], startPosition: Int, state: InferenceState, logits request: LogitsRequest,
+                        asDecodeRows: Bool = false) throws -> UnsafeBufferPointer<Float> {
         var done = 0
         var result = UnsafeBufferPointer<Float>(start: nil, count: 0)
         guard !tokens.isEmpty else { return result }
@@ -100,7 +103,8 @@ public final class TransformerModel: @unchecked Sendable {
             _ = expertCache?.takeError()   // earlier failures left no slot in use
             tokens.withUnsafeBufferPointer { buf in
                 forwardBatch(buf.baseAddress! + done, count: n,
-                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n, prompt: n > 1)],
+                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n,
+                                                     prompt: n > 1 && !asDecodeRows)],
                              state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow))
             }
             // A failed expert read spoils this chunk's rows: they are dropped, never committed (earlier
