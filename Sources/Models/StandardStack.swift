@@ -156,9 +156,10 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         return Self.blockProblem(type, headSizes: dims)
     }
 
-    /// Dense products (the multi-row kernel) and standard attention (decode rows one at a time) give a
-    /// decode row its lone bits; MoE experts (grouped by expert) and MLA (kernel chosen by row count) do not.
-    public var exactDecodeRows: Bool { hooks.latentAttention == nil && moeBlocks.isEmpty }
+    /// Products of decode rows (the multi-row kernel, experts too when every row is a decode row) and
+    /// standard attention (decode rows one at a time) give a decode row its lone bits; MLA (kernels
+    /// chosen by row count, per-head grouped products) does not yet.
+    public var exactDecodeRows: Bool { hooks.latentAttention == nil }
 
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
         layers.enumerated().compactMap { l, w in
@@ -230,14 +231,17 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                                   mode: invariant)
                 ops.multiply(f.down, s.gate, tokens: T, into: s.o, mode: invariant)
             case .moe(let f):
-                // Expert products group tokens across rows: no batch invariance there.
+                // Expert products group tokens across rows. When every row is a decode row (a decode
+                // step, drafts being verified) each expert's rows go through the multi-row kernel, so a
+                // row gets the bits it gets alone; with prompt rows in the batch, the multi-token kernel.
+                let expertMode = p.decodeRows >= T ? ProductMode.perTokenBelow(Int.max) : .batched
                 // With streamed experts, the next MoE layer's router is tried on this layer's input: how
                 // well it foresees that layer's experts (what prefetching them would rest on).
                 var next: (layer: Int, weights: MoEWeights)? = nil
                 if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: f, embedding: e, activation: hooks.activation,
-                                 scratch: scratch.moe, ops: s.ops, mode: .batched, layer: l, cache: p.experts, predictNext: next)
+                                 scratch: scratch.moe, ops: s.ops, mode: expertMode, layer: l, cache: p.experts, predictNext: next)
             }
             if let pn = w.postFFNNorm { ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps) }
             ops.add(o, into: x)
