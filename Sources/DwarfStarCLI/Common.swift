@@ -271,7 +271,7 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
 }
 
 struct SpeculationFlags: ParsableArguments {
-    @Option(name: .customLong("spec"), help: "Speculative decoding: ngram (drafts from earlier text, verified in one pass; greedy only, output unchanged).")
+    @Option(name: .customLong("spec"), help: "Speculative decoding: ngram (drafts from earlier text, verified in one pass; greedy requests without a JSON schema; output unchanged).")
     var mode: SpeculationMode?
     @Option(name: .customLong("draft-max"), help: "Longest draft (the length used is tuned as it runs).") var draftMax: Int = 16
 

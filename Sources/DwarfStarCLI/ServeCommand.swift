@@ -15,6 +15,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to bind (127.0.0.1: this machine only).") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @OptionGroup var batching: BatchingOptions
+    @OptionGroup var speculation: SpeculationFlags
     @Option(name: .customLong("api-key"), help: "Require this key (Bearer or x-api-key); it shows in `ps`: prefer --api-key-file or $DWARFSTAR_API_KEY.") var apiKey: String?
     @Option(name: .customLong("api-key-file"), help: "Read the required key from this file (first line).") var apiKeyFile: String?
     @Option(name: .customLong("cors-origin"), help: "Let web pages of this origin call the API (repeatable; * for any). Others get 403.") var corsOrigins: [String] = []
@@ -62,7 +63,10 @@ struct Serve: ParsableCommand {
         do {
             // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
             let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
-            let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue)
+            let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: speculation.options)
+            if speculation.options != nil && !engine.speculates {
+                printErr("note: --spec is off for this model: its decode rows are not exact in a batch yet (MoE with MLA, DeepSeek V4, Gemma 4, Qwen3.5)")
+            }
             let pool = engine.pool, ctx = engine.contextLength
             let name = modelOptions.model.model
             var config = ServerConfiguration(modelID: alias ?? (name.hasSuffix(".gguf") ? loaded.name : name))

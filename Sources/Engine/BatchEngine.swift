@@ -49,6 +49,9 @@ public struct EngineFinish: Sendable {
     /// Seconds from submission to the first generated token (nil: none was generated).
     public var timeToFirstToken: Double?
     public var seconds = 0.0
+    /// Speculative decoding: tokens drafted and accepted for this request.
+    public var draftedTokens = 0
+    public var acceptedTokens = 0
 }
 
 public enum EngineEvent: Sendable {
@@ -109,6 +112,10 @@ public final class BatchEngine: @unchecked Sendable {
     public let prefillChunk: Int
     public let pool: KVPagePool
     public weak var observer: BatchEngineObserver?
+    /// Speculative decoding for greedy requests (nil: off).
+    public let speculation: SpeculationOptions?
+    /// Whether greedy requests speculate (asked for, and exact for this model).
+    public var speculates: Bool { speculation != nil && loaded.model.body.exactDecodeRows && state.maxBatch > parallel + 1 }
 
     private let state: InferenceState
     private let condition = NSCondition()
@@ -150,6 +157,10 @@ public final class BatchEngine: @unchecked Sendable {
         var constraint: (any TokenConstraint)?
         /// Pages this request may hold at most (prompt + max_tokens).
         var pagesNeeded = 0
+        /// Speculative decoding of this request (greedy, unconstrained, engine's --spec), and this
+        /// step's draft after nextToken.
+        var speculation: JobSpeculation?
+        var draft: [Int32] = []
 
         init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
             self.request = request
@@ -165,8 +176,10 @@ public final class BatchEngine: @unchecked Sendable {
     /// values: RuntimeOptions holds the defaults). Without `kvPool`, a pool of `kvBudgetBytes` (default:
     /// what `parallel` sequences need) is made.
     public init(_ loaded: LoadedModel, parallel: Int = 4, contextLength: Int, maxBatch: Int = RuntimeOptions.defaultBatch,
-                prefillChunk: Int = 256, threads: Int, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64) {
+                prefillChunk: Int = 256, threads: Int, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64,
+                speculation: SpeculationOptions? = nil) {
         self.loaded = loaded
+        self.speculation = speculation
         self.parallel = max(1, parallel)
         self.contextLength = contextLength
         self.maxQueue = max(0, maxQueue)
@@ -187,9 +200,10 @@ public final class BatchEngine: @unchecked Sendable {
 
     /// An engine with resolved runtime options: `options.sequences` sequences, their KV in the model's
     /// shared pool of `options.kvBudgetBytes` (RuntimeOptions.kvPool(_:)).
-    public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, maxQueue: Int = 64) throws {
+    public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, maxQueue: Int = 64, speculation: SpeculationOptions? = nil) throws {
         self.init(loaded, parallel: options.sequences, contextLength: options.contextLength, maxBatch: options.batch,
-                  prefillChunk: options.prefillChunk, threads: options.threads, kvPool: try options.kvPool(loaded), maxQueue: maxQueue)
+                  prefillChunk: options.prefillChunk, threads: options.threads, kvPool: try options.kvPool(loaded), maxQueue: maxQueue,
+                  speculation: speculation)
     }
 
     /// Stops the engine thread; waiting and active requests fail.
@@ -299,6 +313,9 @@ public final class BatchEngine: @unchecked Sendable {
             job.cachedPrompt = sequence.attachCachedPrefix(of: job.request.prompt, limit: job.request.prompt.count - 2)
             job.promptCursor = job.cachedPrompt
             job.sequence = sequence
+            if speculates, let spec = speculation, job.request.options.sampler.temperature <= 0, job.constraint == nil {
+                job.speculation = JobSpeculation(spec, maxDraft: min(spec.draftMax, prefillChunk / 2))
+            }
             active.append(job)
         }
     }
@@ -306,13 +323,23 @@ public final class BatchEngine: @unchecked Sendable {
     /// One batched forward pass: a decode token of every generating sequence, then prompt chunks.
     private func step() {
         var items: [SequenceBatchItem] = [], members: [Job] = []
+        var draftTokens = 0
         for job in active where job.nextToken != nil && job.refeed.isEmpty {
-            items.append(SequenceBatchItem(cache: job.sequence!, tokens: [job.nextToken!], startPosition: job.sequence!.count,
-                                           wantsLogits: true, isPrompt: false))
+            let next = job.nextToken!, start = job.sequence!.count
+            job.draft = []
+            if job.speculation != nil {
+                let room = min(job.request.options.maxTokens - job.generated - 1, contextLength - start - 2, prefillChunk / 2 - draftTokens)
+                job.draft = job.speculation!.draft(after: job.history, room: room)
+                draftTokens += job.draft.count
+            }
+            var item = SequenceBatchItem(cache: job.sequence!, tokens: [next] + job.draft, startPosition: start, wantsLogits: true,
+                                         isPrompt: false)
+            item.allLogits = !job.draft.isEmpty
+            items.append(item)
             members.append(job)
         }
         let decodeTokens = items.count
-        var budget = prefillChunk
+        var budget = prefillChunk - draftTokens
         for job in active where !job.refeed.isEmpty && budget > 0 {
             let n = min(job.refeed.count, budget)
             items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(job.refeed.prefix(n)), startPosition: job.sequence!.count,
@@ -349,8 +376,9 @@ public final class BatchEngine: @unchecked Sendable {
             for job in members { fail(job, "\(error)") }
             return
         }
-        observer?.engineStep(decodeTokens: decodeTokens, promptTokens: items.count > decodeTokens ? prefillChunk - budget : 0,
-                             seconds: Date().timeIntervalSince(start))
+        let stepSeconds = Date().timeIntervalSince(start)
+        observer?.engineStep(decodeTokens: decodeTokens + draftTokens,
+                             promptTokens: items.count > decodeTokens ? prefillChunk - draftTokens - budget : 0, seconds: stepSeconds)
         let vocab = loaded.model.vocabularySize
         var row = 0
         for (job, item) in zip(members, items) {
@@ -369,9 +397,28 @@ public final class BatchEngine: @unchecked Sendable {
                 }
                 loaded.model.checkpointSideState(of: job.sequence!)   // the prompt's end, for a resent conversation
             }
-            let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)])
-            row += 1
-            accept(job, logits: rowLogits)
+            func rowLogits(_ r: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: logits[(r * vocab)..<((r + 1) * vocab)]) }
+            if job.draft.isEmpty {
+                job.speculation?.recordStep(seconds: stepSeconds)
+                accept(job, logits: rowLogits(row))
+                row += 1
+                continue
+            }
+            // Drafts: keep the prefix the model agrees with (greedy), roll the rest back, then emit
+            // every kept token and the one after it from their rows.
+            let draft = job.draft, first = row
+            var kept = 0, seen = job.history
+            while kept < draft.count, job.sampler.sample(rowLogits(first + kept), history: seen) == draft[kept] {
+                seen.append(draft[kept])
+                kept += 1
+            }
+            job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
+            job.speculation!.recordPass(rows: draft.count + 1, seconds: stepSeconds, drafted: draft.count, accepted: kept)
+            row += draft.count + 1
+            for i in 0...kept {
+                accept(job, logits: rowLogits(first + i))
+                if job.sequence == nil { break }   // finished (end, stop string, length)
+            }
         }
     }
 
@@ -430,6 +477,8 @@ public final class BatchEngine: @unchecked Sendable {
         f.stopSequence = job.stopHit
         f.timeToFirstToken = job.firstToken.map { $0.timeIntervalSince(job.submitted) }
         f.seconds = Date().timeIntervalSince(job.submitted)
+        f.draftedTokens = job.speculation?.statistics.drafted ?? 0
+        f.acceptedTokens = job.speculation?.statistics.accepted ?? 0
         // Slot, pages and metrics are settled before the client hears the end: a client that asks /health
         // or /metrics right after its answer sees its request gone.
         if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence) }

@@ -176,3 +176,30 @@ struct Speculator {
         return (row(accepted), Array(draft[..<accepted]))
     }
 }
+
+/// One server request's drafter, tuner and counts (the engine's batch verifies its drafts).
+struct JobSpeculation {
+    let drafter: NGramDrafter
+    var tuner: DraftLengthTuner
+    var statistics = SpeculationStatistics()
+
+    init(_ options: SpeculationOptions, maxDraft: Int) {
+        drafter = NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+        tuner = DraftLengthTuner(draftMax: max(1, maxDraft))
+    }
+
+    /// The draft after `history` for this step (at most `room` tokens; empty when none pays).
+    mutating func draft(after history: [Int32], room: Int) -> [Int32] {
+        let length = min(tuner.length(), room)
+        return length > 0 ? drafter.draft(after: history, limit: length) : []
+    }
+
+    mutating func recordStep(seconds: Double) { tuner.recordStep(seconds: seconds) }
+
+    mutating func recordPass(rows: Int, seconds: Double, drafted: Int, accepted: Int) {
+        tuner.recordPass(rows: rows, seconds: seconds, drafted: drafted, accepted: accepted)
+        statistics.passes += 1
+        statistics.drafted += drafted
+        statistics.accepted += accepted
+    }
+}

@@ -22,6 +22,8 @@ public struct SequenceBatchItem {
     public var startPosition: Int
     /// Whether the logits after the item's last token are wanted.
     public var wantsLogits: Bool
+    /// The logits after every one of the item's tokens (drafts being verified), in order.
+    public var allLogits = false
     /// Prompt tokens (any number, even one chunk's last token) rather than a generated token: they take
     /// the prompt attention kernel, so a prompt's rows do not depend on how it was chunked.
     public var isPrompt: Bool
@@ -41,7 +43,7 @@ public struct SequenceBatchError: Error, CustomStringConvertible {
 
 extension TransformerModel {
     /// Runs every item's tokens through the model in one pass and appends their K/V to the items'
-    /// caches. Returns one logits row per item that wants them, in item order. The items' tokens
+    /// caches. Returns one logits row per item that wants them (one per token for `allLogits`), in item order. The items' tokens
     /// together must fit state.maxBatch; each item's sequence must be distinct. Throws
     /// SequenceBatchError naming the first item that cannot run (bad tokens, context full, KV budget);
     /// InferenceError.weightRead when a weight read failed during the pass (no item's cache changed).
@@ -70,7 +72,7 @@ extension TransformerModel {
             segments.append(BatchSegment(cache: item.cache, start: item.startPosition, offset: tokens.count, count: item.tokens.count,
                                          prompt: item.isPrompt))
             tokens += item.tokens
-            if item.wantsLogits { rows.append(tokens.count - 1) }
+            if item.allLogits { rows += (tokens.count - item.tokens.count)..<tokens.count } else if item.wantsLogits { rows.append(tokens.count - 1) }
         }
         guard !tokens.isEmpty else { return UnsafeBufferPointer(start: nil, count: 0) }
         state.reserveLogits(rows: max(1, rows.count), vocab: vocabularySize)

@@ -25,6 +25,8 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
     let stateCheckpointBytes: Gauge
     let stateRestores: Counter
     let stateReplayed: Counter
+    let draftedTokens: Counter
+    let acceptedTokens: Counter
     /// Engine totals already added to the counters above (render may run on several threads).
     private var reported = (restores: 0, replayed: 0)
     private let lock = NSLock()
@@ -41,6 +43,8 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
         promptTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_prompt_tokens_total", help: "Prompt tokens of finished requests"))
         cachedPromptTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_prompt_tokens_cached_total", help: "Prompt tokens whose KV came from the prefix cache"))
         generatedTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_generated_tokens_total", help: "Tokens generated"))
+        draftedTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_speculative_drafted_total", help: "Tokens drafted by speculative decoding (serve --spec)"))
+        acceptedTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_speculative_accepted_total", help: "Drafted tokens the model agreed with"))
         cancelled = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_requests_cancelled_total", help: "Requests cancelled (client gone)"))
         stepPromptTokens = registry.makeCounter(descriptor: ServerMetrics.name("dwarfstar_prompt_tokens_evaluated_total", help: "Prompt tokens evaluated"))
         active = registry.makeGauge(descriptor: ServerMetrics.name("dwarfstar_requests_active", help: "Sequences in the batch"))
@@ -65,6 +69,8 @@ final class ServerMetrics: BatchEngineObserver, @unchecked Sendable {
         promptTokens.increment(by: Int64(f.promptTokens))
         cachedPromptTokens.increment(by: Int64(f.cachedPromptTokens))
         generatedTokens.increment(by: Int64(f.completionTokens))
+        draftedTokens.increment(by: Int64(f.draftedTokens))
+        acceptedTokens.increment(by: Int64(f.acceptedTokens))
         if let t = f.timeToFirstToken { timeToFirstToken.record(t) }
         if f.stopReason == .cancelled { cancelled.increment() }
     }

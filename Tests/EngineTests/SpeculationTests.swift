@@ -68,6 +68,42 @@ import Engine
         }
     }
 
+    /// The batch engine (serve --spec): concurrent greedy requests, some copying and some not, answer
+    /// exactly as on an engine without speculation, and the copying ones have drafts accepted.
+    @Test(.enabled(if: RealModels.available("smollm2"), "needs the real model smollm2"))
+    func batchEngineAnswersAsWithoutSpeculation() async throws {
+        let loaded = try RealModels.load("smollm2")
+        let prompts = try [Self.copyPrompt, "Write a short poem about rain.", Self.copyPrompt + " Time and tide wait for no man.",
+                           "List three colours."].map { try PromptBuilder.chatPrompt(loaded, messages: [ChatMessage(role: "user", content: $0)]) }
+        func answers(_ speculation: SpeculationOptions?) async throws -> [(text: String, finish: EngineFinish?)] {
+            let engine = BatchEngine(loaded, parallel: 4, contextLength: 1024, maxBatch: 128, prefillChunk: 64, threads: 2,
+                                     speculation: speculation)
+            defer { engine.shutdown() }
+            let handles = try prompts.map { try engine.submit(EngineRequest(prompt: $0, options: Self.options(80, speculation: nil))) }
+            var results: [(text: String, finish: EngineFinish?)] = []
+            for handle in handles {
+                var text = "", finish: EngineFinish?
+                for await event in handle.events {
+                    switch event {
+                    case .text(let t, _): text += t
+                    case .finished(let f): finish = f
+                    case .failed(let m): Issue.record("\(m)")
+                    default: break
+                    }
+                }
+                results.append((text, finish))
+            }
+            return results
+        }
+        let plain = try await answers(nil), speculative = try await answers(SpeculationOptions(draftMax: 8))
+        for (i, (p, s)) in zip(plain, speculative).enumerated() {
+            #expect(p.text == s.text, "request \(i): the speculative engine answered differently")
+            #expect(p.finish?.draftedTokens == 0)
+        }
+        #expect((speculative[0].finish?.acceptedTokens ?? 0) > 0 && (speculative[2].finish?.acceptedTokens ?? 0) > 0,
+                "the copying requests had drafts accepted")
+    }
+
     @Test func temperatureTurnsSpeculationOffWithAReason() throws {
         let loaded = try LoadedModel(path: DiskTierRecoveryTests.fixture)
         var o = Self.options(8, speculation: SpeculationOptions())
