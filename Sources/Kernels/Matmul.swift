@@ -101,21 +101,20 @@ public final class Matmul: @unchecked Sendable {
                     single = tokens
                 }
                 if single >= 0 {
-                    // Those rows over blocks of 64 weight rows with the multi-row kernel (each token's
-                    // result the single-token kernel's bits; the block read and unpacked once for
-                    // several tokens), the rest (prompt rows) with the multi-token kernel.
+                    // Those rows with the multi-row kernel over the whole slice, the call a lone token
+                    // makes (each token's result the single-token kernel's bits, whatever that kernel
+                    // decides from the call's size; each weight block read and unpacked once for several
+                    // tokens), the rest (prompt rows) with the multi-token kernel over blocks of 64 rows.
                     let k = single
+                    if k > 0 {
+                        ds_vec_dot_rows_multi(wtype, Int64(cols), data + lo * rowBytes, rowBytes, Int64(hi - lo), act, actRowBytes,
+                                              Int64(k), y + lo, Int64(rows))
+                    }
                     var r0 = lo
-                    while r0 < hi {
+                    while r0 < hi && k < tokens {
                         let n = min(64, hi - r0)
-                        if k > 0 {
-                            ds_vec_dot_rows_multi(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act, actRowBytes,
-                                                  Int64(k), y + r0, Int64(rows))
-                        }
-                        if k < tokens {
-                            ds_gemm_any(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + k * actRowBytes,
-                                        actRowBytes, Int64(tokens - k), y + k * rows + r0, Int64(rows))
-                        }
+                        ds_gemm_any(wtype, Int64(cols), data + r0 * rowBytes, rowBytes, Int64(n), act + k * actRowBytes,
+                                    actRowBytes, Int64(tokens - k), y + k * rows + r0, Int64(rows))
                         r0 += n
                     }
                 } else if tokens == 1 {

@@ -99,4 +99,29 @@ import GGUF
             }
         }
     }
+
+    /// Float matrices larger than the float kernels' streaming threshold (4 MiB a call): decode rows of
+    /// a batch still give each token the bits it gets alone (the kernel's choice follows the call).
+    @Test(arguments: [GGMLType.f16, .f32])
+    func largeFloatMatricesKeepDecodeRowsExact(type: GGMLType) {
+        let rows = type == .f16 ? 4160 : 2080, cols = 1024   // 8.1 MiB
+        let q = Self.quantizedMatrix(type, rows: rows, cols: cols, values: Self.randomValues(seed: 3))
+        let rnd = Self.randomValues(seed: 4)
+        let x = (0..<(3 * cols)).map { _ in rnd() }
+        for threads in [1, 2] {
+            let mm = Matmul(pool: WorkerPool(threads: threads))
+            q.withUnsafeBytes { qb in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, data: qb.baseAddress!)
+                var alone = [Float](repeating: 0, count: 3 * rows), batch = [Float](repeating: 0, count: 3 * rows)
+                for t in 0..<3 {
+                    x.withUnsafeBufferPointer { xb in
+                        alone.withUnsafeMutableBufferPointer { mm.multiply(m, xb.baseAddress! + t * cols, tokens: 1, into: $0.baseAddress! + t * rows, mode: .batched) }
+                    }
+                }
+                mm.multiply(m, x, tokens: 3, into: &batch, mode: .invariant(decodeRows: 3))
+                let differing = (0..<(3 * rows)).filter { batch[$0].bitPattern != alone[$0].bitPattern }.count
+                #expect(differing == 0, "\(type), \(threads) threads: \(differing) results differ from the token alone")
+            }
+        }
+    }
 }
