@@ -159,7 +159,7 @@ public final class BatchEngine: @unchecked Sendable {
         var pagesNeeded = 0
         /// Speculative decoding of this request (greedy, unconstrained, engine's --spec), and this
         /// step's draft after nextToken.
-        var speculation: JobSpeculation?
+        var speculation: DraftState?
         var draft: [Int32] = []
 
         init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
@@ -314,7 +314,7 @@ public final class BatchEngine: @unchecked Sendable {
             job.promptCursor = job.cachedPrompt
             job.sequence = sequence
             if speculates, let spec = speculation, job.request.options.sampler.temperature <= 0, job.constraint == nil {
-                job.speculation = JobSpeculation(spec, maxDraft: min(spec.draftMax, prefillChunk / 2))
+                job.speculation = DraftState(spec, maxDraft: min(spec.draftMax, prefillChunk / 2))
             }
             active.append(job)
         }
@@ -407,11 +407,7 @@ public final class BatchEngine: @unchecked Sendable {
             // Drafts: keep the prefix the model agrees with (greedy), roll the rest back, then emit
             // every kept token and the one after it from their rows.
             let draft = job.draft, first = row
-            var kept = 0, seen = job.history
-            while kept < draft.count, job.sampler.sample(rowLogits(first + kept), history: seen) == draft[kept] {
-                seen.append(draft[kept])
-                kept += 1
-            }
+            let kept = DraftState.agreedPrefix(draft, rows: { rowLogits(first + $0) }, sampler: job.sampler, history: job.history)
             job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
             job.speculation!.recordPass(rows: draft.count + 1, seconds: stepSeconds, drafted: draft.count, accepted: kept)
             row += draft.count + 1

@@ -126,59 +126,49 @@ public struct DraftLengthTuner: Sendable {
 /// One request's speculative decoding over a session's sequence.
 struct Speculator {
     let session: Session
-    let drafter: NGramDrafter
-    var tuner: DraftLengthTuner
-    var statistics = SpeculationStatistics()
+    var drafts: DraftState
 
     init(_ options: SpeculationOptions, session: Session, sampler: SamplerParameters) {
         self.session = session
-        drafter = NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
-        tuner = DraftLengthTuner(draftMax: max(1, min(options.draftMax, session.state.maxBatch - 1)))
+        drafts = DraftState(options, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
         if sampler.temperature > 0 {
-            statistics.disabledReason = "drafts are verified greedily; use --temp 0"
+            drafts.statistics.disabledReason = "drafts are verified greedily; use --temp 0"
         } else if !session.model.body.exactDecodeRows {
-            statistics.disabledReason = "this architecture's decode rows are not exact in a batch yet (MoE, MLA or side state)"
+            drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch yet (MLA or side state)"
         } else if session.state.maxBatch < 2 {
-            statistics.disabledReason = "a batch of 1 token leaves no room for a draft"
+            drafts.statistics.disabledReason = "a batch of 1 token leaves no room for a draft"
         }
     }
 
-    var active: Bool { statistics.disabledReason == nil }
+    var statistics: SpeculationStatistics { drafts.statistics }
+    var active: Bool { drafts.statistics.disabledReason == nil }
 
     /// Evaluates `next` (just sampled; `history` ends with it) at the cache's end, and with it a draft
     /// of the tokens after it when one pays (at most `room` tokens). Returns the logits after the last
     /// position kept and the drafted tokens the model agreed with (their K/V kept in the cache).
     mutating func step(_ next: Int32, history: [Int32], room: Int, sampler: Sampler) throws -> (UnsafeBufferPointer<Float>, [Int32]) {
         let model = session.model, state = session.state, start = state.cache.count
-        let length = active ? min(tuner.length(), room) : 0
-        let draft = length > 0 ? drafter.draft(after: history, limit: length) : []
+        let draft = active ? drafts.draft(after: history, room: room) : []
         let began = DispatchTime.now().uptimeNanoseconds
         func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9 }
         guard !draft.isEmpty else {
             let logits = try model.forward([next], startPosition: start, state: state, logits: .last)
-            if active { tuner.recordStep(seconds: seconds()) }
+            if active { drafts.recordStep(seconds: seconds()) }
             return (logits, [])
         }
-        // Row i's logits follow [next, draft[0..<i]]: the model agrees with draft[i] when it would pick it.
         let all = try model.forward([next] + draft, startPosition: start, state: state, logits: .all, asDecodeRows: true)
         let vocabulary = model.vocabularySize
         func row(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: all[(i * vocabulary)..<((i + 1) * vocabulary)]) }
-        var accepted = 0, seen = history
-        while accepted < draft.count, sampler.sample(row(accepted), history: seen) == draft[accepted] {
-            seen.append(draft[accepted])
-            accepted += 1
-        }
+        let accepted = DraftState.agreedPrefix(draft, rows: row, sampler: sampler, history: history)
         state.cache.truncate(to: start + 1 + accepted)
-        tuner.recordPass(rows: draft.count + 1, seconds: seconds(), drafted: draft.count, accepted: accepted)
-        statistics.passes += 1
-        statistics.drafted += draft.count
-        statistics.accepted += accepted
+        drafts.recordPass(rows: draft.count + 1, seconds: seconds(), drafted: draft.count, accepted: accepted)
         return (row(accepted), Array(draft[..<accepted]))
     }
 }
 
-/// One server request's drafter, tuner and counts (the engine's batch verifies its drafts).
-struct JobSpeculation {
+/// One request's drafter, draft-length tuner and counts (a session's Speculator, or a server request
+/// whose drafts the batch engine verifies).
+struct DraftState {
     let drafter: NGramDrafter
     var tuner: DraftLengthTuner
     var statistics = SpeculationStatistics()
@@ -201,5 +191,16 @@ struct JobSpeculation {
         statistics.passes += 1
         statistics.drafted += drafted
         statistics.accepted += accepted
+    }
+
+    /// How many leading drafted tokens the model agrees with: row i holds the logits after
+    /// [history, draft[0..<i]], and the model agrees with draft[i] when the (greedy) sampler picks it.
+    static func agreedPrefix(_ draft: [Int32], rows: (Int) -> UnsafeBufferPointer<Float>, sampler: Sampler, history: [Int32]) -> Int {
+        var agreed = 0, seen = history
+        while agreed < draft.count, sampler.sample(rows(agreed), history: seen) == draft[agreed] {
+            seen.append(draft[agreed])
+            agreed += 1
+        }
+        return agreed
     }
 }
