@@ -271,14 +271,33 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
 }
 
 struct SpeculationFlags: ParsableArguments {
-    @Option(name: .customLong("spec"), help: "Speculative decoding: ngram (drafts from earlier text, verified in one pass; greedy requests without a JSON schema; output unchanged).")
+    @Option(name: .customLong("spec"), help: ArgumentHelp(
+        "Speculative decoding: ngram (drafts from earlier text) or draft (a smaller model, --draft-model). Drafts are verified in one pass; the output is unchanged (greedy: token for token; sampling: in distribution). Not for JSON-schema requests.",
+        valueName: "ngram|draft"))
     var mode: SpeculationMode?
+    @Option(name: .customLong("draft-model"), help: ArgumentHelp(
+        "The draft model for --spec draft (implies it): a GGUF path or a model name, with the same vocabulary.", valueName: "model"))
+    var draftModel: String?
     @Option(name: .customLong("draft-max"), help: "Longest draft (the length used is tuned as it runs).") var draftMax: Int = 16
 
-    var options: SpeculationOptions? { mode.map { SpeculationOptions(mode: $0, draftMax: draftMax) } }
+    var asked: Bool { mode != nil || draftModel != nil }
+
+    /// The options for `target`, the draft model loaded (once) and checked against it when there is one.
+    func options(for target: LoadedModel) throws -> SpeculationOptions? {
+        guard asked else { return nil }
+        let mode = mode ?? .draft
+        var options = SpeculationOptions(mode: mode, draftMax: draftMax)
+        if mode == .draft, let name = draftModel {
+            options.draftModel = try LoadedModel(path: try ModelStore.resolveOrPull(name))
+            if let problem = options.problem(for: target) { throw SpeculationError.incompatibleDraftModel(problem) }
+        }
+        return options
+    }
 
     func validate() throws {
         if draftMax < 1 { throw ValidationError("--draft-max must be ≥ 1") }
+        if mode == .draft && draftModel == nil { throw ValidationError("--spec draft needs --draft-model FILE") }
+        if mode == .ngram && draftModel != nil { throw ValidationError("--draft-model drafts with a model: use --spec draft (or leave --spec out)") }
     }
 }
 

@@ -45,7 +45,7 @@ struct Run: ParsableCommand {
             options.sampler = sampling.parameters
             options.stop = sampling.stop
             options.ignoreEOS = ignoreEOS
-            options.speculation = speculation.options
+            options.speculation = try speculation.options(for: loaded)
             if raw || loaded.chatTemplate == nil { writeOut(prompt) }
             let result = try session.generate(prompt: tokens, options: options) { writeOut($0) }
             writeOut("\n")
@@ -92,7 +92,7 @@ struct Chat: ParsableCommand {
         options.maxTokens = n
         options.sampler = sampling.parameters
         options.stop = sampling.stop
-        options.speculation = speculation.options
+        do { options.speculation = try speculation.options(for: loaded) } catch { throw fail(error) }
         defer { loaded.saveExpertStatistics() }   // expert popularity for the next start (streaming only)
         while true {
             writeOut("> ")

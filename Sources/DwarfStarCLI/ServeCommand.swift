@@ -63,8 +63,8 @@ struct Serve: ParsableCommand {
         do {
             // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
             let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
-            let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: speculation.options)
-            if speculation.options != nil && !engine.speculates {
+            let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: try speculation.options(for: loaded))
+            if speculation.asked && !engine.speculates {
                 printErr("note: --spec is off for this model: its decode rows are not exact in a batch yet (MoE with MLA, DeepSeek V4, Gemma 4, Qwen3.5)")
             }
             let pool = engine.pool, ctx = engine.contextLength

@@ -112,12 +112,21 @@ public final class BatchEngine: @unchecked Sendable {
     public let prefillChunk: Int
     public let pool: KVPagePool
     public weak var observer: BatchEngineObserver?
-    /// Speculative decoding for greedy requests (nil: off).
+    /// Speculative decoding for unconstrained requests (nil: off).
     public let speculation: SpeculationOptions?
-    /// Whether greedy requests speculate (asked for, and exact for this model).
+    /// Whether unconstrained requests speculate (asked for, and exact for this model).
     public var speculates: Bool { speculation != nil && loaded.model.body.exactDecodeRows && state.maxBatch > parallel + 1 }
 
     private let state: InferenceState
+    /// Draft-model sessions not in use (--spec draft): one per active request at most, their KV in one
+    /// pool sized for `parallel` sequences; an idle one keeps its pages, so a request that continues a
+    /// conversation drafts without prefilling it again.
+    private var idleDraftSessions: [Session] = []
+    private lazy var draftKVPool: KVPagePool? = speculation?.draftModel.map { draft in
+        KVPagePool(shape: draft.model.kvShape(), pageTokens: InferenceState.defaultPageTokens,
+                   budgetBytes: RuntimeOptions.kvBudgetBytes(draft.model, contextLength: contextLength, prefillChunk: prefillChunk,
+                                                             type: draft.model.kvShape().type, sequences: parallel))
+    }
     private let condition = NSCondition()
     private var waiting: [Job] = []
     private var activeCount = 0
@@ -157,10 +166,10 @@ public final class BatchEngine: @unchecked Sendable {
         var constraint: (any TokenConstraint)?
         /// Pages this request may hold at most (prompt + max_tokens).
         var pagesNeeded = 0
-        /// Speculative decoding of this request (greedy, unconstrained, engine's --spec), and this
-        /// step's draft after nextToken.
+        /// Speculative decoding of this request (unconstrained, engine's --spec), and this step's draft
+        /// after nextToken.
         var speculation: DraftState?
-        var draft: [Int32] = []
+        var draft = Draft()
 
         init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
             self.request = request
@@ -313,11 +322,21 @@ public final class BatchEngine: @unchecked Sendable {
             job.cachedPrompt = sequence.attachCachedPrefix(of: job.request.prompt, limit: job.request.prompt.count - 2)
             job.promptCursor = job.cachedPrompt
             job.sequence = sequence
-            if speculates, let spec = speculation, job.request.options.sampler.temperature <= 0, job.constraint == nil {
-                job.speculation = DraftState(spec, maxDraft: min(spec.draftMax, prefillChunk / 2))
+            if speculates, let spec = speculation, job.constraint == nil {
+                job.speculation = DraftState(spec, drafter: drafter(spec, for: job), maxDraft: min(spec.draftMax, prefillChunk / 2))
             }
             active.append(job)
         }
+    }
+
+    /// A request's drafter: n-grams of its own text, or an idle draft-model session.
+    private func drafter(_ options: SpeculationOptions, for job: Job) -> any Drafter {
+        guard options.mode == .draft, let draftModel = options.draftModel, let kv = draftKVPool else {
+            return NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+        }
+        let session = idleDraftSessions.popLast()
+            ?? Session(draftModel, contextLength: contextLength, threads: state.pool.threads, batch: prefillChunk, kvPool: kv, workers: state.pool)
+        return DraftModelDrafter(session: session, sampler: job.request.options.sampler, targetVocabulary: loaded.model.vocabularySize)
     }
 
     /// One batched forward pass: a decode token of every generating sequence, then prompt chunks.
@@ -326,15 +345,16 @@ public final class BatchEngine: @unchecked Sendable {
         var draftTokens = 0
         for job in active where job.nextToken != nil && job.refeed.isEmpty {
             let next = job.nextToken!, start = job.sequence!.count
-            job.draft = []
+            job.draft = Draft()
             if job.speculation != nil {
                 let room = min(job.request.options.maxTokens - job.generated - 1, contextLength - start - 2, prefillChunk / 2 - draftTokens)
-                job.draft = job.speculation!.draft(after: job.history, room: room)
-                draftTokens += job.draft.count
+                // A drafter that fails (its own cache full) only costs the draft.
+                job.draft = (try? job.speculation!.draft(after: job.history, room: room)) ?? Draft()
+                draftTokens += job.draft.tokens.count
             }
-            var item = SequenceBatchItem(cache: job.sequence!, tokens: [next] + job.draft, startPosition: start, wantsLogits: true,
+            var item = SequenceBatchItem(cache: job.sequence!, tokens: [next] + job.draft.tokens, startPosition: start, wantsLogits: true,
                                          isPrompt: false)
-            item.allLogits = !job.draft.isEmpty
+            item.allLogits = !job.draft.tokens.isEmpty
             items.append(item)
             members.append(job)
         }
@@ -398,28 +418,29 @@ public final class BatchEngine: @unchecked Sendable {
                 loaded.model.checkpointSideState(of: job.sequence!)   // the prompt's end, for a resent conversation
             }
             func rowLogits(_ r: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: logits[(r * vocab)..<((r + 1) * vocab)]) }
-            if job.draft.isEmpty {
+            if job.draft.tokens.isEmpty {
                 job.speculation?.recordStep(seconds: stepSeconds)
                 accept(job, logits: rowLogits(row))
                 row += 1
                 continue
             }
-            // Drafts: keep the prefix the model agrees with (greedy), roll the rest back, then emit
-            // every kept token and the one after it from their rows.
-            let draft = job.draft, first = row
-            let kept = DraftState.agreedPrefix(draft, rows: { rowLogits(first + $0) }, sampler: job.sampler, history: job.history)
+            // Drafts: keep the prefix the model accepts, roll the rest back, then emit every kept token
+            // and the one after it (the rule's replacement for a rejected one, else sampled from its row).
+            let draft = job.draft.tokens, first = row
+            let (kept, replacement) = DraftState.verify(job.draft, rows: { rowLogits(first + $0) }, sampler: job.sampler, history: job.history)
             job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
             job.speculation!.recordPass(rows: draft.count + 1, seconds: stepSeconds, drafted: draft.count, accepted: kept)
             row += draft.count + 1
             for i in 0...kept {
-                accept(job, logits: rowLogits(first + i))
+                accept(job, logits: rowLogits(first + i), chosen: i < kept ? draft[i] : replacement)
                 if job.sequence == nil { break }   // finished (end, stop string, length)
             }
         }
     }
 
-    /// Samples the token after `logits`, emits its text, and decides whether the request goes on.
-    private func accept(_ job: Job, logits: UnsafeBufferPointer<Float>) {
+    /// Samples the token after `logits` (or takes `chosen`, a token speculation decided), emits its text,
+    /// and decides whether the request goes on.
+    private func accept(_ job: Job, logits: UnsafeBufferPointer<Float>, chosen: Int32? = nil) {
         let options = job.request.options
         let tokenizer = loaded.tokenizer
         guard options.maxTokens > 0 else { finish(job, .length); return }
@@ -435,7 +456,7 @@ public final class BatchEngine: @unchecked Sendable {
             next = t
             if !tokenizer.isEndOfGeneration(t) { _ = job.constraint!.feed(bytes[Int(t)]) }
         } else {
-            next = job.sampler.sample(logits, history: job.history)
+            next = chosen ?? job.sampler.sample(logits, history: job.history)
         }
         if job.firstToken == nil { job.firstToken = Date() }
         if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { finish(job, .endOfGeneration); return }
@@ -508,6 +529,8 @@ public final class BatchEngine: @unchecked Sendable {
     private func remove(_ job: Job) {
         active.removeAll { $0 === job }
         job.sequence = nil
+        if let drafter = job.speculation?.drafter as? DraftModelDrafter { idleDraftSessions.append(drafter.session) }
+        job.speculation = nil
         condition.lock()
         activeCount = active.count
         condition.unlock()

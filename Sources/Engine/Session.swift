@@ -15,7 +15,7 @@ public struct GenerationOptions: Sendable {
     public var sampler = SamplerParameters()
     public var stop: [String] = []
     public var ignoreEOS = false
-    /// Speculative decoding (greedy sampling only; nil: off).
+    /// Speculative decoding (nil: off).
     public var speculation: SpeculationOptions?
     public init() {}
 }
@@ -49,11 +49,15 @@ public final class Session: @unchecked Sendable {
     /// of the model (prefix pages reused across them); nil gives the session a private pool holding its
     /// context.
     public init(_ loaded: LoadedModel, contextLength: Int, threads: Int, batch: Int = RuntimeOptions.defaultBatch,
-                kvType: KVType = .f32, kvPool: KVPagePool? = nil) {
+                kvType: KVType = .f32, kvPool: KVPagePool? = nil, workers: WorkerPool? = nil) {
         self.loaded = loaded
         state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch,
-                               threads: threads, kvType: kvType, kvPool: kvPool)
+                               threads: threads, kvType: kvType, kvPool: kvPool, workers: workers)
     }
+
+    /// The draft model's session when speculation drafts with one (made on first use, kept across turns
+    /// so a conversation is prefilled into it once; it shares this session's worker threads).
+    var draftSession: Session?
 
     /// A session with resolved runtime options (RuntimeOptions.session(_:) also picks the pool).
     public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, kvPool: KVPagePool? = nil) {
@@ -129,14 +133,19 @@ public final class Session: @unchecked Sendable {
         var pending = ""   // decided text not yet emitted (may be the start of a stop string)
         var history = prompt
         defer { state.pool.park() }
-        var speculator = options.speculation.map { Speculator($0, session: self, sampler: options.sampler) }
-        // Drafted tokens the model agreed with: already in the cache, emitted before sampling again.
+        var speculator = try options.speculation.map { try Speculator($0, session: self, sampler: options.sampler) }
+        // Drafted tokens the model accepted: already in the cache, emitted before sampling again. Then the
+        // token speculative sampling put in place of a rejected one, if any (not yet in the cache).
         var verified: [Int32] = []
+        var replacement: Int32?
 
         while result.tokens.count < options.maxTokens {
             if shouldStop() { result.stopReason = .cancelled; break }
             let fromDraft = !verified.isEmpty
-            let next = fromDraft ? verified.removeFirst() : sampler.sample(logits, history: history)
+            let next: Int32
+            if fromDraft { next = verified.removeFirst() } else if let r = replacement { next = r; replacement = nil } else {
+                next = sampler.sample(logits, history: history)
+            }
             if !options.ignoreEOS && tokenizer.isEndOfGeneration(next) { result.stopReason = .endOfGeneration; break }
             result.tokens.append(next)
             history.append(next)
@@ -151,7 +160,7 @@ public final class Session: @unchecked Sendable {
             do {
                 if speculator != nil {
                     let room = min(options.maxTokens - result.tokens.count - 1, contextLength - state.cache.count - 1)
-                    (logits, verified) = try speculator!.step(next, history: history, room: room, sampler: sampler)
+                    (logits, verified, replacement) = try speculator!.step(next, history: history, room: room, sampler: sampler)
                 } else {
                     logits = try model.forward([next], startPosition: state.cache.count, state: state, logits: .last)
                 }

@@ -1,8 +1,10 @@
-// Speculative decoding, greedy: a drafter guesses the next tokens, one forward pass of decode rows
-// [sampled token, draft…] checks them, the longest prefix the model agrees with is kept and the rest is
+// Speculative decoding: a drafter guesses the next tokens, one forward pass of decode rows
+// [sampled token, draft…] checks them, the longest prefix the model accepts is kept and the rest is
 // rolled back in the KV cache. Every row of that pass computes what a lone decode step would, bit for
-// bit (LayerStack.exactDecodeRows: the multi-row kernels, attention one row at a time), so the output
-// is token for token the non-speculative one; speculation changes only the speed.
+// bit (LayerStack.exactDecodeRows: the multi-row kernels, attention one row at a time). Greedy, a drafted
+// token is accepted when it is the argmax, so the output is token for token the non-speculative one.
+// Sampling (temperature > 0), the speculative-sampling rule (Sampler.verify) accepts or replaces each
+// drafted token so that what is emitted is distributed exactly as without speculation.
 //
 // The draft length is chosen per step to maximise expected tokens per second: with per-token acceptance
 // α, a draft of k gives E(k) = (1 − α^(k+1)) / (1 − α) tokens for a pass of k + 1 rows, which costs
@@ -16,6 +18,8 @@ import Sampling
 public enum SpeculationMode: String, Sendable, CaseIterable {
     /// Prompt lookup: the tokens that followed an earlier occurrence of the text's last n-gram.
     case ngram
+    /// A smaller model with the same vocabulary decodes the draft (`SpeculationOptions.draftModel`).
+    case draft
 }
 
 public struct SpeculationOptions: Sendable, Equatable {
@@ -25,10 +29,36 @@ public struct SpeculationOptions: Sendable, Equatable {
     /// N-gram sizes looked up, longest first.
     public var ngramMin = 2
     public var ngramMax = 4
-    public init(mode: SpeculationMode = .ngram, draftMax: Int = 16) { self.mode = mode; self.draftMax = draftMax }
+    /// The draft model (mode .draft), loaded once; its vocabulary checked against the target's with
+    /// `DraftModelDrafter.compatibilityProblem`.
+    public var draftModel: LoadedModel?
+    public init(mode: SpeculationMode = .ngram, draftMax: Int = 16, draftModel: LoadedModel? = nil) {
+        self.mode = mode; self.draftMax = draftMax; self.draftModel = draftModel
+    }
+    public static func == (a: SpeculationOptions, b: SpeculationOptions) -> Bool {
+        a.mode == b.mode && a.draftMax == b.draftMax && a.ngramMin == b.ngramMin && a.ngramMax == b.ngramMax
+            && a.draftModel === b.draftModel
+    }
+}
+
+/// Drafted tokens and, from a drafter that samples them, the distribution each was drawn from (nil:
+/// chosen deterministically; speculative sampling then treats each as drawn with probability 1).
+public struct Draft {
+    public var tokens: [Int32] = []
+    public var distributions: [[(id: Int32, p: Float)]]?
+    public init(tokens: [Int32] = [], distributions: [[(id: Int32, p: Float)]]? = nil) {
+        self.tokens = tokens; self.distributions = distributions
+    }
+}
+
+/// Proposes the tokens likely to follow a text.
+public protocol Drafter {
+    /// Up to `limit` tokens after `history` (all tokens so far, the one just sampled last).
+    mutating func draft(after history: [Int32], limit: Int) throws -> Draft
 }
 
 public struct SpeculationStatistics: Sendable, Equatable {
+    public init() {}
     /// Verification passes, drafted tokens, drafted tokens the model agreed with.
     public var passes = 0
     public var drafted = 0
@@ -36,21 +66,27 @@ public struct SpeculationStatistics: Sendable, Equatable {
     /// Why speculation did not run (nil: it ran).
     public var disabledReason: String?
     public var acceptanceRate: Double { drafted > 0 ? Double(accepted) / Double(drafted) : 0 }
+    /// Which drafter ran (a SpeculationMode's name).
+    public var drafter = SpeculationMode.ngram.rawValue
     public var summary: String {
         if let why = disabledReason { return "speculation off: \(why)" }
-        return String(format: "speculation (ngram): %d passes, %d drafted, %d accepted (%.0f%%)", passes, drafted, accepted,
+        return "speculation (\(drafter)): " + String(format: "%d passes, %d drafted, %d accepted (%.0f%%)", passes, drafted, accepted,
                       100 * acceptanceRate)
     }
 }
 
 /// Prompt-lookup drafts: for n from ngramMax down to ngramMin, the latest earlier occurrence of the
 /// history's last n tokens, and up to `limit` tokens that followed it.
-public struct NGramDrafter: Sendable {
+public struct NGramDrafter: Drafter, Sendable {
     public var ngramMin: Int
     public var ngramMax: Int
     public init(ngramMin: Int = 2, ngramMax: Int = 4) { self.ngramMin = max(1, ngramMin); self.ngramMax = max(ngramMin, ngramMax) }
 
-    public func draft(after history: [Int32], limit: Int) -> [Int32] {
+    public func draft(after history: [Int32], limit: Int) -> Draft {
+        Draft(tokens: tokens(after: history, limit: limit))
+    }
+
+    public func tokens(after history: [Int32], limit: Int) -> [Int32] {
         let count = history.count
         guard limit > 0 else { return [] }
         for n in stride(from: min(ngramMax, count - 1), through: ngramMin, by: -1) {
@@ -78,6 +114,9 @@ public struct DraftLengthTuner: Sendable {
     /// Seconds of a lone decode step, and of a verification pass by its rows (running averages).
     private var stepSeconds: Double?
     private var passSeconds: [Int: Double] = [:]
+    /// Seconds the drafter takes per drafted token (running average; n-grams: about 0, a draft model:
+    /// one of its decode steps).
+    private var draftSecondsPerToken: Double?
     /// Plain steps since the last draft: a draft is tried every `probeEvery` of them so a request whose
     /// text turns repetitive gets speculation back.
     private var plainSteps = 0
@@ -86,28 +125,41 @@ public struct DraftLengthTuner: Sendable {
 
     public init(draftMax: Int) { self.draftMax = draftMax }
 
-    /// A pass of `rows` rows in lone steps: measured, else a prior (the multi-row kernels share weight
-    /// reads; kept optimistic so that lengths get tried).
+    /// Drafting k tokens and a verification pass of `rows` = k + 1 rows, in lone steps: the pass
+    /// measured, else a prior (the multi-row kernels share weight reads; kept optimistic so that lengths
+    /// get tried), plus the drafter's measured time for k tokens.
     public func cost(rows: Int) -> Double {
-        if let step = stepSeconds, let pass = passSeconds[rows] { return max(1, pass / step) }
-        return 1 + 0.15 * Double(rows - 1)
+        let drafting = stepSeconds.map { (draftSecondsPerToken ?? 0) * Double(rows - 1) / $0 } ?? 0
+        if let step = stepSeconds, let pass = passSeconds[rows] { return max(1, pass / step) + drafting }
+        return 1 + 0.15 * Double(rows - 1) + drafting
     }
 
-    /// Expected tokens per lone-step time for a draft of k.
-    public func gain(_ k: Int) -> Double {
-        let a = min(acceptance, 0.999)
+    /// Expected tokens per lone-step time for a draft of k, at per-token acceptance `acceptance`.
+    public func gain(_ k: Int, acceptance: Double? = nil) -> Double {
+        let a = min(acceptance ?? self.acceptance, 0.999)
         return (1 - pow(a, Double(k + 1))) / (1 - a) / cost(rows: k + 1)
     }
 
-    /// The draft length to ask for now (0: decode plainly).
+    /// The draft length to ask for now (0: decode plainly; so is the first step, which measures what a
+    /// lone step costs).
     public mutating func length() -> Int {
+        guard stepSeconds != nil else { return 0 }
         var best = 0, bestGain = 1.0
         for k in 1...max(1, draftMax) where gain(k) > bestGain { best = k; bestGain = gain(k) }
         if best == 0 {
+            // Probe now and then in case the text turned predictable, unless even drafts that are always
+            // accepted would not pay (a draft model as slow as the model).
+            guard (1...max(1, draftMax)).contains(where: { gain($0, acceptance: 1) > 1 }) else { return 0 }
             plainSteps += 1
             if plainSteps >= DraftLengthTuner.probeEvery { plainSteps = 0; return min(4, draftMax) }
         }
         return best
+    }
+
+    public mutating func recordDraft(seconds: Double, tokens: Int) {
+        guard tokens > 0 else { return }
+        let perToken = seconds / Double(tokens)
+        draftSecondsPerToken = draftSecondsPerToken.map { 0.7 * $0 + 0.3 * perToken } ?? perToken
     }
 
     public mutating func recordStep(seconds: Double) {
@@ -128,12 +180,12 @@ struct Speculator {
     let session: Session
     var drafts: DraftState
 
-    init(_ options: SpeculationOptions, session: Session, sampler: SamplerParameters) {
+    init(_ options: SpeculationOptions, session: Session, sampler: SamplerParameters) throws {
         self.session = session
-        drafts = DraftState(options, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
-        if sampler.temperature > 0 {
-            drafts.statistics.disabledReason = "drafts are verified greedily; use --temp 0"
-        } else if !session.model.body.exactDecodeRows {
+        let drafter: any Drafter = options.mode == .draft ? try session.draftModelDrafter(options, sampler: sampler)
+                                                          : NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+        drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
+        if !session.model.body.exactDecodeRows {
             drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch yet (MLA or side state)"
         } else if session.state.maxBatch < 2 {
             drafts.statistics.disabledReason = "a batch of 1 token leaves no room for a draft"
@@ -145,43 +197,50 @@ struct Speculator {
 
     /// Evaluates `next` (just sampled; `history` ends with it) at the cache's end, and with it a draft
     /// of the tokens after it when one pays (at most `room` tokens). Returns the logits after the last
-    /// position kept and the drafted tokens the model agreed with (their K/V kept in the cache).
-    mutating func step(_ next: Int32, history: [Int32], room: Int, sampler: Sampler) throws -> (UnsafeBufferPointer<Float>, [Int32]) {
+    /// position kept, the drafted tokens accepted (their K/V kept in the cache) and, when a drafted token
+    /// was rejected, the token to emit in its place (nil: sample from the logits).
+    mutating func step(_ next: Int32, history: [Int32], room: Int, sampler: Sampler)
+        throws -> (logits: UnsafeBufferPointer<Float>, accepted: [Int32], replacement: Int32?) {
         let model = session.model, state = session.state, start = state.cache.count
-        let draft = active ? drafts.draft(after: history, room: room) : []
-        let began = DispatchTime.now().uptimeNanoseconds
+        let draft = active ? try drafts.draft(after: history, room: room) : Draft()
+        let began = DispatchTime.now().uptimeNanoseconds   // the pass; drafting is timed on its own
         func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9 }
-        guard !draft.isEmpty else {
+        guard !draft.tokens.isEmpty else {
             let logits = try model.forward([next], startPosition: start, state: state, logits: .last)
             if active { drafts.recordStep(seconds: seconds()) }
-            return (logits, [])
+            return (logits, [], nil)
         }
-        let all = try model.forward([next] + draft, startPosition: start, state: state, logits: .all, asDecodeRows: true)
+        let all = try model.forward([next] + draft.tokens, startPosition: start, state: state, logits: .all, asDecodeRows: true)
         let vocabulary = model.vocabularySize
         func row(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: all[(i * vocabulary)..<((i + 1) * vocabulary)]) }
-        let accepted = DraftState.agreedPrefix(draft, rows: row, sampler: sampler, history: history)
+        let (accepted, replacement) = DraftState.verify(draft, rows: row, sampler: sampler, history: history)
         state.cache.truncate(to: start + 1 + accepted)
-        drafts.recordPass(rows: draft.count + 1, seconds: seconds(), drafted: draft.count, accepted: accepted)
-        return (row(accepted), Array(draft[..<accepted]))
+        drafts.recordPass(rows: draft.tokens.count + 1, seconds: seconds(), drafted: draft.tokens.count, accepted: accepted)
+        return (row(accepted), Array(draft.tokens[..<accepted]), replacement)
     }
 }
 
 /// One request's drafter, draft-length tuner and counts (a session's Speculator, or a server request
 /// whose drafts the batch engine verifies).
 struct DraftState {
-    let drafter: NGramDrafter
+    var drafter: any Drafter
     var tuner: DraftLengthTuner
     var statistics = SpeculationStatistics()
 
-    init(_ options: SpeculationOptions, maxDraft: Int) {
-        drafter = NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+    init(_ options: SpeculationOptions, drafter: any Drafter, maxDraft: Int) {
+        self.drafter = drafter
         tuner = DraftLengthTuner(draftMax: max(1, maxDraft))
+        statistics.drafter = options.mode.rawValue
     }
 
     /// The draft after `history` for this step (at most `room` tokens; empty when none pays).
-    mutating func draft(after history: [Int32], room: Int) -> [Int32] {
+    mutating func draft(after history: [Int32], room: Int) throws -> Draft {
         let length = min(tuner.length(), room)
-        return length > 0 ? drafter.draft(after: history, limit: length) : []
+        guard length > 0 else { return Draft() }
+        let began = DispatchTime.now().uptimeNanoseconds
+        let draft = try drafter.draft(after: history, limit: length)
+        tuner.recordDraft(seconds: Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9, tokens: draft.tokens.count)
+        return draft
     }
 
     mutating func recordStep(seconds: Double) { tuner.recordStep(seconds: seconds) }
@@ -193,14 +252,20 @@ struct DraftState {
         statistics.accepted += accepted
     }
 
-    /// How many leading drafted tokens the model agrees with: row i holds the logits after
-    /// [history, draft[0..<i]], and the model agrees with draft[i] when the (greedy) sampler picks it.
-    static func agreedPrefix(_ draft: [Int32], rows: (Int) -> UnsafeBufferPointer<Float>, sampler: Sampler, history: [Int32]) -> Int {
-        var agreed = 0, seen = history
-        while agreed < draft.count, sampler.sample(rows(agreed), history: seen) == draft[agreed] {
-            seen.append(draft[agreed])
-            agreed += 1
+    /// Which leading drafted tokens the model accepts: row i holds the logits after
+    /// [history, draft[0..<i]]; each drafted token in turn goes through the sampler's speculative rule
+    /// (greedy: it is the argmax) until one is rejected. Returns how many were accepted and the token the
+    /// rule emits in place of the first rejected one (nil when all were accepted: the token after them
+    /// is sampled from row `accepted` as usual).
+    static func verify(_ draft: Draft, rows: (Int) -> UnsafeBufferPointer<Float>, sampler: Sampler,
+                       history: [Int32]) -> (accepted: Int, replacement: Int32?) {
+        var seen = history
+        for (i, token) in draft.tokens.enumerated() {
+            if let other = sampler.verify(token, drafterDistribution: draft.distributions?[i], logits: rows(i), history: seen) {
+                return (i, other)
+            }
+            seen.append(token)
         }
-        return agreed
+        return (draft.tokens.count, nil)
     }
 }

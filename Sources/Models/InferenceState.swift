@@ -43,9 +43,10 @@ public final class InferenceState: @unchecked Sendable {
 
     /// Buffers for batches of up to maxBatch tokens and a KV sequence of up to contextLength positions,
     /// in `kvPool` (shared with other sessions of the model: prefix pages are reused across them) or,
-    /// when nil, in a private pool of `kvType` just large enough.
+    /// when nil, in a private pool of `kvType` just large enough. `workers`: the worker threads of another
+    /// state that never runs at the same time as this one (a draft model's and its target's), else new ones.
     public init(model: TransformerModel, contextLength: Int, maxBatch: Int = 512, threads: Int, kvType: KVType = .f32,
-                kvPool: KVPagePool? = nil) {
+                kvPool: KVPagePool? = nil, workers: WorkerPool? = nil) {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
         let shape = model.kvShape(type: kvPool?.shape.type ?? kvType)
@@ -55,7 +56,7 @@ public final class InferenceState: @unchecked Sendable {
                                          capacity: KVPagePool.pagesNeeded(shape, positions: ctx, batch: self.maxBatch, pageTokens: pageTokens))
         precondition(pages.shape == shape, "KV pool shape \(pages.shape) does not fit the model (\(shape))")
         cache = KVSequence(pool: pages, maxPositions: ctx)
-        pool = WorkerPool(threads: threads)
+        pool = workers ?? WorkerPool(threads: threads)
         let b = self.maxBatch
         var owned: [UnsafeMutablePointer<Float>] = []
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {

@@ -61,39 +61,57 @@ public final class Sampler {
 
     /// Picks the next token from logits (vocab-sized) given the tokens so far.
     public func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = []) -> Int32 {
-        let p = parameters
-        let n = logits.count
-        let needsPenalty = p.repeatPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
-        if p.temperature <= 0 && !needsPenalty { return Sampler.argmax(logits) }
+        if parameters.temperature <= 0 { return greedy(logits, history: history) }
+        return draw(from: distribution(logits, history: history))
+    }
 
-        // Penalised logits only for tokens in the window: copy those into a small override table.
+    /// Whether repeat / presence / frequency penalties change any logit.
+    private var penalises: Bool {
+        parameters.repeatPenalty != 1 || parameters.presencePenalty != 0 || parameters.frequencyPenalty != 0
+    }
+
+    /// Counts of the tokens in the penalty window (empty when no penalty applies).
+    private func countPenalised(_ history: [Int32]) {
         counts.removeAll(keepingCapacity: true)
-        if needsPenalty && p.penaltyLastN != 0 {
-            let window = p.penaltyLastN < 0 ? history[...] : history.suffix(p.penaltyLastN)
-            for t in window { counts[t, default: 0] += 1 }
-        }
-        @inline(__always) func adjusted(_ i: Int) -> Float {
-            var l = logits[i]
-            if let c = counts[Int32(i)] {
-                if p.repeatPenalty != 1 { l = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty }
-                l -= Float(c) * p.frequencyPenalty + p.presencePenalty
-            }
-            return l
-        }
-        if p.temperature <= 0 {
-            var best = 0, bestV = -Float.infinity
-            for i in 0..<n { let v = counts.isEmpty ? logits[i] : adjusted(i); if v > bestV { bestV = v; best = i } }
-            return Int32(best)
-        }
+        let p = parameters
+        guard penalises && p.penaltyLastN != 0 else { return }
+        let window = p.penaltyLastN < 0 ? history[...] : history.suffix(p.penaltyLastN)
+        for t in window { counts[t, default: 0] += 1 }
+    }
 
-        // Top-k by partial selection: keep a min-heap-free approach — threshold from a sampled sort when
-        // k is small, else a full sort.
+    /// logits[i] after the penalties (counts must be current).
+    @inline(__always) private func adjusted(_ logits: UnsafeBufferPointer<Float>, _ i: Int) -> Float {
+        let p = parameters
+        var l = logits[i]
+        if let c = counts[Int32(i)] {
+            if p.repeatPenalty != 1 { l = l > 0 ? l / p.repeatPenalty : l * p.repeatPenalty }
+            l -= Float(c) * p.frequencyPenalty + p.presencePenalty
+        }
+        return l
+    }
+
+    /// The greedy choice: argmax of the penalised logits.
+    private func greedy(_ logits: UnsafeBufferPointer<Float>, history: [Int32]) -> Int32 {
+        guard penalises else { return Sampler.argmax(logits) }
+        countPenalised(history)
+        var best = 0, bestV = -Float.infinity
+        for i in 0..<logits.count { let v = counts.isEmpty ? logits[i] : adjusted(logits, i); if v > bestV { bestV = v; best = i } }
+        return Int32(best)
+    }
+
+    /// The distribution `sample` draws from: the candidates left by penalties, top-k, top-p and min-p,
+    /// with their probabilities after temperature (most likely first). Greedy: the argmax alone, p = 1.
+    public func distribution(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = []) -> [(id: Int32, p: Float)] {
+        let p = parameters
+        if p.temperature <= 0 { return [(greedy(logits, history: history), 1)] }
+        let n = logits.count
+        countPenalised(history)
+        // Top-k by partial selection when k is small, else a full sort.
         candidates.removeAll(keepingCapacity: true)
         candidates.reserveCapacity(n)
-        for i in 0..<n { candidates.append((Int32(i), counts.isEmpty ? logits[i] : adjusted(i))) }
+        for i in 0..<n { candidates.append((Int32(i), counts.isEmpty ? logits[i] : adjusted(logits, i))) }
         let k = p.topK > 0 ? min(p.topK, n) : n
         if k < n {
-            // nth_element-like: sort only the top k.
             candidates = Sampler.topK(candidates, k)
         } else {
             candidates.sort { $0.logit > $1.logit }
@@ -112,13 +130,44 @@ public final class Sampler {
             candidates.removeLast(candidates.count - keep)
         }
         let scaled = Sampler.softmax(candidates.map { $0.logit / p.temperature })
+        return zip(candidates, scaled).map { ($0.id, $1) }
+    }
+
+    /// One token drawn from `distribution` (probabilities summing to about 1, most likely first).
+    public func draw(from distribution: [(id: Int32, p: Float)]) -> Int32 {
         let r = Float(rng.nextUnit())
         var cum: Float = 0
-        for (i, q) in scaled.enumerated() {
-            cum += q
-            if r < cum { return candidates[i].id }
+        for c in distribution {
+            cum += c.p
+            if r < cum { return c.id }
         }
-        return candidates.last!.id
+        return distribution.last!.id
+    }
+
+    /// Speculative sampling's acceptance rule (Leviathan et al. 2023; Chen et al. 2023) for a drafted
+    /// token d whose drafter drew it from q (nil: chosen deterministically, q is 1 at d). With p the
+    /// distribution `sample` would draw from here: d is kept with probability min(1, p(d) / q(d));
+    /// otherwise the token returned is drawn from max(0, p − q), normalised. The emitted token is then
+    /// distributed exactly as p, so speculation leaves the output distribution unchanged. Greedy: d is
+    /// kept iff it is the argmax. Returns nil when d is kept, else the token to emit instead.
+    public func verify(_ drafted: Int32, drafterDistribution q: [(id: Int32, p: Float)]? = nil,
+                       logits: UnsafeBufferPointer<Float>, history: [Int32] = []) -> Int32? {
+        if parameters.temperature <= 0 {
+            let best = greedy(logits, history: history)
+            return best == drafted ? nil : best
+        }
+        let target = distribution(logits, history: history)
+        let pDrafted = target.first(where: { $0.id == drafted })?.p ?? 0
+        let qDrafted = q.map { q in q.first(where: { $0.id == drafted })?.p ?? 0 } ?? 1
+        if qDrafted > 0, Float(rng.nextUnit()) < pDrafted / qDrafted { return nil }
+        // Residual max(0, p − q) over p's support (q's other tokens have p = 0, so no mass there).
+        var qOf: [Int32: Float] = [:]
+        if let q { for c in q { qOf[c.id] = c.p } } else { qOf[drafted] = 1 }
+        var residual = target.map { (id: $0.id, p: max(0, $0.p - (qOf[$0.id] ?? 0))) }
+        let mass = residual.reduce(Float(0)) { $0 + $1.p }
+        guard mass > 0 else { return draw(from: target) }   // p ≤ q everywhere: only rounding rejects here
+        for i in residual.indices { residual[i].p /= mass }
+        return draw(from: residual)
     }
 
     /// Samples among the tokens `allowed` accepts (constrained decoding), as `sample` would over logits
@@ -126,12 +175,11 @@ public final class Sampler {
     /// result (greedy, or top-k ≤ 64 without penalties); otherwise every token is. nil: none is allowed.
     public func sample(_ logits: UnsafeBufferPointer<Float>, history: [Int32] = [], allowed: (Int32) -> Bool) -> Int32? {
         let p = parameters, n = logits.count
-        let needsPenalty = p.repeatPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
         let want = p.temperature <= 0 ? 1 : p.topK
         masked.removeAll(keepingCapacity: true)
         masked.append(contentsOf: logits)
         var decided = false
-        if !needsPenalty && want >= 1 && want <= 64 {
+        if !penalises && want >= 1 && want <= 64 {
             var all: [(id: Int32, logit: Float)] = []
             all.reserveCapacity(n)
             for i in 0..<n { all.append((Int32(i), logits[i])) }

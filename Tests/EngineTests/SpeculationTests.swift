@@ -26,12 +26,16 @@ import Engine
     }
 
     /// Plain and speculative greedy generation from fresh sessions: the same tokens.
-    static func compare(_ loaded: LoadedModel, prompt: [Int32], tokens n: Int, draftMax: Int = 8) throws
-        -> (plain: GenerationResult, speculative: GenerationResult) {
+    static func compare(_ loaded: LoadedModel, prompt: [Int32], tokens n: Int, draftMax: Int = 8,
+                        speculation: SpeculationOptions? = nil) throws -> (plain: GenerationResult, speculative: GenerationResult) {
         let plain = try Session(loaded, contextLength: 1024, threads: 2, batch: 32).generate(prompt: prompt, options: options(n, speculation: nil)) { _ in }
         let speculative = try Session(loaded, contextLength: 1024, threads: 2, batch: 32)
-            .generate(prompt: prompt, options: options(n, speculation: SpeculationOptions(draftMax: draftMax))) { _ in }
+            .generate(prompt: prompt, options: options(n, speculation: speculation ?? SpeculationOptions(draftMax: draftMax))) { _ in }
         return (plain, speculative)
+    }
+
+    static func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: DiskTierRecoveryTests.fixture).deletingLastPathComponent().appendingPathComponent(name).path
     }
 
     @Test(.enabled(if: RealModels.available("smollm2"), "needs the real model smollm2"),
@@ -52,16 +56,21 @@ import Engine
     /// yet decodes plainly and says why.
     @Test(arguments: ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "glm4moe", "llama4", "deepseekv3"])
     func everyFixtureArchitectureKeepsItsGreedyOutput(architecture: String) throws {
-        let path = URL(fileURLWithPath: DiskTierRecoveryTests.fixture).deletingLastPathComponent()
-            .appendingPathComponent("\(architecture).f32.gguf").path
-        let loaded = try LoadedModel(path: path)
+        let loaded = try LoadedModel(path: Self.fixture("\(architecture).f32.gguf"))
+        // Draft models: the same architecture's F16 file (close to the target: most drafts accepted) and
+        // the qwen3 fixture (a different random model: most rejected), where its vocabulary fits.
+        let draftModels: [LoadedModel] = try [LoadedModel(path: Self.fixture("\(architecture).f16.gguf")), LoadedModel(path: Self.fixture("qwen3.f32.gguf"))]
+            .filter { SpeculationOptions(mode: .draft, draftModel: $0).problem(for: loaded) == nil }
+        #expect(!draftModels.isEmpty)
         let prompt: [Int32] = [1, 5, 9, 5, 9, 5, 9, 12, 5, 9]
-        for draftMax in [1, 4, 16] {
-            let (plain, speculative) = try Self.compare(loaded, prompt: prompt, tokens: 40, draftMax: draftMax)
-            #expect(speculative.tokens == plain.tokens, "\(architecture), drafts of up to \(draftMax)")
+        let runs = [1, 4, 16].map { ("ngram, drafts of up to \($0)", SpeculationOptions(draftMax: $0)) }
+            + draftModels.map { ("draft model \($0.name)", SpeculationOptions(mode: .draft, draftMax: 6, draftModel: $0)) }
+        for (name, speculation) in runs {
+            let (plain, speculative) = try Self.compare(loaded, prompt: prompt, tokens: 40, speculation: speculation)
+            #expect(speculative.tokens == plain.tokens, "\(architecture), \(name)")
             let stats = try #require(speculative.speculation)
             if loaded.model.body.exactDecodeRows {
-                #expect(stats.passes > 0, "\(architecture): the repeated n-grams give drafts")
+                #expect(stats.passes > 0, "\(architecture), \(name): drafts were made")
             } else {
                 #expect(stats.disabledReason != nil && stats.passes == 0, "\(architecture)")
             }
@@ -104,14 +113,71 @@ import Engine
                 "the copying requests had drafts accepted")
     }
 
-    @Test func temperatureTurnsSpeculationOffWithAReason() throws {
+    /// The batch engine with a draft model (serve --spec draft): each request drafts from its own draft
+    /// session, and the answers are the engine's without speculation; draft sessions are reused.
+    @Test func batchEngineWithADraftModelAnswersAsWithout() async throws {
+        let loaded = try LoadedModel(path: Self.fixture("llama.f32.gguf"))
+        let draftModel = try LoadedModel(path: Self.fixture("llama.f16.gguf"))
+        let prompts: [[Int32]] = [[1, 5, 9, 5, 9, 5, 9], [1, 7, 3, 22, 40], [1, 9, 9, 9, 9, 9], [1, 100, 200, 300], [1, 5, 9, 5, 9]]
+        func answers(_ speculation: SpeculationOptions?) async throws -> (ids: [[Int32]], accepted: Int) {
+            let engine = BatchEngine(loaded, parallel: 2, contextLength: 256, maxBatch: 32, prefillChunk: 16, threads: 1,
+                                     speculation: speculation)
+            defer { engine.shutdown() }
+            let handles = try prompts.map { try engine.submit(EngineRequest(prompt: $0, options: Self.options(30, speculation: nil), topLogprobs: 0)) }
+            var results: [[Int32]] = [], accepted = 0
+            for handle in handles {
+                var ids: [Int32] = []
+                for await event in handle.events {
+                    if case .text(_, let tokens) = event { ids += tokens.map(\.token) }
+                    if case .finished(let f) = event { accepted += f.acceptedTokens }
+                    if case .failed(let m) = event { Issue.record("\(m)") }
+                }
+                results.append(ids)
+            }
+            return (results, accepted)
+        }
+        let plain = try await answers(nil)
+        let speculative = try await answers(SpeculationOptions(mode: .draft, draftMax: 6, draftModel: draftModel))
+        #expect(plain.ids.allSatisfy { $0.count == 30 })
+        #expect(plain.ids == speculative.ids)
+        #expect(speculative.accepted > 50, "the F16 draft of the same weights is mostly accepted")
+    }
+
+    /// A draft model whose vocabulary differs is refused with a message that says how.
+    @Test func incompatibleDraftModelsAreRefusedClearly() throws {
+        let llama = try LoadedModel(path: Self.fixture("llama.f32.gguf")), glm = try LoadedModel(path: Self.fixture("glm4moe.f32.gguf"))
+        let options = SpeculationOptions(mode: .draft, draftModel: glm)
+        let problem = try #require(options.problem(for: llama))
+        #expect(problem.contains("vocabulary"), "\(problem)")
+        #expect(throws: SpeculationError.self) {
+            try Session(llama, contextLength: 64, threads: 1).generate(prompt: [1, 5], options: Self.options(4, speculation: options)) { _ in }
+        }
+        #expect(SpeculationOptions(mode: .draft).problem(for: llama) != nil, "draft mode without a model")
+    }
+
+    /// Sampling requests speculate too, in a session and in the batch engine (their distribution is
+    /// checked by SpeculativeSamplingTests).
+    @Test func samplingRequestsSpeculate() async throws {
         let loaded = try LoadedModel(path: DiskTierRecoveryTests.fixture)
-        var o = Self.options(8, speculation: SpeculationOptions())
-        o.sampler.temperature = 0.7
-        o.sampler.seed = 1
-        let r = try Session(loaded, contextLength: 256, threads: 1).generate(prompt: [1, 5, 9], options: o) { _ in }
-        #expect(r.speculation?.disabledReason?.contains("--temp 0") == true)
-        #expect(r.speculation?.passes == 0)
+        var spec = SpeculationOptions(draftMax: 4)
+        spec.ngramMin = 1
+        var o = Self.options(48, speculation: spec)
+        o.sampler = SpeculativeSamplingTests.parameters(seed: 1, topK: 4, temperature: 0.6)
+        let r = try Session(loaded, contextLength: 256, threads: 1).generate(prompt: [1, 5, 9, 5, 9, 5, 9], options: o) { _ in }
+        #expect(r.speculation?.disabledReason == nil)
+        #expect((r.speculation?.passes ?? 0) > 0)
+        let engine = BatchEngine(loaded, parallel: 2, contextLength: 256, maxBatch: 32, prefillChunk: 16, threads: 1, speculation: spec)
+        defer { engine.shutdown() }
+        var request = o
+        request.speculation = nil
+        let handle = try engine.submit(EngineRequest(prompt: [1, 5, 9, 5, 9, 5, 9], options: request))
+        var finish: EngineFinish?
+        for await event in handle.events {
+            if case .finished(let f) = event { finish = f }
+            if case .failed(let m) = event { Issue.record("\(m)") }
+        }
+        #expect(finish?.completionTokens == 48)
+        #expect((finish?.draftedTokens ?? 0) > 0)
     }
 
     @Test func drafterFollowsTheLatestLongestMatch() {
@@ -119,10 +185,10 @@ import Engine
         //                 0  1  2  3  4  5  6  7  8  9 10
         let history: [Int32] = [7, 1, 2, 3, 9, 1, 2, 4, 8, 1, 2]
         // "1 2" occurs at 1 and 5: the latest (5) is followed by 4, 8.
-        #expect(d.draft(after: history, limit: 3) == [4, 8, 1])
-        #expect(d.draft(after: history, limit: 1) == [4])
-        #expect(d.draft(after: [1, 2, 3], limit: 4) == [])   // no earlier occurrence
-        #expect(d.draft(after: [5], limit: 4) == [])
+        #expect(d.tokens(after: history, limit: 3) == [4, 8, 1])
+        #expect(d.tokens(after: history, limit: 1) == [4])
+        #expect(d.tokens(after: [1, 2, 3], limit: 4) == [])   // no earlier occurrence
+        #expect(d.tokens(after: [5], limit: 4) == [])
     }
 
     @Test func tunerStopsDraftingWhenPassesDoNotPay() {
@@ -139,5 +205,15 @@ import Engine
         good.recordStep(seconds: 0.01)
         for rows in 2...9 { good.recordPass(rows: rows, seconds: 0.01 * (1 + 0.1 * Double(rows - 1)), drafted: rows - 1, accepted: rows - 1) }
         #expect(good.length() == 8)
+        // A drafter as slow as the model (a draft model of the same size): even drafts always accepted
+        // cannot pay, so after one measured pass it stops, probes included.
+        var slow = DraftLengthTuner(draftMax: 8)
+        #expect(slow.length() == 0, "the first step measures a lone step")
+        slow.recordStep(seconds: 0.01)
+        let k = slow.length()
+        #expect(k > 0)
+        slow.recordDraft(seconds: 0.01 * Double(k), tokens: k)
+        slow.recordPass(rows: k + 1, seconds: 0.012, drafted: k, accepted: k)
+        #expect((0..<100).allSatisfy { _ in slow.length() == 0 })
     }
 }
