@@ -22,6 +22,11 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("no-membw"), help: "Skip the bandwidth probe.") var noMembw = false
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
+    @OptionGroup var speculation: SpeculationFlags
+    @Option(name: .customLong("spec-prompts"), help: ArgumentHelp(
+        "With --spec: the workload, a JSON Lines file of {\"kind\", \"prompt\"} (default: two built-in prompts). Each prompt is generated greedily (-n tokens) with and without speculation, alternated, -r times.",
+        valueName: "file"))
+    var specPrompts: String?
 
     func validate() throws {
         guard ["md", "csv", "json"].contains(o) else { throw ValidationError("-o must be md, csv or json") }
@@ -42,6 +47,10 @@ struct Bench: ParsableCommand {
                 print(String(format: "memory read bandwidth, %d thread%@: %.1f GB/s", th, th == 1 ? "" : "s",
                              Benchmark.memoryReadBandwidth(threads: th)))
             }
+            return
+        }
+        if speculation.asked {
+            do { try benchSpeculation() } catch { throw fail(error) }
             return
         }
         do {
@@ -90,6 +99,26 @@ struct Bench: ParsableCommand {
         } catch {
             throw fail(error)
         }
+    }
+
+    /// --spec: tokens/s with and without speculation per kind of prompt.
+    func benchSpeculation() throws {
+        let workload = try specPrompts.map(SpeculationWorkload.load) ?? SpeculationWorkload.builtin
+        let (loaded, runtime) = try modelOptions.loadResolved([ramBudget, checkpoints]) { settings in
+            settings.contextLength = max(settings.contextLength ?? 0, 8192)
+        }
+        guard let options = try speculation.options(for: loaded) else { return }
+        let rows = try SpeculationBenchmark.run(loaded, workload: workload, speculation: options, options: runtime,
+                                                maxTokens: max(1, n), repetitions: r) { printErr($0) }
+        print("| kind | prompts | plain tok/s | speculative tok/s | ratio (median of \(r)) | drafted | accepted | outputs identical |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for row in rows {
+            print(String(format: "| %@ | %d | %.1f | %.1f | %.2f× | %d | %d | %@ |", row.kind, row.prompts, row.plainTokensPerSecond,
+                         row.speculativeTokensPerSecond, row.ratio, row.drafted, row.accepted, row.identical ? "yes" : "NO"))
+        }
+        printErr("\(loaded.name), \(runtime.threads) threads, greedy, \(n) tokens per prompt, speculation: \(options.mode.rawValue)"
+                 + (options.draftModel.map { " (draft model \($0.name))" } ?? "") + ", drafts of up to \(options.draftMax)")
+        if rows.contains(where: { !$0.identical }) { throw ValidationError("speculative output differed from plain greedy decoding") }
     }
 
     func format(_ samples: [BenchSample], modelName: String, path: String, size: Int, params: Int, bandwidth: Double?) -> String {

@@ -186,7 +186,7 @@ struct Speculator {
                                                           : NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
         drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
         if !session.model.body.exactDecodeRows {
-            drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch yet (MLA or side state)"
+            drafts.statistics.disabledReason = "this architecture's side state (DeepSeek V4 compressors, Qwen3.5 recurrent state) does not roll back with the KV yet"
         } else if session.state.maxBatch < 2 {
             drafts.statistics.disabledReason = "a batch of 1 token leaves no room for a draft"
         }

@@ -220,8 +220,10 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
     }
 
     var activations: ActivationShape { ActivationShape(config) }
-    /// Not batch invariant: every row runs through the multi-token kernels.
-    var batchInvariant: Bool { false }
+    /// Decode rows are computed as if alone (the multi-row kernels; experts per token when every row is
+    /// a decode row), prompt rows by the multi-token kernels; no side state, so drafts roll back by
+    /// truncating the KV.
+    var exactDecodeRows: Bool { true }
 
     func makeScratch(maxBatch: Int, threads: Int) -> AnyObject? { Gemma4Scratch(config: config, gemma, moe: moe, maxBatch: maxBatch) }
 
@@ -251,7 +253,8 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         let s = p.state, T = p.count, tokens = p.tokens, segments = p.segments, x = s.scratch(Gemma4Scratch.self), ops = s.ops
         let c = config, g = gemma, e = c.embeddingLength, eps = c.rmsEpsilon
         let h = RowBlock(s.x, rows: T, width: e), xn = RowBlock(s.xn, rows: T, width: e), o = RowBlock(s.o, rows: T, width: e)
-        // Not batch invariant: every product runs its rows through the multi-token kernel.
+        // Batch-invariant products: leading decode rows as if alone, prompt rows multi-token.
+        let mode = ProductMode.invariant(decodeRows: p.decodeRows)
         // RoPE cos/sin of every token, once per call for each kind of layer.
         for t in 0..<T {
             weights.ropeSliding.fill(x.slidingTable.pointer + t * weights.ropeSliding.dimensions, position: s.positions[t])
@@ -262,7 +265,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         let P = g.perLayerInput, L = c.layerCount
         if P > 0, let table = weights.perLayerTable, let proj = weights.perLayerProjection, let norm = weights.perLayerNorm {
             let ple = RowBlock(x.perLayerInputs.pointer, rows: T * L, width: P)
-            ops.multiply(proj, s.x, tokens: T, into: ple.base, mode: .batched)
+            ops.multiply(proj, s.x, tokens: T, into: ple.base, mode: mode)
             ops.scale(ple, by: 1 / Float(e).squareRoot())
             ops.rmsNorm(ple, weight: norm.pointer, into: ple, epsilon: eps)
             let row = x.perLayerRow.pointer
@@ -275,20 +278,21 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
         for (l, w) in weights.layers.enumerated() {
             let kind = g.layers[l]
             ops.rmsNorm(h, weight: w.attnNorm.pointer, into: xn, epsilon: eps)
-            gemma4Attention(w, kind: kind, tokens: T, segments: segments, weights: weights, state: s, scratch: x)
+            gemma4Attention(w, kind: kind, tokens: T, segments: segments, weights: weights, state: s, scratch: x, mode: mode)
             ops.rmsNorm(o, weight: w.postAttentionNorm.pointer, into: o, epsilon: eps)
             ops.add(o, into: h)
             ops.rmsNorm(h, weight: w.ffnNorm.pointer, into: xn, epsilon: eps)
             // Dense GELU MLP → o.
-            ops.multiplyGated(gate: w.mlp.gate, up: w.mlp.up, s.xn, tokens: T, activation: .geglu, into: s.gate, scratch: s.up, mode: .batched)
-            ops.multiply(w.mlp.down, s.gate, tokens: T, into: s.o, mode: .batched)
+            ops.multiplyGated(gate: w.mlp.gate, up: w.mlp.up, s.xn, tokens: T, activation: .geglu, into: s.gate, scratch: s.up, mode: mode)
+            ops.multiply(w.mlp.down, s.gate, tokens: T, into: s.o, mode: mode)
             if let moe = w.moe, let p1 = w.postFFN1, let pre2 = w.preFFN2, let p2 = w.postFFN2, let rs = w.routerScale, let moeScratch = x.moe {
                 let branch = RowBlock(x.branch.pointer, rows: T, width: e), router = RowBlock(x.router.pointer, rows: T, width: e)
                 ops.rmsNorm(o, weight: p1.pointer, into: o, epsilon: eps)
                 ops.rmsNorm(h, weight: rs.pointer, into: router, epsilon: eps)
                 ops.rmsNorm(h, weight: pre2.pointer, into: xn, epsilon: eps)
                 MoEBlock.forward(s.xn, tokens: T, into: branch.base, weights: moe, embedding: e, activation: .geluTanh,
-                                 scratch: moeScratch, ops: ops, mode: .batched, layer: l, cache: p.experts, routerInput: router.base)
+                                 scratch: moeScratch, ops: ops, mode: p.decodeRows >= T ? .perTokenBelow(Int.max) : .batched,
+                                 layer: l, cache: p.experts, routerInput: router.base)
                 ops.rmsNorm(branch, weight: p2.pointer, into: branch, epsilon: eps)
                 ops.add(branch, into: o)
             }
@@ -297,9 +301,9 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
             // Per-layer input: h += post_norm(W_proj · (gelu(W_gate · h) ⊙ ple_l)).
             if P > 0, let ig = w.inputGate, let pr = w.projection, let pn = w.postNorm {
                 let gp = RowBlock(x.gateP.pointer, rows: T, width: P)
-                ops.multiply(ig, s.x, tokens: T, into: gp.base, mode: .batched)
+                ops.multiply(ig, s.x, tokens: T, into: gp.base, mode: mode)
                 ops.gatedActivation(.geglu, gate: gp, up: RowBlock(x.perLayerInputs.pointer + l * P, rows: T, width: P, stride: L * P))
-                ops.multiply(pr, gp.base, tokens: T, into: s.o, mode: .batched)
+                ops.multiply(pr, gp.base, tokens: T, into: s.o, mode: mode)
                 ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps)
                 ops.add(o, into: h)
             }
@@ -309,19 +313,19 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
 
     /// s.o = W_o · attention of layer `kind` over its KV layer (written first when the layer owns it).
     private func gemma4Attention(_ w: Gemma4LayerWeights, kind: Gemma4Config.Layer, tokens T: Int, segments: [BatchSegment],
-                                 weights: Gemma4Weights, state s: InferenceState, scratch x: Gemma4Scratch) {
+                                 weights: Gemma4Weights, state s: InferenceState, scratch x: Gemma4Scratch, mode: ProductMode) {
         let c = config, eps = c.rmsEpsilon, ops = s.ops
         let d = kind.headDim, hq = c.headCount, hkv = kind.kvHeads
         let q = s.q, k = s.k, v = s.v
         let rope = kind.sliding ? weights.ropeSliding : weights.ropeFull
         let table = kind.sliding ? x.slidingTable.pointer : x.fullTable.pointer, ropeStride = rope.dimensions
-        ops.multiply(w.wq, s.xn, tokens: T, into: q, mode: .batched)
+        ops.multiply(w.wq, s.xn, tokens: T, into: q, mode: mode)
         let qHeads = RowBlock(q, rows: T * hq, width: d)
         ops.rmsNorm(qHeads, weight: w.qNorm.pointer, into: qHeads, epsilon: eps)
         ops.rotate(RowBlock(q, rows: T, width: hq * d), heads: hq, headDim: d, rope: rope, tables: table, tableStride: ropeStride)
         if kind.ownsKV, let wk = w.wk, let kn = w.kNorm {
-            if let wv = w.wv { ops.multiply([(wk, k), (wv, v)], s.xn, tokens: T, mode: .batched) } else {
-                ops.multiply(wk, s.xn, tokens: T, into: k, mode: .batched)
+            if let wv = w.wv { ops.multiply([(wk, k), (wv, v)], s.xn, tokens: T, mode: mode) } else {
+                ops.multiply(wk, s.xn, tokens: T, into: k, mode: mode)
                 v.update(from: k, count: T * hkv * d)   // K = V: the raw projection
             }
             let kHeads = RowBlock(k, rows: T * hkv, width: d), vHeads = RowBlock(v, rows: T * hkv, width: d)
@@ -351,6 +355,6 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                 kHeadStride: d, vHeadStride: d, heads: hq, kvHeads: hkv, keyDim: d, valueDim: d),
                 tokens: seg.count, startPosition: seg.start, span: span, scale: 1, softcap: 0, prompt: seg.prompt)
         }
-        ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: .batched)
+        ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
     }
 }

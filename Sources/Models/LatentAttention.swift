@@ -186,7 +186,12 @@ public enum LatentAttentionBlock {
         // DSA: every query sees at most top_k positions, so while the context is that short the
         // selection is everything (dense); the expanded form is only for dense attention.
         let sparse = m.indexer.map { startPosition + T > $0.topK } ?? false
-        if T >= s.latentExpandedMinimumTokens && !sparse {
+        // A segment of decode rows (drafts being verified, sequences decoding together) gives each row
+        // its lone bits: the absorbed form, per-head products one token at a time over the same
+        // slices, attention row by row. Prompt segments pick by length.
+        let decodeSegment = (mode.decodeRows ?? 0) >= T
+        let perHead = decodeSegment ? ProductMode.perTokenBelow(Int.max) : mode
+        if T >= s.latentExpandedMinimumTokens && !sparse && !decodeSegment {
             expandedForward(tokens: T, startPosition: startPosition, cache: cache, layer: l, weights: w, config: m, model: c,
                             rope: rope, ropeTable: ropeTable, ropeStride: ropeStride, state: s, scratch: x, into: att, mode: mode)
             return
@@ -206,7 +211,7 @@ public enum LatentAttentionBlock {
                    tables: ropeTable, tableStride: ropeStride)
         // q̃_nope per head: W_kb_h · q_nope_h for all tokens of the batch, one grouped dispatch.
         let kJobs = (0..<h).map { MatmulJob(weights: w.kB[$0], output: x.qAbsorbed + $0 * T * kvL, firstInputRow: $0 * T, tokens: T) }
-        ops.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope, mode: mode)
+        ops.multiply(kJobs, x.qNope, inputRows: h * T, cols: nope, mode: perHead)
         for t in 0..<T {
             for hd in 0..<h { (x.query + (t * h + hd) * row).update(from: x.qAbsorbed + (hd * T + t) * kvL, count: kvL) }
         }
@@ -229,10 +234,11 @@ public enum LatentAttentionBlock {
             ops.attendSelected(layout, tokens: T, rows: ix.rows, rowStride: topK, counts: ix.selectedCount + rowOffset,
                                scale: m.scale, softcap: 0)
         } else {
-            ops.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0, prompt: nil)
+            ops.attend(layout, tokens: T, startPosition: startPosition, span: .full, scale: m.scale, softcap: 0,
+                       prompt: decodeSegment ? false : nil)
         }
         let vJobs = (0..<h).map { MatmulJob(weights: w.vB[$0], output: x.valueOut + $0 * T * vd, firstInputRow: $0 * T, tokens: T) }
-        ops.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL, mode: mode)
+        ops.multiply(vJobs, x.latentOut, inputRows: h * T, cols: kvL, mode: perHead)
         for t in 0..<T {
             for hd in 0..<h { (att + (t * h + hd) * vd).update(from: x.valueOut + (hd * T + t) * vd, count: vd) }
         }

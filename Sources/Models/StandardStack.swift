@@ -157,9 +157,9 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     }
 
     /// Products of decode rows (the multi-row kernel, experts too when every row is a decode row) and
-    /// standard attention (decode rows one at a time) give a decode row its lone bits; MLA (kernels
-    /// chosen by row count, per-head grouped products) does not yet.
-    public var exactDecodeRows: Bool { hooks.latentAttention == nil }
+    /// attention (decode rows one at a time; MLA in its absorbed form with per-head products one token
+    /// at a time) give a decode row its lone bits; there is no side state.
+    public var exactDecodeRows: Bool { true }
 
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
         layers.enumerated().compactMap { l, w in
