@@ -65,7 +65,7 @@ struct Serve: ParsableCommand {
             let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
             let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: try speculation.options(for: loaded))
             if speculation.asked && !engine.speculates {
-                printErr("note: --spec is off for this model: its side state (DeepSeek V4 compressors, Qwen3.5 recurrent state) does not roll back with the KV yet")
+                printErr("note: --spec is off: this model's decode rows are not exact in a batch, or the batch has no room for drafts (--batch)")
             }
             let pool = engine.pool, ctx = engine.contextLength
             let name = modelOptions.model.model

@@ -170,6 +170,8 @@ public final class BatchEngine: @unchecked Sendable {
         /// after nextToken.
         var speculation: DraftState?
         var draft = Draft()
+        /// The side state before this step's draft was verified (models that keep side state).
+        var sideMark: SideStateMark?
 
         init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
             self.request = request
@@ -350,6 +352,8 @@ public final class BatchEngine: @unchecked Sendable {
                 let room = min(job.request.options.maxTokens - job.generated - 1, contextLength - start - 2, prefillChunk / 2 - draftTokens)
                 // A drafter that fails (its own cache full) only costs the draft.
                 job.draft = (try? job.speculation!.draft(after: job.history, room: room)) ?? Draft()
+                job.sideMark = job.draft.tokens.isEmpty || !loaded.model.keepsSideState ? nil : loaded.model.markSideState(of: job.sequence!)
+                if loaded.model.keepsSideState && job.sideMark == nil { job.draft = Draft() }   // cannot be undone: no draft
                 draftTokens += job.draft.tokens.count
             }
             var item = SequenceBatchItem(cache: job.sequence!, tokens: [next] + job.draft.tokens, startPosition: start, wantsLogits: true,
@@ -428,7 +432,21 @@ public final class BatchEngine: @unchecked Sendable {
             // and the one after it (the rule's replacement for a rejected one, else sampled from its row).
             let draft = job.draft.tokens, first = row
             let (kept, replacement) = DraftState.verify(job.draft, rows: { rowLogits(first + $0) }, sampler: job.sampler, history: job.history)
-            job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
+            if kept < draft.count, let mark = job.sideMark {
+                // Side state back to before the pass, then the kept rows again as decode rows (the same
+                // bits; no logits, so the batch's rows stay where rowLogits reads them).
+                loaded.model.rollBack(job.sequence!, to: mark)
+                let again = SequenceBatchItem(cache: job.sequence!, tokens: [item.tokens[0]] + draft[..<kept], startPosition: item.startPosition,
+                                              wantsLogits: false, isPrompt: false)
+                do { _ = try loaded.model.forward(batch: [again], state: state) } catch {
+                    fail(job, "\(error)")
+                    row += draft.count + 1
+                    continue
+                }
+            } else {
+                job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
+            }
+            job.sideMark = nil
             job.speculation!.recordPass(rows: draft.count + 1, seconds: stepSeconds, drafted: draft.count, accepted: kept)
             row += draft.count + 1
             for i in 0...kept {

@@ -186,7 +186,7 @@ struct Speculator {
                                                           : NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
         drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
         if !session.model.body.exactDecodeRows {
-            drafts.statistics.disabledReason = "this architecture's side state (DeepSeek V4 compressors, Qwen3.5 recurrent state) does not roll back with the KV yet"
+            drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch"
         } else if session.state.maxBatch < 2 {
             drafts.statistics.disabledReason = "a batch of 1 token leaves no room for a draft"
         }
@@ -202,7 +202,10 @@ struct Speculator {
     mutating func step(_ next: Int32, history: [Int32], room: Int, sampler: Sampler)
         throws -> (logits: UnsafeBufferPointer<Float>, accepted: [Int32], replacement: Int32?) {
         let model = session.model, state = session.state, start = state.cache.count
-        let draft = active ? try drafts.draft(after: history, room: room) : Draft()
+        // Side state (recurrent, compressed) is marked before the pass, to go back to if drafts are
+        // rejected; where it cannot be marked this step decodes plainly.
+        let mark = model.keepsSideState ? model.markSideState(of: state.cache) : nil
+        let draft = active && (mark != nil || !model.keepsSideState) ? try drafts.draft(after: history, room: room) : Draft()
         let began = DispatchTime.now().uptimeNanoseconds   // the pass; drafting is timed on its own
         func seconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9 }
         guard !draft.tokens.isEmpty else {
@@ -214,7 +217,14 @@ struct Speculator {
         let vocabulary = model.vocabularySize
         func row(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: all[(i * vocabulary)..<((i + 1) * vocabulary)]) }
         let (accepted, replacement) = DraftState.verify(draft, rows: row, sampler: sampler, history: history)
-        state.cache.truncate(to: start + 1 + accepted)
+        if accepted < draft.tokens.count, let mark {
+            // Back to before the pass, then the kept rows again (as decode rows: the same bits); no
+            // head, so the verified logits stay where `row` reads them.
+            model.rollBack(state.cache, to: mark)
+            try model.forward([next] + draft.tokens[..<accepted], startPosition: start, state: state, logits: .none, asDecodeRows: true)
+        } else {
+            state.cache.truncate(to: start + 1 + accepted)
+        }
         drafts.recordPass(rows: draft.tokens.count + 1, seconds: seconds(), drafted: draft.tokens.count, accepted: accepted)
         return (row(accepted), Array(draft.tokens[..<accepted]), replacement)
     }

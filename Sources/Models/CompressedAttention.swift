@@ -63,6 +63,8 @@ final class EntryRows {
     var view: StoredRows { StoredRows(storage: UnsafeRawPointer(storage), count: count, width: width, half: half) }
 
     func removeAll() { count = 0 }
+    /// Keeps the first `n` rows.
+    func truncate(to n: Int) { count = min(count, max(0, n)) }
     var bytes: Int { count * rowBytes }
 
     /// Replaces every row with `n` rows of this store's layout from `source`.

@@ -213,6 +213,9 @@ final class DeepSeek4Stack: LayerStack, @unchecked Sendable {
     }
 
     var keepsSideState: Bool { true }
+    /// Decode rows: products (grouped ones too) by the multi-row kernel, experts per token, the
+    /// compressors and attention row by row.
+    var exactDecodeRows: Bool { true }
     func makeSideState(kvType: KVType) -> KVSideState? { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: kvType != .f32) }
 
     /// Raw windows, compressor rings and the compressed entries of `contextLength` positions.

@@ -154,11 +154,11 @@ extension DeepSeek4Stack {
             swap(&S, &next)
             // MoE FFN.
             collapse(w.hcFFN, norm: w.ffnNorm, streams: S, tokens: T, scratch: x, state: s, mode: mode)
-            // Expert products group rows by expert (no decode-row order); in a batch of decode rows each
-            // expert sees a few tokens, which the single-token kernel runs faster than MXFP4's float
-            // GEMM tiles (4 streams: 174 -> 143 ms a step).
+            // Expert products group rows by expert; in a batch of decode rows each expert's rows go
+            // through the multi-row kernel (a row gets its lone bits, and a few tokens run faster than
+            // MXFP4's float GEMM tiles: 4 streams 174 -> 143 ms a step).
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, ops: s.ops, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(8) : .batched,
+                             scratch: x.moe, ops: s.ops, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(Int.max) : .batched,
                              layer: l, cache: p.experts, tokenIDs: tokens)
             expand(streams: S, into: next, tokens: T, scratch: x, state: s)
             swap(&S, &next)

@@ -44,7 +44,8 @@ public protocol LayerStack: AnyObject, Sendable {
     /// Bytes of the stack's weights one decode step reads (every matrix once, `used` experts per MoE).
     var weightBytesPerToken: Int { get }
     /// Whether a segment of several decode rows (drafted tokens being verified) gives every row exactly
-    /// the bits it gets as a lone decode step, and rolling the KV back undoes it (no side state).
+    /// the bits it gets as a lone decode step. Undoing part of such a pass: truncate the KV, and with
+    /// side state go back through TransformerModel.markSideState / rollBack and evaluate the kept rows.
     var exactDecodeRows: Bool { get }
 }
 

@@ -207,6 +207,8 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
     func kvTypeProblem(_ type: KVType) -> String? { Self.blockProblem(type, headSizes: [config.headDimK, config.headDimV]) }
     func kvFootprint(type: KVType) -> KVFootprint { KVFootprint(pages: kvShape(type: type), fixedBytes: qwen.stateBytes) }
     var keepsSideState: Bool { true }
+    /// Decode rows: products by the multi-row kernel, experts per token, the conv and delta rule row by row.
+    var exactDecodeRows: Bool { true }
     func makeSideState(kvType: KVType) -> KVSideState? { Qwen35State(qwen) }
     func sideStateBytes(contextLength: Int, type: KVType) -> Int { kvFootprint(type: type).fixedBytes }
 
@@ -257,9 +259,11 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
             }
             ops.add(o, into: h)
             ops.rmsNorm(h, weight: w.ffnNorm.pointer, into: xn, epsilon: eps)
-            // Expert products group rows by expert: no batch invariance there.
+            // Expert products group rows by expert: when every row is a decode row, each expert's rows
+            // through the multi-row kernel (a row gets its lone bits); else the multi-token kernel.
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
-                             scratch: x.moe, ops: ops, mode: .batched, layer: l, cache: p.experts)
+                             scratch: x.moe, ops: ops, mode: (mode.decodeRows ?? 0) >= T ? .perTokenBelow(Int.max) : .batched,
+                             layer: l, cache: p.experts)
             ops.add(o, into: h)
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }

@@ -106,7 +106,41 @@ extension KVSequence {
     }
 }
 
+/// Where a sequence's side state stood before a pass that may be partly undone (drafts being verified):
+/// the fixed parts' values and the growing parts' lengths (rows are only appended after it).
+public struct SideStateMark {
+    let count: Int
+    let fixed: [[Float]]
+    let rows: [Int]
+}
+
 extension TransformerModel {
+    /// The side state of `sequence` as it stands at the sequence's end (nil: none, or elsewhere).
+    public func markSideState(of sequence: KVSequence) -> SideStateMark? {
+        guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count else { return nil }
+        return SideStateMark(count: state.count, fixed: state.fixedBuffers.map(\.array), rows: state.rowStores.map(\.count))
+    }
+
+    /// Undoes a pass that started at `mark`: the side state back to the mark, then the sequence cut to
+    /// the mark's position (what the pass appended to the KV goes too). The caller evaluates again the
+    /// tokens it keeps. Returns false (and cuts the sequence, leaving the state to be rebuilt from
+    /// checkpoints) when the state is no longer the one marked.
+    @discardableResult
+    public func rollBack(_ sequence: KVSequence, to mark: SideStateMark) -> Bool {
+        guard let state = sequence.auxiliary as? SequenceSideState, state.count >= mark.count,
+              state.fixedBuffers.count == mark.fixed.count, state.rowStores.count == mark.rows.count else {
+            sequence.truncate(to: mark.count)
+            return false
+        }
+        for (buffer, values) in zip(state.fixedBuffers, mark.fixed) where buffer.count == values.count {
+            values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: values.count) }
+        }
+        for (store, rows) in zip(state.rowStores, mark.rows) { store.truncate(to: rows) }
+        state.count = mark.count
+        sequence.truncate(to: mark.count)   // the state now stands there: it is kept
+        return true
+    }
+
     /// Snapshots the side state of `sequence` into its pool's checkpoints, when it has one that stands
     /// at the sequence's end (call after a prompt or a generated answer).
     public func checkpointSideState(of sequence: KVSequence) {

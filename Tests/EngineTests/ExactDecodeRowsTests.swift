@@ -59,14 +59,14 @@ import Engine
         }
     }
 
-    /// Side state (recurrent state, compressors) does not roll back with the KV yet: these say so, and
-    /// speculation stays off for them.
-    @Test func sideStateArchitecturesAreNotExactYet() throws {
+    /// Qwen3.5 (recurrent Gated DeltaNet state) and DeepSeek V4 (compressed cache, past its window of 16
+    /// and the indexer's top-k): the rows themselves are exact too.
+    @Test func sideStateArchitecturesDecodeRowsAreLoneBits() throws {
         try withLoadedTiny("qwen35moe", SyntheticQwen35MoETests.writeTiny) { loaded, _ in
-            #expect(!loaded.model.body.exactDecodeRows)
+            try Self.expectExact(loaded, "qwen35moe", prompt: Self.prompt)
         }
         try withLoadedTiny("deepseek4", SyntheticDeepSeek4Tests.writeTiny) { loaded, _ in
-            #expect(!loaded.model.body.exactDecodeRows)
+            try Self.expectExact(loaded, "deepseek4", prompt: Self.prompt + Self.prompt)
         }
     }
 }

@@ -113,34 +113,71 @@ import Engine
                 "the copying requests had drafts accepted")
     }
 
+    /// Greedy answers (token ids) of an engine of 2 sequences to `prompts`, and the drafted tokens it
+    /// accepted.
+    static func engineAnswers(_ loaded: LoadedModel, prompts: [[Int32]], tokens: Int, speculation: SpeculationOptions?) async throws
+        -> (ids: [[Int32]], accepted: Int, drafted: Int) {
+        let engine = BatchEngine(loaded, parallel: 2, contextLength: 256, maxBatch: 32, prefillChunk: 16, threads: 1, speculation: speculation)
+        defer { engine.shutdown() }
+        let handles = try prompts.map { try engine.submit(EngineRequest(prompt: $0, options: Self.options(tokens, speculation: nil), topLogprobs: 0)) }
+        var results: [[Int32]] = [], accepted = 0, drafted = 0
+        for handle in handles {
+            var ids: [Int32] = []
+            for await event in handle.events {
+                if case .text(_, let tokens) = event { ids += tokens.map(\.token) }
+                if case .finished(let f) = event { accepted += f.acceptedTokens; drafted += f.draftedTokens }
+                if case .failed(let m) = event { Issue.record("\(m)") }
+            }
+            results.append(ids)
+        }
+        return (results, accepted, drafted)
+    }
+
+    static let enginePrompts: [[Int32]] = [[1, 5, 9, 5, 9, 5, 9], [1, 7, 3, 22, 40], [1, 9, 9, 9, 9, 9], [1, 100, 200, 300], [1, 5, 9, 5, 9]]
+
     /// The batch engine with a draft model (serve --spec draft): each request drafts from its own draft
     /// session, and the answers are the engine's without speculation; draft sessions are reused.
     @Test func batchEngineWithADraftModelAnswersAsWithout() async throws {
         let loaded = try LoadedModel(path: Self.fixture("llama.f32.gguf"))
         let draftModel = try LoadedModel(path: Self.fixture("llama.f16.gguf"))
-        let prompts: [[Int32]] = [[1, 5, 9, 5, 9, 5, 9], [1, 7, 3, 22, 40], [1, 9, 9, 9, 9, 9], [1, 100, 200, 300], [1, 5, 9, 5, 9]]
-        func answers(_ speculation: SpeculationOptions?) async throws -> (ids: [[Int32]], accepted: Int) {
-            let engine = BatchEngine(loaded, parallel: 2, contextLength: 256, maxBatch: 32, prefillChunk: 16, threads: 1,
-                                     speculation: speculation)
-            defer { engine.shutdown() }
-            let handles = try prompts.map { try engine.submit(EngineRequest(prompt: $0, options: Self.options(30, speculation: nil), topLogprobs: 0)) }
-            var results: [[Int32]] = [], accepted = 0
-            for handle in handles {
-                var ids: [Int32] = []
-                for await event in handle.events {
-                    if case .text(_, let tokens) = event { ids += tokens.map(\.token) }
-                    if case .finished(let f) = event { accepted += f.acceptedTokens }
-                    if case .failed(let m) = event { Issue.record("\(m)") }
-                }
-                results.append(ids)
-            }
-            return (results, accepted)
-        }
-        let plain = try await answers(nil)
-        let speculative = try await answers(SpeculationOptions(mode: .draft, draftMax: 6, draftModel: draftModel))
+        let plain = try await Self.engineAnswers(loaded, prompts: Self.enginePrompts, tokens: 30, speculation: nil)
+        let speculative = try await Self.engineAnswers(loaded, prompts: Self.enginePrompts, tokens: 30,
+                                                       speculation: SpeculationOptions(mode: .draft, draftMax: 6, draftModel: draftModel))
         #expect(plain.ids.allSatisfy { $0.count == 30 })
         #expect(plain.ids == speculative.ids)
         #expect(speculative.accepted > 50, "the F16 draft of the same weights is mostly accepted")
+    }
+
+    /// Models with side state (Qwen3.5's recurrent state, DeepSeek V4's compressed cache): rejected
+    /// drafts are undone through the side-state mark and the kept rows evaluated again, so the output
+    /// is unchanged, in a session and in the batch engine. N-gram drafts of the models' repetitive
+    /// output are accepted; a random draft model's (the llama fixture's) are rejected.
+    @Test func sideStateModelsKeepTheirGreedyOutput() async throws {
+        var ngram = SpeculationOptions(draftMax: 4)
+        ngram.ngramMin = 1
+        let randomDrafts = SpeculationOptions(mode: .draft, draftMax: 4, draftModel: try LoadedModel(path: Self.fixture("llama.f32.gguf")))
+        let prompt: [Int32] = [1, 5, 9, 5, 9, 5, 9, 12, 5, 9, 40, 41, 42, 5, 9]
+        for (tag, write) in [("qwen35moe", SyntheticQwen35MoETests.writeTiny), ("deepseek4", SyntheticDeepSeek4Tests.writeTiny)] {
+            let dir = try syntheticTempDirectory("spec-" + tag)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let loaded = try LoadedModel(path: try write(dir).0)
+            #expect(randomDrafts.problem(for: loaded) == nil)
+            var accepted = 0, rejected = 0
+            for spec in [ngram, randomDrafts] {
+                let name = "\(tag), \(spec.mode.rawValue)"
+                let (plain, speculative) = try Self.compare(loaded, prompt: prompt, tokens: 48, speculation: spec)
+                #expect(speculative.tokens == plain.tokens, "\(name): speculative output differs")
+                let stats = try #require(speculative.speculation)
+                accepted += stats.accepted
+                rejected += stats.drafted - stats.accepted
+                let enginePlain = try await Self.engineAnswers(loaded, prompts: Self.enginePrompts, tokens: 24, speculation: nil)
+                let engineSpeculative = try await Self.engineAnswers(loaded, prompts: Self.enginePrompts, tokens: 24, speculation: spec)
+                #expect(enginePlain.ids == engineSpeculative.ids, "\(name): the speculative engine answered differently")
+                accepted += engineSpeculative.accepted
+                rejected += engineSpeculative.drafted - engineSpeculative.accepted
+            }
+            #expect(accepted > 0 && rejected > 0, "\(tag): \(accepted) drafted tokens accepted, \(rejected) rejected")
+        }
     }
 
     /// A draft model whose vocabulary differs is refused with a message that says how.
