@@ -272,13 +272,15 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
 
 struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("spec"), help: ArgumentHelp(
-        "Speculative decoding: ngram (drafts from earlier text) or draft (a smaller model, --draft-model). Drafts are verified in one pass; the output is unchanged (greedy: token for token; sampling: in distribution). Not for JSON-schema requests.",
-        valueName: "ngram|draft"))
+        "Speculative decoding: ngram (drafts from earlier text), draft (a smaller model, --draft-model) or mtp (the model's own MTP / next-n layer; run and chat). Drafts are verified in one pass; the output is unchanged (greedy: token for token; sampling: in distribution). Not for JSON-schema requests.",
+        valueName: "ngram|draft|mtp"))
     var mode: SpeculationMode?
     @Option(name: .customLong("draft-model"), help: ArgumentHelp(
         "The draft model for --spec draft (implies it): a GGUF path or a model name, with the same vocabulary.", valueName: "model"))
     var draftModel: String?
     @Option(name: .customLong("draft-max"), help: "Longest draft (the length used is tuned as it runs).") var draftMax: Int = 16
+    @Option(name: .customLong("draft-min"), help: "Shortest draft: every step drafts at least this many tokens, even when the tuner measures no gain (0: tuned).")
+    var draftMin: Int = 0
 
     var asked: Bool { mode != nil || draftModel != nil }
 
@@ -287,15 +289,17 @@ struct SpeculationFlags: ParsableArguments {
         guard asked else { return nil }
         let mode = mode ?? .draft
         var options = SpeculationOptions(mode: mode, draftMax: draftMax)
+        options.draftMin = draftMin
         if mode == .draft, let name = draftModel {
             options.draftModel = try LoadedModel(path: try ModelStore.resolveOrPull(name))
-            if let problem = options.problem(for: target) { throw SpeculationError.incompatibleDraftModel(problem) }
         }
+        if let problem = options.problem(for: target) { throw ValidationError(problem) }
         return options
     }
 
     func validate() throws {
         if draftMax < 1 { throw ValidationError("--draft-max must be ≥ 1") }
+        if draftMin < 0 || draftMin > draftMax { throw ValidationError("--draft-min must be between 0 and --draft-max") }
         if mode == .draft && draftModel == nil { throw ValidationError("--spec draft needs --draft-model FILE") }
         if mode == .ngram && draftModel != nil { throw ValidationError("--draft-model drafts with a model: use --spec draft (or leave --spec out)") }
     }

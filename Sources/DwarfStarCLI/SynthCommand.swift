@@ -69,7 +69,19 @@ struct Synth: ParsableCommand {
         return [relative, root.appendingPathComponent(relative).path].first { FileManager.default.fileExists(atPath: $0) }
     }
 
+    @Option(name: .customLong("append-nextn"), help: ArgumentHelp(
+        "Instead of a new model: copy this GGUF (a standard-stack model such as glm4moe or deepseek2) to -o with one MTP / next-n layer appended (a copy of its last block, a seeded eh_proj), for --spec mtp.",
+        valueName: "file"))
+    var appendNextN: String?
+
     func run() throws {
+        if let source = appendNextN {
+            do { try SyntheticModel.appendNextN(to: try GGUFFile(path: try ModelStore.resolveOrPull(source)), writing: output, seed: seed) } catch {
+                throw fail(error)
+            }
+            printErr("wrote \(output): \(source) with a next-n layer")
+            return
+        }
         guard ["llama", "deepseek2", "glm-dsa", "deepseek4", "qwen35moe", "gemma4"].contains(arch) else {
             throw ValidationError("--arch must be llama, deepseek2, glm-dsa, deepseek4, qwen35moe or gemma4")
         }

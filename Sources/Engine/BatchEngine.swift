@@ -114,8 +114,12 @@ public final class BatchEngine: @unchecked Sendable {
     public weak var observer: BatchEngineObserver?
     /// Speculative decoding for unconstrained requests (nil: off).
     public let speculation: SpeculationOptions?
-    /// Whether unconstrained requests speculate (asked for, and exact for this model).
-    public var speculates: Bool { speculation != nil && loaded.model.body.exactDecodeRows && state.maxBatch > parallel + 1 }
+    /// Whether unconstrained requests speculate (asked for with a drafter the engine runs, n-grams or a
+    /// draft model, and exact for this model).
+    public var speculates: Bool {
+        guard let speculation, speculation.mode != .mtp else { return false }
+        return loaded.model.body.exactDecodeRows && state.maxBatch > parallel + 1
+    }
 
     private let state: InferenceState
     /// Draft-model sessions not in use (--spec draft): one per active request at most, their KV in one

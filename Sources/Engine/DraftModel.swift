@@ -78,6 +78,11 @@ extension Session {
 extension SpeculationOptions {
     /// Why these options cannot speculate for `target` (nil: they can).
     public func problem(for target: LoadedModel) -> String? {
+        if mode == .mtp {
+            do { return try target.model.nextNHead() == nil ? SpeculationError.noNextNLayer(target.name).description : nil } catch {
+                return "\(error)"
+            }
+        }
         guard mode == .draft else { return nil }
         guard let draftModel else { return SpeculationError.noDraftModel.description }
         return DraftModelDrafter.compatibilityProblem(target: target, draft: draftModel)
@@ -87,8 +92,10 @@ extension SpeculationOptions {
 public enum SpeculationError: Error, CustomStringConvertible {
     case noDraftModel
     case incompatibleDraftModel(String)
+    case noNextNLayer(String)
     public var description: String {
         switch self {
+        case .noNextNLayer(let name): return "\(name) has no MTP / next-n layer (nextn_predict_layers); use --spec ngram or --draft-model"
         case .noDraftModel: return "--spec draft needs --draft-model FILE"
         case .incompatibleDraftModel(let why): return why
         }

@@ -58,6 +58,8 @@ public final class Session: @unchecked Sendable {
     /// The draft model's session when speculation drafts with one (made on first use, kept across turns
     /// so a conversation is prefilled into it once; it shares this session's worker threads).
     var draftSession: Session?
+    /// The MTP drafter (--spec mtp), fed every chunk this session's model commits once made.
+    var nextNDrafter: MTPDrafter?
 
     /// A session with resolved runtime options (RuntimeOptions.session(_:) also picks the pool).
     public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, kvPool: KVPagePool? = nil) {
@@ -123,6 +125,8 @@ public final class Session: @unchecked Sendable {
         var result = GenerationResult()
         result.promptTokens = prompt.count
         let sampler = Sampler(options.sampler)
+        // Made before the prompt runs: an MTP drafter is fed the prompt's hidden states as it is evaluated.
+        var speculator = try options.speculation.map { try Speculator($0, session: self, sampler: options.sampler) }
         let t0 = Date()
         var (logits, evaluated) = try evaluate(prompt)
         model.checkpointSideState(of: state.cache)   // a later turn or rollback restarts from here
@@ -133,7 +137,6 @@ public final class Session: @unchecked Sendable {
         var pending = ""   // decided text not yet emitted (may be the start of a stop string)
         var history = prompt
         defer { state.pool.park() }
-        var speculator = try options.speculation.map { try Speculator($0, session: self, sampler: options.sampler) }
         // Drafted tokens the model accepted: already in the cache, emitted before sampling again. Then the
         // token speculative sampling put in place of a rejected one, if any (not yet in the cache).
         var verified: [Int32] = []

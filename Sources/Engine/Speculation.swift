@@ -20,12 +20,17 @@ public enum SpeculationMode: String, Sendable, CaseIterable {
     case ngram
     /// A smaller model with the same vocabulary decodes the draft (`SpeculationOptions.draftModel`).
     case draft
+    /// The model's own MTP / next-n layer (GLM-4.5/4.6 nextn, DeepSeek V3 MTP) chained from its hidden state.
+    case mtp
 }
 
 public struct SpeculationOptions: Sendable, Equatable {
     public var mode: SpeculationMode = .ngram
     /// Longest draft.
     public var draftMax = 16
+    /// Shortest draft: above 0 every step drafts at least this many tokens whatever the tuner measures
+    /// (llama.cpp's --spec-draft-n-min; for comparisons and experiments).
+    public var draftMin = 0
     /// N-gram sizes looked up, longest first.
     public var ngramMin = 2
     public var ngramMax = 4
@@ -36,7 +41,7 @@ public struct SpeculationOptions: Sendable, Equatable {
         self.mode = mode; self.draftMax = draftMax; self.draftModel = draftModel
     }
     public static func == (a: SpeculationOptions, b: SpeculationOptions) -> Bool {
-        a.mode == b.mode && a.draftMax == b.draftMax && a.ngramMin == b.ngramMin && a.ngramMax == b.ngramMax
+        a.mode == b.mode && a.draftMax == b.draftMax && a.draftMin == b.draftMin && a.ngramMin == b.ngramMin && a.ngramMax == b.ngramMax
             && a.draftModel === b.draftModel
     }
 }
@@ -122,8 +127,10 @@ public struct DraftLengthTuner: Sendable {
     private var plainSteps = 0
     static let probeEvery = 32
     public let draftMax: Int
+    /// Drafts are at least this long (0: the tuner may choose plain steps).
+    public let draftMin: Int
 
-    public init(draftMax: Int) { self.draftMax = draftMax }
+    public init(draftMax: Int, draftMin: Int = 0) { self.draftMax = draftMax; self.draftMin = min(max(0, draftMin), draftMax) }
 
     /// Drafting k tokens and a verification pass of `rows` = k + 1 rows, in lone steps: the pass
     /// measured, else a prior (the multi-row kernels share weight reads; kept optimistic so that lengths
@@ -143,6 +150,11 @@ public struct DraftLengthTuner: Sendable {
     /// The draft length to ask for now (0: decode plainly; so is the first step, which measures what a
     /// lone step costs).
     public mutating func length() -> Int {
+        if draftMin > 0 { return max(draftMin, lengthByGain()) }
+        return lengthByGain()
+    }
+
+    private mutating func lengthByGain() -> Int {
         guard stepSeconds != nil else { return 0 }
         var best = 0, bestGain = 1.0
         for k in 1...max(1, draftMax) where gain(k) > bestGain { best = k; bestGain = gain(k) }
@@ -182,8 +194,12 @@ struct Speculator {
 
     init(_ options: SpeculationOptions, session: Session, sampler: SamplerParameters) throws {
         self.session = session
-        let drafter: any Drafter = options.mode == .draft ? try session.draftModelDrafter(options, sampler: sampler)
-                                                          : NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+        let drafter: any Drafter
+        switch options.mode {
+        case .draft: drafter = try session.draftModelDrafter(options, sampler: sampler)
+        case .mtp: drafter = try session.mtpDrafter(sampler: sampler)
+        case .ngram: drafter = NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
+        }
         drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
         if !session.model.body.exactDecodeRows {
             drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch"
@@ -239,7 +255,7 @@ struct DraftState {
 
     init(_ options: SpeculationOptions, drafter: any Drafter, maxDraft: Int) {
         self.drafter = drafter
-        tuner = DraftLengthTuner(draftMax: max(1, maxDraft))
+        tuner = DraftLengthTuner(draftMax: max(1, maxDraft), draftMin: options.draftMin)
         statistics.drafter = options.mode.rawValue
     }
 

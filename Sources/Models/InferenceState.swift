@@ -13,6 +13,11 @@ public final class InferenceState: @unchecked Sendable {
     public let cache: KVSequence
     public let maxBatch: Int
     public let pool: WorkerPool
+    /// Called by TransformerModel.forward after each chunk is committed: its tokens, the position of
+    /// the first, and the final hidden rows (before the output norm; one per token, the model's width),
+    /// valid during the call. For stacks whose head reads x (the standard stack). An MTP drafter feeds
+    /// its layer from here.
+    public var onCommit: ((_ tokens: UnsafeBufferPointer<Int32>, _ start: Int, _ hidden: UnsafePointer<Float>) -> Void)?
     /// The op interface the layer stacks run on (the CPU backend over `pool`).
     public let ops: any Backend
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;

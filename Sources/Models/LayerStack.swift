@@ -140,6 +140,9 @@ public struct ForwardPass {
     let embedding: TokenEmbedding
     /// Routed experts streamed into RAM slots (nil: every weight stays mapped).
     let experts: ExpertCache?
+    /// The rows the stack starts from instead of the tokens' embeddings (an MTP layer's projected
+    /// input; StandardStack), T rows of the embedding width; nil: embed the tokens.
+    var inputRows: UnsafePointer<Float>? = nil
 
     /// x[t] = embed(tokens[t]) for the rows of the pass.
     func embed(_ t: Int, into x: UnsafeMutablePointer<Float>) { embedding.embed(tokens[t], into: x) }

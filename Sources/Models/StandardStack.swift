@@ -103,6 +103,24 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     let ropeSliding: Rope
     let attentionScale: Float
 
+    /// One layer of `trunk`'s kind read from block `block` of `gguf` (an MTP / next-n layer stored
+    /// after the trunk), with the trunk's RoPE; its KV is layer 0 of its own cache.
+    init(layer block: Int, of trunk: StandardStack, gguf: GGUFFile) throws {
+        var c = trunk.config
+        c.layerCount = 1
+        c.nextNLayers = 0
+        config = c
+        var h = trunk.hooks
+        h.spans = [.full]; h.ropeLayers = [true]; h.slidingRopeLayers = [false]
+        hooks = h
+        let routed = gguf.tensor(MoETensorName.router(block).name) != nil
+        moe = routed ? trunk.moe : nil
+        layers = [try WeightReader(gguf).standardLayer(block, trunk.config, trunk.hooks, moe: moe)]
+        ropeGlobal = trunk.ropeGlobal
+        ropeSliding = trunk.ropeSliding
+        attentionScale = trunk.attentionScale
+    }
+
     /// Reads the layers `hooks` describe from `gguf`.
     public init(gguf: GGUFFile, config c: ModelConfig, hooks: StandardHooks) throws {
         config = c
@@ -192,8 +210,8 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         let eps = c.rmsEpsilon
         // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
         let invariant = ProductMode.invariant(decodeRows: p.decodeRows)
-        // Embedding rows; RoPE cos/sin per token for both bases.
-        p.embedAll(into: x)
+        // Embedding rows (or the rows given); RoPE cos/sin per token for both bases.
+        if let input = p.inputRows { x.base.update(from: input, count: T * e) } else { p.embedAll(into: x) }
         let ropeStride = c.ropeDimensions, positions = s.positions
         s.perToken(T) { t in
             ropeGlobal.fill(s.ropeGlobal + t * ropeStride, position: positions[t])

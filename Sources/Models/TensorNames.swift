@@ -155,3 +155,19 @@ public enum Qwen35TensorName {
         }
     }
 }
+
+/// Tensors of an MTP / next-n layer (block N, after the trunk), beside that block's decoder tensors.
+public enum NextNTensorName {
+    case ehProjection(Int), embeddingNorm(Int), hiddenNorm(Int), sharedHeadNorm(Int), sharedHead(Int), embedTokens(Int)
+
+    public var name: String {
+        switch self {
+        case .ehProjection(let l): return "blk.\(l).nextn.eh_proj.weight"
+        case .embeddingNorm(let l): return "blk.\(l).nextn.enorm.weight"
+        case .hiddenNorm(let l): return "blk.\(l).nextn.hnorm.weight"
+        case .sharedHeadNorm(let l): return "blk.\(l).nextn.shared_head_norm.weight"
+        case .sharedHead(let l): return "blk.\(l).nextn.shared_head_head.weight"
+        case .embedTokens(let l): return "blk.\(l).nextn.embed_tokens.weight"
+        }
+    }
+}

@@ -7,6 +7,7 @@
 import GGUF
 import Kernels
 import KVCache
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -34,8 +35,28 @@ public final class TransformerModel: @unchecked Sendable {
     public let body: any LayerStack
     /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
     public var expertCache: ExpertCache?
+    /// The MTP / next-n layer, read on first use (nextNHead()).
+    private let nextN = Mutex<Result<NextNHead?, ModelError>?>(nil)
+
+    /// The file's first MTP / next-n layer with its head (nil: it has none), read once.
+    public func nextNHead() throws -> NextNHead? {
+        try nextN.withLock { cached in
+            if cached == nil {
+                do { cached = .success(try NextNHead.load(self)) } catch let e as ModelError { cached = .failure(e) } catch {
+                    cached = .failure(.invalidConfig(file: gguf.path, message: "\(error)"))
+                }
+            }
+            return try cached!.get()
+        }
+    }
 
     /// The embedding, head and `body` of `gguf` (the architecture read `config` and built `body`).
+    /// A model over parts already read (an MTP layer with its own head).
+    init(gguf: GGUFFile, config: ModelConfig, body: any LayerStack, tokenEmbedding: WeightMatrix, output: WeightMatrix, outputNorm: FloatBuffer) {
+        self.gguf = gguf; self.config = config; self.body = body
+        self.tokenEmbedding = tokenEmbedding; self.output = output; self.outputNorm = outputNorm
+    }
+
     public init(gguf: GGUFFile, config c: ModelConfig, body: any LayerStack) throws {
         self.gguf = gguf
         self.config = c
@@ -72,9 +93,11 @@ public final class TransformerModel: @unchecked Sendable {
     /// appending their K/V to the state's cache. Returns logits rows per `request`. asDecodeRows: the
     /// tokens are generated ones (drafts being verified), each computed as a lone decode step would be
     /// (bitwise so where body.exactDecodeRows); otherwise several tokens are prompt rows.
+    /// inputRows: rows to start from instead of the tokens' embeddings (an MTP layer's input), one per
+    /// token. After each chunk is committed, state.onCommit sees its tokens and final hidden rows.
     @discardableResult
     public func forward(_ tokens: [Int32], startPosition: Int, state: InferenceState, logits request: LogitsRequest,
-                        asDecodeRows: Bool = false) throws -> UnsafeBufferPointer<Float> {
+                        asDecodeRows: Bool = false, inputRows: UnsafePointer<Float>? = nil) throws -> UnsafeBufferPointer<Float> {
         var done = 0
         var result = UnsafeBufferPointer<Float>(start: nil, count: 0)
         guard !tokens.isEmpty else { return result }
@@ -105,7 +128,8 @@ public final class TransformerModel: @unchecked Sendable {
                 forwardBatch(buf.baseAddress! + done, count: n,
                              segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n,
                                                      prompt: n > 1 && !asDecodeRows)],
-                             state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow))
+                             state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow),
+                             inputRows: inputRows.map { $0 + done * config.embeddingLength })
             }
             // A failed expert read spoils this chunk's rows: they are dropped, never committed (earlier
             // chunks were checked and stay).
@@ -115,6 +139,7 @@ public final class TransformerModel: @unchecked Sendable {
             }
             tokens.withUnsafeBufferPointer { buf in
                 state.cache.commit(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), start: startPosition + done)
+                state.onCommit?(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), startPosition + done, UnsafePointer(state.x))
             }
             done += n
         }
@@ -127,14 +152,15 @@ public final class TransformerModel: @unchecked Sendable {
     /// positions of one sequence (its K/V prepared for writing); logits of `logitRows` (batch rows, in
     /// order) land in state.logits from row logitsOffset.
     func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
-                      logitRows: [Int], logitsOffset: Int) {
+                      logitRows: [Int], logitsOffset: Int, inputRows: UnsafePointer<Float>? = nil) {
         // Position and segment of every row.
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
         }
         let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
         let pass = ForwardPass(tokens: tokens, count: T, segments: segments, state: s, decodeRows: decodeRows,
-                               embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache)
+                               embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache,
+                               inputRows: inputRows)
         body.forward(pass)
 
         // Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
