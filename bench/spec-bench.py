@@ -16,7 +16,7 @@ the same prompts on the same file, rendered by DwarfStar's chat template: --spec
 and the same draft limit, alternated, tokens/s per kind from its "decoded N tokens in S seconds".
 
 usage: bench/spec-bench.py [--bin .build/release/dwarfstar] [-m smollm2] [-t 2] [-n 256] [-r 1]
-                           [--per-kind 24] [--write-workload] [--llama-lookup BIN]
+                           [--per-kind 24] [--write-workload] [--llama-lookup BIN] [--limit N] [--kinds K,...]
 """
 import argparse
 import glob
@@ -38,6 +38,7 @@ ap.add_argument("--workload", default=None, help="JSON Lines workload (default: 
 ap.add_argument("--write-workload", action="store_true", help="rebuild the workload file from the repository and exit")
 ap.add_argument("--llama-lookup", default=None, help="llama.cpp's llama-lookup binary: also run it on the same prompts")
 ap.add_argument("--kinds", default=None, help="comma-separated kinds to run (default: all)")
+ap.add_argument("--limit", type=int, default=0, help="the first N prompts of each kind (0: all)")
 args = ap.parse_args()
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 workload_path = args.workload or os.path.join(root, "bench", "workloads", "speculation.jsonl")
@@ -112,6 +113,14 @@ def load_workload():
     if args.kinds:
         keep = args.kinds.split(",")
         items = [i for i in items if i["kind"] in keep]
+    if args.limit > 0:
+        seen = {}
+        kept = []
+        for i in items:
+            seen[i["kind"]] = seen.get(i["kind"], 0) + 1
+            if seen[i["kind"]] <= args.limit:
+                kept.append(i)
+        items = kept
     return items
 
 
@@ -140,7 +149,9 @@ def rendered(prompt):
     r = subprocess.run([args.bin, "run", "-m", args.model, "--verbose-prompt", "-n", "1", "--temp", "0", "-t", args.threads,
                         "-c", "8192", "-p", prompt], capture_output=True, text=True)
     line = next(l for l in r.stderr.splitlines() if l.startswith("prompt ("))
-    return swift_unescape(line[line.index(": \"") + 3:-1])
+    text = swift_unescape(line[line.index(": \"") + 3:-1])
+    # llama-lookup adds the BOS token itself (add_special): drop the one the template wrote.
+    return text[len("<bos>"):] if text.startswith("<bos>") else text
 
 
 def model_path():
@@ -153,7 +164,7 @@ def model_path():
 def lookup(text, draft):
     # The rendered text starts with BOS where the template writes one; llama-lookup adds its own.
     cmd = [args.llama_lookup, "-m", model_path(), "-p", text, "-n", str(args.n), "-t", args.threads, "--temp", "0",
-           "-c", "8192", "--spec-draft-n-max", str(draft)]
+           "-c", "8192", "-b", "8192", "--spec-draft-n-max", str(draft)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     m = re.search(r"decoded\s+(\d+) tokens in\s+([\d.]+) seconds", r.stderr)
     if r.returncode != 0 or not m:

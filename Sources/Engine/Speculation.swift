@@ -133,12 +133,21 @@ public struct DraftLengthTuner: Sendable {
     public init(draftMax: Int, draftMin: Int = 0) { self.draftMax = draftMax; self.draftMin = min(max(0, draftMin), draftMax) }
 
     /// Drafting k tokens and a verification pass of `rows` = k + 1 rows, in lone steps: the pass
-    /// measured, else a prior (the multi-row kernels share weight reads; kept optimistic so that lengths
-    /// get tried), plus the drafter's measured time for k tokens.
+    /// measured, else extrapolated from the passes measured (their mean cost per extra row; before any,
+    /// 0.15 a row: the multi-row kernels share weight reads), plus the drafter's measured time for k
+    /// tokens. One measured length thus prices the others, and a model whose rows cost nearly a step
+    /// each (compute-bound) stops drafting after its first pass.
     public func cost(rows: Int) -> Double {
         let drafting = stepSeconds.map { (draftSecondsPerToken ?? 0) * Double(rows - 1) / $0 } ?? 0
         if let step = stepSeconds, let pass = passSeconds[rows] { return max(1, pass / step) + drafting }
-        return 1 + 0.15 * Double(rows - 1) + drafting
+        return 1 + extraRowCost * Double(rows - 1) + drafting
+    }
+
+    /// Mean cost of one more row in a pass, in lone steps, over the lengths measured (prior 0.15).
+    private var extraRowCost: Double {
+        guard let step = stepSeconds else { return 0.15 }
+        let slopes = passSeconds.filter { $0.key > 1 }.map { (max(1, $0.value / step) - 1) / Double($0.key - 1) }
+        return slopes.isEmpty ? 0.15 : slopes.reduce(0, +) / Double(slopes.count)
     }
 
     /// Expected tokens per lone-step time for a draft of k, at per-token acceptance `acceptance`.

@@ -71,4 +71,30 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         let unknown = try runCLI(["run", "-m", "no-such-model", "-p", "hi"])
         #expect(unknown.status != 0 && unknown.stderr.contains("known"))
     }
+
+    /// Speculation flags end to end: a draft model of another vocabulary and --spec mtp on a model
+    /// without the layer are refused with what is wrong; a working draft model and MTP layer print
+    /// their counts and leave the greedy text as it is without them.
+    @Test func speculationFlagsEndToEnd() throws {
+        let llama = modelFixtures.appendingPathComponent("llama.f32.gguf").path
+        let glm = modelFixtures.appendingPathComponent("glm4moe.f32.gguf").path
+        let mismatch = try runCLI(["run", "-m", llama, "--raw", "-p", "hi", "-n", "4", "--draft-model", glm])
+        #expect(mismatch.status != 0 && mismatch.stderr.contains("vocabulary"), "\(mismatch.stderr)")
+        let noLayer = try runCLI(["run", "-m", llama, "--raw", "-p", "hi", "-n", "4", "--spec", "mtp"])
+        #expect(noLayer.status != 0 && noLayer.stderr.contains("next-n"), "\(noLayer.stderr)")
+        let plain = try runCLI(["run", "-m", llama, "--raw", "-p", "hello hello hello", "-n", "24", "--temp", "0"])
+        let drafted = try runCLI(["run", "-m", llama, "--raw", "-p", "hello hello hello", "-n", "24", "--temp", "0",
+                                  "--draft-model", modelFixtures.appendingPathComponent("llama.f16.gguf").path])
+        #expect(plain.status == 0 && drafted.status == 0 && drafted.stdout == plain.stdout)
+        #expect(drafted.stderr.contains("speculation (draft):"), "\(drafted.stderr)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-nextn-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let withLayer = dir.appendingPathComponent("glm-nextn.gguf").path
+        let synth = try runCLI(["synth", "--append-nextn", glm, "-o", withLayer])
+        #expect(synth.status == 0, "\(synth.stderr)")
+        let glmPlain = try runCLI(["run", "-m", withLayer, "--raw", "-p", "hello hello hello", "-n", "24", "--temp", "0"])
+        let glmMTP = try runCLI(["run", "-m", withLayer, "--raw", "-p", "hello hello hello", "-n", "24", "--temp", "0", "--spec", "mtp"])
+        #expect(glmMTP.status == 0 && glmMTP.stdout == glmPlain.stdout && glmMTP.stderr.contains("speculation (mtp):"), "\(glmMTP.stderr)")
+    }
 }

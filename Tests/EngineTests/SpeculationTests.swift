@@ -180,6 +180,27 @@ import Engine
         }
     }
 
+    /// `dwarfstar bench --spec`: a row per kind of prompt, in the workload's order, with rates, drafts
+    /// and the check that speculative outputs equal the plain ones; workload files parsed strictly.
+    @Test func speculationBenchmarkReportsEachKind() throws {
+        let loaded = try LoadedModel(path: Self.fixture("llama.f32.gguf"))
+        let runtime = try RuntimeOptions(RuntimeSettings(threads: 1, contextLength: 512), for: loaded)
+        var spec = SpeculationOptions(draftMax: 4)
+        spec.ngramMin = 1
+        let workload = [SpeculationWorkload(kind: "copy", prompt: "a b a b a b a b"), SpeculationWorkload(kind: "free", prompt: "once"),
+                        SpeculationWorkload(kind: "copy", prompt: "x y z x y z x y z")]
+        let rows = try SpeculationBenchmark.run(loaded, workload: workload, speculation: spec, options: runtime, maxTokens: 24, repetitions: 2)
+        #expect(rows.map(\.kind) == ["copy", "free"] && rows.map(\.prompts) == [2, 1])
+        #expect(rows.allSatisfy { $0.identical && $0.plainTokensPerSecond > 0 && $0.speculativeTokensPerSecond > 0 && $0.ratio > 0 })
+        #expect(rows[0].drafted > 0)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("workload-\(UUID()).jsonl")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("{\"kind\": \"code\", \"prompt\": \"hi\"}\n\n{\"kind\": \"chat\", \"prompt\": \"yo\"}\n".utf8).write(to: file)
+        #expect(try SpeculationWorkload.load(file.path) == [SpeculationWorkload(kind: "code", prompt: "hi"), SpeculationWorkload(kind: "chat", prompt: "yo")])
+        try Data("{\"kind\": \"code\"}\n".utf8).write(to: file)
+        #expect(throws: SpeculationBenchmarkError.self) { try SpeculationWorkload.load(file.path) }
+    }
+
     /// A draft model whose vocabulary differs is refused with a message that says how.
     @Test func incompatibleDraftModelsAreRefusedClearly() throws {
         let llama = try LoadedModel(path: Self.fixture("llama.f32.gguf")), glm = try LoadedModel(path: Self.fixture("glm4moe.f32.gguf"))
