@@ -290,6 +290,7 @@ struct SpeculationFlags: ParsableArguments {
         let mode = mode ?? .draft
         var options = SpeculationOptions(mode: mode, draftMax: draftMax)
         options.draftMin = draftMin
+        options.rememberPassCosts = true
         if mode == .draft, let name = draftModel {
             options.draftModel = try LoadedModel(path: try ModelStore.resolveOrPull(name))
         }

@@ -178,6 +178,7 @@ public final class Session: @unchecked Sendable {
         }
         result.generationSeconds = Date().timeIntervalSince(t1)
         result.speculation = speculator?.statistics
+        speculator?.savePassCosts()
         if !result.tokens.isEmpty { model.checkpointSideState(of: state.cache) }
         return result
     }

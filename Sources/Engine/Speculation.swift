@@ -34,6 +34,9 @@ public struct SpeculationOptions: Sendable, Equatable {
     /// N-gram sizes looked up, longest first.
     public var ngramMin = 2
     public var ngramMax = 4
+    /// Start the draft-length tuner from the pass costs measured by earlier runs of this model on this
+    /// machine, and save this run's (`<model>.dspasscosts`; run and chat).
+    public var rememberPassCosts = false
     /// The draft model (mode .draft), loaded once; its vocabulary checked against the target's with
     /// `DraftModelDrafter.compatibilityProblem`.
     public var draftModel: LoadedModel?
@@ -42,7 +45,7 @@ public struct SpeculationOptions: Sendable, Equatable {
     }
     public static func == (a: SpeculationOptions, b: SpeculationOptions) -> Bool {
         a.mode == b.mode && a.draftMax == b.draftMax && a.draftMin == b.draftMin && a.ngramMin == b.ngramMin && a.ngramMax == b.ngramMax
-            && a.draftModel === b.draftModel
+            && a.draftModel === b.draftModel && a.rememberPassCosts == b.rememberPassCosts
     }
 }
 
@@ -129,8 +132,19 @@ public struct DraftLengthTuner: Sendable {
     public let draftMax: Int
     /// Drafts are at least this long (0: the tuner may choose plain steps).
     public let draftMin: Int
+    /// Pass costs (rows → lone steps) measured by earlier runs on this machine: used for the lengths not
+    /// measured yet in this one.
+    private let savedCosts: [Int: Double]
 
-    public init(draftMax: Int, draftMin: Int = 0) { self.draftMax = draftMax; self.draftMin = min(max(0, draftMin), draftMax) }
+    public init(draftMax: Int, draftMin: Int = 0, savedCosts: [Int: Double] = [:]) {
+        self.draftMax = draftMax; self.draftMin = min(max(0, draftMin), draftMax); self.savedCosts = savedCosts
+    }
+
+    /// The pass costs this run measured (rows → lone steps), to be saved for the next.
+    public var measuredCosts: [Int: Double] {
+        guard let step = stepSeconds else { return [:] }
+        return passSeconds.mapValues { max(1, $0 / step) }
+    }
 
     /// Drafting k tokens and a verification pass of `rows` = k + 1 rows, in lone steps: the pass
     /// measured, else extrapolated from the passes measured (their mean cost per extra row; before any,
@@ -140,13 +154,15 @@ public struct DraftLengthTuner: Sendable {
     public func cost(rows: Int) -> Double {
         let drafting = stepSeconds.map { (draftSecondsPerToken ?? 0) * Double(rows - 1) / $0 } ?? 0
         if let step = stepSeconds, let pass = passSeconds[rows] { return max(1, pass / step) + drafting }
+        if let saved = savedCosts[rows] { return saved + drafting }
         return 1 + extraRowCost * Double(rows - 1) + drafting
     }
 
-    /// Mean cost of one more row in a pass, in lone steps, over the lengths measured (prior 0.15).
+    /// Mean cost of one more row in a pass, in lone steps, over the lengths measured here or saved
+    /// (prior 0.15).
     private var extraRowCost: Double {
-        guard let step = stepSeconds else { return 0.15 }
-        let slopes = passSeconds.filter { $0.key > 1 }.map { (max(1, $0.value / step) - 1) / Double($0.key - 1) }
+        let known = savedCosts.merging(measuredCosts) { _, measured in measured }.filter { $0.key > 1 }
+        let slopes = known.map { ($0.value - 1) / Double($0.key - 1) }
         return slopes.isEmpty ? 0.15 : slopes.reduce(0, +) / Double(slopes.count)
     }
 
@@ -200,6 +216,12 @@ public struct DraftLengthTuner: Sendable {
 struct Speculator {
     let session: Session
     var drafts: DraftState
+    let rememberPassCosts: Bool
+
+    /// Keeps what this run measured for the next (with rememberPassCosts).
+    func savePassCosts() {
+        if rememberPassCosts { session.loaded.savePassCosts(drafts.tuner.measuredCosts, threads: session.state.pool.threads) }
+    }
 
     init(_ options: SpeculationOptions, session: Session, sampler: SamplerParameters) throws {
         self.session = session
@@ -209,7 +231,9 @@ struct Speculator {
         case .mtp: drafter = try session.mtpDrafter(sampler: sampler)
         case .ngram: drafter = NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
         }
-        drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1))
+        rememberPassCosts = options.rememberPassCosts
+        let saved = options.rememberPassCosts ? session.loaded.loadPassCosts(threads: session.state.pool.threads) : [:]
+        drafts = DraftState(options, drafter: drafter, maxDraft: min(options.draftMax, session.state.maxBatch - 1), savedCosts: saved)
         if !session.model.body.exactDecodeRows {
             drafts.statistics.disabledReason = "this architecture's decode rows are not exact in a batch"
         } else if session.state.maxBatch < 2 {
@@ -262,9 +286,9 @@ struct DraftState {
     var tuner: DraftLengthTuner
     var statistics = SpeculationStatistics()
 
-    init(_ options: SpeculationOptions, drafter: any Drafter, maxDraft: Int) {
+    init(_ options: SpeculationOptions, drafter: any Drafter, maxDraft: Int, savedCosts: [Int: Double] = [:]) {
         self.drafter = drafter
-        tuner = DraftLengthTuner(draftMax: max(1, maxDraft), draftMin: options.draftMin)
+        tuner = DraftLengthTuner(draftMax: max(1, maxDraft), draftMin: options.draftMin, savedCosts: savedCosts)
         statistics.drafter = options.mode.rawValue
     }
 
