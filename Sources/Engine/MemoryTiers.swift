@@ -150,12 +150,16 @@ extension LoadedModel {
 
     /// Where this model's expert popularity statistics live: beside the model when its folder is
     /// writable, else in ~/.cache/dwarfstar/experts.
-    public var expertStatisticsPath: String {
+    public var expertStatisticsPath: String { sidecarPath(suffix: "dsexperts", cacheFolder: "experts") }
+
+    /// A file kept beside the model (`<model>.<suffix>`) when its folder is writable, else in
+    /// ~/.cache/dwarfstar/<cacheFolder> under the model's name and size.
+    func sidecarPath(suffix: String, cacheFolder: String) -> String {
         let url = URL(fileURLWithPath: path)
-        if FileManager.default.isWritableFile(atPath: url.deletingLastPathComponent().path) { return path + ".dsexperts" }
-        let dir = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/dwarfstar/experts")
+        if FileManager.default.isWritableFile(atPath: url.deletingLastPathComponent().path) { return path + "." + suffix }
+        let dir = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/dwarfstar/" + cacheFolder)
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("\(url.lastPathComponent)-\(gguf.fileSize).dsexperts").path
+        return dir.appendingPathComponent("\(url.lastPathComponent)-\(gguf.fileSize).\(suffix)").path
     }
 
     /// Activation counts saved by earlier runs: lines "layer expert count" after a header naming the

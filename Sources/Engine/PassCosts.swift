@@ -62,13 +62,7 @@ enum PassCostError: Error, CustomStringConvertible {
 
 extension LoadedModel {
     /// Where this model's pass costs live.
-    public var passCostsPath: String {
-        let url = URL(fileURLWithPath: path)
-        if FileManager.default.isWritableFile(atPath: url.deletingLastPathComponent().path) { return path + ".dspasscosts" }
-        let dir = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/dwarfstar/passcosts")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("\(url.lastPathComponent)-\(gguf.fileSize).dspasscosts").path
-    }
+    public var passCostsPath: String { sidecarPath(suffix: "dspasscosts", cacheFolder: "passcosts") }
 
     /// Pass costs saved by earlier runs with `threads` threads on this CPU ([:] when none).
     public func loadPassCosts(threads: Int, warn: (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) })
