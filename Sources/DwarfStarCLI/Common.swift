@@ -272,7 +272,7 @@ func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
 
 struct SpeculationFlags: ParsableArguments {
     @Option(name: .customLong("spec"), help: ArgumentHelp(
-        "Speculative decoding: ngram (drafts from earlier text), draft (a smaller model, --draft-model) or mtp (the model's own MTP / next-n layer; run and chat). Drafts are verified in one pass; the output is unchanged (greedy: token for token; sampling: in distribution). Not for JSON-schema requests.",
+        "Speculative decoding: ngram (drafts from earlier text), draft (a smaller model, --draft-model) or mtp (the model's own MTP / next-n layer). Drafts are verified in one pass; the output is unchanged (greedy: token for token; sampling: in distribution). Not for JSON-schema requests.",
         valueName: "ngram|draft|mtp"))
     var mode: SpeculationMode?
     @Option(name: .customLong("draft-model"), help: ArgumentHelp(

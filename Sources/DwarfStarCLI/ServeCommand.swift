@@ -64,9 +64,7 @@ struct Serve: ParsableCommand {
             // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
             let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
             let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: try speculation.options(for: loaded))
-            if speculation.mode == .mtp {
-                printErr("note: --spec mtp drafts in run and chat; serve does not run the MTP layer yet (use --spec ngram or --draft-model)")
-            } else if speculation.asked && !engine.speculates {
+            if speculation.asked && !engine.speculates {
                 printErr("note: --spec is off: this model's decode rows are not exact in a batch, or the batch has no room for drafts (--batch)")
             }
             let pool = engine.pool, ctx = engine.contextLength

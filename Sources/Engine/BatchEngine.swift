@@ -117,7 +117,8 @@ public final class BatchEngine: @unchecked Sendable {
     /// Whether unconstrained requests speculate (asked for with a drafter the engine runs, n-grams or a
     /// draft model, and exact for this model).
     public var speculates: Bool {
-        guard let speculation, speculation.mode != .mtp else { return false }
+        guard let speculation else { return false }
+        if speculation.mode == .mtp, (try? loaded.model.nextNHead()) == nil { return false }
         return loaded.model.body.exactDecodeRows && state.maxBatch > parallel + 1
     }
 
@@ -176,6 +177,8 @@ public final class BatchEngine: @unchecked Sendable {
         var draft = Draft()
         /// The side state before this step's draft was verified (models that keep side state).
         var sideMark: SideStateMark?
+        /// Feeds the request's MTP drafter every chunk of its sequence the engine commits (--spec mtp).
+        var commitObserver: ((UnsafeBufferPointer<Int32>, Int, UnsafePointer<Float>) -> Void)?
 
         init(_ request: EngineRequest, tokenizer: Tokenizer, continuation: AsyncStream<EngineEvent>.Continuation) {
             self.request = request
@@ -335,8 +338,15 @@ public final class BatchEngine: @unchecked Sendable {
         }
     }
 
-    /// A request's drafter: n-grams of its own text, or an idle draft-model session.
+    /// A request's drafter: n-grams of its own text, an idle draft-model session, or an MTP drafter of
+    /// its own (fed every chunk of its sequence; a prompt partly taken from the prefix cache leaves it
+    /// without those positions, and it drafts nothing).
     private func drafter(_ options: SpeculationOptions, for job: Job) -> any Drafter {
+        if options.mode == .mtp, let head = try? loaded.model.nextNHead() {
+            let mtp = MTPDrafter(head: head, target: state, contextLength: contextLength, sampler: job.request.options.sampler)
+            job.commitObserver = { [weak mtp] tokens, start, hidden in mtp?.observe(tokens, start: start, hidden: hidden) }
+            return mtp
+        }
         guard options.mode == .draft, let draftModel = options.draftModel, let kv = draftKVPool else {
             return NGramDrafter(ngramMin: options.ngramMin, ngramMax: options.ngramMax)
         }
@@ -363,6 +373,7 @@ public final class BatchEngine: @unchecked Sendable {
             var item = SequenceBatchItem(cache: job.sequence!, tokens: [next] + job.draft.tokens, startPosition: start, wantsLogits: true,
                                          isPrompt: false)
             item.allLogits = !job.draft.tokens.isEmpty
+            item.onCommit = job.commitObserver
             items.append(item)
             members.append(job)
         }
@@ -370,8 +381,10 @@ public final class BatchEngine: @unchecked Sendable {
         var budget = prefillChunk - draftTokens
         for job in active where !job.refeed.isEmpty && budget > 0 {
             let n = min(job.refeed.count, budget)
-            items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(job.refeed.prefix(n)), startPosition: job.sequence!.count,
-                                           wantsLogits: false, isPrompt: true))
+            var item = SequenceBatchItem(cache: job.sequence!, tokens: Array(job.refeed.prefix(n)), startPosition: job.sequence!.count,
+                                         wantsLogits: false, isPrompt: true)
+            item.onCommit = job.commitObserver
+            items.append(item)
             members.append(job)
             budget -= n
         }
@@ -381,9 +394,10 @@ public final class BatchEngine: @unchecked Sendable {
             // Side state is checkpointed at the prompt's last page boundary: a chunk ends there.
             if let boundary = loaded.model.pageAlignedCheckpoint(promptLength: prompt.count, pageTokens: pool.pageTokens),
                job.promptCursor < boundary, boundary < job.promptCursor + n { n = boundary - job.promptCursor }
-            items.append(SequenceBatchItem(cache: job.sequence!, tokens: Array(prompt[job.promptCursor..<(job.promptCursor + n)]),
-                                           startPosition: job.promptCursor, wantsLogits: job.promptCursor + n == prompt.count,
-                                           isPrompt: true))
+            var item = SequenceBatchItem(cache: job.sequence!, tokens: Array(prompt[job.promptCursor..<(job.promptCursor + n)]),
+                                         startPosition: job.promptCursor, wantsLogits: job.promptCursor + n == prompt.count, isPrompt: true)
+            item.onCommit = job.commitObserver
+            items.append(item)
             members.append(job)
             budget -= n
         }
@@ -553,6 +567,7 @@ public final class BatchEngine: @unchecked Sendable {
         job.sequence = nil
         if let drafter = job.speculation?.drafter as? DraftModelDrafter { idleDraftSessions.append(drafter.session) }
         job.speculation = nil
+        job.commitObserver = nil
         condition.lock()
         activeCount = active.count
         condition.unlock()

@@ -27,6 +27,9 @@ public struct SequenceBatchItem {
     /// Prompt tokens (any number, even one chunk's last token) rather than a generated token: they take
     /// the prompt attention kernel, so a prompt's rows do not depend on how it was chunked.
     public var isPrompt: Bool
+    /// Called after the item's tokens are committed, with them, the position of the first and their
+    /// final hidden rows (as InferenceState.onCommit; an MTP drafter of this sequence feeds its layer).
+    public var onCommit: ((_ tokens: UnsafeBufferPointer<Int32>, _ start: Int, _ hidden: UnsafePointer<Float>) -> Void)?
 
     public init(cache: KVSequence, tokens: [Int32], startPosition: Int, wantsLogits: Bool, isPrompt: Bool? = nil) {
         self.cache = cache; self.tokens = tokens; self.startPosition = startPosition; self.wantsLogits = wantsLogits
@@ -51,6 +54,7 @@ extension TransformerModel {
         let total = items.reduce(0) { $0 + $1.tokens.count }
         precondition(total <= state.maxBatch, "batch of \(total) tokens exceeds maxBatch \(state.maxBatch)")
         var segments: [BatchSegment] = [], rows: [Int] = [], tokens: [Int32] = []
+        var observers: [((UnsafeBufferPointer<Int32>, Int, UnsafePointer<Float>) -> Void)?] = []
         tokens.reserveCapacity(total)
         for (i, item) in items.enumerated() where !item.tokens.isEmpty {
             do {
@@ -71,6 +75,7 @@ extension TransformerModel {
             }
             segments.append(BatchSegment(cache: item.cache, start: item.startPosition, offset: tokens.count, count: item.tokens.count,
                                          prompt: item.isPrompt))
+            observers.append(item.onCommit)
             tokens += item.tokens
             if item.allLogits { rows += (tokens.count - item.tokens.count)..<tokens.count } else if item.wantsLogits { rows.append(tokens.count - 1) }
         }
@@ -92,6 +97,10 @@ extension TransformerModel {
         tokens.withUnsafeBufferPointer { buf in
             for seg in segments {
                 seg.cache.commit(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), start: seg.start)
+            }
+            for (seg, observe) in zip(segments, observers) {
+                observe?(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), seg.start,
+                         UnsafePointer(state.x + seg.offset * config.embeddingLength))
             }
         }
         return UnsafeBufferPointer(start: state.logits, count: rows.count * vocabularySize)

@@ -58,6 +58,23 @@ import Engine
         }
     }
 
+    /// serve --spec mtp: each request's layer is fed its sequence's chunks by the batch engine; the
+    /// answers are the engine's without speculation, and drafts are made.
+    @Test(arguments: ["glm4moe", "deepseekv3"])
+    func batchEngineWithMTPAnswersAsWithout(architecture: String) async throws {
+        let dir = try syntheticTempDirectory("nextn-engine-" + architecture)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("nextn.gguf").path
+        try SyntheticModel.appendNextN(to: try GGUFFile(path: SpeculationTests.fixture("\(architecture).f32.gguf")), writing: path)
+        let loaded = try LoadedModel(path: path)
+        var spec = SpeculationOptions(mode: .mtp, draftMax: 3)
+        spec.draftMin = 1
+        let plain = try await SpeculationTests.engineAnswers(loaded, prompts: SpeculationTests.enginePrompts, tokens: 24, speculation: nil)
+        let speculative = try await SpeculationTests.engineAnswers(loaded, prompts: SpeculationTests.enginePrompts, tokens: 24, speculation: spec)
+        #expect(plain.ids == speculative.ids)
+        #expect(speculative.drafted > 0, "\(architecture): drafted \(speculative.drafted), accepted \(speculative.accepted)")
+    }
+
     @Test func modelsWithoutTheLayerAreRefusedClearly() throws {
         let llama = try LoadedModel(path: SpeculationTests.fixture("llama.f32.gguf"))
         let problem = try #require(SpeculationOptions(mode: .mtp).problem(for: llama))
