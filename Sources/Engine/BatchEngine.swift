@@ -450,19 +450,14 @@ public final class BatchEngine: @unchecked Sendable {
             // and the one after it (the rule's replacement for a rejected one, else sampled from its row).
             let draft = job.draft.tokens, first = row
             let (kept, replacement) = DraftState.verify(job.draft, rows: { rowLogits(first + $0) }, sampler: job.sampler, history: job.history)
-            if kept < draft.count, let mark = job.sideMark {
-                // Side state back to before the pass, then the kept rows again as decode rows (the same
-                // bits; no logits, so the batch's rows stay where rowLogits reads them).
-                loaded.model.rollBack(job.sequence!, to: mark)
-                let again = SequenceBatchItem(cache: job.sequence!, tokens: [item.tokens[0]] + draft[..<kept], startPosition: item.startPosition,
-                                              wantsLogits: false, isPrompt: false)
-                do { _ = try loaded.model.forward(batch: [again], state: state) } catch {
-                    fail(job, "\(error)")
-                    row += draft.count + 1
-                    continue
-                }
-            } else {
-                job.sequence!.truncate(to: job.sequence!.count - (draft.count - kept))
+            do {
+                // The kept rows stay (with side state: evaluated again; the batch's logits stay in place).
+                try loaded.model.keepVerified(Array(item.tokens[...kept]), of: job.sequence!, from: item.startPosition, mark: job.sideMark,
+                                              state: state)
+            } catch {
+                fail(job, "\(error)")
+                row += draft.count + 1
+                continue
             }
             job.sideMark = nil
             job.speculation!.recordPass(rows: draft.count + 1, seconds: stepSeconds, drafted: draft.count, accepted: kept)

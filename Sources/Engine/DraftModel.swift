@@ -19,9 +19,7 @@ final class DraftModelDrafter: Drafter {
 
     init(session: Session, sampler parameters: SamplerParameters, targetVocabulary: Int) {
         self.session = session
-        var own = parameters
-        own.seed = parameters.seed.map { $0 &+ 0x9E37_79B9 }   // a stream of its own, still reproducible
-        sampler = Sampler(own)
+        sampler = Sampler.drafting(parameters)
         self.targetVocabulary = targetVocabulary
     }
 
@@ -42,16 +40,13 @@ final class DraftModelDrafter: Drafter {
         let vocabulary = session.model.vocabularySize
         guard limit > 0, history.count + limit <= session.contextLength,
               !history.contains(where: { Int($0) >= vocabulary }) else { return Draft() }
-        let sampling = sampler.parameters.temperature > 0
-        var draft = Draft(distributions: sampling ? [] : nil)
+        var draft = Draft(for: sampler)
         var logits = try session.evaluate(history).logits
         var seen = history
         while draft.tokens.count < limit {
-            let q = sampler.distribution(logits, history: seen)
-            let token = sampling ? sampler.draw(from: q) : q[0].id
+            let (token, q) = Draft.choose(after: logits, sampler: sampler, history: seen)
             guard Int(token) < targetVocabulary else { break }
-            draft.tokens.append(token)
-            draft.distributions?.append(q)
+            draft.append(token, drawnFrom: q)
             seen.append(token)
             guard draft.tokens.count < limit else { break }
             logits = try session.model.forward([token], startPosition: session.state.cache.count, state: session.state, logits: .last)

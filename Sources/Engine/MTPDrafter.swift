@@ -30,15 +30,9 @@ final class MTPDrafter: Drafter {
         self.head = head
         state = InferenceState(model: head.model, contextLength: contextLength, maxBatch: target.maxBatch, threads: target.pool.threads,
                                workers: target.pool)
-        sampler = MTPDrafter.sampler(parameters)
+        sampler = Sampler.drafting(parameters)
         pairs = [Float](repeating: 0, count: target.maxBatch * 2 * head.width)
         inputs = [Float](repeating: 0, count: target.maxBatch * head.width)
-    }
-
-    static func sampler(_ parameters: SamplerParameters) -> Sampler {
-        var own = parameters
-        own.seed = parameters.seed.map { $0 &+ 0x4D54_50 }
-        return Sampler(own)
     }
 
     /// The model's hidden row at `position`, if the last chunk holds it (position −1: zeros, as for the
@@ -104,16 +98,14 @@ final class MTPDrafter: Drafter {
         guard !broken, limit > 0, position >= 0, state.cache.count >= position,
               position + limit <= state.cache.maxPositions, var hidden = hiddenRow(position - 1) else { return Draft() }
         state.cache.truncate(to: position)   // positions past a rejected draft
-        let sampling = sampler.parameters.temperature > 0
-        var draft = Draft(distributions: sampling ? [] : nil)
+        var draft = Draft(for: sampler)
         var token = history[position], seen = history
         defer { state.cache.truncate(to: position) }   // the verification pass feeds the true pairs
         while draft.tokens.count < limit {
             let logits = try feed([token], hidden: hidden, start: position + draft.tokens.count, logits: .last)
-            let q = sampler.distribution(logits, history: seen)
-            token = sampling ? sampler.draw(from: q) : q[0].id
-            draft.tokens.append(token)
-            draft.distributions?.append(q)
+            let q: [(id: Int32, p: Float)]
+            (token, q) = Draft.choose(after: logits, sampler: sampler, history: seen)
+            draft.append(token, drawnFrom: q)
             seen.append(token)
             hidden = Array(UnsafeBufferPointer(start: head.outputHidden(row: 0, state: state), count: e))   // stands in for h
         }
@@ -126,7 +118,7 @@ extension Session {
     /// then on, so it must exist before the prompt is evaluated).
     func mtpDrafter(sampler: SamplerParameters) throws -> MTPDrafter {
         if let drafter = nextNDrafter {
-            drafter.sampler = MTPDrafter.sampler(sampler)
+            drafter.sampler = Sampler.drafting(sampler)
             return drafter
         }
         guard let head = try model.nextNHead() else { throw SpeculationError.noNextNLayer(loaded.name) }

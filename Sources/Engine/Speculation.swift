@@ -59,6 +59,33 @@ public struct Draft {
     }
 }
 
+extension Draft {
+    /// An empty draft for a drafter sampling with `sampler` (distributions kept when it samples).
+    init(for sampler: Sampler) { self.init(distributions: sampler.parameters.temperature > 0 ? [] : nil) }
+
+    /// A drafter's choice after its `logits`: the argmax when greedy, else a token drawn from its
+    /// distribution q, which comes back for the acceptance rule.
+    static func choose(after logits: UnsafeBufferPointer<Float>, sampler: Sampler, history: [Int32]) -> (token: Int32, q: [(id: Int32, p: Float)]) {
+        let q = sampler.distribution(logits, history: history)
+        return (sampler.parameters.temperature > 0 ? sampler.draw(from: q) : q[0].id, q)
+    }
+
+    mutating func append(_ token: Int32, drawnFrom q: [(id: Int32, p: Float)]) {
+        tokens.append(token)
+        distributions?.append(q)
+    }
+}
+
+extension Sampler {
+    /// A drafter's sampler: the request's parameters on a seeded stream of its own (reproducible with
+    /// the request's seed, independent of the request's own draws).
+    static func drafting(_ parameters: SamplerParameters) -> Sampler {
+        var own = parameters
+        own.seed = parameters.seed.map { $0 &+ 0x9E37_79B9 }
+        return Sampler(own)
+    }
+}
+
 /// Proposes the tokens likely to follow a text.
 public protocol Drafter {
     /// Up to `limit` tokens after `history` (all tokens so far, the one just sampled last).
@@ -266,14 +293,7 @@ struct Speculator {
         let vocabulary = model.vocabularySize
         func row(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: all[(i * vocabulary)..<((i + 1) * vocabulary)]) }
         let (accepted, replacement) = DraftState.verify(draft, rows: row, sampler: sampler, history: history)
-        if accepted < draft.tokens.count, let mark {
-            // Back to before the pass, then the kept rows again (as decode rows: the same bits); no
-            // head, so the verified logits stay where `row` reads them.
-            model.rollBack(state.cache, to: mark)
-            try model.forward([next] + draft.tokens[..<accepted], startPosition: start, state: state, logits: .none, asDecodeRows: true)
-        } else {
-            state.cache.truncate(to: start + 1 + accepted)
-        }
+        try model.keepVerified([next] + draft.tokens[..<accepted], of: state.cache, from: start, mark: mark, state: state)
         drafts.recordPass(rows: draft.tokens.count + 1, seconds: seconds(), drafted: draft.tokens.count, accepted: accepted)
         return (row(accepted), Array(draft.tokens[..<accepted]), replacement)
     }

@@ -141,6 +141,21 @@ extension TransformerModel {
         return true
     }
 
+    /// After a pass of decode rows from position `start` (drafts being verified): keeps the leading rows
+    /// whose tokens are `kept`, drops the rest. Without side state the sequence is cut after them; with
+    /// it (`mark`, taken before the pass) the state goes back to the mark and the kept rows are
+    /// evaluated again as decode rows, which gives them the same bits. No head runs, so state.logits
+    /// still holds the pass's rows.
+    public func keepVerified(_ kept: [Int32], of sequence: KVSequence, from start: Int, mark: SideStateMark?, state: InferenceState) throws {
+        guard let mark, start + kept.count < sequence.count else {
+            sequence.truncate(to: start + kept.count)
+            return
+        }
+        rollBack(sequence, to: mark)
+        _ = try forward(batch: [SequenceBatchItem(cache: sequence, tokens: kept, startPosition: start, wantsLogits: false, isPrompt: false)],
+                        state: state)
+    }
+
     /// Snapshots the side state of `sequence` into its pool's checkpoints, when it has one that stands
     /// at the sequence's end (call after a prompt or a generated answer).
     public func checkpointSideState(of sequence: KVSequence) {
