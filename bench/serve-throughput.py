@@ -31,12 +31,13 @@ ap.add_argument("-n", type=int, default=128)
 ap.add_argument("-r", type=int, default=3)
 ap.add_argument("--ttft-tokens", type=int, default=4000)
 ap.add_argument("--port", type=int, default=18181)
+ap.add_argument("--server-args", default="", help="extra arguments for dwarfstar serve, e.g. --no-repack")
 args = ap.parse_args()
 
 streams = [int(s) for s in args.streams.split(",")]
 base = "http://127.0.0.1:%d" % args.port
 server = subprocess.Popen([args.bin, "serve", "-m", args.model, "-t", args.threads, "--port", str(args.port),
-                           "--parallel", str(max(streams)), "--ctx", "8192"],
+                           "--parallel", str(max(streams)), "--ctx", "8192"] + args.server_args.split(),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 try:
     line = server.stdout.readline()

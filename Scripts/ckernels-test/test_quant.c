@@ -857,9 +857,16 @@ static void run_bench_gemm(double seconds, int64_t ntok) {
     }
 }
 
+int test_packed(int *checks);   // test_packed.c
+void bench_packed(double seconds);
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--bench-gemm") == 0) {
         run_bench_gemm(argc >= 3 ? atof(argv[2]) : 0.5, argc >= 4 ? atoll(argv[3]) : 512);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--bench-packed") == 0) {
+        bench_packed(argc >= 3 ? atof(argv[2]) : 0.2);
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--bench") == 0) {
@@ -883,6 +890,10 @@ int main(int argc, char **argv) {
     printf("[7] multi-token gemm (every ISA vs scalar, odd shapes and strides)\n");
     test_gemm();
     test_multi();
+    printf("[8] packed weights (round trip, token-count invariance, equal to the row-major kernels)\n");
+    int packed_checks = 0;
+    g_failures += test_packed(&packed_checks);
+    g_checks += packed_checks;
     printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }

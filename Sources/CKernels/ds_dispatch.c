@@ -387,3 +387,64 @@ int ds_isa_has_gemm_kernel(int isa, int weight_type) {
     if (weight_type < 0 || weight_type >= DS_TYPE_COUNT) return 0;
     return kernels_for(isa)->gemm[weight_type] != NULL;
 }
+
+// ---- Packed weights ------------------------------------------------------------------------------
+
+int ds_packed_kernel_available(int weight_type) {
+    if (weight_type < 0 || weight_type >= DS_TYPE_COUNT) return 0;
+    return kernels_for(ds_active_isa())->packed[weight_type] != NULL;
+}
+
+int ds_isa_has_packed_kernel(int isa, int weight_type) {
+    if (isa < 0 || isa >= DS_ISA_COUNT || !ds_isa_available(isa)) return 0;
+    if (weight_type < 0 || weight_type >= DS_TYPE_COUNT) return 0;
+    return kernels_for(isa)->packed[weight_type] != NULL;
+}
+
+// Without a packed kernel: each group unpacked to rows, then the single-token kernel per token (a
+// row's bits still independent of the call's tokens).
+static void packed_by_rows(const ds_kernel_table *t, int type, int64_t n, const void *packed, int64_t nrows,
+                           const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    const size_t group_bytes = ds_packed_group_bytes(type, n);
+    const size_t row_bytes = (size_t)(n / ds_type_block_size(type)) * (size_t)ds_type_block_bytes(type);
+    unsigned char *rows = malloc(row_bytes * DS_PACK_ROWS);
+    if (!rows || !group_bytes) {
+        free(rows);
+        zero_outputs(nrows, ntok, out, out_stride);
+        return;
+    }
+    for (int64_t r0 = 0; r0 < nrows; r0 += DS_PACK_ROWS) {
+        const int64_t count = nrows - r0 < DS_PACK_ROWS ? nrows - r0 : DS_PACK_ROWS;
+        ds_unpack_weights(type, n, (const char *)packed + (size_t)(r0 / DS_PACK_ROWS) * group_bytes, count, rows, row_bytes);
+        rows_per_token(t, type, n, rows, row_bytes, count, act, act_stride, ntok, out + r0, out_stride);
+    }
+    free(rows);
+}
+
+static void packed_with(const ds_kernel_table *t, int type, int64_t n, const void *packed, int64_t nrows,
+                        const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    if (nrows <= 0 || ntok <= 0) return;
+    if (n <= 0 || !ds_packed_group_bytes(type, n)) {   // no layout, or n not whole blocks
+        zero_outputs(nrows, ntok, out, out_stride);
+        return;
+    }
+    if (t->packed[type]) {
+        t->packed[type](n, packed, nrows, act, act_stride, ntok, out, out_stride);
+        return;
+    }
+    packed_by_rows(t, type, n, packed, nrows, act, act_stride, ntok, out, out_stride);
+}
+
+void ds_gemm_packed(int weight_type, int64_t n, const void *packed, int64_t nrows, const void *act,
+                    size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    packed_with(kernels_for(ds_active_isa()), weight_type, n, packed, nrows, act, act_stride, ntok, out, out_stride);
+}
+
+void ds_gemm_packed_isa(int isa, int weight_type, int64_t n, const void *packed, int64_t nrows, const void *act,
+                        size_t act_stride, int64_t ntok, float *out, int64_t out_stride) {
+    if (isa < 0 || isa >= DS_ISA_COUNT || !ds_isa_available(isa)) {
+        zero_outputs(nrows, ntok, out, out_stride);
+        return;
+    }
+    packed_with(kernels_for(isa), weight_type, n, packed, nrows, act, act_stride, ntok, out, out_stride);
+}

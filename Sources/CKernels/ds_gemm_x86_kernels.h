@@ -34,6 +34,9 @@
 //         per-token activation terms (d_a, -z*sum a8, ...) for the chunk
 //         for each 16-row panel group: micro-kernel DS_G rows x DS_GT tokens, adding into `out`
 // `out` carries the partial sums between chunks (the tile is loaded and stored once per chunk).
+// Packed weights (ds_pack.c) fill the same panel without the unpack + transpose
+// (ds_packed_x86_kernels.h), so ds_gemm_packed gives every (row, token) the bits ds_gemm gives it;
+// with a few tokens a pass takes one 16-row group, so the weights stream in order.
 // Float weights (F32/F16/BF16) use the same panel idea with float lanes and vfmadd.
 
 // ---- Level-specific vector primitives ----------------------------------------------------------
@@ -671,11 +674,14 @@ DS_MK_DEFINE(signed, DS_MK_CALL_signed)
 #define DS_MK_k16zp_4 DS_FN(mk_k16zp_4)
 #define DS_MK_k16min_4 DS_FN(mk_k16min_4)
 
+#include "ds_packed_x86_kernels.h"
+
 // ---- Quantized driver --------------------------------------------------------------------------------
 
 // Everything the driver needs to know about one weight type.
 typedef struct {
     DS_FN(unpack_fn) unpack;
+    DS_FN(pk_fill_fn) pk_fill;   // the same panel from packed weights
     DS_FN(prep_fn) prep;
     DS_FN(mk_fn) kernel;
     int block_elems;        // 32 or 256
@@ -684,9 +690,31 @@ typedef struct {
     int zero_point;         // passed to prep
 } DS_FN(gemm_type);
 
+// Where a call's weights come from: rows `row_stride` bytes apart, or packed groups of DS_PACK_ROWS
+// rows `group_bytes` apart (w at a group boundary).
+typedef struct {
+    const char *w;
+    size_t row_stride;
+    size_t group_bytes;     // 0: row-major
+} DS_FN(weight_src);
+
+#define DS_PK_AHEAD 4096   // prefetch distance in bytes (as the single-token kernels)
+// Panel group g <- rows [row, row + DS_G) of packed weights, blocks [b0, b0 + nb).
+static inline DS_TARGET void DS_FN(fill_group_packed)(const DS_FN(gemm_type) *ty, const DS_FN(weight_src) *src,
+                                                      int64_t row, int64_t b0, int nb, DS_FN(panel) *p, int g) {
+    const uint8_t *group = (const uint8_t *)src->w + (size_t)(row / DS_PACK_ROWS) * src->group_bytes;
+    const uint8_t *chunk = group + (size_t)b0 * DS_PACK_ROWS * ty->block_bytes;
+    const size_t chunk_bytes = (size_t)nb * DS_PACK_ROWS * ty->block_bytes;
+    if (row % DS_PACK_ROWS == 0) {   // DS_PK_AHEAD bytes on (past a group's end: the next group's)
+        const char *ahead = (const char *)chunk + DS_PK_AHEAD;
+        for (size_t off = 0; off < chunk_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+    }
+    ty->pk_fill(chunk, nb, (int)(row % DS_PACK_ROWS), p, g);
+}
+
 // Tokens [t_begin, t_end) (at most DS_TOKEN_BLOCK) against all rows.
-static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64_t n, const void *w,
-                                               size_t row_stride, int64_t nrows, const void *act,
+static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64_t n, const DS_FN(weight_src) *src,
+                                               int64_t nrows, const void *act,
                                                size_t act_stride, int64_t t_begin, int64_t t_end,
                                                float *out, int64_t out_stride) {
     DS_FN(panel) panel;
@@ -694,16 +722,22 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
     DS_FN(prep) pp[DS_GT];
     const int64_t nblocks = n / ty->block_elems;
     const int chunk_blocks = DS_CHUNK / ty->block_elems;
-    for (int64_t r0 = 0; r0 < nrows; r0 += DS_GRMAX) {
-        const int rows = (int)(nrows - r0 < DS_GRMAX ? nrows - r0 : DS_GRMAX);
+    // Packed weights with a few tokens: one group of rows per pass, so the weights stream in order (a
+    // pass of DS_GRMAX rows reads 4 groups far apart); the activation terms are cheap to redo.
+    const int64_t pass_rows = src->group_bytes && t_end - t_begin <= 2 * DS_GT ? DS_PACK_ROWS : DS_GRMAX;
+    for (int64_t r0 = 0; r0 < nrows; r0 += pass_rows) {
+        const int rows = (int)(nrows - r0 < pass_rows ? nrows - r0 : pass_rows);
         const int groups = (rows + DS_G - 1) / DS_G;
-        const char *wrows = (const char *)w + (size_t)r0 * row_stride;
         for (int64_t b0 = 0; b0 < nblocks; b0 += chunk_blocks) {
             const int nb = (int)(nblocks - b0 < chunk_blocks ? nblocks - b0 : chunk_blocks);
             for (int g = 0; g < groups; ++g) {
                 const int valid = rows - g * DS_G < DS_G ? rows - g * DS_G : DS_G;
-                DS_FN(fill_group)(ty->unpack, ty->block_elems, wrows + (size_t)g * DS_G * row_stride, row_stride,
-                                  valid, b0, nb, &panel, g, tmp);
+                if (src->group_bytes) {
+                    DS_FN(fill_group_packed)(ty, src, r0 + g * DS_G, b0, nb, &panel, g);
+                } else {
+                    DS_FN(fill_group)(ty->unpack, ty->block_elems, src->w + (size_t)(r0 + g * DS_G) * src->row_stride,
+                                      src->row_stride, valid, b0, nb, &panel, g, tmp);
+                }
             }
             const char *act_chunk = (const char *)act + (size_t)b0 * ty->act_block_bytes;
             for (int64_t t0 = t_begin; t0 < t_end; t0 += DS_GT) {
@@ -723,22 +757,30 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
 
 // Token blocks keep one chunk of activations and the output tile of DS_GRMAX rows in L2
 // (512 tokens: ~140 KiB + 128 KiB); each token block unpacks the weights again.
-static DS_TARGET void DS_FN(gemm_quant)(const DS_FN(gemm_type) *ty, int64_t n, const void *w, size_t row_stride,
+static DS_TARGET void DS_FN(gemm_quant)(const DS_FN(gemm_type) *ty, int64_t n, const DS_FN(weight_src) *src,
                                         int64_t nrows, const void *act, size_t act_stride, int64_t ntok,
                                         float *out, int64_t out_stride) {
     for (int64_t tb = 0; tb < ntok; tb += DS_TOKEN_BLOCK) {
         const int64_t t_end = ntok - tb < DS_TOKEN_BLOCK ? ntok : tb + DS_TOKEN_BLOCK;
-        DS_FN(gemm_quant_tokens)(ty, n, w, row_stride, nrows, act, act_stride, tb, t_end, out, out_stride);
+        DS_FN(gemm_quant_tokens)(ty, n, src, nrows, act, act_stride, tb, t_end, out, out_stride);
     }
 }
 
+// gemm_NAME (row-major weights) and gemm_packed_NAME (ds_pack.c layout) over the same panel.
 #define DS_GEMM_QUANT(NAME, UNPACK, PREP, KERNEL, ELEMS, WBLOCK, ABLOCK, ZP)                          \
+    static const DS_FN(gemm_type) DS_FN(gemm_type_##NAME) = {DS_FN(UNPACK), DS_FN(pk_fill_##NAME), DS_FN(PREP), \
+                                                            KERNEL, ELEMS, sizeof(WBLOCK), sizeof(ABLOCK), ZP}; \
     static DS_TARGET void DS_FN(gemm_##NAME)(int64_t n, const void *w, size_t row_stride, int64_t nrows, \
                                              const void *act, size_t act_stride, int64_t ntok,       \
                                              float *out, int64_t out_stride) {                       \
-        static const DS_FN(gemm_type) ty = {DS_FN(UNPACK), DS_FN(PREP), KERNEL, ELEMS,               \
-                                            sizeof(WBLOCK), sizeof(ABLOCK), ZP};                     \
-        DS_FN(gemm_quant)(&ty, n, w, row_stride, nrows, act, act_stride, ntok, out, out_stride);     \
+        const DS_FN(weight_src) src = {(const char *)w, row_stride, 0};                              \
+        DS_FN(gemm_quant)(&DS_FN(gemm_type_##NAME), n, &src, nrows, act, act_stride, ntok, out, out_stride); \
+    }                                                                                               \
+    static DS_TARGET void DS_FN(gemm_packed_##NAME)(int64_t n, const void *w, int64_t nrows,         \
+                                                    const void *act, size_t act_stride, int64_t ntok, \
+                                                    float *out, int64_t out_stride) {                \
+        const DS_FN(weight_src) src = {(const char *)w, 0, (size_t)(n / (ELEMS)) * DS_PACK_ROWS * sizeof(WBLOCK)}; \
+        DS_FN(gemm_quant)(&DS_FN(gemm_type_##NAME), n, &src, nrows, act, act_stride, ntok, out, out_stride); \
     }
 
 #if DS_X86_LEVEL >= 2
@@ -758,120 +800,7 @@ DS_GEMM_QUANT(q3_K, unpack_q3_K, prep_q8_K_zero, DS_MK_k16zp_4, DS_QK_K, ds_bloc
 DS_GEMM_QUANT(q2_K, unpack_q2_K, prep_none, DS_MK_k16min_4, DS_QK_K, ds_block_q2_K, ds_block_q8_K, 0)
 #undef DS_Q8_0_ZERO_POINT
 
-// ---- Float weights (F32 / F16 / BF16 x F32 activations) ------------------------------------------------
-// Panel fq[k][lane] = weight k of row `lane` as float; per k one vfmadd per token adds 16 (8) rows.
-
-#define DS_FCHUNK 256
-
-typedef __m256 (*DS_FN(load8_fn))(const void *row, int64_t i);   // 8 weights from element i
-typedef float (*DS_FN(load1_fn))(const void *row, int64_t i);
-
-static inline DS_TARGET __m256 DS_FN(f32_load8)(const void *row, int64_t i) { return _mm256_loadu_ps((const float *)row + i); }
-static inline DS_TARGET __m256 DS_FN(f16_load8)(const void *row, int64_t i) {
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
-}
-static inline DS_TARGET __m256 DS_FN(bf16_load8)(const void *row, int64_t i) {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-}
-static inline DS_TARGET float DS_FN(f32_load1)(const void *row, int64_t i) { return ((const float *)row)[i]; }
-static inline DS_TARGET float DS_FN(f16_load1)(const void *row, int64_t i) { return DS_FN(half)(((const uint16_t *)row)[i]); }
-static inline DS_TARGET float DS_FN(bf16_load1)(const void *row, int64_t i) { return ds_bfloat_to_float(((const uint16_t *)row)[i]); }
-
-// MXFP4: 8 weights from element i (a multiple of 8) of a row of blocks, dequantized exactly.
-static inline DS_TARGET __m256 DS_FN(mxfp4_load8)(const void *row, int64_t i) {
-    const ds_block_mxfp4 *b = (const ds_block_mxfp4 *)row + i / DS_QK_MXFP4;
-    const int j = (int)(i % DS_QK_MXFP4);
-    __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + (j & 15)));
-    if (j >= 16) q = _mm_srli_epi16(q, 4);
-    const __m128i codes = DS_FN(mxfp4_codes)(q);
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), _mm256_set1_ps(ds_e8m0_to_float_half(b->e)));
-}
-static inline DS_TARGET float DS_FN(mxfp4_load1)(const void *row, int64_t i) {
-    const ds_block_mxfp4 *b = (const ds_block_mxfp4 *)row + i / DS_QK_MXFP4;
-    const int j = (int)(i % DS_QK_MXFP4);
-    const uint8_t q = b->qs[j & 15];
-    return ds_kvalues_mxfp4[j >= 16 ? q >> 4 : q & 0x0F] * ds_e8m0_to_float_half(b->e);
-}
-
-static inline DS_INLINE DS_TARGET void DS_FN(mk_float)(const int T, const float (*fq)[DS_G], int kc,
-        const float *act, size_t act_stride, float *out, int64_t out_stride, int valid, int first) {
-    const float *a[DS_GTF];
-    DS_FN(gf) f[DS_GTF];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) {
-        a[t] = (const float *)((const char *)act + (size_t)t * act_stride);
-        f[t] = first ? DS_FN(g_zero_f)() : DS_FN(g_load_out)(out + t * out_stride, valid);
-    }
-    for (int k = 0; k < kc; ++k) {
-        const DS_FN(gf) w = DS_FN(g_load_f)(fq[k]);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) f[t] = DS_FN(g_fma)(w, DS_FN(g_bcast_f)(a[t] + k), f[t]);
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) DS_FN(g_store_out)(out + t * out_stride, f[t], valid);
-}
-
-static DS_TARGET void DS_FN(gemm_float)(DS_FN(load8_fn) load8, DS_FN(load1_fn) load1,
-                                        int64_t n, const void *w, size_t row_stride, int64_t nrows,
-                                        const void *act, size_t act_stride, int64_t ntok, float *out,
-                                        int64_t out_stride) {
-    _Alignas(64) float fq[DS_FCHUNK][DS_G];
-    for (int64_t r0 = 0; r0 < nrows; r0 += DS_G) {
-        const int valid = (int)(nrows - r0 < DS_G ? nrows - r0 : DS_G);
-        const char *rows = (const char *)w + (size_t)r0 * row_stride;
-        for (int64_t k0 = 0; k0 < n; k0 += DS_FCHUNK) {
-            const int kc = (int)(n - k0 < DS_FCHUNK ? n - k0 : DS_FCHUNK);
-            const int kv = kc & ~7;
-            for (int half = 0; half < DS_G / 8; ++half) {
-                for (int k = 0; k < kv; k += 8) {
-                    __m256i r[8];
-                    for (int i = 0; i < 8; ++i) {
-                        const int lane = 8 * half + i;
-                        r[i] = lane < valid ? _mm256_castps_si256(load8(rows + (size_t)lane * row_stride, k0 + k))
-                                            : _mm256_setzero_si256();
-                    }
-                    DS_FN(transpose8)(r);
-                    for (int i = 0; i < 8; ++i) _mm256_store_si256((__m256i *)&fq[k + i][8 * half], r[i]);
-                }
-            }
-            for (int k = kv; k < kc; ++k)
-                for (int lane = 0; lane < DS_G; ++lane)
-                    fq[k][lane] = lane < valid ? load1(rows + (size_t)lane * row_stride, k0 + k) : 0.0f;
-            const float *act_chunk = (const float *)act + k0;
-            for (int64_t t0 = 0; t0 < ntok; t0 += DS_GTF) {
-                const int tt = (int)(ntok - t0 < DS_GTF ? ntok - t0 : DS_GTF);
-                const float *at = (const float *)((const char *)act_chunk + (size_t)t0 * act_stride);
-                float *ot = out + t0 * out_stride + r0;
-                const int first = k0 == 0;
-                int t = 0;
-                if (tt == DS_GTF) { DS_FN(mk_float)(DS_GTF, fq, kc, at, act_stride, ot, out_stride, valid, first); t = DS_GTF; }
-#define DS_FLOAT_TAIL(W)                                                                            \
-                if ((tt - t) & (W)) {                                                               \
-                    DS_FN(mk_float)(W, fq, kc, (const float *)((const char *)at + (size_t)t * act_stride), \
-                                    act_stride, ot + t * out_stride, out_stride, valid, first);     \
-                    t += (W);                                                                       \
-                }
-                DS_FLOAT_TAIL(4)
-                DS_FLOAT_TAIL(2)
-                DS_FLOAT_TAIL(1)
-#undef DS_FLOAT_TAIL
-            }
-        }
-    }
-}
-
-#define DS_GEMM_FLOAT(NAME)                                                                    \
-    static DS_TARGET void DS_FN(gemm_##NAME)(int64_t n, const void *w, size_t row_stride, int64_t nrows, \
-                                             const void *act, size_t act_stride, int64_t ntok,       \
-                                             float *out, int64_t out_stride) {                       \
-        DS_FN(gemm_float)(DS_FN(NAME##_load8), DS_FN(NAME##_load1), n, w, row_stride, nrows,   \
-                          act, act_stride, ntok, out, out_stride);                                   \
-    }
-DS_GEMM_FLOAT(f32)
-DS_GEMM_FLOAT(f16)
-DS_GEMM_FLOAT(bf16)
-DS_GEMM_FLOAT(mxfp4)
+#include "ds_gemm_float_x86_kernels.h"
 
 static void DS_FN(fill_gemm)(ds_kernel_table *t) {
     t->gemm[DS_TYPE_F32] = DS_FN(gemm_f32);
@@ -888,6 +817,16 @@ static void DS_FN(fill_gemm)(ds_kernel_table *t) {
     t->gemm[DS_TYPE_Q4_K] = DS_FN(gemm_q4_K);
     t->gemm[DS_TYPE_Q5_K] = DS_FN(gemm_q5_K);
     t->gemm[DS_TYPE_Q6_K] = DS_FN(gemm_q6_K);
+    t->packed[DS_TYPE_Q4_0] = DS_FN(gemm_packed_q4_0);
+    t->packed[DS_TYPE_Q4_1] = DS_FN(gemm_packed_q4_1);
+    t->packed[DS_TYPE_Q5_0] = DS_FN(gemm_packed_q5_0);
+    t->packed[DS_TYPE_Q5_1] = DS_FN(gemm_packed_q5_1);
+    t->packed[DS_TYPE_Q8_0] = DS_FN(gemm_packed_q8_0);
+    t->packed[DS_TYPE_Q2_K] = DS_FN(gemm_packed_q2_K);
+    t->packed[DS_TYPE_Q3_K] = DS_FN(gemm_packed_q3_K);
+    t->packed[DS_TYPE_Q4_K] = DS_FN(gemm_packed_q4_K);
+    t->packed[DS_TYPE_Q5_K] = DS_FN(gemm_packed_q5_K);
+    t->packed[DS_TYPE_Q6_K] = DS_FN(gemm_packed_q6_K);
 }
 
 #undef DS_G
@@ -898,6 +837,7 @@ static void DS_FN(fill_gemm)(ds_kernel_table *t) {
 #undef DS_CHUNK
 #undef DS_CHUNK_DW
 #undef DS_TOKEN_BLOCK
+#undef DS_PK_AHEAD
 #undef DS_FCHUNK
 #undef DS_MK_SPLIT
 #undef DS_MK_BLOCKS_BODY

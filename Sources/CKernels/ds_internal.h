@@ -24,6 +24,10 @@ typedef void (*ds_gemm_fn)(int64_t n, const void *w, size_t row_stride, int64_t 
                            const void *act, size_t act_stride, int64_t ntok, float *out,
                            int64_t out_stride);
 
+// Packed weights (groups of DS_PACK_ROWS rows from a group boundary) against many activation rows.
+typedef void (*ds_packed_fn)(int64_t n, const void *packed, int64_t nrows, const void *act, size_t act_stride,
+                             int64_t ntok, float *out, int64_t out_stride);
+
 // The kernels of one instruction set. A NULL `rows` entry means "loop over `dot`"; a NULL `gemm`
 // entry means "call `rows` once per activation row"; `multi` (same signature as gemm) gives each
 // activation row the bits `rows` gives it alone, NULL meaning "call `rows` once per activation row".
@@ -32,6 +36,7 @@ typedef struct {
     ds_rows_fn rows[DS_TYPE_COUNT];
     ds_gemm_fn gemm[DS_TYPE_COUNT];
     ds_gemm_fn multi[DS_TYPE_COUNT];
+    ds_packed_fn packed[DS_TYPE_COUNT];   // packed weights (ds_pack.c layout); NULL: none
     unsigned char own[DS_TYPE_COUNT];   // 1 where this ISA has its own kernel (not inherited)
 } ds_kernel_table;
 

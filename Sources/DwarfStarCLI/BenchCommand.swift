@@ -67,7 +67,7 @@ struct Bench: ParsableCommand {
             } else {
                 path = try ModelStore.resolveOrPull(modelOptions.model)
                 gguf = try GGUFFile(path: path)
-                m = try ModelRegistry.load(gguf)
+                m = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout)
                 var settings = try runtimeSettings([modelOptions, checkpoints])
                 tests(&settings)
                 runtime = try RuntimeOptions(settings, for: m)

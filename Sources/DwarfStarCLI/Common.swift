@@ -3,6 +3,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Kernels
 import KVCache
 import Models
 import Sampling
@@ -45,15 +46,21 @@ struct ModelOptions: RuntimeOptionGroup {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 (default), f16 (half the memory) or q8_0 (27%).")
     var kvType: String?
 
+    @Flag(name: .customLong("no-repack"), help: "Use the file's weight rows in place instead of packed copies (packing is on where the CPU has the kernel).")
+    var noRepack = false
+
     func apply(to settings: inout RuntimeSettings) throws {
         settings.threads = threads
         settings.batch = batch
         settings.kvType = kvType.flatMap(KVType.init(rawValue:))
     }
 
+    /// --no-repack: the file's rows in place; otherwise packed copies where the CPU has the kernel.
+    var weightLayout: WeightLayout { noRepack ? .rowMajor : .packed }
+
     /// Loads the model; with `streamingExperts` (a RAM budget) the mapping reads only what is touched.
     func load(streamingExperts: Bool) throws -> LoadedModel {
-        try LoadedModel(path: try ModelStore.resolveOrPull(model), streamingExperts: streamingExperts)
+        try LoadedModel(path: try ModelStore.resolveOrPull(model), streamingExperts: streamingExperts, weightLayout: weightLayout)
     }
 
     /// Loads the model and resolves the runtime options given to these and the `other` groups, after

@@ -2,6 +2,7 @@
 
 import Foundation
 import GGUF
+import Kernels
 import KVCache
 import Models
 import Tokenizers
@@ -23,14 +24,16 @@ public final class LoadedModel: @unchecked Sendable {
     /// Loads the model at `path`. With `streamingExperts` (a --ram-budget that may stream routed experts)
     /// the mapping reads only what is touched, the resident tensors asked for whole, so the page cache
     /// does not fill with expert pages read around them.
-    public init(path: String, streamingExperts: Bool = false) throws {
+    /// Dense matrices are held as `weightLayout` asks (packed copies where the CPU has the kernel); under
+    /// a RAM budget (`streamingExperts`) they stay in place, as the placement counts them at file size.
+    public init(path: String, streamingExperts: Bool = false, weightLayout: WeightLayout = .packed) throws {
         let start = Date()
         self.path = path
         gguf = try GGUFFile(path: path, randomAccess: streamingExperts)
         if streamingExperts {
             for t in gguf.tensors where !LoadedModel.isRoutedExpertTensor(t.name) { gguf.willNeed(t) }
         }
-        model = try ModelRegistry.load(gguf)
+        model = try ModelRegistry.load(gguf, weightLayout: streamingExperts ? .rowMajor : weightLayout)
         tokenizer = try Tokenizer(LoadedModel.vocabulary(from: gguf))
         // Token ids are shared: the logits (one per output row) are sampled into ids the tokenizer must
         // know, and the tokenizer's ids index the embedding rows. llama.cpp requires the same.

@@ -121,6 +121,16 @@ public final class GGUFFile: @unchecked Sendable {
         _ = posix_madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, POSIX_MADV_WILLNEED)
     }
 
+    /// Unmaps the pages that lie wholly inside a tensor (a packed copy replaced it): they leave this
+    /// process's resident memory, and a later read of the tensor maps them again from the file.
+    public func dropPages(_ tensor: GGUFTensorInfo) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = dataOffset + tensor.offset, last = min(fileSize, first + tensor.byteCount)
+        let start = (first + page - 1) / page * page, end = last / page * page
+        guard end > start else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+    }
+
     public subscript(key: String) -> GGUFValue? { metadata[key] }
 
     public var architecture: String? { metadata["general.architecture"]?.string }

@@ -90,6 +90,18 @@ public final class Matmul: @unchecked Sendable {
                 let actRowBytes = Matmul.activationRowBytes(weightType: w.type, cols: cols)
                 let act = (sameFormat ? act0 : act1!) + job.firstInputRow * actRowBytes
                 let rows = w.rows, rowBytes = w.rowBytes, data = w.data
+                if let packed = w.packed {
+                    // Packed: one kernel for every token count (a row's bits never depend on the
+                    // batch), each thread a run of whole 16-row groups.
+                    let groups = (rows + PackedWeights.groupRows - 1) / PackedWeights.groupRows
+                    let g0 = groups * ith / nth, g1 = groups * (ith + 1) / nth
+                    let lo = g0 * PackedWeights.groupRows, hi = min(rows, g1 * PackedWeights.groupRows)
+                    if lo >= hi { continue }
+                    ds_gemm_packed(wtype, Int64(cols), packed.pointer + g0 * packed.groupBytes, Int64(hi - lo), act, actRowBytes,
+                                   Int64(tokens), y + lo, Int64(rows))
+                    epilogue?(index, lo..<hi)
+                    continue
+                }
                 let lo = rows * ith / nth, hi = rows * (ith + 1) / nth
                 if lo >= hi { continue }
                 // Leading rows through the single-token kernel: batch-invariant decode rows, or every row

@@ -175,7 +175,7 @@ public enum DeepSeek4Architecture: Architecture {
         var moe = try MoEConfig.read(gguf, name, defaultGating: .sqrtSoftplus)
         _ = try moe.locate(in: gguf, layers: layers)
         return DeepSeek4Stack(config: config, deepseek: withCSA, moe: moe,
-                              weights: try WeightReader(gguf).deepSeek4(config, withCSA, moe: moe))
+                              weights: try WeightReader(gguf, layout: config.weightLayout).deepSeek4(config, withCSA, moe: moe))
     }
 }
 

@@ -117,7 +117,7 @@ public enum Gemma4Architecture: Architecture {
             moe = m
         }
         return Gemma4Stack(config: config, gemma: g, moe: moe,
-                               weights: try WeightReader(gguf).gemma4(config, g, moe: moe, moeLayers: moeLayers))
+                               weights: try WeightReader(gguf, layout: config.weightLayout).gemma4(config, g, moe: moe, moeLayers: moeLayers))
     }
 }
 

@@ -39,6 +39,8 @@ public struct ModelConfig: Sendable {
     public var contextLength: Int
     public var rmsEpsilon: Float
     public var ropeBase: Float
+    /// How dense matrices are held (a load option, not read from the file): packed where the CPU can.
+    public var weightLayout: WeightLayout = .rowMajor
     /// RoPE base of sliding-window layers (Gemma 3: 10 000); nil = ropeBase.
     public var ropeBaseSliding: Float?
     public var ropeDimensions: Int

@@ -23,7 +23,7 @@ public final class NextNHead: @unchecked Sendable {
     public static func load(_ trunk: TransformerModel) throws -> NextNHead? {
         guard trunk.config.nextNLayers > 0, let stack = trunk.body as? StandardStack else { return nil }
         let gguf = trunk.gguf, block = trunk.config.layerCount, e = trunk.config.embeddingLength, vocabulary = trunk.vocabularySize
-        let r = WeightReader(gguf)
+        let r = WeightReader(gguf, layout: trunk.config.weightLayout)
         func required(_ t: NextNTensorName) throws -> String {
             guard gguf.tensor(t.name) != nil else { throw ModelError.missingTensor(file: gguf.path, name: t.name) }
             return t.name

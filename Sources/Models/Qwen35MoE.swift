@@ -93,7 +93,7 @@ public enum Qwen35MoEArchitecture: Architecture {
         var m = try MoEConfig.read(gguf, name, defaultGating: .softmax)
         m.normalizeWeights = true
         _ = try m.locate(in: gguf, layers: n)
-        return Qwen35Stack(config: config, qwen: q, moe: m, weights: try WeightReader(gguf).qwen35(config, q, moe: m))
+        return Qwen35Stack(config: config, qwen: q, moe: m, weights: try WeightReader(gguf, layout: config.weightLayout).qwen35(config, q, moe: m))
     }
 }
 

@@ -1,6 +1,7 @@
 // Maps general.architecture to its implementation.
 
 import GGUF
+import Kernels
 
 /// An architecture reads what its metadata adds to the common keys, adjusts `config` where its files
 /// differ, and builds its layer stack; TransformerModel adds the embedding and the head.
@@ -17,12 +18,14 @@ public enum ModelRegistry {
     ]
     public static var supportedNames: [String] { architectures.map { $0.name } }
 
-    public static func load(_ gguf: GGUFFile) throws -> TransformerModel {
+    /// The model of `gguf`, its dense matrices held as `weightLayout` asks.
+    public static func load(_ gguf: GGUFFile, weightLayout: WeightLayout = .packed) throws -> TransformerModel {
         guard let arch = gguf.architecture else { throw ModelError.missingMetadata(file: gguf.path, key: "general.architecture") }
         guard let impl = architectures.first(where: { $0.name == arch }) else {
             throw ModelError.unsupportedArchitecture(file: gguf.path, architecture: arch, supported: supportedNames)
         }
         var config = try ModelConfig(gguf: gguf, architecture: arch)
+        config.weightLayout = weightLayout
         let body = try impl.makeStack(&config, gguf: gguf)
         return try TransformerModel(gguf: gguf, config: config, body: body)
     }

@@ -115,7 +115,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         hooks = h
         let routed = gguf.tensor(MoETensorName.router(block).name) != nil
         moe = routed ? trunk.moe : nil
-        layers = [try WeightReader(gguf).standardLayer(block, trunk.config, trunk.hooks, moe: moe)]
+        layers = [try WeightReader(gguf, layout: trunk.config.weightLayout).standardLayer(block, trunk.config, trunk.hooks, moe: moe)]
         ropeGlobal = trunk.ropeGlobal
         ropeSliding = trunk.ropeSliding
         attentionScale = trunk.attentionScale
@@ -125,7 +125,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     public init(gguf: GGUFFile, config c: ModelConfig, hooks: StandardHooks) throws {
         config = c
         self.hooks = hooks
-        let r = WeightReader(gguf)
+        let r = WeightReader(gguf, layout: c.weightLayout)
         var moeLayers = Array(repeating: false, count: c.layerCount)
         if var m = hooks.moe {
             moeLayers = try m.locate(in: gguf, layers: c.layerCount)

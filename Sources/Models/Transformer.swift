@@ -61,7 +61,7 @@ public final class TransformerModel: @unchecked Sendable {
         self.gguf = gguf
         self.config = c
         self.body = body
-        let r = WeightReader(gguf)
+        let r = WeightReader(gguf, layout: c.weightLayout)
         guard let embInfo = gguf.tensor(TensorName.tokenEmbedding.name), embInfo.dims.count == 2 else {
             throw ModelError.missingTensor(file: gguf.path, name: TensorName.tokenEmbedding.name)
         }

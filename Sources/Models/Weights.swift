@@ -36,8 +36,10 @@ public final class Int32Buffer: @unchecked Sendable {
 /// Reads tensors by name with shape and type checks.
 public struct WeightReader {
     public let gguf: GGUFFile
+    /// How `matrix` hands out dense matrices (packed copies where the CPU has the kernel).
+    public let layout: WeightLayout
 
-    public init(_ gguf: GGUFFile) { self.gguf = gguf }
+    public init(_ gguf: GGUFFile, layout: WeightLayout = .rowMajor) { self.gguf = gguf; self.layout = layout }
 
     public func has(_ t: TensorName) -> Bool { gguf.tensor(t.name) != nil }
     public func has(_ name: String) -> Bool { gguf.tensor(name) != nil }
@@ -53,7 +55,9 @@ public struct WeightReader {
             throw ModelError.badTensorShape(file: gguf.path, name: name, expected: [cols, rows], got: info.dims)
         }
         try checkComputable(info)
-        return WeightMatrix(type: info.type, rows: rows, cols: cols, data: gguf.data(of: info), name: name)
+        let m = WeightMatrix(type: info.type, rows: rows, cols: cols, data: gguf.data(of: info), name: name).laidOut(layout)
+        if m.packed != nil { gguf.dropPages(info) }   // packing read them; the products use the copy
+        return m
     }
 
     public func vector(_ t: TensorName, count: Int) throws -> FloatBuffer { try vector(named: t.name, count: count) }

@@ -237,6 +237,34 @@ void ds_gemm(int weight_type, int64_t n, const void *w, size_t row_stride, int64
 void ds_gemm_any(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows,
                  const void *act, size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
 
+// ---- Packed weights (rows interleaved 16 at a time; layout in ds_pack.c) ----------------------------
+// A packed matrix feeds the lane-per-row multi-token kernel without a per-call transpose, so one
+// kernel serves every token count: ds_gemm_packed gives row r and token t the same bits whether the
+// call has 1 token or 500 (decode, decode rows of several sequences, drafts, prompts), and the same
+// bits as ds_gemm_any on the unpacked rows with the same ISA.
+
+#define DS_PACK_ROWS 16
+
+int    ds_pack_layout_exists(int weight_type);                 // 1 for Q4_0..Q8_0, Q2_K..Q6_K
+// Bytes of one group of 16 packed rows of n elements (0: no layout, or n not whole blocks).
+size_t ds_packed_group_bytes(int weight_type, int64_t n);
+size_t ds_packed_bytes(int weight_type, int64_t n, int64_t nrows);   // all groups, last one padded
+// Packs nrows rows (row r at w + r*row_stride) into dst (ds_packed_bytes); 0 if the type has no layout.
+int    ds_pack_weights(int weight_type, int64_t n, const void *w, size_t row_stride, int64_t nrows, void *dst);
+// The inverse: rows back into w (row r at w + r*row_stride).
+int    ds_unpack_weights(int weight_type, int64_t n, const void *packed, int64_t nrows, void *w, size_t row_stride);
+// 1 if the active ISA multiplies packed weights of this type with its own kernel (the only case in
+// which packing pays; elsewhere ds_gemm_packed unpacks each group first).
+int    ds_packed_kernel_available(int weight_type);
+// out[t*out_stride + r] = dot(row r, activation row t) for r < nrows, t < ntok; `packed` points at
+// a group boundary (group g of a matrix: base + g * ds_packed_group_bytes). A row's result does not
+// depend on ntok or on the other rows of the call.
+void   ds_gemm_packed(int weight_type, int64_t n, const void *packed, int64_t nrows, const void *act,
+                      size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
+int    ds_isa_has_packed_kernel(int isa, int weight_type);
+void   ds_gemm_packed_isa(int isa, int weight_type, int64_t n, const void *packed, int64_t nrows, const void *act,
+                          size_t act_stride, int64_t ntok, float *out, int64_t out_stride);
+
 // ---- Instruction-set dispatch (tests, benchmarks, logging) --------------------------------------
 
 enum {
