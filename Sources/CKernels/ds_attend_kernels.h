@@ -6,16 +6,38 @@
 // Rows are contiguous or reached through a page table (see ds_ops.h); q, scores and outputs are F32.
 
 #ifndef DS_KV_BLOCK_ONLY
-static inline float DS_ATTEND_FN(ds_dot_row)(const float *q, const DS_KV_T *k, int64_t n) {
-    float acc[16] = {0};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] = fmaf(q[i + l], DS_KV_LOAD(k[i + l]), acc[l]);
-    float tail = 0;
-    for (; i < n; i++) tail = fmaf(q[i], DS_KV_LOAD(k[i]), tail);
-    for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    return acc[0] + tail;
+// q · k of one head, the form of every score of ds_attend_group and ds_attend_group_rows: 16 lanes of
+// FMAs over the head, the tail FMAs into r, then the lanes added to r in order (explicit fmaf, so the
+// same bits whichever keys or heads are computed together).
+static inline __attribute__((always_inline)) float DS_ATTEND_FN(ds_score_lanes)(const float *qi, const DS_KV_T *kj, int64_t head_dim) {
+    float a[16] = {0};
+    int64_t d = 0;
+    for (; d + 16 <= head_dim; d += 16)
+        for (int l = 0; l < 16; l++) a[l] = fmaf(qi[d + l], DS_KV_LOAD(kj[d + l]), a[l]);
+    float r = 0;
+    for (; d < head_dim; d++) r = fmaf(qi[d], DS_KV_LOAD(kj[d]), r);
+    for (int l = 0; l < 16; l++) r += a[l];
+    return r;
+}
+
+// ds_score_lanes of 4 keys (4 independent chains).
+static inline __attribute__((always_inline)) void DS_ATTEND_FN(ds_score_lanes4)(const float *qi, const DS_KV_T *const *kj, int64_t head_dim, float *r) {
+    float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+    const DS_KV_T *k0 = kj[0], *k1 = kj[1], *k2 = kj[2], *k3 = kj[3];
+    int64_t d = 0;
+    for (; d + 16 <= head_dim; d += 16)
+        for (int l = 0; l < 16; l++) {
+            const float qv = qi[d + l];
+            a0[l] = fmaf(qv, DS_KV_LOAD(k0[d + l]), a0[l]); a1[l] = fmaf(qv, DS_KV_LOAD(k1[d + l]), a1[l]);
+            a2[l] = fmaf(qv, DS_KV_LOAD(k2[d + l]), a2[l]); a3[l] = fmaf(qv, DS_KV_LOAD(k3[d + l]), a3[l]);
+        }
+    float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+    for (; d < head_dim; d++) {
+        r0 = fmaf(qi[d], DS_KV_LOAD(k0[d]), r0); r1 = fmaf(qi[d], DS_KV_LOAD(k1[d]), r1);
+        r2 = fmaf(qi[d], DS_KV_LOAD(k2[d]), r2); r3 = fmaf(qi[d], DS_KV_LOAD(k3[d]), r3);
+    }
+    for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
+    r[0] = r0; r[1] = r1; r[2] = r2; r[3] = r3;
 }
 
 DS_CLONES void DS_ATTEND_FN(ds_attend_group)(const float *q, int64_t g, int64_t q_stride,
@@ -52,7 +74,10 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_group)(const float *q, int64_t g, int64_t 
                     a2[l] = fmaf(q2[d + l], kv, a2[l]); a3[l] = fmaf(q3[d + l], kv, a3[l]);
                 }
             float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
-            for (; d < head_dim; d++) { const float kd = DS_KV_LOAD(kj[d]); r0 += q0[d] * kd; r1 += q1[d] * kd; r2 += q2[d] * kd; r3 += q3[d] * kd; }
+            for (; d < head_dim; d++) {
+                const float kd = DS_KV_LOAD(kj[d]);
+                r0 = fmaf(q0[d], kd, r0); r1 = fmaf(q1[d], kd, r1); r2 = fmaf(q2[d], kd, r2); r3 = fmaf(q3[d], kd, r3);
+            }
             for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
             scratch[(hq + 0) * n + j] = r0 * scale; scratch[(hq + 1) * n + j] = r1 * scale;
             scratch[(hq + 2) * n + j] = r2 * scale; scratch[(hq + 3) * n + j] = r3 * scale;
@@ -64,22 +89,13 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_group)(const float *q, int64_t g, int64_t 
         float *si = scratch + hq * n;
         int64_t j = 0;
         for (; j + 4 <= n; j += 4) {
-            const DS_KV_T *k0 = DS_K_ROW(j_begin + j), *k1 = DS_K_ROW(j_begin + j + 1);
-            const DS_KV_T *k2 = DS_K_ROW(j_begin + j + 2), *k3 = DS_K_ROW(j_begin + j + 3);
-            float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-            int64_t d = 0;
-            for (; d + 16 <= head_dim; d += 16)
-                for (int l = 0; l < 16; l++) {
-                    float qv = qi[d + l];
-                    a0[l] = fmaf(qv, DS_KV_LOAD(k0[d + l]), a0[l]); a1[l] = fmaf(qv, DS_KV_LOAD(k1[d + l]), a1[l]);
-                    a2[l] = fmaf(qv, DS_KV_LOAD(k2[d + l]), a2[l]); a3[l] = fmaf(qv, DS_KV_LOAD(k3[d + l]), a3[l]);
-                }
-            float r0 = 0, r1 = 0, r2 = 0, r3 = 0;
-            for (; d < head_dim; d++) { r0 += qi[d] * DS_KV_LOAD(k0[d]); r1 += qi[d] * DS_KV_LOAD(k1[d]); r2 += qi[d] * DS_KV_LOAD(k2[d]); r3 += qi[d] * DS_KV_LOAD(k3[d]); }
-            for (int l = 0; l < 16; l++) { r0 += a0[l]; r1 += a1[l]; r2 += a2[l]; r3 += a3[l]; }
-            si[j] = r0 * scale; si[j + 1] = r1 * scale; si[j + 2] = r2 * scale; si[j + 3] = r3 * scale;
+            const DS_KV_T *rows[4] = {DS_K_ROW(j_begin + j), DS_K_ROW(j_begin + j + 1), DS_K_ROW(j_begin + j + 2),
+                                      DS_K_ROW(j_begin + j + 3)};
+            float r[4];
+            DS_ATTEND_FN(ds_score_lanes4)(qi, rows, head_dim, r);
+            for (int x = 0; x < 4; x++) si[j + x] = r[x] * scale;
         }
-        for (; j < n; j++) si[j] = DS_ATTEND_FN(ds_dot_row)(qi, DS_K_ROW(j_begin + j), head_dim) * scale;
+        for (; j < n; j++) si[j] = DS_ATTEND_FN(ds_score_lanes)(qi, DS_K_ROW(j_begin + j), head_dim) * scale;
     }
     if (softcap > 0)
         for (int64_t idx = 0; idx < g * n; idx++) scratch[idx] = softcap * tanhf(scratch[idx] / softcap);
@@ -144,6 +160,122 @@ DS_CLONES void DS_ATTEND_FN(ds_attend_group)(const float *q, int64_t g, int64_t 
         }
     }
 }
+#undef DS_K_ROW
+#undef DS_V_ROW
+
+#define DS_ROWS_TILE 32   // keys per tile: each tile's K (V) rows are read once for every token
+
+// Several query tokens of one sequence (drafted tokens being verified) over the same K/V rows: token
+// t's g heads (q + t*q_token_stride + i*q_stride) see keys [j_begin[t], j_end[t]); its outputs
+// (out + t*out_token_stride + i*out_stride) and, with part_max/part_sum, its partials (+ t*part_stride)
+// are bitwise what ds_attend_group gives that token alone: the same score form per (head, key)
+// (ds_score_lanes), the same softmax, and every output element the same chain of FMAs over its keys in
+// order. Keys are taken in tiles shared by all tokens. scratch: ntok * g * max(j_end - j_begin) floats.
+DS_CLONES void DS_ATTEND_FN(ds_attend_group_rows)(const float *q, int64_t ntok, int64_t q_token_stride, int64_t g,
+                                   int64_t q_stride, const void *k_rows, int64_t k_stride, const void *v_rows,
+                                   int64_t v_stride, const int32_t *pages, int64_t page_shift, int64_t k_page_stride,
+                                   int64_t v_page_stride, const int64_t *j_begin, const int64_t *j_end,
+                                   int64_t head_dim, int64_t v_dim, float scale, float softcap, float *out,
+                                   int64_t out_token_stride, int64_t out_stride, float *scratch,
+                                   float *part_max, float *part_sum, int64_t part_stride) {
+    const DS_KV_T *k = (const DS_KV_T *)k_rows, *v = (const DS_KV_T *)v_rows;
+    const int64_t page_mask = ((int64_t)1 << page_shift) - 1;
+#define DS_K_ROW(j) (pages ? k + (int64_t)pages[(j) >> page_shift] * k_page_stride + ((j) & page_mask) * k_stride \
+                           : k + (j) * k_stride)
+#define DS_V_ROW(j) (pages ? v + (int64_t)pages[(j) >> page_shift] * v_page_stride + ((j) & page_mask) * v_stride \
+                           : v + (j) * v_stride)
+    int64_t nmax = 0, jfirst = INT64_MAX, jlast = 0;
+    for (int64_t t = 0; t < ntok; t++) {
+        const int64_t n = j_end[t] - j_begin[t];
+        for (int64_t i = 0; i < g; i++) memset(out + t * out_token_stride + i * out_stride, 0, sizeof(float) * (size_t)v_dim);
+        if (n <= 0) {
+            if (part_max) for (int64_t i = 0; i < g; i++) { part_max[t * part_stride + i] = -INFINITY; part_sum[t * part_stride + i] = 0; }
+            continue;
+        }
+        if (n > nmax) nmax = n;
+        if (j_begin[t] < jfirst) jfirst = j_begin[t];
+        if (j_end[t] > jlast) jlast = j_end[t];
+    }
+    if (nmax == 0) return;
+    // Scores: token t, head i, key jj at scratch[(t*g + i)*nmax + jj].
+    const DS_KV_T *rows[DS_ROWS_TILE];
+    for (int64_t j0 = jfirst; j0 < jlast; j0 += DS_ROWS_TILE) {
+        const int64_t j1 = j0 + DS_ROWS_TILE < jlast ? j0 + DS_ROWS_TILE : jlast;
+        for (int64_t j = j0; j < j1; j++) rows[j - j0] = DS_K_ROW(j);
+        for (int64_t t = 0; t < ntok; t++) {
+            const int64_t jb = j_begin[t];
+            const int64_t lo = j0 > jb ? j0 : jb, hi = j1 < j_end[t] ? j1 : j_end[t];
+            const float *qt = q + t * q_token_stride;
+            float *st = scratch + t * g * nmax - jb;   // st[i*nmax + j] for key j
+            for (int64_t i = 0; i < g; i++) {
+                const float *qi = qt + i * q_stride;
+                float *si = st + i * nmax;
+                int64_t j = lo;
+                for (; j + 4 <= hi; j += 4) {
+                    float r[4];
+                    DS_ATTEND_FN(ds_score_lanes4)(qi, rows + (j - j0), head_dim, r);
+                    for (int x = 0; x < 4; x++) si[j + x] = r[x] * scale;
+                }
+                for (; j < hi; j++) si[j] = DS_ATTEND_FN(ds_score_lanes)(qi, rows[j - j0], head_dim) * scale;
+            }
+        }
+    }
+    // Softcap and softmax per (token, head), as ds_attend_group.
+    for (int64_t t = 0; t < ntok; t++) {
+        const int64_t n = j_end[t] - j_begin[t];
+        if (n <= 0) continue;
+        for (int64_t i = 0; i < g; i++) {
+            float *s = scratch + (t * g + i) * nmax, maxv = -INFINITY, sum = 0;
+            if (softcap > 0) for (int64_t j = 0; j < n; j++) s[j] = softcap * tanhf(s[j] / softcap);
+            for (int64_t j = 0; j < n; j++) if (s[j] > maxv) maxv = s[j];
+            for (int64_t j = 0; j < n; j++) s[j] = ds_exp_approx(s[j] - maxv);
+            for (int64_t j = 0; j < n; j++) sum += s[j];
+            if (part_max) { part_max[t * part_stride + i] = maxv; part_sum[t * part_stride + i] = sum; continue; }
+            float inv = 1.0f / sum;
+            for (int64_t j = 0; j < n; j++) s[j] *= inv;
+        }
+    }
+    // out[t][i][d] = fmaf(p, v_j[d], ...) over the token's keys in order, 16 values at a time per tile.
+    for (int64_t j0 = jfirst; j0 < jlast; j0 += DS_ROWS_TILE) {
+        const int64_t j1 = j0 + DS_ROWS_TILE < jlast ? j0 + DS_ROWS_TILE : jlast;
+        for (int64_t j = j0; j < j1; j++) rows[j - j0] = DS_V_ROW(j);
+        for (int64_t t = 0; t < ntok; t++) {
+            const int64_t jb = j_begin[t];
+            const int64_t lo = j0 > jb ? j0 : jb, hi = j1 < j_end[t] ? j1 : j_end[t];
+            if (lo >= hi) continue;
+            for (int64_t i = 0; i < g; i++) {
+                const float *pi = scratch + (t * g + i) * nmax - jb;   // pi[j] for key j
+                float *o = out + t * out_token_stride + i * out_stride;
+                int64_t d0 = 0;
+                for (; d0 + 64 <= v_dim; d0 += 64) {   // 4 independent chains of 16
+                    float a[64];
+                    for (int l = 0; l < 64; l++) a[l] = o[d0 + l];
+                    for (int64_t j = lo; j < hi; j++) {
+                        const DS_KV_T *vj = rows[j - j0] + d0;
+                        const float w = pi[j];
+                        for (int l = 0; l < 64; l++) a[l] = fmaf(w, DS_KV_LOAD(vj[l]), a[l]);
+                    }
+                    for (int l = 0; l < 64; l++) o[d0 + l] = a[l];
+                }
+                for (; d0 + 16 <= v_dim; d0 += 16) {
+                    float a[16];
+                    for (int l = 0; l < 16; l++) a[l] = o[d0 + l];
+                    for (int64_t j = lo; j < hi; j++) {
+                        const DS_KV_T *vj = rows[j - j0] + d0;
+                        const float w = pi[j];
+                        for (int l = 0; l < 16; l++) a[l] = fmaf(w, DS_KV_LOAD(vj[l]), a[l]);
+                    }
+                    for (int l = 0; l < 16; l++) o[d0 + l] = a[l];
+                }
+                for (int64_t j = lo; j < hi && d0 < v_dim; j++) {
+                    const DS_KV_T *vj = rows[j - j0];
+                    for (int64_t d = d0; d < v_dim; d++) o[d] = fmaf(pi[j], DS_KV_LOAD(vj[d]), o[d]);
+                }
+            }
+        }
+    }
+}
+#undef DS_ROWS_TILE
 #undef DS_K_ROW
 #undef DS_V_ROW
 

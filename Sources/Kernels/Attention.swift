@@ -57,6 +57,21 @@ public final class AttentionWorkspace: @unchecked Sendable {
     deinit {
         scratch.deallocate()
         splitBuffer?.deallocate()
+        rowsBuffer?.deallocate()
+    }
+
+    private var rowsBuffer: UnsafeMutablePointer<Float>?
+    private var rowsCapacity = 0
+
+    /// Per-thread score scratch of `floatsPerThread` for decode rows attended together (grown on demand).
+    func rowsScratch(floatsPerThread n: Int) -> UnsafeMutablePointer<Float> {
+        let total = n * pool.threads
+        if total > rowsCapacity {
+            rowsBuffer?.deallocate()
+            rowsBuffer = .allocate(capacity: total)
+            rowsCapacity = total
+        }
+        return rowsBuffer!
     }
 
     /// Scratch for split-K attention partials (kept for the session).
@@ -88,7 +103,7 @@ public enum Attention {
         var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
         /// Paged K/V (nil: contiguous rows): row j in page pages[j >> pageShift].
         var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
-        var kvType: KVType = .f32
+        public var kvType: KVType = .f32
 
         /// Contiguous K/V rows of F32 (row strides kStride / vStride floats).
         public init(q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int,
@@ -158,15 +173,13 @@ public enum Attention {
         // Few (token, KV head) pairs over a long context (decode): split the positions instead of the
         // heads, so every task reads each K/V row once for the whole group.
         let shortest = startPosition + 1 - span.firstVisible(from: startPosition)
-        let splits = min(2 * pool.threads / max(pairs, 1), shortest / splitMinimumPositions)
-        if pairs < 2 * pool.threads, splits >= 2 {
+        let splits = splitCount(pairs: pairs, shortest: shortest, threads: pool.threads)
+        if splits >= 2 {
             attendSplit(p, tokens: tokens, startPosition: startPosition, span: span, splits: splits, scale: scale,
                         softcap: softcap, workspace: s)
             return
         }
-        let chunksPerGroup = min(group, max(1, (2 * pool.threads + pairs - 1) / pairs))
-        let chunk = (group + chunksPerGroup - 1) / chunksPerGroup
-        let chunks = (group + chunk - 1) / chunk
+        let (chunk, chunks) = headChunks(group: group, pairs: pairs, threads: pool.threads)
         let scratch = s.scratch, scratchStride = s.scratchStride
         pool.run { ith, nth in
             let tasks = pairs * chunks
@@ -250,9 +263,16 @@ public enum Attention {
                                     outs + task * group * dv, Int64(dv), sc, maxes + task * group, sums + task * group)
             }
         }
-        // Merge the splits of each (token, head).
+        mergeSplits(p, firstToken: 0, tokens: tokens, splits: splits, outs: outs, maxes: maxes, sums: sums)
+    }
+
+    /// Merges split-K partials, laid out per task (token t - firstToken, KV head, split) as attendSplit
+    /// writes them, into the outputs of tokens firstToken ..< firstToken + tokens.
+    static func mergeSplits(_ p: Layout, firstToken: Int, tokens: Int, splits: Int, outs: UnsafePointer<Float>,
+                            maxes: UnsafePointer<Float>, sums: UnsafePointer<Float>) {
+        let group = p.heads / p.kvHeads, dv = p.valueDim
         for pair in 0..<(tokens * p.kvHeads) {
-            let t = pair / p.kvHeads, kvh = pair % p.kvHeads
+            let t = firstToken + pair / p.kvHeads, kvh = pair % p.kvHeads
             for i in 0..<group {
                 var m = -Float.infinity
                 for sp in 0..<splits { m = max(m, maxes[(pair * splits + sp) * group + i]) }

@@ -191,14 +191,12 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         eachRow(x.rows) { r in rope.rotate(x.row(r), heads: heads, headDim: headDim, table: tables + r * tableStride) }
     }
 
-    /// Decode rows (prompt false) one at a time, each exactly as if it were the only one.
+    /// Decode rows (prompt false) each exactly as if it were the only one (sharing the K/V reads).
     public func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                        prompt: Bool?) {
         if prompt == false && tokens > 1 {
-            for t in 0..<tokens {
-                Attention.attend(layout.row(t), tokens: 1, startPosition: startPosition + t, span: span, scale: scale, softcap: softcap,
-                                 workspace: attention, promptKernel: false)
-            }
+            Attention.attendDecodeRows(layout, tokens: tokens, startPosition: startPosition, span: span, scale: scale,
+                                       softcap: softcap, workspace: attention)
             return
         }
         Attention.attend(layout, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap,

@@ -55,6 +55,24 @@ void ds_attend_group_f16(const float *q, int64_t g, int64_t q_stride,
                          float softcap, float *out, int64_t out_stride, float *scratch,
                          float *part_max, float *part_sum);
 
+// ds_attend_group for ntok query tokens of one sequence at once (drafted tokens being verified): token t
+// (q + t*q_token_stride) sees keys [j_begin[t], j_end[t]) and writes out + t*out_token_stride (partials
+// at part_max/part_sum + t*part_stride); each token's results are bitwise ds_attend_group's for that
+// token alone, while each K/V row is read once per tile for all tokens. scratch: ntok * g *
+// max(j_end - j_begin) floats.
+void ds_attend_group_rows_f32(const float *q, int64_t ntok, int64_t q_token_stride, int64_t g, int64_t q_stride,
+                              const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                              const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                              const int64_t *j_begin, const int64_t *j_end, int64_t head_dim, int64_t v_dim, float scale,
+                              float softcap, float *out, int64_t out_token_stride, int64_t out_stride, float *scratch,
+                              float *part_max, float *part_sum, int64_t part_stride);
+void ds_attend_group_rows_f16(const float *q, int64_t ntok, int64_t q_token_stride, int64_t g, int64_t q_stride,
+                              const void *k, int64_t k_stride, const void *v, int64_t v_stride,
+                              const int32_t *pages, int64_t page_shift, int64_t k_page_stride, int64_t v_page_stride,
+                              const int64_t *j_begin, const int64_t *j_end, int64_t head_dim, int64_t v_dim, float scale,
+                              float softcap, float *out, int64_t out_token_stride, int64_t out_stride, float *scratch,
+                              float *part_max, float *part_sum, int64_t part_stride);
+
 // Flash-style attention for up to 16 queries of one head against one KV head (prompt batches): query
 // r is q + r*q_stride and sees keys [j_begin[r], j_end[r]); keys are taken 16 at a time with an online
 // softmax (no score buffer over the whole context). Rows are addressed as in ds_attend_group_f32.
