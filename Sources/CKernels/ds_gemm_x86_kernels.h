@@ -698,16 +698,22 @@ typedef struct {
     size_t group_bytes;     // 0: row-major
 } DS_FN(weight_src);
 
-#define DS_PK_AHEAD 4096   // prefetch distance in bytes (as the single-token kernels)
+#define DS_PK_AHEAD 4096     // software prefetch distance for packed weights (bytes)
+#define DS_PREP_TILES 2      // token tiles whose activation terms a packed call keeps
+#define DS_PREP_CHUNKS 32    // chunks of the row (n up to 8192)
+
 // Panel group g <- rows [row, row + DS_G) of packed weights, blocks [b0, b0 + nb).
+// prefetch: read the bytes DS_PK_AHEAD on ahead of use (past a group's end: the next group's). It pays
+// with one or two tokens, where the weights' arrival sets the pace; with more tokens the prefetches
+// stall on full fill buffers and the hardware prefetcher keeps up on its own.
 static inline DS_TARGET void DS_FN(fill_group_packed)(const DS_FN(gemm_type) *ty, const DS_FN(weight_src) *src,
-                                                      int64_t row, int64_t b0, int nb, DS_FN(panel) *p, int g) {
+                                                      int64_t row, int64_t b0, int nb, DS_FN(panel) *p, int g,
+                                                      int prefetch) {
     const uint8_t *group = (const uint8_t *)src->w + (size_t)(row / DS_PACK_ROWS) * src->group_bytes;
     const uint8_t *chunk = group + (size_t)b0 * DS_PACK_ROWS * ty->block_bytes;
-    const size_t chunk_bytes = (size_t)nb * DS_PACK_ROWS * ty->block_bytes;
-    if (row % DS_PACK_ROWS == 0) {   // DS_PK_AHEAD bytes on (past a group's end: the next group's)
-        const char *ahead = (const char *)chunk + DS_PK_AHEAD;
-        for (size_t off = 0; off < chunk_bytes; off += 64) _mm_prefetch(ahead + off, _MM_HINT_T0);
+    if (prefetch && row % DS_PACK_ROWS == 0) {
+        const size_t chunk_bytes = (size_t)nb * DS_PACK_ROWS * ty->block_bytes;
+        for (size_t off = 0; off < chunk_bytes; off += 64) _mm_prefetch((const char *)chunk + DS_PK_AHEAD + off, _MM_HINT_T0);
     }
     ty->pk_fill(chunk, nb, (int)(row % DS_PACK_ROWS), p, g);
 }
@@ -723,8 +729,13 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
     const int64_t nblocks = n / ty->block_elems;
     const int chunk_blocks = DS_CHUNK / ty->block_elems;
     // Packed weights with a few tokens: one group of rows per pass, so the weights stream in order (a
-    // pass of DS_GRMAX rows reads 4 groups far apart); the activation terms are cheap to redo.
-    const int64_t pass_rows = src->group_bytes && t_end - t_begin <= 2 * DS_GT ? DS_PACK_ROWS : DS_GRMAX;
+    // pass of DS_GRMAX rows reads 4 groups far apart); the activation terms of each (tile, chunk) are
+    // computed in the first pass and kept for the others when they fit.
+    const int64_t pass_rows = src->group_bytes && t_end - t_begin <= DS_PREP_TILES * DS_GT ? DS_PACK_ROWS : DS_GRMAX;
+    const int64_t nchunks = (nblocks + chunk_blocks - 1) / chunk_blocks;
+    const int keep = pass_rows == DS_PACK_ROWS && nchunks <= DS_PREP_CHUNKS;
+    const int64_t tiles = (t_end - t_begin + DS_GT - 1) / DS_GT;
+    DS_FN(prep) kept[keep ? tiles * nchunks : 1][DS_GT];
     for (int64_t r0 = 0; r0 < nrows; r0 += pass_rows) {
         const int rows = (int)(nrows - r0 < pass_rows ? nrows - r0 : pass_rows);
         const int groups = (rows + DS_G - 1) / DS_G;
@@ -733,7 +744,7 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
             for (int g = 0; g < groups; ++g) {
                 const int valid = rows - g * DS_G < DS_G ? rows - g * DS_G : DS_G;
                 if (src->group_bytes) {
-                    DS_FN(fill_group_packed)(ty, src, r0 + g * DS_G, b0, nb, &panel, g);
+                    DS_FN(fill_group_packed)(ty, src, r0 + g * DS_G, b0, nb, &panel, g, t_end - t_begin <= 2);
                 } else {
                     DS_FN(fill_group)(ty->unpack, ty->block_elems, src->w + (size_t)(r0 + g * DS_G) * src->row_stride,
                                       src->row_stride, valid, b0, nb, &panel, g, tmp);
@@ -743,10 +754,16 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
             for (int64_t t0 = t_begin; t0 < t_end; t0 += DS_GT) {
                 const int tt = (int)(t_end - t0 < DS_GT ? t_end - t0 : DS_GT);
                 const char *act_tile = act_chunk + (size_t)t0 * act_stride;
-                ty->prep(act_tile, act_stride, tt, 0, nb, ty->zero_point, pp);
+                DS_FN(prep) *terms = pp;
+                if (keep) {
+                    terms = kept[((t0 - t_begin) / DS_GT) * nchunks + b0 / chunk_blocks];
+                    if (r0 == 0) ty->prep(act_tile, act_stride, tt, 0, nb, ty->zero_point, terms);
+                } else {
+                    ty->prep(act_tile, act_stride, tt, 0, nb, ty->zero_point, pp);
+                }
                 for (int g = 0; g < groups; ++g) {
                     const int valid = rows - g * DS_G < DS_G ? rows - g * DS_G : DS_G;
-                    const DS_FN(mk_args) m = {&panel, g, pp, act_tile, act_stride, nb,
+                    const DS_FN(mk_args) m = {&panel, g, terms, act_tile, act_stride, nb,
                                               out + t0 * out_stride + r0 + g * DS_G, out_stride, valid, b0 == 0};
                     ty->kernel(&m, tt);
                 }
@@ -837,7 +854,9 @@ static void DS_FN(fill_gemm)(ds_kernel_table *t) {
 #undef DS_CHUNK
 #undef DS_CHUNK_DW
 #undef DS_TOKEN_BLOCK
+#undef DS_PREP_TILES
 #undef DS_PK_AHEAD
+#undef DS_PREP_CHUNKS
 #undef DS_FCHUNK
 #undef DS_MK_SPLIT
 #undef DS_MK_BLOCKS_BODY

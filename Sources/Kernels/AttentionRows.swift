@@ -131,3 +131,76 @@ extension Attention {
         mergeSplits(p, firstToken: run.first, tokens: tokens, splits: splits, outs: outs, maxes: maxes, sums: sums)
     }
 }
+
+/// One sequence's decode step (one query token at `position`) for Attention.attendDecodeSteps.
+public struct DecodeStep {
+    public var layout: Attention.Layout
+    public var position: Int
+    public init(layout: Attention.Layout, position: Int) { self.layout = layout; self.position = position }
+}
+
+extension Attention {
+    /// The decode steps of several sequences in one dispatch: each step gets the bits of its lone call
+    /// (attend with one token and the per-token kernel: the same head chunks or split ranges, the same
+    /// merge), while the threads take tasks from every sequence instead of one sequence at a time.
+    public static func attendDecodeSteps(_ steps: UnsafeBufferPointer<DecodeStep>, span: AttentionSpan, scale: Float, softcap: Float,
+                                         workspace s: AttentionWorkspace) {
+        guard let first = steps.first else { return }
+        let n = steps.count, threads = s.pool.threads
+        let group = first.layout.heads / first.layout.kvHeads, dv = first.layout.valueDim
+        let (chunk, chunks) = headChunks(group: group, pairs: first.layout.kvHeads, threads: threads)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 3 * n + 1) { plan in
+            // splits[i] (1: by head chunks), taskStart[i] (prefix sums, taskStart[n] = all), partial offset.
+            let splits = plan.baseAddress!, taskStart = splits + n, partialAt = taskStart + n + 1
+            var tasks = 0, partialFloats = 0
+            for i in 0..<n {
+                let p = steps[i].layout, pos = steps[i].position
+                splits[i] = splitCount(pairs: p.kvHeads, shortest: pos + 1 - span.firstVisible(from: pos), threads: threads)
+                taskStart[i] = tasks
+                partialAt[i] = partialFloats
+                if splits[i] >= 2 {
+                    tasks += p.kvHeads * splits[i]
+                    partialFloats += p.kvHeads * splits[i] * group * (dv + 2)
+                } else {
+                    tasks += p.kvHeads * chunks
+                }
+            }
+            taskStart[n] = tasks
+            let partial = s.splitScratch(floats: max(partialFloats, 1))
+            let scratch = s.scratch, scratchStride = s.scratchStride
+            s.pool.run { ith, nth in
+                let sc = scratch + ith * scratchStride
+                var item = 0
+                for task in stride(from: ith, to: tasks, by: nth) {
+                    while taskStart[item + 1] <= task { item += 1 }
+                    let p = steps[item].layout, pos = steps[item].position, local = task - taskStart[item]
+                    let kernel = p.groupKernel, jBegin = span.firstVisible(from: pos)
+                    if splits[item] >= 2 {
+                        let sp = splits[item], kvh = local / sp, split = local % sp, count = pos + 1 - jBegin
+                        let lo = jBegin + count * split / sp, hi = jBegin + count * (split + 1) / sp
+                        let tasksHere = p.kvHeads * sp
+                        let outs = partial + partialAt[item], maxes = outs + tasksHere * group * dv, sums = maxes + tasksHere * group
+                        kernel(p.q + kvh * group * p.qHeadStride, Int64(group), Int64(p.qHeadStride),
+                               p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
+                               p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(lo), Int64(hi),
+                               Int64(p.keyDim), Int64(dv), scale, softcap, outs + local * group * dv, Int64(dv), sc,
+                               maxes + local * group, sums + local * group)
+                    } else {
+                        let kvh = local / chunks, h0 = kvh * group + (local % chunks) * chunk
+                        let heads = min(chunk, kvh * group + group - h0)
+                        kernel(p.q + h0 * p.qHeadStride, Int64(heads), Int64(p.qHeadStride),
+                               p.kHead(kvh), Int64(p.kStride), p.vHead(kvh), Int64(p.vStride),
+                               p.pages, Int64(p.pageShift), Int64(p.kPageStride), Int64(p.vPageStride), Int64(jBegin),
+                               Int64(pos + 1), Int64(p.keyDim), Int64(p.valueDim), scale, softcap,
+                               p.out + h0 * p.outHeadStride, Int64(p.outHeadStride), sc, nil, nil)
+                    }
+                }
+            }
+            for i in 0..<n where splits[i] >= 2 {
+                let p = steps[i].layout, tasksHere = p.kvHeads * splits[i]
+                let outs = partial + partialAt[i], maxes = outs + tasksHere * group * dv, sums = maxes + tasksHere * group
+                mergeSplits(p, firstToken: 0, tokens: 1, splits: splits[i], outs: outs, maxes: maxes, sums: sums)
+            }
+        }
+    }
+}

@@ -169,6 +169,10 @@ public protocol Backend: AnyObject, Sendable {
     func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                 prompt: Bool?)
 
+    /// The decode steps of several sequences (one token each, same layer and span), each exactly as its
+    /// own attend call with prompt false would compute it, in one dispatch.
+    func attendDecodeSteps(_ steps: UnsafeBufferPointer<DecodeStep>, span: AttentionSpan, scale: Float, softcap: Float)
+
     /// Sparse attention: token t attends to the counts[t] cache rows rows[t · rowStride ..< +counts[t]]
     /// (Attention.selectedRows) instead of a span.
     func attendSelected(_ layout: Attention.Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int,

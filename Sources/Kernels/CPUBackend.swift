@@ -191,6 +191,10 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         eachRow(x.rows) { r in rope.rotate(x.row(r), heads: heads, headDim: headDim, table: tables + r * tableStride) }
     }
 
+    public func attendDecodeSteps(_ steps: UnsafeBufferPointer<DecodeStep>, span: AttentionSpan, scale: Float, softcap: Float) {
+        Attention.attendDecodeSteps(steps, span: span, scale: scale, softcap: softcap, workspace: attention)
+    }
+
     /// Decode rows (prompt false) each exactly as if it were the only one (sharing the K/V reads).
     public func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
                        prompt: Bool?) {

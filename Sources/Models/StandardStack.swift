@@ -302,13 +302,24 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
             cache.storeK(l, s.positions[t], k.row(t))
             cache.storeV(l, s.positions[t], v.row(t))
         }
-        for seg in segments {
-            ops.attend(Attention.paged(
-                seg.cache, layer: l, q: s.q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
-                out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
-                kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv),
-                tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
-                softcap: c.attentionLogitSoftcap ?? 0, prompt: seg.prompt)
+        func layout(_ seg: BatchSegment) -> Attention.Layout {
+            Attention.paged(seg.cache, layer: l, q: s.q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
+                            out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,
+                            kHeadStride: dk, vHeadStride: dv, heads: h, kvHeads: hkv, keyDim: dk, valueDim: dv)
+        }
+        if segments.count > 1, segments.allSatisfy({ $0.count == 1 && !$0.prompt }) {
+            // Decode steps of several sequences: one dispatch, each as its own call would compute it.
+            withUnsafeTemporaryAllocation(of: DecodeStep.self, capacity: segments.count) { steps in
+                for (i, seg) in segments.enumerated() { steps.initializeElement(at: i, to: DecodeStep(layout: layout(seg), position: seg.start)) }
+                ops.attendDecodeSteps(UnsafeBufferPointer(steps), span: hooks.spans[l], scale: attentionScale,
+                                      softcap: c.attentionLogitSoftcap ?? 0)
+                steps.baseAddress!.deinitialize(count: segments.count)
+            }
+        } else {
+            for seg in segments {
+                ops.attend(layout(seg), tokens: seg.count, startPosition: seg.start, span: hooks.spans[l], scale: attentionScale,
+                           softcap: c.attentionLogitSoftcap ?? 0, prompt: seg.prompt)
+            }
         }
         ops.multiply(w.wo, s.att, tokens: T, into: s.o, mode: mode)
         if let b = w.bo { ops.addToRows(b.pointer, RowBlock(s.o, rows: T, width: c.embeddingLength)) }

@@ -77,4 +77,47 @@ struct AttentionRowsTests {
             }
         }
     }
+
+    /// Decode steps of several sequences in one dispatch equal each sequence's own call, bitwise (short and
+    /// split-K contexts mixed).
+    @Test(arguments: shapes)
+    func decodeStepsEqualLoneCallsBitwise(shape: Shape) {
+        let d = shape.dim, heads = shape.heads, kvHeads = shape.kvHeads
+        let positions = [5, 700, 130, 1300, 0, 515]
+        let maxPositions = positions.max()! + 1
+        let pool = WorkerPool(threads: 2)
+        let workspace = AttentionWorkspace(pool: pool, contextLength: maxPositions, groupSize: heads / kvHeads, widestKey: d,
+                                           widestValue: d, heads: heads)
+        // Each sequence's K/V rows in its own region of one array.
+        let region = maxPositions * kvHeads * d
+        let k = opTestFloats(positions.count * region, seed: 40), v = opTestFloats(positions.count * region, seed: 60)
+        let q = opTestFloats(positions.count * heads * d, seed: 80)
+        var together = [Float](repeating: 0, count: q.count), alone = together
+        for batched in [true, false] {
+            var out = [Float](repeating: 0, count: q.count)
+            q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in k.withUnsafeBufferPointer { kb in
+                v.withUnsafeBufferPointer { vb in
+                    let steps = positions.enumerated().map { i, pos in
+                        DecodeStep(layout: Attention.Layout(q: qb.baseAddress! + i * heads * d, qTokenStride: heads * d, qHeadStride: d,
+                                                            out: ob.baseAddress! + i * heads * d, outTokenStride: heads * d, outHeadStride: d,
+                                                            k: UnsafeRawPointer(kb.baseAddress! + i * region), kStride: kvHeads * d, kHeadStride: d,
+                                                            v: UnsafeRawPointer(vb.baseAddress! + i * region), vStride: kvHeads * d, vHeadStride: d,
+                                                            heads: heads, kvHeads: kvHeads, keyDim: d, valueDim: d),
+                                   position: pos)
+                    }
+                    if batched {
+                        steps.withUnsafeBufferPointer { Attention.attendDecodeSteps($0, span: .full, scale: 0.125, softcap: 0, workspace: workspace) }
+                    } else {
+                        for step in steps {
+                            Attention.attend(step.layout, tokens: 1, startPosition: step.position, span: .full, scale: 0.125, softcap: 0,
+                                             workspace: workspace, promptKernel: false)
+                        }
+                    }
+                }
+            } } }
+            if batched { together = out } else { alone = out }
+        }
+        let differ = zip(together, alone).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differ == 0 && together.contains { $0 != 0 }, "\(differ) differ")
+    }
 }
