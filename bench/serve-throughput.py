@@ -29,7 +29,7 @@ ap.add_argument("-t", "--threads", default="2")
 ap.add_argument("--streams", default="1,4,8,16")
 ap.add_argument("-n", type=int, default=128)
 ap.add_argument("-r", type=int, default=3)
-ap.add_argument("--ttft-tokens", type=int, default=4000)
+ap.add_argument("--ttft-tokens", type=int, default=4000, help="0: skip the time-to-first-token part")
 ap.add_argument("--port", type=int, default=18181)
 ap.add_argument("--server-args", default="", help="extra arguments for dwarfstar serve, e.g. --no-repack")
 args = ap.parse_args()
@@ -89,7 +89,9 @@ try:
         print("streams %2d: %7.1f tokens/s aggregate (%.2fx of 1 stream)  samples %s" %
               (n_streams, rate, rate / base_rate, ", ".join("%.1f" % r for r in rates)), flush=True)
 
-    # TTFT: cold long conversation, then the same conversation resent with one more turn.
+    # TTFT: cold long conversation, then the same conversation resent with one more turn (0: skipped).
+    if args.ttft_tokens <= 0:
+        sys.exit(0)
     book = open(os.path.join(os.path.dirname(__file__), "..", "Tests", "EngineTests", "Fixtures", "pride-and-prejudice.txt")).read()
     text = book[: args.ttft_tokens * 4]
     colds, warms = [], []

@@ -67,7 +67,7 @@ struct Bench: ParsableCommand {
             } else {
                 path = try ModelStore.resolveOrPull(modelOptions.model)
                 gguf = try GGUFFile(path: path)
-                m = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout)
+                m = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout(path: path, sequences: 1))
                 var settings = try runtimeSettings([modelOptions, checkpoints])
                 tests(&settings)
                 runtime = try RuntimeOptions(settings, for: m)

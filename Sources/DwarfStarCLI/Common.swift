@@ -46,8 +46,10 @@ struct ModelOptions: RuntimeOptionGroup {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 (default), f16 (half the memory) or q8_0 (27%).")
     var kvType: String?
 
-    @Flag(name: .customLong("no-repack"), help: "Use the file's weight rows in place instead of packed copies (packing is on where the CPU has the kernel).")
-    var noRepack = false
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp(
+        "Packed copies of the dense weights: one kernel for any number of tokens (faster batches, drafts and small models), made once at load; --no-repack uses the file's rows in place.",
+        discussion: "Default: on for files under 1 GiB (decode is compute-bound there) and for serve --parallel > 1; off otherwise (a large model's single-stream decode runs at the memory's speed either way, a few % faster in place)."))
+    var repack: Bool?
 
     func apply(to settings: inout RuntimeSettings) throws {
         settings.threads = threads
@@ -55,12 +57,20 @@ struct ModelOptions: RuntimeOptionGroup {
         settings.kvType = kvType.flatMap(KVType.init(rawValue:))
     }
 
-    /// --no-repack: the file's rows in place; otherwise packed copies where the CPU has the kernel.
-    var weightLayout: WeightLayout { noRepack ? .rowMajor : .packed }
+    /// Files up to this size get packed weights by default.
+    static let repackSizeLimit = 1 << 30
+
+    /// --repack / --no-repack, else packed for a small file or several sequences at once (see --help).
+    func weightLayout(path: String, sequences: Int) -> WeightLayout {
+        if let repack { return repack ? .packed : .rowMajor }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? Int.max
+        return size < ModelOptions.repackSizeLimit || sequences > 1 ? .packed : .rowMajor
+    }
 
     /// Loads the model; with `streamingExperts` (a RAM budget) the mapping reads only what is touched.
-    func load(streamingExperts: Bool) throws -> LoadedModel {
-        try LoadedModel(path: try ModelStore.resolveOrPull(model), streamingExperts: streamingExperts, weightLayout: weightLayout)
+    func load(streamingExperts: Bool, sequences: Int = 1) throws -> LoadedModel {
+        let path = try ModelStore.resolveOrPull(model)
+        return try LoadedModel(path: path, streamingExperts: streamingExperts, weightLayout: weightLayout(path: path, sequences: sequences))
     }
 
     /// Loads the model and resolves the runtime options given to these and the `other` groups, after
@@ -71,7 +81,7 @@ struct ModelOptions: RuntimeOptionGroup {
                       adjust: (inout RuntimeSettings) -> Void = { _ in }) throws -> (LoadedModel, RuntimeOptions) {
         var settings = try runtimeSettings([self] + other)
         adjust(&settings)
-        let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil)
+        let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil, sequences: settings.sequences)
         let options = try RuntimeOptions(settings, for: loaded)
         if applyPlacement, let line = try options.apply(to: loaded) { printErr(line) }
         return (loaded, options)
