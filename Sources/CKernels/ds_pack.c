@@ -73,16 +73,22 @@ size_t ds_packed_bytes(int weight_type, int64_t n, int64_t nrows) {
     return group * (size_t)((nrows + DS_PACK_ROWS - 1) / DS_PACK_ROWS);
 }
 
-// Copies between one row's block (`row_block`) and lane `lane` of a block group, either way.
+// Copies between one row's block (`row_block`) and lane `lane` of a block group, either way (fixed-size
+// copies, so they compile to plain loads and stores).
 static void move_lane(const ds_pack_field *f, unsigned char *group_block, unsigned char *row_block, int lane,
                       int to_group) {
     for (; f->offset != 255; ++f) {
-        const size_t unit = f->half ? 2 : 4;
+        unsigned char *g = group_block + DS_PACK_ROWS * (size_t)f->offset;
+        unsigned char *r = row_block + f->offset;
+        if (f->half) {
+            if (to_group) memcpy(g + 2 * lane, r, 2);
+            else memcpy(r, g + 2 * lane, 2);
+            continue;
+        }
         for (int k = 0; k < f->units; ++k) {
-            unsigned char *g = group_block + DS_PACK_ROWS * (size_t)f->offset + ((size_t)k * DS_PACK_ROWS + lane) * unit;
-            unsigned char *r = row_block + f->offset + (size_t)k * unit;
-            if (to_group) memcpy(g, r, unit);
-            else memcpy(r, g, unit);
+            unsigned char *gk = g + ((size_t)k * DS_PACK_ROWS + lane) * 4;
+            if (to_group) memcpy(gk, r + 4 * k, 4);
+            else memcpy(r + 4 * k, gk, 4);
         }
     }
 }
@@ -96,10 +102,11 @@ int ds_pack_weights(int weight_type, int64_t n, const void *w, size_t row_stride
     const int64_t groups = (nrows + DS_PACK_ROWS - 1) / DS_PACK_ROWS;
     memset(dst, 0, group_bytes * (size_t)groups);
     for (int64_t g = 0; g < groups; ++g) {
-        for (int lane = 0; lane < DS_PACK_ROWS && g * DS_PACK_ROWS + lane < nrows; ++lane) {
-            const unsigned char *row = (const unsigned char *)w + (size_t)(g * DS_PACK_ROWS + lane) * row_stride;
-            for (int64_t b = 0; b < nblocks; ++b) {
-                unsigned char *gb = (unsigned char *)dst + (size_t)g * group_bytes + (size_t)b * DS_PACK_ROWS * block_bytes;
+        const int lanes = nrows - g * DS_PACK_ROWS < DS_PACK_ROWS ? (int)(nrows - g * DS_PACK_ROWS) : DS_PACK_ROWS;
+        for (int64_t b = 0; b < nblocks; ++b) {   // one block group at a time: written in order, 16 rows read
+            unsigned char *gb = (unsigned char *)dst + (size_t)g * group_bytes + (size_t)b * DS_PACK_ROWS * block_bytes;
+            for (int lane = 0; lane < lanes; ++lane) {
+                const unsigned char *row = (const unsigned char *)w + (size_t)(g * DS_PACK_ROWS + lane) * row_stride;
                 move_lane(fields, gb, (unsigned char *)(row + (size_t)b * block_bytes), lane, 1);
             }
         }

@@ -80,7 +80,7 @@ struct Logits: ParsableCommand {
             guard !ids.isEmpty else { throw ValidationError("--tokens is empty") }
             let path = try ModelStore.resolveOrPull(modelOptions.model)
             let gguf = try GGUFFile(path: path)
-            let model = try ModelRegistry.load(gguf)
+            let model = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout(path: path, sequences: 1))
             // The model alone (no tokenizer needed); the context defaults to what the tokens need.
             var settings = try runtimeSettings([modelOptions, context])
             settings.contextLength = settings.contextLength ?? (ids.count + greedy + 1)
