@@ -698,23 +698,14 @@ typedef struct {
     size_t group_bytes;     // 0: row-major
 } DS_FN(weight_src);
 
-#define DS_PK_AHEAD 4096     // software prefetch distance for packed weights (bytes)
 #define DS_PREP_TILES 2      // token tiles whose activation terms a packed call keeps
 #define DS_PREP_CHUNKS 32    // chunks of the row (n up to 8192)
 
 // Panel group g <- rows [row, row + DS_G) of packed weights, blocks [b0, b0 + nb).
-// prefetch: read the bytes DS_PK_AHEAD on ahead of use (past a group's end: the next group's). It pays
-// with one or two tokens, where the weights' arrival sets the pace; with more tokens the prefetches
-// stall on full fill buffers and the hardware prefetcher keeps up on its own.
 static inline DS_TARGET void DS_FN(fill_group_packed)(const DS_FN(gemm_type) *ty, const DS_FN(weight_src) *src,
-                                                      int64_t row, int64_t b0, int nb, DS_FN(panel) *p, int g,
-                                                      int prefetch) {
+                                                      int64_t row, int64_t b0, int nb, DS_FN(panel) *p, int g) {
     const uint8_t *group = (const uint8_t *)src->w + (size_t)(row / DS_PACK_ROWS) * src->group_bytes;
     const uint8_t *chunk = group + (size_t)b0 * DS_PACK_ROWS * ty->block_bytes;
-    if (prefetch && row % DS_PACK_ROWS == 0) {
-        const size_t chunk_bytes = (size_t)nb * DS_PACK_ROWS * ty->block_bytes;
-        for (size_t off = 0; off < chunk_bytes; off += 64) _mm_prefetch((const char *)chunk + DS_PK_AHEAD + off, _MM_HINT_T0);
-    }
     ty->pk_fill(chunk, nb, (int)(row % DS_PACK_ROWS), p, g);
 }
 
@@ -744,7 +735,7 @@ static DS_TARGET void DS_FN(gemm_quant_tokens)(const DS_FN(gemm_type) *ty, int64
             for (int g = 0; g < groups; ++g) {
                 const int valid = rows - g * DS_G < DS_G ? rows - g * DS_G : DS_G;
                 if (src->group_bytes) {
-                    DS_FN(fill_group_packed)(ty, src, r0 + g * DS_G, b0, nb, &panel, g, t_end - t_begin <= 2);
+                    DS_FN(fill_group_packed)(ty, src, r0 + g * DS_G, b0, nb, &panel, g);
                 } else {
                     DS_FN(fill_group)(ty->unpack, ty->block_elems, src->w + (size_t)(r0 + g * DS_G) * src->row_stride,
                                       src->row_stride, valid, b0, nb, &panel, g, tmp);
@@ -855,7 +846,6 @@ static void DS_FN(fill_gemm)(ds_kernel_table *t) {
 #undef DS_CHUNK_DW
 #undef DS_TOKEN_BLOCK
 #undef DS_PREP_TILES
-#undef DS_PK_AHEAD
 #undef DS_PREP_CHUNKS
 #undef DS_FCHUNK
 #undef DS_MK_SPLIT
