@@ -48,7 +48,7 @@ struct ModelOptions: RuntimeOptionGroup {
 
     @Flag(inversion: .prefixedNo, help: ArgumentHelp(
         "Packed copies of the dense weights: one kernel for any number of tokens (faster batches, drafts and small models), made once at load; --no-repack uses the file's rows in place.",
-        discussion: "Default: on for files under 1 GiB (decode is compute-bound there) and for serve --parallel > 1; off otherwise (a large model's single-stream decode runs at the memory's speed either way, a few % faster in place)."))
+        discussion: "Default: on for files under 1 GiB (their decode is compute-bound, and packing makes it faster) and for serve --parallel > 1; off otherwise (a large model's single-stream decode runs at the memory's speed either way, and the copy costs load time)."))
     var repack: Bool?
 
     func apply(to settings: inout RuntimeSettings) throws {
