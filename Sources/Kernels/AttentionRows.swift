@@ -74,7 +74,11 @@ extension Attention {
     struct RowsRun {
         var first: Int, tokens: Int
         var begin: UnsafeMutablePointer<Int64>, end: UnsafeMutablePointer<Int64>
-        var longest: Int { (0..<tokens).map { Int(end[$0] - begin[$0]) }.max() ?? 0 }
+        var longest: Int {
+            var n = 0
+            for i in 0..<tokens { n = max(n, Int(end[i] - begin[i])) }
+            return n
+        }
     }
 
     /// Tasks (KV head, chunk of its query heads) as the lone calls make them, each over all rows of the run.
