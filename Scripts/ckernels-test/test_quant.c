@@ -708,6 +708,13 @@ static void test_multi(void) {
         for (int s = 0; s < nshapes; ++s) test_multi_shape(t, n, shapes[s][0], shapes[s][1]);
     }
     for (int s = 0; s < nshapes; ++s) test_multi_shape(DS_TYPE_MXFP4, 576, shapes[s][0], shapes[s][1]);
+    // Float rows shorter than one vector, and matrices past DS_FLOAT_STREAM_BYTES (4 MiB), where the
+    // single-token kernel runs row by row instead of in groups of 4.
+    const int float_types[] = {DS_TYPE_F32, DS_TYPE_F16, DS_TYPE_BF16};
+    for (int k = 0; k < 3; ++k) {
+        test_multi_shape(float_types[k], 13, 7, 5);
+        test_multi_shape(float_types[k], 300, float_types[k] == DS_TYPE_F32 ? 3600 : 7200, 5);
+    }
     print_kernel_counts("multi-row", ds_isa_has_multi_kernel);
 }
 

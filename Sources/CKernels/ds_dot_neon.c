@@ -34,97 +34,78 @@ static inline uint8x16_t neon_bit4_bytes(uint32_t bits, int first) {
     return vandq_u8(vtstq_u8(spread, vld1q_u8(select)), vdupq_n_u8(0x10));
 }
 
+// ---- Per-block steps and the kernels made from them -----------------------------------------------
+// Every quantized kernel accumulates one state per (row, token): `acc` collects scale · integer sums
+// of 32-element blocks, `sum` the K-quants' block totals and the Q4_1/Q5_1 min terms.
+typedef struct {
+    float32x4_t acc;
+    float sum;
+} neon_state;
+
+#define NEON_STEP static inline __attribute__((always_inline)) DS_NEON_TARGET void
+
+static inline __attribute__((always_inline)) neon_state neon_init(void) {
+    neon_state s = {vdupq_n_f32(0), 0};
+    return s;
+}
+static inline __attribute__((always_inline)) float neon_finish(const neon_state *s) {
+    return vaddvq_f32(s->acc) + s->sum;
+}
+
 // ---- 32-element blocks ----------------------------------------------------------------------------
 
-static DS_NEON_TARGET float neon_dot_q4_0(int64_t n, const void *vw, const void *va) {
-    const ds_block_q4_0 *w = (const ds_block_q4_0 *)vw;
-    const ds_block_q8_0 *a = (const ds_block_q8_0 *)va;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8x16_t q = vld1q_u8(w[b].qs);
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
-        int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(a[b].qs));
-        s = vdotq_s32(s, hi, vld1q_s8(a[b].qs + 16));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), neon_half(w[b].d) * neon_half(a[b].d));
-    }
-    return vaddvq_f32(acc);
+NEON_STEP neon_step_q4_0(neon_state *st, const ds_block_q4_0 *w, const ds_block_q8_0 *a) {
+    const uint8x16_t q = vld1q_u8(w->qs);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F))), vdupq_n_s8(8));
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), vdupq_n_s8(8));
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(a->qs));
+    s = vdotq_s32(s, hi, vld1q_s8(a->qs + 16));
+    st->acc = vfmaq_n_f32(st->acc, vcvtq_f32_s32(s), neon_half(w->d) * neon_half(a->d));
 }
 
-static DS_NEON_TARGET float neon_dot_q4_1(int64_t n, const void *vw, const void *va) {
-    const ds_block_q4_1 *w = (const ds_block_q4_1 *)vw;
-    const ds_block_q8_1 *a = (const ds_block_q8_1 *)va;
-    float32x4_t acc = vdupq_n_f32(0);
-    float min_sum = 0;
-    for (int64_t b = 0; b < n / 32; ++b) {
-        const uint8x16_t q = vld1q_u8(w[b].qs);
-        const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F)));
-        const int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
-        int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(a[b].qs));
-        s = vdotq_s32(s, hi, vld1q_s8(a[b].qs + 16));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), neon_half(w[b].d) * neon_half(a[b].d));
-        min_sum += neon_half(w[b].m) * neon_half(a[b].s);
-    }
-    return vaddvq_f32(acc) + min_sum;
+NEON_STEP neon_step_q4_1(neon_state *st, const ds_block_q4_1 *w, const ds_block_q8_1 *a) {
+    const uint8x16_t q = vld1q_u8(w->qs);
+    const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0F)));
+    const int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(q, 4));
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo, vld1q_s8(a->qs));
+    s = vdotq_s32(s, hi, vld1q_s8(a->qs + 16));
+    st->acc = vfmaq_n_f32(st->acc, vcvtq_f32_s32(s), neon_half(w->d) * neon_half(a->d));
+    st->sum += neon_half(w->m) * neon_half(a->s);
 }
 
-static DS_NEON_TARGET float neon_dot_q5_0(int64_t n, const void *vw, const void *va) {
-    const ds_block_q5_0 *w = (const ds_block_q5_0 *)vw;
-    const ds_block_q8_0 *a = (const ds_block_q8_0 *)va;
-    float32x4_t acc = vdupq_n_f32(0);
-    for (int64_t b = 0; b < n / 32; ++b) {
-        uint32_t qh;
-        memcpy(&qh, w[b].qh, 4);
-        const uint8x16_t q = vld1q_u8(w[b].qs);
-        const uint8x16_t lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), neon_bit4_bytes(qh, 0));
-        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), neon_bit4_bytes(qh, 16));
-        const int8x16_t lo_s = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
-        const int8x16_t hi_s = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
-        int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo_s, vld1q_s8(a[b].qs));
-        s = vdotq_s32(s, hi_s, vld1q_s8(a[b].qs + 16));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), neon_half(w[b].d) * neon_half(a[b].d));
-    }
-    return vaddvq_f32(acc);
+// Q5 quants as bytes 0..31: low nibbles with bit 4 from qh (bits 0..15 low half, 16..31 high half).
+static inline __attribute__((always_inline)) void neon_q5_bytes(const uint8_t *qs, const uint8_t *qh_bytes,
+                                                                uint8x16_t *lo, uint8x16_t *hi) {
+    uint32_t qh;
+    memcpy(&qh, qh_bytes, 4);
+    const uint8x16_t q = vld1q_u8(qs);
+    *lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), neon_bit4_bytes(qh, 0));
+    *hi = vorrq_u8(vshrq_n_u8(q, 4), neon_bit4_bytes(qh, 16));
 }
 
-static DS_NEON_TARGET float neon_dot_q5_1(int64_t n, const void *vw, const void *va) {
-    const ds_block_q5_1 *w = (const ds_block_q5_1 *)vw;
-    const ds_block_q8_1 *a = (const ds_block_q8_1 *)va;
-    float32x4_t acc = vdupq_n_f32(0);
-    float min_sum = 0;
-    for (int64_t b = 0; b < n / 32; ++b) {
-        uint32_t qh;
-        memcpy(&qh, w[b].qh, 4);
-        const uint8x16_t q = vld1q_u8(w[b].qs);
-        const uint8x16_t lo = vorrq_u8(vandq_u8(q, vdupq_n_u8(0x0F)), neon_bit4_bytes(qh, 0));
-        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), neon_bit4_bytes(qh, 16));
-        int32x4_t s = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), vld1q_s8(a[b].qs));
-        s = vdotq_s32(s, vreinterpretq_s8_u8(hi), vld1q_s8(a[b].qs + 16));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(s), neon_half(w[b].d) * neon_half(a[b].d));
-        min_sum += neon_half(w[b].m) * neon_half(a[b].s);
-    }
-    return vaddvq_f32(acc) + min_sum;
+NEON_STEP neon_step_q5_0(neon_state *st, const ds_block_q5_0 *w, const ds_block_q8_0 *a) {
+    uint8x16_t lo, hi;
+    neon_q5_bytes(w->qs, w->qh, &lo, &hi);
+    const int8x16_t lo_s = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
+    const int8x16_t hi_s = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), lo_s, vld1q_s8(a->qs));
+    s = vdotq_s32(s, hi_s, vld1q_s8(a->qs + 16));
+    st->acc = vfmaq_n_f32(st->acc, vcvtq_f32_s32(s), neon_half(w->d) * neon_half(a->d));
 }
 
-static DS_NEON_TARGET float neon_dot_q8_0(int64_t n, const void *vw, const void *va) {
-    const ds_block_q8_0 *w = (const ds_block_q8_0 *)vw;
-    const ds_block_q8_0 *a = (const ds_block_q8_0 *)va;
-    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
-    int64_t b = 0;
-    for (; b + 1 < n / 32; b += 2) {
-        int32x4_t s0 = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(a[b].qs));
-        s0 = vdotq_s32(s0, vld1q_s8(w[b].qs + 16), vld1q_s8(a[b].qs + 16));
-        int32x4_t s1 = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b + 1].qs), vld1q_s8(a[b + 1].qs));
-        s1 = vdotq_s32(s1, vld1q_s8(w[b + 1].qs + 16), vld1q_s8(a[b + 1].qs + 16));
-        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(s0), neon_half(w[b].d) * neon_half(a[b].d));
-        acc1 = vfmaq_n_f32(acc1, vcvtq_f32_s32(s1), neon_half(w[b + 1].d) * neon_half(a[b + 1].d));
-    }
-    if (b < n / 32) {
-        int32x4_t s0 = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w[b].qs), vld1q_s8(a[b].qs));
-        s0 = vdotq_s32(s0, vld1q_s8(w[b].qs + 16), vld1q_s8(a[b].qs + 16));
-        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(s0), neon_half(w[b].d) * neon_half(a[b].d));
-    }
-    return vaddvq_f32(vaddq_f32(acc0, acc1));
+NEON_STEP neon_step_q5_1(neon_state *st, const ds_block_q5_1 *w, const ds_block_q8_1 *a) {
+    uint8x16_t lo, hi;
+    neon_q5_bytes(w->qs, w->qh, &lo, &hi);
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(lo), vld1q_s8(a->qs));
+    s = vdotq_s32(s, vreinterpretq_s8_u8(hi), vld1q_s8(a->qs + 16));
+    st->acc = vfmaq_n_f32(st->acc, vcvtq_f32_s32(s), neon_half(w->d) * neon_half(a->d));
+    st->sum += neon_half(w->m) * neon_half(a->s);
+}
+
+NEON_STEP neon_step_q8_0(neon_state *st, const ds_block_q8_0 *w, const ds_block_q8_0 *a) {
+    int32x4_t s = vdotq_s32(vdupq_n_s32(0), vld1q_s8(w->qs), vld1q_s8(a->qs));
+    s = vdotq_s32(s, vld1q_s8(w->qs + 16), vld1q_s8(a->qs + 16));
+    st->acc = vfmaq_n_f32(st->acc, vcvtq_f32_s32(s), neon_half(w->d) * neon_half(a->d));
 }
 
 // ---- K-quants ------------------------------------------------------------------------------------
@@ -138,181 +119,243 @@ static inline int32_t neon_scaled_bsums(const int16_t *bsums, int16x8_t sc_lo, i
     return vaddvq_s32(p);
 }
 
-static DS_NEON_TARGET float neon_dot_q4_K(int64_t n, const void *vw, const void *va) {
-    const ds_block_q4_K *w = (const ds_block_q4_K *)vw;
-    const ds_block_q8_K *a = (const ds_block_q8_K *)va;
-    float sum = 0;
-    for (int64_t b = 0; b < n / DS_QK_K; ++b) {
-        uint8_t scales[8], mins[8];
-        for (int j = 0; j < 8; ++j) ds_k4_scale_min(j, w[b].scales, &scales[j], &mins[j]);
-        // min term: sum_j m_j * (bsum_2j + bsum_2j+1)
-        const int16x8_t pair_sums = vpaddq_s16(vld1q_s16(a[b].bsums), vld1q_s16(a[b].bsums + 8));
-        const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
-        int32x4_t mp = vmull_s16(vget_low_s16(pair_sums), vget_low_s16(m16));
-        mp = vmlal_s16(mp, vget_high_s16(pair_sums), vget_high_s16(m16));
-        const int32_t min_sum = vaddvq_s32(mp);
-
-        int32x4_t acc = vdupq_n_s32(0);
-        const uint8_t *q4 = w[b].qs;
-        const int8_t *q8 = a[b].qs;
-        for (int c = 0; c < 4; ++c, q4 += 32, q8 += 64) {
-            const uint8x16_t q0 = vld1q_u8(q4), q1 = vld1q_u8(q4 + 16);
-            const uint8x16_t mask = vdupq_n_u8(0x0F);
-            int32x4_t lo = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(q0, mask)), vld1q_s8(q8));
-            lo = vdotq_s32(lo, vreinterpretq_s8_u8(vandq_u8(q1, mask)), vld1q_s8(q8 + 16));
-            int32x4_t hi = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vld1q_s8(q8 + 32));
-            hi = vdotq_s32(hi, vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), vld1q_s8(q8 + 48));
-            acc = vmlaq_n_s32(acc, lo, scales[2 * c]);
-            acc = vmlaq_n_s32(acc, hi, scales[2 * c + 1]);
-        }
-        sum += neon_half(w[b].d) * a[b].d * (float)vaddvq_s32(acc) -
-               neon_half(w[b].dmin) * a[b].d * (float)min_sum;
-    }
-    return sum;
+// min term of Q4_K/Q5_K: sum_j m_j * (bsum_2j + bsum_2j+1).
+static inline __attribute__((always_inline)) int32_t neon_k4_min_sum(const int16_t *bsums, const uint8_t *mins) {
+    const int16x8_t pair_sums = vpaddq_s16(vld1q_s16(bsums), vld1q_s16(bsums + 8));
+    const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
+    int32x4_t mp = vmull_s16(vget_low_s16(pair_sums), vget_low_s16(m16));
+    mp = vmlal_s16(mp, vget_high_s16(pair_sums), vget_high_s16(m16));
+    return vaddvq_s32(mp);
 }
 
-static DS_NEON_TARGET float neon_dot_q5_K(int64_t n, const void *vw, const void *va) {
-    const ds_block_q5_K *w = (const ds_block_q5_K *)vw;
-    const ds_block_q8_K *a = (const ds_block_q8_K *)va;
-    float sum = 0;
-    for (int64_t b = 0; b < n / DS_QK_K; ++b) {
-        uint8_t scales[8], mins[8];
-        for (int j = 0; j < 8; ++j) ds_k4_scale_min(j, w[b].scales, &scales[j], &mins[j]);
-        const int16x8_t pair_sums = vpaddq_s16(vld1q_s16(a[b].bsums), vld1q_s16(a[b].bsums + 8));
-        const int16x8_t m16 = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(mins)));
-        int32x4_t mp = vmull_s16(vget_low_s16(pair_sums), vget_low_s16(m16));
-        mp = vmlal_s16(mp, vget_high_s16(pair_sums), vget_high_s16(m16));
-        const int32_t min_sum = vaddvq_s32(mp);
-
-        const uint8x16_t qh0 = vld1q_u8(w[b].qh), qh1 = vld1q_u8(w[b].qh + 16);
-        const uint8x16_t mask = vdupq_n_u8(0x0F), bit4 = vdupq_n_u8(0x10);
-        int32x4_t acc = vdupq_n_s32(0);
-        const uint8_t *q4 = w[b].qs;
-        const int8_t *q8 = a[b].qs;
-        for (int c = 0; c < 4; ++c, q4 += 32, q8 += 64) {
-            const uint8x16_t q0 = vld1q_u8(q4), q1 = vld1q_u8(q4 + 16);
-            const uint8x16_t sel0 = vdupq_n_u8((uint8_t)(1u << (2 * c)));
-            const uint8x16_t sel1 = vdupq_n_u8((uint8_t)(2u << (2 * c)));
-            const uint8x16_t l0 = vorrq_u8(vandq_u8(q0, mask), vandq_u8(vtstq_u8(qh0, sel0), bit4));
-            const uint8x16_t l1 = vorrq_u8(vandq_u8(q1, mask), vandq_u8(vtstq_u8(qh1, sel0), bit4));
-            const uint8x16_t h0 = vorrq_u8(vshrq_n_u8(q0, 4), vandq_u8(vtstq_u8(qh0, sel1), bit4));
-            const uint8x16_t h1 = vorrq_u8(vshrq_n_u8(q1, 4), vandq_u8(vtstq_u8(qh1, sel1), bit4));
-            int32x4_t lo = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(q8));
-            lo = vdotq_s32(lo, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
-            int32x4_t hi = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(h0), vld1q_s8(q8 + 32));
-            hi = vdotq_s32(hi, vreinterpretq_s8_u8(h1), vld1q_s8(q8 + 48));
-            acc = vmlaq_n_s32(acc, lo, scales[2 * c]);
-            acc = vmlaq_n_s32(acc, hi, scales[2 * c + 1]);
-        }
-        sum += neon_half(w[b].d) * a[b].d * (float)vaddvq_s32(acc) -
-               neon_half(w[b].dmin) * a[b].d * (float)min_sum;
+NEON_STEP neon_step_q4_K(neon_state *st, const ds_block_q4_K *w, const ds_block_q8_K *a) {
+    uint8_t scales[8], mins[8];
+    for (int j = 0; j < 8; ++j) ds_k4_scale_min(j, w->scales, &scales[j], &mins[j]);
+    const int32_t min_sum = neon_k4_min_sum(a->bsums, mins);
+    int32x4_t acc = vdupq_n_s32(0);
+    const uint8_t *q4 = w->qs;
+    const int8_t *q8 = a->qs;
+    for (int c = 0; c < 4; ++c, q4 += 32, q8 += 64) {
+        const uint8x16_t q0 = vld1q_u8(q4), q1 = vld1q_u8(q4 + 16);
+        const uint8x16_t mask = vdupq_n_u8(0x0F);
+        int32x4_t lo = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(q0, mask)), vld1q_s8(q8));
+        lo = vdotq_s32(lo, vreinterpretq_s8_u8(vandq_u8(q1, mask)), vld1q_s8(q8 + 16));
+        int32x4_t hi = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vld1q_s8(q8 + 32));
+        hi = vdotq_s32(hi, vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)), vld1q_s8(q8 + 48));
+        acc = vmlaq_n_s32(acc, lo, scales[2 * c]);
+        acc = vmlaq_n_s32(acc, hi, scales[2 * c + 1]);
     }
-    return sum;
+    st->sum += neon_half(w->d) * a->d * (float)vaddvq_s32(acc) - neon_half(w->dmin) * a->d * (float)min_sum;
 }
 
-static DS_NEON_TARGET float neon_dot_q6_K(int64_t n, const void *vw, const void *va) {
-    const ds_block_q6_K *w = (const ds_block_q6_K *)vw;
-    const ds_block_q8_K *a = (const ds_block_q8_K *)va;
-    float sum = 0;
-    for (int64_t b = 0; b < n / DS_QK_K; ++b) {
-        const int8x16_t sc8 = vld1q_s8(w[b].scales);
-        // q in 0..63 stands for q - 32: subtract 32 * sum_s sc_s * bsum_s at the end.
-        const int32_t offset = neon_scaled_bsums(a[b].bsums, vmovl_s8(vget_low_s8(sc8)), vmovl_s8(vget_high_s8(sc8)));
-        int32x4_t acc = vdupq_n_s32(0);
-        const uint8x16_t mask = vdupq_n_u8(0x0F), two = vdupq_n_u8(0x03);
-        for (int h = 0; h < 2; ++h) {
-            const uint8_t *ql = w[b].ql + 64 * h;
-            const uint8_t *qh = w[b].qh + 32 * h;
-            const int8_t *q8 = a[b].qs + 128 * h;
-            const int8_t *sc = w[b].scales + 8 * h;
-            // 16-byte halves (i = 0: values l = 0..15, i = 1: l = 16..31) of the four 32-value groups.
-            for (int i = 0; i < 2; ++i) {
-                const uint8x16_t l0 = vld1q_u8(ql + 16 * i), l1 = vld1q_u8(ql + 32 + 16 * i);
-                const uint8x16_t hb = vld1q_u8(qh + 16 * i);
-                const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, mask), vshlq_n_u8(vandq_u8(hb, two), 4));
-                const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, mask), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), two), 4));
-                const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), two), 4));
-                const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
-                const int32x4_t zero = vdupq_n_s32(0);
-                acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v0), vld1q_s8(q8 + 16 * i)), sc[0 + i]);
-                acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v1), vld1q_s8(q8 + 32 + 16 * i)), sc[2 + i]);
-                acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v2), vld1q_s8(q8 + 64 + 16 * i)), sc[4 + i]);
-                acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v3), vld1q_s8(q8 + 96 + 16 * i)), sc[6 + i]);
-            }
-        }
-        sum += neon_half(w[b].d) * a[b].d * (float)(vaddvq_s32(acc) - 32 * offset);
+NEON_STEP neon_step_q5_K(neon_state *st, const ds_block_q5_K *w, const ds_block_q8_K *a) {
+    uint8_t scales[8], mins[8];
+    for (int j = 0; j < 8; ++j) ds_k4_scale_min(j, w->scales, &scales[j], &mins[j]);
+    const int32_t min_sum = neon_k4_min_sum(a->bsums, mins);
+    const uint8x16_t qh0 = vld1q_u8(w->qh), qh1 = vld1q_u8(w->qh + 16);
+    const uint8x16_t mask = vdupq_n_u8(0x0F), bit4 = vdupq_n_u8(0x10);
+    int32x4_t acc = vdupq_n_s32(0);
+    const uint8_t *q4 = w->qs;
+    const int8_t *q8 = a->qs;
+    for (int c = 0; c < 4; ++c, q4 += 32, q8 += 64) {
+        const uint8x16_t q0 = vld1q_u8(q4), q1 = vld1q_u8(q4 + 16);
+        const uint8x16_t sel0 = vdupq_n_u8((uint8_t)(1u << (2 * c)));
+        const uint8x16_t sel1 = vdupq_n_u8((uint8_t)(2u << (2 * c)));
+        const uint8x16_t l0 = vorrq_u8(vandq_u8(q0, mask), vandq_u8(vtstq_u8(qh0, sel0), bit4));
+        const uint8x16_t l1 = vorrq_u8(vandq_u8(q1, mask), vandq_u8(vtstq_u8(qh1, sel0), bit4));
+        const uint8x16_t h0 = vorrq_u8(vshrq_n_u8(q0, 4), vandq_u8(vtstq_u8(qh0, sel1), bit4));
+        const uint8x16_t h1 = vorrq_u8(vshrq_n_u8(q1, 4), vandq_u8(vtstq_u8(qh1, sel1), bit4));
+        int32x4_t lo = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(l0), vld1q_s8(q8));
+        lo = vdotq_s32(lo, vreinterpretq_s8_u8(l1), vld1q_s8(q8 + 16));
+        int32x4_t hi = vdotq_s32(vdupq_n_s32(0), vreinterpretq_s8_u8(h0), vld1q_s8(q8 + 32));
+        hi = vdotq_s32(hi, vreinterpretq_s8_u8(h1), vld1q_s8(q8 + 48));
+        acc = vmlaq_n_s32(acc, lo, scales[2 * c]);
+        acc = vmlaq_n_s32(acc, hi, scales[2 * c + 1]);
     }
-    return sum;
+    st->sum += neon_half(w->d) * a->d * (float)vaddvq_s32(acc) - neon_half(w->dmin) * a->d * (float)min_sum;
 }
+
+NEON_STEP neon_step_q6_K(neon_state *st, const ds_block_q6_K *w, const ds_block_q8_K *a) {
+    const int8x16_t sc8 = vld1q_s8(w->scales);
+    // q in 0..63 stands for q - 32: subtract 32 * sum_s sc_s * bsum_s at the end.
+    const int32_t offset = neon_scaled_bsums(a->bsums, vmovl_s8(vget_low_s8(sc8)), vmovl_s8(vget_high_s8(sc8)));
+    int32x4_t acc = vdupq_n_s32(0);
+    const uint8x16_t mask = vdupq_n_u8(0x0F), two = vdupq_n_u8(0x03);
+    for (int h = 0; h < 2; ++h) {
+        const uint8_t *ql = w->ql + 64 * h;
+        const uint8_t *qh = w->qh + 32 * h;
+        const int8_t *q8 = a->qs + 128 * h;
+        const int8_t *sc = w->scales + 8 * h;
+        // 16-byte halves (i = 0: values l = 0..15, i = 1: l = 16..31) of the four 32-value groups.
+        for (int i = 0; i < 2; ++i) {
+            const uint8x16_t l0 = vld1q_u8(ql + 16 * i), l1 = vld1q_u8(ql + 32 + 16 * i);
+            const uint8x16_t hb = vld1q_u8(qh + 16 * i);
+            const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, mask), vshlq_n_u8(vandq_u8(hb, two), 4));
+            const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, mask), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), two), 4));
+            const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), two), 4));
+            const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+            const int32x4_t zero = vdupq_n_s32(0);
+            acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v0), vld1q_s8(q8 + 16 * i)), sc[0 + i]);
+            acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v1), vld1q_s8(q8 + 32 + 16 * i)), sc[2 + i]);
+            acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v2), vld1q_s8(q8 + 64 + 16 * i)), sc[4 + i]);
+            acc = vmlaq_n_s32(acc, vdotq_s32(zero, vreinterpretq_s8_u8(v3), vld1q_s8(q8 + 96 + 16 * i)), sc[6 + i]);
+        }
+    }
+    st->sum += neon_half(w->d) * a->d * (float)(vaddvq_s32(acc) - 32 * offset);
+}
+
+// Tokens a multi-row pass carries (their states stay in registers).
+#define NEON_MULTI_TOKENS 4
+
+// neon_dot_NAME: two states over alternate blocks (hides the FMA latency), added at the end.
+// neon_multi_NAME: out[t·ostride + r] = dot(weight row r, activation row t), each token's result the
+// bits neon_dot_NAME gives it alone (same states, same steps in block order, same finish); each weight
+// block is loaded and unpacked once for NEON_MULTI_TOKENS tokens (the inlined steps share it).
+#define NEON_QUANT_KERNELS(NAME, WBLOCK, ABLOCK, ELEMS)                                               \
+    static DS_NEON_TARGET float neon_dot_##NAME(int64_t n, const void *vw, const void *va) {        \
+        const WBLOCK *w = (const WBLOCK *)vw;                                                         \
+        const ABLOCK *a = (const ABLOCK *)va;                                                         \
+        const int64_t nb = n / (ELEMS);                                                               \
+        neon_state s0 = neon_init(), s1 = neon_init();                                                \
+        int64_t b = 0;                                                                                \
+        for (; b + 1 < nb; b += 2) {                                                                  \
+            neon_step_##NAME(&s0, w + b, a + b);                                                      \
+            neon_step_##NAME(&s1, w + b + 1, a + b + 1);                                              \
+        }                                                                                             \
+        if (b < nb) neon_step_##NAME(&s0, w + b, a + b);                                              \
+        return neon_finish(&s0) + neon_finish(&s1);                                                   \
+    }                                                                                                 \
+    static DS_NEON_TARGET void neon_multi_##NAME(int64_t n, const void *vw, size_t stride, int64_t nrows, \
+                                                 const void *va, size_t astride, int64_t ntok, float *out, \
+                                                 int64_t ostride) {                                   \
+        const int64_t nb = n / (ELEMS);                                                               \
+        for (int64_t r = 0; r < nrows; ++r) {                                                         \
+            const WBLOCK *w = (const WBLOCK *)((const char *)vw + (size_t)r * stride);                \
+            int64_t t = 0;                                                                            \
+            for (; t + NEON_MULTI_TOKENS <= ntok; t += NEON_MULTI_TOKENS) {                           \
+                const ABLOCK *a[NEON_MULTI_TOKENS];                                                   \
+                neon_state s[NEON_MULTI_TOKENS][2];                                                   \
+                for (int k = 0; k < NEON_MULTI_TOKENS; ++k) {                                         \
+                    a[k] = (const ABLOCK *)((const char *)va + (size_t)(t + k) * astride);            \
+                    s[k][0] = neon_init();                                                            \
+                    s[k][1] = neon_init();                                                            \
+                }                                                                                     \
+                int64_t b = 0;                                                                        \
+                for (; b + 1 < nb; b += 2) {                                                          \
+                    for (int k = 0; k < NEON_MULTI_TOKENS; ++k) neon_step_##NAME(&s[k][0], w + b, a[k] + b); \
+                    for (int k = 0; k < NEON_MULTI_TOKENS; ++k) neon_step_##NAME(&s[k][1], w + b + 1, a[k] + b + 1); \
+                }                                                                                     \
+                if (b < nb)                                                                           \
+                    for (int k = 0; k < NEON_MULTI_TOKENS; ++k) neon_step_##NAME(&s[k][0], w + b, a[k] + b); \
+                for (int k = 0; k < NEON_MULTI_TOKENS; ++k)                                           \
+                    out[(t + k) * ostride + r] = neon_finish(&s[k][0]) + neon_finish(&s[k][1]);       \
+            }                                                                                         \
+            for (; t < ntok; ++t) out[t * ostride + r] = neon_dot_##NAME(n, w, (const char *)va + (size_t)t * astride); \
+        }                                                                                             \
+    }
+
+NEON_QUANT_KERNELS(q4_0, ds_block_q4_0, ds_block_q8_0, 32)
+NEON_QUANT_KERNELS(q4_1, ds_block_q4_1, ds_block_q8_1, 32)
+NEON_QUANT_KERNELS(q5_0, ds_block_q5_0, ds_block_q8_0, 32)
+NEON_QUANT_KERNELS(q5_1, ds_block_q5_1, ds_block_q8_1, 32)
+NEON_QUANT_KERNELS(q8_0, ds_block_q8_0, ds_block_q8_0, 32)
+NEON_QUANT_KERNELS(q4_K, ds_block_q4_K, ds_block_q8_K, DS_QK_K)
+NEON_QUANT_KERNELS(q5_K, ds_block_q5_K, ds_block_q8_K, DS_QK_K)
+NEON_QUANT_KERNELS(q6_K, ds_block_q6_K, ds_block_q8_K, DS_QK_K)
 
 // ---- Float weights ---------------------------------------------------------------------------------
+// Four accumulators over 16 elements, a 4-element tail into the first, then a scalar tail: the same
+// for F32, F16 and BF16 (their loaders convert 4 weights to float).
 
-static float neon_dot_f32(int64_t n, const void *vw, const void *va) {
-    const float *w = (const float *)vw, *a = (const float *)va;
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = vfmaq_f32(s0, vld1q_f32(w + i), vld1q_f32(a + i));
-        s1 = vfmaq_f32(s1, vld1q_f32(w + i + 4), vld1q_f32(a + i + 4));
-        s2 = vfmaq_f32(s2, vld1q_f32(w + i + 8), vld1q_f32(a + i + 8));
-        s3 = vfmaq_f32(s3, vld1q_f32(w + i + 12), vld1q_f32(a + i + 12));
-    }
-    for (; i + 4 <= n; i += 4) s0 = vfmaq_f32(s0, vld1q_f32(w + i), vld1q_f32(a + i));
-    float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-    for (; i < n; ++i) sum += w[i] * a[i];
-    return sum;
+static inline __attribute__((always_inline)) float32x4_t neon_w4_f32(const void *w, int64_t i) {
+    return vld1q_f32((const float *)w + i);
+}
+static inline __attribute__((always_inline)) float32x4_t neon_w4_f16(const void *w, int64_t i) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)w + i)));
+}
+static inline __attribute__((always_inline)) float32x4_t neon_w4_bf16(const void *w, int64_t i) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)w + i), 16));
+}
+static inline __attribute__((always_inline)) float neon_w1_f32(const void *w, int64_t i) { return ((const float *)w)[i]; }
+static inline __attribute__((always_inline)) float neon_w1_f16(const void *w, int64_t i) { return neon_half(((const uint16_t *)w)[i]); }
+static inline __attribute__((always_inline)) float neon_w1_bf16(const void *w, int64_t i) {
+    return ds_bfloat_to_float(((const uint16_t *)w)[i]);
 }
 
-static float neon_dot_f16(int64_t n, const void *vw, const void *va) {
-    const uint16_t *w = (const uint16_t *)vw;
-    const float *a = (const float *)va;
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const float16x8_t h0 = vreinterpretq_f16_u16(vld1q_u16(w + i));
-        const float16x8_t h1 = vreinterpretq_f16_u16(vld1q_u16(w + i + 8));
-        s0 = vfmaq_f32(s0, vcvt_f32_f16(vget_low_f16(h0)), vld1q_f32(a + i));
-        s1 = vfmaq_f32(s1, vcvt_high_f32_f16(h0), vld1q_f32(a + i + 4));
-        s2 = vfmaq_f32(s2, vcvt_f32_f16(vget_low_f16(h1)), vld1q_f32(a + i + 8));
-        s3 = vfmaq_f32(s3, vcvt_high_f32_f16(h1), vld1q_f32(a + i + 12));
+// neon_dots_NAME: one row against KT tokens (a constant after inlining), out[k·ostride]; the single-token
+// dot is its KT = 1 case, so a token's bits never depend on the others.
+#define NEON_FLOAT_KERNELS(NAME)                                                                      \
+    static inline __attribute__((always_inline)) void neon_dots_##NAME(int64_t n, const void *w,     \
+                                                                       const float *const *a, const int KT, \
+                                                                       float *out, int64_t ostride) { \
+        float32x4_t s[NEON_MULTI_TOKENS][4];                                                          \
+        for (int k = 0; k < KT; ++k)                                                                  \
+            for (int j = 0; j < 4; ++j) s[k][j] = vdupq_n_f32(0);                                     \
+        int64_t i = 0;                                                                                \
+        for (; i + 16 <= n; i += 16) {                                                                \
+            const float32x4_t v0 = neon_w4_##NAME(w, i), v1 = neon_w4_##NAME(w, i + 4);              \
+            const float32x4_t v2 = neon_w4_##NAME(w, i + 8), v3 = neon_w4_##NAME(w, i + 12);         \
+            for (int k = 0; k < KT; ++k) {                                                            \
+                s[k][0] = vfmaq_f32(s[k][0], v0, vld1q_f32(a[k] + i));                                \
+                s[k][1] = vfmaq_f32(s[k][1], v1, vld1q_f32(a[k] + i + 4));                            \
+                s[k][2] = vfmaq_f32(s[k][2], v2, vld1q_f32(a[k] + i + 8));                            \
+                s[k][3] = vfmaq_f32(s[k][3], v3, vld1q_f32(a[k] + i + 12));                           \
+            }                                                                                         \
+        }                                                                                             \
+        for (; i + 4 <= n; i += 4) {                                                                  \
+            const float32x4_t v = neon_w4_##NAME(w, i);                                               \
+            for (int k = 0; k < KT; ++k) s[k][0] = vfmaq_f32(s[k][0], v, vld1q_f32(a[k] + i));        \
+        }                                                                                             \
+        for (int k = 0; k < KT; ++k) {                                                                \
+            float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s[k][0], s[k][1]), vaddq_f32(s[k][2], s[k][3]))); \
+            for (int64_t e = i; e < n; ++e) sum = fmaf(neon_w1_##NAME(w, e), a[k][e], sum);           \
+            out[k * ostride] = sum;                                                                   \
+        }                                                                                             \
+    }                                                                                                 \
+    static float neon_dot_##NAME(int64_t n, const void *w, const void *va) {                         \
+        const float *a[1] = {(const float *)va};                                                      \
+        float out;                                                                                    \
+        neon_dots_##NAME(n, w, a, 1, &out, 0);                                                        \
+        return out;                                                                                   \
+    }                                                                                                 \
+    static void neon_multi_##NAME(int64_t n, const void *vw, size_t stride, int64_t nrows, const void *va, \
+                                  size_t astride, int64_t ntok, float *out, int64_t ostride) {       \
+        const float *a[NEON_MULTI_TOKENS];                                                            \
+        for (int64_t r = 0; r < nrows; ++r) {                                                         \
+            const char *w = (const char *)vw + (size_t)r * stride;                                    \
+            int64_t t = 0;                                                                            \
+            for (; t + NEON_MULTI_TOKENS <= ntok; t += NEON_MULTI_TOKENS) {                           \
+                for (int k = 0; k < NEON_MULTI_TOKENS; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride); \
+                neon_dots_##NAME(n, w, a, NEON_MULTI_TOKENS, out + t * ostride + r, ostride);        \
+            }                                                                                         \
+            for (; t < ntok; ++t) {                                                                   \
+                a[0] = (const float *)((const char *)va + (size_t)t * astride);                       \
+                neon_dots_##NAME(n, w, a, 1, out + t * ostride + r, ostride);                         \
+            }                                                                                         \
+        }                                                                                             \
     }
-    float sum = vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)));
-    for (; i < n; ++i) sum += neon_half(w[i]) * a[i];
-    return sum;
-}
 
-static float neon_dot_bf16(int64_t n, const void *vw, const void *va) {
-    const uint16_t *w = (const uint16_t *)vw;
-    const float *a = (const float *)va;
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const uint16x8_t h = vld1q_u16(w + i);
-        s0 = vfmaq_f32(s0, vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16)), vld1q_f32(a + i));
-        s1 = vfmaq_f32(s1, vreinterpretq_f32_u32(vshll_n_u16(vget_high_u16(h), 16)), vld1q_f32(a + i + 4));
-    }
-    float sum = vaddvq_f32(vaddq_f32(s0, s1));
-    for (; i < n; ++i) sum += ds_bfloat_to_float(w[i]) * a[i];
-    return sum;
-}
+NEON_FLOAT_KERNELS(f32)
+NEON_FLOAT_KERNELS(f16)
+NEON_FLOAT_KERNELS(bf16)
 
 void ds_fill_neon_kernels(ds_kernel_table *t) {
-#define DS_SET(TYPE, FN)    \
-    t->dot[TYPE] = FN;      \
-    t->rows[TYPE] = NULL;   \
-    t->multi[TYPE] = NULL;  \
+#define DS_SET(TYPE, NAME)                \
+    t->dot[TYPE] = neon_dot_##NAME;       \
+    t->rows[TYPE] = NULL;                 \
+    t->multi[TYPE] = neon_multi_##NAME;   \
     t->own[TYPE] = 1;
-    DS_SET(DS_TYPE_F32, neon_dot_f32)
-    DS_SET(DS_TYPE_F16, neon_dot_f16)
-    DS_SET(DS_TYPE_BF16, neon_dot_bf16)
-    DS_SET(DS_TYPE_Q4_0, neon_dot_q4_0)
-    DS_SET(DS_TYPE_Q4_1, neon_dot_q4_1)
-    DS_SET(DS_TYPE_Q5_0, neon_dot_q5_0)
-    DS_SET(DS_TYPE_Q5_1, neon_dot_q5_1)
-    DS_SET(DS_TYPE_Q8_0, neon_dot_q8_0)
-    DS_SET(DS_TYPE_Q4_K, neon_dot_q4_K)
-    DS_SET(DS_TYPE_Q5_K, neon_dot_q5_K)
-    DS_SET(DS_TYPE_Q6_K, neon_dot_q6_K)
+    DS_SET(DS_TYPE_F32, f32)
+    DS_SET(DS_TYPE_F16, f16)
+    DS_SET(DS_TYPE_BF16, bf16)
+    DS_SET(DS_TYPE_Q4_0, q4_0)
+    DS_SET(DS_TYPE_Q4_1, q4_1)
+    DS_SET(DS_TYPE_Q5_0, q5_0)
+    DS_SET(DS_TYPE_Q5_1, q5_1)
+    DS_SET(DS_TYPE_Q8_0, q8_0)
+    DS_SET(DS_TYPE_Q4_K, q4_K)
+    DS_SET(DS_TYPE_Q5_K, q5_K)
+    DS_SET(DS_TYPE_Q6_K, q6_K)
 #undef DS_SET
 }
 
