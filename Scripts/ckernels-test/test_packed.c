@@ -121,7 +121,8 @@ static void bench_packed_one(int wtype, int64_t rows, int64_t n, int ntok, doubl
     const int isa = ds_active_isa(), atype = ds_vec_dot_type(wtype);
     const size_t row_bytes = (size_t)ds_row_bytes(wtype, n), act_bytes = (size_t)ds_row_bytes(atype, n);
     unsigned char *w = malloc(row_bytes * rows), *act = malloc(act_bytes * ntok);
-    unsigned char *packed = aligned_alloc(64, (ds_packed_bytes(wtype, n, rows) + 63) / 64 * 64);
+    const int has_packed = ds_pack_layout_exists(wtype);   // F32/F16/BF16/MXFP4: rows and multi-row only
+    unsigned char *packed = has_packed ? aligned_alloc(64, (ds_packed_bytes(wtype, n, rows) + 63) / 64 * 64) : NULL;
     float *x = malloc((size_t)n * 4), *out = malloc((size_t)rows * ntok * 4);
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t i = 0; i < n; ++i) x[i] = p_normal() * 0.02f;
@@ -129,11 +130,12 @@ static void bench_packed_one(int wtype, int64_t rows, int64_t n, int ntok, doubl
     }
     for (int t = 0; t < ntok; ++t) {
         for (int64_t i = 0; i < n; ++i) x[i] = p_normal();
-        ds_quantize_activation(atype, x, act + t * act_bytes, n);
+        if (atype == DS_TYPE_F32) memcpy(act + t * act_bytes, x, (size_t)n * 4);
+        else ds_quantize_activation(atype, x, act + t * act_bytes, n);
     }
-    ds_pack_weights(wtype, n, w, row_bytes, rows, packed);
-    double ms[3];
-    for (int mode = 0; mode < 3; ++mode) {
+    if (has_packed) ds_pack_weights(wtype, n, w, row_bytes, rows, packed);
+    double ms[3] = {0, 0, 0};
+    for (int mode = 0; mode < (has_packed ? 3 : 2); ++mode) {
         int it = 0;
         const double start = p_now();
         do {
@@ -144,15 +146,23 @@ static void bench_packed_one(int wtype, int64_t rows, int64_t n, int ntok, doubl
         } while (p_now() - start < seconds);
         ms[mode] = (p_now() - start) / it * 1e3;
     }
-    printf("  %-5s %5lld x %-5lld %2d tok: per-token rows %7.3f ms | multi-row %7.3f ms | packed %7.3f ms (x%.2f vs rows, per token %.3f ms)\n",
-           ds_type_name(wtype), (long long)rows, (long long)n, ntok, ms[0], ms[1], ms[2], ms[0] / ms[2], ms[2] / ntok);
-    free(w); free(act); free(packed); free(x); free(out);
+    if (has_packed)
+        printf("  %-5s %5lld x %-5lld %2d tok: per-token rows %7.3f ms | multi-row %7.3f ms | packed %7.3f ms (x%.2f vs rows, per token %.3f ms)\n",
+               ds_type_name(wtype), (long long)rows, (long long)n, ntok, ms[0], ms[1], ms[2], ms[0] / ms[2], ms[2] / ntok);
+    else
+        printf("  %-5s %5lld x %-5lld %2d tok: per-token rows %7.3f ms | multi-row %7.3f ms (x%.2f vs rows)\n",
+               ds_type_name(wtype), (long long)rows, (long long)n, ntok, ms[0], ms[1], ms[0] / ms[1]);
+    free(w); free(act); if (packed) free(packed); free(x); free(out);
 }
 
 void bench_packed(double seconds) {
     const struct { int type; int64_t rows, n; } cases[] = {
-        {DS_TYPE_Q4_1, 1536, 576}, {DS_TYPE_Q8_0, 8192, 576}, {DS_TYPE_Q4_K, 2048, 640}, {DS_TYPE_Q5_0, 2048, 640},
-        {DS_TYPE_Q6_K, 8192, 640}, {DS_TYPE_Q4_K, 8192, 3072}, {DS_TYPE_Q8_0, 8192, 2048},
+        {DS_TYPE_Q4_1, 1536, 576}, {DS_TYPE_Q8_0, 8192, 576}, {DS_TYPE_Q4_K, 2048, 768}, {DS_TYPE_Q5_0, 2048, 640},
+        {DS_TYPE_Q6_K, 8192, 768}, {DS_TYPE_Q4_K, 8192, 3072}, {DS_TYPE_Q8_0, 8192, 2048},
+        // No packed layout: one thread's slice of an MXFP4 expert matrix, float matrices below and above
+        // the 4 MiB where the single-token kernel switches to one row at a time.
+        {DS_TYPE_MXFP4, 512, 2048}, {DS_TYPE_F16, 1536, 576}, {DS_TYPE_BF16, 1536, 576}, {DS_TYPE_F32, 1536, 576},
+        {DS_TYPE_F16, 8192, 576},
     };
     const int toks[] = {1, 2, 4, 8};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k)

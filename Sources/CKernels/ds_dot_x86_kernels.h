@@ -176,9 +176,33 @@ static inline DS_TARGET __m256i DS_FN(load256)(const void *p) {
 // Generates multi_NAME: out[t·ostride + r] = dot(weight row r, activation row t) for ntok activation
 // rows, each token's result bitwise equal to rows_NAME on that token alone (the same groups of 4
 // weight rows from the first, the same per-block steps in block order into one state per (row, token),
-// the same finish; rows past the last group through dot_NAME, as rows_NAME does). Each weight block is
-// loaded, and unpacked, once for DS_MULTI_TOKENS tokens (the inlined steps share it).
+// the same finish; rows past the last group through rows_NAME, which runs them through dot_NAME). Each
+// weight block is loaded, and unpacked, once for the KT tokens of a pass (the inlined steps share it):
+// passes of DS_MULTI_TOKENS, then one of 2, then single tokens through rows_NAME.
 #define DS_MULTI_KERNEL(NAME, WBLOCK, ABLOCK, ELEMS, STATE, INIT, STEP, FINISH)                      \
+    static inline DS_INLINE DS_TARGET void DS_FN(multi_pass_##NAME)(int64_t nb, const char *base, size_t stride, \
+                                                                    const char *va, size_t astride, \
+                                                                    const int KT, float *out, int64_t ostride) { \
+        const WBLOCK *w[4] = {(const WBLOCK *)base, (const WBLOCK *)(base + stride),                \
+                              (const WBLOCK *)(base + 2 * stride), (const WBLOCK *)(base + 3 * stride)}; \
+        const ABLOCK *a[DS_MULTI_TOKENS];                                                           \
+        STATE s[DS_MULTI_TOKENS][4];                                                                \
+        DS_UNROLL for (int i = 0; i < KT; ++i) {                                                    \
+            a[i] = (const ABLOCK *)(va + (size_t)i * astride);                                      \
+            DS_UNROLL for (int j = 0; j < 4; ++j) s[i][j] = INIT();                                 \
+        }                                                                                           \
+        const char *ahead = base + DS_PREFETCH_GROUPS(stride) * 4 * stride;                         \
+        for (int64_t b = 0; b < nb; ++b, ahead += 4 * sizeof(WBLOCK)) {                             \
+            for (size_t off = 0; off < 4 * sizeof(WBLOCK); off += 64)                               \
+                _mm_prefetch(ahead + off, DS_PREFETCH_HINT);                                        \
+            DS_UNROLL for (int j = 0; j < 4; ++j)                                                   \
+                DS_UNROLL for (int i = 0; i < KT; ++i)                                              \
+                    STEP(&s[i][j], w[j] + b, a[i] + b);                                             \
+        }                                                                                           \
+        DS_UNROLL for (int i = 0; i < KT; ++i)                                                      \
+            DS_UNROLL for (int j = 0; j < 4; ++j)                                                   \
+                out[i * ostride + j] = FINISH(&s[i][j]);                                            \
+    }                                                                                               \
     static DS_TARGET void DS_FN(multi_##NAME)(int64_t n, const void *vw, size_t stride, int64_t nrows, \
                                               const void *va, size_t astride, int64_t ntok, float *out, \
                                               int64_t ostride) {                                    \
@@ -186,27 +210,14 @@ static inline DS_TARGET __m256i DS_FN(load256)(const void *p) {
         int64_t r = 0;                                                                              \
         for (; r + 4 <= nrows; r += 4) {                                                            \
             const char *base = (const char *)vw + (size_t)r * stride;                               \
-            const WBLOCK *w[4] = {(const WBLOCK *)base, (const WBLOCK *)(base + stride),            \
-                                  (const WBLOCK *)(base + 2 * stride), (const WBLOCK *)(base + 3 * stride)}; \
             int64_t t = 0;                                                                          \
-            for (; t + DS_MULTI_TOKENS <= ntok; t += DS_MULTI_TOKENS) {                             \
-                const ABLOCK *a[DS_MULTI_TOKENS];                                                   \
-                STATE s[DS_MULTI_TOKENS][4];                                                        \
-                DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i) {                        \
-                    a[i] = (const ABLOCK *)((const char *)va + (size_t)(t + i) * astride);          \
-                    DS_UNROLL for (int j = 0; j < 4; ++j) s[i][j] = INIT();                  \
-                }                                                                                   \
-                const char *ahead = base + DS_PREFETCH_GROUPS(stride) * 4 * stride;                 \
-                for (int64_t b = 0; b < nb; ++b, ahead += 4 * sizeof(WBLOCK)) {                     \
-                    for (size_t off = 0; off < 4 * sizeof(WBLOCK); off += 64)                       \
-                        _mm_prefetch(ahead + off, DS_PREFETCH_HINT);                                \
-                    DS_UNROLL for (int j = 0; j < 4; ++j)                                   \
-                        DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i)                 \
-                            STEP(&s[i][j], w[j] + b, a[i] + b);                                     \
-                }                                                                                   \
-                DS_UNROLL for (int i = 0; i < DS_MULTI_TOKENS; ++i)                         \
-                    DS_UNROLL for (int j = 0; j < 4; ++j)                                   \
-                        out[(t + i) * ostride + r + j] = FINISH(&s[i][j]);                          \
+            for (; t + DS_MULTI_TOKENS <= ntok; t += DS_MULTI_TOKENS)                               \
+                DS_FN(multi_pass_##NAME)(nb, base, stride, (const char *)va + (size_t)t * astride, astride, \
+                                         DS_MULTI_TOKENS, out + t * ostride + r, ostride);          \
+            if (DS_MULTI_TOKENS > 2 && t + 2 <= ntok) {                                             \
+                DS_FN(multi_pass_##NAME)(nb, base, stride, (const char *)va + (size_t)t * astride, astride, \
+                                         2, out + t * ostride + r, ostride);                        \
+                t += 2;                                                                             \
             }                                                                                       \
             for (; t < ntok; ++t)                                                                   \
                 DS_FN(rows_##NAME)(n, base, stride, 4, (const char *)va + (size_t)t * astride,      \

@@ -299,7 +299,7 @@ static inline DS_TARGET __m256 DS_FN(load_bf16x8)(const uint16_t *p) {
 #endif
 
 
-// Both levels: multi_NAME over dots_NAME / group4_NAME, DS_MULTI_TOKENS tokens a pass, then one.
+// Both levels: multi_NAME over dots_NAME / group4_NAME, passes of DS_MULTI_TOKENS tokens, then 2, then 1.
 #define DS_FLOAT_MULTI_DRIVER(NAME)                                                                 \
     static DS_TARGET void DS_FN(multi_##NAME)(int64_t n, const void *vw, size_t stride, int64_t nrows, \
                                               const void *va, size_t astride, int64_t ntok, float *out, \
@@ -314,6 +314,11 @@ static inline DS_TARGET __m256 DS_FN(load_bf16x8)(const uint16_t *p) {
                     for (int k = 0; k < DS_MULTI_TOKENS; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride); \
                     DS_FN(group4_##NAME)(n, w + (size_t)r * stride, stride, a, DS_MULTI_TOKENS, out + t * ostride + r, ostride); \
                 }                                                                                   \
+                if (DS_MULTI_TOKENS > 2 && t + 2 <= ntok) {                                         \
+                    for (int k = 0; k < 2; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride); \
+                    DS_FN(group4_##NAME)(n, w + (size_t)r * stride, stride, a, 2, out + t * ostride + r, ostride); \
+                    t += 2;                                                                         \
+                }                                                                                   \
                 for (; t < ntok; ++t) {                                                             \
                     a[0] = (const float *)((const char *)va + (size_t)t * astride);                 \
                     DS_FN(group4_##NAME)(n, w + (size_t)r * stride, stride, a, 1, out + t * ostride + r, ostride); \
@@ -325,6 +330,11 @@ static inline DS_TARGET __m256 DS_FN(load_bf16x8)(const uint16_t *p) {
             for (; t + DS_MULTI_TOKENS <= ntok; t += DS_MULTI_TOKENS) {                             \
                 for (int k = 0; k < DS_MULTI_TOKENS; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride); \
                 DS_FN(dots_##NAME)(n, w + (size_t)r * stride, a, DS_MULTI_TOKENS, out + t * ostride + r, ostride); \
+            }                                                                                       \
+            if (DS_MULTI_TOKENS > 2 && t + 2 <= ntok) {                                             \
+                for (int k = 0; k < 2; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride); \
+                DS_FN(dots_##NAME)(n, w + (size_t)r * stride, a, 2, out + t * ostride + r, ostride); \
+                t += 2;                                                                             \
             }                                                                                       \
             for (; t < ntok; ++t) {                                                                 \
                 a[0] = (const float *)((const char *)va + (size_t)t * astride);                     \
@@ -460,8 +470,8 @@ static inline DS_INLINE DS_TARGET void DS_FN(mxfp4_group4)(int64_t nb, const cha
     DS_UNROLL for (int k = 0; k < KT; ++k) DS_UNROLL for (int j = 0; j < 4; ++j) out[k * ostride + j] = _mm512_reduce_add_ps(s[k][j]);
 }
 
-// Every token gets rows_mxfp4's bits: groups of 4 rows through mxfp4_group4 (DS_MULTI_TOKENS tokens a
-// pass), the last nrows % 4 rows through dot_mxfp4 as rows_mxfp4 runs them.
+// Every token gets rows_mxfp4's bits: groups of 4 rows through mxfp4_group4 (passes of DS_MULTI_TOKENS
+// tokens, then 2, then 1), the last nrows % 4 rows through dot_mxfp4 as rows_mxfp4 runs them.
 static DS_TARGET void DS_FN(multi_mxfp4)(int64_t n, const void *vw, size_t stride, int64_t nrows, const void *va,
                                          size_t astride, int64_t ntok, float *out, int64_t ostride) {
     const int64_t nb = n / DS_QK_MXFP4;
@@ -473,6 +483,11 @@ static DS_TARGET void DS_FN(multi_mxfp4)(int64_t n, const void *vw, size_t strid
         for (; t + DS_MULTI_TOKENS <= ntok; t += DS_MULTI_TOKENS) {
             for (int k = 0; k < DS_MULTI_TOKENS; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride);
             DS_FN(mxfp4_group4)(nb, w0, stride, a, DS_MULTI_TOKENS, out + t * ostride + r, ostride);
+        }
+        if (t + 2 <= ntok) {
+            for (int k = 0; k < 2; ++k) a[k] = (const float *)((const char *)va + (size_t)(t + k) * astride);
+            DS_FN(mxfp4_group4)(nb, w0, stride, a, 2, out + t * ostride + r, ostride);
+            t += 2;
         }
         for (; t < ntok; ++t) {
             a[0] = (const float *)((const char *)va + (size_t)t * astride);
