@@ -37,6 +37,13 @@ DECL_D(q2_K) DECL_D(q3_K) DECL_D(q4_K) DECL_D(q5_K) DECL_D(q6_K) DECL_D(q8_K)
 DECL_DOT(q4_0_q8_0) DECL_DOT(q4_1_q8_1) DECL_DOT(q5_0_q8_0) DECL_DOT(q5_1_q8_1) DECL_DOT(q8_0_q8_0)
 DECL_DOT(q2_K_q8_K) DECL_DOT(q3_K_q8_K) DECL_DOT(q4_K_q8_K) DECL_DOT(q5_K_q8_K) DECL_DOT(q6_K_q8_K)
 
+// The i-quants: ggml's dequantizers and scalar dots (no quantizer comparison: ggml's need codebook
+// initialisation and importance weights; DwarfStar has none yet).
+DECL_D(iq2_xxs) DECL_D(iq2_xs) DECL_D(iq2_s) DECL_D(iq3_xxs) DECL_D(iq3_s) DECL_D(iq1_s) DECL_D(iq1_m)
+DECL_D(iq4_nl) DECL_D(iq4_xs)
+DECL_DOT(iq2_xxs_q8_K) DECL_DOT(iq2_xs_q8_K) DECL_DOT(iq2_s_q8_K) DECL_DOT(iq3_xxs_q8_K) DECL_DOT(iq3_s_q8_K)
+DECL_DOT(iq1_s_q8_K) DECL_DOT(iq1_m_q8_K) DECL_DOT(iq4_nl_q8_0) DECL_DOT(iq4_xs_q8_K)
+
 typedef void (*quant_fn)(const float *, void *, int64_t);
 typedef void (*dequant_fn)(const void *, float *, int64_t);
 typedef void (*dot_fn)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
@@ -61,6 +68,24 @@ static const oracle k_oracles[] = {
     {DS_TYPE_Q5_K, quantize_row_q5_K_ref, dequantize_row_q5_K, ggml_vec_dot_q5_K_q8_K_generic},
     {DS_TYPE_Q6_K, quantize_row_q6_K_ref, dequantize_row_q6_K, ggml_vec_dot_q6_K_q8_K_generic},
     {DS_TYPE_Q8_K, quantize_row_q8_K_ref, dequantize_row_q8_K, NULL},
+};
+
+typedef struct {
+    int type;
+    dequant_fn dequantize;
+    dot_fn dot;
+} iq_oracle;
+
+static const iq_oracle k_iq_oracles[] = {
+    {DS_TYPE_IQ2_XXS, dequantize_row_iq2_xxs, ggml_vec_dot_iq2_xxs_q8_K_generic},
+    {DS_TYPE_IQ2_XS, dequantize_row_iq2_xs, ggml_vec_dot_iq2_xs_q8_K_generic},
+    {DS_TYPE_IQ2_S, dequantize_row_iq2_s, ggml_vec_dot_iq2_s_q8_K_generic},
+    {DS_TYPE_IQ3_XXS, dequantize_row_iq3_xxs, ggml_vec_dot_iq3_xxs_q8_K_generic},
+    {DS_TYPE_IQ3_S, dequantize_row_iq3_s, ggml_vec_dot_iq3_s_q8_K_generic},
+    {DS_TYPE_IQ1_S, dequantize_row_iq1_s, ggml_vec_dot_iq1_s_q8_K_generic},
+    {DS_TYPE_IQ1_M, dequantize_row_iq1_m, ggml_vec_dot_iq1_m_q8_K_generic},
+    {DS_TYPE_IQ4_NL, dequantize_row_iq4_nl, ggml_vec_dot_iq4_nl_q8_0_generic},
+    {DS_TYPE_IQ4_XS, dequantize_row_iq4_xs, ggml_vec_dot_iq4_xs_q8_K_generic},
 };
 
 static uint64_t g_rng = 12345;
@@ -155,6 +180,47 @@ int main(void) {
                quant_bad ? "DIFFERS" : "identical", !o->dequantize ? "n/a" : deq_bad ? "DIFFERS" : "identical",
                !o->dot ? "n/a" : dot_bad ? "DIFFERS" : "ok", worst_rel);
         failures += quant_bad + deq_bad + dot_bad;
+    }
+    // i-quants: random block bytes with a finite fp16 scale (IQ1_M: in the top nibbles of its scale words).
+    for (size_t k = 0; k < sizeof k_iq_oracles / sizeof k_iq_oracles[0]; ++k) {
+        const iq_oracle *o = &k_iq_oracles[k];
+        const size_t bytes = (size_t)ds_row_bytes(o->type, n), block = (size_t)ds_type_block_bytes(o->type);
+        int deq_bad = 0, dot_bad = 0;
+        double worst_rel = 0;
+        for (int r = 0; r < rows; ++r) {
+            for (size_t i = 0; i < bytes; ++i) qa[i] = (unsigned char)next_u64();
+            for (size_t b = 0; b < bytes / block; ++b) {
+                const uint16_t d = ds_fp32_to_fp16(normal() * 0.02f);
+                unsigned char *blk = qa + b * block;
+                if (o->type == DS_TYPE_IQ1_M) {
+                    for (int w = 0; w < 4; ++w) blk[48 + 2 * w + 1] = (unsigned char)((blk[48 + 2 * w + 1] & 0x0F) | (((d >> (4 * w)) & 0xF) << 4));
+                } else {
+                    memcpy(blk, &d, 2);
+                }
+            }
+            o->dequantize(qa, ya, n);
+            ds_dequantize_row(o->type, qa, yb, n);
+            if (memcmp(ya, yb, (size_t)n * 4) != 0) ++deq_bad;
+            const int atype = ds_vec_dot_type(o->type);
+            fill_row(act_f, n, 0);
+            ds_quantize_activation(atype, act_f, act, n);
+            float ref = 0;
+            o->dot((int)n, &ref, 0, qa, 0, act, 0, 1);
+            const float mine_scalar = ds_vec_dot_scalar(o->type, n, qa, act), mine_fast = ds_vec_dot(o->type, n, qa, act);
+            ds_dequantize_row(atype, act, yb, n);
+            double mag = 0;
+            for (int64_t i = 0; i < n; ++i) mag += fabs((double)ya[i] * yb[i]);
+            const double err = fmax(fabs(mine_scalar - ref), fabs(mine_fast - ref));
+            if (err > 1e-4 * fabs(ref) + 2e-6 * mag + 1e-30) {
+                if (dot_bad < 3) fprintf(stderr, "  %s row %d: ggml %.9g scalar %.9g fast %.9g\n", ds_type_name(o->type), r,
+                                         ref, mine_scalar, mine_fast);
+                ++dot_bad;
+            }
+            if (fabs(ref) > 1e-3 * mag) worst_rel = fmax(worst_rel, err / fabs(ref));
+        }
+        printf("%-7s dequantize %s, dot %s (worst rel. diff %.2g)\n", ds_type_name(o->type),
+               deq_bad ? "DIFFERS" : "identical", dot_bad ? "DIFFERS" : "ok", worst_rel);
+        failures += deq_bad + dot_bad;
     }
     printf("%s\n", failures ? "FAILED" : "all match ggml");
     return failures != 0;

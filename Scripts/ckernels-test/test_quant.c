@@ -112,7 +112,7 @@ static void test_type_traits(void) {
         CHECK(ds_row_bytes(t, 1024) == 1024 / expected[i].block * (int64_t)expected[i].bytes, "%s row bytes",
               ds_type_name(t));
     }
-    const int unsupported[] = {4, 5, 16, 20, 29, 31, -1, 100};
+    const int unsupported[] = {4, 5, 24, 31, 34, 35, -1, 100};   // (i-quants: test_iquant.c)
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; ++i) {
         CHECK(!ds_type_supported(unsupported[i]), "type %d must be unsupported", unsupported[i]);
     }
@@ -867,6 +867,8 @@ static void run_bench_gemm(double seconds, int64_t ntok) {
 int test_packed(int *checks);   // test_packed.c
 void bench_packed(double seconds);
 
+int test_iquants(const char *fixtures, int *checks);   // test_iquant.c
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "--bench-gemm") == 0) {
         run_bench_gemm(argc >= 3 ? atof(argv[2]) : 0.5, argc >= 4 ? atoll(argv[3]) : 512);
@@ -901,6 +903,10 @@ int main(int argc, char **argv) {
     int packed_checks = 0;
     g_failures += test_packed(&packed_checks);
     g_checks += packed_checks;
+    printf("[9] i-quants (traits, dequantization goldens from gguf, dots vs dequantized, multi-row, gemm)\n");
+    int iquant_checks = 0;
+    g_failures += test_iquants(fixtures, &iquant_checks);
+    g_checks += iquant_checks;
     printf("%d checks, %d failures\n", g_checks, g_failures);
     return g_failures ? 1 : 0;
 }

@@ -40,6 +40,16 @@ static const ds_type_traits *type_traits(int type) {
     // MXFP4 dots stay in float (exact dequantized weights x F32 activations): the same results as
     // the F32 weights it was quantized to, to rounding of the sum.
     static const ds_type_traits mxfp4 = {"MXFP4", 32, sizeof(ds_block_mxfp4), DS_TYPE_F32};
+    // The i-quants: integer sums against Q8_K activations (IQ4_NL, a 32-element type: Q8_0).
+    static const ds_type_traits iq2_xxs = {"IQ2_XXS", 256, sizeof(ds_block_iq2_xxs), DS_TYPE_Q8_K};
+    static const ds_type_traits iq2_xs = {"IQ2_XS", 256, sizeof(ds_block_iq2_xs), DS_TYPE_Q8_K};
+    static const ds_type_traits iq2_s = {"IQ2_S", 256, sizeof(ds_block_iq2_s), DS_TYPE_Q8_K};
+    static const ds_type_traits iq3_xxs = {"IQ3_XXS", 256, sizeof(ds_block_iq3_xxs), DS_TYPE_Q8_K};
+    static const ds_type_traits iq3_s = {"IQ3_S", 256, sizeof(ds_block_iq3_s), DS_TYPE_Q8_K};
+    static const ds_type_traits iq1_s = {"IQ1_S", 256, sizeof(ds_block_iq1_s), DS_TYPE_Q8_K};
+    static const ds_type_traits iq1_m = {"IQ1_M", 256, sizeof(ds_block_iq1_m), DS_TYPE_Q8_K};
+    static const ds_type_traits iq4_nl = {"IQ4_NL", 32, sizeof(ds_block_iq4_nl), DS_TYPE_Q8_0};
+    static const ds_type_traits iq4_xs = {"IQ4_XS", 256, sizeof(ds_block_iq4_xs), DS_TYPE_Q8_K};
     switch (type) {
     case DS_TYPE_F32: return &f32;
     case DS_TYPE_F16: return &f16;
@@ -57,11 +67,31 @@ static const ds_type_traits *type_traits(int type) {
     case DS_TYPE_Q6_K: return &q6_k;
     case DS_TYPE_Q8_K: return &q8_k;
     case DS_TYPE_MXFP4: return &mxfp4;
+    case DS_TYPE_IQ2_XXS: return &iq2_xxs;
+    case DS_TYPE_IQ2_XS: return &iq2_xs;
+    case DS_TYPE_IQ2_S: return &iq2_s;
+    case DS_TYPE_IQ3_XXS: return &iq3_xxs;
+    case DS_TYPE_IQ3_S: return &iq3_s;
+    case DS_TYPE_IQ1_S: return &iq1_s;
+    case DS_TYPE_IQ1_M: return &iq1_m;
+    case DS_TYPE_IQ4_NL: return &iq4_nl;
+    case DS_TYPE_IQ4_XS: return &iq4_xs;
     default: return NULL;
     }
 }
 
 int ds_type_supported(int type) { return type_traits(type) != NULL; }
+
+int ds_type_has_quantizer(int type) {
+    switch (type) {
+    case DS_TYPE_F32: case DS_TYPE_F16: case DS_TYPE_BF16: case DS_TYPE_MXFP4:
+    case DS_TYPE_Q4_0: case DS_TYPE_Q4_1: case DS_TYPE_Q5_0: case DS_TYPE_Q5_1: case DS_TYPE_Q8_0: case DS_TYPE_Q8_1:
+    case DS_TYPE_Q2_K: case DS_TYPE_Q3_K: case DS_TYPE_Q4_K: case DS_TYPE_Q5_K: case DS_TYPE_Q6_K: case DS_TYPE_Q8_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 int64_t ds_type_block_size(int type) {
     const ds_type_traits *t = type_traits(type);

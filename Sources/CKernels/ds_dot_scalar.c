@@ -315,6 +315,7 @@ void ds_fill_scalar_kernels(ds_kernel_table *t) {
     t->dot[DS_TYPE_Q5_K] = dot_q5_K;
     t->dot[DS_TYPE_Q6_K] = dot_q6_K;
     t->dot[DS_TYPE_Q8_K] = dot_q8_K;
+    ds_fill_iquant_scalar_kernels(t);
     for (int i = 0; i < DS_TYPE_COUNT; ++i) {
         t->rows[i] = NULL;
         t->multi[i] = NULL;

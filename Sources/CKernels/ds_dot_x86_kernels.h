@@ -203,6 +203,7 @@ static inline DS_TARGET __m256i DS_FN(load256)(const void *p) {
             DS_UNROLL for (int j = 0; j < 4; ++j)                                                   \
                 out[i * ostride + j] = FINISH(&s[i][j]);                                            \
     }                                                                                               \
+    __attribute__((unused)) /* the i-quants use their own (ds_iquant_x86_kernels.h) */            \
     static DS_TARGET void DS_FN(multi_##NAME)(int64_t n, const void *vw, size_t stride, int64_t nrows, \
                                               const void *va, size_t astride, int64_t ntok, float *out, \
                                               int64_t ostride) {                                    \
@@ -612,7 +613,7 @@ static inline DS_INLINE DS_TARGET void DS_FN(step_q2_K)(DS_FN(state) *s, const d
 DS_ROW_KERNELS(q2_K, ds_block_q2_K, ds_block_q8_K, DS_QK_K, DS_FN(state), DS_FN(state_init),
                DS_FN(step_q2_K), DS_FN(finish_acc_minus_sub))
 
-#undef DS_ROW_KERNELS
+// (DS_ROW_KERNELS stays defined for ds_iquant_x86_kernels.h, which undefines it.)
 
 // ---- Table ------------------------------------------------------------------------------------------
 

@@ -809,8 +809,10 @@ DS_GEMM_QUANT(q2_K, unpack_q2_K, prep_none, DS_MK_k16min_4, DS_QK_K, ds_block_q2
 #undef DS_Q8_0_ZERO_POINT
 
 #include "ds_gemm_float_x86_kernels.h"
+#include "ds_gemm_iquant_x86_kernels.h"
 
 static void DS_FN(fill_gemm)(ds_kernel_table *t) {
+    DS_FN(fill_gemm_iquant)(t);
     t->gemm[DS_TYPE_F32] = DS_FN(gemm_f32);
     t->gemm[DS_TYPE_F16] = DS_FN(gemm_f16);
     t->gemm[DS_TYPE_BF16] = DS_FN(gemm_bf16);

@@ -3,6 +3,7 @@
 #define DS_INTERNAL_H
 
 #include "include/ds_quant.h"
+#include "include/ds_iquant.h"
 #include <string.h>
 
 // Block fields are read with memcpy into native integers: the byte order must be little-endian
@@ -43,6 +44,9 @@ typedef struct {
 // Each filler overwrites the entries it implements (and marks them in `own`); the dispatcher fills
 // a table by layering scalar -> avx2 -> avx512vnni (or scalar -> neon).
 void ds_fill_scalar_kernels(ds_kernel_table *t);
+void ds_fill_iquant_scalar_kernels(ds_kernel_table *t);   // ds_iquant.c, called by the scalar filler
+// ds_iquant.c: dequantizes a row of an i-quant type (returns 0, writing nothing, for other types).
+int  ds_dequantize_iquant(int type, const void *src, float *dst, int64_t n);
 #if defined(__x86_64__) || defined(_M_X64)
 void ds_fill_avx2_kernels(ds_kernel_table *t);
 void ds_fill_avx512vnni_kernels(ds_kernel_table *t);

@@ -879,7 +879,7 @@ void ds_dequantize_row(int type, const void *src, float *dst, int64_t n) {
     case DS_TYPE_Q6_K: dequantize_q6_K((const ds_block_q6_K *)src, dst, n); break;
     case DS_TYPE_Q8_K: dequantize_q8_K((const ds_block_q8_K *)src, dst, n); break;
     case DS_TYPE_MXFP4: dequantize_mxfp4((const ds_block_mxfp4 *)src, dst, n); break;
-    default: break;
+    default: ds_dequantize_iquant(type, src, dst, n); break;
     }
 }
 

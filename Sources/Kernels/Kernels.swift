@@ -7,6 +7,19 @@ public enum Kernels {
     /// Whether the C library can dequantize and dot this tensor type.
     public static func isSupported(_ type: GGMLType) -> Bool { ds_type_supported(Int32(type.rawValue)) != 0 }
 
+    /// Whether `quantizeReference` can write this type (the i-quants have no quantizer yet).
+    public static func hasQuantizer(_ type: GGMLType) -> Bool { ds_type_has_quantizer(Int32(type.rawValue)) != 0 }
+
+    /// `count` elements (whole blocks) of an i-quant type as random blocks: random codes, signs and
+    /// sub-block scales, each block scaled to root mean square `rms` (synthetic weights). Nil for types
+    /// that are not i-quants.
+    public static func randomBlocks(_ type: GGMLType, count: Int, seed: UInt64, rms: Float) -> [UInt8]? {
+        guard let bytes = type.byteCount(elements: count) else { return nil }
+        var out = [UInt8](repeating: 0, count: bytes)
+        let ok = out.withUnsafeMutableBytes { ds_random_iquant_blocks(Int32(type.rawValue), seed, rms, $0.baseAddress!, Int64(count)) }
+        return ok == 1 ? out : nil
+    }
+
     /// The row x[0..<count] quantized to `type` with ggml's reference quantizer (writes type's row bytes).
     public static func quantizeReference(_ type: GGMLType, _ x: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer, count: Int) {
         ds_quantize_row_ref(Int32(type.rawValue), x, dst, Int64(count))

@@ -228,7 +228,15 @@ final class SyntheticRows {
         var rows: [[UInt8]] = []
         for _ in 0..<16 {
             let values = random(cols)
-            rows.append(type == .f32 ? values.withUnsafeBytes { Array($0) } : Kernels.quantizeReference(values, to: type))
+            if type == .f32 {
+                rows.append(values.withUnsafeBytes { Array($0) })
+            } else if Kernels.hasQuantizer(type) {
+                rows.append(Kernels.quantizeReference(values, to: type))
+            } else {
+                // The i-quants (no quantizer yet): random codes at the values' root mean square.
+                let rms = (values.reduce(0) { $0 + $1 * $1 } / Float(cols)).squareRoot()
+                rows.append(Kernels.randomBlocks(type, count: cols, seed: UInt64(int(1 << 30)), rms: rms)!)
+            }
         }
         pools[key] = rows
         return rows

@@ -59,6 +59,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         #expect(missing.status != 0 && missing.stderr.contains("error:"))
         let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("not-\(UUID()).gguf")
         try Data("hello, this is not a model file at all".utf8).write(to: notGGUF)
+        defer { try? FileManager.default.removeItem(at: notGGUF) }
         let bad = try runCLI(["run", "-m", notGGUF.path, "-p", "hi"])
         #expect(bad.status == 1 && bad.stderr.contains("bad magic") && bad.stderr.contains(notGGUF.path))
         let badTokens = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--tokens", "1,99999"])

@@ -22,6 +22,7 @@ import Engine
         #expect(ModelStore.knownModel("Gemma3-270M")?.name == "gemma3-270m")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("m-\(UUID()).gguf")
         try Data([1]).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
         #expect(try ModelStore.resolve(file.path) == file.path)
         #expect(throws: ModelStoreError.self) { try ModelStore.resolve("definitely-not-a-model") }
     }

@@ -64,28 +64,34 @@ func sampleWriter() throws -> GGUFWriter {
         var w = try sampleWriter()
         w.set("general.alignment", .uint32(64))
         let path = tempPath("al.gguf")
+        defer { try? FileManager.default.removeItem(atPath: path) }
         try w.write(to: path)
         let g = try GGUFFile(path: path)
         #expect(g.alignment == 64 && g.dataOffset % 64 == 0 && g.tensors.allSatisfy { $0.offset % 64 == 0 })
     }
 
-    /// Types whose layout the reader knows but the kernels do not compute still read (inspect works);
-    /// loading a model with one is a clear error naming the tensor (ModelsTests).
+    /// Types whose layout the reader knows but the kernels do not compute (TQ1_0) still read (inspect
+    /// works); loading a model with one is a clear error naming the tensor (Weights).
     @Test func readsTypesTheKernelsDoNotCompute() throws {
         var w = GGUFWriter()
         try w.addTensor(name: "iq", dims: [64, 2], type: .iq4_nl, data: [UInt8](repeating: 1, count: 4 * 18))
         try w.addTensor(name: "mx", dims: [32], type: .mxfp4, data: [UInt8](repeating: 2, count: 17))
+        try w.addTensor(name: "tq", dims: [256], type: .tq1_0, data: [UInt8](repeating: 3, count: 54))
         let path = tempPath("iq.gguf")
+        defer { try? FileManager.default.removeItem(atPath: path) }
         try w.write(to: path)
         let g = try GGUFFile(path: path)
         #expect(g.tensor("iq")?.byteCount == 72 && g.tensor("mx")?.type == .mxfp4)
-        #expect(!Kernels.isSupported(.iq4_nl) && Kernels.isSupported(.q4_K))
+        #expect(g.tensor("tq")?.byteCount == 54)
+        #expect(!Kernels.isSupported(.tq1_0) && Kernels.isSupported(.iq4_nl) && Kernels.isSupported(.q4_K))
     }
 
     @Test func readsVersion2() throws {
         var bytes = try sampleWriter().serialize()
         bytes[4] = 2
-        let g = try GGUFFile(path: try writeBytes(bytes))
+        let path = try writeBytes(bytes)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let g = try GGUFFile(path: path)
         #expect(g.version == 2 && g.tensors.count == 2)
     }
 }
@@ -134,6 +140,7 @@ func sampleWriter() throws -> GGUFWriter {
     @Test func truncatedAtEveryPointIsAnErrorNeverACrash() throws {
         let full = try sampleWriter().serialize()
         let fullPath = try writeBytes(full)
+        defer { try? FileManager.default.removeItem(atPath: fullPath) }
         let g = try GGUFFile(path: fullPath)
         let dataEnd = g.dataOffset + g.tensors.map { $0.offset + $0.byteCount }.max()!
         // Every cut inside header, metadata, tensor directory and tensor data (the last tensor's

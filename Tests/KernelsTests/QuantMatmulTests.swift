@@ -7,7 +7,8 @@ import Kernels
 import GGUF
 
 @Suite struct QuantMatmulTests {
-    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32, .mxfp4]
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32, .mxfp4,
+                                    .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m, .iq4_nl, .iq4_xs]
 
     /// Deterministic values in about [−1.4, 1.4] (a linear congruential generator).
     static func randomValues(seed start: UInt64) -> () -> Float {
@@ -18,8 +19,12 @@ import GGUF
         }
     }
 
-    /// rows × cols values from `values()` quantized row by row with the reference quantizer.
+    /// rows × cols values from `values()` quantized row by row with the reference quantizer; for a type
+    /// without one (the i-quants), random blocks of root mean square 0.8 (about that of the values).
     static func quantizedMatrix(_ type: GGMLType, rows: Int, cols: Int, values: () -> Float) -> [UInt8] {
+        if !Kernels.hasQuantizer(type) {
+            return Kernels.randomBlocks(type, count: rows * cols, seed: UInt64(values().bitPattern), rms: 0.8)!
+        }
         let w = (0..<(rows * cols)).map { _ in values() }
         let rowBytes = type.byteCount(elements: cols)!
         var q = [UInt8](repeating: 0, count: rowBytes * rows)

@@ -40,6 +40,15 @@ enum {
     DS_TYPE_Q5_K = 13,
     DS_TYPE_Q6_K = 14,
     DS_TYPE_Q8_K = 15,
+    DS_TYPE_IQ2_XXS = 16,
+    DS_TYPE_IQ2_XS = 17,
+    DS_TYPE_IQ3_XXS = 18,
+    DS_TYPE_IQ1_S = 19,
+    DS_TYPE_IQ4_NL = 20,
+    DS_TYPE_IQ3_S = 21,
+    DS_TYPE_IQ2_S = 22,
+    DS_TYPE_IQ4_XS = 23,
+    DS_TYPE_IQ1_M = 29,
     DS_TYPE_BF16 = 30,
     DS_TYPE_MXFP4 = 39,
     DS_TYPE_COUNT = 40   // one past the largest type number (table size)
@@ -169,9 +178,16 @@ typedef struct {
 } ds_block_mxfp4;
 DS_STATIC_ASSERT(sizeof(ds_block_mxfp4) == 17, "ds_block_mxfp4 size");
 
+// The i-quant block layouts are in ds_iquant.h.
+
 // ---- Type information ---------------------------------------------------------------------------
 
 int     ds_type_supported(int type);           // 1 if this library handles `type`, else 0
+int     ds_type_has_quantizer(int type);       // 1 if ds_quantize_row_ref writes `type` (not the i-quants yet)
+// Random blocks of an i-quant type for n elements (whole blocks): random codes, signs and sub-block
+// scales, each block's fp16 scale set so its dequantized values have root mean square `rms`
+// (synthetic weights). Returns 0, writing nothing, for other types.
+int     ds_random_iquant_blocks(int type, uint64_t seed, float rms, void *dst, int64_t n);
 int64_t ds_type_block_size(int type);          // elements per block (1 for F32/F16/BF16), 0 if unsupported
 int64_t ds_type_block_bytes(int type);         // bytes per block, 0 if unsupported
 int64_t ds_row_bytes(int type, int64_t n);     // bytes of a row of n elements

@@ -1,0 +1,272 @@
+// ds_iquant_x86_kernels.h — x86 kernels for the i-quants (ds_iquant.h) against int8 activations,
+// included by ds_dot_x86.c once per level after ds_dot_x86_kernels.h (same DS_X86_LEVEL / DS_TARGET /
+// DS_FN conventions; uses its state, helpers and DS_ROW_KERNELS, which it undefines at the end).
+//
+// Each 32-value group becomes 32 unsigned weight bytes u (grid magnitudes; |kvalue| for IQ4; |8·g ± 1|
+// for IQ1) and the activation bytes with the weights' signs applied (negated where the weight is
+// negative; Q8_0/Q8_K activations lie in [-127, 127], so negation never overflows). dot_u8s8 sums them
+// into 8 int32 lanes, exact; the lanes are multiplied by the group's integer scale (per 16 values where
+// the type has one per 16) and summed over the block in int32, then scaled once in float per block.
+// All u stay below 128, so AVX2's vpmaddubsw pair sums (2·u·127) cannot saturate.
+
+static inline DS_TARGET uint64_t DS_FN(iq_row8)(const uint8_t *row) {
+    uint64_t v;
+    memcpy(&v, row, 8);
+    return v;
+}
+static inline DS_TARGET int DS_FN(iq_row4)(const uint8_t *row) {
+    int v;
+    memcpy(&v, row, 4);
+    return v;
+}
+
+// Four 8-value sign patterns from 7-bit ksigns indices at bits 0, 7, 14, 21 of `aux`.
+static inline DS_TARGET uint32_t DS_FN(iq_ksigns4)(uint32_t aux) {
+    return (uint32_t)ds_ksigns_iq2xs[aux & 127] | (uint32_t)ds_ksigns_iq2xs[(aux >> 7) & 127] << 8 |
+           (uint32_t)ds_ksigns_iq2xs[(aux >> 14) & 127] << 16 | (uint32_t)ds_ksigns_iq2xs[(aux >> 21) & 127] << 24;
+}
+
+static inline DS_TARGET void DS_FN(iq_finish_block)(DS_FN(state) *s, __m256i total, float scale) {
+    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(total), s->acc);
+}
+
+// One decoded 32-value group: unsigned weight bytes u (|w|), a byte mask of the weights' signs (0xFF:
+// negative) and the scale as 16 int16 (a group's scale, or its low and high 16 values' scales).
+typedef struct {
+    __m256i u, mask, scale;
+} DS_FN(iq_group);
+
+// The group's scaled int32 lanes against 32 activation bytes q, exact: vpmaddubsw's int16 pair sums
+// (|2·u·127| < 2^15 since u < 128) times the int16 scale, pairs added by vpmaddwd (one multiply for the
+// scale instead of a dot then an int32 multiply).
+static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_apply)(const DS_FN(iq_group) *g, __m256i q) {
+    const __m256i pairs = _mm256_maddubs_epi16(g->u, _mm256_sub_epi8(_mm256_xor_si256(q, g->mask), g->mask));
+    return _mm256_madd_epi16(pairs, g->scale);
+}
+
+static inline DS_TARGET __m256i DS_FN(iq_scales)(int lo, int hi) {
+    return _mm256_setr_epi16((short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo,
+                             (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi);
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq2_xxs)(const ds_block_iq2_xxs *w, int ib, DS_FN(iq_group) *g) {
+    const uint8_t *idx = (const uint8_t *)(w->qs + 4 * ib);
+    uint32_t aux;
+    memcpy(&aux, w->qs + 4 * ib + 2, 4);
+    g->u = _mm256_setr_epi64x((long long)DS_FN(iq_row8)(ds_iq2xxs_grid[idx[0]]), (long long)DS_FN(iq_row8)(ds_iq2xxs_grid[idx[1]]),
+                              (long long)DS_FN(iq_row8)(ds_iq2xxs_grid[idx[2]]), (long long)DS_FN(iq_row8)(ds_iq2xxs_grid[idx[3]]));
+    g->mask = DS_FN(bits_to_bytes)(DS_FN(iq_ksigns4)(aux));
+    g->scale = _mm256_set1_epi16((short)(2 * (aux >> 28) + 1));
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq2_xs)(const ds_block_iq2_xs *w, int ib, DS_FN(iq_group) *g) {
+    const uint16_t *code = w->qs + 4 * ib;
+    g->u = _mm256_setr_epi64x((long long)DS_FN(iq_row8)(ds_iq2xs_grid[code[0] & 511]), (long long)DS_FN(iq_row8)(ds_iq2xs_grid[code[1] & 511]),
+                              (long long)DS_FN(iq_row8)(ds_iq2xs_grid[code[2] & 511]), (long long)DS_FN(iq_row8)(ds_iq2xs_grid[code[3] & 511]));
+    g->mask = DS_FN(bits_to_bytes)((uint32_t)ds_ksigns_iq2xs[code[0] >> 9] | (uint32_t)ds_ksigns_iq2xs[code[1] >> 9] << 8 |
+                                   (uint32_t)ds_ksigns_iq2xs[code[2] >> 9] << 16 | (uint32_t)ds_ksigns_iq2xs[code[3] >> 9] << 24);
+    g->scale = DS_FN(iq_scales)(2 * (w->scales[ib] & 0x0F) + 1, 2 * (w->scales[ib] >> 4) + 1);
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq2_s)(const ds_block_iq2_s *w, int ib, DS_FN(iq_group) *g) {
+    const uint8_t *qs = w->qs + 4 * ib;
+    const int qh = w->qh[ib];
+    g->u = _mm256_setr_epi64x((long long)DS_FN(iq_row8)(ds_iq2s_grid[qs[0] | ((qh << 8) & 0x300)]),
+                              (long long)DS_FN(iq_row8)(ds_iq2s_grid[qs[1] | ((qh << 6) & 0x300)]),
+                              (long long)DS_FN(iq_row8)(ds_iq2s_grid[qs[2] | ((qh << 4) & 0x300)]),
+                              (long long)DS_FN(iq_row8)(ds_iq2s_grid[qs[3] | ((qh << 2) & 0x300)]));
+    uint32_t signs;
+    memcpy(&signs, w->qs + DS_QK_K / 8 + 4 * ib, 4);
+    g->mask = DS_FN(bits_to_bytes)(signs);
+    g->scale = DS_FN(iq_scales)(2 * (w->scales[ib] & 0x0F) + 1, 2 * (w->scales[ib] >> 4) + 1);
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq3_xxs)(const ds_block_iq3_xxs *w, int ib, DS_FN(iq_group) *g) {
+    const uint8_t *qs = w->qs + 8 * ib;
+    uint32_t aux;
+    memcpy(&aux, w->qs + DS_QK_K / 4 + 4 * ib, 4);
+    g->u = _mm256_setr_epi32(DS_FN(iq_row4)(ds_iq3xxs_grid[qs[0]]), DS_FN(iq_row4)(ds_iq3xxs_grid[qs[1]]),
+                             DS_FN(iq_row4)(ds_iq3xxs_grid[qs[2]]), DS_FN(iq_row4)(ds_iq3xxs_grid[qs[3]]),
+                             DS_FN(iq_row4)(ds_iq3xxs_grid[qs[4]]), DS_FN(iq_row4)(ds_iq3xxs_grid[qs[5]]),
+                             DS_FN(iq_row4)(ds_iq3xxs_grid[qs[6]]), DS_FN(iq_row4)(ds_iq3xxs_grid[qs[7]]));
+    g->mask = DS_FN(bits_to_bytes)(DS_FN(iq_ksigns4)(aux));
+    g->scale = _mm256_set1_epi16((short)(2 * (aux >> 28) + 1));
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq3_s)(const ds_block_iq3_s *w, int ib, DS_FN(iq_group) *g) {
+    const uint8_t *qs = w->qs + 8 * ib;
+    const int qh = w->qh[ib];
+    g->u = _mm256_setr_epi32(DS_FN(iq_row4)(ds_iq3s_grid[qs[0] | ((qh << 8) & 256)]), DS_FN(iq_row4)(ds_iq3s_grid[qs[1] | ((qh << 7) & 256)]),
+                             DS_FN(iq_row4)(ds_iq3s_grid[qs[2] | ((qh << 6) & 256)]), DS_FN(iq_row4)(ds_iq3s_grid[qs[3] | ((qh << 5) & 256)]),
+                             DS_FN(iq_row4)(ds_iq3s_grid[qs[4] | ((qh << 4) & 256)]), DS_FN(iq_row4)(ds_iq3s_grid[qs[5] | ((qh << 3) & 256)]),
+                             DS_FN(iq_row4)(ds_iq3s_grid[qs[6] | ((qh << 2) & 256)]), DS_FN(iq_row4)(ds_iq3s_grid[qs[7] | ((qh << 1) & 256)]));
+    uint32_t signs;
+    memcpy(&signs, w->signs + 4 * ib, 4);
+    g->mask = DS_FN(bits_to_bytes)(signs);
+    g->scale = _mm256_set1_epi16((short)(1 + 2 * (ib % 2 ? w->scales[ib / 2] >> 4 : w->scales[ib / 2] & 0x0F)));
+}
+
+// IQ1: x = dl · (g ± 1/8) with g in {-1, 0, 1} = (dl / 8) · w8 with w8 = 8·g ± 1 in {±1, ±7, ±9}, an integer:
+// the group stores |w8| and its signs like the other types, and the block scale carries the 1/8.
+static inline DS_TARGET void DS_FN(iq1_group)(DS_FN(iq_group) *g, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                                             const int8_t *r3, __m256i shift_signs) {
+    const __m256i grid = _mm256_setr_epi64x((long long)DS_FN(iq_row8)((const uint8_t *)r0), (long long)DS_FN(iq_row8)((const uint8_t *)r1),
+                                            (long long)DS_FN(iq_row8)((const uint8_t *)r2), (long long)DS_FN(iq_row8)((const uint8_t *)r3));
+    const __m256i two = _mm256_add_epi8(grid, grid), four = _mm256_add_epi8(two, two);
+    const __m256i w8 = _mm256_add_epi8(_mm256_add_epi8(four, four), shift_signs);
+    g->u = _mm256_abs_epi8(w8);
+    g->mask = _mm256_cmpgt_epi8(_mm256_setzero_si256(), w8);
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_s)(const ds_block_iq1_s *w, int ib, DS_FN(iq_group) *g) {
+    const uint8_t *qs = w->qs + 4 * ib;
+    const int qh = w->qh[ib];
+    DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh << 5) & 0x700)],
+                     ds_iq1s_grid[qs[2] | ((qh << 2) & 0x700)], ds_iq1s_grid[qs[3] | ((qh >> 1) & 0x700)],
+                     _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
+    g->scale = _mm256_set1_epi16((short)(2 * ((qh >> 12) & 7) + 1));
+}
+
+static inline DS_TARGET uint16_t DS_FN(iq1m_scales)(const ds_block_iq1_m *w, uint16_t sc[4]) {
+    memcpy(sc, w->scales, 8);
+    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m *w, int ib, DS_FN(iq_group) *g) {
+    uint16_t sc[4];
+    DS_FN(iq1m_scales)(w, sc);
+    const uint8_t *qs = w->qs + 4 * ib, *qh = w->qh + 2 * ib;
+    // Each 8-value row has its own shift sign: bit 3 of its qh nibble.
+    const long long plus = 0x0101010101010101LL, minus = -1LL;
+    const __m256i signs = _mm256_setr_epi64x(qh[0] & 0x08 ? minus : plus, qh[0] & 0x80 ? minus : plus,
+                                             qh[1] & 0x08 ? minus : plus, qh[1] & 0x80 ? minus : plus);
+    DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
+                     ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)], signs);
+    const int bits = 6 * (ib % 2);
+    g->scale = DS_FN(iq_scales)(2 * ((sc[ib / 2] >> bits) & 7) + 1, 2 * ((sc[ib / 2] >> (bits + 3)) & 7) + 1);
+}
+
+// IQ4: codes through the 16-entry non-linear table (one byte shuffle); u = |w|, mask = w < 0.
+static inline DS_TARGET void DS_FN(iq4_weights)(const uint8_t *qs16, DS_FN(iq_group) *g) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)ds_kvalues_iq4nl));
+    const __m256i w = _mm256_shuffle_epi8(table, DS_FN(unpack_nibbles)(qs16));
+    g->u = _mm256_sign_epi8(w, w);
+    g->mask = _mm256_cmpgt_epi8(_mm256_setzero_si256(), w);
+}
+
+static inline DS_INLINE DS_TARGET void DS_FN(decode_iq4_xs)(const ds_block_iq4_xs *w, int ib, DS_FN(iq_group) *g) {
+    DS_FN(iq4_weights)(w->qs + 16 * ib, g);
+    g->scale = _mm256_set1_epi16((short)((((w->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((w->scales_h >> (2 * ib)) & 3) << 4)) - 32));
+}
+
+// Block scales: d_w · d_a · (the power of two the type's scale formula divides by).
+#define DS_IQ_SCALE_HALF_D(F) (DS_FN(half)(w->d) * a_d * (F))
+
+// Generates step_NAME (one block against one activation block: the group sums in int32, then one
+// fmadd per block into the state) and, through DS_ROW_KERNELS, dot_NAME / rows_NAME; then
+// shared_NAME, the multi-row kernel that decodes each weight group once for up to 4 tokens. Its
+// per-(row, token) results are those of rows_NAME on the token alone: the block's int32 sums are exact
+// whatever the order, and each state takes the same fmadd per block in block order, one state per row
+// in the groups of 4 rows, two alternating states in the rows past them (as dot_NAME).
+#define DS_IQ_KERNELS(NAME, WBLOCK, BLOCK_SCALE)                                               \
+    static inline DS_INLINE DS_TARGET float DS_FN(scale_##NAME)(const WBLOCK *w, float a_d) { return BLOCK_SCALE; } \
+    static inline DS_INLINE DS_TARGET void DS_FN(step_##NAME)(DS_FN(state) *s, const WBLOCK *w, const ds_block_q8_K *a) { \
+        __m256i total = _mm256_setzero_si256();                                                     \
+        for (int ib = 0; ib < DS_QK_K / 32; ++ib) {                                                 \
+            DS_FN(iq_group) g;                                                                      \
+            DS_FN(decode_##NAME)(w, ib, &g);                                                        \
+            total = _mm256_add_epi32(total, DS_FN(iq_apply)(&g, DS_FN(load256)(a->qs + 32 * ib))); \
+        }                                                                                           \
+        DS_FN(iq_finish_block)(s, total, DS_FN(scale_##NAME)(w, a->d));                             \
+    }                                                                                               \
+    DS_ROW_KERNELS(NAME, WBLOCK, ds_block_q8_K, DS_QK_K, DS_FN(state), DS_FN(state_init), DS_FN(step_##NAME), DS_FN(finish_acc)) \
+    /* One row against KT tokens; two_states: dot_NAME's even/odd block states. */                  \
+    static inline DS_INLINE DS_TARGET void DS_FN(shared_row_##NAME)(int64_t nb, const WBLOCK *w, const ds_block_q8_K *const *a, \
+                                                                    const int KT, int two_states, float *out, int64_t ostride) { \
+        __m256 acc[2][4];                                                                           \
+        for (int k = 0; k < 4; ++k) acc[0][k] = acc[1][k] = _mm256_setzero_ps();                    \
+        for (int64_t b = 0; b < nb; ++b) {                                                          \
+            __m256i total[4];                                                                       \
+            DS_UNROLL for (int k = 0; k < KT; ++k) total[k] = _mm256_setzero_si256();               \
+            for (int ib = 0; ib < DS_QK_K / 32; ++ib) {                                             \
+                DS_FN(iq_group) g;                                                                  \
+                DS_FN(decode_##NAME)(w + b, ib, &g);                                                \
+                DS_UNROLL for (int k = 0; k < KT; ++k)                                              \
+                    total[k] = _mm256_add_epi32(total[k], DS_FN(iq_apply)(&g, DS_FN(load256)(a[k][b].qs + 32 * ib))); \
+            }                                                                                       \
+            const int which = two_states ? (int)(b & 1) : 0;                                        \
+            DS_UNROLL for (int k = 0; k < KT; ++k)                                                  \
+                acc[which][k] = _mm256_fmadd_ps(_mm256_set1_ps(DS_FN(scale_##NAME)(w + b, a[k][b].d)), \
+                                                _mm256_cvtepi32_ps(total[k]), acc[which][k]);       \
+        }                                                                                           \
+        DS_UNROLL for (int k = 0; k < KT; ++k)                                                      \
+            out[k * ostride] = two_states ? DS_FN(hsum_ps)(acc[0][k]) + DS_FN(hsum_ps)(acc[1][k]) : DS_FN(hsum_ps)(acc[0][k]); \
+    }                                                                                               \
+    static DS_TARGET void DS_FN(shared_##NAME)(int64_t n, const void *vw, size_t stride, int64_t nrows, const void *va, \
+                                               size_t astride, int64_t ntok, float *out, int64_t ostride) { \
+        const int64_t nb = n / DS_QK_K, grouped = nrows / 4 * 4;                                    \
+        const ds_block_q8_K *a[4];                                                                  \
+        for (int64_t r = 0; r < nrows; ++r) {                                                       \
+            const WBLOCK *w = (const WBLOCK *)((const char *)vw + (size_t)r * stride);              \
+            const int two = r >= grouped;                                                           \
+            int64_t t = 0;                                                                          \
+            for (; t + 4 <= ntok; t += 4) {                                                         \
+                for (int k = 0; k < 4; ++k) a[k] = (const ds_block_q8_K *)((const char *)va + (size_t)(t + k) * astride); \
+                DS_FN(shared_row_##NAME)(nb, w, a, 4, two, out + t * ostride + r, ostride);         \
+            }                                                                                       \
+            for (; t < ntok; ++t) {                                                                 \
+                a[0] = (const ds_block_q8_K *)((const char *)va + (size_t)t * astride);             \
+                DS_FN(shared_row_##NAME)(nb, w, a, 1, two, out + t * ostride + r, ostride);         \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+DS_IQ_KERNELS(iq2_xxs, ds_block_iq2_xxs, DS_IQ_SCALE_HALF_D(0.125f))
+DS_IQ_KERNELS(iq2_xs, ds_block_iq2_xs, DS_IQ_SCALE_HALF_D(0.125f))
+DS_IQ_KERNELS(iq2_s, ds_block_iq2_s, DS_IQ_SCALE_HALF_D(0.125f))
+DS_IQ_KERNELS(iq3_xxs, ds_block_iq3_xxs, DS_IQ_SCALE_HALF_D(0.25f))
+DS_IQ_KERNELS(iq3_s, ds_block_iq3_s, DS_IQ_SCALE_HALF_D(1.0f))
+DS_IQ_KERNELS(iq1_s, ds_block_iq1_s, DS_IQ_SCALE_HALF_D(0.125f))
+DS_IQ_KERNELS(iq1_m, ds_block_iq1_m, DS_FN(half)(DS_FN(iq1m_scales)(w, (uint16_t[4]){0})) * a_d * 0.125f)
+DS_IQ_KERNELS(iq4_xs, ds_block_iq4_xs, DS_IQ_SCALE_HALF_D(1.0f))
+
+#undef DS_IQ_KERNELS
+#undef DS_IQ_SCALE_HALF_D
+
+// IQ4_NL: 32-value blocks against Q8_0, one straight-line step (the multi-row kernel's inlined steps
+// share each block's table lookup).
+static inline DS_INLINE DS_TARGET void DS_FN(step_iq4_nl)(DS_FN(state) *s, const ds_block_iq4_nl *w,
+                                                          const ds_block_q8_0 *a) {
+    DS_FN(iq_group) g;
+    DS_FN(iq4_weights)(w->qs, &g);
+    const __m256i q = DS_FN(load256)(a->qs);
+    const __m256i lanes = DS_FN(dot_u8s8)(_mm256_setzero_si256(), g.u, _mm256_sub_epi8(_mm256_xor_si256(q, g.mask), g.mask));
+    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(DS_FN(half)(w->d) * DS_FN(half)(a->d)), _mm256_cvtepi32_ps(lanes), s->acc);
+}
+DS_ROW_KERNELS(iq4_nl, ds_block_iq4_nl, ds_block_q8_0, DS_QK4_NL, DS_FN(state), DS_FN(state_init), DS_FN(step_iq4_nl), DS_FN(finish_acc))
+
+#undef DS_ROW_KERNELS
+
+// Prompt rows (the gemm entry) also run the multi-row kernel: it builds each weight group's grid bytes
+// and sign-free magnitudes once for the tokens of a pass, which is most of an i-quant dot's work.
+static void DS_FN(fill_iquant)(ds_kernel_table *t) {
+#define DS_SET_IQ(TYPE, NAME)              \
+    t->dot[TYPE] = DS_FN(dot_##NAME);      \
+    t->rows[TYPE] = DS_FN(rows_##NAME);    \
+    t->multi[TYPE] = DS_FN(shared_##NAME); \
+    t->gemm[TYPE] = DS_FN(shared_##NAME);  \
+    t->own[TYPE] = 1;
+    DS_SET_IQ(DS_TYPE_IQ2_XXS, iq2_xxs)
+    DS_SET_IQ(DS_TYPE_IQ2_XS, iq2_xs)
+    DS_SET_IQ(DS_TYPE_IQ2_S, iq2_s)
+    DS_SET_IQ(DS_TYPE_IQ3_XXS, iq3_xxs)
+    DS_SET_IQ(DS_TYPE_IQ3_S, iq3_s)
+    DS_SET_IQ(DS_TYPE_IQ1_S, iq1_s)
+    DS_SET_IQ(DS_TYPE_IQ1_M, iq1_m)
+    t->dot[DS_TYPE_IQ4_NL] = DS_FN(dot_iq4_nl);
+    t->rows[DS_TYPE_IQ4_NL] = DS_FN(rows_iq4_nl);
+    t->multi[DS_TYPE_IQ4_NL] = t->gemm[DS_TYPE_IQ4_NL] = DS_FN(multi_iq4_nl);
+    t->own[DS_TYPE_IQ4_NL] = 1;
+    DS_SET_IQ(DS_TYPE_IQ4_XS, iq4_xs)
+#undef DS_SET_IQ
+}
