@@ -124,9 +124,13 @@ static void bench_packed_one(int wtype, int64_t rows, int64_t n, int ntok, doubl
     const int has_packed = ds_pack_layout_exists(wtype);   // F32/F16/BF16/MXFP4: rows and multi-row only
     unsigned char *packed = has_packed ? aligned_alloc(64, (ds_packed_bytes(wtype, n, rows) + 63) / 64 * 64) : NULL;
     float *x = malloc((size_t)n * 4), *out = malloc((size_t)rows * ntok * 4);
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t i = 0; i < n; ++i) x[i] = p_normal() * 0.02f;
-        ds_quantize_row_ref(wtype, x, w + r * row_bytes, n);
+    if (!ds_type_has_quantizer(wtype)) {
+        ds_random_iquant_blocks(wtype, 1, 0.02f, w, n * rows);   // the i-quants: random codes
+    } else {
+        for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t i = 0; i < n; ++i) x[i] = p_normal() * 0.02f;
+            ds_quantize_row_ref(wtype, x, w + r * row_bytes, n);
+        }
     }
     for (int t = 0; t < ntok; ++t) {
         for (int64_t i = 0; i < n; ++i) x[i] = p_normal();
@@ -163,6 +167,8 @@ void bench_packed(double seconds) {
         // the 4 MiB where the single-token kernel switches to one row at a time.
         {DS_TYPE_MXFP4, 512, 2048}, {DS_TYPE_F16, 1536, 576}, {DS_TYPE_BF16, 1536, 576}, {DS_TYPE_F32, 1536, 576},
         {DS_TYPE_F16, 8192, 576},
+        {DS_TYPE_IQ1_S, 1024, 2048}, {DS_TYPE_IQ1_M, 1024, 2048}, {DS_TYPE_IQ2_XXS, 1024, 2048},
+        {DS_TYPE_IQ2_S, 1024, 2048}, {DS_TYPE_IQ3_S, 1024, 2048}, {DS_TYPE_IQ4_NL, 1024, 2048},
     };
     const int toks[] = {1, 2, 4, 8};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; ++k)

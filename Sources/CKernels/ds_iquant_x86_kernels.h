@@ -44,9 +44,9 @@ static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_apply)(const DS_FN(iq_group) 
     return _mm256_madd_epi16(pairs, g->scale);
 }
 
+// int16 scales: lo for the group's first 16 values (low 128 bits), hi for the last 16.
 static inline DS_TARGET __m256i DS_FN(iq_scales)(int lo, int hi) {
-    return _mm256_setr_epi16((short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo, (short)lo,
-                             (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi, (short)hi);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)lo)), _mm_set1_epi16((short)hi), 1);
 }
 
 static inline DS_INLINE DS_TARGET void DS_FN(decode_iq2_xxs)(const ds_block_iq2_xxs *w, int ib, DS_FN(iq_group) *g) {
@@ -133,17 +133,18 @@ static inline DS_TARGET uint16_t DS_FN(iq1m_scales)(const ds_block_iq1_m *w, uin
 }
 
 static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m *w, int ib, DS_FN(iq_group) *g) {
-    uint16_t sc[4];
-    DS_FN(iq1m_scales)(w, sc);
+    uint16_t word;   // the scale word of groups ib & ~1 and ib | 1 (its top nibble is part of d)
+    memcpy(&word, w->scales + 2 * (ib / 2), 2);
     const uint8_t *qs = w->qs + 4 * ib, *qh = w->qh + 2 * ib;
-    // Each 8-value row has its own shift sign: bit 3 of its qh nibble.
-    const long long plus = 0x0101010101010101LL, minus = -1LL;
-    const __m256i signs = _mm256_setr_epi64x(qh[0] & 0x08 ? minus : plus, qh[0] & 0x80 ? minus : plus,
-                                             qh[1] & 0x08 ? minus : plus, qh[1] & 0x80 ? minus : plus);
+    // Each 8-value row has its own shift sign, bit 3 of its qh nibble: one bit per row spread over its 8
+    // bytes (0xFF where negative), then OR 1 gives -1 or +1.
+    const uint32_t negative = (((uint32_t)qh[0] >> 3) & 1) * 0xFFu | (((uint32_t)qh[0] >> 7) & 1) * 0xFF00u |
+                              (((uint32_t)qh[1] >> 3) & 1) * 0xFF0000u | (((uint32_t)qh[1] >> 7) & 1) * 0xFF000000u;
+    const __m256i signs = _mm256_or_si256(DS_FN(bits_to_bytes)(negative), _mm256_set1_epi8(1));
     DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
                      ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)], signs);
     const int bits = 6 * (ib % 2);
-    g->scale = DS_FN(iq_scales)(2 * ((sc[ib / 2] >> bits) & 7) + 1, 2 * ((sc[ib / 2] >> (bits + 3)) & 7) + 1);
+    g->scale = DS_FN(iq_scales)(2 * ((word >> bits) & 7) + 1, 2 * ((word >> (bits + 3)) & 7) + 1);
 }
 
 // IQ4: codes through the 16-entry non-linear table (one byte shuffle); u = |w|, mask = w < 0.
