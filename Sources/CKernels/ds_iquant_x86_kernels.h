@@ -136,11 +136,18 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m 
     uint16_t word;   // the scale word of groups ib & ~1 and ib | 1 (its top nibble is part of d)
     memcpy(&word, w->scales + 2 * (ib / 2), 2);
     const uint8_t *qs = w->qs + 4 * ib, *qh = w->qh + 2 * ib;
-    // Each 8-value row has its own shift sign, bit 3 of its qh nibble: one bit per row spread over its 8
-    // bytes (0xFF where negative), then OR 1 gives -1 or +1.
-    const uint32_t negative = (((uint32_t)qh[0] >> 3) & 1) * 0xFFu | (((uint32_t)qh[0] >> 7) & 1) * 0xFF00u |
-                              (((uint32_t)qh[1] >> 3) & 1) * 0xFF0000u | (((uint32_t)qh[1] >> 7) & 1) * 0xFF000000u;
-    const __m256i signs = _mm256_or_si256(DS_FN(bits_to_bytes)(negative), _mm256_set1_epi8(1));
+    // Each 8-value row has its own shift sign, bit 3 of its qh nibble (rows 0, 1: qh[0] bits 3, 7; rows 2,
+    // 3: qh[1]). qh[0] goes to the low 16 bytes and qh[1] to the high 16, each row's bytes test its bit
+    // (0xFF where negative), and OR 1 gives -1 or +1.
+    uint16_t qh16;
+    memcpy(&qh16, qh, 2);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh16), _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1));
+    const __m256i bit = _mm256_setr_epi8(8, 8, 8, 8, 8, 8, 8, 8, (char)0x80, (char)0x80, (char)0x80, (char)0x80,
+                                         (char)0x80, (char)0x80, (char)0x80, (char)0x80, 8, 8, 8, 8, 8, 8, 8, 8,
+                                         (char)0x80, (char)0x80, (char)0x80, (char)0x80, (char)0x80, (char)0x80,
+                                         (char)0x80, (char)0x80);
+    const __m256i signs = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(1));
     DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
                      ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)], signs);
     const int bits = 6 * (ib % 2);
