@@ -5,6 +5,8 @@
 //   * ds_quantize_row_ref vs quantize_row_*_ref: identical bytes (all supported types incl. Q8_1/Q8_K)
 //   * ds_dequantize_row vs dequantize_row_*: identical floats
 //   * ds_vec_dot (active ISA) and ds_vec_dot_scalar vs ggml_vec_dot_*_generic: within 1e-4 relative
+//   * ds_quantize_rows vs quantize_<type> (what llama-quantize calls), without and with importance
+//     weights: identical bytes
 #define _POSIX_C_SOURCE 200809L
 #include "ds_quant.h"
 
@@ -20,7 +22,7 @@ void ggml_abort(const char *file, int line, const char *fmt, ...) {
     fprintf(stderr, "ggml_abort %s:%d\n", file, line);
     abort();
 }
-size_t ggml_row_size(int type, int64_t ne) { (void)type; (void)ne; abort(); }
+size_t ggml_row_size(int type, int64_t ne) { return (size_t)ds_row_bytes(type, ne); }   // same type ids
 const char *ggml_type_name(int type) { (void)type; return "?"; }
 size_t ggml_type_size(int type) { (void)type; abort(); }
 float ggml_table_f32_f16[1 << 16];   // filled in main (used by GGML_CPU_FP16_TO_FP32)
@@ -43,6 +45,18 @@ DECL_D(iq2_xxs) DECL_D(iq2_xs) DECL_D(iq2_s) DECL_D(iq3_xxs) DECL_D(iq3_s) DECL_
 DECL_D(iq4_nl) DECL_D(iq4_xs)
 DECL_DOT(iq2_xxs_q8_K) DECL_DOT(iq2_xs_q8_K) DECL_DOT(iq2_s_q8_K) DECL_DOT(iq3_xxs_q8_K) DECL_DOT(iq3_s_q8_K)
 DECL_DOT(iq1_s_q8_K) DECL_DOT(iq1_m_q8_K) DECL_DOT(iq4_nl_q8_0) DECL_DOT(iq4_xs_q8_K)
+
+// Whole tensors with optional importance weights (llama-quantize's ggml_quantize_chunk).
+#define DECL_QT(name) size_t quantize_##name(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *qw);
+DECL_QT(q4_0) DECL_QT(q4_1) DECL_QT(q5_0) DECL_QT(q5_1) DECL_QT(q8_0) DECL_QT(q2_K) DECL_QT(q3_K) DECL_QT(q4_K)
+DECL_QT(q5_K) DECL_QT(q6_K) DECL_QT(iq4_nl) DECL_QT(iq4_xs)
+typedef size_t (*tensor_quant_fn)(const float *, void *, int64_t, int64_t, const float *);
+static const struct { int type; tensor_quant_fn quantize; } k_tensor_oracles[] = {
+    {DS_TYPE_Q4_0, quantize_q4_0}, {DS_TYPE_Q4_1, quantize_q4_1}, {DS_TYPE_Q5_0, quantize_q5_0},
+    {DS_TYPE_Q5_1, quantize_q5_1}, {DS_TYPE_Q8_0, quantize_q8_0}, {DS_TYPE_Q2_K, quantize_q2_K},
+    {DS_TYPE_Q3_K, quantize_q3_K}, {DS_TYPE_Q4_K, quantize_q4_K}, {DS_TYPE_Q5_K, quantize_q5_K},
+    {DS_TYPE_Q6_K, quantize_q6_K}, {DS_TYPE_IQ4_NL, quantize_iq4_nl}, {DS_TYPE_IQ4_XS, quantize_iq4_xs},
+};
 
 typedef void (*quant_fn)(const float *, void *, int64_t);
 typedef void (*dequant_fn)(const void *, float *, int64_t);
@@ -120,8 +134,41 @@ static void fill_row(float *x, int64_t n, int kind) {
     }
 }
 
-int main(void) {
+static int write_file(const char *dir, const char *name, const void *data, size_t bytes) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, bytes, f) != bytes) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    fclose(f);
+    return 0;
+}
+
+// --dump DIR: the golden tensors of Tests/KernelsTests/Fixtures/quant/tensor, made by ggml itself:
+// input.f32 (4 rows of 512), importance.f32 (512 columns), and per type TYPE.plain.bin (no importance)
+// and TYPE.weighted.bin, the bytes ggml's quantize_<type> writes.
+static int dump_fixtures(const char *dir) {
+    enum { rows = 4, cols = 512 };
+    static float x[rows * cols], qw[cols];
+    static unsigned char q[rows * cols * 4];
+    for (int r = 0; r < rows; ++r) fill_row(x + r * cols, cols, (int[]){0, 1, 3, 7}[r]);
+    for (int i = 0; i < cols; ++i) { const float u = (float)uniform(); qw[i] = next_u64() % 7 == 0 ? 0.0f : u * u * 50; }
+    int bad = write_file(dir, "input.f32", x, sizeof x) + write_file(dir, "importance.f32", qw, sizeof qw);
+    for (size_t k = 0; k < sizeof k_tensor_oracles / sizeof k_tensor_oracles[0]; ++k) {
+        const int type = k_tensor_oracles[k].type;
+        const size_t bytes = rows * (size_t)ds_row_bytes(type, cols);
+        char name[64];
+        for (int weighted = 0; weighted < 2; ++weighted) {
+            k_tensor_oracles[k].quantize(x, q, rows, cols, weighted ? qw : NULL);
+            snprintf(name, sizeof name, "%s.%s.bin", ds_type_name(type), weighted ? "weighted" : "plain");
+            bad += write_file(dir, name, q, bytes);
+        }
+    }
+    return bad != 0;
+}
+
+int main(int argc, char **argv) {
     for (int h = 0; h < 65536; ++h) ggml_table_f32_f16[h] = ds_fp16_to_fp32((uint16_t)h);
+    if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump_fixtures(argv[2]);
     int failures = 0;
     const int64_t n = 2048;
     float *x = malloc(n * 4), *ya = malloc(n * 4), *yb = malloc(n * 4), *act_f = malloc(n * 4);
@@ -221,6 +268,33 @@ int main(void) {
         printf("%-7s dequantize %s, dot %s (worst rel. diff %.2g)\n", ds_type_name(o->type),
                deq_bad ? "DIFFERS" : "identical", dot_bad ? "DIFFERS" : "ok", worst_rel);
         failures += deq_bad + dot_bad;
+    }
+    // Whole tensors as llama-quantize writes them: 4 rows at a time, no importance and three kinds of it
+    // (smooth, spiky with zeros, uniform), one importance vector per tensor as from an imatrix.
+    float *importance = malloc(n * 4), *tensor = malloc(4 * n * 4);
+    unsigned char *ta = malloc(4 * n * 4), *tb = malloc(4 * n * 4);
+    for (size_t k = 0; k < sizeof k_tensor_oracles / sizeof k_tensor_oracles[0]; ++k) {
+        const int type = k_tensor_oracles[k].type;
+        const size_t bytes = 4 * (size_t)ds_row_bytes(type, n);
+        int bad[4] = {0, 0, 0, 0};
+        for (int r = 0; r < rows / 4; ++r) {
+            for (int t = 0; t < 4; ++t) fill_row(tensor + t * n, n, (r + t) % 8);
+            for (int kind = 0; kind < 4; ++kind) {
+                for (int64_t i = 0; i < n; ++i) {
+                    const float u = (float)uniform();
+                    importance[i] = kind == 1 ? 0.5f + u : kind == 2 ? (next_u64() % 5 == 0 ? 0.0f : u * u * u * 100) : 1.0f;
+                }
+                const float *qw = kind == 0 ? NULL : importance;
+                memset(ta, 0x5A, bytes);
+                memset(tb, 0xA5, bytes);
+                k_tensor_oracles[k].quantize(tensor, ta, 4, n, qw);
+                if (!ds_quantize_rows(type, tensor, tb, 4, n, qw) || memcmp(ta, tb, bytes) != 0) ++bad[kind];
+            }
+        }
+        printf("%-7s tensor quantize: no importance %s, smooth %s, spiky %s, flat %s\n", ds_type_name(type),
+               bad[0] ? "DIFFERS" : "identical", bad[1] ? "DIFFERS" : "identical", bad[2] ? "DIFFERS" : "identical",
+               bad[3] ? "DIFFERS" : "identical");
+        failures += bad[0] + bad[1] + bad[2] + bad[3];
     }
     printf("%s\n", failures ? "FAILED" : "all match ggml");
     return failures != 0;

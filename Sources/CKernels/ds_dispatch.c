@@ -87,6 +87,7 @@ int ds_type_has_quantizer(int type) {
     case DS_TYPE_F32: case DS_TYPE_F16: case DS_TYPE_BF16: case DS_TYPE_MXFP4:
     case DS_TYPE_Q4_0: case DS_TYPE_Q4_1: case DS_TYPE_Q5_0: case DS_TYPE_Q5_1: case DS_TYPE_Q8_0: case DS_TYPE_Q8_1:
     case DS_TYPE_Q2_K: case DS_TYPE_Q3_K: case DS_TYPE_Q4_K: case DS_TYPE_Q5_K: case DS_TYPE_Q6_K: case DS_TYPE_Q8_K:
+    case DS_TYPE_IQ4_NL: case DS_TYPE_IQ4_XS:
         return 1;
     default:
         return 0;

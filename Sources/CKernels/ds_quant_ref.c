@@ -10,20 +10,8 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#include "ds_internal.h"
+#include "ds_quant_fit.h"
 #include <float.h>
-#include <math.h>
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
-
-#define DS_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define DS_MAX(a, b) ((a) > (b) ? (a) : (b))
-
-// Below this absolute maximum a group is treated as all zeros (same threshold as ggml).
-#define DS_GROUP_MAX_EPS 1e-15f
 
 // roundf (halfway cases away from zero) without libm: for |v| < 2^23 the fraction |v| - trunc(|v|)
 // is exact in float, so comparing it with 0.5 decides exactly.
@@ -33,24 +21,6 @@ static inline float ds_round_half_away(float v) {
     float whole = (float)(int32_t)magnitude;
     if (magnitude - whole >= 0.5f) whole += 1.0f;
     return copysignf(whole, v);
-}
-
-// Correctly rounded square root without a libm call (SSE sqrtss / AArch64 fsqrt).
-static inline float ds_sqrt(float v) {
-#if defined(__x86_64__) || defined(_M_X64)
-    return _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(v)));
-#elif defined(__aarch64__)
-    return vget_lane_f32(vsqrt_f32(vdup_n_f32(v)), 0);
-#else
-    return sqrtf(v);
-#endif
-}
-
-// Round to nearest integer, ties to even, for |v| < 2^22: adding 1.5 * 2^23 puts the rounded
-// integer into the low mantissa bits. Same result as ggml's nearest_int.
-static inline int ds_nearest_int(float v) {
-    const float shifted = v + 12582912.0f;
-    return (int)(ds_float_to_bits(shifted) & 0x007FFFFFu) - 0x00400000;
 }
 
 // ================================ 32-element block formats =======================================
@@ -178,54 +148,6 @@ DS_ACT_CLONES static void quantize_q8_1(const float *x, ds_block_q8_1 *y, int64_
 
 // ================================ K-quant helpers ================================================
 
-// Best scale for a 16-value group quantized symmetrically to nmax levels each side (Q6_K: nmax=32),
-// weighting each value by x^2. Tries iscale = -(nmax + 0.1*k)/max for k in -9..9 and keeps the one
-// maximizing sumlx^2/suml2 (the weighted least-squares fit). L receives q + nmax.
-static float group_scale_symmetric(int count, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < count; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
-    if (amax < DS_GROUP_MAX_EPS) {
-        for (int i = 0; i < count; ++i) L[i] = 0;
-        return 0.0f;
-    }
-    float iscale = -nmax / max;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < count; ++i) {
-        int l = ds_nearest_int(iscale * x[i]);
-        l = DS_MAX(-nmax, DS_MIN(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
-    float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
-    float best = scale * sumlx;
-    for (int step = -9; step <= 9; ++step) {
-        if (step == 0) continue;
-        iscale = -(nmax + 0.1f * step) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < count; ++i) {
-            int l = ds_nearest_int(iscale * x[i]);
-            l = DS_MAX(-nmax, DS_MIN(nmax - 1, l));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < count; ++i) {
-                int l = ds_nearest_int(iscale * x[i]);
-                L[i] = (int8_t)(nmax + DS_MAX(-nmax, DS_MIN(nmax - 1, l)));
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    return scale;
-}
-
 // Q3_K group fit: start from iscale = -nmax/max, then up to 5 rounds of coordinate descent that
 // re-pick each quant to maximize the weighted fit (weights x^2). L receives q + nmax.
 static float group_scale_q3(int count, int nmax, const float *x, int8_t *L) {
@@ -275,92 +197,6 @@ static float group_scale_q3(int count, int nmax, const float *x, int8_t *L) {
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// Affine group fit x ~= scale * q - min_out (q in 0..nmax, min_out >= 0), weighted by `weights`.
-// Starts from the min/max fit, then scans iscale = (rmin + rdelta*k + nmax)/(max - min) for
-// k = 0..nstep, solving the weighted least squares for (scale, min) at each and keeping the
-// smallest weighted error (absolute error if use_abs_error, else squared).
-static float group_scale_affine(int count, int nmax, const float *x, const float *weights,
-                                uint8_t *L, float *min_out, uint8_t *scratch, float rmin,
-                                float rdelta, int nstep, int use_abs_error) {
-    float min = x[0], max = x[0];
-    float sum_w = weights[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < count; ++i) {
-        if (x[i] < min) min = x[i];
-        if (x[i] > max) max = x[i];
-        const float w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if (min > 0) min = 0;
-    if (max == min) {
-        for (int i = 0; i < count; ++i) L[i] = 0;
-        *min_out = -min;
-        return 0.0f;
-    }
-    float iscale = nmax / (max - min);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < count; ++i) {
-        const int l = ds_nearest_int(iscale * (x[i] - min));
-        L[i] = (uint8_t)DS_MAX(0, DS_MIN(nmax, l));
-        float diff = scale * L[i] + min - x[i];
-        diff = use_abs_error ? fabsf(diff) : diff * diff;
-        best_error += weights[i] * diff;
-    }
-    if (nstep < 1) {
-        *min_out = -min;
-        return scale;
-    }
-    for (int step = 0; step <= nstep; ++step) {
-        iscale = (rmin + rdelta * step + nmax) / (max - min);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < count; ++i) {
-            int l = ds_nearest_int(iscale * (x[i] - min));
-            l = DS_MAX(0, DS_MIN(nmax, l));
-            scratch[i] = (uint8_t)l;
-            const float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        // Normal equations of min over (s, m) of sum w (s*l + m - x)^2.
-        const float det = sum_w * sum_l2 - sum_l * sum_l;
-        if (det > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float error = 0;
-            for (int i = 0; i < count; ++i) {
-                float diff = this_scale * scratch[i] + this_min - x[i];
-                diff = use_abs_error ? fabsf(diff) : diff * diff;
-                error += weights[i] * diff;
-            }
-            if (error < best_error) {
-                for (int i = 0; i < count; ++i) L[i] = scratch[i];
-                best_error = error;
-                scale = this_scale;
-                min = this_min;
-            }
-        }
-    }
-    *min_out = -min;
-    return scale;
-}
-
-// Pack 256 2-bit values: byte l of each 32-byte chunk c holds L[128c + l + 32k] in bits 2k..2k+1.
-static void pack_2bit(const uint8_t *L, uint8_t *qs) {
-    for (int j = 0; j < DS_QK_K; j += 128) {
-        for (int l = 0; l < 32; ++l) {
-            qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
-                                      (L[j + l + 96] << 6));
-        }
-    }
-}
-
 // ================================ K-quant quantizers =============================================
 
 static void quantize_q2_K(const float *x, ds_block_q2_K *y, int64_t n) {
@@ -371,7 +207,7 @@ static void quantize_q2_K(const float *x, ds_block_q2_K *y, int64_t n) {
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < 16; ++j) {
             for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = group_scale_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], scratch,
+            scales[j] = ds_fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], scratch,
                                            -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
@@ -393,17 +229,8 @@ static void quantize_q2_K(const float *x, ds_block_q2_K *y, int64_t n) {
         } else {
             y[b].dmin = ds_float_to_half(0.f);
         }
-        // Re-quantize against the rounded (fp16 / 4-bit) scales actually stored.
-        for (int j = 0; j < 16; ++j) {
-            const float d = ds_half_to_float(y[b].d) * (y[b].scales[j] & 0xF);
-            if (d == 0.0f) continue;
-            const float dm = ds_half_to_float(y[b].dmin) * (y[b].scales[j] >> 4);
-            for (int i = 0; i < 16; ++i) {
-                const int l = ds_nearest_int((x[16 * j + i] + dm) / d);
-                L[16 * j + i] = (uint8_t)DS_MAX(0, DS_MIN(3, l));
-            }
-        }
-        pack_2bit(L, y[b].qs);
+        ds_requantize_q2_K(x, &y[b], L);
+        ds_pack_2bit(L, y[b].qs);
     }
 }
 
@@ -417,41 +244,17 @@ static void quantize_q3_K(const float *x, ds_block_q3_K *y, int64_t n) {
             const float a = fabsf(scales[j]);
             if (a > amax) { amax = a; max_scale = scales[j]; }
         }
-        memset(y[b].scales, 0, 12);
+        int8_t codes[16] = {0};
         if (max_scale != 0.0f) {
             const float iscale = -32.f / max_scale;
-            for (int j = 0; j < 16; ++j) {
-                int8_t l = (int8_t)ds_nearest_int(iscale * scales[j]);
-                l = (int8_t)(DS_MAX(-32, DS_MIN(31, l)) + 32);      // 6-bit code 0..63
-                if (j < 8) y[b].scales[j] = (uint8_t)(l & 0xF);
-                else y[b].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
-                l = (int8_t)(l >> 4);
-                y[b].scales[j % 4 + 8] |= (uint8_t)(l << (2 * (j / 4)));
-            }
+            for (int j = 0; j < 16; ++j) codes[j] = (int8_t)(DS_MAX(-32, DS_MIN(31, ds_nearest_int(iscale * scales[j]))) + 32);
             y[b].d = ds_float_to_half(1 / iscale);
         } else {
             y[b].d = ds_float_to_half(0.f);
         }
-        int8_t sc[16];
-        ds_q3k_scales(y[b].scales, sc);
-        for (int j = 0; j < 16; ++j) {
-            const float d = ds_half_to_float(y[b].d) * sc[j];
-            if (d == 0.0f) continue;
-            for (int i = 0; i < 16; ++i) {
-                int l = ds_nearest_int(x[16 * j + i] / d);
-                l = DS_MAX(-4, DS_MIN(3, l));
-                L[16 * j + i] = (int8_t)(l + 4);
-            }
-        }
-        // High bit of element j goes to hmask[j % 32], bit j / 32; the low 2 bits are packed.
-        memset(y[b].hmask, 0, 32);
-        for (int j = 0; j < DS_QK_K; ++j) {
-            if (L[j] > 3) {
-                y[b].hmask[j % 32] |= (uint8_t)(1u << (j / 32));
-                L[j] = (int8_t)(L[j] - 4);
-            }
-        }
-        pack_2bit((const uint8_t *)L, y[b].qs);
+        ds_pack_q3_K_scales(codes, y[b].scales);
+        ds_requantize_q3_K(x, &y[b], L);
+        ds_pack_q3_K(L, y[b].hmask, y[b].qs);
     }
 }
 
@@ -467,52 +270,29 @@ static void fit_k4_scales(const float *x, int nmax, float rmin, int nstep, uint8
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = ds_sqrt(sum_x2 / 32);
         for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = group_scale_affine(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], scratch,
+        scales[j] = ds_fit_affine(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], scratch,
                                        rmin, 0.1f, nstep, 0);
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
     const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
     const float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    uint8_t ls[8], lm[8];
     for (int j = 0; j < 8; ++j) {
-        uint8_t ls = (uint8_t)ds_nearest_int(inv_scale * scales[j]);
-        uint8_t lm = (uint8_t)ds_nearest_int(inv_min * mins[j]);
-        ls = DS_MIN(63, ls);
-        lm = DS_MIN(63, lm);
-        if (j < 4) {
-            packed[j] = ls;
-            packed[j + 4] = lm;
-        } else {
-            packed[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-            packed[j - 4] |= (uint8_t)((ls >> 4) << 6);
-            packed[j] |= (uint8_t)((lm >> 4) << 6);
-        }
+        ls[j] = (uint8_t)ds_nearest_int(inv_scale * scales[j]);
+        lm[j] = (uint8_t)ds_nearest_int(inv_min * mins[j]);
     }
+    ds_pack_k4_scales(ls, lm, packed);
     *d_out = ds_float_to_half(max_scale / 63.f);
     *dmin_out = ds_float_to_half(max_min / 63.f);
-    for (int j = 0; j < 8; ++j) {
-        uint8_t sc, m;
-        ds_k4_scale_min(j, packed, &sc, &m);
-        const float d = ds_half_to_float(*d_out) * sc;
-        if (d == 0.0f) continue;
-        const float dm = ds_half_to_float(*dmin_out) * m;
-        for (int i = 0; i < 32; ++i) {
-            const int l = ds_nearest_int((x[32 * j + i] + dm) / d);
-            L[32 * j + i] = (uint8_t)DS_MAX(0, DS_MIN(nmax, l));
-        }
-    }
+    ds_requantize_k4(x, nmax, *d_out, *dmin_out, packed, L);
 }
 
 static void quantize_q4_K(const float *x, ds_block_q4_K *y, int64_t n) {
     uint8_t L[DS_QK_K];
     for (int64_t b = 0; b < n / DS_QK_K; ++b, x += DS_QK_K) {
         fit_k4_scales(x, 15, -1.f, 20, L, &y[b].d, &y[b].dmin, y[b].scales);
-        // Each 32-byte chunk c holds sub-block 2c in low nibbles and 2c+1 in high nibbles.
-        for (int c = 0; c < 4; ++c) {
-            for (int l = 0; l < 32; ++l) {
-                y[b].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + l + 32] << 4));
-            }
-        }
+        ds_pack_q4_K(L, y[b].qs);
     }
 }
 
@@ -520,60 +300,7 @@ static void quantize_q5_K(const float *x, ds_block_q5_K *y, int64_t n) {
     uint8_t L[DS_QK_K];
     for (int64_t b = 0; b < n / DS_QK_K; ++b, x += DS_QK_K) {
         fit_k4_scales(x, 31, -0.5f, 15, L, &y[b].d, &y[b].dmin, y[b].scales);
-        // Low 4 bits as in Q4_K; bit 4 of sub-block s element l goes to qh[l], bit s.
-        memset(y[b].qh, 0, 32);
-        for (int c = 0; c < 4; ++c) {
-            for (int l = 0; l < 32; ++l) {
-                int l1 = L[64 * c + l], l2 = L[64 * c + l + 32];
-                if (l1 > 15) { l1 -= 16; y[b].qh[l] |= (uint8_t)(1u << (2 * c)); }
-                if (l2 > 15) { l2 -= 16; y[b].qh[l] |= (uint8_t)(2u << (2 * c)); }
-                y[b].qs[32 * c + l] = (uint8_t)(l1 | (l2 << 4));
-            }
-        }
-    }
-}
-
-static void quantize_q6_K(const float *x, ds_block_q6_K *y, int64_t n) {
-    int8_t L[DS_QK_K];
-    float scales[16];
-    for (int64_t b = 0; b < n / DS_QK_K; ++b, x += DS_QK_K) {
-        float max_scale = 0, max_abs_scale = 0;
-        for (int j = 0; j < 16; ++j) {
-            scales[j] = group_scale_symmetric(16, 32, x + 16 * j, L + 16 * j);
-            const float a = fabsf(scales[j]);
-            if (a > max_abs_scale) { max_abs_scale = a; max_scale = scales[j]; }
-        }
-        if (max_abs_scale < DS_GROUP_MAX_EPS) {
-            memset(&y[b], 0, sizeof(y[b]));
-            continue;
-        }
-        const float iscale = -128.f / max_scale;
-        y[b].d = ds_float_to_half(1 / iscale);
-        for (int j = 0; j < 16; ++j) {
-            y[b].scales[j] = (int8_t)DS_MIN(127, ds_nearest_int(iscale * scales[j]));
-        }
-        for (int j = 0; j < 16; ++j) {
-            const float d = ds_half_to_float(y[b].d) * y[b].scales[j];
-            if (d == 0.0f) continue;
-            for (int i = 0; i < 16; ++i) {
-                int l = ds_nearest_int(x[16 * j + i] / d);
-                l = DS_MAX(-32, DS_MIN(31, l));
-                L[16 * j + i] = (int8_t)(l + 32);
-            }
-        }
-        // Per 128 values (h): ql[64h + l] = low nibbles of L[l] | L[l+64] << 4,
-        // ql[64h + 32 + l] = L[l+32] | L[l+96] << 4, qh[32h + l] = the four 2-bit high parts.
-        for (int h = 0; h < 2; ++h) {
-            const int8_t *Lh = L + 128 * h;
-            uint8_t *ql = y[b].ql + 64 * h;
-            uint8_t *qh = y[b].qh + 32 * h;
-            for (int l = 0; l < 32; ++l) {
-                ql[l] = (uint8_t)((Lh[l] & 0xF) | ((Lh[l + 64] & 0xF) << 4));
-                ql[l + 32] = (uint8_t)((Lh[l + 32] & 0xF) | ((Lh[l + 96] & 0xF) << 4));
-                qh[l] = (uint8_t)((Lh[l] >> 4) | ((Lh[l + 32] >> 4) << 2) | ((Lh[l + 64] >> 4) << 4) |
-                                  ((Lh[l + 96] >> 4) << 6));
-            }
-        }
+        ds_pack_q5_K(L, y[b].qs, y[b].qh);
     }
 }
 
@@ -653,9 +380,12 @@ void ds_quantize_row_ref(int type, const float *x, void *dst, int64_t n) {
     case DS_TYPE_Q3_K: quantize_q3_K(x, (ds_block_q3_K *)dst, n); break;
     case DS_TYPE_Q4_K: quantize_q4_K(x, (ds_block_q4_K *)dst, n); break;
     case DS_TYPE_Q5_K: quantize_q5_K(x, (ds_block_q5_K *)dst, n); break;
-    case DS_TYPE_Q6_K: quantize_q6_K(x, (ds_block_q6_K *)dst, n); break;
+    case DS_TYPE_Q6_K: ds_quantize_q6_K(x, (ds_block_q6_K *)dst, n, NULL); break;
     case DS_TYPE_Q8_K: quantize_q8_K(x, (ds_block_q8_K *)dst, n); break;
     case DS_TYPE_MXFP4: quantize_mxfp4(x, (ds_block_mxfp4 *)dst, n); break;
+    // ggml's quantize_row_iq4_nl_ref (no tries) and quantize_row_iq4_xs_ref (7 tries).
+    case DS_TYPE_IQ4_NL: ds_quantize_iq4(32, x, dst, n, NULL, -1); break;
+    case DS_TYPE_IQ4_XS: ds_quantize_iq4(DS_QK_K, x, dst, n, NULL, 7); break;
     default: break;
     }
 }

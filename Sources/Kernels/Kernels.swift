@@ -38,6 +38,16 @@ public enum Kernels {
         return bytes
     }
 
+    /// W[rows, cols] (floats) quantized to `type` with the bytes llama-quantize writes: `importance`
+    /// (cols values, an imatrix's mean squared activation per input column) weights the fits of the
+    /// types that take it; nil gives the reference quantizers. `dst` holds rows · type.byteCount(cols)
+    /// bytes. False, writing nothing, where `type` has no quantizer or cols is not a multiple of its block.
+    @discardableResult
+    public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, cols: Int, importance: UnsafePointer<Float>?,
+                                into dst: UnsafeMutableRawPointer) -> Bool {
+        ds_quantize_rows(Int32(type.rawValue), x, dst, Int64(rows), Int64(cols), importance) != 0
+    }
+
     public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
         ds_dot_f32(a, b, Int64(n))
     }

@@ -183,7 +183,7 @@ DS_STATIC_ASSERT(sizeof(ds_block_mxfp4) == 17, "ds_block_mxfp4 size");
 // ---- Type information ---------------------------------------------------------------------------
 
 int     ds_type_supported(int type);           // 1 if this library handles `type`, else 0
-int     ds_type_has_quantizer(int type);       // 1 if ds_quantize_row_ref writes `type` (not the i-quants yet)
+int     ds_type_has_quantizer(int type);       // 1 if ds_quantize_row_ref writes `type` (of the i-quants: IQ4_NL, IQ4_XS)
 // Random blocks of an i-quant type for n elements (whole blocks): random codes, signs and sub-block
 // scales, each block's fp16 scale set so its dequantized values have root mean square `rms`
 // (synthetic weights). Returns 0, writing nothing, for other types.
@@ -207,8 +207,17 @@ uint16_t ds_fp32_to_bf16(float f);             // round to nearest even like ggm
 void ds_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
 // Reference quantizer of a float row into `type` (same bytes as ggml's quantize_row_*_ref for
-// Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q8_1 and Q2_K..Q8_K; F16/BF16 round to nearest even; F32 copies).
+// Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q8_1, Q2_K..Q8_K, MXFP4, IQ4_NL and IQ4_XS; F16/BF16 round to nearest
+// even; F32 copies).
 void ds_quantize_row_ref(int type, const float *x, void *dst, int64_t n);
+
+// Quantizes a tensor of `rows` rows of n_per_row floats into `type`, the bytes llama-quantize writes
+// (ggml_quantize_chunk): with importance == NULL the reference quantizers (IQ4_NL / IQ4_XS with 7
+// scale tries); otherwise importance[n_per_row] (an imatrix's mean squared activation per column)
+// weights the fits of Q4_0/Q4_1/Q5_0/Q5_1, Q2_K..Q6_K and IQ4_NL/IQ4_XS (ggml's quantize_row_*_impl);
+// the other types ignore it. Rows are independent (any row range may run on any thread). Returns 0,
+// writing nothing, where `type` has no quantizer or n_per_row is not a multiple of its block.
+int ds_quantize_rows(int type, const float *x, void *dst, int64_t rows, int64_t n_per_row, const float *importance);
 
 // ---- Dot products -------------------------------------------------------------------------------
 
