@@ -12,7 +12,7 @@ let package = Package(
     products: [
         .library(name: "DwarfStar",
                  targets: ["GGUF", "Kernels", "KVCache", "Platform", "Tokenizers", "ChatTemplate", "Models", "Sampling", "Engine",
-                           "Synthesis"]),
+                           "Synthesis", "Quantization"]),
         .executable(name: "dwarfstar", targets: ["DwarfStarCLI"]),
         // The HTTP server as a library, for the fuzzing harness in Fuzz/ (its request decoders).
         .library(name: "DwarfStarServer", targets: ["Server"]),
@@ -52,6 +52,10 @@ let package = Package(
         // `dwarfstar synth` and the synthetic-model tests; tensor names from Models' table (TensorNames.swift),
         // so writer and loaders agree; reference quantization through Kernels. Engine does not use it.
         .target(name: "Synthesis", dependencies: ["GGUF", "Kernels", "Models"]),
+        // Quantization: llama-quantize's mixes and rules, importance matrices (llama.cpp's formats, collected
+        // through the op interface), the file writer (dequantize → ds_quantize_rows), conversion to floats,
+        // KL divergence against reference logits, per-tensor sensitivity and the adaptive allocation.
+        .target(name: "Quantization", dependencies: ["CKernels", "GGUF", "Kernels", "Models", "Engine"]),
         // OpenAI- and Anthropic-compatible HTTP server over the batch engine: Engine for models, sessions and
         // batching, Sampling for sampler parameters and output constraints (JSON schema, tool calls),
         // ChatTemplate for rendering tool definitions; never Models or Kernels directly.
@@ -62,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
@@ -72,6 +76,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Platform", "Tokenizers", "Synthesis"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GGUF", "Kernels", "Engine", "Models", "Platform"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "ServerTests", dependencies: ["Server", "Engine", "Sampling"], exclude: ["Fixtures"]),
     ],

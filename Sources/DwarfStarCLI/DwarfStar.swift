@@ -8,6 +8,7 @@ struct DwarfStar: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dwarfstar",
         abstract: "Run GGUF language models on the CPU.",
-        subcommands: [Run.self, Chat.self, Serve.self, Plan.self, Pull.self, Inspect.self, Logits.self, PerplexityCommand.self, Bench.self, Synth.self, ListModels.self],
+        subcommands: [Run.self, Chat.self, Serve.self, Plan.self, Pull.self, Inspect.self, Logits.self, PerplexityCommand.self, Bench.self, Synth.self,
+                      Quantize.self, Convert.self, IMatrix.self, ListModels.self],
         defaultSubcommand: nil)
 }

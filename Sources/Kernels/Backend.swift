@@ -91,6 +91,12 @@ public struct DeltaRuleInput {
     }
 }
 
+/// Sees the inputs of products as they run (the importance-matrix collector): rows X[count, cols] that
+/// `weights` multiplies. Called on the thread that runs the forward pass, before the product.
+public protocol ProductObserver: AnyObject {
+    func observe(_ weights: WeightMatrix, rows: UnsafePointer<Float>, count: Int, cols: Int)
+}
+
 public protocol Backend: AnyObject, Sendable {
     /// "cpu", "vulkan", "cuda": for logs and test names.
     var name: String { get }

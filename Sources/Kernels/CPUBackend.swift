@@ -27,7 +27,11 @@ public final class CPUBackend: Backend, @unchecked Sendable {
         pool.parallelFor(rows) { range in for r in range { body(r) } }
     }
 
+    /// Sees every product's input rows (nil: none, the normal case).
+    public var observer: ProductObserver?
+
     public func multiply(_ jobs: [MatmulJob], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode) {
+        if let o = observer { for j in jobs { o.observe(j.weights, rows: x + j.firstInputRow * cols, count: j.tokens, cols: cols) } }
         matmul.multiply(jobs, x, inputRows: inputRows, cols: cols, mode: mode)
     }
 
@@ -35,6 +39,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
     /// rows r of an up applies the activation to those rows for every token of that product.
     public func multiplyGated(_ products: [GatedProduct], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int, mode: ProductMode) {
         guard !products.isEmpty else { return }
+        if let o = observer {
+            for p in products {
+                o.observe(p.gate.weights, rows: x + p.gate.firstInputRow * cols, count: p.gate.tokens, cols: cols)
+                // A fused gate_up tensor is one weight: its input counts once.
+                if p.up.weights.name != p.gate.weights.name {
+                    o.observe(p.up.weights, rows: x + p.up.firstInputRow * cols, count: p.up.tokens, cols: cols)
+                }
+            }
+        }
         var jobs: [MatmulJob] = []
         jobs.reserveCapacity(2 * products.count)
         for p in products { jobs.append(p.gate); jobs.append(p.up) }

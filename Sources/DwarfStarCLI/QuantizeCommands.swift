@@ -1,0 +1,159 @@
+// quantize, convert, imatrix: making smaller files (llama-quantize's mixes, or types chosen by
+// measured sensitivity) and the importance matrices and float references they are made from.
+
+import ArgumentParser
+import Engine
+import Foundation
+import GGUF
+import Models
+import Quantization
+
+/// A progress line per tensor: a bar on a terminal, nothing extra otherwise.
+func tensorProgress(_ label: String) -> (Int, Int, TensorChoice) -> Void {
+    let terminal = isatty(STDERR_FILENO) != 0
+    return { done, total, c in
+        guard terminal else { return }
+        let width = 30, filled = width * done / max(total, 1)
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let line = "\r\(label) [\(bar)] \(done)/\(total) \(c.tensor.name) → \(c.type.name)"
+        FileHandle.standardError.write(Data((line.padding(toLength: max(line.count, 100), withPad: " ", startingAt: 0)).utf8))
+        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a GGUF file: a named mix (Q4_K_M, …) or any tensor type, as llama-quantize writes it.",
+        discussion: "Types and mixes: \(FileType.all.map(\.name).joined(separator: ", ")). With --imatrix the fits weigh each input column by its importance.")
+    @Argument(help: "Input GGUF (F32/F16/BF16, or quantized with --allow-requantize).") var input: String
+    @Argument(help: "Output GGUF.") var output: String
+    @Argument(help: "Mix or type (Q4_K_M, Q8_0, IQ4_XS, F16, …).") var type: String
+    @Option(help: "Importance matrix (llama.cpp's GGUF or .dat format, e.g. from `dwarfstar imatrix`).") var imatrix: String?
+    @Option(name: .customLong("tensor-type"), help: "REGEX=TYPE: tensors whose name matches get TYPE (repeatable; the first match wins).")
+    var tensorTypes: [String] = []
+    @Option(name: .customLong("output-tensor-type"), help: "Type of output.weight.") var outputTensorType: String?
+    @Option(name: .customLong("token-embedding-type"), help: "Type of token_embd.weight.") var tokenEmbeddingType: String?
+    @Flag(help: "The base type for every tensor (no mix rules).") var pure = false
+    @Flag(name: .customLong("leave-output-tensor"), help: "Copy output.weight as it is.") var leaveOutputTensor = false
+    @Flag(name: .customLong("allow-requantize"), help: "Allow a quantized input (it is dequantized first).") var allowRequantize = false
+    @Flag(name: .customLong("dry-run"), help: "Print the types and sizes; write nothing.") var dryRun = false
+    @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        do {
+            guard let mix = FileType.named(type) else {
+                throw ValidationError("unknown type '\(type)'; one of: \(FileType.all.map(\.name).joined(separator: ", "))")
+            }
+            let file = try GGUFFile(path: try ModelStore.resolve(input))
+            var mixOptions = MixOptions()
+            mixOptions.tensorTypes = try tensorTypes.map(MixOptions.parseTensorType)
+            mixOptions.outputTensorType = try outputTensorType.map(parseType)
+            mixOptions.tokenEmbeddingType = try tokenEmbeddingType.map(parseType)
+            mixOptions.pure = pure
+            mixOptions.leaveOutputTensor = leaveOutputTensor
+            var options = QuantizeOptions()
+            options.threads = threads ?? options.threads
+            options.allowRequantize = allowRequantize
+            options.fileType = mix
+            if let imatrix {
+                options.importance = try ImportanceMatrix(path: imatrix)
+                options.importanceFile = imatrix
+                mixOptions.hasImportance = true
+                printErr("imatrix: \(options.importance!.entries.count) entries from \(imatrix), \(options.importance!.chunkCount) chunks")
+            }
+            let choices = MixRules.choose(file, mix: mix, options: mixOptions)
+            try ModelQuantizer.validate(file, choices, options)
+            if dryRun {
+                print(QuantizeSummary.table(choices))
+                if let note = QuantizeSummary.fallbackNote(choices) { print(note) }
+                return
+            }
+            let t0 = Date()
+            try ModelQuantizer.write(file, choices, options: options, to: output, progress: tensorProgress("quantize"))
+            print(QuantizeSummary.table(choices))
+            if let note = QuantizeSummary.fallbackNote(choices) { print(note) }
+            printErr(String(format: "wrote %@ (%@) in %.1f s", output, mix.name, Date().timeIntervalSince(t0)))
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func parseType(_ s: String) throws -> GGMLType {
+        guard let t = GGMLType.named(s) else { throw ValidationError("unknown tensor type '\(s)'") }
+        return t
+    }
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Dequantize a GGUF file to f16, bf16 or f32 (a full-precision reference from a quantized file).")
+    @Argument(help: "Input GGUF (or known model name).") var input: String
+    @Argument(help: "Output GGUF.") var output: String
+    @Option(help: "f16, bf16 or f32.") var type: String = "f16"
+    @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
+
+    func run() throws {
+        do {
+            guard let mix = FileType.named(type), mix.isFloat else { throw ValidationError("--type must be f16, bf16 or f32") }
+            let file = try GGUFFile(path: try ModelStore.resolveOrPull(input))
+            var options = QuantizeOptions()
+            options.threads = threads ?? options.threads
+            options.allowRequantize = true
+            options.fileType = mix
+            let choices = MixRules.choose(file, mix: mix, options: MixOptions())
+            try ModelQuantizer.write(file, choices, options: options, to: output, progress: tensorProgress("convert"))
+            print(QuantizeSummary.table(choices))
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+struct IMatrix: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "imatrix",
+        abstract: "Importance matrix of a model over a calibration text (llama-imatrix's file formats).")
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var chunkSize: ChunkSizeOption
+    @Option(name: [.short, .customLong("file")], help: "Calibration text.") var file: String
+    @Option(name: [.short, .customLong("output")], help: "Output file (default: imatrix.gguf).") var output: String = "imatrix.gguf"
+    @Option(name: .customLong("output-format"), help: "gguf (default) or dat (llama.cpp's legacy format).") var outputFormat: String?
+    @Option(help: "Maximum number of chunks (default: all).") var chunks: Int?
+    @Flag(name: .customLong("process-output"), help: "Also collect output.weight.") var processOutput = false
+
+    func run() throws {
+        do {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read \(file) as UTF-8 text") }
+            let format: ImportanceMatrix.Format
+            switch outputFormat {
+            case nil: format = output.hasSuffix(".dat") ? .dat : .gguf
+            case let f?: guard let parsed = ImportanceMatrix.Format(rawValue: f) else { throw ValidationError("--output-format must be gguf or dat") }
+                format = parsed
+            }
+            let (loaded, runtime) = try modelOptions.loadResolved([chunkSize]) { $0.stateCheckpoints = 0 }
+            let session = try runtime.session(loaded)
+            printErr("imatrix: \(loaded.name), chunks of \(runtime.contextLength) tokens, threads \(runtime.threads)")
+            let (matrix, ppl) = try ImportanceRun.collect(session: session, file: loaded.gguf, text: text, dataset: file,
+                                                          contextSize: runtime.contextLength, maxChunks: chunks, processOutput: processOutput) { i, p in
+                writeOut(String(format: "[%d]%.4f,", i, p))
+            }
+            writeOut("\n")
+            guard ppl.tokensScored > 0 else {
+                printErr("error: the text is shorter than one chunk of \(runtime.contextLength) tokens")
+                throw ExitCode(1)
+            }
+            try matrix.write(to: output, format: format)
+            print(String(format: "Final estimate: PPL = %.4f +/- %.5f", ppl.perplexity, ppl.uncertainty))
+            printErr("wrote \(output): \(matrix.entries.count) entries, \(matrix.chunkCount) chunks of \(matrix.chunkSize) tokens")
+        } catch let e as ExitCode {
+            throw e
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error)
+        }
+    }
+}
