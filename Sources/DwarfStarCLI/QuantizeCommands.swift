@@ -157,3 +157,99 @@ struct IMatrix: ParsableCommand {
         }
     }
 }
+
+struct KLD: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kld",
+        abstract: "KL divergence of a model's next-token distributions against a reference model's (or a saved logits file).",
+        discussion: """
+            dwarfstar kld -m Q.gguf --reference F16.gguf -f TEXT     both models over the text
+            dwarfstar kld -m F16.gguf -f TEXT --save-base ref.kld    save the reference (llama-perplexity --kl-divergence-base)
+            dwarfstar kld -m Q.gguf --base ref.kld                   against a saved reference (ours or llama-perplexity's)
+            """)
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var chunkSize: ChunkSizeOption
+    @Option(name: [.short, .customLong("file")], help: "Evaluation text.") var file: String?
+    @Option(help: "Reference model evaluated beside the model.") var reference: String?
+    @Option(name: .customLong("base"), help: "Saved reference log-probabilities (llama-perplexity's --kl-divergence-base format).") var base: String?
+    @Option(name: .customLong("save-base"), help: "Evaluate -m as the reference and save its log-probabilities here.") var saveBase: String?
+    @Option(help: "Maximum number of chunks (default: all).") var chunks: Int?
+    @Option(help: "Also write the report as JSON here.") var json: String?
+
+    func validate() throws {
+        let modes = [reference != nil, base != nil, saveBase != nil].filter { $0 }.count
+        guard modes == 1 else { throw ValidationError("give exactly one of --reference, --base, --save-base") }
+        if base == nil && file == nil { throw ValidationError("-f/--file is needed with --reference and --save-base") }
+    }
+
+    func run() throws {
+        do {
+            if let base { return try againstBase(base) }
+            guard let file, let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the text file") }
+            let (loaded, runtime) = try modelOptions.loadResolved([chunkSize]) { $0.stateCheckpoints = 0 }
+            let session = try runtime.session(loaded)
+            let n = runtime.contextLength
+            let (tokens, chunkStart) = Perplexity.tokenize(session, text)
+            let count = min(tokens.count / n, chunks ?? Int.max)
+            guard count >= 1 else { throw ValidationError("the text is shorter than one chunk of \(n) tokens") }
+            if let saveBase {
+                let writer = try LogitsBaseFile.Writer(path: saveBase, contextSize: n, vocab: loaded.model.vocabularySize, chunks: count,
+                                                       tokens: tokens[0..<(count * n)])
+                for c in 0..<count {
+                    try writer.append(ReferenceChunk(reference: session, tokens: Perplexity.chunk(tokens, c, size: n, chunkStart: chunkStart)))
+                    writeOut("[\(c + 1)/\(count)]")
+                }
+                try writer.close()
+                writeOut("\n")
+                printErr("wrote \(saveBase): \(count) chunks of \(n) tokens")
+                return
+            }
+            let ref = try ModelOptions.parse(["-m", reference!, "-t", "\(runtime.threads)"]).loadResolved([chunkSize]) { $0.stateCheckpoints = 0 }
+            let refSession = try ref.1.session(ref.0)
+            guard ref.0.model.vocabularySize == loaded.model.vocabularySize else {
+                throw ValidationError("the reference's vocabulary (\(ref.0.model.vocabularySize)) differs from the model's (\(loaded.model.vocabularySize))")
+            }
+            var stats = KLDStatistics()
+            for c in 0..<count {
+                let chunk = try ReferenceChunk(reference: refSession, tokens: Perplexity.chunk(tokens, c, size: n, chunkStart: chunkStart))
+                try stats.add(chunk, session: session)
+                writeOut(String(format: "[%d]%.5f,", c + 1, stats.meanKLD))
+            }
+            try finish(stats)
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    func againstBase(_ path: String) throws {
+        let reader = try LogitsBaseFile.Reader(path: path)
+        let (loaded, runtime) = try modelOptions.loadResolved([chunkSize]) {
+            $0.stateCheckpoints = 0
+            $0.contextLength = reader.contextSize
+        }
+        guard loaded.model.vocabularySize == reader.vocab else {
+            throw ValidationError("\(path) was made over a vocabulary of \(reader.vocab); the model has \(loaded.model.vocabularySize)")
+        }
+        let session = try runtime.session(loaded)
+        let chunkStart = Perplexity.tokenize(session, "").chunkStart
+        var stats = KLDStatistics()
+        let count = min(reader.chunks, chunks ?? Int.max)
+        for c in 0..<count {
+            try stats.add(reader.chunk(c, chunkStart: chunkStart), session: session)
+            writeOut(String(format: "[%d]%.5f,", c + 1, stats.meanKLD))
+        }
+        try finish(stats)
+    }
+
+    func finish(_ stats: KLDStatistics) throws {
+        writeOut("\n")
+        let report = stats.report()
+        print(report.text)
+        if let json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}

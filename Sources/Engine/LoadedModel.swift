@@ -26,10 +26,13 @@ public final class LoadedModel: @unchecked Sendable {
     /// does not fill with expert pages read around them.
     /// Dense matrices are held as `weightLayout` asks (packed copies where the CPU has the kernel); under
     /// a RAM budget (`streamingExperts`) they stay in place, as the placement counts them at file size.
-    public init(path: String, streamingExperts: Bool = false, weightLayout: WeightLayout = .packed) throws {
+    /// With `writableWeights` the file is mapped copy-on-write and every matrix used in place (no packed
+    /// copies), so that changing a tensor's bytes in memory (`gguf.mutableData(of:)`) changes the model.
+    public init(path: String, streamingExperts: Bool = false, weightLayout: WeightLayout = .packed, writableWeights: Bool = false) throws {
         let start = Date()
         self.path = path
-        gguf = try GGUFFile(path: path, randomAccess: streamingExperts)
+        let weightLayout = writableWeights ? .rowMajor : weightLayout
+        gguf = try GGUFFile(path: path, randomAccess: streamingExperts, writable: writableWeights)
         if streamingExperts {
             for t in gguf.tensors where !LoadedModel.isRoutedExpertTensor(t.name) { gguf.willNeed(t) }
         }

@@ -16,11 +16,31 @@ public struct PerplexityResult: Sendable {
 }
 
 public enum Perplexity {
+    /// The text's tokens as llama-perplexity makes them (BOS per the model's flag) and the token that
+    /// starts every chunk (BOS when the model adds one, else nil).
+    public static func tokenize(_ session: Session, _ text: String) -> (tokens: [Int32], chunkStart: Int32?) {
+        let tok = session.tokenizer
+        let addsBos = tok.encode("", addSpecial: true, parseSpecial: false).first == tok.bosId && tok.bosId != nil
+        return (tok.encode(text, addSpecial: true, parseSpecial: false), addsBos ? tok.bosId : nil)
+    }
+
+    /// Chunk c of `size` tokens, its first token replaced by `chunkStart`.
+    public static func chunk(_ tokens: [Int32], _ c: Int, size: Int, chunkStart: Int32?) -> [Int32] {
+        var chunk = Array(tokens[(c * size)..<((c + 1) * size)])
+        if let b = chunkStart { chunk[0] = b }
+        return chunk
+    }
+
+    /// Evaluates a chunk from an empty cache: the logits of its scored positions, rows first ..< size − 1
+    /// with first = size / 2 (each row predicts the token after it).
+    public static func scoredLogits(_ session: Session, _ chunk: [Int32]) throws -> UnsafeBufferPointer<Float> {
+        session.reset()
+        return try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .suffix(chunk.count - chunk.count / 2))
+    }
+
     public static func run(session: Session, text: String, contextSize: Int, maxChunks: Int?,
                            onChunk: (Int, Double) -> Void = { _, _ in }) throws -> PerplexityResult {
-        let tok = session.tokenizer
-        let tokens = tok.encode(text, addSpecial: true, parseSpecial: false)
-        let addsBos = tok.encode("", addSpecial: true, parseSpecial: false).first == tok.bosId && tok.bosId != nil
+        let (tokens, chunkStart) = tokenize(session, text)
         let nCtx = contextSize
         guard nCtx >= 8, nCtx <= session.contextLength else {
             throw InferenceError.contextOverflow(needed: nCtx, capacity: session.contextLength)
@@ -33,10 +53,8 @@ public enum Perplexity {
         var result = PerplexityResult()
         let t0 = Date()
         for c in 0..<nChunks {
-            var chunk = Array(tokens[(c * nCtx)..<((c + 1) * nCtx)])
-            if addsBos, let b = tok.bosId { chunk[0] = b }
-            session.reset()
-            let logits = try session.model.forward(chunk, startPosition: 0, state: session.state, logits: .suffix(nCtx - first))
+            let chunk = self.chunk(tokens, c, size: nCtx, chunkStart: chunkStart)
+            let logits = try scoredLogits(session, chunk)
             for j in first..<(nCtx - 1) {
                 let logProb = Kernels.logSoftmax(logits.baseAddress! + (j - first) * vocab, count: vocab, at: Int(chunk[j + 1]))
                 nll -= logProb

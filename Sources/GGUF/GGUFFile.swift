@@ -67,7 +67,10 @@ public final class GGUFFile: @unchecked Sendable {
     /// Maps the GGUF at `path`. With `randomAccess` the mapping reads only the pages touched (no
     /// read-around: a device's readahead, often megabytes, would otherwise pull neighbouring tensors into
     /// the page cache); ask for whole tensors with `willNeed`.
-    public init(path: String, randomAccess: Bool = false) throws {
+    /// With `writable`, the mapping is a private copy-on-write one whose tensor data may be changed in
+    /// memory through `mutableData(of:)` (the file itself never is): the quantization sensitivity run
+    /// overwrites a tensor with its quantized values and restores it.
+    public init(path: String, randomAccess: Bool = false, writable: Bool = false) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
@@ -80,7 +83,7 @@ public final class GGUFFile: @unchecked Sendable {
         guard size >= 24 else {
             throw GGUFError(file: path, field: "header", message: "truncated file: \(size) bytes, a GGUF header needs at least 24")
         }
-        guard let map = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
+        guard let map = mmap(nil, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_PRIVATE, fd, 0), map != MAP_FAILED else {
             throw GGUFError(file: path, field: "file", message: "mmap failed: \(String(cString: strerror(errno)))")
         }
         if randomAccess { _ = posix_madvise(map, size, POSIX_MADV_RANDOM) }
@@ -98,6 +101,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw error
         }
         self.fileSize = size
+        self.isWritable = writable
         self.base = raw
         self.mappedLength = size
         var index: [String: Int] = [:]
@@ -108,6 +112,15 @@ public final class GGUFFile: @unchecked Sendable {
     deinit { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
 
     public func tensor(_ name: String) -> GGUFTensorInfo? { tensorIndex[name].map { tensors[$0] } }
+
+    /// Whether the mapping was opened `writable`.
+    public let isWritable: Bool
+
+    /// The tensor's data in a writable mapping (changes stay in this process's memory).
+    public func mutableData(of tensor: GGUFTensorInfo) -> UnsafeMutableRawPointer {
+        precondition(isWritable, "\(path) was not mapped writable")
+        return UnsafeMutableRawPointer(mutating: data(of: tensor))
+    }
 
     /// Pointer to a tensor's bytes inside the mapping.
     public func data(of tensor: GGUFTensorInfo) -> UnsafeRawPointer { base + dataOffset + tensor.offset }
