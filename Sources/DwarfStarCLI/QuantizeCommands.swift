@@ -27,7 +27,16 @@ struct Quantize: ParsableCommand {
         discussion: "Types and mixes: \(FileType.all.map(\.name).joined(separator: ", ")). With --imatrix the fits weigh each input column by its importance.")
     @Argument(help: "Input GGUF (F32/F16/BF16, or quantized with --allow-requantize).") var input: String
     @Argument(help: "Output GGUF.") var output: String
-    @Argument(help: "Mix or type (Q4_K_M, Q8_0, IQ4_XS, F16, …).") var type: String
+    @Argument(help: "Mix or type (Q4_K_M, Q8_0, IQ4_XS, F16, …); omit it with --target-size or --target-bpw.") var type: String?
+    @Option(name: .customLong("target-size"), help: "Adaptive: the output file at most this big (e.g. 120M, 6G); types chosen by measured sensitivity.")
+    var targetSize: String?
+    @Option(name: .customLong("target-bpw"), help: "Adaptive: tensor data at most this many bits per weight.") var targetBPW: Double?
+    @Option(help: "Adaptive: calibration text for the sensitivity measurement (not the text you evaluate on).") var calibration: String?
+    @Option(name: .customLong("calibration-chunks"), help: "Adaptive: calibration chunks (default 4).") var calibrationChunks = 4
+    @Option(name: .customLong("calibration-ctx"), help: "Adaptive: tokens per calibration chunk (default 256).") var calibrationContext = 256
+    @Option(name: .customLong("group-layers"), help: "Adaptive: layers that share a type per tensor role (default 1: every tensor measured alone).")
+    var groupLayers = 1
+    @Option(help: "Adaptive: sensitivity table (JSON) to reuse, or to save the measurement to.") var sensitivity: String?
     @Option(help: "Importance matrix (llama.cpp's GGUF or .dat format, e.g. from `dwarfstar imatrix`).") var imatrix: String?
     @Option(name: .customLong("tensor-type"), help: "REGEX=TYPE: tensors whose name matches get TYPE (repeatable; the first match wins).")
     var tensorTypes: [String] = []
@@ -39,8 +48,22 @@ struct Quantize: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the types and sizes; write nothing.") var dryRun = false
     @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
 
+    var adaptive: Bool { targetSize != nil || targetBPW != nil }
+
+    func validate() throws {
+        if adaptive == (type != nil) { throw ValidationError("give a mix or type, or one of --target-size / --target-bpw") }
+        if targetSize != nil && targetBPW != nil { throw ValidationError("give --target-size or --target-bpw, not both") }
+        if let targetSize { _ = try parseByteSize(targetSize) }
+        if adaptive && calibration == nil && !(sensitivity.map { FileManager.default.fileExists(atPath: $0) } ?? false) {
+            throw ValidationError("--target-size / --target-bpw measure sensitivity over a --calibration text (or reuse a --sensitivity table)")
+        }
+        if calibrationChunks < 1 || calibrationContext < 16 || groupLayers < 1 { throw ValidationError("bad calibration or group settings") }
+    }
+
     func run() throws {
         do {
+            if adaptive { return try runAdaptive() }
+            let type = self.type!
             guard let mix = FileType.named(type) else {
                 throw ValidationError("unknown type '\(type)'; one of: \(FileType.all.map(\.name).joined(separator: ", "))")
             }
@@ -83,6 +106,53 @@ struct Quantize: ParsableCommand {
     func parseType(_ s: String) throws -> GGMLType {
         guard let t = GGMLType.named(s) else { throw ValidationError("unknown tensor type '\(s)'") }
         return t
+    }
+
+    /// --target-size / --target-bpw: sensitivity of every tensor group over the calibration text, then
+    /// the allocation under the budget.
+    func runAdaptive() throws {
+        let path = try ModelStore.resolve(input)
+        let loaded = try LoadedModel(path: path, writableWeights: true)
+        var settings = RuntimeSettings(threads: threads, contextLength: calibrationContext)
+        settings.stateCheckpoints = 0
+        let runtime = try RuntimeOptions(settings, for: loaded)
+        let session = try runtime.session(loaded)
+        var sOptions = SensitivityOptions()
+        sOptions.threads = runtime.threads
+        sOptions.layersPerGroup = groupLayers
+        var options = QuantizeOptions()
+        options.threads = runtime.threads
+        if let imatrix {
+            sOptions.importance = try ImportanceMatrix(path: imatrix)
+            options.importance = sOptions.importance
+            options.importanceFile = imatrix
+        }
+        let text = try calibration.map { p -> String in
+            guard let t = try? String(contentsOfFile: p, encoding: .utf8) else { throw ValidationError("cannot read \(p) as UTF-8 text") }
+            return t
+        } ?? ""
+        let chunks = calibration == nil ? [] : try AdaptiveQuantization.calibrationChunks(session, text: text, size: calibrationContext, count: calibrationChunks)
+        let t0 = Date()
+        let table = try AdaptiveQuantization.table(loaded, session: session, chunks: chunks, options: sOptions, cache: sensitivity,
+                                                   progress: sensitivityProgress())
+        let target: SizeTarget = try targetSize.map { .fileBytes(try parseByteSize($0)) } ?? .bitsPerWeight(targetBPW!)
+        let plan = try AdaptiveQuantization.plan(loaded.gguf, table: table, target: target)
+        options.fileType = AdaptiveQuantization.fileType(plan.choices)
+        printErr(String(format: "sensitivity: %d groups, %.1f s; budget %d bytes for them, %d used, estimated ΔKLD %.5f",
+                        table.groups.count, Date().timeIntervalSince(t0), plan.budget, plan.allocation.bytes, plan.allocation.estimatedKLD))
+        try ModelQuantizer.write(loaded.gguf, plan.choices, options: options, to: output, progress: tensorProgress("quantize"))
+        print(QuantizeSummary.table(plan.choices, estimates: plan.estimates))
+        let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        printErr("wrote \(output): \(size) bytes")
+    }
+
+    func sensitivityProgress() -> (Int, Int, String) -> Void {
+        let terminal = isatty(STDERR_FILENO) != 0
+        return { done, total, what in
+            let line = "sensitivity [\(done)/\(total)] \(what)"
+            FileHandle.standardError.write(Data((terminal ? "\r" + line.padding(toLength: max(line.count, 90), withPad: " ", startingAt: 0) : line + "\n").utf8))
+            if terminal && done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
     }
 }
 
