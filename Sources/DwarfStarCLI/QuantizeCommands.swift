@@ -31,12 +31,18 @@ struct Quantize: ParsableCommand {
     @Option(name: .customLong("target-size"), help: "Adaptive: the output file at most this big (e.g. 120M, 6G); types chosen by measured sensitivity.")
     var targetSize: String?
     @Option(name: .customLong("target-bpw"), help: "Adaptive: tensor data at most this many bits per weight.") var targetBPW: Double?
+    @Option(help: "Adaptive: ram=16G[,ctx=4096][,kv=f16]: the weights, the KV of that context and the runtime within that RAM, every weight resident.")
+    var fit: String?
     @Option(help: "Adaptive: calibration text for the sensitivity measurement (not the text you evaluate on).") var calibration: String?
     @Option(name: .customLong("calibration-chunks"), help: "Adaptive: calibration chunks (default 4).") var calibrationChunks = 4
     @Option(name: .customLong("calibration-ctx"), help: "Adaptive: tokens per calibration chunk (default 256).") var calibrationContext = 256
     @Option(name: .customLong("group-layers"), help: "Adaptive: layers that share a type per tensor role (default 1: every tensor measured alone).")
     var groupLayers = 1
     @Option(help: "Adaptive: sensitivity table (JSON) to reuse, or to save the measurement to.") var sensitivity: String?
+    @Option(help: "Adaptive: candidate types to measure (comma-separated; default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,IQ4_NL).")
+    var types: String?
+    @Option(name: .customLong("exclude-types"), help: "Adaptive: types the allocation may not choose (comma-separated, e.g. Q4_1,Q5_1).")
+    var excludeTypes: String?
     @Option(help: "Importance matrix (llama.cpp's GGUF or .dat format, e.g. from `dwarfstar imatrix`).") var imatrix: String?
     @Option(name: .customLong("tensor-type"), help: "REGEX=TYPE: tensors whose name matches get TYPE (repeatable; the first match wins).")
     var tensorTypes: [String] = []
@@ -48,11 +54,14 @@ struct Quantize: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the types and sizes; write nothing.") var dryRun = false
     @Option(name: [.short, .customLong("threads")], help: "Threads (default: all cores).") var threads: Int?
 
-    var adaptive: Bool { targetSize != nil || targetBPW != nil }
+    var adaptive: Bool { targetSize != nil || targetBPW != nil || fit != nil }
 
     func validate() throws {
-        if adaptive == (type != nil) { throw ValidationError("give a mix or type, or one of --target-size / --target-bpw") }
-        if targetSize != nil && targetBPW != nil { throw ValidationError("give --target-size or --target-bpw, not both") }
+        if adaptive == (type != nil) { throw ValidationError("give a mix or type, or one of --target-size / --target-bpw / --fit") }
+        if [targetSize != nil, targetBPW != nil, fit != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("give one of --target-size, --target-bpw, --fit")
+        }
+        if let fit { do { _ = try FitTarget(fit, parseSize: parseByteSize) } catch { throw ValidationError("\(error)") } }
         if let targetSize { _ = try parseByteSize(targetSize) }
         if adaptive && calibration == nil && !(sensitivity.map { FileManager.default.fileExists(atPath: $0) } ?? false) {
             throw ValidationError("--target-size / --target-bpw measure sensitivity over a --calibration text (or reuse a --sensitivity table)")
@@ -113,6 +122,8 @@ struct Quantize: ParsableCommand {
     func runAdaptive() throws {
         let path = try ModelStore.resolve(input)
         let loaded = try LoadedModel(path: path, writableWeights: true)
+        // --fit's budget is measured now, as a run measures its placement: after loading, before a session.
+        let fitBudget = try fit.map { try FitTarget($0, parseSize: parseByteSize).weightBudget(loaded, threads: threads ?? RuntimeOptions.threads(nil)) }
         var settings = RuntimeSettings(threads: threads, contextLength: calibrationContext)
         settings.stateCheckpoints = 0
         let runtime = try RuntimeOptions(settings, for: loaded)
@@ -120,6 +131,7 @@ struct Quantize: ParsableCommand {
         var sOptions = SensitivityOptions()
         sOptions.threads = runtime.threads
         sOptions.layersPerGroup = groupLayers
+        if let types { sOptions.candidates = try types.split(separator: ",").map { try parseType(String($0)) } }
         var options = QuantizeOptions()
         options.threads = runtime.threads
         if let imatrix {
@@ -135,8 +147,16 @@ struct Quantize: ParsableCommand {
         let t0 = Date()
         let table = try AdaptiveQuantization.table(loaded, session: session, chunks: chunks, options: sOptions, cache: sensitivity,
                                                    progress: sensitivityProgress())
-        let target: SizeTarget = try targetSize.map { .fileBytes(try parseByteSize($0)) } ?? .bitsPerWeight(targetBPW!)
-        let plan = try AdaptiveQuantization.plan(loaded.gguf, table: table, target: target)
+        let target: SizeTarget
+        if let budget = fitBudget {
+            printErr(String(format: "fit: weights ≤ %.1f MiB (KV %.1f MiB, buffers and runtime %.1f MiB)", Double(budget.weights) / 1048576,
+                            Double(budget.kv) / 1048576, Double(budget.other) / 1048576))
+            target = .weightBytes(budget.weights)
+        } else {
+            target = try targetSize.map { .fileBytes(try parseByteSize($0)) } ?? .bitsPerWeight(targetBPW!)
+        }
+        let excluded = Set(try (excludeTypes ?? "").split(separator: ",").map { try parseType(String($0)) })
+        let plan = try AdaptiveQuantization.plan(loaded.gguf, table: table, target: target, excluded: excluded)
         options.fileType = AdaptiveQuantization.fileType(plan.choices)
         printErr(String(format: "sensitivity: %d groups, %.1f s; budget %d bytes for them, %d used, estimated ΔKLD %.5f",
                         table.groups.count, Date().timeIntervalSince(t0), plan.budget, plan.allocation.bytes, plan.allocation.estimatedKLD))

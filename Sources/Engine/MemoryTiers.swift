@@ -86,7 +86,7 @@ extension LoadedModel {
         checkpoints * model.sideStateBytes(contextLength: contextLength, type: type)
     }
 
-    static func currentResidentBytes() -> Int {
+    public static func currentResidentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 64 << 20 }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024

@@ -11,14 +11,19 @@ public enum SizeTarget: Sendable {
     case fileBytes(Int)
     /// Tensor data at most this many bits per weight over every tensor.
     case bitsPerWeight(Double)
-    /// The quantized groups' data at most this many bytes (--fit's budget).
+    /// The quantized groups' data at most this many bytes.
     case groupBytes(Int)
+    /// Every tensor's data at most this many bytes (--fit's weight budget).
+    case weightBytes(Int)
 
     /// Bytes left for the quantized groups.
     func groupBudget(_ file: GGUFFile, _ table: SensitivityTable) -> Int {
         switch self {
         case .fileBytes(let n): return n - Allocator.fixedBytes(file, table)
         case .groupBytes(let n): return n
+        case .weightBytes(let n):
+            let grouped = Set(table.groups.flatMap(\.tensors))
+            return n - file.tensors.filter { !grouped.contains($0.name) }.reduce(0) { $0 + $1.byteCount }
         case .bitsPerWeight(let b):
             let grouped = Set(table.groups.flatMap(\.tensors))
             let elements = file.tensors.reduce(0) { $0 + $1.elementCount }
@@ -46,15 +51,18 @@ public enum AdaptiveQuantization {
         return (0..<n).map { Perplexity.chunk(tokens, $0, size: size, chunkStart: start) }
     }
 
-    /// The sensitivity table: read from `cache` when it was measured for this model with these groups,
-    /// else measured (and saved to `cache` when given).
+    /// The sensitivity table: read from `cache` when it exists (its own groups, which must name this
+    /// model's quantizable tensors), else measured (and saved to `cache` when given).
     public static func table(_ loaded: LoadedModel, session: Session, chunks: [[Int32]], options: SensitivityOptions, cache: String?,
                              progress: (Int, Int, String) -> Void) throws -> SensitivityTable {
-        let groups = Sensitivity.groups(loaded.gguf, layersPerGroup: max(1, options.layersPerGroup))
         if let cache, FileManager.default.fileExists(atPath: cache) {
-            let t = try SensitivityTable.load(cache)
-            guard t.groups == groups else {
-                throw QuantizeError.badArgument("\(cache) was measured for other tensor groups; remove it or pass another --sensitivity file")
+            let t: SensitivityTable
+            do { t = try SensitivityTable.load(cache) } catch { throw QuantizeError.badArgument("\(cache): not a sensitivity table (\(error))") }
+            let quantizable = Set(loaded.gguf.tensors.filter { MixRules.isQuantizable($0) }.map(\.name))
+            let named = t.groups.flatMap(\.tensors)
+            guard t.entries.count == t.groups.count, Set(named) == quantizable, named.count == quantizable.count,
+                  t.entries.allSatisfy({ !$0.isEmpty && $0.allSatisfy { GGMLType.named($0.type) != nil && $0.bytes > 0 } }) else {
+                throw QuantizeError.badArgument("\(cache) was measured for another model (its groups do not cover this model's tensors); remove it or pass another --sensitivity file")
             }
             return t
         }
@@ -63,7 +71,14 @@ public enum AdaptiveQuantization {
         return t
     }
 
-    public static func plan(_ file: GGUFFile, table: SensitivityTable, target: SizeTarget) throws -> AdaptivePlan {
+    /// The allocation under `target`; types in `excluded` are not chosen (the table keeps them).
+    public static func plan(_ file: GGUFFile, table measured: SensitivityTable, target: SizeTarget, excluded: Set<GGMLType> = []) throws -> AdaptivePlan {
+        var table = measured
+        table.entries = try zip(table.groups, table.entries).map { g, row in
+            let kept = row.filter { GGMLType.named($0.type).map { !excluded.contains($0) } ?? false }
+            guard !kept.isEmpty else { throw QuantizeError.badArgument("\(g.name): every type it can take is excluded") }
+            return kept
+        }
         let budget = target.groupBudget(file, table)
         let allocation = try Allocator.allocate(table, budget: budget)
         return AdaptivePlan(table: table, allocation: allocation, choices: Allocator.choices(file, table, allocation),
