@@ -11,7 +11,9 @@ cd "$work"
 ref=$(stat -c %s ref-f16.gguf)
 printf '%-6s %12s %8s  %s\n' bpw bytes "of F16" "PPL ratio, KLD"
 for b in $bpws; do
-  "$ds" quantize ref-f16.gguf "sweep-$b.gguf" --target-bpw "$b" --imatrix imatrix.gguf --sensitivity sensitivity.json -t "$threads" >/dev/null 2>&1
+  if ! "$ds" quantize ref-f16.gguf "sweep-$b.gguf" --target-bpw "$b" --imatrix imatrix.gguf --sensitivity sensitivity.json -t "$threads" >/dev/null 2>"sweep-$b.err"; then
+    printf '%-6s %s\n' "$b" "$(tail -1 "sweep-$b.err")"; continue
+  fi
   size=$(stat -c %s "sweep-$b.gguf")
   line=$("$ds" kld -m "sweep-$b.gguf" --base base.kld -t "$threads" 2>/dev/null | grep -E "PPL\(Q\)/|Mean    KLD" | tr -s ' ' | tr '\n' ' ')
   printf '%-6s %12s %7.1f%%  %s\n' "$b" "$size" "$(echo "100*$size/$ref" | bc -l)" "$line"
