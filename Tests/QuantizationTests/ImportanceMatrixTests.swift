@@ -2,6 +2,7 @@
 // importance vectors llama-quantize derives, and hostile files refused with a clear error.
 
 import Foundation
+import Engine
 import GGUF
 import Quantization
 import Testing
@@ -62,5 +63,32 @@ import Testing
             #expect(throws: QuantizeError.self) { try ImportanceMatrix(path: path) }
         }
         #expect(throws: QuantizeError.self) { try ImportanceMatrix(path: temporaryPath("does-not-exist")) }
+    }
+}
+
+/// Our collector against llama-imatrix on the tiny fixture models: the same calibration text (the first
+/// 20 000 bytes of bench/data's Genesis), chunks of 64 tokens, 8 chunks (Scripts/make-quantize-fixtures.sh).
+@Suite struct ImportanceCollectorTests {
+    @Test(arguments: ["llama.f32", "qwen3moe.f16", "gemma3.f16"])
+    func matchesLlamaImatrix(model: String) throws {
+        let reference = try ImportanceMatrix(path: quantizationFixtures.appendingPathComponent("\(model).imatrix.gguf").path)
+        let loaded = try LoadedModel(path: modelFixtures.appendingPathComponent("\(model).gguf").path)
+        var settings = RuntimeSettings(threads: 2, contextLength: 64)
+        settings.stateCheckpoints = 0
+        let session = try RuntimeOptions(settings, for: loaded).session(loaded)
+        let genesis = try String(contentsOf: quantizationFixtures.deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("bench/data/calibration-kjv-genesis.txt"), encoding: .utf8)
+        let (ours, _) = try ImportanceRun.collect(session: session, file: loaded.gguf, text: String(genesis.utf8.prefix(20000))!,
+                                                  dataset: "calibration.txt", contextSize: 64, maxChunks: 8, processOutput: false)
+        #expect(ours.chunkCount == reference.chunkCount)
+        #expect(Set(ours.entries.keys) == Set(reference.entries.keys))
+        var worst = 0.0
+        for (name, r) in reference.entries {
+            let o = try #require(ours.entries[name])
+            #expect(o.counts == r.counts, "\(name): counts \(o.counts) vs llama-imatrix's \(r.counts)")
+            let scale = Double(r.sums.map(abs).max() ?? 1)
+            for (a, b) in zip(o.sums, r.sums) { worst = max(worst, abs(Double(a) - Double(b)) / max(scale, 1e-30)) }
+        }
+        #expect(worst < 2e-3, "\(model): sums differ from llama-imatrix's by up to \(worst) of each entry's largest")
     }
 }
