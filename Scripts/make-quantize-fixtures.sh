@@ -3,7 +3,13 @@
 # models (Tests/ModelsTests/Fixtures), for the byte-equality tests of `dwarfstar quantize`:
 #   *.imatrix.gguf  llama-imatrix over the calibration text (bench/data), chunks of 64 tokens
 #   llamacpp-quantize.tsv  input, mix, imatrix (or -), size and SHA-256 of llama-quantize's output
-# Needs the llama.cpp anchor built with llama-quantize and llama-imatrix:
+# and Tests/EngineTests/Fixtures/iquant, for the codebook i-quant mixes (the tiny models' 64-wide rows
+# take no i-quant): a 256-wide synthetic Llama made by `dwarfstar synth` (its SHA-256 is recorded, so
+# the test knows it rebuilt the same file), llama-imatrix's matrix for it, and llama-quantize's output
+# under the IQ1/IQ2/IQ3 mixes:
+#   synth.tsv       the synth arguments and the file's size and SHA-256
+#   synth.imatrix.gguf, llamacpp-quantize.tsv  as above
+# Needs the llama.cpp anchor built with llama-quantize and llama-imatrix, and a release build of dwarfstar:
 #   LLAMA_BIN=/path/to/llama.cpp/build/bin Scripts/make-quantize-fixtures.sh
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -13,6 +19,7 @@ out="$root/Tests/QuantizationTests/Fixtures"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 head -c 20000 "$root/bench/data/calibration-kjv-genesis.txt" > "$tmp/calibration.txt"
+if [ "${PART:-all}" != iquant ]; then   # PART=iquant remakes only the i-quant fixtures below
 for m in llama.f32 qwen3moe.f16 gemma3.f16; do
   (cd "$tmp" && "$bin/llama-imatrix" -m "$models/$m.gguf" -f calibration.txt -o "$out/$m.imatrix.gguf" -c 64 --chunks 8 -t 2 >log 2>&1) \
     || { cat "$tmp/log"; exit 1; }
@@ -41,3 +48,23 @@ gemma3.f16 IQ4_XS gemma3.f16.imatrix.gguf
 LIST
 } > "$out/llamacpp-quantize.tsv"
 cat "$out/llamacpp-quantize.tsv"
+fi
+
+# ---- The codebook i-quants on a 256-wide synthetic model ----
+dwarfstar="${DWARFSTAR:-$root/.build/release/dwarfstar}"
+iq="$root/Tests/EngineTests/Fixtures/iquant"
+mkdir -p "$iq"
+synth_args="--hidden 256 --layers 2 --heads 4 --kv-heads 1 --ffn 512 --type f16 --seed 7"
+# shellcheck disable=SC2086
+"$dwarfstar" synth $synth_args --tokenizer-from "$models/llama.f32.gguf" -o "$tmp/synth.gguf" >/dev/null 2>"$tmp/log" || { cat "$tmp/log"; exit 1; }
+printf 'args\tbytes\tsha256\n%s\t%s\t%s\n' "$synth_args" "$(stat -c %s "$tmp/synth.gguf")" "$(sha256sum "$tmp/synth.gguf" | cut -d' ' -f1)" > "$iq/synth.tsv"
+(cd "$tmp" && "$bin/llama-imatrix" -m synth.gguf -f calibration.txt -o "$iq/synth.imatrix.gguf" -c 64 --chunks 8 -t 2 >log 2>&1) \
+  || { cat "$tmp/log"; exit 1; }
+{
+  printf 'mix\tbytes\tsha256\n'
+  for mix in IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ2_M IQ3_XXS IQ3_XS IQ3_S IQ3_M; do
+    (cd "$iq" && "$bin/llama-quantize" --imatrix synth.imatrix.gguf "$tmp/synth.gguf" "$tmp/q.gguf" "$mix" 2 >"$tmp/log" 2>&1) || { cat "$tmp/log"; exit 1; }
+    printf '%s\t%s\t%s\n' "$mix" "$(stat -c %s "$tmp/q.gguf")" "$(sha256sum "$tmp/q.gguf" | cut -d' ' -f1)"
+  done
+} > "$iq/llamacpp-quantize.tsv"
+cat "$iq/synth.tsv" "$iq/llamacpp-quantize.tsv"

@@ -39,8 +39,7 @@ DECL_D(q2_K) DECL_D(q3_K) DECL_D(q4_K) DECL_D(q5_K) DECL_D(q6_K) DECL_D(q8_K)
 DECL_DOT(q4_0_q8_0) DECL_DOT(q4_1_q8_1) DECL_DOT(q5_0_q8_0) DECL_DOT(q5_1_q8_1) DECL_DOT(q8_0_q8_0)
 DECL_DOT(q2_K_q8_K) DECL_DOT(q3_K_q8_K) DECL_DOT(q4_K_q8_K) DECL_DOT(q5_K_q8_K) DECL_DOT(q6_K_q8_K)
 
-// The i-quants: ggml's dequantizers and scalar dots (no quantizer comparison: ggml's need codebook
-// initialisation and importance weights; DwarfStar has none yet).
+// The i-quants: ggml's dequantizers and scalar dots (their quantizers are compared as whole tensors below).
 DECL_D(iq2_xxs) DECL_D(iq2_xs) DECL_D(iq2_s) DECL_D(iq3_xxs) DECL_D(iq3_s) DECL_D(iq1_s) DECL_D(iq1_m)
 DECL_D(iq4_nl) DECL_D(iq4_xs)
 DECL_DOT(iq2_xxs_q8_K) DECL_DOT(iq2_xs_q8_K) DECL_DOT(iq2_s_q8_K) DECL_DOT(iq3_xxs_q8_K) DECL_DOT(iq3_s_q8_K)
@@ -50,13 +49,27 @@ DECL_DOT(iq1_s_q8_K) DECL_DOT(iq1_m_q8_K) DECL_DOT(iq4_nl_q8_0) DECL_DOT(iq4_xs_
 #define DECL_QT(name) size_t quantize_##name(const float *src, void *dst, int64_t nrow, int64_t n_per_row, const float *qw);
 DECL_QT(q4_0) DECL_QT(q4_1) DECL_QT(q5_0) DECL_QT(q5_1) DECL_QT(q8_0) DECL_QT(q2_K) DECL_QT(q3_K) DECL_QT(q4_K)
 DECL_QT(q5_K) DECL_QT(q6_K) DECL_QT(iq4_nl) DECL_QT(iq4_xs)
+DECL_QT(iq2_xxs) DECL_QT(iq2_xs) DECL_QT(iq2_s) DECL_QT(iq3_xxs) DECL_QT(iq3_s) DECL_QT(iq1_s) DECL_QT(iq1_m)
+// ggml builds the codebook quantizers' grids and neighbour lists here (ggml_quantize_init calls them).
+void iq2xs_init_impl(int type);
+void iq3xs_init_impl(int grid_size);
 typedef size_t (*tensor_quant_fn)(const float *, void *, int64_t, int64_t, const float *);
 static const struct { int type; tensor_quant_fn quantize; } k_tensor_oracles[] = {
     {DS_TYPE_Q4_0, quantize_q4_0}, {DS_TYPE_Q4_1, quantize_q4_1}, {DS_TYPE_Q5_0, quantize_q5_0},
     {DS_TYPE_Q5_1, quantize_q5_1}, {DS_TYPE_Q8_0, quantize_q8_0}, {DS_TYPE_Q2_K, quantize_q2_K},
     {DS_TYPE_Q3_K, quantize_q3_K}, {DS_TYPE_Q4_K, quantize_q4_K}, {DS_TYPE_Q5_K, quantize_q5_K},
     {DS_TYPE_Q6_K, quantize_q6_K}, {DS_TYPE_IQ4_NL, quantize_iq4_nl}, {DS_TYPE_IQ4_XS, quantize_iq4_xs},
+    {DS_TYPE_IQ2_XXS, quantize_iq2_xxs}, {DS_TYPE_IQ2_XS, quantize_iq2_xs}, {DS_TYPE_IQ2_S, quantize_iq2_s},
+    {DS_TYPE_IQ3_XXS, quantize_iq3_xxs}, {DS_TYPE_IQ3_S, quantize_iq3_s}, {DS_TYPE_IQ1_S, quantize_iq1_s},
+    {DS_TYPE_IQ1_M, quantize_iq1_m},
 };
+
+static void init_ggml_codebooks(void) {
+    const int iq2_types[] = {DS_TYPE_IQ2_XXS, DS_TYPE_IQ2_XS, DS_TYPE_IQ2_S, DS_TYPE_IQ1_S};
+    for (int i = 0; i < 4; ++i) iq2xs_init_impl(iq2_types[i]);
+    iq3xs_init_impl(256);
+    iq3xs_init_impl(512);
+}
 
 typedef void (*quant_fn)(const float *, void *, int64_t);
 typedef void (*dequant_fn)(const void *, float *, int64_t);
@@ -128,6 +141,7 @@ static void fill_row(float *x, int64_t n, int kind) {
         case 5: v *= 1e-6f; break;
         case 6: v = (float)((int)(next_u64() % 17) - 8); break;
         case 7: v = (i / 16) % 3 == 0 ? 0.5f : v; break;
+        case 8: v = (i / 32) % 5 == 1 || (i / 256) % 4 == 3 ? 0.0f : v; break;   // zero sub- and super-blocks
         default: break;
         }
         x[i] = v;
@@ -144,20 +158,21 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 }
 
 // --dump DIR: the golden tensors of Tests/KernelsTests/Fixtures/quant/tensor, made by ggml itself:
-// input.f32 (4 rows of 512), importance.f32 (512 columns), and per type TYPE.plain.bin (no importance)
+// input.f32 (5 rows of 512), importance.f32 (512 columns), and per type TYPE.plain.bin (no importance)
 // and TYPE.weighted.bin, the bytes ggml's quantize_<type> writes.
 static int dump_fixtures(const char *dir) {
-    enum { rows = 4, cols = 512 };
+    enum { rows = 5, cols = 512 };
     static float x[rows * cols], qw[cols];
     static unsigned char q[rows * cols * 4];
-    for (int r = 0; r < rows; ++r) fill_row(x + r * cols, cols, (int[]){0, 1, 3, 7}[r]);
+    for (int r = 0; r < 4; ++r) fill_row(x + r * cols, cols, (int[]){0, 1, 3, 7}[r]);
     for (int i = 0; i < cols; ++i) { const float u = (float)uniform(); qw[i] = next_u64() % 7 == 0 ? 0.0f : u * u * 50; }
+    fill_row(x + 4 * cols, cols, 8);   // zero sub- and super-blocks
     int bad = write_file(dir, "input.f32", x, sizeof x) + write_file(dir, "importance.f32", qw, sizeof qw);
     for (size_t k = 0; k < sizeof k_tensor_oracles / sizeof k_tensor_oracles[0]; ++k) {
         const int type = k_tensor_oracles[k].type;
         const size_t bytes = rows * (size_t)ds_row_bytes(type, cols);
         char name[64];
-        for (int weighted = 0; weighted < 2; ++weighted) {
+        for (int weighted = ds_type_quantizer_needs_importance(type); weighted < 2; ++weighted) {
             k_tensor_oracles[k].quantize(x, q, rows, cols, weighted ? qw : NULL);
             snprintf(name, sizeof name, "%s.%s.bin", ds_type_name(type), weighted ? "weighted" : "plain");
             bad += write_file(dir, name, q, bytes);
@@ -168,6 +183,7 @@ static int dump_fixtures(const char *dir) {
 
 int main(int argc, char **argv) {
     for (int h = 0; h < 65536; ++h) ggml_table_f32_f16[h] = ds_fp16_to_fp32((uint16_t)h);
+    init_ggml_codebooks();
     if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump_fixtures(argv[2]);
     int failures = 0;
     const int64_t n = 2048;
@@ -278,8 +294,8 @@ int main(int argc, char **argv) {
         const size_t bytes = 4 * (size_t)ds_row_bytes(type, n);
         int bad[4] = {0, 0, 0, 0};
         for (int r = 0; r < rows / 4; ++r) {
-            for (int t = 0; t < 4; ++t) fill_row(tensor + t * n, n, (r + t) % 8);
-            for (int kind = 0; kind < 4; ++kind) {
+            for (int t = 0; t < 4; ++t) fill_row(tensor + t * n, n, (r + t) % 9);
+            for (int kind = ds_type_quantizer_needs_importance(type); kind < 4; ++kind) {
                 for (int64_t i = 0; i < n; ++i) {
                     const float u = (float)uniform();
                     importance[i] = kind == 1 ? 0.5f + u : kind == 2 ? (next_u64() % 5 == 0 ? 0.0f : u * u * u * 100) : 1.0f;
@@ -292,7 +308,7 @@ int main(int argc, char **argv) {
             }
         }
         printf("%-7s tensor quantize: no importance %s, smooth %s, spiky %s, flat %s\n", ds_type_name(type),
-               bad[0] ? "DIFFERS" : "identical", bad[1] ? "DIFFERS" : "identical", bad[2] ? "DIFFERS" : "identical",
+               ds_type_quantizer_needs_importance(type) ? "n/a (needs it)" : bad[0] ? "DIFFERS" : "identical", bad[1] ? "DIFFERS" : "identical", bad[2] ? "DIFFERS" : "identical",
                bad[3] ? "DIFFERS" : "identical");
         failures += bad[0] + bad[1] + bad[2] + bad[3];
     }

@@ -94,6 +94,20 @@ int ds_type_has_quantizer(int type) {
     }
 }
 
+int ds_type_has_tensor_quantizer(int type) {
+    switch (type) {
+    case DS_TYPE_IQ2_XXS: case DS_TYPE_IQ2_XS: case DS_TYPE_IQ2_S: case DS_TYPE_IQ3_XXS: case DS_TYPE_IQ3_S:
+    case DS_TYPE_IQ1_S: case DS_TYPE_IQ1_M:
+        return 1;
+    default:
+        return ds_type_has_quantizer(type);
+    }
+}
+
+int ds_type_quantizer_needs_importance(int type) {
+    return type == DS_TYPE_IQ2_XXS || type == DS_TYPE_IQ2_XS || type == DS_TYPE_IQ1_S;
+}
+
 int64_t ds_type_block_size(int type) {
     const ds_type_traits *t = type_traits(type);
     return t ? t->block_size : 0;

@@ -11,7 +11,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#include "ds_quant_fit.h"
+#include "ds_quant_iq.h"
 
 // weight[j] = qw[j] · sqrt(sigma2 + x[j]²) for j < n.
 static void importance_weights(int n, const float *x, const float *qw, float sigma2, float *weight) {
@@ -285,7 +285,8 @@ void ds_quantize_iq4(int super, const float *x, void *y, int64_t n, const float 
 
 int ds_quantize_rows(int type, const float *x, void *dst, int64_t rows, int64_t n_per_row, const float *importance) {
     const int64_t block = ds_type_block_size(type);
-    if (block == 0 || n_per_row % block != 0 || !ds_type_has_quantizer(type)) return 0;
+    if (block == 0 || n_per_row % block != 0 || !ds_type_has_tensor_quantizer(type)) return 0;
+    if (!importance && ds_type_quantizer_needs_importance(type)) return 0;
     const size_t row_bytes = (size_t)ds_row_bytes(type, n_per_row);
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * n_per_row;
@@ -295,6 +296,10 @@ int ds_quantize_rows(int type, const float *x, void *dst, int64_t rows, int64_t 
         // IQ4 files take 7 tries each side with or without an importance vector (ggml's quantize_iq4_*).
         case DS_TYPE_IQ4_NL: ds_quantize_iq4(32, xr, yr, n_per_row, qw, 7); continue;
         case DS_TYPE_IQ4_XS: ds_quantize_iq4(DS_QK_K, xr, yr, n_per_row, qw, 7); continue;
+        case DS_TYPE_IQ2_XXS: case DS_TYPE_IQ2_XS: case DS_TYPE_IQ2_S: case DS_TYPE_IQ3_XXS: case DS_TYPE_IQ3_S:
+        case DS_TYPE_IQ1_S: case DS_TYPE_IQ1_M:
+            if (!ds_quantize_iq_row(type, xr, yr, n_per_row, qw)) return 0;
+            continue;
         default: break;
         }
         if (!qw) { ds_quantize_row_ref(type, xr, yr, n_per_row); continue; }

@@ -7,8 +7,15 @@ public enum Kernels {
     /// Whether the C library can dequantize and dot this tensor type.
     public static func isSupported(_ type: GGMLType) -> Bool { ds_type_supported(Int32(type.rawValue)) != 0 }
 
-    /// Whether `quantizeReference` can write this type (the i-quants have no quantizer yet).
+    /// Whether `quantizeReference` can write this type (of the i-quants only IQ4_NL and IQ4_XS: the
+    /// codebook i-quants have no reference quantizer in ggml).
     public static func hasQuantizer(_ type: GGMLType) -> Bool { ds_type_has_quantizer(Int32(type.rawValue)) != 0 }
+
+    /// Whether `quantize(_:_:rows:cols:importance:into:)` can write this type (every i-quant too).
+    public static func canQuantize(_ type: GGMLType) -> Bool { ds_type_has_tensor_quantizer(Int32(type.rawValue)) != 0 }
+
+    /// Whether quantizing to this type needs an importance vector (IQ2_XXS, IQ2_XS, IQ1_S, as in ggml).
+    public static func needsImportance(_ type: GGMLType) -> Bool { ds_type_quantizer_needs_importance(Int32(type.rawValue)) != 0 }
 
     /// `count` elements (whole blocks) of an i-quant type as random blocks: random codes, signs and
     /// sub-block scales, each block scaled to root mean square `rms` (synthetic weights). Nil for types
@@ -41,7 +48,8 @@ public enum Kernels {
     /// W[rows, cols] (floats) quantized to `type` with the bytes llama-quantize writes: `importance`
     /// (cols values, an imatrix's mean squared activation per input column) weights the fits of the
     /// types that take it; nil gives the reference quantizers. `dst` holds rows · type.byteCount(cols)
-    /// bytes. False, writing nothing, where `type` has no quantizer or cols is not a multiple of its block.
+    /// bytes. False, writing nothing, where `type` has no quantizer, needs importance (`needsImportance`)
+    /// and has none, or cols is not a multiple of its block.
     @discardableResult
     public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, cols: Int, importance: UnsafePointer<Float>?,
                                 into dst: UnsafeMutableRawPointer) -> Bool {

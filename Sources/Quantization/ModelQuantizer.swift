@@ -26,8 +26,8 @@ public enum ModelQuantizer {
     public static func validate(_ file: GGUFFile, _ choices: [TensorChoice], _ options: QuantizeOptions) throws {
         for c in choices where c.type != c.tensor.type {
             let t = c.tensor
-            guard Kernels.hasQuantizer(c.type) else {
-                throw QuantizeError.unsupported("\(t.name): DwarfStar has no quantizer for \(c.type.name) yet (the IQ1/IQ2/IQ3 quantizers are still to come); choose another type or override it with --tensor-type")
+            guard Kernels.canQuantize(c.type) else {
+                throw QuantizeError.unsupported("\(t.name): DwarfStar has no quantizer for \(c.type.name); choose another type or override it with --tensor-type")
             }
             guard Kernels.isSupported(t.type) else {
                 throw QuantizeError.unsupported("\(t.name): cannot read its \(t.type.name) data")
@@ -35,12 +35,26 @@ public enum ModelQuantizer {
             if !options.allowRequantize && ![GGMLType.f32, .f16, .bf16].contains(t.type) {
                 throw QuantizeError.badArgument("\(t.name) is \(t.type.name): requantizing a quantized file loses accuracy twice; pass --allow-requantize, or `dwarfstar convert` it to f16 first")
             }
-            let embeddingOrOutput = ["token_embd.weight", "per_layer_token_embd.weight", "output.weight"].contains(t.name)
-            let vector = embeddingOrOutput ? nil : try options.importance?.importance(for: t.name, cols: t.rowLength, matrices: matrices(t))
-            if c.type.needsImportance && !embeddingOrOutput && vector == nil {
+            let embeddingOrOutput = isEmbeddingOrOutput(t)
+            let vector = try importanceVector(t, options.importance)
+            if Kernels.needsImportance(c.type) && embeddingOrOutput {
+                throw QuantizeError.unsupported("\(t.name): the \(c.type.name) quantizer needs importance, which the embedding and the output head never take (as in llama-quantize); choose another type for it with --tensor-type")
+            }
+            // llama-quantize's rule spares the embedding and the head.
+            if (c.type.needsImportance && !embeddingOrOutput || Kernels.needsImportance(c.type)) && vector == nil {
                 throw QuantizeError.needsImportance(tensor: t.name, type: c.type)
             }
         }
+    }
+
+    /// The embedding and the head are quantized without importance, as llama-quantize does.
+    static func isEmbeddingOrOutput(_ t: GGUFTensorInfo) -> Bool {
+        ["token_embd.weight", "per_layer_token_embd.weight", "output.weight"].contains(t.name)
+    }
+
+    /// The importance vector the quantizer of `t` receives (nil: none), checked against its width.
+    static func importanceVector(_ t: GGUFTensorInfo, _ importance: ImportanceMatrix?) throws -> [Float]? {
+        isEmbeddingOrOutput(t) ? nil : try importance?.importance(for: t.name, cols: t.rowLength, matrices: matrices(t))
     }
 
     static func matrices(_ t: GGUFTensorInfo) -> Int { t.dims.count > 2 ? t.dims.dropFirst(2).reduce(1, *) : 1 }
@@ -88,8 +102,7 @@ public enum ModelQuantizer {
         let cols = t.rowLength, rows = t.rowCount, count = matrices(t), rowsPerMatrix = rows / count
         let outRow = c.type.byteCount(elements: cols)!
         var out = [UInt8](repeating: 0, count: outRow * rows)
-        let embeddingOrOutput = ["token_embd.weight", "per_layer_token_embd.weight", "output.weight"].contains(t.name)
-        let importanceValues = embeddingOrOutput ? nil : (try? options.importance?.importance(for: t.name, cols: cols, matrices: count)) ?? nil
+        let importanceValues = (try? importanceVector(t, options.importance)) ?? nil
         let importance: UnsafeMutablePointer<Float>? = importanceValues.map { v in
             let p = UnsafeMutablePointer<Float>.allocate(capacity: v.count)
             p.initialize(from: v, count: v.count)

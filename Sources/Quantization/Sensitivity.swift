@@ -77,9 +77,13 @@ public enum Sensitivity {
         return order.map { groups[$0]! }
     }
 
-    /// The types a tensor can take: a quantizer, and rows its blocks divide.
-    static func legal(_ t: GGUFTensorInfo, _ candidates: [GGMLType]) -> [GGMLType] {
-        candidates.filter { Kernels.hasQuantizer($0) && t.rowLength % $0.blockSize == 0 }
+    /// The types a tensor can take: a quantizer, rows its blocks divide, and an importance vector for
+    /// the types whose quantizer needs one (IQ2_XXS, IQ2_XS, IQ1_S).
+    static func legal(_ t: GGUFTensorInfo, _ candidates: [GGMLType], importance: ImportanceMatrix? = nil) -> [GGMLType] {
+        let vector = (try? ModelQuantizer.importanceVector(t, importance)) ?? nil
+        return candidates.filter {
+            Kernels.canQuantize($0) && t.rowLength % $0.blockSize == 0 && (vector != nil || !Kernels.needsImportance($0))
+        }
     }
 
     /// Measures every group under every legal candidate. `loaded` must be a float model loaded with
@@ -106,12 +110,12 @@ public enum Sensitivity {
         qOptions.importance = options.importance
         qOptions.allowRequantize = true
         var entries: [[SensitivityTable.Entry]] = []
-        let total = groups.reduce(0) { n, g in n + legalForGroup(g, file, options.candidates).count }
+        let total = groups.reduce(0) { n, g in n + legalForGroup(g, file, options.candidates, importance: options.importance).count }
         var done = 0
         for g in groups {
             let tensors = g.tensors.map { file.tensor($0)! }
             var row: [SensitivityTable.Entry] = []
-            for type in legalForGroup(g, file, options.candidates) {
+            for type in legalForGroup(g, file, options.candidates, importance: options.importance) {
                 let saved = tensors.map { Array(UnsafeRawBufferPointer(start: file.data(of: $0), count: $0.byteCount)) }
                 for t in tensors { fakeQuantize(file, t, to: type, qOptions) }
                 let kld = try meanKLD() - noise
@@ -128,9 +132,12 @@ public enum Sensitivity {
         return SensitivityTable(model: file.path, calibrationTokens: chunks.reduce(0) { $0 + $1.count }, imatrix: nil, groups: groups, entries: entries)
     }
 
-    static func legalForGroup(_ g: TensorGroup, _ file: GGUFFile, _ candidates: [GGMLType]) -> [GGMLType] {
+    static func legalForGroup(_ g: TensorGroup, _ file: GGUFFile, _ candidates: [GGMLType], importance: ImportanceMatrix? = nil) -> [GGMLType] {
         var types = candidates
-        for name in g.tensors { let legal = Set(legal(file.tensor(name)!, candidates)); types = types.filter { legal.contains($0) } }
+        for name in g.tensors {
+            let legal = Set(legal(file.tensor(name)!, candidates, importance: importance))
+            types = types.filter { legal.contains($0) }
+        }
         return types
     }
 

@@ -233,7 +233,8 @@ final class SyntheticRows {
             } else if Kernels.hasQuantizer(type) {
                 rows.append(Kernels.quantizeReference(values, to: type))
             } else {
-                // The i-quants (no quantizer yet): random codes at the values' root mean square.
+                // The codebook i-quants have no reference quantizer (their grid searches are also slow):
+                // random codes at the values' root mean square.
                 let rms = (values.reduce(0) { $0 + $1 * $1 } / Float(cols)).squareRoot()
                 rows.append(Kernels.randomBlocks(type, count: cols, seed: UInt64(int(1 << 30)), rms: rms)!)
             }

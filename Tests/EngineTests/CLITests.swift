@@ -6,10 +6,12 @@ import Testing
 
 struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
 
-func runCLI(_ args: [String]) throws -> CLIResult {
+/// Runs the dwarfstar binary with `args` (in `directory` when given) and collects its output.
+func runCLI(_ args: [String], in directory: String? = nil) throws -> CLIResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
     p.arguments = args
+    if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -184,6 +184,8 @@ DS_STATIC_ASSERT(sizeof(ds_block_mxfp4) == 17, "ds_block_mxfp4 size");
 
 int     ds_type_supported(int type);           // 1 if this library handles `type`, else 0
 int     ds_type_has_quantizer(int type);       // 1 if ds_quantize_row_ref writes `type` (of the i-quants: IQ4_NL, IQ4_XS)
+int     ds_type_has_tensor_quantizer(int type); // 1 if ds_quantize_rows writes `type` (every i-quant too)
+int     ds_type_quantizer_needs_importance(int type); // 1 for IQ2_XXS, IQ2_XS, IQ1_S (no quantizer without one)
 // Random blocks of an i-quant type for n elements (whole blocks): random codes, signs and sub-block
 // scales, each block's fp16 scale set so its dequantized values have root mean square `rms`
 // (synthetic weights). Returns 0, writing nothing, for other types.
@@ -215,8 +217,10 @@ void ds_quantize_row_ref(int type, const float *x, void *dst, int64_t n);
 // (ggml_quantize_chunk): with importance == NULL the reference quantizers (IQ4_NL / IQ4_XS with 7
 // scale tries); otherwise importance[n_per_row] (an imatrix's mean squared activation per column)
 // weights the fits of Q4_0/Q4_1/Q5_0/Q5_1, Q2_K..Q6_K and IQ4_NL/IQ4_XS (ggml's quantize_row_*_impl);
-// the other types ignore it. Rows are independent (any row range may run on any thread). Returns 0,
-// writing nothing, where `type` has no quantizer or n_per_row is not a multiple of its block.
+// the codebook i-quants IQ1_S … IQ3_S (ggml's grid-search quantizers; IQ2_XXS, IQ2_XS and IQ1_S only
+// with importance); the other types ignore it. Rows are independent (any row range may run on any
+// thread). Returns 0 where `type` has no quantizer, needs importance that is missing, or n_per_row is
+// not a multiple of its block (nothing written in the first two cases).
 int ds_quantize_rows(int type, const float *x, void *dst, int64_t rows, int64_t n_per_row, const float *importance);
 
 // ---- Dot products -------------------------------------------------------------------------------
