@@ -53,6 +53,7 @@ void ds_fill_avx512vnni_kernels(ds_kernel_table *t);
 #endif
 #if defined(__aarch64__)
 void ds_fill_neon_kernels(ds_kernel_table *t);
+void ds_fill_iquant_neon_kernels(ds_kernel_table *t);   // ds_iquant_neon.c, called by the NEON filler
 int  ds_neon_dotprod_available(void);
 #endif
 
@@ -115,6 +116,19 @@ static inline uint16_t ds_float_to_bfloat(float f) {
     const uint32_t u = ds_float_to_bits(f);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 64u);   // NaN -> quiet
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// IQ1_M's fp16 d: the top nibbles of its four uint16 scale words (copied to sc), lowest word first.
+static inline uint16_t ds_iq1m_d_bits(const ds_block_iq1_m *b, uint16_t sc[4]) {
+    memcpy(sc, b->scales, 8);
+    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
+}
+
+// IQ4_XS group ib's 6-bit scale minus 32.
+static inline int ds_iq4xs_scale(const ds_block_iq4_xs *b, int ib) {
+    const int low = (b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F;
+    const int high = (b->scales_h >> (2 * ib)) & 3;
+    return (low | (high << 4)) - 32;
 }
 
 // Unpack the 6-bit scale and min of sub-block j (0..7) of a Q4_K / Q5_K block.

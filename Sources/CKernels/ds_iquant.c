@@ -19,12 +19,6 @@ static inline int iq_isign(uint8_t pattern, int j) { return (pattern >> j) & 1 ?
 
 static inline uint32_t iq_u32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-// IQ1_M's fp16 d: the top nibbles of its four uint16 scale words, lowest word first.
-static inline uint16_t iq1m_d_bits(const ds_block_iq1_m *b, uint16_t sc[4]) {
-    memcpy(sc, b->scales, 8);
-    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
-}
-
 // ---- Dequantization ----------------------------------------------------------------------------
 
 static void dequantize_iq2_xxs(const ds_block_iq2_xxs *x, float *y, int64_t n) {
@@ -132,7 +126,7 @@ static void dequantize_iq1_s(const ds_block_iq1_s *x, float *y, int64_t n) {
 static void dequantize_iq1_m(const ds_block_iq1_m *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n / DS_QK_K; ++i) {
         uint16_t sc[4];
-        const float d = ds_half_to_float(iq1m_d_bits(&x[i], sc));
+        const float d = ds_half_to_float(ds_iq1m_d_bits(&x[i], sc));
         const uint8_t *qs = x[i].qs, *qh = x[i].qh;
         for (int ib = 0; ib < DS_QK_K / 32; ++ib, qs += 4, qh += 2) {
             const int shift = 6 * (ib % 2);
@@ -158,18 +152,11 @@ static void dequantize_iq4_nl(const ds_block_iq4_nl *x, float *y, int64_t n) {
     }
 }
 
-// IQ4_XS group ib's 6-bit scale minus 32.
-static inline int iq4xs_scale(const ds_block_iq4_xs *b, int ib) {
-    const int low = (b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F;
-    const int high = (b->scales_h >> (2 * ib)) & 3;
-    return (low | (high << 4)) - 32;
-}
-
 static void dequantize_iq4_xs(const ds_block_iq4_xs *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n / DS_QK_K; ++i) {
         const float d = ds_half_to_float(x[i].d);
         for (int ib = 0; ib < DS_QK_K / 32; ++ib, y += 32) {
-            const float dl = d * (float)iq4xs_scale(&x[i], ib);
+            const float dl = d * (float)ds_iq4xs_scale(&x[i], ib);
             const uint8_t *qs = x[i].qs + 16 * ib;
             for (int j = 0; j < 16; ++j) {
                 y[j] = dl * ds_kvalues_iq4nl[qs[j] & 0x0F];
@@ -393,7 +380,7 @@ static float dot_iq1_m(int64_t n, const void *vw, const void *va) {
     float sum = 0;
     for (int64_t i = 0; i < n / DS_QK_K; ++i) {
         uint16_t sc[4];
-        const float d = ds_half_to_float(iq1m_d_bits(&w[i], sc));
+        const float d = ds_half_to_float(ds_iq1m_d_bits(&w[i], sc));
         const int8_t *q = a[i].qs;
         const uint8_t *qs = w[i].qs, *qh = w[i].qh;
         int32_t total = 0;
@@ -440,7 +427,7 @@ static float dot_iq4_xs(int64_t n, const void *vw, const void *va) {
             const int8_t *q = a[i].qs + 32 * ib;
             int s = 0;
             for (int j = 0; j < 16; ++j) s += ds_kvalues_iq4nl[qs[j] & 0x0F] * q[j] + ds_kvalues_iq4nl[qs[j] >> 4] * q[j + 16];
-            total += iq4xs_scale(&w[i], ib) * s;
+            total += ds_iq4xs_scale(&w[i], ib) * s;
         }
         sum += ds_half_to_float(w[i].d) * a[i].d * (float)total;
     }

@@ -128,8 +128,7 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_s)(const ds_block_iq1_s 
 }
 
 static inline DS_TARGET uint16_t DS_FN(iq1m_scales)(const ds_block_iq1_m *w, uint16_t sc[4]) {
-    memcpy(sc, w->scales, 8);
-    return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
+    return ds_iq1m_d_bits(w, sc);
 }
 
 static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m *w, int ib, DS_FN(iq_group) *g) {
@@ -164,7 +163,7 @@ static inline DS_TARGET void DS_FN(iq4_weights)(const uint8_t *qs16, DS_FN(iq_gr
 
 static inline DS_INLINE DS_TARGET void DS_FN(decode_iq4_xs)(const ds_block_iq4_xs *w, int ib, DS_FN(iq_group) *g) {
     DS_FN(iq4_weights)(w->qs + 16 * ib, g);
-    g->scale = _mm256_set1_epi16((short)((((w->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((w->scales_h >> (2 * ib)) & 3) << 4)) - 32));
+    g->scale = _mm256_set1_epi16((short)ds_iq4xs_scale(w, ib));
 }
 
 // Block scales: d_w · d_a · (the power of two the type's scale formula divides by).
