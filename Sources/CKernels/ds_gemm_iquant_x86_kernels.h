@@ -13,6 +13,18 @@ static inline DS_TARGET __m256i DS_FN(iq_values)(const DS_FN(iq_group) *g) {
     return _mm256_sub_epi8(_mm256_xor_si256(g->u, g->mask), g->mask);
 }
 
+// IQ1 groups hold the grid g (see iq1_apply): w = 8·g ± 1, the sign IQ1_S's shift's, IQ1_M's per row.
+static inline DS_TARGET __m256i DS_FN(iq1_eight)(__m256i g) {
+    const __m256i two = _mm256_add_epi8(g, g), four = _mm256_add_epi8(two, two);
+    return _mm256_add_epi8(four, four);
+}
+static inline DS_TARGET __m256i DS_FN(iq1s_values)(const DS_FN(iq_group) *g) {
+    return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), _mm256_set1_epi8(g->shift < 0 ? -1 : 1));
+}
+static inline DS_TARGET __m256i DS_FN(iq1m_values)(const DS_FN(iq_group) *g) {
+    return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), g->mask);
+}
+
 static inline DS_TARGET void DS_FN(iq_store_group)(DS_FN(row_sink) *o, int ib, __m256i w, int zero_point,
                                                    float scale_lo, float scale_hi) {
     _mm256_store_si256((__m256i *)(o->q + 32 * ib), _mm256_add_epi8(w, _mm256_set1_epi8((char)zero_point)));
@@ -27,7 +39,7 @@ static inline DS_TARGET void DS_FN(iq_group_scales)(const DS_FN(iq_group) *g, in
 }
 
 // Every type: w = |w| with its signs (IQ1: w8 = 8·g ± 1), from the decoded group.
-#define DS_IQ_UNPACK(NAME, WBLOCK, ZP, D_EXPR, FACTOR)                                              \
+#define DS_IQ_UNPACK(NAME, WBLOCK, ZP, D_EXPR, FACTOR, VALUES)                                      \
     static DS_TARGET void DS_FN(unpack_##NAME)(const void *row, int64_t first, int nb, DS_FN(row_sink) *o) { \
         (void)nb;                                                                                   \
         const WBLOCK *w = (const WBLOCK *)row + first;                                              \
@@ -37,18 +49,18 @@ static inline DS_TARGET void DS_FN(iq_group_scales)(const DS_FN(iq_group) *g, in
             DS_FN(decode_##NAME)(w, ib, &g);                                                        \
             int lo, hi;                                                                             \
             DS_FN(iq_group_scales)(&g, &lo, &hi);                                                   \
-            DS_FN(iq_store_group)(o, ib, DS_FN(iq_values)(&g), ZP, d * (float)lo * (FACTOR), d * (float)hi * (FACTOR)); \
+            DS_FN(iq_store_group)(o, ib, VALUES(&g), ZP, d * (float)lo * (FACTOR), d * (float)hi * (FACTOR)); \
         }                                                                                           \
     }
 
-DS_IQ_UNPACK(iq2_xxs, ds_block_iq2_xxs, 64, DS_FN(half)(w->d), 0.125f)
-DS_IQ_UNPACK(iq2_xs, ds_block_iq2_xs, 64, DS_FN(half)(w->d), 0.125f)
-DS_IQ_UNPACK(iq2_s, ds_block_iq2_s, 64, DS_FN(half)(w->d), 0.125f)
-DS_IQ_UNPACK(iq3_xxs, ds_block_iq3_xxs, 64, DS_FN(half)(w->d), 0.25f)
-DS_IQ_UNPACK(iq3_s, ds_block_iq3_s, 64, DS_FN(half)(w->d), 1.0f)
-DS_IQ_UNPACK(iq4_xs, ds_block_iq4_xs, 128, DS_FN(half)(w->d), 1.0f)
-DS_IQ_UNPACK(iq1_s, ds_block_iq1_s, 16, DS_FN(half)(w->d), 0.125f)
-DS_IQ_UNPACK(iq1_m, ds_block_iq1_m, 16, DS_FN(half)(DS_FN(iq1m_scales)(w, (uint16_t[4]){0})), 0.125f)
+DS_IQ_UNPACK(iq2_xxs, ds_block_iq2_xxs, 64, DS_FN(half)(w->d), 0.125f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq2_xs, ds_block_iq2_xs, 64, DS_FN(half)(w->d), 0.125f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq2_s, ds_block_iq2_s, 64, DS_FN(half)(w->d), 0.125f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq3_xxs, ds_block_iq3_xxs, 64, DS_FN(half)(w->d), 0.25f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq3_s, ds_block_iq3_s, 64, DS_FN(half)(w->d), 1.0f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq4_xs, ds_block_iq4_xs, 128, DS_FN(half)(w->d), 1.0f, DS_FN(iq_values))
+DS_IQ_UNPACK(iq1_s, ds_block_iq1_s, 16, DS_FN(half)(w->d), 0.125f, DS_FN(iq1s_values))
+DS_IQ_UNPACK(iq1_m, ds_block_iq1_m, 16, DS_FN(half)(DS_FN(iq1m_scales)(w, (uint16_t[4]){0})), 0.125f, DS_FN(iq1m_values))
 
 #undef DS_IQ_UNPACK
 

@@ -32,16 +32,35 @@ static inline DS_TARGET void DS_FN(iq_finish_block)(DS_FN(state) *s, __m256i tot
 
 // One decoded 32-value group: unsigned weight bytes u (|w|), a byte mask of the weights' signs (0xFF:
 // negative) and the scale as 16 int16 (a group's scale, or its low and high 16 values' scales).
+// IQ1 groups hold other things in u and mask (see iq1_apply); shift is IQ1_S's ±scale.
 typedef struct {
     __m256i u, mask, scale;
+    int shift;
 } DS_FN(iq_group);
 
 // The group's scaled int32 lanes against 32 activation bytes q, exact: vpmaddubsw's int16 pair sums
 // (|2·u·127| < 2^15 since u < 128) times the int16 scale, pairs added by vpmaddwd (one multiply for the
 // scale instead of a dot then an int32 multiply).
-static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_apply)(const DS_FN(iq_group) *g, __m256i q) {
+static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_apply)(const DS_FN(iq_group) *g, const ds_block_q8_K *a, int ib) {
+    const __m256i q = DS_FN(load256)(a->qs + 32 * ib);
     const __m256i pairs = _mm256_maddubs_epi16(g->u, _mm256_sub_epi8(_mm256_xor_si256(q, g->mask), g->mask));
     return _mm256_madd_epi16(pairs, g->scale);
+}
+
+// IQ1: x = (dl / 8) · (8·g ± 1), g in {-1, 0, 1}. u holds g (signed bytes), so vpsignb gives g·q and a
+// pair sum with 8 gives 8·Σ g·q. The ±1 part is Σ ±q: IQ1_S's one shift sign per group comes from the
+// activation's 16-value sums (shift = ±scale, added to lane 0); IQ1_M's per-row signs (mask, ±1 bytes)
+// take a second vpsignb and pair sum. All exact in int16 pairs (|8·2·127| + 2·127 < 2^15).
+static inline DS_INLINE DS_TARGET __m256i DS_FN(iq1s_apply)(const DS_FN(iq_group) *g, const ds_block_q8_K *a, int ib) {
+    const __m256i q = DS_FN(load256)(a->qs + 32 * ib);
+    const __m256i lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_sign_epi8(q, g->u)), g->scale);
+    return _mm256_add_epi32(lanes, _mm256_zextsi128_si256(_mm_cvtsi32_si128(g->shift * (a->bsums[2 * ib] + a->bsums[2 * ib + 1]))));
+}
+static inline DS_INLINE DS_TARGET __m256i DS_FN(iq1m_apply)(const DS_FN(iq_group) *g, const ds_block_q8_K *a, int ib) {
+    const __m256i q = DS_FN(load256)(a->qs + 32 * ib);
+    const __m256i grid = _mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_sign_epi8(q, g->u));
+    const __m256i shift = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(q, g->mask));
+    return _mm256_madd_epi16(_mm256_add_epi16(grid, shift), g->scale);
 }
 
 // int16 scales: lo for the group's first 16 values (low 128 bits), hi for the last 16.
@@ -106,25 +125,20 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq3_s)(const ds_block_iq3_s 
     g->scale = _mm256_set1_epi16((short)(1 + 2 * (ib % 2 ? w->scales[ib / 2] >> 4 : w->scales[ib / 2] & 0x0F)));
 }
 
-// IQ1: x = dl · (g ± 1/8) with g in {-1, 0, 1} = (dl / 8) · w8 with w8 = 8·g ± 1 in {±1, ±7, ±9}, an integer:
-// the group stores |w8| and its signs like the other types, and the block scale carries the 1/8.
-static inline DS_TARGET void DS_FN(iq1_group)(DS_FN(iq_group) *g, const int8_t *r0, const int8_t *r1, const int8_t *r2,
-                                             const int8_t *r3, __m256i shift_signs) {
-    const __m256i grid = _mm256_setr_epi64x((long long)DS_FN(iq_row8)((const uint8_t *)r0), (long long)DS_FN(iq_row8)((const uint8_t *)r1),
-                                            (long long)DS_FN(iq_row8)((const uint8_t *)r2), (long long)DS_FN(iq_row8)((const uint8_t *)r3));
-    const __m256i two = _mm256_add_epi8(grid, grid), four = _mm256_add_epi8(two, two);
-    const __m256i w8 = _mm256_add_epi8(_mm256_add_epi8(four, four), shift_signs);
-    g->u = _mm256_abs_epi8(w8);
-    g->mask = _mm256_cmpgt_epi8(_mm256_setzero_si256(), w8);
+// IQ1: the four 8-value grid rows of a group as signed bytes g in {-1, 0, 1} (u; see iq1_apply).
+static inline DS_TARGET __m256i DS_FN(iq1_rows)(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int8_t *r3) {
+    return _mm256_setr_epi64x((long long)DS_FN(iq_row8)((const uint8_t *)r0), (long long)DS_FN(iq_row8)((const uint8_t *)r1),
+                              (long long)DS_FN(iq_row8)((const uint8_t *)r2), (long long)DS_FN(iq_row8)((const uint8_t *)r3));
 }
 
 static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_s)(const ds_block_iq1_s *w, int ib, DS_FN(iq_group) *g) {
     const uint8_t *qs = w->qs + 4 * ib;
     const int qh = w->qh[ib];
-    DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh << 5) & 0x700)],
-                     ds_iq1s_grid[qs[2] | ((qh << 2) & 0x700)], ds_iq1s_grid[qs[3] | ((qh >> 1) & 0x700)],
-                     _mm256_set1_epi8(qh & 0x8000 ? -1 : 1));
-    g->scale = _mm256_set1_epi16((short)(2 * ((qh >> 12) & 7) + 1));
+    g->u = DS_FN(iq1_rows)(ds_iq1s_grid[qs[0] | ((qh << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh << 5) & 0x700)],
+                           ds_iq1s_grid[qs[2] | ((qh << 2) & 0x700)], ds_iq1s_grid[qs[3] | ((qh >> 1) & 0x700)]);
+    const int scale = 2 * ((qh >> 12) & 7) + 1;
+    g->scale = _mm256_set1_epi16((short)scale);
+    g->shift = qh & 0x8000 ? -scale : scale;
 }
 
 static inline DS_TARGET uint16_t DS_FN(iq1m_scales)(const ds_block_iq1_m *w, uint16_t sc[4]) {
@@ -146,9 +160,9 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m 
                                          (char)0x80, (char)0x80, (char)0x80, (char)0x80, 8, 8, 8, 8, 8, 8, 8, 8,
                                          (char)0x80, (char)0x80, (char)0x80, (char)0x80, (char)0x80, (char)0x80,
                                          (char)0x80, (char)0x80);
-    const __m256i signs = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(1));
-    DS_FN(iq1_group)(g, ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
-                     ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)], signs);
+    g->mask = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(1));
+    g->u = DS_FN(iq1_rows)(ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
+                           ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)]);
     const int bits = 6 * (ib % 2);
     g->scale = DS_FN(iq_scales)(2 * ((word >> bits) & 7) + 1, 2 * ((word >> (bits + 3)) & 7) + 1);
 }
@@ -175,14 +189,14 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq4_xs)(const ds_block_iq4_x
 // per-(row, token) results are those of rows_NAME on the token alone: the block's int32 sums are exact
 // whatever the order, and each state takes the same fmadd per block in block order, one state per row
 // in the groups of 4 rows, two alternating states in the rows past them (as dot_NAME).
-#define DS_IQ_KERNELS(NAME, WBLOCK, BLOCK_SCALE)                                               \
+#define DS_IQ_KERNELS(NAME, WBLOCK, BLOCK_SCALE, APPLY)                                        \
     static inline DS_INLINE DS_TARGET float DS_FN(scale_##NAME)(const WBLOCK *w, float a_d) { return BLOCK_SCALE; } \
     static inline DS_INLINE DS_TARGET void DS_FN(step_##NAME)(DS_FN(state) *s, const WBLOCK *w, const ds_block_q8_K *a) { \
         __m256i total = _mm256_setzero_si256();                                                     \
         for (int ib = 0; ib < DS_QK_K / 32; ++ib) {                                                 \
             DS_FN(iq_group) g;                                                                      \
             DS_FN(decode_##NAME)(w, ib, &g);                                                        \
-            total = _mm256_add_epi32(total, DS_FN(iq_apply)(&g, DS_FN(load256)(a->qs + 32 * ib))); \
+            total = _mm256_add_epi32(total, APPLY(&g, a, ib));                                      \
         }                                                                                           \
         DS_FN(iq_finish_block)(s, total, DS_FN(scale_##NAME)(w, a->d));                             \
     }                                                                                               \
@@ -199,7 +213,7 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq4_xs)(const ds_block_iq4_x
                 DS_FN(iq_group) g;                                                                  \
                 DS_FN(decode_##NAME)(w + b, ib, &g);                                                \
                 DS_UNROLL for (int k = 0; k < KT; ++k)                                              \
-                    total[k] = _mm256_add_epi32(total[k], DS_FN(iq_apply)(&g, DS_FN(load256)(a[k][b].qs + 32 * ib))); \
+                    total[k] = _mm256_add_epi32(total[k], APPLY(&g, &a[k][b], ib));                 \
             }                                                                                       \
             const int which = two_states ? (int)(b & 1) : 0;                                        \
             DS_UNROLL for (int k = 0; k < KT; ++k)                                                  \
@@ -228,14 +242,14 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq4_xs)(const ds_block_iq4_x
         }                                                                                           \
     }
 
-DS_IQ_KERNELS(iq2_xxs, ds_block_iq2_xxs, DS_IQ_SCALE_HALF_D(0.125f))
-DS_IQ_KERNELS(iq2_xs, ds_block_iq2_xs, DS_IQ_SCALE_HALF_D(0.125f))
-DS_IQ_KERNELS(iq2_s, ds_block_iq2_s, DS_IQ_SCALE_HALF_D(0.125f))
-DS_IQ_KERNELS(iq3_xxs, ds_block_iq3_xxs, DS_IQ_SCALE_HALF_D(0.25f))
-DS_IQ_KERNELS(iq3_s, ds_block_iq3_s, DS_IQ_SCALE_HALF_D(1.0f))
-DS_IQ_KERNELS(iq1_s, ds_block_iq1_s, DS_IQ_SCALE_HALF_D(0.125f))
-DS_IQ_KERNELS(iq1_m, ds_block_iq1_m, DS_FN(half)(DS_FN(iq1m_scales)(w, (uint16_t[4]){0})) * a_d * 0.125f)
-DS_IQ_KERNELS(iq4_xs, ds_block_iq4_xs, DS_IQ_SCALE_HALF_D(1.0f))
+DS_IQ_KERNELS(iq2_xxs, ds_block_iq2_xxs, DS_IQ_SCALE_HALF_D(0.125f), DS_FN(iq_apply))
+DS_IQ_KERNELS(iq2_xs, ds_block_iq2_xs, DS_IQ_SCALE_HALF_D(0.125f), DS_FN(iq_apply))
+DS_IQ_KERNELS(iq2_s, ds_block_iq2_s, DS_IQ_SCALE_HALF_D(0.125f), DS_FN(iq_apply))
+DS_IQ_KERNELS(iq3_xxs, ds_block_iq3_xxs, DS_IQ_SCALE_HALF_D(0.25f), DS_FN(iq_apply))
+DS_IQ_KERNELS(iq3_s, ds_block_iq3_s, DS_IQ_SCALE_HALF_D(1.0f), DS_FN(iq_apply))
+DS_IQ_KERNELS(iq1_s, ds_block_iq1_s, DS_IQ_SCALE_HALF_D(0.125f), DS_FN(iq1s_apply))
+DS_IQ_KERNELS(iq1_m, ds_block_iq1_m, DS_FN(half)(DS_FN(iq1m_scales)(w, (uint16_t[4]){0})) * a_d * 0.125f, DS_FN(iq1m_apply))
+DS_IQ_KERNELS(iq4_xs, ds_block_iq4_xs, DS_IQ_SCALE_HALF_D(1.0f), DS_FN(iq_apply))
 
 #undef DS_IQ_KERNELS
 #undef DS_IQ_SCALE_HALF_D
