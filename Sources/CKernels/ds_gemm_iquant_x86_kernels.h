@@ -8,12 +8,12 @@
 // reaches 241, has no AVX2 kernel here and runs the multi-row kernel). IQ4_NL (32-value blocks, Q8_0
 // activations) runs Q8_0's kernel.
 
-// Signed values of a decoded group: (u XOR mask) − mask.
+// Signed values of a decoded group: u with the signs of its sign bytes.
 static inline DS_TARGET __m256i DS_FN(iq_values)(const DS_FN(iq_group) *g) {
-    return _mm256_sub_epi8(_mm256_xor_si256(g->u, g->mask), g->mask);
+    return _mm256_sign_epi8(g->u, g->sign);
 }
 
-// IQ1 groups hold the grid g (see iq1_apply): w = 8·g ± 1, the sign IQ1_S's shift's, IQ1_M's per row.
+// IQ1 groups hold the grid g (see iq1s_apply): w = 8·g ± 1, the sign IQ1_S's shift's, IQ1_M's per row.
 static inline DS_TARGET __m256i DS_FN(iq1_eight)(__m256i g) {
     const __m256i two = _mm256_add_epi8(g, g), four = _mm256_add_epi8(two, two);
     return _mm256_add_epi8(four, four);
@@ -22,7 +22,7 @@ static inline DS_TARGET __m256i DS_FN(iq1s_values)(const DS_FN(iq_group) *g) {
     return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), _mm256_set1_epi8(g->shift < 0 ? -1 : 1));
 }
 static inline DS_TARGET __m256i DS_FN(iq1m_values)(const DS_FN(iq_group) *g) {
-    return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), g->mask);
+    return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), g->sign);
 }
 
 static inline DS_TARGET void DS_FN(iq_store_group)(DS_FN(row_sink) *o, int ib, __m256i w, int zero_point,
@@ -44,9 +44,11 @@ static inline DS_TARGET void DS_FN(iq_group_scales)(const DS_FN(iq_group) *g, in
         (void)nb;                                                                                   \
         const WBLOCK *w = (const WBLOCK *)row + first;                                              \
         const float d = D_EXPR;                                                                     \
+        DS_FN(iq_block) blk;                                                                        \
+        DS_FN(prep_##NAME)(w, &blk);                                                                \
         for (int ib = 0; ib < DS_QK_K / 32; ++ib) {                                                 \
             DS_FN(iq_group) g;                                                                      \
-            DS_FN(decode_##NAME)(w, ib, &g);                                                        \
+            DS_FN(decode_##NAME)(w, &blk, ib, &g);                                                  \
             int lo, hi;                                                                             \
             DS_FN(iq_group_scales)(&g, &lo, &hi);                                                   \
             DS_FN(iq_store_group)(o, ib, VALUES(&g), ZP, d * (float)lo * (FACTOR), d * (float)hi * (FACTOR)); \

@@ -118,6 +118,13 @@ static inline uint16_t ds_float_to_bfloat(float f) {
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+// ds_ksigns_iq2xs[k] as 8 sign bytes, 0xFF (-1) or 0x01 (ds_iquant.c).
+extern const uint64_t ds_ksigns_pm1[128];
+// Row j: the byte-shuffle indices that copy int16 j of each 128-bit half across the half (2j, 2j + 1).
+extern const uint8_t ds_iq_pick_int16[8][32];
+// Row m: 4 runs of 8 bytes, run r -1 where bit r of m is set, else +1 (IQ1_M's per-row shift signs).
+extern const int8_t ds_iq1m_row_signs[16][32];
+
 // IQ1_M's fp16 d: the top nibbles of its four uint16 scale words (copied to sc), lowest word first.
 static inline uint16_t ds_iq1m_d_bits(const ds_block_iq1_m *b, uint16_t sc[4]) {
     memcpy(sc, b->scales, 8);

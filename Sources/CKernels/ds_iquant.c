@@ -19,6 +19,40 @@ static inline int iq_isign(uint8_t pattern, int j) { return (pattern >> j) & 1 ?
 
 static inline uint32_t iq_u32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
+// ds_ksigns_iq2xs as sign bytes for vpsignb and the like: byte j of entry k is 0xFF (-1) where bit j
+// of the pattern is set, else 0x01. The pattern of the 7-bit index k is k with bit 7 its parity.
+#define DS_PM1_BYTE(p, j) ((uint64_t)((((p) >> (j)) & 1) ? 0xFF : 0x01) << (8 * (j)))
+#define DS_PM1(p) (DS_PM1_BYTE(p, 0) | DS_PM1_BYTE(p, 1) | DS_PM1_BYTE(p, 2) | DS_PM1_BYTE(p, 3) | \
+                   DS_PM1_BYTE(p, 4) | DS_PM1_BYTE(p, 5) | DS_PM1_BYTE(p, 6) | DS_PM1_BYTE(p, 7))
+#define DS_PARITY7(k) (((k) ^ (k) >> 1 ^ (k) >> 2 ^ (k) >> 3 ^ (k) >> 4 ^ (k) >> 5 ^ (k) >> 6) & 1)
+#define DS_KS(k) DS_PM1((k) | DS_PARITY7(k) << 7)
+#define DS_KS4(k) DS_KS(k), DS_KS((k) + 1), DS_KS((k) + 2), DS_KS((k) + 3)
+#define DS_KS16(k) DS_KS4(k), DS_KS4((k) + 4), DS_KS4((k) + 8), DS_KS4((k) + 12)
+const uint64_t ds_ksigns_pm1[128] = {
+    DS_KS16(0), DS_KS16(16), DS_KS16(32), DS_KS16(48), DS_KS16(64), DS_KS16(80), DS_KS16(96), DS_KS16(112),
+};
+#define DS_PICK4(j) 2 * (j), 2 * (j) + 1, 2 * (j), 2 * (j) + 1, 2 * (j), 2 * (j) + 1, 2 * (j), 2 * (j) + 1
+#define DS_PICK(j) {DS_PICK4(j), DS_PICK4(j), DS_PICK4(j), DS_PICK4(j)}
+const uint8_t ds_iq_pick_int16[8][32] = {DS_PICK(0), DS_PICK(1), DS_PICK(2), DS_PICK(3), DS_PICK(4), DS_PICK(5), DS_PICK(6), DS_PICK(7)};
+#define DS_ROW8(m, r) DS_ROWSIGN(m, r), DS_ROWSIGN(m, r), DS_ROWSIGN(m, r), DS_ROWSIGN(m, r), \
+                      DS_ROWSIGN(m, r), DS_ROWSIGN(m, r), DS_ROWSIGN(m, r), DS_ROWSIGN(m, r)
+#define DS_ROWSIGN(m, r) (((m) >> (r)) & 1 ? -1 : 1)
+#define DS_ROWS(m) {DS_ROW8(m, 0), DS_ROW8(m, 1), DS_ROW8(m, 2), DS_ROW8(m, 3)}
+const int8_t ds_iq1m_row_signs[16][32] = {DS_ROWS(0), DS_ROWS(1), DS_ROWS(2), DS_ROWS(3), DS_ROWS(4), DS_ROWS(5),
+                                          DS_ROWS(6), DS_ROWS(7), DS_ROWS(8), DS_ROWS(9), DS_ROWS(10), DS_ROWS(11),
+                                          DS_ROWS(12), DS_ROWS(13), DS_ROWS(14), DS_ROWS(15)};
+#undef DS_ROWS
+#undef DS_ROWSIGN
+#undef DS_ROW8
+#undef DS_PICK
+#undef DS_PICK4
+#undef DS_KS16
+#undef DS_KS4
+#undef DS_KS
+#undef DS_PARITY7
+#undef DS_PM1
+#undef DS_PM1_BYTE
+
 // ---- Dequantization ----------------------------------------------------------------------------
 
 static void dequantize_iq2_xxs(const ds_block_iq2_xxs *x, float *y, int64_t n) {
