@@ -39,7 +39,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .customLong("group-layers"), help: "Adaptive: layers that share a type per tensor role (default 1: every tensor measured alone).")
     var groupLayers = 1
     @Option(help: "Adaptive: sensitivity table (JSON) to reuse, or to save the measurement to.") var sensitivity: String?
-    @Option(help: "Adaptive: candidate types to measure (comma-separated; default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,IQ4_NL).")
+    @Option(help: "Adaptive: candidate types to measure (comma-separated; default Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,IQ4_NL and the codebook i-quants IQ1_S,IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,IQ3_XXS,IQ3_S; IQ1_S, IQ2_XXS, IQ2_XS need --imatrix).")
     var types: String?
     @Option(name: .customLong("exclude-types"), help: "Adaptive: types the allocation may not choose (comma-separated, e.g. Q4_1,Q5_1).")
     var excludeTypes: String?

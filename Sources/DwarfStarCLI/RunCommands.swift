@@ -188,7 +188,7 @@ struct ListModels: ParsableCommand {
         print("models folder: \(ModelStore.directory.path)")
         for m in ModelStore.known {
             let present = (try? ModelStore.resolve(m.name)) != nil
-            print("\(m.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(present ? "present" : "missing")  \(m.description)")
+            print("\(m.name.padding(toLength: max(14, m.name.count), withPad: " ", startingAt: 0)) \(present ? "present" : "missing")  \(m.description)")
         }
     }
 }

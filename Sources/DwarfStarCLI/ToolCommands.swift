@@ -22,7 +22,7 @@ struct Inspect: ParsableCommand {
         for k in g.metadataKeys {
             let v = g.metadata[k]!
             let type = v.type == .array ? "[\(arrayType(v))]" : v.type.name
-            print("  \(k.padding(toLength: max(width, k.count), withPad: " ", startingAt: 0))  \(type.padding(toLength: 9, withPad: " ", startingAt: 0)) \(v.summary())")
+            print("  \(k.padding(toLength: max(width, k.count), withPad: " ", startingAt: 0))  \(type.padding(toLength: max(9, type.count), withPad: " ", startingAt: 0)) \(v.summary())")
         }
         if !noTensors {
             print("")
@@ -30,7 +30,7 @@ struct Inspect: ParsableCommand {
             let nw = min(40, g.tensors.map(\.name.count).max() ?? 0)
             for t in g.tensors {
                 let shape = t.dims.map(String.init).joined(separator: " x ")
-                print("  \(t.name.padding(toLength: max(nw, t.name.count), withPad: " ", startingAt: 0))  \(t.type.name.padding(toLength: 5, withPad: " ", startingAt: 0))  \(shape.padding(toLength: 16, withPad: " ", startingAt: 0))  \(t.byteCount) bytes")
+                print("  \(t.name.padding(toLength: max(nw, t.name.count), withPad: " ", startingAt: 0))  \(t.type.name.padding(toLength: max(7, t.type.name.count), withPad: " ", startingAt: 0))  \(shape.padding(toLength: max(16, shape.count), withPad: " ", startingAt: 0))  \(t.byteCount) bytes")
             }
         }
         print("")

@@ -48,8 +48,13 @@ public struct SensitivityTable: Codable, Sendable {
 }
 
 public struct SensitivityOptions: Sendable {
-    /// Candidate types (each group tries those its rows allow and that have a quantizer).
-    public var candidates: [GGMLType] = [.q2_K, .q3_K, .iq4_xs, .q4_K, .q5_K, .q6_K, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl]
+    /// Candidate types (each group tries those its rows allow and that have a quantizer; IQ1_S,
+    /// IQ2_XXS and IQ2_XS only with an importance matrix). The codebook i-quants reach below Q2_K's
+    /// 2.625 bits per weight (IQ1_S 1.5625, IQ1_M 1.75, IQ2_XXS 2.0625): what routed experts of the
+    /// largest models take.
+    public static let defaultCandidates: [GGMLType] = [.q2_K, .q3_K, .iq4_xs, .q4_K, .q5_K, .q6_K, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl,
+                                                       .iq1_s, .iq1_m, .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s]
+    public var candidates: [GGMLType] = defaultCandidates
     /// Layers per group of a role (1: every tensor on its own).
     public var layersPerGroup = 1
     public var threads = ProcessInfo.processInfo.activeProcessorCount

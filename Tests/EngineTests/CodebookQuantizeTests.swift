@@ -2,6 +2,7 @@
 // `PART=iquant Scripts/make-quantize-fixtures.sh`): the tiny models' 64-wide rows take no i-quant, so a
 // 256-wide synthetic Llama is rebuilt here by `synth` (checked against the recorded SHA-256 first) and
 // quantized under each mix with llama-imatrix's matrix for it; every file must equal llama-quantize's.
+// The same model then goes through the adaptive allocation at a budget only the i-quants meet.
 
 import Foundation
 import Testing
@@ -17,6 +18,19 @@ struct CodebookQuantizeTests {
     }
 
     static let mixes: [String] = (try? table("llamacpp-quantize.tsv").map { $0[0] }) ?? []
+
+    struct SynthFailed: Error { let stderr: String }
+
+    /// A new temporary folder (the caller removes it) holding the fixtures' synthetic model as m.gguf.
+    static func folderWithSynthModel(_ tag: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-iq-\(tag)-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let synth = try table("synth.tsv")[0]
+        let r = try runCLI(["synth"] + synth[0].split(separator: " ").map(String.init)
+                           + ["--tokenizer-from", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "-o", "\(dir)/m.gguf"])
+        guard r.status == 0 else { throw SynthFailed(stderr: r.stderr) }
+        return dir
+    }
 
     @Test func mixesEqualLlamaQuantize() throws {
         #expect(Self.mixes.count == 10)
@@ -44,14 +58,32 @@ struct CodebookQuantizeTests {
         }
     }
 
-    @Test func lowBitMixRefusesWithoutAnImatrix() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ds-iq-refuse-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    /// The adaptive allocation's default candidates include the codebook i-quants: a budget of 2.2 bits
+    /// per weight, below Q2_K's 2.625 (the K-quants alone cannot meet it, and say so), comes out as a
+    /// file of IQ1/IQ2/IQ3 tensors that runs.
+    @Test func adaptiveAllocationReachesTheIQuants() throws {
+        let dir = try Self.folderWithSynthModel("adaptive")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let synth = try Self.table("synth.tsv")[0]
-        let r0 = try runCLI(["synth"] + synth[0].split(separator: " ").map(String.init)
-                            + ["--tokenizer-from", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "-o", "\(dir)/m.gguf"])
-        #expect(r0.status == 0)
+        try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("synth.imatrix.gguf").path, toPath: "\(dir)/imatrix.gguf")
+        try String(repeating: "In the beginning God created the heaven and the earth. ", count: 40)
+            .write(toFile: "\(dir)/cal.txt", atomically: true, encoding: .utf8)
+        let common = ["--target-bpw", "2.2", "--imatrix", "imatrix.gguf", "--calibration", "cal.txt", "--calibration-chunks", "1",
+                      "--calibration-ctx", "64", "-t", "2"]
+        let kOnly = try runCLI(["quantize", "m.gguf", "k.gguf"] + common + ["--types", "Q2_K,Q3_K,Q4_K,Q8_0"], in: dir)
+        #expect(kOnly.status != 0 && kOnly.stderr.contains("the budget leaves"), "\(kOnly.stderr.suffix(400))")
+        let q = try runCLI(["quantize", "m.gguf", "iq.gguf"] + common, in: dir)
+        try #require(q.status == 0, "\(q.stderr.suffix(600))")
+        #expect(q.stdout.contains("2.200 bits per weight") || q.stderr.contains("2.200 bits per weight"), "\(q.stdout)\(q.stderr.suffix(600))")
+        let inspect = try runCLI(["inspect", "iq.gguf"], in: dir)
+        let lowTypes = ["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS"].filter { inspect.stdout.contains(" \($0) ") }
+        #expect(!lowTypes.isEmpty, "no tensor below 2.5 bits per weight: \(inspect.stdout)")
+        let run = try runCLI(["run", "-m", "iq.gguf", "-p", "In the beginning", "-n", "4"], in: dir)
+        #expect(run.status == 0 && run.stderr.contains("generation 4 tokens"), "\(run.stderr.suffix(400))")
+    }
+
+    @Test func lowBitMixRefusesWithoutAnImatrix() throws {
+        let dir = try Self.folderWithSynthModel("refuse")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try runCLI(["quantize", "\(dir)/m.gguf", "\(dir)/q.gguf", "IQ2_XXS"])
         #expect(r.status != 0 && r.stderr.contains("importance matrix"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/q.gguf"))
