@@ -13,7 +13,8 @@ static inline DS_TARGET __m256i DS_FN(iq_values)(const DS_FN(iq_group) *g) {
     return _mm256_sign_epi8(g->u, g->sign);
 }
 
-// IQ1 groups hold the grid g (see iq1s_apply): w = 8·g ± 1, the sign IQ1_S's shift's, IQ1_M's per row.
+// IQ1 groups hold the grid (see iq1s_apply): w = 8·g ± 1, the sign IQ1_S's shift's, IQ1_M's per row
+// (IQ1_M's u is already 8·g).
 static inline DS_TARGET __m256i DS_FN(iq1_eight)(__m256i g) {
     const __m256i two = _mm256_add_epi8(g, g), four = _mm256_add_epi8(two, two);
     return _mm256_add_epi8(four, four);
@@ -22,7 +23,7 @@ static inline DS_TARGET __m256i DS_FN(iq1s_values)(const DS_FN(iq_group) *g) {
     return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), _mm256_set1_epi8(g->shift < 0 ? -1 : 1));
 }
 static inline DS_TARGET __m256i DS_FN(iq1m_values)(const DS_FN(iq_group) *g) {
-    return _mm256_add_epi8(DS_FN(iq1_eight)(g->u), g->sign);
+    return _mm256_add_epi8(g->u, g->sign);
 }
 
 static inline DS_TARGET void DS_FN(iq_store_group)(DS_FN(row_sink) *o, int ib, __m256i w, int zero_point,

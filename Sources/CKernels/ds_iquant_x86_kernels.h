@@ -71,10 +71,11 @@ static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_apply)(const DS_FN(iq_group) 
     return _mm256_madd_epi16(_mm256_maddubs_epi16(g->u, _mm256_sign_epi8(q, g->sign)), g->scale);
 }
 
-// IQ1: x = (dl / 8) · (8·g ± 1), g in {-1, 0, 1}. u holds g (signed bytes), so vpsignb gives g·q and a
-// pair sum with 8 gives 8·Σ g·q. The ±1 part is Σ ±q: IQ1_S's one shift sign per group comes from the
-// activation's 16-value sums (iq1s_block_shift); IQ1_M's per-row signs (sign, ±1 bytes)
-// take a second vpsignb and pair sum. All exact in int16 pairs (|8·2·127| + 2·127 < 2^15).
+// IQ1: x = (dl / 8) · (8·g ± 1), g in {-1, 0, 1}. IQ1_S: u holds g (signed bytes), so vpsignb gives
+// g·q and a pair sum with 8 gives 8·Σ g·q; the ±1 part, Σ ±q with one shift sign per group, comes from
+// the activation's 16-value sums (iq1s_block_shift). IQ1_M: u holds 8·g (ds_iq1s_grid8) and sign its
+// per-row ±1, so w = 8·g ± 1 is one byte add and takes the sign trick like the other types (|w| ≤ 9).
+// All exact in int16 pairs (|8·2·127| + 2·127 < 2^15).
 static inline DS_INLINE DS_TARGET __m256i DS_FN(iq1s_apply)(const DS_FN(iq_group) *g, const ds_block_q8_K *a, int ib) {
     const __m256i q = DS_FN(load256)(a->qs + 32 * ib);
     return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_sign_epi8(q, g->u)), g->scale);
@@ -90,9 +91,8 @@ static inline DS_INLINE DS_TARGET __m256i DS_FN(iq_no_shift)(const DS_FN(iq_bloc
 }
 static inline DS_INLINE DS_TARGET __m256i DS_FN(iq1m_apply)(const DS_FN(iq_group) *g, const ds_block_q8_K *a, int ib) {
     const __m256i q = DS_FN(load256)(a->qs + 32 * ib);
-    const __m256i grid = _mm256_maddubs_epi16(_mm256_set1_epi8(8), _mm256_sign_epi8(q, g->u));
-    const __m256i shift = _mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_sign_epi8(q, g->sign));
-    return _mm256_madd_epi16(_mm256_add_epi16(grid, shift), g->scale);
+    const __m256i w = _mm256_add_epi8(g->u, g->sign);   // 8·g ± 1, never 0
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)), g->scale);
 }
 
 // Types with one scale per group need nothing per block.
@@ -172,7 +172,7 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq3_s)(const ds_block_iq3_s 
     g->scale = _mm256_set1_epi16((short)(1 + 2 * (ib % 2 ? w->scales[ib / 2] >> 4 : w->scales[ib / 2] & 0x0F)));
 }
 
-// IQ1: the four 8-value grid rows of a group as signed bytes g in {-1, 0, 1} (u; see iq1s_apply).
+// IQ1: the four 8-value grid rows of a group as signed bytes (g in {-1, 0, 1}, or 8·g for IQ1_M; u).
 static inline DS_TARGET __m256i DS_FN(iq1_rows)(const int8_t *r0, const int8_t *r1, const int8_t *r2, const int8_t *r3) {
     return _mm256_setr_epi64x((long long)DS_FN(iq_row8)((const uint8_t *)r0), (long long)DS_FN(iq_row8)((const uint8_t *)r1),
                               (long long)DS_FN(iq_row8)((const uint8_t *)r2), (long long)DS_FN(iq_row8)((const uint8_t *)r3));
@@ -223,8 +223,8 @@ static inline DS_INLINE DS_TARGET void DS_FN(decode_iq1_m)(const ds_block_iq1_m 
     memcpy(&qh16, qh, 2);
     const uint32_t rows = (((uint32_t)qh16 & 0x8888) * 0x249) >> 12 & 15;
     g->sign = DS_FN(load256)(ds_iq1m_row_signs[rows]);
-    g->u = DS_FN(iq1_rows)(ds_iq1s_grid[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid[qs[1] | ((qh[0] << 4) & 0x700)],
-                           ds_iq1s_grid[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid[qs[3] | ((qh[1] << 4) & 0x700)]);
+    g->u = DS_FN(iq1_rows)(ds_iq1s_grid8[qs[0] | ((qh[0] << 8) & 0x700)], ds_iq1s_grid8[qs[1] | ((qh[0] << 4) & 0x700)],
+                           ds_iq1s_grid8[qs[2] | ((qh[1] << 8) & 0x700)], ds_iq1s_grid8[qs[3] | ((qh[1] << 4) & 0x700)]);
     g->scale = DS_FN(iq_pick_scales)(blk, ib);
 }
 

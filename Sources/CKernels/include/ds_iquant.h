@@ -103,6 +103,7 @@ extern const uint8_t ds_iq2s_grid[1024][8];
 extern const uint8_t ds_iq3xxs_grid[256][4];
 extern const uint8_t ds_iq3s_grid[512][4];
 extern const int8_t  ds_iq1s_grid[2048][8];
+extern const int8_t  ds_iq1s_grid8[2048][8];   // ds_iq1s_grid · 8
 extern const uint8_t ds_ksigns_iq2xs[128];
 extern const int8_t  ds_kvalues_iq4nl[16];
 
