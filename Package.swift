@@ -66,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),

@@ -1,11 +1,15 @@
+import Foundation
+
 /// Byte-level BPE pre-tokenizers: the regex splits of llama.cpp's `llm_tokenizer_bpe` (and of the Hugging
-/// Face tokenizers these models ship), hand-coded as scanners over Unicode scalars.
+/// Face tokenizers these models ship), for every name in `PreTokenizerTable.swift`.
 ///
 /// A pre-tokenizer is a cascade of "isolated" regex splits: stage k cuts every piece of stage k-1 into its
-/// regex matches and the unmatched gaps between them (a gap becomes a piece of its own). Lookaheads such
-/// as `(?!\S)` see only the current piece, as in both reference implementations. Each scanner returns,
-/// for a start position, where the regex's leftmost alternative that matches there ends (the same result
-/// a backtracking engine gives for these patterns), or the start itself when nothing matches.
+/// regex matches and the unmatched gaps between them (a gap becomes a piece of its own; an empty match is
+/// only a cut). Lookaheads such as `(?!\S)` see only the current piece, as in both reference
+/// implementations. The common patterns run as hand-coded scanners over Unicode scalars (each returns,
+/// for a start position, where the pattern's leftmost alternative that matches there ends, or the start
+/// itself when nothing matches); the others through `SplitProgram`, a small backtracking matcher with
+/// Oniguruma's semantics.
 public struct PreTokenizer: Sendable {
     /// One regex of a cascade.
     enum Rule: Sendable {
@@ -29,56 +33,57 @@ public struct PreTokenizer: Sendable {
         case cjkRun
         /// DeepSeek V3: ``[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+``
         case deepseekV3
+        /// Digit runs grouped in threes from the right (see `DigitGrouping`).
+        case digitGroups(DigitGrouping)
+        /// Any other pattern, compiled.
+        case pattern(SplitProgram)
     }
 
     /// The `tokenizer.ggml.pre` value this was made for.
     public let name: String
     let rules: [Rule]
     /// Llama 3 family: a piece that is itself a vocabulary token is emitted whole, without merges.
-    let ignoreMerges: Bool
+    public let ignoreMerges: Bool
     /// llama.cpp adds BOS by default for these (when `tokenizer.ggml.add_bos_token` is absent).
     let addsBosByDefault: Bool
 
-    /// Names accepted by `init(name:)`, grouped as llama.cpp groups them.
-    public static let supportedNames: [String] = [
-        "default", "gpt2", "gpt-2", "phi-2", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4",
-        "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2",
-        "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano",
-        "dbrx", "smaug-bpe", "glm4", "chatglm-bpe",
-        "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open",
-        "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4",
-    ]
+    /// Names accepted by `init(name:)`, grouped as in `definitions`.
+    public static let supportedNames: [String] = definitions.flatMap(\.names)
 
     /// The pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre == name` (nil: "default"), or nil if unknown.
     public init?(name: String?) {
         let key = name ?? "default"
-        self.name = key
-        switch key {
-        case "default":
-            rules = [.punctuationRun, .gpt2, .numberRun, .asciiDigitTriple]
-            ignoreMerges = false; addsBosByDefault = false
-        case "gpt2", "gpt-2", "phi-2", "mpt", "olmo", "jais", "trillion", "granite-docling", "exaone4":
-            rules = [.gpt2]
-            ignoreMerges = false; addsBosByDefault = false
-        case "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b", "mellum2":
-            rules = [.singleNumber, .gpt2]
-            ignoreMerges = false; addsBosByDefault = false
-        case "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano":
-            rules = [.llama3]
-            ignoreMerges = true; addsBosByDefault = true
-        case "dbrx", "smaug-bpe", "glm4", "chatglm-bpe":
-            rules = [.llama3]
-            ignoreMerges = false; addsBosByDefault = false
-        case "qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "megrez", "stablelm2", "hunyuan", "solar-open":
-            rules = [.qwen2]
-            ignoreMerges = false; addsBosByDefault = false
-        case "deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4":
-            rules = [.numberTriples, .cjkRun, .deepseekV3]
-            ignoreMerges = false; addsBosByDefault = false
-        default:
-            return nil
-        }
+        guard let definition = PreTokenizer.definitionsByName[key] else { return nil }
+        // The table's patterns are fixed and tested (PreTokenizerTableTests): one that fails to compile is a bug.
+        try! self.init(name: key, patterns: definition.patterns, ignoreMerges: definition.ignoreMerges,
+                       addsBos: definition.addsBos)
     }
+
+    /// A cascade of the given patterns (hand-coded scanners where `useScanners` and one exists).
+    public init(name: String, patterns: [String], ignoreMerges: Bool = false, addsBos: Bool = false, useScanners: Bool = true) throws {
+        self.name = name
+        rules = try patterns.map { pattern in
+            if useScanners, let scanner = PreTokenizer.scanner(for: pattern) { return scanner }
+            return .pattern(try PreTokenizer.compiled(pattern))
+        }
+        self.ignoreMerges = ignoreMerges
+        addsBosByDefault = addsBos
+    }
+
+    /// Compiled patterns, shared by every tokenizer of the process (compiling builds a BMP bitmap per set).
+    private static let cache = PatternCache()
+
+    static func compiled(_ pattern: String) throws -> SplitProgram {
+        try cache.program(pattern)
+    }
+
+    /// Checks that `pattern` parses and compiles (throws `SplitPatternError` saying why not).
+    public static func validate(pattern: String) throws {
+        _ = try compiled(pattern)
+    }
+
+    /// Number of split stages.
+    public var stageCount: Int { rules.count }
 
     /// The pieces `text` is cut into (what the BPE then merges within), for inspection and tests.
     public func split(_ text: String) -> [String] {
@@ -103,7 +108,8 @@ public struct PreTokenizer: Sendable {
             decoded.flags.withUnsafeBufferPointer { flags in
                 decoded.byteOffsets.withUnsafeBufferPointer { offsets in
                     let text = ScannedText(scalars: scalars, flags: flags)
-                    splitStage(0, text, 0, count) { start, end in
+                    var stack: [Int32] = []
+                    splitStage(0, text, 0, count, &stack) { start, end in
                         body(Int(offsets[start])..<Int(offsets[end]))
                     }
                 }
@@ -113,27 +119,65 @@ public struct PreTokenizer: Sendable {
 
     /// Applies rule `stage` to scalars `start..<end`, passing matches and gaps to the next stage.
     private func splitStage(_ stage: Int, _ text: ScannedText, _ start: Int, _ end: Int,
-                            _ emit: (Int, Int) -> Void) {
+                            _ stack: inout [Int32], _ emit: (Int, Int) -> Void) {
         let rule = rules[stage]
         let isLast = stage + 1 == rules.count
         var position = start
-        var gapStart = start
+        var pieceStart = start
+        func pass(_ from: Int, _ to: Int, _ stack: inout [Int32]) {
+            if isLast { emit(from, to) } else { splitStage(stage + 1, text, from, to, &stack, emit) }
+        }
+        var digitRunEnd = start  // digitGroups: end of the digit run the position is in
         while position < end {
-            let matchEnd = text.matchEnd(rule, position, end)
-            if matchEnd > position {
-                if gapStart < position {
-                    if isLast { emit(gapStart, position) } else { splitStage(stage + 1, text, gapStart, position, emit) }
-                }
-                if isLast { emit(position, matchEnd) } else { splitStage(stage + 1, text, position, matchEnd, emit) }
-                position = matchEnd
-                gapStart = position
-            } else {
-                position += 1
+            let matchEnd: Int?
+            switch rule {
+            case .pattern(let program):
+                matchEnd = program.matchEnd(text.scalars, position, start, end, &stack)
+            case .digitGroups(let grouping):
+                matchEnd = text.digitGroupEnd(grouping, position, end, &digitRunEnd)
+            default:
+                let scanned = text.matchEnd(rule, position, end)
+                matchEnd = scanned > position ? scanned : nil
             }
+            guard let matchEnd else {
+                position += 1
+                continue
+            }
+            if pieceStart < position { pass(pieceStart, position, &stack) }
+            if matchEnd > position {
+                pass(position, matchEnd, &stack)
+                position = matchEnd
+            } else {
+                position += 1  // an empty match only cuts
+            }
+            pieceStart = matchEnd
         }
-        if gapStart < end {
-            if isLast { emit(gapStart, end) } else { splitStage(stage + 1, text, gapStart, end, emit) }
-        }
+        if pieceStart < end { pass(pieceStart, end, &stack) }
+    }
+}
+
+/// The digit-grouping patterns, scanned by hand.
+enum DigitGrouping: Sendable, Equatable {
+    /// `(?=(\d{3})+(?!\d))`: empty matches (cuts) where the decimal digits left in the run are a multiple of 3.
+    case cutsFromRight
+    /// `\p{N}{1,3}(?=(?:\p{N}{3})*(?!\p{N}))` (`numbers`) or `\d{1,3}(?=(?:\d{3})*\b)` (`boundary`):
+    /// the run's first 1–3 digits so that the rest splits in threes; with `boundary`, nothing when a
+    /// word character follows the run.
+    case groupsFromRight(numbers: Bool, boundary: Bool)
+}
+
+/// Compiled split patterns by source, behind a lock.
+final class PatternCache: @unchecked Sendable {
+    private var programs: [String: SplitProgram] = [:]
+    private let lock = NSLock()
+
+    func program(_ pattern: String) throws -> SplitProgram {
+        lock.lock()
+        defer { lock.unlock() }
+        if let program = programs[pattern] { return program }
+        let program = try SplitProgram(pattern)
+        programs[pattern] = program
+        return program
     }
 }
 
@@ -193,6 +237,29 @@ struct ScannedText {
                 return (0x4E00...0x9FA5).contains(value) || (0x3040...0x30FF).contains(value)
             }
         case .deepseekV3: return deepseekV3(index, end)
+        case .pattern, .digitGroups: preconditionFailure("compiled patterns and digit groups run in PreTokenizer.splitStage")
+        }
+    }
+
+    /// Digit groups in threes from the right, in linear time (as patterns, each attempt scans the rest of
+    /// the run: quadratic on a long run). `runEnd` caches the end of the current run between calls of
+    /// one stage (positions only increase). Nil: no match at `index`.
+    func digitGroupEnd(_ grouping: DigitGrouping, _ index: Int, _ end: Int, _ runEnd: inout Int) -> Int? {
+        let anyNumber: Bool
+        switch grouping {
+        case .cutsFromRight: anyNumber = false
+        case .groupsFromRight(let numbers, _): anyNumber = numbers
+        }
+        let isDigit: (Int) -> Bool = anyNumber ? isNumber : { GeneralCategories.index(of: self.scalars[$0]) == 8 }
+        guard isDigit(index) else { return nil }
+        if runEnd <= index { runEnd = run(from: index, end, isDigit) }
+        let remaining = runEnd - index
+        switch grouping {
+        case .cutsFromRight:
+            return remaining >= 3 && remaining % 3 == 0 ? index : nil
+        case .groupsFromRight(_, let boundary):
+            if boundary && runEnd < end && GeneralCategories.isWord(scalars[runEnd]) { return nil }
+            return index + (remaining % 3 == 0 ? 3 : remaining % 3)
         }
     }
 

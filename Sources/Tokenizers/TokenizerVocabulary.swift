@@ -71,7 +71,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case .unsupportedModel(let name):
             return "tokenizer.ggml.model '\(name)' is not supported (supported: 'gpt2' byte-level BPE, 'llama' SentencePiece, 'gemma4')"
         case .unsupportedPreTokenizer(let name):
-            return "tokenizer.ggml.pre '\(name)' is not supported (supported: \(PreTokenizer.supportedNames.joined(separator: ", ")))"
+            return "tokenizer.ggml.pre '\(name)' is not supported (this build knows \(PreTokenizer.supportedNames.count) pre-tokenizers: `dwarfstar tokenize --list-pre-tokenizers`)"
         case .emptyVocabulary:
             return "tokenizer.ggml.tokens is empty"
         case .missingMerges:

@@ -3,6 +3,9 @@
 
 import Foundation
 import Testing
+import Engine
+import GGUF
+import Tokenizers
 
 struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
 
@@ -46,6 +49,30 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         let r2 = try runCLI(["logits", "-m", modelFixtures.appendingPathComponent("qwen3.f32.gguf").path, "--tokens", "1,2,3"])
         let j2 = try JSONSerialization.jsonObject(with: Data(r2.stdout.utf8)) as! [String: Any]
         #expect((j2["logits"] as! [[Double]]).count == 3 && j2["greedy"] == nil)
+    }
+
+    @Test func tokenizePrintsIdsAndPiecesOfTheFilesVocabulary() throws {
+        let file = modelFixtures.appendingPathComponent("qwen3.f32.gguf").path
+        let text = "Hello world, 12345 東京 <|im_start|>"
+        let tokenizer = try Tokenizer(LoadedModel.vocabulary(from: GGUFFile(path: file)))
+        let expected = tokenizer.encode(text)
+        let ids = try runCLI(["tokenize", "-m", file, "--ids", text])
+        #expect(ids.status == 0, "\(ids.stderr)")
+        #expect(ids.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[" + expected.map(String.init).joined(separator: ", ") + "]")
+        let pieces = try runCLI(["tokenize", "-m", file, "--pieces", text])
+        let decoded = try JSONSerialization.jsonObject(with: Data(pieces.stdout.utf8)) as? [String]
+        #expect(decoded?.count == expected.count)
+        let lines = try runCLI(["tokenize", "-m", file, text])
+        #expect(lines.stdout.split(separator: "\n").count == expected.count && lines.stdout.contains(" -> '"))
+        // Special-token text as plain text: more tokens, none of them the control token.
+        let plain = try runCLI(["tokenize", "-m", file, "--ids", "--no-parse-special", "<|im_start|>"])
+        #expect(plain.status == 0 && !plain.stdout.contains("[\(tokenizer.tokenId(of: "<|im_start|>") ?? -1)]"))
+        let catalog = try runCLI(["tokenize", "--list-pre-tokenizers", "--json"])
+        let definitions = try JSONSerialization.jsonObject(with: Data(catalog.stdout.utf8)) as? [[String: Any]]
+        #expect((definitions?.count ?? 0) > 25)
+        #expect(definitions?.contains { ($0["names"] as? [String])?.contains("qwen35") == true } == true)
+        let none = try runCLI(["tokenize", "-m", file])
+        #expect(none.status != 0 && none.stderr.contains("give a text"))
     }
 
     @Test func inspectPrintsMetadataTensorsAndTotals() throws {

@@ -62,10 +62,10 @@ struct TinyFixtureTests {
         var vocab = TokenizerVocabulary(model: "bert", tokens: ["a"])
         #expect(throws: TokenizerError.unsupportedModel("bert")) { try Tokenizer(vocab) }
         vocab.model = "gpt2"
-        vocab.pre = "tekken"
+        vocab.pre = "no-such-pre"
         vocab.merges = []
-        #expect(throws: TokenizerError.unsupportedPreTokenizer("tekken")) { try Tokenizer(vocab) }
-        let message = TokenizerError.unsupportedPreTokenizer("tekken").description
-        #expect(message.contains("tekken") && message.contains("smollm"))
+        #expect(throws: TokenizerError.unsupportedPreTokenizer("no-such-pre")) { try Tokenizer(vocab) }
+        let message = TokenizerError.unsupportedPreTokenizer("no-such-pre").description
+        #expect(message.contains("'no-such-pre'") && message.contains("--list-pre-tokenizers"))
     }
 }
