@@ -24,6 +24,8 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("queue"), help: "Requests that may wait for a slot before 503.") var queue = 64
     @Option(name: .customLong("max-body"), help: "Largest request body, e.g. 8M.") var maxBody = "8M"
     @Option(name: .customLong("alias"), help: "Model id announced by /v1/models (default: the -m name).") var alias: String?
+    @Flag(name: .customLong("strict-model-name"), help: "Answer 404 to a request naming another model (default: any name gets the served model, as llama-server does).")
+    var strictModelName = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -75,6 +77,7 @@ struct Serve: ParsableCommand {
             config.apiKey = try resolvedAPIKey()
             config.corsOrigins = corsOrigins
             config.parseSpecialInContent = modelOptions.parseSpecialInContent
+            config.strictModelName = strictModelName
             config.allowedHosts = allowedHosts
             config.limits.defaultMaxTokens = defaultMaxTokens
             if config.apiKey == nil && !Serve.isLoopback(host) {

@@ -7,6 +7,8 @@
 //   POST /v1/chat/completions OpenAI chat
 //   POST /v1/completions      OpenAI text completion
 //   POST /v1/messages         Anthropic messages
+//   POST /tokenize            text → token ids (llama-server's shapes)
+//   POST /detokenize          token ids → text
 
 import Engine
 import Foundation
@@ -41,6 +43,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = RequestLimits()
     /// Markup typed inside messages becomes control tokens (off: it stays text).
     public var parseSpecialInContent = false
+    /// A request naming a model other than the served one (or its aliases) gets 404; off: any name is
+    /// answered by the served model, as llama-server does (clients often send a placeholder).
+    public var strictModelName = false
     public init(modelID: String) { self.modelID = modelID }
 }
 
@@ -96,7 +101,8 @@ public final class APIServer: Sendable {
         router.get("v1/models") { request, _ in
             try self.guarded(request, .openAI) {
                 self.json(["object": "list", "data": [["id": self.modelID, "object": "model", "created": self.startedAt,
-                                                        "owned_by": "dwarfstar", "context_length": self.engine.contextLength]]])
+                                                        "owned_by": "dwarfstar", "context_length": self.engine.contextLength,
+                                                        "aliases": self.modelAliases.sorted()]]])
             }
         }
         router.post("v1/chat/completions") { request, _ in
@@ -108,6 +114,8 @@ public final class APIServer: Sendable {
         router.post("v1/messages") { request, _ in
             await self.generate(request, .anthropic) { try self.parseMessages($0) } respond: { self.respondAnthropic($0, $1) }
         }
+        router.post("tokenize") { request, _ in await self.answer(request, .openAI) { try self.tokenize($0) } }
+        router.post("detokenize") { request, _ in await self.answer(request, .openAI) { try self.detokenize($0) } }
         return router
     }
 
@@ -153,16 +161,9 @@ public final class APIServer: Sendable {
         metrics.requests.increment()
         do {
             try authorize(request)
-            // Reading, parsing, rendering and tokenizing: a bounded number at once, refused before the body
-            // is read when all places stay taken.
-            guard await admissions.enter(waitingUpTo: configuration.admissionWaitSeconds) else {
-                throw APIError(status: 503, kind: .overloaded, message: "the server is busy reading other requests; retry later", retryAfter: 1)
-            }
+            guard await admissions.enter(waitingUpTo: configuration.admissionWaitSeconds) else { throw APIError.busyReading }
             defer { admissions.leave() }
-            let buffer = try await collectBody(request)
-            let body = try JSONBody(Data(buffer.readableBytesView))
-            try checkNesting(body)
-            let parsed = try parse(body)
+            let parsed = try parse(try await readJSON(request))
             let handle: EngineHandle
             do {
                 handle = try engine.submit(EngineRequest(prompt: parsed.prompt, options: parsed.options, topLogprobs: parsed.topLogprobs,
@@ -176,6 +177,31 @@ public final class APIServer: Sendable {
                 }
             }
             return respond(parsed, handle)
+        } catch let e as APIError {
+            return errorResponse(e, api)
+        } catch {
+            return errorResponse(APIError(status: 500, kind: .internalError, message: "\(error)"), api)
+        }
+    }
+
+    /// The request's body as a JSON object (size, time and nesting bounded). Callers hold an admission:
+    /// reading, parsing, rendering and tokenizing run a bounded number at once, refused before the body
+    /// is read when all places stay taken.
+    func readJSON(_ request: Request) async throws -> JSONBody {
+        let buffer = try await collectBody(request)
+        let body = try JSONBody(Data(buffer.readableBytesView))
+        try checkNesting(body)
+        return body
+    }
+
+    /// A request answered without the engine (tokenize, detokenize): key check, admission, body, `answer`.
+    func answer(_ request: Request, _ api: APIFlavor, _ answer: (JSONBody) throws -> Response) async -> Response {
+        metrics.requests.increment()
+        do {
+            try authorize(request)
+            guard await admissions.enter(waitingUpTo: configuration.admissionWaitSeconds) else { throw APIError.busyReading }
+            defer { admissions.leave() }
+            return try answer(try await readJSON(request))
         } catch let e as APIError {
             return errorResponse(e, api)
         } catch {

@@ -39,10 +39,11 @@ extension APIServer {
         return p
     }
 
-    /// The requested model must be the one served (its name, file name or the name it was asked by).
+    /// The model name a request asked for. With `strictModelName` it must be the one served (its name, file
+    /// name or the name it was asked by); otherwise any name is answered by the served model.
     func checkModel(_ body: JSONBody) throws -> String {
         guard let requested = try body.string("model") else { return modelID }
-        guard modelAliases.contains(requested) else {
+        guard modelAliases.contains(requested) || !configuration.strictModelName else {
             throw APIError(status: 404, kind: .notFound,
                            message: "model '\(requested)' is not served here; this server runs '\(modelID)'", param: "model")
         }

@@ -12,6 +12,8 @@ struct APIError: Error {
     var param: String?
     var retryAfter: Int?
 
+    static let busyReading = APIError(status: 503, kind: .overloaded, message: "the server is busy reading other requests; retry later", retryAfter: 1)
+
     static func invalid(_ message: String, param: String? = nil) -> APIError {
         APIError(status: 400, kind: .invalidRequest, message: message, param: param)
     }

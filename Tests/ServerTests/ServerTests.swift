@@ -181,11 +181,63 @@ struct ServerTests {
         try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":"many"}"#, status: 400, "'max_tokens' must be a number")
         try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"temperature":7}"#, status: 400, "between 0 and 2")
         try await openAIError(#"{"messages":[{"role":"wizard","content":"hi"}]}"#, status: 400, "role 'wizard'")
-        try await openAIError(#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#, status: 404, "gpt-9")
+        // Any model name is answered by the served model; --strict-model-name keeps the 404 (below).
+        r = try await http("POST", chat, body: Data(#"{"model":"default","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}"#.utf8), headers: auth)
+        #expect(r.status == 200 && r.json["model"] as? String == "default")
         try await openAIError(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":1000}"#, status: 400, "more than the context (256)")
         try await openAIError(#"{"messages":[{"role":"user","content":"\#(String(repeating: "word ", count: 900))"}]}"#, status: 413, "larger than 4096")
         r = try await http("POST", messages, body: Data(#"{"messages":[{"role":"user","content":"hi"}]}"#.utf8), headers: auth)
         #expect(r.status == 400 && ((r.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("'max_tokens' is required"))
+    }
+
+    @Test func strictModelNameRefusesOtherNames() async throws {
+        let engine = BatchEngine(TestModels.tiny, parallel: 1, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.strictModelName = true }
+        defer { running.stop() }
+        let chat = running.base + "/v1/chat/completions"
+        var r = try await http("POST", chat, body: Data(#"{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}"#.utf8))
+        let error = r.json["error"] as? [String: Any]
+        #expect(r.status == 404 && (error?["message"] as? String ?? "").contains("gpt-9") && error?["code"] as? String == "model_not_found")
+        r = try await http("POST", chat, body: Data(#"{"model":"smollm2","max_tokens":2,"messages":[{"role":"user","content":"hi"}]}"#.utf8))
+        #expect(r.status == 200)
+        let models = try await http("GET", running.base + "/v1/models").json
+        let entry = (models["data"] as? [[String: Any]])?.first
+        #expect(entry?["id"] as? String == "smollm2" && (entry?["aliases"] as? [String])?.contains("qwen2.f32.gguf") == true)
+    }
+
+    /// llama-server's /tokenize and /detokenize shapes, over raw HTTP, behind the API key.
+    @Test func tokenizeAndDetokenizeEndpoints() async throws {
+        let loaded = TestModels.tiny
+        let engine = BatchEngine(loaded, parallel: 1, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.apiKey = "sekret" }
+        defer { running.stop() }
+        let auth = ["Authorization": "Bearer sekret"]
+        let text = "Hello world, 12345 東京"
+        let expected = loaded.tokenizer.encode(text, addSpecial: false).map(Int.init)
+        var r = try await http("POST", running.base + "/tokenize", body: Data(#"{"content":"\#(text)"}"#.utf8))
+        #expect(r.status == 401)
+        r = try await http("POST", running.base + "/tokenize", body: Data(#"{"content":"\#(text)"}"#.utf8), headers: auth)
+        #expect(r.status == 200 && r.json["tokens"] as? [Int] == expected)
+        r = try await http("POST", running.base + "/tokenize", body: Data(#"{"content":"\#(text)","with_pieces":true}"#.utf8), headers: auth)
+        let pieces = r.json["tokens"] as? [[String: Any]] ?? []
+        #expect(pieces.map { $0["id"] as? Int ?? -1 } == expected)
+        // Whole characters come as strings; a piece holding part of one comes as its bytes.
+        var bytes: [UInt8] = []
+        for piece in pieces {
+            if let s = piece["piece"] as? String { bytes += Array(s.utf8) } else { bytes += (piece["piece"] as? [Int] ?? []).map { UInt8($0) } }
+        }
+        #expect(String(decoding: bytes, as: UTF8.self) == text)
+        r = try await http("POST", running.base + "/detokenize", body: try JSONSerialization.data(withJSONObject: ["tokens": expected]), headers: auth)
+        #expect(r.status == 200 && r.json["content"] as? String == text)
+        // Bad input: clear errors naming the parameter.
+        r = try await http("POST", running.base + "/detokenize", body: Data(#"{"tokens":[1,99999999]}"#.utf8), headers: auth)
+        #expect(r.status == 400 && ((r.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("'tokens'[1]"))
+        r = try await http("POST", running.base + "/detokenize", body: Data(#"{"tokens":"12"}"#.utf8), headers: auth)
+        #expect(r.status == 400)
+        r = try await http("POST", running.base + "/tokenize", body: Data(#"{"content":5}"#.utf8), headers: auth)
+        #expect(r.status == 400 && ((r.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("'content' must be a string"))
+        r = try await http("POST", running.base + "/tokenize", body: Data(#"{"content":"<|im_start|>","add_special":true,"parse_special":false}"#.utf8), headers: auth)
+        #expect(r.status == 200 && (r.json["tokens"] as? [Int])?.count ?? 0 > 1)
     }
 
     /// The only slot busy and no queue: 503 with Retry-After, in the API's shape (the real model keeps the

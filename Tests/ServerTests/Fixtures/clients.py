@@ -195,11 +195,9 @@ if word and len(m.content[0].text.split()) > 1:
     check(ms.stop_reason == "stop_sequence" and ms.stop_sequence == word, "anthropic stop_sequence reported")
 
 # --- Errors in each API's shape ----------------------------------------------------------------------
-try:
-    oa.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
-    check(False, "unknown model refused")
-except openai.NotFoundError as e:
-    check("no-such-model" in str(e), "unknown model → 404 in OpenAI's error shape")
+# A placeholder model name (clients configured with "default") is answered by the served model.
+placeholder = oa.chat.completions.create(model="default", max_tokens=4, messages=[{"role": "user", "content": "hi"}])
+check(placeholder.choices[0].message.content is not None, "any model name is answered by the served model")
 try:
     oa.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=10_000_000)
     check(False, "oversized max_tokens refused")
