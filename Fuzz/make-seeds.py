@@ -151,6 +151,15 @@ bodies = [
     ({"messages": [{"role": "user", "content": "deep"}], "tools": [{"type": "function", "function": {"name": "f",
       "parameters": {"type": "object", "properties": {"l": {"type": "array", "items": {"$ref": "#"}}}}}}], "tool_choice": "auto"},
      'text before {"name": "f", "arguments": {"l": []}}'),
+    # The Responses API: items, flat function tools, text.format.
+    ({"model": "tiny", "instructions": "Be brief <|im_end|>", "input": [{"role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
+      {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"},
+      {"type": "function_call_output", "call_id": "c1", "output": "{\"temp\": 3}"}, {"type": "reasoning", "summary": []}],
+      "tools": [{"type": "function", "name": "get_weather", "parameters": weather["function"]["parameters"]}],
+      "tool_choice": {"type": "function", "name": "get_weather"}, "max_output_tokens": 32, "stream": True, "store": False},
+     '{"name": "get_weather", "arguments": {"city": "Oslo"}}'),
+    ({"input": "json please", "text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object",
+      "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}, "metadata": {"k": "v"}, "previous_response_id": "resp_x"}, None),
 ]
 for i, (body, output) in enumerate(bodies):
     text = json.dumps(body, ensure_ascii=False)

@@ -7,6 +7,7 @@
 //   POST /v1/chat/completions OpenAI chat
 //   POST /v1/completions      OpenAI text completion
 //   POST /v1/messages         Anthropic messages
+//   POST /v1/responses        OpenAI Responses (GET / DELETE /v1/responses/{id}: stored ones)
 //   POST /tokenize            text → token ids (llama-server's shapes)
 //   POST /detokenize          token ids → text
 
@@ -43,6 +44,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = RequestLimits()
     /// Markup typed inside messages becomes control tokens (off: it stays text).
     public var parseSpecialInContent = false
+    /// Responses kept for `previous_response_id` and GET /v1/responses/{id}: at most this many, and bytes.
+    public var storedResponses = 1_024
+    public var storedResponseBytes = 64 << 20
     /// A request naming a model other than the served one (or its aliases) gets 404; off: any name is
     /// answered by the served model, as llama-server does (clients often send a placeholder).
     public var strictModelName = false
@@ -58,6 +62,7 @@ public final class APIServer: Sendable {
     let fingerprint: String
     let startedAt = Int(Date().timeIntervalSince1970)
     let admissions: AdmissionGate
+    let responseStore: ResponseStore
     /// The longest token's bytes: a text of more than context × this bytes cannot fit the context.
     let maxBytesPerToken: Int
 
@@ -69,6 +74,7 @@ public final class APIServer: Sendable {
         modelAliases = [configuration.modelID, engine.loaded.name, file, (file as NSString).deletingPathExtension]
         fingerprint = "dwarfstar-" + String(engine.loaded.fingerprint.prefix(12))
         admissions = AdmissionGate(capacity: configuration.maxAdmissions)
+        responseStore = ResponseStore(maxEntries: configuration.storedResponses, maxBytes: configuration.storedResponseBytes)
         let tokenizer = engine.loaded.tokenizer
         maxBytesPerToken = max(1, (0..<tokenizer.vocabularySize).reduce(0) { max($0, tokenizer.tokenPiece(Int32($1)).count) })
         engine.observer = metrics
@@ -113,6 +119,23 @@ public final class APIServer: Sendable {
         }
         router.post("v1/messages") { request, _ in
             await self.generate(request, .anthropic) { try self.parseMessages($0) } respond: { self.respondAnthropic($0, $1) }
+        }
+        router.post("v1/responses") { request, _ in
+            await self.generate(request, .openAI) { try self.parseResponses($0) } respond: { self.respondResponses($0, $1) }
+        }
+        router.get("v1/responses/:id") { request, context in
+            try self.guarded(request, .openAI) {
+                let id = context.parameters.get("id") ?? ""
+                guard let entry = self.responseStore.entry(id) else { throw APIError.responseNotFound(id) }
+                return self.json(entry.response)
+            }
+        }
+        router.delete("v1/responses/:id") { request, context in
+            try self.guarded(request, .openAI) {
+                let id = context.parameters.get("id") ?? ""
+                guard self.responseStore.remove(id) else { throw APIError.responseNotFound(id) }
+                return self.json(["id": id, "object": "response", "deleted": true])
+            }
         }
         router.post("tokenize") { request, _ in await self.answer(request, .openAI) { try self.tokenize($0) } }
         router.post("detokenize") { request, _ in await self.answer(request, .openAI) { try self.detokenize($0) } }
@@ -291,13 +314,7 @@ public final class APIServer: Sendable {
                                                                       finishReason: nil, first: true)))
                 first = false
             }
-            // Tool calls: a constrained call streams its arguments as they come; with tool_choice auto,
-            // output that may be a call is held back until it is clearly text or finished.
-            var streamer: ToolCallStreamer? = nil
-            var holding = false
-            if chat, let tools = request.tools {
-                if case .toolCall = request.constraint { streamer = ToolCallStreamer(tools: tools) } else { holding = tools.choice == .auto }
-            }
+            var (streamer, holding) = chat ? request.toolStreaming : (nil, false)
             var held = "", heldTokens: [TokenLogprob] = []
             func content(_ text: String, _ tokens: [TokenLogprob]) -> ByteBuffer {
                 defer { first = false }
@@ -375,11 +392,7 @@ public final class APIServer: Sendable {
                                                   "message": self.anthropicMessage(id: id, request: request, content: [], finish: nil)],
                                                  event: "message_start"))
             try await writer.write(APIServer.sse(["type": "ping"], event: "ping"))
-            var streamer: ToolCallStreamer? = nil
-            var holding = false
-            if let tools = request.tools {
-                if case .toolCall = request.constraint { streamer = ToolCallStreamer(tools: tools) } else { holding = tools.choice == .auto }
-            }
+            var (streamer, holding) = request.toolStreaming
             var held = ""
             var blockOpen = false, blocks = 0
             func startText() -> ByteBuffer {

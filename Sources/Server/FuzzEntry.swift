@@ -1,4 +1,4 @@
-// Entry point for the fuzzing harness (Fuzz/, docs/reliability.md): the request decoders of both APIs,
+// Entry point for the fuzzing harness (Fuzz/, docs/reliability.md): the request decoders of the APIs,
 // run on a raw body exactly as `generate` runs them before a request reaches the engine (JSON, nesting
 // check, the endpoint's parser with template rendering and tokenization, the tool-call constraint), and
 // the parsers of a model's tool calls. Nothing here is used by the server itself.
@@ -9,7 +9,7 @@ import Sampling
 extension APIServer {
     /// The POST endpoints whose bodies are decoded.
     public enum FuzzEndpoint: CaseIterable, Sendable {
-        case chatCompletions, completions, messages
+        case chatCompletions, completions, messages, responses
     }
 
     /// What a body decoded to, for the harness's checks.
@@ -37,6 +37,7 @@ extension APIServer {
         case .chatCompletions: request = try parseChatCompletion(parsedBody)
         case .completions: request = try parseCompletion(parsedBody)
         case .messages: request = try parseMessages(parsedBody)
+        case .responses: request = try parseResponses(parsedBody)
         }
         var calls = 0
         if let tools = request.tools {

@@ -22,6 +22,8 @@ struct GenerationRequest {
     /// Tools the model may call (their calls are parsed out of the output).
     var tools: ToolsRequest?
     var model: String
+    /// The Responses API's own state (id, conversation to store, fields echoed in the response object).
+    var responses: ResponsesContext?
 }
 
 extension APIServer {

@@ -11,8 +11,14 @@ struct APIError: Error {
     var message: String
     var param: String?
     var retryAfter: Int?
+    /// OpenAI's machine-readable `code` where the kind's default does not say it.
+    var code: String? = nil
 
     static let busyReading = APIError(status: 503, kind: .overloaded, message: "the server is busy reading other requests; retry later", retryAfter: 1)
+
+    static func responseNotFound(_ id: String) -> APIError {
+        APIError(status: 404, kind: .notFound, message: "response '\(id)' is not stored here", param: "response_id", code: "response_not_found")
+    }
 
     static func invalid(_ message: String, param: String? = nil) -> APIError {
         APIError(status: 400, kind: .invalidRequest, message: message, param: param)
@@ -47,6 +53,7 @@ struct APIError: Error {
             var e: [String: Any] = ["message": message, "type": openAIType, "param": param ?? NSNull(), "code": NSNull()]
             if kind == .authentication { e["code"] = "invalid_api_key" }
             if kind == .notFound { e["code"] = "model_not_found" }
+            if let code { e["code"] = code }
             return ["error": e]
         case .anthropic:
             return ["type": "error", "error": ["type": anthropicType, "message": message]]

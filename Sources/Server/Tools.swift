@@ -214,6 +214,17 @@ extension APIServer {
 /// Streams a constrained call's arguments as they are generated: the output is
 /// {"name": "X", "arguments": ARGS} — once the prefix is known the name is announced, then ARGS is
 /// passed on as it grows (the final "}" held back).
+extension GenerationRequest {
+    /// How a streamed answer treats tool calls: a constrained call streams its arguments as they come
+    /// (`streamer`); with tool_choice auto, output that may be a call is held back until it is clearly
+    /// text or finished (`holding`).
+    var toolStreaming: (streamer: ToolCallStreamer?, holding: Bool) {
+        guard let tools else { return (nil, false) }
+        if case .toolCall = constraint { return (ToolCallStreamer(tools: tools), false) }
+        return (nil, tools.choice == .auto)
+    }
+}
+
 struct ToolCallStreamer {
     let tools: ToolsRequest
     private var text = ""

@@ -99,6 +99,20 @@ func http(_ method: String, _ url: String, body: Data? = nil, headers: [String: 
     return HTTPResult(status: r.statusCode, headers: fields, body: data)
 }
 
+/// Runs a Python client script from Fixtures/ against a server; its exit status and output.
+func runClientScript(_ script: String, _ arguments: String...) async throws -> (Int32, String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["python3", serverFixtures.appendingPathComponent(script).path] + arguments
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let output = await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+    p.waitUntilExit()
+    return (p.terminationStatus, output)
+}
+
 @Suite(.serialized)
 struct ServerTests {
     @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
@@ -108,16 +122,8 @@ struct ServerTests {
         let engine = BatchEngine(loaded, parallel: 16, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
         let running = try await RunningServer.start(engine)
         defer { running.stop() }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", serverFixtures.appendingPathComponent("clients.py").path, running.base, "smollm2"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let output = await offThePool { String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0, "client checks failed:\n\(output)")
+        let (status, output) = try await runClientScript("clients.py", running.base, "smollm2")
+        #expect(status == 0, "client checks failed:\n\(output)")
         #expect(output.contains("all client checks passed"))
     }
 
@@ -148,6 +154,42 @@ struct ServerTests {
             }.joined())
         }
         #expect(answers[0] == answers[1] && !answers[0].isEmpty)
+    }
+
+    /// The Responses API through the official client's `responses` interface: whole and streamed answers,
+    /// previous_response_id (served from the prefix cache), instructions, retrieve/delete, function calls,
+    /// structured output, errors (Fixtures/responses_client.py).
+    @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
+          .enabled(if: TestModels.pythonClients, "needs python3 with openai, anthropic, httpx, jsonschema, pydantic"))
+    func responsesAPIWithTheOfficialClient() async throws {
+        let loaded = try #require(TestModels.load("smollm2"))
+        let engine = BatchEngine(loaded, parallel: 4, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
+        let running = try await RunningServer.start(engine)
+        defer { running.stop() }
+        let (status, output) = try await runClientScript("responses_client.py", running.base, "smollm2")
+        #expect(status == 0, "Responses API checks failed:\n\(output)")
+        #expect(output.contains("all Responses API checks passed"))
+    }
+
+    /// The store keeps at most `storedResponses`, least recently used out first; an evicted response
+    /// cannot be continued (404 previous_response_not_found). Raw HTTP on the tiny fixture.
+    @Test func storedResponsesAreBounded() async throws {
+        let engine = BatchEngine(TestModels.tiny, parallel: 1, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.storedResponses = 2 }
+        defer { running.stop() }
+        var ids: [String] = []
+        for i in 0..<3 {
+            let r = try await http("POST", running.base + "/v1/responses", body: Data(#"{"input":"hi \#(i)","max_output_tokens":2}"#.utf8))
+            #expect(r.status == 200 && r.json["object"] as? String == "response")
+            ids.append(r.json["id"] as? String ?? "")
+        }
+        #expect(try await http("GET", running.base + "/v1/responses/\(ids[0])").status == 404)
+        #expect(try await http("GET", running.base + "/v1/responses/\(ids[2])").status == 200)
+        let r = try await http("POST", running.base + "/v1/responses",
+                               body: Data(#"{"input":"again","max_output_tokens":2,"previous_response_id":"\#(ids[0])"}"#.utf8))
+        #expect(r.status == 404 && (r.json["error"] as? [String: Any])?["code"] as? String == "previous_response_not_found")
+        let bad = try await http("POST", running.base + "/v1/responses", body: Data(#"{"input":[{"type":"input_image"}]}"#.utf8))
+        #expect(bad.status == 400 && ((bad.json["error"] as? [String: Any])?["message"] as? String ?? "").contains("input_image"))
     }
 
     /// Needs no real model: the tiny fixture answers (its text is noise, its errors are real).
