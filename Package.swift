@@ -64,7 +64,9 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ],
+        // The chat page, compiled into the binary (no resource bundle to ship beside it).
+        resources: [.embedInCode("WebUI/chat.html")]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
             "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

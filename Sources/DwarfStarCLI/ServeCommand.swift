@@ -26,6 +26,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("alias"), help: "Model id announced by /v1/models (default: the -m name).") var alias: String?
     @Flag(name: .customLong("strict-model-name"), help: "Answer 404 to a request naming another model (default: any name gets the served model, as llama-server does).")
     var strictModelName = false
+    @Flag(name: .customLong("no-webui"), help: "Do not serve the chat page at /.") var noWebUI = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -78,6 +79,7 @@ struct Serve: ParsableCommand {
             config.corsOrigins = corsOrigins
             config.parseSpecialInContent = modelOptions.parseSpecialInContent
             config.strictModelName = strictModelName
+            config.webUI = !noWebUI
             config.allowedHosts = allowedHosts
             config.limits.defaultMaxTokens = defaultMaxTokens
             if config.apiKey == nil && !Serve.isLoopback(host) {
@@ -88,12 +90,13 @@ struct Serve: ParsableCommand {
             let server = APIServer(engine: engine, configuration: config)
             let done = DispatchSemaphore(value: 0)
             nonisolated(unsafe) var failure: Error?
-            let model = config.modelID, host = self.host, parallel = runtime.sequences
+            let model = config.modelID, host = self.host, parallel = runtime.sequences, webUI = config.webUI
             Task {
                 do {
                     try await server.run { port in
                         printErr("dwarfstar: serving \(model) on http://\(host):\(port) (parallel \(parallel), context \(ctx), KV \(pool.bytes >> 20) MiB)")
                         print("listening on http://\(host):\(port)")
+                        if webUI { printErr("dwarfstar: chat page at http://\(host):\(port)/ (--no-webui turns it off)") }
                         fflush(stdout)
                     }
                 } catch { failure = error }

@@ -1,6 +1,7 @@
 // The HTTP server (Hummingbird 2 over SwiftNIO): routes, API-key check, body limit, error shapes, and
 // the bridge from engine events to JSON answers or Server-Sent Events. It sees only the batch engine.
 //
+//   GET  /                    the chat page (Sources/Server/WebUI/chat.html)
 //   GET  /health              {"status": "ok", ...}
 //   GET  /metrics             Prometheus text
 //   GET  /v1/models           the served model
@@ -44,6 +45,8 @@ public struct ServerConfiguration: Sendable {
     public var limits = RequestLimits()
     /// Markup typed inside messages becomes control tokens (off: it stays text).
     public var parseSpecialInContent = false
+    /// Serve the chat page at / (`--no-webui` turns it off).
+    public var webUI = true
     /// Responses kept for `previous_response_id` and GET /v1/responses/{id}: at most this many, and bytes.
     public var storedResponses = 1_024
     public var storedResponseBytes = 64 << 20
@@ -95,6 +98,13 @@ public final class APIServer: Sendable {
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: BrowserGuard(server: self))   // before the routes: it applies to those added after
+        if configuration.webUI {
+            // The page itself holds no data: it asks for the key when the API refuses it.
+            router.get("/") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: PackageResources.chat_html)))
+            }
+        }
         router.get("health") { _, _ in
             let s = self.engine.snapshot
             return self.json(["status": "ok", "model": self.modelID, "active": s.active, "queued": s.queued,
@@ -359,8 +369,9 @@ public final class APIServer: Sendable {
                         }
                         if !calls.isEmpty { reason = "tool_calls" } else if !held.isEmpty { try await writer.write(content(held, heldTokens)) }
                     }
-                    try await writer.write(APIServer.sse(self.openAIChunk(chat: chat, id: id, request: request, text: nil, tokens: [],
-                                                                          finishReason: reason, first: first)))
+                    var last = self.openAIChunk(chat: chat, id: id, request: request, text: nil, tokens: [], finishReason: reason, first: first)
+                    last["timings"] = APIServer.timings(f)
+                    try await writer.write(APIServer.sse(last))
                     if request.includeUsage {
                         try await writer.write(APIServer.sse(["id": id, "object": chat ? "chat.completion.chunk" : "text_completion",
                                                               "created": Int(Date().timeIntervalSince1970), "model": request.model,

@@ -120,6 +120,20 @@ extension APIServer {
          "prompt_tokens_details": ["cached_tokens": f.cachedPromptTokens]]
     }
 
+    /// llama-server's `timings` (its extension, in the whole answer and the last streamed chunk): prompt
+    /// tokens evaluated (cached ones not counted) over the time to the first token, generated tokens over
+    /// the time after it.
+    static func timings(_ f: EngineFinish) -> [String: Any] {
+        let promptSeconds = f.timeToFirstToken ?? f.seconds
+        let evaluated = f.promptTokens - f.cachedPromptTokens
+        let decodeSeconds = max(0, f.seconds - promptSeconds)
+        let decoded = max(0, f.completionTokens - 1)   // the first token comes from the prompt's pass
+        return ["cache_n": f.cachedPromptTokens, "prompt_n": evaluated, "prompt_ms": promptSeconds * 1000,
+                "prompt_per_second": promptSeconds > 0 ? Double(evaluated) / promptSeconds : 0,
+                "predicted_n": f.completionTokens, "predicted_ms": decodeSeconds * 1000,
+                "predicted_per_second": decodeSeconds > 0 ? Double(decoded) / decodeSeconds : 0]
+    }
+
     /// Chat logprobs content entries of tokens.
     static func chatLogprobs(_ tokens: [TokenLogprob]) -> [[String: Any]] {
         tokens.map { t in
@@ -156,7 +170,8 @@ extension APIServer {
             choice["logprobs"] = request.topLogprobs == nil ? NSNull() : APIServer.completionLogprobs(tokens) as Any
         }
         return ["id": id, "object": chat ? "chat.completion" : "text_completion", "created": Int(Date().timeIntervalSince1970),
-                "model": request.model, "system_fingerprint": fingerprint, "choices": [choice], "usage": APIServer.usage(finish)]
+                "model": request.model, "system_fingerprint": fingerprint, "choices": [choice], "usage": APIServer.usage(finish),
+                "timings": APIServer.timings(finish)]
     }
 
     /// A streamed chunk carrying a tool call delta: the call's header (id, name) when first announced,

@@ -40,6 +40,21 @@ enum TestModels {
         return try! LoadedModel(path: path)
     }()
 
+    /// Debian's chromium and chromium-driver, and Selenium, for the chat page test.
+    static let headlessChromium: Bool = {
+        let paths = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import selenium"]
+        p.standardError = FileHandle.nullDevice
+        let selenium = (try? p.run()) != nil && { p.waitUntilExit(); return p.terminationStatus == 0 }()
+        let present = paths.allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } && selenium
+        if !present {
+            FileHandle.standardError.write(Data("!! SKIPPING the chat page test: needs /usr/bin/chromium, /usr/bin/chromedriver (apt install chromium chromium-driver) and python3 selenium\n".utf8))
+        }
+        return present
+    }()
+
     static let pythonClients: Bool = {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -169,6 +184,37 @@ struct ServerTests {
         let (status, output) = try await runClientScript("responses_client.py", running.base, "smollm2")
         #expect(status == 0, "Responses API checks failed:\n\(output)")
         #expect(output.contains("all Responses API checks passed"))
+    }
+
+    /// The chat page at / in a real headless Chromium: streamed text arrives, Stop ends the answer (and
+    /// the generation), a second answer shows the speed line; behind --api-key the page asks for the key
+    /// (Fixtures/chat_page.py).
+    @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
+          .enabled(if: TestModels.headlessChromium, "needs chromium, chromium-driver and python3 selenium"),
+          arguments: [nil, "sekret"] as [String?])
+    func chatPageInHeadlessChromium(apiKey: String?) async throws {
+        let loaded = try #require(TestModels.load("smollm2"))
+        let engine = BatchEngine(loaded, parallel: 2, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.apiKey = apiKey; $0.limits.defaultMaxTokens = 256 }
+        defer { running.stop() }
+        let (status, output) = try await runClientScript("chat_page.py", running.base, "--key", apiKey ?? "")
+        #expect(status == 0, "chat page checks failed:\n\(output)")
+        #expect(output.contains("all chat page checks passed"))
+    }
+
+    @Test(arguments: [true, false])
+    func chatPageIsServedUnlessTurnedOff(webUI: Bool) async throws {
+        let engine = BatchEngine(TestModels.tiny, parallel: 1, contextLength: 256, threads: 2)
+        let running = try await RunningServer.start(engine) { $0.webUI = webUI; $0.apiKey = "sekret" }
+        defer { running.stop() }
+        let page = try await http("GET", running.base + "/")
+        if webUI {
+            #expect(page.status == 200 && (page.headers["content-type"] ?? "").hasPrefix("text/html"))
+            let html = String(decoding: page.body, as: UTF8.self)
+            #expect(html.contains("/v1/chat/completions") && !html.contains("http://") && !html.contains("https://"))
+        } else {
+            #expect(page.status == 404)
+        }
     }
 
     /// The store keeps at most `storedResponses`, least recently used out first; an evicted response
