@@ -30,7 +30,8 @@ let package = Package(
         .target(name: "CKernels", cSettings: cOptimise),
         // GGUF reader (mmap, validation) and writer; pure Swift.
         .target(name: "GGUF"),
-        // File I/O that bypasses the page cache, SHA-256: the C helpers models and engine use besides kernels.
+        // File I/O that bypasses the page cache, SHA-256, terminal progress bars: the C helpers models and engine
+        // use besides kernels.
         .target(name: "Platform", dependencies: ["CKernels"]),
         // The only Swift face of CKernels' kernels: the op interface (Backend) and its CPU backend, weight
         // matrices used in place, the quantized matmul, norms and activations, RoPE, attention over paged
@@ -51,7 +52,7 @@ let package = Package(
         // Random-weight GGUF writers in realistic shapes (llama, deepseek2, glm-dsa, deepseek4, qwen35moe, gemma4) for
         // `dwarfstar synth` and the synthetic-model tests; tensor names from Models' table (TensorNames.swift),
         // so writer and loaders agree; reference quantization through Kernels. Engine does not use it.
-        .target(name: "Synthesis", dependencies: ["GGUF", "Kernels", "Models"]),
+        .target(name: "Synthesis", dependencies: ["GGUF", "Kernels", "Models", "Platform"]),
         // Quantization: llama-quantize's mixes and rules, importance matrices (llama.cpp's formats, collected
         // through the op interface), the file writer (dequantize → ds_quantize_rows), conversion to floats,
         // KL divergence against reference logits, per-tensor sensitivity and the adaptive allocation.
@@ -68,7 +69,7 @@ let package = Package(
         // The chat page, compiled into the binary (no resource bundle to ship beside it).
         resources: [.embedInCode("WebUI/chat.html")]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers", "Platform",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),

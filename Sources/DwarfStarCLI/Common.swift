@@ -3,6 +3,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Platform
 import Kernels
 import KVCache
 import Models
@@ -68,9 +69,23 @@ struct ModelOptions: RuntimeOptionGroup {
     }
 
     /// Loads the model; with `streamingExperts` (a RAM budget) the mapping reads only what is touched.
+    /// Shows a progress bar on a terminal while a model over 1 GiB is read in.
     func load(streamingExperts: Bool, sequences: Int = 1) throws -> LoadedModel {
         let path = try ModelStore.resolveOrPull(model)
-        return try LoadedModel(path: path, streamingExperts: streamingExperts, weightLayout: weightLayout(path: path, sequences: sequences))
+        let layout = weightLayout(path: path, sequences: sequences)
+        let loaded = try LoadedModel(path: path, streamingExperts: streamingExperts, weightLayout: layout)
+        // A large file's weights are read in at load, with a progress bar on a terminal, rather than
+        // faulted in by the first prompt (packed copies were read while they were made).
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        if size > ModelOptions.repackSizeLimit && (layout == .rowMajor || streamingExperts) {
+            var bar: TerminalProgress?
+            loaded.readIn(residentOnly: streamingExperts) { done, total in
+                if bar == nil { bar = TerminalProgress("load", total: total, unit: .bytes) }
+                bar?.update(done)
+            }
+            bar?.finish()
+        }
+        return loaded
     }
 
     /// Loads the model and resolves the runtime options given to these and the `other` groups, after
@@ -324,3 +339,17 @@ struct SpeculationFlags: ParsableArguments {
 }
 
 extension SpeculationMode: ExpressibleByArgument {}
+
+/// While `state` evaluates a prompt of several batches, a progress bar on a terminal (cleared when the
+/// prompt is done, before any answer text).
+func showPromptProgress(on state: InferenceState) {
+    var bar: TerminalProgress?
+    state.onChunkProgress = { done, total in
+        if bar == nil || bar?.total != Int64(total) { bar = TerminalProgress("prompt", total: Int64(total), unit: .tokens) }
+        bar?.update(Int64(done))
+        if done >= total {
+            bar?.finish()
+            bar = nil
+        }
+    }
+}

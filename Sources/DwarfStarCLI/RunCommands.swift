@@ -26,6 +26,8 @@ struct Run: ParsableCommand {
         do {
             let (loaded, runtime) = try modelOptions.loadResolved()
             let session = try runtime.session(loaded)
+        showPromptProgress(on: session.state)
+            showPromptProgress(on: session.state)
             let tokens: [Int32]
             if raw || loaded.chatTemplate == nil {
                 if !raw { printErr("note: \(loaded.name) has no chat template; using raw completion") }

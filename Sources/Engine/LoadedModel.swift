@@ -119,6 +119,53 @@ public final class LoadedModel: @unchecked Sendable {
         return v
     }
 
+    /// Reads the weights into the page cache now, in file order, calling `progress` with the bytes read
+    /// and their total (every 8 MiB): the first forward pass would otherwise fault them in page by page,
+    /// at a fraction of the storage's speed. `residentOnly`: all but the routed experts (which a RAM budget
+    /// streams). Returns false, reading nothing, when they would not fit in the memory available now (they
+    /// would only push each other out) or the file cannot be read.
+    @discardableResult
+    public func readIn(residentOnly: Bool, progress: (Int64, Int64) -> Void) -> Bool {
+        // File ranges of the tensors, adjacent ones merged.
+        var ranges: [(start: Int, end: Int)] = []
+        for tensor in gguf.tensors.sorted(by: { $0.offset < $1.offset }) where !residentOnly || !LoadedModel.isRoutedExpertTensor(tensor.name) {
+            let start = gguf.dataOffset + tensor.offset, end = start + tensor.byteCount
+            if let last = ranges.last, start <= last.end + 4096 { ranges[ranges.count - 1].end = max(last.end, end) } else { ranges.append((start, end)) }
+        }
+        let total = Int64(ranges.reduce(0) { $0 + $1.end - $1.start })
+        guard let available = LoadedModel.availableMemory(), total < available * 9 / 10 else { return false }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let chunk = 8 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        var done: Int64 = 0
+        for range in ranges {
+            var offset = range.start
+            while offset < range.end {
+                let n = pread(fd, buffer, min(chunk, range.end - offset), off_t(offset))
+                if n <= 0 { return false }
+                offset += n
+                done += Int64(n)
+                progress(done, total)
+            }
+        }
+        return true
+    }
+
+    /// Bytes of memory available now (Linux: MemAvailable; elsewhere the physical memory), nil if unknown.
+    static func availableMemory() -> Int64? {
+        #if os(Linux)
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+              let kib = Int64(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kib * 1024
+        #else
+        return Int64(ProcessInfo.processInfo.physicalMemory)
+        #endif
+    }
+
     /// Token text of BOS/EOS for templates.
     public func tokenText(_ id: Int32?) -> String {
         guard let id else { return "" }

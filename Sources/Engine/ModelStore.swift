@@ -242,11 +242,17 @@ public enum ModelStore {
     public static func sha256(ofFile path: String, progressLabel: String? = nil) throws -> String {
         guard let h = FileHandle(forReadingAtPath: path) else { throw ModelStoreError.fetchFailed("cannot read \(path)") }
         defer { try? h.close() }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
+        let bar = progressLabel.map { TerminalProgress($0, total: size, unit: .bytes) }
+        defer { bar?.finish() }
         var hasher = SHA256()
+        var done: Int64 = 0
         while true {
             let chunk = h.readData(ofLength: 4 << 20)
             if chunk.isEmpty { break }
             hasher.update(chunk)
+            done += Int64(chunk.count)
+            bar?.update(done)
         }
         return hasher.hexDigest()
     }

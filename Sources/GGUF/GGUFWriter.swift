@@ -108,7 +108,10 @@ public struct GGUFWriter {
     /// Streams the file to a temporary name beside `path` (unique, created with O_EXCL | O_NOFOLLOW: nothing
     /// there is followed or overwritten), then renames it over `path` in one rename(2): a failed write (full
     /// disk) never leaves a half file under the real name, and the temporary file is removed.
-    public func write(to path: String) throws {
+    /// `progress` sees the bytes of tensor data written so far and their total, after each tensor.
+    public func write(to path: String, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) throws {
+        let totalBytes = Int64(tensors.reduce(0) { $0 + $1.byteCount })
+        var written: Int64 = 0
         let tmp = "\(path).partial-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -126,6 +129,8 @@ public struct GGUFWriter {
                 try h.write(contentsOf: data)
                 let pad = padded(data.count) - data.count
                 if pad > 0 { try h.write(contentsOf: [UInt8](repeating: 0, count: pad)) }
+                written += Int64(data.count)
+                progress?(written, totalBytes)
             }
             try h.synchronize()
             isOpen = false

@@ -18,6 +18,9 @@ public final class InferenceState: @unchecked Sendable {
     /// valid during the call. For stacks whose head reads x (the standard stack). An MTP drafter feeds
     /// its layer from here.
     public var onCommit: ((_ tokens: UnsafeBufferPointer<Int32>, _ start: Int, _ hidden: UnsafePointer<Float>) -> Void)?
+    /// Called by TransformerModel.forward after each committed chunk of a call of several chunks: tokens
+    /// done and the call's total (a progress bar for long prompts).
+    public var onChunkProgress: ((_ done: Int, _ total: Int) -> Void)?
     /// The op interface the layer stacks run on (the CPU backend over `pool`).
     public let ops: any Backend
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;

@@ -142,6 +142,7 @@ public final class TransformerModel: @unchecked Sendable {
                 state.onCommit?(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), startPosition + done, UnsafePointer(state.x))
             }
             done += n
+            if tokens.count > state.maxBatch { state.onChunkProgress?(done, tokens.count) }
         }
         let rows = tokens.count - firstRow
         if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }

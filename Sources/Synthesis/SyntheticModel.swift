@@ -4,6 +4,7 @@
 
 import Foundation
 import GGUF
+import Platform
 import Kernels
 import Models
 
@@ -439,7 +440,9 @@ extension SyntheticModel {
         let total = w.tensors.reduce(0) { $0 + $1.byteCount }
         log(String(format: "writing %@: %d tensors, %.2f GB of weights", path, w.tensors.count, Double(total) / 1e9)
             + (detail.map { " (\($0))" } ?? ""))
-        try w.write(to: path)
+        let bar = TerminalProgress("synth", total: Int64(total), unit: .bytes)
+        defer { bar.finish() }
+        try w.write(to: path) { done, _ in bar.update(done) }
         return total
     }
 }
