@@ -78,9 +78,8 @@ extension PreTokenizer {
             #"[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+"#,
             #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#,
         ], ignoreMerges: true),
-        // Falcon: Punctuation(contiguous), ByteLevel(use_regex), Digits, then digit triples. llama.cpp
-        // leaves out the Digits step (so " 12" stays one piece there, two in the model's tokenizer).
-        Definition(names: ["falcon"], patterns: [#"[\p{P}\$\+<=>\^~\|`]+"#, Patterns.gpt2, Patterns.numberRun, Patterns.asciiDigitTriple]),
+        // Falcon: Punctuation (contiguous), ByteLevel's GPT-2 pattern, then ASCII digit triples.
+        Definition(names: ["falcon"], patterns: [#"[\p{P}\$\+<=>\^~\|`]+"#, Patterns.gpt2, Patterns.asciiDigitTriple]),
         Definition(names: ["poro-chat", "bloom", "gpt3-finnish"], patterns: [Patterns.poro]),
         Definition(names: ["viking"], patterns: [Patterns.poro, Patterns.singleNumber]),
         Definition(names: ["tekken"], patterns: [Patterns.tekken], ignoreMerges: true, addsBos: true),
