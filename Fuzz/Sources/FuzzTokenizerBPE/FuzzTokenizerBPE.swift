@@ -3,7 +3,8 @@
 //
 // Tokenizers (byte 0 of the input picks one, modulo the count): the 512-token cut of SmolLM2's
 // vocabulary in the tiny llama fixture under its own pre-tokenizer ("smollm") and under gpt2,
-// llama-bpe (whole-word lookup before merges), qwen2, deepseek-v3, dbrx and "default"; the Gemma 4
+// llama-bpe (whole-word lookup before merges), qwen2, deepseek-v3, dbrx, "default" and eight run by the
+// pattern matcher (gpt-4o, kimi-k2, superbpe, bailingmoe, jais-2, deepseek-llm, tekken, exaone-moe); the Gemma 4
 // fixture's vocabulary. With DS_FUZZ_BPE_MODEL=FILE.gguf a real vocabulary (e.g. SmolLM2's 49152
 // tokens) is added as the last one.
 
@@ -16,7 +17,11 @@ let tokenizers: [FuzzTokenizer] = Fuzz.withoutLeakChecks {
     var list: [FuzzTokenizer] = []
     do {
         let tiny = try LoadedModel.vocabulary(from: GGUFFile(path: Fuzz.path("Tests/TokenizersTests/Fixtures/llama.f32.gguf")))
-        for pre in [tiny.pre ?? "smollm", "gpt2", "llama-bpe", "qwen2", "deepseek-v3", "dbrx", "default"] {
+        // The hand-coded scanners' families, and some run by the pattern matcher (SplitProgram): GPT-4o's
+        // case runs, Kimi K2's Han intersection, SuperBPE's digit cuts, Ling's possessive quantifiers,
+        // Jais 2's whitespace powers of two, DeepSeek LLM's anchored whitespace.
+        for pre in [tiny.pre ?? "smollm", "gpt2", "llama-bpe", "qwen2", "deepseek-v3", "dbrx", "default",
+                    "gpt-4o", "kimi-k2", "superbpe", "bailingmoe", "jais-2", "deepseek-llm", "tekken", "exaone-moe"] {
             var v = tiny
             v.pre = pre
             list.append(try FuzzTokenizer(name: "tiny-\(pre)", vocabulary: v))
