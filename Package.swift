@@ -30,6 +30,10 @@ let package = Package(
         .target(name: "CKernels", cSettings: cOptimise),
         // GGUF reader (mmap, validation) and writer; pure Swift.
         .target(name: "GGUF"),
+        // The Vulkan loader opened at run time (no link-time dependency; built with the Vulkan headers where
+        // they are installed) and the devices it offers: the first piece of the Vulkan backend.
+        .target(name: "CVulkan", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        .target(name: "VulkanBackend", dependencies: ["CVulkan"]),
         // File I/O that bypasses the page cache, SHA-256, terminal progress bars: the C helpers models and engine
         // use besides kernels.
         .target(name: "Platform", dependencies: ["CKernels"]),
@@ -69,10 +73,11 @@ let package = Package(
         // The chat page, compiled into the binary (no resource bundle to ship beside it).
         resources: [.embedInCode("WebUI/chat.html")]),
         .executableTarget(name: "DwarfStarCLI", dependencies: [
-            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers", "Platform",
+            "Engine", "GGUF", "Models", "Kernels", "KVCache", "Sampling", "Server", "Synthesis", "Quantization", "Tokenizers", "Platform", "VulkanBackend",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF", "Kernels"]),
+        .testTarget(name: "VulkanBackendTests", dependencies: ["VulkanBackend"]),
         .testTarget(name: "KernelsTests", dependencies: ["CKernels", "Kernels", "GGUF", "KVCache"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers", "GGUF", "Engine"], exclude: ["Fixtures"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], exclude: ["Fixtures"]),

@@ -75,6 +75,24 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         #expect(none.status != 0 && none.stderr.contains("give a text"))
     }
 
+    /// Without any Vulkan driver, `devices` says why in one line (and the CPU is still listed).
+    @Test func devicesWithoutAVulkanDriverSayWhy() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
+        p.arguments = ["devices"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["VK_ICD_FILENAMES": "/nonexistent/icd.json",
+                                                                     "VK_DRIVER_FILES": "/nonexistent/icd.json"]) { $1 }
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let lines = text.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("cpu: ") == true)
+        #expect(lines.count == 2 && lines[1].hasPrefix("vulkan: none: "), "\(text)")
+    }
+
     @Test func inspectPrintsMetadataTensorsAndTotals() throws {
         let r = try runCLI(["inspect", modelFixtures.appendingPathComponent("gemma3.f16.gguf").path])
         #expect(r.status == 0)
