@@ -128,16 +128,21 @@ func runClientScript(_ script: String, _ arguments: String...) async throws -> (
     return (p.terminationStatus, output)
 }
 
+/// Runs a client script against a server of the real SmolLM2 (context 2048) with `parallel` sequences.
+func runClientScriptOnSmolLM2(_ script: String, parallel: Int) async throws -> (Int32, String) {
+    let loaded = try #require(TestModels.load("smollm2"))
+    let engine = BatchEngine(loaded, parallel: parallel, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
+    let running = try await RunningServer.start(engine)
+    defer { running.stop() }
+    return try await runClientScript(script, running.base, "smollm2")
+}
+
 @Suite(.serialized)
 struct ServerTests {
     @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
           .enabled(if: TestModels.pythonClients, "needs python3 with openai, anthropic, httpx, jsonschema, pydantic"))
     func officialClientsAgainstTheServer() async throws {
-        let loaded = try #require(TestModels.load("smollm2"))
-        let engine = BatchEngine(loaded, parallel: 16, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
-        let running = try await RunningServer.start(engine)
-        defer { running.stop() }
-        let (status, output) = try await runClientScript("clients.py", running.base, "smollm2")
+        let (status, output) = try await runClientScriptOnSmolLM2("clients.py", parallel: 16)
         #expect(status == 0, "client checks failed:\n\(output)")
         #expect(output.contains("all client checks passed"))
     }
@@ -177,11 +182,7 @@ struct ServerTests {
     @Test(.enabled(if: TestModels.available("smollm2"), "needs the real model smollm2"),
           .enabled(if: TestModels.pythonClients, "needs python3 with openai, anthropic, httpx, jsonschema, pydantic"))
     func responsesAPIWithTheOfficialClient() async throws {
-        let loaded = try #require(TestModels.load("smollm2"))
-        let engine = BatchEngine(loaded, parallel: 4, contextLength: 2048, maxBatch: 512, prefillChunk: 256, threads: 2)
-        let running = try await RunningServer.start(engine)
-        defer { running.stop() }
-        let (status, output) = try await runClientScript("responses_client.py", running.base, "smollm2")
+        let (status, output) = try await runClientScriptOnSmolLM2("responses_client.py", parallel: 4)
         #expect(status == 0, "Responses API checks failed:\n\(output)")
         #expect(output.contains("all Responses API checks passed"))
     }
