@@ -1,15 +1,9 @@
 // ds_vulkan.c — opens the Vulkan loader at run time and describes its devices (ds_vulkan.h).
 
-#include "ds_vulkan.h"
+#include "ds_vulkan_internal.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#if defined(__has_include)
-#if __has_include(<vulkan/vulkan.h>)
-#define DS_HAVE_VULKAN_HEADERS 1
-#endif
-#endif
 
 #ifndef DS_HAVE_VULKAN_HEADERS
 
@@ -21,11 +15,7 @@ int ds_vulkan_devices(ds_vulkan_device *devices, int capacity, char *reason, siz
 
 #else
 
-#define VK_NO_PROTOTYPES
-#include <vulkan/vulkan.h>
-#include <dlfcn.h>
-
-static void *open_loader(void) {
+void *ds_vulkan_open_loader(void) {
     static const char *const names[] = {
 #if defined(__APPLE__)
         "libvulkan.1.dylib", "libvulkan.dylib", "libMoltenVK.dylib",
@@ -40,7 +30,26 @@ static void *open_loader(void) {
     return NULL;
 }
 
-static void describe(VkPhysicalDevice physical, PFN_vkGetInstanceProcAddr get, VkInstance instance, ds_vulkan_device *d) {
+VkResult ds_vulkan_create_instance(PFN_vkGetInstanceProcAddr get, VkInstance *instance) {
+    PFN_vkCreateInstance create = (PFN_vkCreateInstance)get(NULL, "vkCreateInstance");
+    if (!create) return VK_ERROR_INITIALIZATION_FAILED;
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "dwarfstar",
+                             .apiVersion = VK_MAKE_API_VERSION(0, 1, 2, 0)};
+    // Portability enumeration lists MoltenVK's devices (Apple) where the loader knows the extension.
+    const char *portability[] = {"VK_KHR_portability_enumeration"};
+    VkInstanceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app,
+                                 .flags = VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR,
+                                 .enabledExtensionCount = 1, .ppEnabledExtensionNames = portability};
+    VkResult result = create(&info, NULL, instance);
+    if (result == VK_ERROR_EXTENSION_NOT_PRESENT) {
+        info.flags = 0;
+        info.enabledExtensionCount = 0;
+        result = create(&info, NULL, instance);
+    }
+    return result;
+}
+
+void ds_vulkan_describe(VkPhysicalDevice physical, PFN_vkGetInstanceProcAddr get, VkInstance instance, ds_vulkan_device *d) {
     PFN_vkGetPhysicalDeviceProperties2 properties2 = (PFN_vkGetPhysicalDeviceProperties2)get(instance, "vkGetPhysicalDeviceProperties2");
     PFN_vkGetPhysicalDeviceFeatures2 features2 = (PFN_vkGetPhysicalDeviceFeatures2)get(instance, "vkGetPhysicalDeviceFeatures2");
     PFN_vkGetPhysicalDeviceMemoryProperties memory = (PFN_vkGetPhysicalDeviceMemoryProperties)get(instance, "vkGetPhysicalDeviceMemoryProperties");
@@ -111,7 +120,7 @@ static void describe(VkPhysicalDevice physical, PFN_vkGetInstanceProcAddr get, V
 }
 
 int ds_vulkan_devices(ds_vulkan_device *devices, int capacity, char *reason, size_t reason_size) {
-    void *loader = open_loader();
+    void *loader = ds_vulkan_open_loader();
     if (!loader) {
         snprintf(reason, reason_size, "no Vulkan loader (libvulkan) on this machine: %s", dlerror());
         return -1;
@@ -123,20 +132,8 @@ int ds_vulkan_devices(ds_vulkan_device *devices, int capacity, char *reason, siz
         dlclose(loader);
         return -1;
     }
-    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "dwarfstar",
-                             .apiVersion = VK_MAKE_API_VERSION(0, 1, 2, 0)};
-    // Portability enumeration lists MoltenVK's devices (Apple) where the loader knows the extension.
-    const char *portability[] = {"VK_KHR_portability_enumeration"};
-    VkInstanceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app,
-                                 .flags = VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR,
-                                 .enabledExtensionCount = 1, .ppEnabledExtensionNames = portability};
     VkInstance instance = VK_NULL_HANDLE;
-    VkResult result = create(&info, NULL, &instance);
-    if (result == VK_ERROR_EXTENSION_NOT_PRESENT) {
-        info.flags = 0;
-        info.enabledExtensionCount = 0;
-        result = create(&info, NULL, &instance);
-    }
+    VkResult result = ds_vulkan_create_instance(get, &instance);
     if (result != VK_SUCCESS) {
         snprintf(reason, reason_size, "vkCreateInstance failed (VkResult %d): no Vulkan driver is installed (Debian: mesa-vulkan-drivers)", (int)result);
         dlclose(loader);
@@ -154,7 +151,7 @@ int ds_vulkan_devices(ds_vulkan_device *devices, int capacity, char *reason, siz
     VkPhysicalDevice physical[64];
     if (count > 64) count = 64;
     enumerate(instance, &count, physical);
-    for (uint32_t i = 0; i < count && (int)i < capacity; ++i) describe(physical[i], get, instance, &devices[i]);
+    for (uint32_t i = 0; i < count && (int)i < capacity; ++i) ds_vulkan_describe(physical[i], get, instance, &devices[i]);
     destroy(instance, NULL);
     dlclose(loader);
     return (int)count;

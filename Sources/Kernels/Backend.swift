@@ -214,6 +214,17 @@ public protocol Backend: AnyObject, Sendable {
     func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock)
 }
 
+/// Makes the backend a session's layer stacks run on, given the session's CPU backend (which a device
+/// backend runs the ops it has no kernel for on). One provider per loaded model and device: what it holds
+/// on the device (weights) is shared by the sessions of that model.
+public protocol BackendProvider: AnyObject, Sendable {
+    /// "vulkan", …
+    var name: String { get }
+    /// The device, in one line (for the load message).
+    var description: String { get }
+    func makeBackend(cpu: CPUBackend) -> any Backend
+}
+
 extension Backend {
     /// Y[T, rows] = X[T, cols] · Wᵀ
     public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, mode: ProductMode) {

@@ -21,7 +21,8 @@ public final class InferenceState: @unchecked Sendable {
     /// Called by TransformerModel.forward after each committed chunk of a call of several chunks: tokens
     /// done and the call's total (a progress bar for long prompts).
     public var onChunkProgress: ((_ done: Int, _ total: Int) -> Void)?
-    /// The op interface the layer stacks run on (the CPU backend over `pool`).
+    /// The op interface the layer stacks run on: the CPU backend over `pool`, or the backend a provider
+    /// (a GPU device) makes over it.
     public let ops: any Backend
     /// [maxBatch, width] rows: x, o the residual stream and a layer's output; xn a normalised input;
     /// q, k, v, att attention; gate, up the FFN's hidden rows (ActivationShape gives the widths).
@@ -54,7 +55,7 @@ public final class InferenceState: @unchecked Sendable {
     /// when nil, in a private pool of `kvType` just large enough. `workers`: the worker threads of another
     /// state that never runs at the same time as this one (a draft model's and its target's), else new ones.
     public init(model: TransformerModel, contextLength: Int, maxBatch: Int = 512, threads: Int, kvType: KVType = .f32,
-                kvPool: KVPagePool? = nil, workers: WorkerPool? = nil) {
+                kvPool: KVPagePool? = nil, workers: WorkerPool? = nil, backend: BackendProvider? = nil) {
         self.maxBatch = max(1, maxBatch)
         let ctx = max(1, contextLength)
         let shape = model.kvShape(type: kvPool?.shape.type ?? kvType)
@@ -85,7 +86,7 @@ public final class InferenceState: @unchecked Sendable {
         attention = AttentionWorkspace(pool: pool, contextLength: ctx, groupSize: a.groupSize, widestKey: a.widestKey,
                                        widestValue: a.widestValue, heads: a.heads)
         let cpu = CPUBackend(pool: pool, attention: attention)
-        ops = cpu
+        ops = backend?.makeBackend(cpu: cpu) ?? cpu
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned

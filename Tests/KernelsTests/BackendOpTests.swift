@@ -7,6 +7,7 @@ import Testing
 import GGUF
 import Kernels
 import KVCache
+import VulkanBackend
 
 /// A backend by name, made fresh for each test.
 struct BackendUnderTest: CustomTestStringConvertible, Sendable {
@@ -14,11 +15,20 @@ struct BackendUnderTest: CustomTestStringConvertible, Sendable {
     let make: @Sendable () -> any Backend
     var testDescription: String { name }
 
+    static func cpu(threads: Int) -> CPUBackend {
+        let pool = WorkerPool(threads: threads)
+        return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 64, groupSize: 4, widestKey: 64,
+                                                                    widestValue: 64, heads: 8))
+    }
+
+    /// The CPU with one and two threads, and every Vulkan device present (VulkanOpTests checks that CI has one).
     static let all: [BackendUnderTest] = [1, 2].map { threads in
-        BackendUnderTest(name: "cpu, \(threads) thread\(threads == 1 ? "" : "s")") {
-            let pool = WorkerPool(threads: threads)
-            return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 64, groupSize: 4, widestKey: 64,
-                                                                        widestValue: 64, heads: 8))
+        BackendUnderTest(name: "cpu, \(threads) thread\(threads == 1 ? "" : "s")") { cpu(threads: threads) }
+    } + ((try? VulkanDevices.probe().get()) ?? []).map { device in
+        BackendUnderTest(name: "vulkan:\(device.index) \(device.name)") {
+            // A device that was probed opens; a failure here is the test's failure.
+            let context = try! VulkanContext(deviceIndex: device.index)
+            return VulkanBackend(context: context, cpu: cpu(threads: 2))
         }
     }
 }

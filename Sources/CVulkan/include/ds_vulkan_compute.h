@@ -1,0 +1,65 @@
+// ds_vulkan_compute.h — a Vulkan compute context: one device, one compute queue, buffers, pipelines made
+// once from SPIR-V, and a command buffer that records many dispatches (with barriers between dependent
+// ones) and is submitted once. The loader is opened at run time (ds_vulkan.c); nothing links Vulkan.
+#ifndef DS_VULKAN_COMPUTE_H
+#define DS_VULKAN_COMPUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ds_vulkan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ds_vk_context ds_vk_context;
+typedef struct ds_vk_buffer ds_vk_buffer;
+typedef struct ds_vk_pipeline ds_vk_pipeline;
+
+// Device `index` of ds_vulkan_devices' list, its description in `info`; NULL with `reason` (one line).
+ds_vk_context *ds_vk_create(int index, ds_vulkan_device *info, char *reason, size_t reason_size);
+void ds_vk_destroy(ds_vk_context *ctx);
+// Bytes a storage-buffer binding offset must be a multiple of.
+uint64_t ds_vk_offset_alignment(const ds_vk_context *ctx);
+
+// Memory kinds: device-local (weights; filled through a staging copy unless also host-visible) or host-visible
+// (activations in and out; device-local too where the device has such memory, e.g. unified memory).
+enum { DS_VK_DEVICE_LOCAL = 0, DS_VK_HOST_VISIBLE = 1 };
+ds_vk_buffer *ds_vk_buffer_create(ds_vk_context *ctx, uint64_t bytes, int kind, char *reason, size_t reason_size);
+void ds_vk_buffer_destroy(ds_vk_context *ctx, ds_vk_buffer *buffer);
+uint64_t ds_vk_buffer_size(const ds_vk_buffer *buffer);
+// The host mapping, or NULL for device memory the host cannot see.
+void *ds_vk_buffer_mapped(const ds_vk_buffer *buffer);
+// Copies bytes into the buffer at offset (mapped: memcpy; else through the staging buffer, waiting for the copy).
+// Returns 0, or -1 with reason.
+int ds_vk_buffer_write(ds_vk_context *ctx, ds_vk_buffer *buffer, uint64_t offset, const void *bytes, uint64_t count,
+                       char *reason, size_t reason_size);
+
+// A compute pipeline from SPIR-V words: `bindings` storage buffers at bindings 0..<bindings of set 0 and
+// `push_bytes` of push constants. NULL with reason.
+ds_vk_pipeline *ds_vk_pipeline_create(ds_vk_context *ctx, const uint32_t *code, size_t code_bytes, int bindings,
+                                      uint32_t push_bytes, char *reason, size_t reason_size);
+
+// One storage-buffer binding: `range` bytes of `buffer` from `offset` (a multiple of ds_vk_offset_alignment).
+typedef struct {
+    ds_vk_buffer *buffer;
+    uint64_t offset;
+    uint64_t range;
+} ds_vk_binding;
+
+// Records a dispatch of groups_x · groups_y · groups_z workgroups into the open command buffer (opening one
+// if none is). Returns 0, or -1 with reason.
+int ds_vk_dispatch(ds_vk_context *ctx, ds_vk_pipeline *pipeline, const ds_vk_binding *bindings, int binding_count,
+                   const void *push, uint32_t push_bytes, uint32_t groups_x, uint32_t groups_y, uint32_t groups_z,
+                   char *reason, size_t reason_size);
+// Makes the writes of the dispatches recorded so far visible to those recorded after.
+void ds_vk_barrier(ds_vk_context *ctx);
+// Submits what was recorded and waits for it (nothing recorded: returns at once). Returns 0, or -1 with reason.
+int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size);
+// Dispatches submitted since the context was made (for tests: one submit per forward, not per op).
+uint64_t ds_vk_submit_count(const ds_vk_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,181 @@
+// Y[t, r] = Σ_c W[r, c] · X[t, c] for one weight type (DS_TYPE, ggml's type number), weights dequantized
+// in place from their GGUF blocks. One workgroup per (weight row, tile of 8 tokens): its 64 invocations take
+// the row's 32-element chunks in turn, dequantize each once and multiply it against the tile's tokens, then
+// sum their partials in shared memory. Weights are read as 32-bit words and bytes picked out of them, so no
+// 8- or 16-bit storage feature is needed and blocks need no alignment (Q8_0's are 34 bytes).
+#version 450
+
+layout(local_size_x = 64) in;
+
+layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
+layout(std430, binding = 1) readonly buffer Inputs { float xs[]; };
+layout(std430, binding = 2) writeonly buffer Outputs { float ys[]; };
+
+layout(push_constant) uniform Parameters {
+    uint rows;        // weight rows in this dispatch
+    uint cols;
+    uint tokens;      // tokens in this dispatch
+    uint rowBytes;
+    uint weightSkew;  // byte of row 0 in the bound weights
+    uint inputSkew;   // float of token 0's input row in the bound inputs (rows `cols` apart)
+    uint outputSkew;  // float of Y[0, 0] in the bound outputs
+    uint outputStride; // floats between two tokens' outputs
+} p;
+
+#define TILE 8
+#define THREADS 64
+shared float partial[TILE * THREADS];
+
+uint u8(uint o) { return (wq[o >> 2] >> ((o & 3u) << 3)) & 0xFFu; }
+uint u16(uint o) { return u8(o) | (u8(o + 1u) << 8); }
+uint u32(uint o) { return u16(o) | (u16(o + 2u) << 16); }
+int s8(uint o) { return int(u8(o) << 24) >> 24; }
+float f16(uint o) { return unpackHalf2x16(u16(o)).x; }
+
+// K-quants' 6-bit scale and min of sub-block j (Q4_K, Q5_K), from the 12 bytes at s.
+void scaleMinK4(uint j, uint s, out float scale, out float minimum) {
+    if (j < 4u) {
+        scale = float(u8(s + j) & 63u);
+        minimum = float(u8(s + j + 4u) & 63u);
+    } else {
+        scale = float((u8(s + j + 4u) & 15u) | ((u8(s + j - 4u) >> 6) << 4));
+        minimum = float((u8(s + j + 4u) >> 4) | ((u8(s + j) >> 6) << 4));
+    }
+}
+
+// Elements 32c ..< 32c + 32 of the row at byte `row` (float types: those below cols, the rest 0).
+void dequantizeChunk(uint row, uint c, inout float w[32]) {
+#if DS_TYPE == 0 // F32
+    for (uint i = 0u; i < 32u; ++i) {
+        uint e = c * 32u + i;
+        w[i] = e < p.cols ? uintBitsToFloat(wq[(row >> 2) + e]) : 0.0;
+    }
+#elif DS_TYPE == 1 // F16
+    for (uint i = 0u; i < 32u; ++i) {
+        uint e = c * 32u + i;
+        w[i] = e < p.cols ? f16(row + 2u * e) : 0.0;
+    }
+#elif DS_TYPE == 30 // BF16
+    for (uint i = 0u; i < 32u; ++i) {
+        uint e = c * 32u + i;
+        w[i] = e < p.cols ? uintBitsToFloat(u16(row + 2u * e) << 16) : 0.0;
+    }
+#elif DS_TYPE == 2 // Q4_0: d, 16 bytes of nibbles (low: elements 0-15, high: 16-31), q − 8
+    uint b = row + c * 18u;
+    float d = f16(b);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 2u + j);
+        w[j] = d * float(int(q & 15u) - 8);
+        w[j + 16u] = d * float(int(q >> 4) - 8);
+    }
+#elif DS_TYPE == 3 // Q4_1: d, m, nibbles; d·q + m
+    uint b = row + c * 20u;
+    float d = f16(b), m = f16(b + 2u);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 4u + j);
+        w[j] = d * float(q & 15u) + m;
+        w[j + 16u] = d * float(q >> 4) + m;
+    }
+#elif DS_TYPE == 6 // Q5_0: d, 32 high bits, nibbles; q − 16
+    uint b = row + c * 22u;
+    float d = f16(b);
+    uint qh = u32(b + 2u);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 6u + j);
+        uint h0 = ((qh >> j) << 4) & 16u, h1 = (qh >> (j + 12u)) & 16u;
+        w[j] = d * float(int((q & 15u) | h0) - 16);
+        w[j + 16u] = d * float(int((q >> 4) | h1) - 16);
+    }
+#elif DS_TYPE == 7 // Q5_1: d, m, 32 high bits, nibbles; d·q + m
+    uint b = row + c * 24u;
+    float d = f16(b), m = f16(b + 2u);
+    uint qh = u32(b + 4u);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 8u + j);
+        uint h0 = ((qh >> j) << 4) & 16u, h1 = (qh >> (j + 12u)) & 16u;
+        w[j] = d * float((q & 15u) | h0) + m;
+        w[j + 16u] = d * float((q >> 4) | h1) + m;
+    }
+#elif DS_TYPE == 8 // Q8_0: d, 32 signed bytes
+    uint b = row + c * 34u;
+    float d = f16(b);
+    for (uint j = 0u; j < 32u; ++j) w[j] = d * float(s8(b + 2u + j));
+#elif DS_TYPE == 10 // Q2_K: 16 scale bytes (low nibble scale, high min), 64 bytes of 2-bit quants, d, dmin
+    uint b = row + (c >> 3) * 84u, sub = c & 7u, h = sub >> 2, j = sub & 3u;
+    float d = f16(b + 80u), dmin = f16(b + 82u);
+    for (uint l = 0u; l < 32u; ++l) {
+        uint sc = u8(b + 8u * h + 2u * j + (l >> 4));
+        uint q = (u8(b + 16u + 32u * h + l) >> (2u * j)) & 3u;
+        w[l] = d * float(sc & 15u) * float(q) - dmin * float(sc >> 4);
+    }
+#elif DS_TYPE == 11 // Q3_K: 32 bytes of high bits, 64 bytes of 2-bit quants, 12 bytes of 6-bit scales, d
+    uint b = row + (c >> 3) * 110u, sub = c & 7u, h = sub >> 2, j = sub & 3u;
+    float d = f16(b + 108u);
+    uint mask = 1u << (4u * h + j);
+    for (uint l = 0u; l < 32u; ++l) {
+        uint k = 8u * h + 2u * j + (l >> 4);
+        uint low = k < 8u ? (u8(b + 96u + k) & 15u) : (u8(b + 96u + k - 8u) >> 4);
+        uint high = (u8(b + 104u + (k & 3u)) >> (2u * (k >> 2))) & 3u;
+        int scale = int(low | (high << 4)) - 32;
+        int q = int((u8(b + 32u + 32u * h + l) >> (2u * j)) & 3u) - ((u8(b + l) & mask) != 0u ? 0 : 4);
+        w[l] = d * float(scale) * float(q);
+    }
+#elif DS_TYPE == 12 // Q4_K: d, dmin, 12 bytes of scales/mins, 128 bytes of nibbles (pairs of sub-blocks)
+    uint b = row + (c >> 3) * 144u, sub = c & 7u;
+    float d = f16(b), dmin = f16(b + 2u), scale, minimum;
+    scaleMinK4(sub, b + 4u, scale, minimum);
+    uint qs = b + 16u + 32u * (sub >> 1), shift = (sub & 1u) * 4u;
+    for (uint l = 0u; l < 32u; ++l) w[l] = d * scale * float((u8(qs + l) >> shift) & 15u) - dmin * minimum;
+#elif DS_TYPE == 13 // Q5_K: d, dmin, scales/mins, 32 bytes of high bits, 128 bytes of nibbles
+    uint b = row + (c >> 3) * 176u, sub = c & 7u;
+    float d = f16(b), dmin = f16(b + 2u), scale, minimum;
+    scaleMinK4(sub, b + 4u, scale, minimum);
+    uint qs = b + 48u + 32u * (sub >> 1), shift = (sub & 1u) * 4u, bit = 1u << sub;
+    for (uint l = 0u; l < 32u; ++l) {
+        uint q = ((u8(qs + l) >> shift) & 15u) + ((u8(b + 16u + l) & bit) != 0u ? 16u : 0u);
+        w[l] = d * scale * float(q) - dmin * minimum;
+    }
+#elif DS_TYPE == 14 // Q6_K: 128 bytes of low nibbles, 64 of high 2 bits, 16 signed scales, d; q − 32
+    uint b = row + (c >> 3) * 210u, sub = c & 7u, h = sub >> 2, part = sub & 3u;
+    float d = f16(b + 208u);
+    uint ql = b + 64u * h + (part & 1u) * 32u, shift = (part >> 1) * 4u;
+    for (uint l = 0u; l < 32u; ++l) {
+        uint high = (u8(b + 128u + 32u * h + l) >> (2u * part)) & 3u;
+        int q = int(((u8(ql + l) >> shift) & 15u) | (high << 4)) - 32;
+        w[l] = d * float(s8(b + 192u + 8u * h + 2u * part + (l >> 4))) * float(q);
+    }
+#else
+#error unknown DS_TYPE
+#endif
+}
+
+void main() {
+    uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (row >= p.rows) return; // uniform across the workgroup
+    uint lane = gl_LocalInvocationID.x;
+    uint t0 = gl_WorkGroupID.z * TILE;
+    uint tileTokens = min(uint(TILE), p.tokens - t0);
+    float acc[TILE];
+    for (uint t = 0u; t < TILE; ++t) acc[t] = 0.0;
+    uint rowStart = p.weightSkew + row * p.rowBytes;
+    uint chunks = (p.cols + 31u) / 32u;
+    float w[32];
+    for (uint c = lane; c < chunks; c += THREADS) {
+        dequantizeChunk(rowStart, c, w);
+        uint width = min(32u, p.cols - c * 32u);
+        for (uint t = 0u; t < tileTokens; ++t) {
+            uint x = p.inputSkew + (t0 + t) * p.cols + c * 32u;
+            float s = 0.0;
+            for (uint i = 0u; i < width; ++i) s += w[i] * xs[x + i];
+            acc[t] += s;
+        }
+    }
+    for (uint t = 0u; t < TILE; ++t) partial[t * THREADS + lane] = acc[t];
+    barrier();
+    for (uint span = THREADS / 2; span > 0u; span >>= 1) {
+        if (lane < span)
+            for (uint t = 0u; t < TILE; ++t) partial[t * THREADS + lane] += partial[t * THREADS + lane + span];
+        barrier();
+    }
+    if (lane < tileTokens) ys[p.outputSkew + (t0 + lane) * p.outputStride + row] = partial[lane * THREADS];
+}

@@ -1,0 +1,170 @@
+// One Vulkan device opened for compute (CVulkan's ds_vk_context): a pipeline per weight type made once, the
+// weight matrices resident in device memory (uploaded on first use while they fit the GPU budget), and
+// host-visible buffers for the activations going in and the products coming out. Every call records all
+// its dispatches into one command buffer and submits it once.
+//
+// Weights are bound in parts where a matrix is larger than one storage-buffer binding may span (lavapipe:
+// 128 MiB), and activations likewise, so any shape runs on any device.
+
+import CVulkan
+import Foundation
+import GGUF
+import Kernels
+
+public struct VulkanError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+    init(reason: [CChar]) { description = String(cString: reason) }
+}
+
+public final class VulkanContext: @unchecked Sendable {
+    public let device: VulkanDevice
+    /// Bytes of weights this context may keep on the device.
+    public let budgetBytes: Int
+    let handle: OpaquePointer
+    let alignment: Int
+    /// One caller at a time records and submits (sessions of a model share the context and its weights).
+    let lock = NSLock()
+    private var pipelines: [GGMLType: OpaquePointer] = [:]
+    /// Device copies by the matrix's address and shape: the matrices a context sees must not change while it
+    /// lives (a loaded model's mapped weights; streamed expert slots are not given to a device backend).
+    private var resident: [MatrixKey: OpaquePointer] = [:]
+    /// Matrices that did not fit the budget (their products run on the CPU).
+    private var refused: Set<MatrixKey> = []
+    public private(set) var residentBytes = 0
+    private var staging: [OpaquePointer?] = [nil, nil]
+
+    /// The weight types with a product kernel (the others' products run on the CPU).
+    public static let productTypes: [GGMLType: String] = [
+        .f32: "f32", .f16: "f16", .bf16: "bf16", .q4_0: "q4_0", .q4_1: "q4_1", .q5_0: "q5_0", .q5_1: "q5_1", .q8_0: "q8_0",
+        .q2_K: "q2_k", .q3_K: "q3_k", .q4_K: "q4_k", .q5_K: "q5_k", .q6_K: "q6_k",
+    ]
+
+    /// Most bytes one binding spans: the device's limit, or less where a test asks (to exercise the parts).
+    public let bindingLimit: Int
+
+    /// Opens device `index` (VulkanDevices.probe's numbering); `budgetBytes` nil: 90% of its device-local memory.
+    /// `bindingLimit`: bind weights and activations in parts of at most this many bytes (nil: the device's limit).
+    public init(deviceIndex index: Int, budgetBytes: Int? = nil, bindingLimit: Int? = nil) throws {
+        var reason = [CChar](repeating: 0, count: 512)
+        var info = ds_vulkan_device()
+        guard let h = ds_vk_create(Int32(index), &info, &reason, reason.count) else { throw VulkanError(reason: reason) }
+        handle = h
+        device = VulkanDevices.device(info, index: index)
+        alignment = Int(ds_vk_offset_alignment(h))
+        self.budgetBytes = budgetBytes ?? device.deviceLocalBytes / 10 * 9
+        self.bindingLimit = min(device.maxStorageBufferRange, bindingLimit ?? Int.max)
+    }
+
+    deinit {
+        for buffer in resident.values { ds_vk_buffer_destroy(handle, buffer) }
+        for buffer in staging { if let buffer { ds_vk_buffer_destroy(handle, buffer) } }
+        // Pipelines live as long as the device; destroying the device frees them with it.
+        ds_vk_destroy(handle)
+    }
+
+    /// Submits since the context was opened.
+    public var submitCount: Int { Int(ds_vk_submit_count(handle)) }
+
+    // MARK: Weights
+
+    /// Whether `w`'s products can run here: its type has a kernel and it is resident, or is uploaded now
+    /// within the budget. Call with the lock held.
+    func holds(_ w: WeightMatrix) throws -> Bool {
+        guard VulkanContext.productTypes[w.type] != nil, w.rows > 0, w.rowBytes > 0 else { return false }
+        let key = MatrixKey(w)
+        if resident[key] != nil { return true }
+        if refused.contains(key) { return false }
+        let bytes = w.rows * w.rowBytes
+        let allocation = (bytes + 3) & ~3
+        guard residentBytes + allocation <= budgetBytes, allocation <= device.maxAllocation || device.maxAllocation == 0 else {
+            refused.insert(key)
+            return false
+        }
+        var reason = [CChar](repeating: 0, count: 512)
+        guard let buffer = ds_vk_buffer_create(handle, UInt64(allocation), Int32(DS_VK_DEVICE_LOCAL), &reason, reason.count) else {
+            // Out of device memory is a placement outcome, not an error: this matrix stays on the CPU.
+            refused.insert(key)
+            return false
+        }
+        guard ds_vk_buffer_write(handle, buffer, 0, w.data, UInt64(bytes), &reason, reason.count) == 0 else {
+            ds_vk_buffer_destroy(handle, buffer)
+            throw VulkanError(reason: reason)
+        }
+        resident[key] = buffer
+        residentBytes += allocation
+        return true
+    }
+
+    /// The device buffer holding `w`, if resident.
+    func residentBuffer(_ w: WeightMatrix) -> OpaquePointer? { resident[MatrixKey(w)] }
+
+    func pipeline(for type: GGMLType) throws -> OpaquePointer {
+        if let p = pipelines[type] { return p }
+        guard let name = VulkanContext.productTypes[type] else { throw VulkanError("Vulkan: no product kernel for \(type)") }
+        var bytes = 0
+        guard let words = ds_vulkan_spirv("matmul_\(name)", &bytes) else { throw VulkanError("Vulkan: shader matmul_\(name) is missing") }
+        var reason = [CChar](repeating: 0, count: 512)
+        guard let p = ds_vk_pipeline_create(handle, words, bytes, 3, UInt32(MemoryLayout<ProductParameters>.size), &reason,
+                                            reason.count) else { throw VulkanError(reason: reason) }
+        pipelines[type] = p
+        return p
+    }
+
+    // MARK: Activations
+
+    /// Host-visible buffer `slot` (0: inputs, 1: outputs) of at least `bytes`, mapped.
+    func stagingBuffer(_ slot: Int, bytes: Int) throws -> (OpaquePointer, UnsafeMutableRawPointer) {
+        if let b = staging[slot], Int(ds_vk_buffer_size(b)) >= bytes, let mapped = ds_vk_buffer_mapped(b) { return (b, mapped) }
+        if let b = staging[slot] { ds_vk_buffer_destroy(handle, b); staging[slot] = nil }
+        var reason = [CChar](repeating: 0, count: 512)
+        let size = max(1 << 20, bytes.nextPowerOfTwoOrSelf)
+        guard let b = ds_vk_buffer_create(handle, UInt64(size), Int32(DS_VK_HOST_VISIBLE), &reason, reason.count) else {
+            throw VulkanError(reason: reason)
+        }
+        staging[slot] = b
+        guard let mapped = ds_vk_buffer_mapped(b) else { throw VulkanError("Vulkan: a host-visible buffer could not be mapped") }
+        return (b, mapped)
+    }
+
+    /// A binding of bytes start ..< start + length of `buffer`: its offset aligned down as the device asks,
+    /// the distance from there to `start` (the skew a shader adds), the range rounded up to whole words.
+    func binding(_ buffer: OpaquePointer, start: Int, length: Int) -> (ds_vk_binding, skew: Int) {
+        let offset = start / alignment * alignment
+        let size = Int(ds_vk_buffer_size(buffer))
+        let range = min((start - offset + length + 3) & ~3, size - offset)
+        return (ds_vk_binding(buffer: buffer, offset: UInt64(offset), range: UInt64(range)), start - offset)
+    }
+
+    func dispatch(_ pipeline: OpaquePointer, _ bindings: [ds_vk_binding], push: UnsafeRawBufferPointer, groups: (Int, Int, Int)) throws {
+        var reason = [CChar](repeating: 0, count: 512)
+        let status = bindings.withUnsafeBufferPointer { b in
+            ds_vk_dispatch(handle, pipeline, b.baseAddress, Int32(b.count), push.baseAddress, UInt32(push.count), UInt32(groups.0),
+                           UInt32(groups.1), UInt32(groups.2), &reason, reason.count)
+        }
+        guard status == 0 else { throw VulkanError(reason: reason) }
+    }
+
+    func submit() throws {
+        var reason = [CChar](repeating: 0, count: 512)
+        guard ds_vk_submit(handle, &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
+    }
+
+    /// The most workgroups a dispatch takes along one dimension (Vulkan guarantees at least this many).
+    static let maxGroups = 65535
+}
+
+struct MatrixKey: Hashable {
+    let address: UnsafeRawPointer
+    let type: GGMLType
+    let rows: Int
+    let cols: Int
+    init(_ w: WeightMatrix) { address = w.data; type = w.type; rows = w.rows; cols = w.cols }
+}
+
+extension Int {
+    var nextPowerOfTwoOrSelf: Int {
+        guard self > 1 else { return 1 }
+        return 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount)
+    }
+}

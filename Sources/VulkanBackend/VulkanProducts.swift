@@ -1,0 +1,84 @@
+// Products on the device: Y_i[t, r] = Σ_c W_i[r, c] · X[firstInputRow_i + t, c] for every job whose matrix
+// the context holds, all recorded into one command buffer and submitted once (Shaders/matmul.comp, one
+// pipeline per weight type). X goes up once per call; each job's Y comes back into its output.
+
+import CVulkan
+import GGUF
+import Kernels
+
+/// matmul.comp's push constants.
+struct ProductParameters {
+    var rows: UInt32
+    var cols: UInt32
+    var tokens: UInt32
+    var rowBytes: UInt32
+    var weightSkew: UInt32
+    var inputSkew: UInt32
+    var outputSkew: UInt32
+    var outputStride: UInt32
+}
+
+extension VulkanContext {
+    /// Tokens one workgroup of matmul.comp multiplies (its TILE).
+    static let tokenTile = 8
+
+    /// Which of `jobs` can run here (their matrices resident or uploaded now within the budget). Lock held.
+    func deviceJobs(_ jobs: [MatmulJob]) throws -> [Bool] {
+        try jobs.map { try holds($0.weights) }
+    }
+
+    /// Runs the jobs marked in `onDevice` over X[inputRows, cols]; the others are left for the caller. Lock held.
+    func multiply(_ jobs: [MatmulJob], onDevice: [Bool], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int) throws {
+        var outputFloats = 0
+        var outputStart: [Int] = []
+        for (job, here) in zip(jobs, onDevice) {
+            outputStart.append(outputFloats)
+            if here { outputFloats += job.tokens * job.weights.rows }
+        }
+        guard outputFloats > 0 else { return }
+        let (input, inputMapped) = try stagingBuffer(0, bytes: inputRows * cols * 4)
+        inputMapped.copyMemory(from: x, byteCount: inputRows * cols * 4)
+        let (output, outputMapped) = try stagingBuffer(1, bytes: outputFloats * 4)
+        for (i, job) in jobs.enumerated() where onDevice[i] && job.tokens > 0 {
+            try record(job, input: input, output: output, outputStart: outputStart[i], cols: cols)
+        }
+        try submit()
+        let results = UnsafeRawPointer(outputMapped).assumingMemoryBound(to: Float.self)
+        for (i, job) in jobs.enumerated() where onDevice[i] {
+            job.output.update(from: results + outputStart[i], count: job.tokens * job.weights.rows)
+        }
+    }
+
+    /// The dispatches of one job, in parts no binding of which spans more than the device allows.
+    private func record(_ job: MatmulJob, input: OpaquePointer, output: OpaquePointer, outputStart: Int, cols: Int) throws {
+        let w = job.weights
+        guard let weights = residentBuffer(w) else { return }
+        let pipeline = try pipeline(for: w.type)
+        let span = max(1024, bindingLimit - alignment - 4)
+        let rowsPerPart = min(w.rows, max(1, span / w.rowBytes))
+        let tokensPerPart = max(1, min(span / (cols * 4), span / (w.rows * 4)))
+        var r0 = 0
+        while r0 < w.rows {
+            let n = min(rowsPerPart, w.rows - r0)
+            let (weightBinding, weightSkew) = binding(weights, start: r0 * w.rowBytes, length: n * w.rowBytes)
+            var t0 = 0
+            while t0 < job.tokens {
+                let tokens = min(tokensPerPart, job.tokens - t0)
+                let (inputBinding, inputSkew) = binding(input, start: (job.firstInputRow + t0) * cols * 4, length: tokens * cols * 4)
+                let (outputBinding, outputSkew) = binding(output, start: (outputStart + t0 * w.rows + r0) * 4,
+                                                          length: ((tokens - 1) * w.rows + n) * 4)
+                var parameters = ProductParameters(
+                    rows: UInt32(n), cols: UInt32(cols), tokens: UInt32(tokens), rowBytes: UInt32(w.rowBytes),
+                    weightSkew: UInt32(weightSkew), inputSkew: UInt32(inputSkew / 4), outputSkew: UInt32(outputSkew / 4),
+                    outputStride: UInt32(w.rows))
+                let groupsX = min(n, VulkanContext.maxGroups)
+                let groups = (groupsX, (n + groupsX - 1) / groupsX, (tokens + VulkanContext.tokenTile - 1) / VulkanContext.tokenTile)
+                try withUnsafeBytes(of: &parameters) { push in
+                    try dispatch(pipeline, [weightBinding, inputBinding, outputBinding], push: push, groups: groups)
+                }
+                t0 += tokens
+            }
+            r0 += n
+        }
+    }
+}

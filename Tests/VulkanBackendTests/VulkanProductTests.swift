@@ -1,0 +1,167 @@
+// The Vulkan backend's products against a scalar reference (dequantized weights · float activations, in
+// double), for every weight type with a kernel, on lavapipe: single and grouped jobs, token counts across the
+// 8-token tile, matrices bound in parts, a budget too small for some matrices (those run on the CPU), gated
+// products, one submit per call.
+
+import Foundation
+import GGUF
+import Kernels
+import Testing
+import VulkanBackend
+
+/// Deterministic values in [−2, 2].
+private func values(_ n: Int, seed: UInt64) -> [Float] {
+    var s = seed
+    return (0..<n).map { _ in
+        s = s &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 500
+    }
+}
+
+/// W[rows, cols] of `type` from random floats (the reference quantizer), kept alive with its dequantization.
+private final class TestMatrix {
+    let bytes: UnsafeMutableRawPointer
+    let matrix: WeightMatrix
+    let floats: [Float]
+    init(_ type: GGMLType, rows: Int, cols: Int, seed: UInt64) {
+        let w = values(rows * cols, seed: seed)
+        let rowBytes = type.byteCount(elements: cols)!
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 64)
+        w.withUnsafeBufferPointer { src in
+            for r in 0..<rows { Kernels.quantizeReference(type, src.baseAddress! + r * cols, into: storage + r * rowBytes, count: cols) }
+        }
+        bytes = storage
+        matrix = WeightMatrix(type: type, rows: rows, cols: cols, data: storage, name: "test.\(type)")
+        floats = matrix.toFloats()
+    }
+    deinit { bytes.deallocate() }
+
+    /// Σ_c W[r, c] · x[c]
+    func reference(row r: Int, _ x: ArraySlice<Float>) -> Double {
+        let cols = matrix.cols
+        var s = 0.0
+        for (c, v) in x.enumerated() { s += Double(floats[r * cols + c]) * Double(v) }
+        return s
+    }
+}
+
+private func worstError(_ got: [Float], _ want: [Double]) -> Double {
+    let scale = max(1, want.map(abs).max() ?? 1)
+    return zip(got, want).map { abs(Double($0) - $1) }.max().map { $0 / scale } ?? 0
+}
+
+private func cpuBackend() -> CPUBackend {
+    let pool = WorkerPool(threads: 2)
+    return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 16, groupSize: 1, widestKey: 16,
+                                                                widestValue: 16, heads: 1))
+}
+
+private let lavapipeReason: Comment = "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"
+private let hasDevice = (try? VulkanDevices.probe().get())?.isEmpty == false
+
+@Suite struct VulkanProductTests {
+    static let types = VulkanContext.productTypes.keys.sorted { $0.rawValue < $1.rawValue }
+
+    /// Each weight type: Y = X · Wᵀ for 1, 3, 8, 9 and 17 tokens; float types also at a width that is not whole
+    /// 32-element chunks.
+    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: types)
+    func productsMatchTheReference(type: GGMLType) throws {
+        let backend = VulkanBackend(context: try VulkanContext(deviceIndex: 0), cpu: cpuBackend())
+        let widths = type.blockSize == 1 ? [256, 100] : [512]
+        for cols in widths {
+            let w = TestMatrix(type, rows: 37, cols: cols, seed: 7)
+            for tokens in [1, 3, 8, 9, 17] {
+                let x = values(tokens * cols, seed: 11)
+                var y = [Float](repeating: .nan, count: tokens * 37)
+                backend.multiply(w.matrix, x, tokens: tokens, into: &y, mode: .batched)
+                let want = (0..<tokens * 37).map { i in w.reference(row: i % 37, x[(i / 37) * cols ..< (i / 37 + 1) * cols]) }
+                #expect(worstError(y, want) < 1e-5, "\(type) \(cols) columns, \(tokens) tokens")
+            }
+        }
+        #expect(backend.context.residentBytes > 0, "the products ran on the device")
+    }
+
+    /// Grouped jobs over row segments of one input (MoE experts), matrices and activations bound in parts of
+    /// 2 KiB, in one submit.
+    @Test(.enabled(if: hasDevice, lavapipeReason))
+    func groupedJobsInPartsMatchTheReference() throws {
+        let context = try VulkanContext(deviceIndex: 0, bindingLimit: 2048)
+        let backend = VulkanBackend(context: context, cpu: cpuBackend())
+        let cols = 256
+        let matrices = [TestMatrix(.q4_K, rows: 40, cols: cols, seed: 1), TestMatrix(.q8_0, rows: 29, cols: cols, seed: 2),
+                        TestMatrix(.q6_K, rows: 33, cols: cols, seed: 3)]
+        let segments = [(0, 5), (5, 1), (6, 14)]
+        let x = values(20 * cols, seed: 5)
+        let outputs = matrices.indices.map { i in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: segments[i].1 * matrices[i].matrix.rows)
+            p.initialize(repeating: .nan, count: segments[i].1 * matrices[i].matrix.rows)
+            return p
+        }
+        defer { for p in outputs { p.deallocate() } }
+        let submits = context.submitCount
+        let jobs = matrices.indices.map { i in
+            MatmulJob(weights: matrices[i].matrix, output: outputs[i], firstInputRow: segments[i].0, tokens: segments[i].1)
+        }
+        backend.multiply(jobs, x, inputRows: 20, cols: cols, mode: .batched)
+        #expect(context.submitCount - submits <= 4, "3 uploads and one submit for the products")
+        for (i, m) in matrices.enumerated() {
+            let (first, tokens) = segments[i], rows = m.matrix.rows
+            let want = (0..<tokens * rows).map { k in
+                m.reference(row: k % rows, x[(first + k / rows) * cols ..< (first + k / rows + 1) * cols])
+            }
+            #expect(worstError(Array(UnsafeBufferPointer(start: outputs[i], count: tokens * rows)), want) < 1e-5, "job \(i)")
+        }
+        // A second call uploads nothing: one submit.
+        let before = context.submitCount
+        var y = [Float](repeating: 0, count: 40)
+        backend.multiply(matrices[0].matrix, x, tokens: 1, into: &y, mode: .batched)
+        #expect(context.submitCount - before == 1)
+    }
+
+    /// A budget that holds the first matrix but not the second: the second's product runs on the CPU (its Q8
+    /// activations: the CPU's tolerance), and both are right.
+    @Test(.enabled(if: hasDevice, lavapipeReason))
+    func matricesOverTheBudgetRunOnTheCPU() throws {
+        let cols = 256
+        let small = TestMatrix(.q8_0, rows: 16, cols: cols, seed: 1), large = TestMatrix(.q8_0, rows: 64, cols: cols, seed: 2)
+        let context = try VulkanContext(deviceIndex: 0, budgetBytes: small.matrix.rows * small.matrix.rowBytes + 64)
+        let backend = VulkanBackend(context: context, cpu: cpuBackend())
+        let x = values(3 * cols, seed: 3)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 16 + 3 * 64)
+        defer { y.deallocate() }
+        y.initialize(repeating: .nan, count: 3 * 16 + 3 * 64)
+        backend.multiply([(small.matrix, y), (large.matrix, y + 48)], x, tokens: 3, mode: .batched)
+        let y1 = Array(UnsafeBufferPointer(start: y, count: 48)), y2 = Array(UnsafeBufferPointer(start: y + 48, count: 192))
+        #expect(context.residentBytes == (small.matrix.rows * small.matrix.rowBytes + 3) & ~3)
+        let want1 = (0..<48).map { small.reference(row: $0 % 16, x[($0 / 16) * cols ..< ($0 / 16 + 1) * cols]) }
+        let want2 = (0..<192).map { large.reference(row: $0 % 64, x[($0 / 64) * cols ..< ($0 / 64 + 1) * cols]) }
+        #expect(worstError(y1, want1) < 1e-5)
+        #expect(worstError(y2, want2) < 2e-2)
+    }
+
+    /// gate ← act(W_gate · X) ⊙ W_up · X on the device, against the reference.
+    @Test(.enabled(if: hasDevice, lavapipeReason))
+    func gatedProductsMatchTheReference() throws {
+        let backend = VulkanBackend(context: try VulkanContext(deviceIndex: 0), cpu: cpuBackend())
+        let cols = 256, rows = 24, tokens = 5
+        let gate = TestMatrix(.q4_K, rows: rows, cols: cols, seed: 1), up = TestMatrix(.q5_0, rows: rows, cols: cols, seed: 2)
+        let x = values(tokens * cols, seed: 3)
+        for activation in [GateActivation.swiglu, .geglu, .swigluClamped(limit: 1.5)] {
+            var g = [Float](repeating: .nan, count: tokens * rows), u = [Float](repeating: .nan, count: tokens * rows)
+            backend.multiplyGated(gate: gate.matrix, up: up.matrix, x, tokens: tokens, activation: activation, into: &g, scratch: &u,
+                                  mode: .batched)
+            let want: [Double] = (0..<tokens * rows).map { i in
+                let slice = x[(i / rows) * cols ..< (i / rows + 1) * cols]
+                let a = gate.reference(row: i % rows, slice), b = up.reference(row: i % rows, slice)
+                switch activation {
+                case .swiglu: return a / (1 + exp(-a)) * b
+                case .geglu: return 0.5 * a * (1 + tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))) * b
+                case .swigluClamped(let limit):
+                    let l = Double(limit), c = min(a, l)
+                    return c / (1 + exp(-c)) * min(max(b, -l), l)
+                }
+            }
+            #expect(worstError(g, want) < 1e-4, "\(activation)")
+        }
+    }
+}
