@@ -74,6 +74,8 @@ void ds_vulkan_describe(VkPhysicalDevice physical, PFN_vkGetInstanceProcAddr get
     default: d->device_type = 0; break;
     }
     d->subgroup_size = subgroup.subgroupSize;
+    d->subgroup_arithmetic = (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+                             (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT);
     d->max_workgroup_invocations = props.properties.limits.maxComputeWorkGroupInvocations;
     d->max_shared_memory = props.properties.limits.maxComputeSharedMemorySize;
     d->max_storage_buffer_range = props.properties.limits.maxStorageBufferRange;

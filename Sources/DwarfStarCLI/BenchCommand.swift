@@ -71,6 +71,7 @@ struct Bench: ParsableCommand {
                 var settings = try runtimeSettings([modelOptions, checkpoints])
                 tests(&settings)
                 runtime = try RuntimeOptions(settings, for: m)
+                printErr(runtime.backend.line)
             }
             defer {
                 if let cache = m.expertCache {

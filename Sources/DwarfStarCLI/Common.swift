@@ -52,10 +52,23 @@ struct ModelOptions: RuntimeOptionGroup {
         discussion: "Default: on for files under 1 GiB (their decode is compute-bound, and packing makes it faster) and for serve --parallel > 1; off otherwise (a large model's single-stream decode runs at the memory's speed either way, and the copy costs load time)."))
     var repack: Bool?
 
+    @Option(help: ArgumentHelp("Where the model runs: auto (a GPU when there is one, else the CPU), cpu, or vulkan (the best Vulkan device, even one that runs on the CPU).",
+                               valueName: "auto|cpu|vulkan"))
+    var backend: String = BackendChoice.auto.rawValue
+
+    @Option(name: .customLong("gpu-device"), help: "The Vulkan device to run on (numbers from `dwarfstar devices`; default: the best GPU).")
+    var gpuDevice: Int?
+
+    @Option(name: .customLong("gpu-budget"), help: "Most bytes of weights kept on the GPU, e.g. 8G (default: 90% of its memory); products of the other matrices run on the CPU.")
+    var gpuBudget: String?
+
     func apply(to settings: inout RuntimeSettings) throws {
         settings.threads = threads
         settings.batch = batch
         settings.kvType = kvType.flatMap(KVType.init(rawValue:))
+        settings.backend = BackendChoice(rawValue: backend)
+        settings.gpuDevice = gpuDevice
+        settings.gpuBudgetBytes = try gpuBudget.map(parseByteSize)
     }
 
     /// Files up to this size get packed weights by default.
@@ -98,6 +111,7 @@ struct ModelOptions: RuntimeOptionGroup {
         adjust(&settings)
         let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil, sequences: settings.sequences)
         let options = try RuntimeOptions(settings, for: loaded)
+        printErr(options.backend.line)
         if applyPlacement, let line = try options.apply(to: loaded) { printErr(line) }
         return (loaded, options)
     }
@@ -106,6 +120,9 @@ struct ModelOptions: RuntimeOptionGroup {
         if let t = threads, t < 1 || t > 1024 { throw ValidationError("--threads must be between 1 and 1024") }
         if batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let kvType, KVType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
+        if BackendChoice(rawValue: backend) == nil { throw ValidationError("--backend must be auto, cpu or vulkan") }
+        if let d = gpuDevice, d < 0 { throw ValidationError("--gpu-device must be 0 or more") }
+        if let gpuBudget { _ = try parseByteSize(gpuBudget) }
     }
 }
 

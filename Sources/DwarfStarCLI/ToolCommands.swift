@@ -85,6 +85,7 @@ struct Logits: ParsableCommand {
             var settings = try runtimeSettings([modelOptions, context])
             settings.contextLength = settings.contextLength ?? (ids.count + greedy + 1)
             let runtime = try RuntimeOptions(settings, for: model)
+            printErr(runtime.backend.line)
             let state = runtime.inferenceState(model)
             printErr("logits: \(ids.count) tokens, context \(runtime.contextLength), threads \(runtime.threads)")
             let v = model.vocabularySize

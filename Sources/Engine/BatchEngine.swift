@@ -195,7 +195,7 @@ public final class BatchEngine: @unchecked Sendable {
     /// what `parallel` sequences need) is made.
     public init(_ loaded: LoadedModel, parallel: Int = 4, contextLength: Int, maxBatch: Int = RuntimeOptions.defaultBatch,
                 prefillChunk: Int = 256, threads: Int, kvPool: KVPagePool? = nil, kvBudgetBytes: Int? = nil, maxQueue: Int = 64,
-                speculation: SpeculationOptions? = nil) {
+                speculation: SpeculationOptions? = nil, backend: BackendProvider? = nil) {
         self.loaded = loaded
         self.speculation = speculation
         self.parallel = max(1, parallel)
@@ -208,7 +208,8 @@ public final class BatchEngine: @unchecked Sendable {
             shape: shape, pageTokens: InferenceState.defaultPageTokens,
             budgetBytes: kvBudgetBytes ?? RuntimeOptions.kvBudgetBytes(loaded.model, contextLength: contextLength, prefillChunk: self.prefillChunk,
                                                                        type: shape.type, sequences: self.parallel))
-        state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch, threads: threads, kvPool: pool)
+        state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch, threads: threads, kvPool: pool,
+                               backend: backend)
         let t = Thread { [weak self] in self?.run() }
         t.name = "dwarfstar-engine"
         t.stackSize = 8 << 20
@@ -221,7 +222,7 @@ public final class BatchEngine: @unchecked Sendable {
     public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, maxQueue: Int = 64, speculation: SpeculationOptions? = nil) throws {
         self.init(loaded, parallel: options.sequences, contextLength: options.contextLength, maxBatch: options.batch,
                   prefillChunk: options.prefillChunk, threads: options.threads, kvPool: try options.kvPool(loaded), maxQueue: maxQueue,
-                  speculation: speculation)
+                  speculation: speculation, backend: options.backend.provider)
     }
 
     /// Stops the engine thread; waiting and active requests fail.

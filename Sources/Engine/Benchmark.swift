@@ -39,7 +39,8 @@ public enum Benchmark {
                            options: RuntimeOptions) throws -> BenchSample {
         let threads = options.threads
         let ctx = RuntimeOptions.contextLength(promptTokens + generatedTokens, trained: model.config.contextLength)
-        let state = InferenceState(model: model, contextLength: ctx, maxBatch: options.batch, threads: threads, kvType: options.kvType)
+        let state = InferenceState(model: model, contextLength: ctx, maxBatch: options.batch, threads: threads, kvType: options.kvType,
+                                   backend: options.backend.provider)
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var samples: [Double] = []
         for rep in 0...max(repetitions, 1) {
@@ -83,7 +84,8 @@ public enum Benchmark {
                                   capacity: 2 * model.privatePoolPages(type: type, contextLength: ctx, maxBatch: batch))
             pool.checkpointLimit = options.stateCheckpoints
             func ttft(_ prompt: [Int32]) throws -> (Double, Int) {
-                let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: options.threads, kvPool: pool)
+                let state = InferenceState(model: model, contextLength: ctx, maxBatch: batch, threads: options.threads, kvPool: pool,
+                                           backend: options.backend.provider)
                 defer { state.pool.park() }
                 let start = DispatchTime.now().uptimeNanoseconds
                 let attached = state.cache.attachCachedPrefix(of: prompt, limit: prompt.count - 1)

@@ -31,6 +31,10 @@ public struct RuntimeSettings: Sendable, Equatable {
     /// Continuous batching (serve): most prompt tokens evaluated between two decode steps. nil: a
     /// single sequence evaluates its prompt `batch` tokens at a time.
     public var prefillChunk: Int?
+    /// --backend (nil: the CPU; the CLI's default is auto), --gpu-device, --gpu-budget.
+    public var backend: BackendChoice?
+    public var gpuDevice: Int?
+    public var gpuBudgetBytes: Int?
 
     public init(threads: Int? = nil, contextLength: Int? = nil, batch: Int? = nil, kvType: KVType? = nil) {
         self.threads = threads; self.contextLength = contextLength; self.batch = batch; self.kvType = kvType
@@ -102,6 +106,8 @@ public struct RuntimeOptions: Sendable {
     public var ramBudgetBytes: Int?
     /// Where the weights go under the RAM budget (nil: no budget).
     public var placement: WeightPlacement?
+    /// The CPU or a device, and the line that says which (ComputeBackend.swift).
+    public var backend: ResolvedBackend
 
     /// Resolves `given` against `model`. A RAM budget needs the loaded model: see init(_:for: LoadedModel).
     public init(_ given: RuntimeSettings, for model: TransformerModel) throws {
@@ -127,6 +133,8 @@ public struct RuntimeOptions: Sendable {
             KVDiskSettings(directory: $0, budgetBytes: given.kvDiskBudgetBytes ?? RuntimeOptions.defaultKVDiskBudgetBytes)
         }
         stateCheckpoints = max(0, given.stateCheckpoints ?? RuntimeOptions.defaultStateCheckpoints)
+        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes,
+                                              streamingExperts: given.ramBudgetBytes != nil)
     }
 
     /// Resolves `given` against the loaded model; with a RAM budget, places the weights so the process
@@ -135,8 +143,10 @@ public struct RuntimeOptions: Sendable {
     public init(_ given: RuntimeSettings, for loaded: LoadedModel) throws {
         var unbudgeted = given
         unbudgeted.ramBudgetBytes = nil
+        if given.ramBudgetBytes != nil { unbudgeted.backend = nil }
         try self.init(unbudgeted, for: loaded.model)
         guard let budget = given.ramBudgetBytes else { return }
+        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes, streamingExperts: true)
         ramBudgetBytes = budget
         let scratch = loaded.sessionScratchBytes(batch: batch, threads: threads)
             + loaded.sideStateBudgetBytes(contextLength: contextLength, type: kvType, checkpoints: stateCheckpoints)
@@ -170,6 +180,6 @@ public struct RuntimeOptions: Sendable {
 
     /// An inference state for `model` alone (no session): the context, batch, threads and KV type.
     public func inferenceState(_ model: TransformerModel) -> InferenceState {
-        InferenceState(model: model, contextLength: contextLength, maxBatch: batch, threads: threads, kvType: kvType)
+        InferenceState(model: model, contextLength: contextLength, maxBatch: batch, threads: threads, kvType: kvType, backend: backend.provider)
     }
 }

@@ -49,10 +49,10 @@ public final class Session: @unchecked Sendable {
     /// of the model (prefix pages reused across them); nil gives the session a private pool holding its
     /// context.
     public init(_ loaded: LoadedModel, contextLength: Int, threads: Int, batch: Int = RuntimeOptions.defaultBatch,
-                kvType: KVType = .f32, kvPool: KVPagePool? = nil, workers: WorkerPool? = nil) {
+                kvType: KVType = .f32, kvPool: KVPagePool? = nil, workers: WorkerPool? = nil, backend: BackendProvider? = nil) {
         self.loaded = loaded
         state = InferenceState(model: loaded.model, contextLength: contextLength, maxBatch: batch,
-                               threads: threads, kvType: kvType, kvPool: kvPool, workers: workers)
+                               threads: threads, kvType: kvType, kvPool: kvPool, workers: workers, backend: backend)
     }
 
     /// The draft model's session when speculation drafts with one (made on first use, kept across turns
@@ -64,7 +64,7 @@ public final class Session: @unchecked Sendable {
     /// A session with resolved runtime options (RuntimeOptions.session(_:) also picks the pool).
     public convenience init(_ loaded: LoadedModel, options: RuntimeOptions, kvPool: KVPagePool? = nil) {
         self.init(loaded, contextLength: options.contextLength, threads: options.threads, batch: options.batch,
-                  kvType: options.kvType, kvPool: kvPool)
+                  kvType: options.kvType, kvPool: kvPool, backend: options.backend.provider)
     }
 
     public var contextLength: Int { state.cache.maxPositions }

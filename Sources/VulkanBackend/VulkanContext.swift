@@ -51,6 +51,10 @@ public final class VulkanContext: @unchecked Sendable {
         guard let h = ds_vk_create(Int32(index), &info, &reason, reason.count) else { throw VulkanError(reason: reason) }
         handle = h
         device = VulkanDevices.device(info, index: index)
+        guard device.subgroupArithmetic else {
+            ds_vk_destroy(h)
+            throw VulkanError("Vulkan: \(device.name) has no subgroup arithmetic in compute shaders, which the product kernels need")
+        }
         alignment = Int(ds_vk_offset_alignment(h))
         self.budgetBytes = budgetBytes ?? device.deviceLocalBytes / 10 * 9
         self.bindingLimit = min(device.maxStorageBufferRange, bindingLimit ?? Int.max)

@@ -14,6 +14,8 @@ public struct VulkanDevice: Sendable, Equatable {
     public var apiVersion: String
     public var kind: Kind
     public var subgroupSize: Int
+    /// Subgroup sums in compute shaders (the product kernels need them).
+    public var subgroupArithmetic: Bool
     public var maxWorkgroupInvocations: Int
     public var maxSharedMemory: Int
     /// Bytes one storage-buffer binding may span (weights larger than this are bound in parts).
@@ -60,6 +62,7 @@ public enum VulkanDevices {
         return VulkanDevice(index: index, name: text(d.name), driver: text(d.driver),
                             apiVersion: "\(v >> 22 & 0x7F).\(v >> 12 & 0x3FF).\(v & 0xFFF)",
                             kind: kinds[Int(max(0, min(4, d.device_type)))], subgroupSize: Int(d.subgroup_size),
+                            subgroupArithmetic: d.subgroup_arithmetic != 0,
                             maxWorkgroupInvocations: Int(d.max_workgroup_invocations), maxSharedMemory: Int(d.max_shared_memory),
                             maxStorageBufferRange: Int(d.max_storage_buffer_range), maxAllocation: Int(d.max_allocation),
                             deviceLocalBytes: Int(d.device_local_bytes), unifiedMemory: d.unified_memory != 0,

@@ -16,11 +16,17 @@ struct ProductParameters {
     var inputSkew: UInt32
     var outputSkew: UInt32
     var outputStride: UInt32
+    var rowsPerGroup: UInt32
 }
 
 extension VulkanContext {
     /// Tokens one workgroup of matmul.comp multiplies (its TILE).
     static let tokenTile = 8
+    /// Invocations of a matmul.comp workgroup (its local_size_x).
+    static let workgroupSize = 64
+
+    /// Weight rows one workgroup takes: one per subgroup of the device's size (the shader is right for any).
+    var rowsPerGroup: Int { max(1, VulkanContext.workgroupSize / max(1, device.subgroupSize)) }
 
     /// Which of `jobs` can run here (their matrices resident or uploaded now within the budget). Lock held.
     func deviceJobs(_ jobs: [MatmulJob]) throws -> [Bool] {
@@ -70,9 +76,11 @@ extension VulkanContext {
                 var parameters = ProductParameters(
                     rows: UInt32(n), cols: UInt32(cols), tokens: UInt32(tokens), rowBytes: UInt32(w.rowBytes),
                     weightSkew: UInt32(weightSkew), inputSkew: UInt32(inputSkew / 4), outputSkew: UInt32(outputSkew / 4),
-                    outputStride: UInt32(w.rows))
-                let groupsX = min(n, VulkanContext.maxGroups)
-                let groups = (groupsX, (n + groupsX - 1) / groupsX, (tokens + VulkanContext.tokenTile - 1) / VulkanContext.tokenTile)
+                    outputStride: UInt32(w.rows), rowsPerGroup: UInt32(rowsPerGroup))
+                let workgroups = (n + rowsPerGroup - 1) / rowsPerGroup
+                let groupsX = min(workgroups, VulkanContext.maxGroups)
+                let groups = (groupsX, (workgroups + groupsX - 1) / groupsX,
+                              (tokens + VulkanContext.tokenTile - 1) / VulkanContext.tokenTile)
                 try withUnsafeBytes(of: &parameters) { push in
                     try dispatch(pipeline, [weightBinding, inputBinding, outputBinding], push: push, groups: groups)
                 }

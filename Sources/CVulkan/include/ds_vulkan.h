@@ -19,6 +19,7 @@ typedef struct {
     uint32_t vendor_id, device_id;
     int device_type;          // 0 other, 1 integrated GPU, 2 discrete GPU, 3 virtual GPU, 4 CPU
     uint32_t subgroup_size;
+    int subgroup_arithmetic;  // subgroup sums in compute shaders (the product kernels need them)
     uint32_t max_workgroup_invocations;
     uint32_t max_shared_memory;        // bytes of workgroup shared memory
     uint64_t max_storage_buffer_range; // bytes one storage buffer binding may span

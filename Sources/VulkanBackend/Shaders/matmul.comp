@@ -1,9 +1,13 @@
 // Y[t, r] = Σ_c W[r, c] · X[t, c] for one weight type (DS_TYPE, ggml's type number), weights dequantized
-// in place from their GGUF blocks. One workgroup per (weight row, tile of 8 tokens): its 64 invocations take
-// the row's 32-element chunks in turn, dequantize each once and multiply it against the tile's tokens, then
-// sum their partials in shared memory. Weights are read as 32-bit words and bytes picked out of them, so no
-// 8- or 16-bit storage feature is needed and blocks need no alignment (Q8_0's are 34 bytes).
+// in place from their GGUF blocks. A workgroup takes `rowsPerGroup` weight rows and a tile of 8 tokens; each
+// subgroup takes one of its rows at a time: its lanes take the row's 32-element chunks in turn, dequantize
+// each once and multiply it against the tile's tokens, and a subgroup sum gives each token's result (no
+// shared memory, no barrier: whatever subgroup size the device picks). Weights are read as 32-bit words and
+// bytes picked out of them, so no 8- or 16-bit storage feature is needed and blocks need no alignment
+// (Q8_0's are 34 bytes).
 #version 450
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 
 layout(local_size_x = 64) in;
 
@@ -20,11 +24,10 @@ layout(push_constant) uniform Parameters {
     uint inputSkew;   // float of token 0's input row in the bound inputs (rows `cols` apart)
     uint outputSkew;  // float of Y[0, 0] in the bound outputs
     uint outputStride; // floats between two tokens' outputs
+    uint rowsPerGroup;
 } p;
 
 #define TILE 8
-#define THREADS 64
-shared float partial[TILE * THREADS];
 
 uint u8(uint o) { return (wq[o >> 2] >> ((o & 3u) << 3)) & 0xFFu; }
 uint u16(uint o) { return u8(o) | (u8(o + 1u) << 8); }
@@ -150,32 +153,30 @@ void dequantizeChunk(uint row, uint c, inout float w[32]) {
 }
 
 void main() {
-    uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    if (row >= p.rows) return; // uniform across the workgroup
-    uint lane = gl_LocalInvocationID.x;
     uint t0 = gl_WorkGroupID.z * TILE;
     uint tileTokens = min(uint(TILE), p.tokens - t0);
-    float acc[TILE];
-    for (uint t = 0u; t < TILE; ++t) acc[t] = 0.0;
-    uint rowStart = p.weightSkew + row * p.rowBytes;
     uint chunks = (p.cols + 31u) / 32u;
+    uint groupFirstRow = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * p.rowsPerGroup;
     float w[32];
-    for (uint c = lane; c < chunks; c += THREADS) {
-        dequantizeChunk(rowStart, c, w);
-        uint width = min(32u, p.cols - c * 32u);
+    for (uint k = gl_SubgroupID; k < p.rowsPerGroup; k += gl_NumSubgroups) {
+        uint row = groupFirstRow + k;
+        if (row >= p.rows) break; // uniform across the subgroup
+        float acc[TILE];
+        for (uint t = 0u; t < TILE; ++t) acc[t] = 0.0;
+        uint rowStart = p.weightSkew + row * p.rowBytes;
+        for (uint c = gl_SubgroupInvocationID; c < chunks; c += gl_SubgroupSize) {
+            dequantizeChunk(rowStart, c, w);
+            uint width = min(32u, p.cols - c * 32u);
+            for (uint t = 0u; t < tileTokens; ++t) {
+                uint x = p.inputSkew + (t0 + t) * p.cols + c * 32u;
+                float s = 0.0;
+                for (uint i = 0u; i < width; ++i) s += w[i] * xs[x + i];
+                acc[t] += s;
+            }
+        }
         for (uint t = 0u; t < tileTokens; ++t) {
-            uint x = p.inputSkew + (t0 + t) * p.cols + c * 32u;
-            float s = 0.0;
-            for (uint i = 0u; i < width; ++i) s += w[i] * xs[x + i];
-            acc[t] += s;
+            float total = subgroupAdd(acc[t]);
+            if (subgroupElect()) ys[p.outputSkew + (t0 + t) * p.outputStride + row] = total;
         }
     }
-    for (uint t = 0u; t < TILE; ++t) partial[t * THREADS + lane] = acc[t];
-    barrier();
-    for (uint span = THREADS / 2; span > 0u; span >>= 1) {
-        if (lane < span)
-            for (uint t = 0u; t < TILE; ++t) partial[t * THREADS + lane] += partial[t * THREADS + lane + span];
-        barrier();
-    }
-    if (lane < tileTokens) ys[p.outputSkew + (t0 + lane) * p.outputStride + row] = partial[lane * THREADS];
 }
