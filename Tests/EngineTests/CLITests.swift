@@ -2,6 +2,7 @@
 // tables, clear errors for bad input.
 
 import Foundation
+import VulkanBackend
 import Testing
 import Engine
 import GGUF
@@ -10,10 +11,11 @@ import Tokenizers
 struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
 
 /// Runs the dwarfstar binary with `args` (in `directory` when given) and collects its output.
-func runCLI(_ args: [String], in directory: String? = nil) throws -> CLIResult {
+func runCLI(_ args: [String], in directory: String? = nil, environment: [String: String] = [:]) throws -> CLIResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
@@ -76,6 +78,39 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     }
 
     /// Without any Vulkan driver, `devices` says why in one line (and the CPU is still listed).
+    /// --backend vulkan on the device (lavapipe here): the load line names it and the logits match the golden;
+    /// without a driver, vulkan is a one-line error and auto runs on the CPU saying why.
+    @Test(.enabled(if: (try? VulkanDevices.probe().get())?.isEmpty == false, "needs a Vulkan device (Mesa's lavapipe)"))
+    func backendOptionChoosesAndExplains() throws {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFixtures.appendingPathComponent("qwen3.golden.json"))) as! [String: Any]
+        let ids = (golden["token_ids"] as! [Int]).map(String.init).joined(separator: ",")
+        let model = modelFixtures.appendingPathComponent("qwen3.f32.gguf").path
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("logits-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let onDevice = try runCLI(["logits", "-m", model, "--tokens", ids, "--backend", "vulkan", "--gpu-budget", "64M", "--out", out])
+        #expect(onDevice.status == 0, "\(onDevice.stderr)")
+        #expect(onDevice.stderr.contains("backend: vulkan:0 ") && onDevice.stderr.contains("GPU budget 64 MiB"), "\(onDevice.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+        let logits = json["logits"] as! [[Double]], ref = golden["logits"] as! [[Double]]
+        let worst = zip(logits, ref).map { zip($0, $1).map { abs($0 - $1) }.max()! }.max()!
+        #expect(worst <= 1e-3, "max |Δlogit| \(worst)")
+
+        let auto = try runCLI(["logits", "-m", model, "--tokens", ids])
+        #expect(auto.status == 0 && auto.stderr.contains("backend: cpu (auto: no GPU; the Vulkan devices here run on the CPU"), "\(auto.stderr)")
+
+        let noDriver = ["VK_ICD_FILENAMES": "/nonexistent/icd.json", "VK_DRIVER_FILES": "/nonexistent/icd.json"]
+        let refused = try runCLI(["logits", "-m", model, "--tokens", ids, "--backend", "vulkan"], environment: noDriver)
+        #expect(refused.status == 1 && refused.stderr.hasPrefix("error: --backend vulkan: ") && refused.stderr.split(separator: "\n").count == 1,
+                "\(refused.stderr)")
+        let fallback = try runCLI(["logits", "-m", model, "--tokens", ids, "--backend", "auto"], environment: noDriver)
+        #expect(fallback.status == 0 && fallback.stderr.contains("backend: cpu (auto: no GPU; "), "\(fallback.stderr)")
+
+        let bad = try runCLI(["logits", "-m", model, "--tokens", ids, "--backend", "cuda"])
+        #expect(bad.status != 0 && bad.stderr.contains("--backend must be auto, cpu or vulkan"), "\(bad.stderr)")
+        let missing = try runCLI(["logits", "-m", model, "--tokens", ids, "--backend", "vulkan", "--gpu-device", "7"])
+        #expect(missing.status == 1 && missing.stderr.contains("--gpu-device 7: the machine has"), "\(missing.stderr)")
+    }
+
     @Test func devicesWithoutAVulkanDriverSayWhy() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
