@@ -112,6 +112,7 @@ struct ModelOptions: RuntimeOptionGroup {
         let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil, sequences: settings.sequences)
         let options = try RuntimeOptions(settings, for: loaded)
         printErr(options.backend.line)
+        if let gpu = options.gpuPlacement { printErr(gpu.description) }
         if applyPlacement, let line = try options.apply(to: loaded) { printErr(line) }
         return (loaded, options)
     }

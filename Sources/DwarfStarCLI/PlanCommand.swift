@@ -32,12 +32,7 @@ struct Plan: ParsableCommand {
                     let number = n.split(separator: ".").dropFirst().first.map(String.init) ?? "?"
                     let layer = String(repeating: " ", count: max(0, 3 - number.count)) + number   // sorts numerically
                     group = plan.streaming ? "streamed: routed experts, layer \(layer)" : "resident: routed experts, layer \(layer)"
-                } else if n.contains("shexp") { group = "resident: shared experts" }
-                else if n.contains("attn") { group = "resident: attention" }
-                else if n.contains("ffn_gate_inp") || n.contains("exp_probs") { group = "resident: routers" }
-                else if n.contains("ffn") { group = "resident: dense FFN" }
-                else if n.contains("norm") { group = "resident: norms" }
-                else { group = "resident: embeddings / output" }
+                } else { group = "resident: " + WeightGroup.of(n) }
                 groups[group, default: 0] += t.byteCount
             }
             print("model \(loaded.name): \(mib(loaded.gguf.fileSize - loaded.gguf.dataOffset)) of weights")

@@ -9,6 +9,7 @@ import Foundation
 import Kernels
 import KVCache
 import Models
+import VulkanBackend
 
 /// What a command was given; nil is "the default".
 public struct RuntimeSettings: Sendable, Equatable {
@@ -108,6 +109,8 @@ public struct RuntimeOptions: Sendable {
     public var placement: WeightPlacement?
     /// The CPU or a device, and the line that says which (ComputeBackend.swift).
     public var backend: ResolvedBackend
+    /// Which matrices the device holds (GPUPlacement; nil: the CPU, or a model without its file).
+    public var gpuPlacement: GPUPlacement?
 
     /// Resolves `given` against `model`. A RAM budget needs the loaded model: see init(_:for: LoadedModel).
     public init(_ given: RuntimeSettings, for model: TransformerModel) throws {
@@ -145,6 +148,11 @@ public struct RuntimeOptions: Sendable {
         unbudgeted.ramBudgetBytes = nil
         if given.ramBudgetBytes != nil { unbudgeted.backend = nil }
         try self.init(unbudgeted, for: loaded.model)
+        if let vulkan = backend.provider as? VulkanBackendProvider {
+            let plan = GPUPlacement(loaded, budgetBytes: vulkan.context.budgetBytes, statistics: loaded.loadExpertStatistics())
+            vulkan.context.place(plan.residency)
+            gpuPlacement = plan
+        }
         guard let budget = given.ramBudgetBytes else { return }
         backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes, streamingExperts: true)
         ramBudgetBytes = budget

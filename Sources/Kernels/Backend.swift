@@ -212,6 +212,11 @@ public protocol Backend: AnyObject, Sendable {
     /// out ← 0, then out[destinations[r]] += weights[r] · x[r] for every row r in order (MoE rows back to
     /// their tokens).
     func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock)
+
+    // MARK: Steps
+
+    /// A forward pass ended (between steps): a device backend may migrate weights now. The CPU: nothing.
+    func passEnded()
 }
 
 /// Makes the backend a session's layer stacks run on, given the session's CPU backend (which a device
@@ -226,6 +231,8 @@ public protocol BackendProvider: AnyObject, Sendable {
 }
 
 extension Backend {
+    public func passEnded() {}
+
     /// Y[T, rows] = X[T, cols] · Wᵀ
     public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, mode: ProductMode) {
         multiply([MatmulJob(weights: w, output: y, firstInputRow: 0, tokens: tokens)], x, inputRows: tokens, cols: w.cols, mode: mode)

@@ -163,6 +163,8 @@ public final class TransformerModel: @unchecked Sendable {
                                embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache,
                                inputRows: inputRows)
         body.forward(pass)
+        // A device backend may move weights between its memory and the host's now (between steps).
+        defer { s.ops.passEnded() }
 
         // Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
         if logitRows.isEmpty { return }

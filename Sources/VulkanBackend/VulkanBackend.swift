@@ -78,6 +78,12 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             + "products of other matrices and every other op on the CPU"
     }
 
+    /// Between steps: experts whose use changed move between the device and the host (a planned context).
+    public func passEnded() {
+        guard !failed else { return }
+        context.rebalance()
+    }
+
     // MARK: Ops without a device kernel yet: the CPU backend's.
 
     public func rmsNorm(_ x: RowBlock, weight: UnsafePointer<Float>?, into out: RowBlock, epsilon: Float) {

@@ -32,6 +32,14 @@ public final class VulkanContext: @unchecked Sendable {
     /// Matrices that did not fit the budget (their products run on the CPU).
     private var refused: Set<MatrixKey> = []
     public private(set) var residentBytes = 0
+    /// The plan of what lives here (nil: matrices are uploaded as they come while they fit the budget).
+    private var residency: DeviceResidency?
+    /// Per region of the plan: products that used it since the last rebalance (halved at each), and the
+    /// matrix uploaded for it.
+    private var uses: [Int] = []
+    private var regionMatrix: [MatrixKey?] = []
+    /// Most bytes rebalance moves to the device per step.
+    public var migrationBytesPerStep: Int
     private var staging: [OpaquePointer?] = [nil, nil]
 
     /// The weight types with a product kernel (the others' products run on the CPU).
@@ -58,6 +66,7 @@ public final class VulkanContext: @unchecked Sendable {
         alignment = Int(ds_vk_offset_alignment(h))
         self.budgetBytes = budgetBytes ?? device.deviceLocalBytes / 10 * 9
         self.bindingLimit = min(device.maxStorageBufferRange, bindingLimit ?? Int.max)
+        migrationBytesPerStep = max(16 << 20, min(256 << 20, self.budgetBytes / 16))
     }
 
     deinit {
@@ -77,9 +86,17 @@ public final class VulkanContext: @unchecked Sendable {
     func holds(_ w: WeightMatrix) throws -> Bool {
         guard VulkanContext.productTypes[w.type] != nil, w.rows > 0, w.rowBytes > 0 else { return false }
         let key = MatrixKey(w)
+        let bytes = w.rows * w.rowBytes
+        var region: Int? = nil
+        if let plan = residency {
+            // Planned: only matrices inside a region planned on the device (counted, for migration).
+            guard let i = plan.index(of: w.data, bytes: bytes) else { return false }
+            uses[i] += 1
+            guard plan.regions[i].onDevice else { return false }
+            region = i
+        }
         if resident[key] != nil { return true }
         if refused.contains(key) { return false }
-        let bytes = w.rows * w.rowBytes
         let allocation = (bytes + 3) & ~3
         guard residentBytes + allocation <= budgetBytes, allocation <= device.maxAllocation || device.maxAllocation == 0 else {
             refused.insert(key)
@@ -97,7 +114,70 @@ public final class VulkanContext: @unchecked Sendable {
         }
         resident[key] = buffer
         residentBytes += allocation
+        if let region { regionMatrix[region] = key }
         return true
+    }
+
+    // MARK: Placement
+
+    /// Follows `plan` from now on: matrices outside its device regions are dropped from the device.
+    public func place(_ plan: DeviceResidency) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (key, buffer) in resident where plan.index(of: key.address, bytes: key.bytes).map({ !plan.regions[$0].onDevice }) ?? true {
+            ds_vk_buffer_destroy(handle, buffer)
+            resident[key] = nil
+            residentBytes -= (key.bytes + 3) & ~3
+        }
+        refused.removeAll()
+        residency = plan
+        uses = [Int](repeating: 0, count: plan.regions.count)
+        regionMatrix = [MatrixKey?](repeating: nil, count: plan.regions.count)
+        for key in resident.keys { if let i = plan.index(of: key.address, bytes: key.bytes) { regionMatrix[i] = key } }
+    }
+
+    /// The plan as it stands (nil: none).
+    public var placement: DeviceResidency? {
+        lock.lock()
+        defer { lock.unlock() }
+        return residency
+    }
+
+    /// Between steps: the migratable regions used most since the last call move to the device in place of
+    /// those used least, while the planned bytes stay within the budget and at most migrationBytesPerStep
+    /// move; then the counts halve (recent use weighs most). Returns the bytes planned onto the device.
+    @discardableResult
+    public func rebalance() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var plan = residency else { return 0 }
+        let movable = plan.regions.indices.filter { plan.regions[$0].migratable }
+        let candidates = movable.filter { !plan.regions[$0].onDevice && uses[$0] > 0 }.sorted { uses[$0] > uses[$1] }
+        let victims = movable.filter { plan.regions[$0].onDevice }.sorted { uses[$0] < uses[$1] }
+        var free = budgetBytes - plan.deviceBytes, moved = 0, next = 0
+        for c in candidates {
+            let size = (plan.regions[c].bytes + 3) & ~3
+            guard moved + size <= migrationBytesPerStep else { break }
+            while free < size, next < victims.count, uses[victims[next]] < uses[c] {
+                let v = victims[next]
+                next += 1
+                plan.setOnDevice(v, false)
+                free += (plan.regions[v].bytes + 3) & ~3
+                if let key = regionMatrix[v], let buffer = resident[key] {
+                    ds_vk_buffer_destroy(handle, buffer)
+                    resident[key] = nil
+                    residentBytes -= (key.bytes + 3) & ~3
+                    regionMatrix[v] = nil
+                }
+            }
+            guard free >= size else { break }
+            plan.setOnDevice(c, true)
+            free -= size
+            moved += size
+        }
+        for i in uses.indices { uses[i] /= 2 }
+        residency = plan
+        return moved
     }
 
     /// The device buffer holding `w`, if resident.
@@ -163,7 +243,8 @@ struct MatrixKey: Hashable {
     let type: GGMLType
     let rows: Int
     let cols: Int
-    init(_ w: WeightMatrix) { address = w.data; type = w.type; rows = w.rows; cols = w.cols }
+    let bytes: Int
+    init(_ w: WeightMatrix) { address = w.data; type = w.type; rows = w.rows; cols = w.cols; bytes = w.rows * w.rowBytes }
 }
 
 extension Int {

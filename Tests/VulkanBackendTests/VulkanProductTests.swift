@@ -165,3 +165,44 @@ private let hasDevice = (try? VulkanDevices.probe().get())?.isEmpty == false
         }
     }
 }
+
+/// Migration between steps: four experts' matrices planned two on the device; the other two used more, they
+/// swap places at a rebalance, at most migrationBytesPerStep at a time; results stay right throughout.
+@Suite struct VulkanMigrationTests {
+    @Test(.enabled(if: hasDevice, lavapipeReason))
+    func usedExpertsMigrateWithinTheTransferBound() throws {
+        let cols = 256
+        let experts = (0..<4).map { TestMatrix(.q8_0, rows: 32, cols: cols, seed: UInt64($0 + 1)) }
+        let size = (experts[0].matrix.rows * experts[0].matrix.rowBytes + 3) & ~3
+        let context = try VulkanContext(deviceIndex: 0, budgetBytes: 2 * size)
+        context.migrationBytesPerStep = size
+        context.place(DeviceResidency(regions: experts.enumerated().map {
+            DeviceResidency.Region(start: $0.element.matrix.data, bytes: size, onDevice: $0.offset < 2, migratable: true)
+        }))
+        let backend = VulkanBackend(context: context, cpu: cpuBackend())
+        let x = values(cols, seed: 9)
+        func product(_ e: Int) -> Double {
+            var y = [Float](repeating: .nan, count: 32)
+            backend.multiply(experts[e].matrix, x, tokens: 1, into: &y, mode: .batched)
+            return worstError(y, (0..<32).map { experts[e].reference(row: $0, x[0..<cols]) })
+        }
+        #expect(product(0) < 1e-5 && context.residentBytes == size)
+        for _ in 0..<3 { #expect(product(2) < 2e-2); #expect(product(3) < 2e-2) }
+        // One step moves one expert (the bound): expert 2 (or 3) in place of unused expert 1 first.
+        #expect(context.rebalance() == size)
+        #expect(context.placement!.regions.filter(\.onDevice).count == 2)
+        for _ in 0..<3 { _ = product(2); _ = product(3) }
+        #expect(context.rebalance() == size)
+        let onDevice = context.placement!.regions.map(\.onDevice)
+        let started = experts.map { UInt(bitPattern: $0.matrix.data) }
+        let placed = Dictionary(uniqueKeysWithValues: context.placement!.regions.map { ($0.start, $0.onDevice) })
+        #expect(placed[started[2]] == true && placed[started[3]] == true && placed[started[0]] == false && placed[started[1]] == false,
+                "\(onDevice)")
+        // Now on the device: float activations, the reference's precision.
+        #expect(product(2) < 1e-5 && product(3) < 1e-5)
+        #expect(context.residentBytes <= context.budgetBytes)
+        // Nothing used more than what is there: nothing moves.
+        for _ in 0..<4 { _ = product(2); _ = product(3) }
+        #expect(context.rebalance() == 0)
+    }
+}
