@@ -19,6 +19,10 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
     public var groups: [String: (device: Int, host: Int)]
     /// The plan as address ranges of the mapped weights, for the device context.
     public var residency: DeviceResidency
+    /// Bytes a decode token reads from the device's weights, and of those from routed experts (each
+    /// candidate's bytes times its value).
+    public var deviceReadBytesPerToken: Double
+    public var deviceExpertReadBytesPerToken: Double
 
     /// One candidate: a tensor, or one routed expert's matrix.
     public struct Candidate {
@@ -41,18 +45,25 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
             let a = candidates[$0], b = candidates[$1]
             return a.value != b.value ? a.value > b.value : UInt(bitPattern: a.start) < UInt(bitPattern: b.start)
         }
-        var left = budgetBytes, device = 0, host = 0
+        var left = budgetBytes, device = 0, host = 0, reads = 0.0, expertReads = 0.0
         var groups: [String: (device: Int, host: Int)] = [:]
         var regions: [DeviceResidency.Region] = []
         for i in order {
             let c = candidates[i], size = (c.bytes + 3) & ~3
             let here = c.value > 0 && size <= left
-            if here { left -= size; device += c.bytes } else { host += c.bytes }
+            if here {
+                left -= size; device += c.bytes
+                reads += Double(c.bytes) * c.value
+                if c.expert { expertReads += Double(c.bytes) * c.value }
+            } else {
+                host += c.bytes
+            }
             groups[c.group, default: (0, 0)].device += here ? c.bytes : 0
             groups[c.group, default: (0, 0)].host += here ? 0 : c.bytes
             regions.append(DeviceResidency.Region(start: c.start, bytes: c.bytes, onDevice: here, migratable: c.expert))
         }
         deviceBytes = device; hostBytes = host; self.groups = groups
+        deviceReadBytesPerToken = reads; deviceExpertReadBytesPerToken = expertReads
         residency = DeviceResidency(regions: regions)
     }
 

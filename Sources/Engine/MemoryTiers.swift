@@ -275,6 +275,14 @@ extension LoadedModel {
 
     /// Weight bytes a decode token reads from RAM and (streaming) from storage under `plan`, with routed
     /// experts chosen uniformly (hit rate = slots / experts).
+    /// Bytes of routed experts a decode token reads (experts used per token × one expert's matrices, all layers).
+    public var routedExpertBytesPerToken: Int {
+        model.moeBlocks.reduce(0) { total, block in
+            guard !block.weights.gate.isEmpty else { return total }
+            return total + block.weights.config.expertsUsed * block.weights.expertMatrices(0).reduce(0) { $0 + $1.rows * $1.rowBytes }
+        }
+    }
+
     public func bytesPerToken(_ plan: WeightPlacement) -> (ram: Int, storage: Int) {
         let total = model.weightBytesPerToken
         let blocks = model.moeBlocks

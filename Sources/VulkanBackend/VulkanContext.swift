@@ -118,6 +118,14 @@ public final class VulkanContext: @unchecked Sendable {
         return true
     }
 
+    /// Frees `w`'s device copy (a probe's). Lock held.
+    func drop(_ w: WeightMatrix) {
+        let key = MatrixKey(w)
+        guard let buffer = resident.removeValue(forKey: key) else { return }
+        ds_vk_buffer_destroy(handle, buffer)
+        residentBytes -= (key.bytes + 3) & ~3
+    }
+
     // MARK: Placement
 
     /// Follows `plan` from now on: matrices outside its device regions are dropped from the device.

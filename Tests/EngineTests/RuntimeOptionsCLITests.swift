@@ -37,6 +37,17 @@ struct RuntimeOptionsCLITests {
         #expect(both.status != 0 && both.stderr.contains("Unknown option '--ram'"), "\(both.stderr)")
     }
 
+    /// With --gpu-budget, plan shows the GPU tier beside RAM and storage and adds it to the prediction.
+    @Test func planShowsTheGPUTier() throws {
+        let moe = modelFixtures.appendingPathComponent("qwen3moe.f32.gguf").path
+        let r = try runCLI(["plan", "-m", moe, "--ram-budget", "1G", "-t", "1", "--gpu-budget", "64K", "--gpu-bandwidth", "100"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("GPU placement: ") && r.stdout.contains("(budget 0.1 MiB)") && r.stdout.contains("GPU: "), "\(r.stdout)")
+        #expect(r.stdout.contains("GPU 100.0 GB/s (--gpu-bandwidth)") && r.stdout.contains("MiB from GPU memory, "), "\(r.stdout)")
+        let without = try runCLI(["plan", "-m", moe, "--ram-budget", "1G", "-t", "1"])
+        #expect(without.status == 0 && !without.stdout.contains("GPU"), "\(without.stdout)")
+    }
+
     @Test func logitsRunsOnAllCoresByDefault() throws {
         let all = try runCLI(["logits", "-m", qwen3, "--tokens", "1,2,3"])
         #expect(all.status == 0 && all.stderr.contains("threads \(allCores)"), "\(all.stderr)")
