@@ -111,6 +111,17 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         #expect(missing.status == 1 && missing.stderr.contains("--gpu-device 7: the machine has"), "\(missing.stderr)")
     }
 
+    /// devices --check: every product kernel against the reference on the device, and its read speed.
+    @Test(.enabled(if: (try? VulkanDevices.probe().get())?.isEmpty == false, "needs a Vulkan device (Mesa's lavapipe)"))
+    func devicesCheckRunsEveryKernel() throws {
+        let r = try runCLI(["devices", "--check"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        for type in ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] {
+            #expect(r.stdout.contains("  \(type.padding(toLength: 5, withPad: " ", startingAt: 0)) ok "), "\(type): \(r.stdout)")
+        }
+        #expect(!r.stdout.contains("OFF") && r.stdout.contains("product read speed "), "\(r.stdout)")
+    }
+
     @Test func devicesWithoutAVulkanDriverSayWhy() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Binaries.dwarfstar!)
