@@ -70,8 +70,11 @@ struct Bench: ParsableCommand {
                 m = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout(path: path, sequences: 1))
                 var settings = try runtimeSettings([modelOptions, checkpoints])
                 tests(&settings)
-                runtime = try RuntimeOptions(settings, for: m)
-                printErr(runtime.backend.line)
+                var resolved = try RuntimeOptions(settings, for: m)
+                resolved.placeOnDevice(gguf: gguf, model: m)
+                printErr(resolved.backend.line)
+                if let gpu = resolved.gpuPlacement { printErr(gpu.description) }
+                runtime = resolved
             }
             defer {
                 if let cache = m.expertCache {

@@ -84,8 +84,10 @@ struct Logits: ParsableCommand {
             // The model alone (no tokenizer needed); the context defaults to what the tokens need.
             var settings = try runtimeSettings([modelOptions, context])
             settings.contextLength = settings.contextLength ?? (ids.count + greedy + 1)
-            let runtime = try RuntimeOptions(settings, for: model)
+            var runtime = try RuntimeOptions(settings, for: model)
+            runtime.placeOnDevice(gguf: gguf, model: model)
             printErr(runtime.backend.line)
+            if let gpu = runtime.gpuPlacement { printErr(gpu.description) }
             let state = runtime.inferenceState(model)
             printErr("logits: \(ids.count) tokens, context \(runtime.contextLength), threads \(runtime.threads)")
             let v = model.vocabularySize

@@ -69,8 +69,12 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
 
     /// `loaded`'s matrices ranked as above, `statistics` the experts' activation counts (loadExpertStatistics).
     public init(_ loaded: LoadedModel, budgetBytes: Int, statistics: [(layer: Int, expert: Int, count: Int)]) {
+        self.init(gguf: loaded.gguf, model: loaded.model, budgetBytes: budgetBytes, statistics: statistics)
+    }
+
+    /// The matrices of `model`, loaded from `gguf`, ranked as above.
+    public init(gguf: GGUFFile, model: TransformerModel, budgetBytes: Int, statistics: [(layer: Int, expert: Int, count: Int)]) {
         var candidates: [Candidate] = []
-        let gguf = loaded.gguf
         let tiedHead = !gguf.tensors.contains { $0.name == "output.weight" }
         for t in gguf.tensors where t.dims.count >= 2 && !LoadedModel.isRoutedExpertTensor(t.name) {
             let group = WeightGroup.of(t.name)
@@ -79,7 +83,7 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
         }
         var counts: [Int: [Int: Int]] = [:]
         for s in statistics { counts[s.layer, default: [:]][s.expert] = s.count }
-        for (layer, moe) in loaded.model.moeBlocks {
+        for (layer, moe) in model.moeBlocks {
             let n = moe.gate.count, used = Double(moe.config.expertsUsed)
             let total = counts[layer].map { $0.values.reduce(0, +) } ?? 0
             var seen = Set<UInt>()

@@ -6,6 +6,7 @@
 // values.
 
 import Foundation
+import GGUF
 import Kernels
 import KVCache
 import Models
@@ -148,17 +149,23 @@ public struct RuntimeOptions: Sendable {
         unbudgeted.ramBudgetBytes = nil
         if given.ramBudgetBytes != nil { unbudgeted.backend = nil }
         try self.init(unbudgeted, for: loaded.model)
-        if let vulkan = backend.provider as? VulkanBackendProvider {
-            let plan = GPUPlacement(loaded, budgetBytes: vulkan.context.budgetBytes, statistics: loaded.loadExpertStatistics())
-            vulkan.context.place(plan.residency)
-            gpuPlacement = plan
-        }
+        placeOnDevice(gguf: loaded.gguf, model: loaded.model, statistics: loaded.loadExpertStatistics())
         guard let budget = given.ramBudgetBytes else { return }
         backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes, streamingExperts: true)
         ramBudgetBytes = budget
         let scratch = loaded.sessionScratchBytes(batch: batch, threads: threads)
             + loaded.sideStateBudgetBytes(contextLength: contextLength, type: kvType, checkpoints: stateCheckpoints)
         placement = try loaded.placement(budgetBytes: budget, kvBytes: kvBudgetBytes, scratchBytes: scratch)
+    }
+
+    /// With a device backend: plans which of `model`'s matrices (loaded from `gguf`) the device holds under its
+    /// budget (GPUPlacement; `statistics`: the experts' activation counts, none: uniform) and gives the plan to the
+    /// device. Done by init(_:for: LoadedModel); a command holding the model without LoadedModel calls it itself.
+    public mutating func placeOnDevice(gguf: GGUFFile, model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)] = []) {
+        guard let vulkan = backend.provider as? VulkanBackendProvider else { return }
+        let plan = GPUPlacement(gguf: gguf, model: model, budgetBytes: vulkan.context.budgetBytes, statistics: statistics)
+        vulkan.context.place(plan.residency)
+        gpuPlacement = plan
     }
 
     /// Applies the placement to `loaded` (routed experts read into slots from now on); returns a line
