@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "CVulkan", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // The Vulkan backend of the op interface: products on the device (GLSL in Shaders/), the other ops on
         // the CPU backend it wraps; weights resident under a GPU budget.
-        .target(name: "VulkanBackend", dependencies: ["CVulkan", "Kernels", "GGUF", "KVCache"], exclude: ["Shaders"]),
+        .target(name: "VulkanBackend", dependencies: ["CVulkan", "CKernels", "Kernels", "GGUF", "KVCache"], exclude: ["Shaders"]),
         // File I/O that bypasses the page cache, SHA-256, terminal progress bars: the C helpers models and engine
         // use besides kernels.
         .target(name: "Platform", dependencies: ["CKernels"]),

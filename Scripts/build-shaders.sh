@@ -10,7 +10,8 @@ command -v glslc >/dev/null || { echo "build-shaders: glslc not found (Debian: a
 
 SHADERS=Sources/VulkanBackend/Shaders
 OUT=Sources/CVulkan/ds_vulkan_spirv.c
-MATMUL_TYPES="0:f32 1:f16 30:bf16 2:q4_0 3:q4_1 6:q5_0 7:q5_1 8:q8_0 10:q2_k 11:q3_k 12:q4_k 13:q5_k 14:q6_k"
+MATMUL_TYPES="0:f32 1:f16 30:bf16 2:q4_0 3:q4_1 6:q5_0 7:q5_1 8:q8_0 10:q2_k 11:q3_k 12:q4_k 13:q5_k 14:q6_k
+  16:iq2_xxs 17:iq2_xs 22:iq2_s 18:iq3_xxs 21:iq3_s 19:iq1_s 29:iq1_m 20:iq4_nl 23:iq4_xs 39:mxfp4"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -53,6 +53,19 @@ const int8_t ds_iq1m_row_signs[16][32] = {DS_ROWS(0), DS_ROWS(1), DS_ROWS(2), DS
 #undef DS_PM1
 #undef DS_PM1_BYTE
 
+void ds_iq_gpu_codebook(uint8_t *out) {
+    memcpy(out, ds_iq2xxs_grid, 2048);
+    memcpy(out + 2048, ds_iq2xs_grid, 4096);
+    memcpy(out + 6144, ds_iq2s_grid, 8192);
+    memcpy(out + 14336, ds_iq3xxs_grid, 1024);
+    memcpy(out + 15360, ds_iq3s_grid, 2048);
+    memcpy(out + 17408, ds_iq1s_grid, 16384);
+    memcpy(out + 33792, ds_ksigns_iq2xs, 128);
+}
+DS_STATIC_ASSERT(sizeof(ds_iq2xxs_grid) == 2048 && sizeof(ds_iq2xs_grid) == 4096 && sizeof(ds_iq2s_grid) == 8192 &&
+                 sizeof(ds_iq3xxs_grid) == 1024 && sizeof(ds_iq3s_grid) == 2048 && sizeof(ds_iq1s_grid) == 16384 &&
+                 sizeof(ds_ksigns_iq2xs) == 128, "codebook sizes");
+
 // ---- Dequantization ----------------------------------------------------------------------------
 
 static void dequantize_iq2_xxs(const ds_block_iq2_xxs *x, float *y, int64_t n) {

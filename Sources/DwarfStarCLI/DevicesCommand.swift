@@ -32,7 +32,7 @@ struct Devices: ParsableCommand {
             let context = try VulkanContext(deviceIndex: device.index)
             let results = try context.checkKernels()
             for r in results {
-                let name = r.type.description.padding(toLength: 5, withPad: " ", startingAt: 0)
+                let name = r.type.description.padding(toLength: 7, withPad: " ", startingAt: 0)
                 print("  \(name) \(r.passed ? "ok " : "OFF") " + String(format: "max relative error %.1e", r.relativeError))
             }
             print(String(format: "  product read speed %.1f GB/s (Q8_0, 64 MiB, one token)", try context.productReadBandwidth()))

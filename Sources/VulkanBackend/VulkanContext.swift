@@ -6,6 +6,7 @@
 // Weights are bound in parts where a matrix is larger than one storage-buffer binding may span (lavapipe:
 // 128 MiB), and activations likewise, so any shape runs on any device.
 
+import CKernels
 import CVulkan
 import Foundation
 import GGUF
@@ -41,11 +42,15 @@ public final class VulkanContext: @unchecked Sendable {
     /// Most bytes rebalance moves to the device per step.
     public var migrationBytesPerStep: Int
     private var staging: [OpaquePointer?] = [nil, nil]
+    /// The i-quants' codebooks (ds_iq_gpu_codebook), bound to every product as binding 3.
+    let codebook: OpaquePointer
 
     /// The weight types with a product kernel (the others' products run on the CPU).
     public static let productTypes: [GGMLType: String] = [
         .f32: "f32", .f16: "f16", .bf16: "bf16", .q4_0: "q4_0", .q4_1: "q4_1", .q5_0: "q5_0", .q5_1: "q5_1", .q8_0: "q8_0",
         .q2_K: "q2_k", .q3_K: "q3_k", .q4_K: "q4_k", .q5_K: "q5_k", .q6_K: "q6_k",
+        .iq2_xxs: "iq2_xxs", .iq2_xs: "iq2_xs", .iq2_s: "iq2_s", .iq3_xxs: "iq3_xxs", .iq3_s: "iq3_s", .iq1_s: "iq1_s", .iq1_m: "iq1_m",
+        .iq4_nl: "iq4_nl", .iq4_xs: "iq4_xs", .mxfp4: "mxfp4",
     ]
 
     /// Most bytes one binding spans: the device's limit, or less where a test asks (to exercise the parts).
@@ -67,11 +72,20 @@ public final class VulkanContext: @unchecked Sendable {
         self.budgetBytes = budgetBytes ?? device.deviceLocalBytes / 10 * 9
         self.bindingLimit = min(device.maxStorageBufferRange, bindingLimit ?? Int.max)
         migrationBytesPerStep = max(16 << 20, min(256 << 20, self.budgetBytes / 16))
+        var table = [UInt8](repeating: 0, count: Int(DS_IQ_CODEBOOK_BYTES))
+        ds_iq_gpu_codebook(&table)
+        guard let cb = ds_vk_buffer_create(h, UInt64(table.count), Int32(DS_VK_DEVICE_LOCAL), &reason, reason.count),
+              ds_vk_buffer_write(h, cb, 0, table, UInt64(table.count), &reason, reason.count) == 0 else {
+            ds_vk_destroy(h)
+            throw VulkanError(reason: reason)
+        }
+        codebook = cb
     }
 
     deinit {
         for buffer in resident.values { ds_vk_buffer_destroy(handle, buffer) }
         for buffer in staging { if let buffer { ds_vk_buffer_destroy(handle, buffer) } }
+        ds_vk_buffer_destroy(handle, codebook)
         // Pipelines live as long as the device; destroying the device frees them with it.
         ds_vk_destroy(handle)
     }
@@ -197,7 +211,7 @@ public final class VulkanContext: @unchecked Sendable {
         var bytes = 0
         guard let words = ds_vulkan_spirv("matmul_\(name)", &bytes) else { throw VulkanError("Vulkan: shader matmul_\(name) is missing") }
         var reason = [CChar](repeating: 0, count: 512)
-        guard let p = ds_vk_pipeline_create(handle, words, bytes, 3, UInt32(MemoryLayout<ProductParameters>.size), &reason,
+        guard let p = ds_vk_pipeline_create(handle, words, bytes, 4, UInt32(MemoryLayout<ProductParameters>.size), &reason,
                                             reason.count) else { throw VulkanError(reason: reason) }
         pipelines[type] = p
         return p

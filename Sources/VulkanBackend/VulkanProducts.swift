@@ -2,6 +2,7 @@
 // the context holds, all recorded into one command buffer and submitted once (Shaders/matmul.comp, one
 // pipeline per weight type). X goes up once per call; each job's Y comes back into its output.
 
+import CKernels
 import CVulkan
 import GGUF
 import Kernels
@@ -60,6 +61,7 @@ extension VulkanContext {
         let w = job.weights
         guard let weights = residentBuffer(w) else { return }
         let pipeline = try pipeline(for: w.type)
+        let codebookBinding = binding(codebook, start: 0, length: Int(DS_IQ_CODEBOOK_BYTES)).0
         let span = max(1024, bindingLimit - alignment - 4)
         let rowsPerPart = min(w.rows, max(1, span / w.rowBytes))
         let tokensPerPart = max(1, min(span / (cols * 4), span / (w.rows * 4)))
@@ -82,7 +84,7 @@ extension VulkanContext {
                 let groups = (groupsX, (workgroups + groupsX - 1) / groupsX,
                               (tokens + VulkanContext.tokenTile - 1) / VulkanContext.tokenTile)
                 try withUnsafeBytes(of: &parameters) { push in
-                    try dispatch(pipeline, [weightBinding, inputBinding, outputBinding], push: push, groups: groups)
+                    try dispatch(pipeline, [weightBinding, inputBinding, outputBinding, codebookBinding], push: push, groups: groups)
                 }
                 t0 += tokens
             }

@@ -30,8 +30,9 @@ extension VulkanContext {
             let rowBytes = type.byteCount(elements: cols)!
             let bytes = UnsafeMutableRawPointer.allocate(byteCount: rows * rowBytes, alignment: 64)
             defer { bytes.deallocate() }
-            w.withUnsafeBufferPointer { src in
-                for r in 0..<rows { Kernels.quantizeReference(type, src.baseAddress! + r * cols, into: bytes + r * rowBytes, count: cols) }
+            // Unit importance: the i-quants need some.
+            guard Kernels.quantize(type, w, rows: rows, cols: cols, importance: [Float](repeating: 1, count: cols), into: bytes) else {
+                throw VulkanError("no quantizer for \(type)")
             }
             let m = WeightMatrix(type: type, rows: rows, cols: cols, data: bytes, name: "check.\(type)")
             let floats = m.toFloats()

@@ -116,8 +116,9 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
     func devicesCheckRunsEveryKernel() throws {
         let r = try runCLI(["devices", "--check"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
-        for type in ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"] {
-            #expect(r.stdout.contains("  \(type.padding(toLength: 5, withPad: " ", startingAt: 0)) ok "), "\(type): \(r.stdout)")
+        for type in ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ2_XXS", "IQ2_XS",
+                     "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "IQ4_NL", "IQ4_XS", "MXFP4"] {
+            #expect(r.stdout.contains("  \(type.padding(toLength: 7, withPad: " ", startingAt: 0)) ok "), "\(type): \(r.stdout)")
         }
         #expect(!r.stdout.contains("OFF") && r.stdout.contains("product read speed "), "\(r.stdout)")
     }

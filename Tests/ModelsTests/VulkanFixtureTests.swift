@@ -1,7 +1,7 @@
 // Every fixture architecture through the Vulkan backend (products on the device, the other ops on the CPU),
 // on lavapipe: logits within 1e-3 of the transformers golden with the same argmax, the 8 greedy tokens
 // through the KV cache, and hybrid runs where a GPU budget holds only part of the weights (the rest of the
-// products on the CPU) giving the same. Matrices of a type with no kernel (MXFP4) run on the CPU.
+// products on the CPU) giving the same. deepseek4.mxfp4 runs its experts through the MXFP4 kernel.
 
 import Foundation
 import Testing

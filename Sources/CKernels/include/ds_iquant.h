@@ -107,4 +107,10 @@ extern const int8_t  ds_iq1s_grid8[2048][8];   // ds_iq1s_grid · 8
 extern const uint8_t ds_ksigns_iq2xs[128];
 extern const int8_t  ds_kvalues_iq4nl[16];
 
+// The codebooks in one table, for GPU shaders, at these byte offsets: iq2xxs grid 0 (2048 bytes), iq2xs
+// 2048 (4096), iq2s 6144 (8192), iq3xxs 14336 (1024), iq3s 15360 (2048), iq1s 17408 (16384, int8),
+// ksigns 33792 (128).
+#define DS_IQ_CODEBOOK_BYTES 33920
+void ds_iq_gpu_codebook(uint8_t *out);
+
 #endif

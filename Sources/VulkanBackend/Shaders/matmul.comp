@@ -14,6 +14,8 @@ layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
 layout(std430, binding = 1) readonly buffer Inputs { float xs[]; };
 layout(std430, binding = 2) writeonly buffer Outputs { float ys[]; };
+// The i-quants' codebooks (ds_iq_gpu_codebook: byte offsets below), bound for every type.
+layout(std430, binding = 3) readonly buffer Codebooks { uint codebook[]; };
 
 layout(push_constant) uniform Parameters {
     uint rows;        // weight rows in this dispatch
@@ -34,6 +36,21 @@ uint u16(uint o) { return u8(o) | (u8(o + 1u) << 8); }
 uint u32(uint o) { return u16(o) | (u16(o + 2u) << 16); }
 int s8(uint o) { return int(u8(o) << 24) >> 24; }
 float f16(uint o) { return unpackHalf2x16(u16(o)).x; }
+
+uint cb8(uint o) { return (codebook[o >> 2] >> ((o & 3u) << 3)) & 0xFFu; }
+float cbSigned(uint o) { return float(int(cb8(o) << 24) >> 24); }
+#define IQ2XXS_GRID 0u
+#define IQ2XS_GRID 2048u
+#define IQ2S_GRID 6144u
+#define IQ3XXS_GRID 14336u
+#define IQ3S_GRID 15360u
+#define IQ1S_GRID 17408u
+#define KSIGNS 33792u
+// −1 where bit j of a sign byte is set.
+float signOf(uint pattern, uint j) { return ((pattern >> j) & 1u) != 0u ? -1.0 : 1.0; }
+const float IQ4NL_VALUES[16] = float[16](-127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0);
+// MXFP4's E2M1 codes doubled (ggml's kvalues_mxfp4), with the scale halved to match.
+const float MXFP4_VALUES[16] = float[16](0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 0.0, -1.0, -2.0, -3.0, -4.0, -6.0, -8.0, -12.0);
 
 // K-quants' 6-bit scale and min of sub-block j (Q4_K, Q5_K), from the 12 bytes at s.
 void scaleMinK4(uint j, uint s, out float scale, out float minimum) {
@@ -146,6 +163,106 @@ void dequantizeChunk(uint row, uint c, inout float w[32]) {
         uint high = (u8(b + 128u + 32u * h + l) >> (2u * part)) & 3u;
         int q = int(((u8(ql + l) >> shift) & 15u) | (high << 4)) - 32;
         w[l] = d * float(s8(b + 192u + 8u * h + 2u * part + (l >> 4))) * float(q);
+    }
+#elif DS_TYPE == 16 // IQ2_XXS: per 32, 4 grid bytes and a word of 4 × 7-bit sign indices + a 4-bit scale
+    uint b = row + (c >> 3) * 66u, ib = c & 7u;
+    uint aux = u32(b + 2u + 8u * ib + 4u);
+    float db = f16(b) * (0.5 + float(aux >> 28)) * 0.25;
+    for (uint l = 0u; l < 4u; ++l) {
+        uint grid = IQ2XXS_GRID + 8u * u8(b + 2u + 8u * ib + l), signs = cb8(KSIGNS + ((aux >> (7u * l)) & 127u));
+        for (uint j = 0u; j < 8u; ++j) w[8u * l + j] = db * float(cb8(grid + j)) * signOf(signs, j);
+    }
+#elif DS_TYPE == 17 // IQ2_XS: 16-bit codes (9-bit grid index, 7-bit sign index), a 4-bit scale per 16
+    uint b = row + (c >> 3) * 74u, ib = c & 7u;
+    float d = f16(b);
+    uint scales = u8(b + 66u + ib);
+    for (uint l = 0u; l < 4u; ++l) {
+        uint q = u16(b + 2u + 2u * (4u * ib + l));
+        float db = d * (0.5 + float(l < 2u ? scales & 15u : scales >> 4)) * 0.25;
+        uint grid = IQ2XS_GRID + 8u * (q & 511u), signs = cb8(KSIGNS + (q >> 9));
+        for (uint j = 0u; j < 8u; ++j) w[8u * l + j] = db * float(cb8(grid + j)) * signOf(signs, j);
+    }
+#elif DS_TYPE == 22 // IQ2_S: 10-bit grid indices (8 bits in qs, 2 in qh), sign bytes, a 4-bit scale per 16
+    uint b = row + (c >> 3) * 82u, ib = c & 7u;
+    float d = f16(b);
+    uint scales = u8(b + 74u + ib), qh = u8(b + 66u + ib);
+    for (uint l = 0u; l < 4u; ++l) {
+        float db = d * (0.5 + float(l < 2u ? scales & 15u : scales >> 4)) * 0.25;
+        uint grid = IQ2S_GRID + 8u * (u8(b + 2u + 4u * ib + l) | ((qh << (8u - 2u * l)) & 0x300u));
+        uint signs = u8(b + 34u + 4u * ib + l);
+        for (uint j = 0u; j < 8u; ++j) w[8u * l + j] = db * float(cb8(grid + j)) * signOf(signs, j);
+    }
+#elif DS_TYPE == 18 // IQ3_XXS: 8 grid bytes (4 values each) per 32, a word of sign indices + 4-bit scale
+    uint b = row + (c >> 3) * 98u, ib = c & 7u;
+    uint aux = u32(b + 66u + 4u * ib);
+    float db = f16(b) * (0.5 + float(aux >> 28)) * 0.5;
+    for (uint l = 0u; l < 4u; ++l) {
+        uint signs = cb8(KSIGNS + ((aux >> (7u * l)) & 127u));
+        uint g1 = IQ3XXS_GRID + 4u * u8(b + 2u + 8u * ib + 2u * l), g2 = IQ3XXS_GRID + 4u * u8(b + 2u + 8u * ib + 2u * l + 1u);
+        for (uint j = 0u; j < 4u; ++j) {
+            w[8u * l + j] = db * float(cb8(g1 + j)) * signOf(signs, j);
+            w[8u * l + 4u + j] = db * float(cb8(g2 + j)) * signOf(signs, j + 4u);
+        }
+    }
+#elif DS_TYPE == 21 // IQ3_S: 9-bit grid indices (8 in qs, 1 in qh), sign bytes, a 4-bit scale per 32
+    uint b = row + (c >> 3) * 110u, ib = c & 7u;
+    uint s = (ib & 1u) != 0u ? u8(b + 106u + ib / 2u) >> 4 : u8(b + 106u + ib / 2u) & 15u;
+    float db = f16(b) * float(1u + 2u * s);
+    uint qh = u8(b + 66u + ib);
+    for (uint l = 0u; l < 4u; ++l) {
+        uint g1 = IQ3S_GRID + 4u * (u8(b + 2u + 8u * ib + 2u * l) | ((qh << (8u - 2u * l)) & 256u));
+        uint g2 = IQ3S_GRID + 4u * (u8(b + 2u + 8u * ib + 2u * l + 1u) | ((qh << (7u - 2u * l)) & 256u));
+        uint signs = u8(b + 74u + 4u * ib + l);
+        for (uint j = 0u; j < 4u; ++j) {
+            w[8u * l + j] = db * float(cb8(g1 + j)) * signOf(signs, j);
+            w[8u * l + 4u + j] = db * float(cb8(g2 + j)) * signOf(signs, j + 4u);
+        }
+    }
+#elif DS_TYPE == 19 // IQ1_S: 11-bit indices into a grid of {−1, 0, 1}; per 32 a 3-bit scale and a shift sign
+    uint b = row + (c >> 3) * 50u, ib = c & 7u;
+    uint qh = u16(b + 34u + 2u * ib);
+    float dl = f16(b) * float(2u * ((qh >> 12) & 7u) + 1u);
+    float delta = (qh & 0x8000u) != 0u ? -0.125 : 0.125;
+    for (uint l = 0u; l < 4u; ++l) {
+        uint grid = IQ1S_GRID + 8u * (u8(b + 2u + 4u * ib + l) | (((qh >> (3u * l)) & 7u) << 8));
+        for (uint j = 0u; j < 8u; ++j) w[8u * l + j] = dl * (cbSigned(grid + j) + delta);
+    }
+#elif DS_TYPE == 29 // IQ1_M: a 3-bit scale per 16, a shift sign per 8; d spread over the scale words' top nibbles
+    uint b = row + (c >> 3) * 56u, ib = c & 7u;
+    uint s0 = u16(b + 48u), s1 = u16(b + 50u), s2 = u16(b + 52u), s3 = u16(b + 54u);
+    float d = unpackHalf2x16((s0 >> 12) | ((s1 >> 8) & 0xF0u) | ((s2 >> 4) & 0xF00u) | (s3 & 0xF000u)).x;
+    uint sc = u16(b + 48u + 2u * (ib / 2u)), shift = 6u * (ib & 1u);
+    float dl0 = d * float(2u * ((sc >> shift) & 7u) + 1u), dl1 = d * float(2u * ((sc >> (shift + 3u)) & 7u) + 1u);
+    for (uint l = 0u; l < 4u; ++l) {
+        uint nibble = u8(b + 32u + 2u * ib + l / 2u) >> (4u * (l & 1u));
+        uint grid = IQ1S_GRID + 8u * (u8(b + 4u * ib + l) | ((nibble & 7u) << 8));
+        float delta = (nibble & 8u) != 0u ? -0.125 : 0.125;
+        for (uint j = 0u; j < 8u; ++j) w[8u * l + j] = (l < 2u ? dl0 : dl1) * (cbSigned(grid + j) + delta);
+    }
+#elif DS_TYPE == 20 // IQ4_NL: d, nibbles through the non-linear table
+    uint b = row + c * 18u;
+    float d = f16(b);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 2u + j);
+        w[j] = d * IQ4NL_VALUES[q & 15u];
+        w[j + 16u] = d * IQ4NL_VALUES[q >> 4];
+    }
+#elif DS_TYPE == 23 // IQ4_XS: 6-bit scales (4 low bits in scales_l, 2 high in scales_h), IQ4_NL's table
+    uint b = row + (c >> 3) * 136u, ib = c & 7u;
+    uint low = (u8(b + 4u + ib / 2u) >> (4u * (ib & 1u))) & 15u, high = (u16(b + 2u) >> (2u * ib)) & 3u;
+    float dl = f16(b) * float(int(low | (high << 4)) - 32);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 8u + 16u * ib + j);
+        w[j] = dl * IQ4NL_VALUES[q & 15u];
+        w[j + 16u] = dl * IQ4NL_VALUES[q >> 4];
+    }
+#elif DS_TYPE == 39 // MXFP4: an E8M0 exponent, E2M1 nibbles
+    uint b = row + c * 17u, e = u8(b);
+    float d = uintBitsToFloat(e < 2u ? (0x00200000u << e) : (e - 1u) << 23);
+    for (uint j = 0u; j < 16u; ++j) {
+        uint q = u8(b + 1u + j);
+        w[j] = d * MXFP4_VALUES[q & 15u];
+        w[j + 16u] = d * MXFP4_VALUES[q >> 4];
     }
 #else
 #error unknown DS_TYPE
