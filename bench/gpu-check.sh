@@ -4,7 +4,8 @@
 #
 # Prepare here (the folder bench/gpu is ignored by git; carry it):
 #   swift build -c release --static-swift-stdlib --product dwarfstar --scratch-path .build-static
-#   mkdir -p bench/gpu && cp .build-static/release/dwarfstar bench/gpu/ && strip bench/gpu/dwarfstar
+#   mkdir -p bench/gpu && cp .build-static/release/dwarfstar bench/gpu/ && strip bench/gpu/dwarfstar && gzip -9 bench/gpu/dwarfstar
+#   (static and stripped it is about 77 MB, more than a device call carries (64 MiB); gzipped about 29 MB)
 #   bash bench/gpu-check.sh --fetch-loader    # Debian's libvulkan1 into bench/gpu/lib, in case the machine has no loader
 #   optional: llama.cpp's llama-bench built with -DGGML_VULKAN=ON / -DGGML_CUDA=ON as bench/gpu/llama-bench-vulkan,
 #   bench/gpu/llama-bench-cuda (with their shared libraries beside them) for the side-by-side rows.
@@ -32,6 +33,7 @@ mkdir -p "$OUT"
 LOG="$OUT/gpu-check.txt"
 exec > >(tee "$LOG") 2>&1
 DS="$GPU/dwarfstar"
+if [ ! -x "$DS" ] && [ -f "$DS.gz" ]; then gzip -dc "$DS.gz" > "$DS" && chmod +x "$DS"; fi
 [ -x "$DS" ] || { echo "no $DS: build and copy it first (see the top of this script)"; exit 1; }
 say() { printf '\n== %s\n' "$*"; }
 
