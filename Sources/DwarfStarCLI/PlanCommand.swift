@@ -48,7 +48,7 @@ struct Plan: ParsableCommand {
             let mode = ExpertReadMode.fromEnvironment
             let diskBW = loaded.storageReadBandwidth(mode: mode, chunkBytes: plan.expertBytesEach > 0 ? plan.expertBytesEach / 3 : 4 << 20)
             var (ramBytes, diskBytes) = loaded.bytesPerToken(plan)
-            let gpu = try gpuTier(loaded, routedBytesPerToken: loaded.routedExpertBytesPerToken)
+            let gpu = try gpuTier(loaded, routedBytesPerToken: loaded.routedExpertBytesPerToken, streaming: plan.streaming)
             if let gpu {
                 // What the GPU reads a token no longer comes from RAM; the experts it holds are not streamed.
                 diskBytes = Int(Double(diskBytes) * (1 - gpu.expertShare))
@@ -71,17 +71,19 @@ struct Plan: ParsableCommand {
 
     /// With --gpu-budget: the GPU tier a run would plan, its groups printed, and the device's measured product
     /// read speed (--gpu-bandwidth where there is no device to measure). nil without --gpu-budget.
-    func gpuTier(_ loaded: LoadedModel, routedBytesPerToken: Int) throws -> (placement: GPUPlacement, bandwidth: Double, source: String, expertShare: Double)? {
+    /// Streamed experts stay on the CPU (computed from their RAM slots), as in a run.
+    func gpuTier(_ loaded: LoadedModel, routedBytesPerToken: Int, streaming: Bool) throws
+        -> (placement: GPUPlacement, bandwidth: Double, source: String, expertShare: Double)? {
         guard let text = modelOptions.gpuBudget else { return nil }
-        let placement = GPUPlacement(loaded, budgetBytes: try parseByteSize(text), statistics: loaded.loadExpertStatistics())
+        let placement = GPUPlacement(gguf: loaded.gguf, model: loaded.model, budgetBytes: try parseByteSize(text),
+                                     statistics: loaded.loadExpertStatistics(), experts: !streaming)
         func mib(_ b: Int) -> String { String(format: "%9.1f MiB", Double(b) / 1048576) }
         for (g, b) in placement.groups.sorted(by: { $0.key < $1.key }) where b.device > 0 { print("  \(mib(b.device))  GPU: \(g)") }
         print(placement.description)
         let share = routedBytesPerToken > 0 ? min(1, placement.deviceExpertReadBytesPerToken / Double(routedBytesPerToken)) : 0
         if let gpuBandwidth { return (placement, gpuBandwidth, "--gpu-bandwidth", share) }
         let choice = BackendChoice(rawValue: modelOptions.backend) ?? .auto
-        let resolved = try ResolvedBackend.resolve(choice == .cpu ? .auto : choice, device: modelOptions.gpuDevice, budgetBytes: nil,
-                                                   streamingExperts: false)
+        let resolved = try ResolvedBackend.resolve(choice == .cpu ? .auto : choice, device: modelOptions.gpuDevice, budgetBytes: nil)
         guard let device = (resolved.provider as? VulkanBackendProvider)?.context else {
             throw ValidationError("no GPU to measure (\(resolved.line)); give its read speed with --gpu-bandwidth GB/s")
         }

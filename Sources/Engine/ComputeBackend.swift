@@ -13,14 +13,11 @@ public enum BackendChoice: String, Sendable, CaseIterable {
 public enum ComputeBackendError: Error, CustomStringConvertible, Equatable {
     case unavailable(String)
     case noSuchDevice(Int, count: Int)
-    case notWithStreamedExperts
 
     public var description: String {
         switch self {
         case .unavailable(let reason): return "--backend vulkan: \(reason)"
         case .noSuchDevice(let n, let count): return "--gpu-device \(n): the machine has \(count) Vulkan device\(count == 1 ? "" : "s") (see dwarfstar devices)"
-        case .notWithStreamedExperts:
-            return "--backend vulkan with --ram-budget is not supported yet: streamed experts reuse buffers a device copy would go stale on"
         }
     }
 }
@@ -36,15 +33,11 @@ public struct ResolvedBackend: Sendable {
     static let devices: Result<[VulkanDevice], VulkanUnavailable> = VulkanDevices.probe()
 
     /// `choice` (nil: the CPU, the library's default; the CLI passes auto) on device `device` (nil: the best)
-    /// with `budgetBytes` of weights on it (nil: 90% of its memory). Streamed experts (a RAM budget) stay on
-    /// the CPU: `auto` says so, `vulkan` is an error.
-    public static func resolve(_ choice: BackendChoice?, device: Int?, budgetBytes: Int?, streamingExperts: Bool) throws -> ResolvedBackend {
+    /// with `budgetBytes` of weights on it (nil: 90% of its memory). Which matrices go there is planned with the
+    /// model (RuntimeOptions.placeOnDevice).
+    public static func resolve(_ choice: BackendChoice?, device: Int?, budgetBytes: Int?) throws -> ResolvedBackend {
         guard let choice, choice != .cpu else { return .cpu }
         let explicit = choice == .vulkan
-        if streamingExperts {
-            if explicit { throw ComputeBackendError.notWithStreamedExperts }
-            return ResolvedBackend(provider: nil, line: "backend: cpu (auto: --ram-budget streams experts, which runs on the CPU for now)")
-        }
         let found: [VulkanDevice]
         switch devices {
         case .failure(let why):

@@ -72,8 +72,10 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
         self.init(gguf: loaded.gguf, model: loaded.model, budgetBytes: budgetBytes, statistics: statistics)
     }
 
-    /// The matrices of `model`, loaded from `gguf`, ranked as above.
-    public init(gguf: GGUFFile, model: TransformerModel, budgetBytes: Int, statistics: [(layer: Int, expert: Int, count: Int)]) {
+    /// The matrices of `model`, loaded from `gguf`, ranked as above; `experts` false leaves the routed experts out
+    /// (streamed through RAM slots under --ram-budget, they are computed on the CPU).
+    public init(gguf: GGUFFile, model: TransformerModel, budgetBytes: Int, statistics: [(layer: Int, expert: Int, count: Int)],
+                experts: Bool = true) {
         var candidates: [Candidate] = []
         let tiedHead = !gguf.tensors.contains { $0.name == "output.weight" }
         for t in gguf.tensors where t.dims.count >= 2 && !LoadedModel.isRoutedExpertTensor(t.name) {
@@ -83,7 +85,7 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
         }
         var counts: [Int: [Int: Int]] = [:]
         for s in statistics { counts[s.layer, default: [:]][s.expert] = s.count }
-        for (layer, moe) in model.moeBlocks {
+        for (layer, moe) in experts ? model.moeBlocks : [] {
             let n = moe.gate.count, used = Double(moe.config.expertsUsed)
             let total = counts[layer].map { $0.values.reduce(0, +) } ?? 0
             var seen = Set<UInt>()

@@ -137,8 +137,7 @@ public struct RuntimeOptions: Sendable {
             KVDiskSettings(directory: $0, budgetBytes: given.kvDiskBudgetBytes ?? RuntimeOptions.defaultKVDiskBudgetBytes)
         }
         stateCheckpoints = max(0, given.stateCheckpoints ?? RuntimeOptions.defaultStateCheckpoints)
-        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes,
-                                              streamingExperts: given.ramBudgetBytes != nil)
+        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes)
     }
 
     /// Resolves `given` against the loaded model; with a RAM budget, places the weights so the process
@@ -147,23 +146,27 @@ public struct RuntimeOptions: Sendable {
     public init(_ given: RuntimeSettings, for loaded: LoadedModel) throws {
         var unbudgeted = given
         unbudgeted.ramBudgetBytes = nil
-        if given.ramBudgetBytes != nil { unbudgeted.backend = nil }
         try self.init(unbudgeted, for: loaded.model)
-        placeOnDevice(gguf: loaded.gguf, model: loaded.model, statistics: loaded.loadExpertStatistics())
-        guard let budget = given.ramBudgetBytes else { return }
-        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes, streamingExperts: true)
-        ramBudgetBytes = budget
-        let scratch = loaded.sessionScratchBytes(batch: batch, threads: threads)
-            + loaded.sideStateBudgetBytes(contextLength: contextLength, type: kvType, checkpoints: stateCheckpoints)
-        placement = try loaded.placement(budgetBytes: budget, kvBytes: kvBudgetBytes, scratchBytes: scratch)
+        if let budget = given.ramBudgetBytes {
+            ramBudgetBytes = budget
+            let scratch = loaded.sessionScratchBytes(batch: batch, threads: threads)
+                + loaded.sideStateBudgetBytes(contextLength: contextLength, type: kvType, checkpoints: stateCheckpoints)
+            placement = try loaded.placement(budgetBytes: budget, kvBytes: kvBudgetBytes, scratchBytes: scratch)
+        }
+        // Streamed experts are computed from RAM slots on the CPU: the GPU holds the rest (three tiers).
+        placeOnDevice(gguf: loaded.gguf, model: loaded.model, statistics: loaded.loadExpertStatistics(),
+                      experts: !(placement?.streaming ?? false))
     }
 
     /// With a device backend: plans which of `model`'s matrices (loaded from `gguf`) the device holds under its
     /// budget (GPUPlacement; `statistics`: the experts' activation counts, none: uniform) and gives the plan to the
     /// device. Done by init(_:for: LoadedModel); a command holding the model without LoadedModel calls it itself.
-    public mutating func placeOnDevice(gguf: GGUFFile, model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)] = []) {
+    /// `experts` false: routed experts stay on the CPU (they are streamed through RAM slots).
+    public mutating func placeOnDevice(gguf: GGUFFile, model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)] = [],
+                                       experts: Bool = true) {
         guard let vulkan = backend.provider as? VulkanBackendProvider else { return }
-        let plan = GPUPlacement(gguf: gguf, model: model, budgetBytes: vulkan.context.budgetBytes, statistics: statistics)
+        let plan = GPUPlacement(gguf: gguf, model: model, budgetBytes: vulkan.context.budgetBytes, statistics: statistics,
+                                experts: experts)
         vulkan.context.place(plan.residency)
         gpuPlacement = plan
     }

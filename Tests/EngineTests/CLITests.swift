@@ -2,6 +2,7 @@
 // tables, clear errors for bad input.
 
 import Foundation
+import TestSupport
 import VulkanBackend
 import Testing
 import Engine
@@ -21,8 +22,12 @@ func runCLI(_ args: [String], in directory: String? = nil, environment: [String:
     p.standardOutput = out
     p.standardError = err
     try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
+    // stderr read on its own thread, so a child filling one pipe never blocks on the other.
+    var e = Data()
+    let errDone = DispatchSemaphore(value: 0)
+    Thread.detachNewThread { e = readToEnd(err.fileHandleForReading); errDone.signal() }
+    let o = readToEnd(out.fileHandleForReading)
+    errDone.wait()
     p.waitUntilExit()
     return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
@@ -132,7 +137,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
         let out = Pipe()
         p.standardOutput = out
         try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readToEnd(out.fileHandleForReading), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
         let lines = text.split(separator: "\n")

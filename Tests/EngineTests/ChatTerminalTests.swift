@@ -2,6 +2,7 @@
 // mid-answer, the KV cache kept between turns.
 
 import Foundation
+import TestSupport
 import Testing
 
 enum Binaries {
@@ -41,7 +42,7 @@ enum Binaries {
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let data = readToEnd(out.fileHandleForReading)
         p.waitUntilExit()
         let text = String(decoding: data, as: UTF8.self)
         #expect(p.terminationStatus == 0, "chat pty session failed:\n\(text.suffix(3000))")

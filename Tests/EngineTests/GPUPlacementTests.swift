@@ -97,3 +97,21 @@ private func address(_ n: Int) -> UnsafeRawPointer { UnsafeRawPointer(bitPattern
         #expect(context.residentBytes <= context.budgetBytes)
     }
 }
+
+/// Three tiers at once: --ram-budget streams the routed experts through RAM slots (computed on the CPU) while
+/// the GPU holds the rest.
+@Suite(.serialized, .enabled(if: Binaries.dwarfstar != nil && (try? VulkanDevices.probe().get())?.isEmpty == false,
+                             "needs the dwarfstar binary and a Vulkan device (Mesa's lavapipe)"))
+struct GPUWithRAMBudgetTests {
+    @Test func streamedExpertsStayOnTheCPUWhileTheGPUHoldsTheRest() throws {
+        let path = try RAMBudgetTests.model()
+        let size = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let args = ["run", "-m", path, "--raw", "-p", "The quick brown fox", "-n", "4", "--temp", "0", "--ctx", "64", "-t", "2",
+                    "--ram-budget", "\((size / 3) >> 20)M"]
+        let r = try runCLI(args + ["--backend", "vulkan"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("streamed from disk"), "\(r.stderr)")
+        let plan = r.stderr.components(separatedBy: "\n").first { $0.hasPrefix("GPU placement: ") } ?? ""
+        #expect(plan.contains("attention") && !plan.contains("routed experts"), "\(r.stderr)")
+    }
+}

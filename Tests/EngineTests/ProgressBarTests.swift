@@ -2,6 +2,7 @@
 // on a terminal only (a pseudo-terminal via pexpect), nothing when standard error is a pipe.
 
 import Foundation
+import TestSupport
 import Platform
 import Testing
 
@@ -28,7 +29,7 @@ import Testing
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readToEnd(out.fileHandleForReading), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus == 0, "progress checks failed:\n\(text.suffix(3000))")
         #expect(text.contains("PROGRESS-PTY-OK"))

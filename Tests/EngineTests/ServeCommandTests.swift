@@ -2,6 +2,7 @@
 // come from a file (so it does not show in `ps`), and serving off loopback without a key warns.
 
 import Foundation
+import TestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -40,7 +41,7 @@ struct ServeCommandTests {
     func stop(_ p: Process, _ err: Pipe) -> String {
         if p.isRunning { p.terminate() }
         p.waitUntilExit()
-        return String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return String(decoding: readToEnd(err.fileHandleForReading), as: UTF8.self)
     }
 
     @Test func emptyKeysAreRefused() throws {

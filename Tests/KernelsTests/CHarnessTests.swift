@@ -3,6 +3,7 @@
 // sources as the CKernels target. Skipped (loudly) where no C compiler or make is installed.
 
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct CHarnessTests {
@@ -39,7 +40,7 @@ import Testing
         p.standardOutput = out
         p.standardError = out
         try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readToEnd(out.fileHandleForReading), as: UTF8.self)
         p.waitUntilExit()
         try? FileManager.default.removeItem(at: build)
         #expect(p.terminationStatus == 0, "\(text.suffix(4000))")

@@ -3,6 +3,7 @@
 // harness ([9]) checks the dequantization built on them against the gguf package's, bit for bit.
 
 import Foundation
+import TestSupport
 import Testing
 
 @Suite struct IQTablesTests {
@@ -16,7 +17,7 @@ import Testing
         p.standardOutput = out
         p.standardError = out
         guard (try? p.run()) != nil else { return nil }
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readToEnd(out.fileHandleForReading), as: UTF8.self)
         p.waitUntilExit()
         return (p.terminationStatus, text)
     }
