@@ -96,8 +96,8 @@ public final class VulkanContext: @unchecked Sendable {
     // MARK: Weights
 
     /// Whether `w`'s products can run here: its type has a kernel and it is resident, or is uploaded now
-    /// within the budget. Call with the lock held.
-    func holds(_ w: WeightMatrix) throws -> Bool {
+    /// within the budget (`tokens`: rows the product takes, counted for migration). Call with the lock held.
+    func holds(_ w: WeightMatrix, tokens: Int = 1) throws -> Bool {
         guard VulkanContext.productTypes[w.type] != nil, w.rows > 0, w.rowBytes > 0 else { return false }
         let key = MatrixKey(w)
         let bytes = w.rows * w.rowBytes
@@ -105,7 +105,7 @@ public final class VulkanContext: @unchecked Sendable {
         if let plan = residency {
             // Planned: only matrices inside a region planned on the device (counted, for migration).
             guard let i = plan.index(of: w.data, bytes: bytes) else { return false }
-            uses[i] += 1
+            uses[i] += max(1, tokens) * VulkanContext.useUnit
             guard plan.regions[i].onDevice else { return false }
             region = i
         }
@@ -165,23 +165,37 @@ public final class VulkanContext: @unchecked Sendable {
         return residency
     }
 
+    /// A use of a region: one token through it (fixed point, so halving keeps some history).
+    static let useUnit = 16
+
     /// Between steps: the migratable regions used most since the last call move to the device in place of
     /// those used least, while the planned bytes stay within the budget and at most migrationBytesPerStep
-    /// move; then the counts halve (recent use weighs most). Returns the bytes planned onto the device.
+    /// move; then the counts halve (recent use weighs most). A region displaces another only when it was used
+    /// more than twice as much plus one token, so experts do not swap back and forth under even routing.
+    /// Returns the bytes planned onto the device.
     @discardableResult
     public func rebalance() -> Int {
         lock.lock()
         defer { lock.unlock() }
         guard var plan = residency else { return 0 }
-        let movable = plan.regions.indices.filter { plan.regions[$0].migratable }
-        let candidates = movable.filter { !plan.regions[$0].onDevice && uses[$0] > 0 }.sorted { uses[$0] > uses[$1] }
-        let victims = movable.filter { plan.regions[$0].onDevice }.sorted { uses[$0] < uses[$1] }
+        defer {
+            for i in uses.indices { uses[i] >>= 1 }
+            residency = plan
+        }
+        let candidates = plan.regions.indices.filter {
+            plan.regions[$0].migratable && !plan.regions[$0].onDevice && uses[$0] > VulkanContext.useUnit
+        }.sorted { uses[$0] > uses[$1] }
+        guard !candidates.isEmpty else { return 0 }
+        var victims: [Int]? = nil
         var free = budgetBytes - plan.deviceBytes, moved = 0, next = 0
         for c in candidates {
             let size = (plan.regions[c].bytes + 3) & ~3
             guard moved + size <= migrationBytesPerStep else { break }
-            while free < size, next < victims.count, uses[victims[next]] < uses[c] {
-                let v = victims[next]
+            if free < size && victims == nil {
+                victims = plan.regions.indices.filter { plan.regions[$0].migratable && plan.regions[$0].onDevice }.sorted { uses[$0] < uses[$1] }
+            }
+            while free < size, let list = victims, next < list.count, uses[c] > 2 * uses[list[next]] + VulkanContext.useUnit {
+                let v = list[next]
                 next += 1
                 plan.setOnDevice(v, false)
                 free += (plan.regions[v].bytes + 3) & ~3
@@ -197,8 +211,6 @@ public final class VulkanContext: @unchecked Sendable {
             free -= size
             moved += size
         }
-        for i in uses.indices { uses[i] /= 2 }
-        residency = plan
         return moved
     }
 

@@ -31,7 +31,7 @@ extension VulkanContext {
 
     /// Which of `jobs` can run here (their matrices resident or uploaded now within the budget). Lock held.
     func deviceJobs(_ jobs: [MatmulJob]) throws -> [Bool] {
-        try jobs.map { try holds($0.weights) }
+        try jobs.map { try holds($0.weights, tokens: $0.tokens) }
     }
 
     /// Runs the jobs marked in `onDevice` over X[inputRows, cols]; the others are left for the caller. Lock held.

@@ -4,6 +4,7 @@
 
 import Foundation
 import Testing
+import VulkanBackend
 
 @Suite(.enabled(if: Binaries.dwarfstar != nil, "needs the dwarfstar binary (swift build)"))
 struct RuntimeOptionsCLITests {
@@ -35,6 +36,21 @@ struct RuntimeOptionsCLITests {
         #expect(old.status != 0 && old.stderr.contains("--ram-budget"), "\(old.stderr)")
         let both = try runCLI(["plan", "-m", tiny, "--ram-budget", "1G", "--ram", "1G"])
         #expect(both.status != 0 && both.stderr.contains("Unknown option '--ram'"), "\(both.stderr)")
+    }
+
+    /// perplexity --backend vulkan: an F32 model's products on the device give the CPU's perplexity (float
+    /// sums in another order: equal to 1e-5).
+    @Test(.enabled(if: (try? VulkanDevices.probe().get())?.isEmpty == false, "needs a Vulkan device (Mesa's lavapipe)"))
+    func perplexityRunsOnTheVulkanBackend() throws {
+        func estimate(_ backend: String) throws -> (String, CLIResult) {
+            let r = try runCLI(["perplexity", "-m", tiny, "-f", book, "-c", "64", "--chunks", "2", "-t", "2", "--backend", backend])
+            return (r.stdout.components(separatedBy: "Final estimate: ").last ?? "", r)
+        }
+        let (cpu, _) = try estimate("cpu"), (vulkan, run) = try estimate("vulkan")
+        #expect(run.status == 0 && run.stderr.contains("backend: vulkan:0 "), "\(run.stderr)")
+        func ppl(_ s: String) -> Double? { Double(s.dropFirst("PPL = ".count).prefix { $0 != " " }) }
+        let a = try #require(ppl(cpu), "\(cpu)"), b = try #require(ppl(vulkan), "\(vulkan)")
+        #expect(abs(a - b) <= 1e-5 * a, "cpu \(cpu) vulkan \(vulkan)")
     }
 
     /// With --gpu-budget, plan shows the GPU tier beside RAM and storage and adds it to the prediction.

@@ -7,6 +7,7 @@ import TestSupport
 import FoundationNetworking
 #endif
 import Testing
+import VulkanBackend
 
 @Suite(.enabled(if: Binaries.dwarfstar != nil, "needs the dwarfstar binary (swift build)"))
 struct ServeCommandTests {
@@ -67,6 +68,28 @@ struct ServeCommandTests {
         #expect(try await status(nil) == 401)
         #expect(try await status("wrong") == 401)
         #expect(try await status("s3cret-key") == 200)
+    }
+
+    /// serve --backend vulkan: the batch engine's products on the device give the CPU's greedy completion.
+    @Test(.enabled(if: (try? VulkanDevices.probe().get())?.isEmpty == false, "needs a Vulkan device (Mesa's lavapipe)"))
+    func servesOnTheVulkanBackend() async throws {
+        func complete(_ backend: String) async throws -> (text: String, log: String) {
+            let (p, port, err) = try start(["--backend", backend, "--parallel", "2"])
+            var text = ""
+            do {
+                var r = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/completions")!)
+                r.httpMethod = "POST"
+                r.setValue("application/json", forHTTPHeaderField: "Content-Type")
+                r.httpBody = Data(#"{"prompt": "hello world", "max_tokens": 8, "temperature": 0}"#.utf8)
+                let data = try await URLSession.shared.data(for: r).0
+                let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+                text = ((json?["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "no text: \(String(decoding: data, as: UTF8.self))"
+            }
+            return (text, stop(p, err))
+        }
+        let cpu = try await complete("cpu"), vulkan = try await complete("vulkan")
+        #expect(vulkan.log.contains("backend: vulkan:0 ") && vulkan.log.contains("GPU placement: "), "\(vulkan.log)")
+        #expect(!cpu.text.hasPrefix("no text") && vulkan.text == cpu.text, "cpu \(cpu.text) vulkan \(vulkan.text)")
     }
 
     @Test func servingOffLoopbackWithoutAKeyWarns() throws {
