@@ -49,7 +49,7 @@ public struct GPUPlacement: Sendable, CustomStringConvertible {
         var groups: [String: (device: Int, host: Int)] = [:]
         var regions: [DeviceResidency.Region] = []
         for i in order {
-            let c = candidates[i], size = (c.bytes + 3) & ~3
+            let c = candidates[i], size = DeviceResidency.allocatedBytes(c.bytes)
             let here = c.value > 0 && size <= left
             if here {
                 left -= size; device += c.bytes

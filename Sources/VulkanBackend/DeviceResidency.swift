@@ -40,6 +40,9 @@ public struct DeviceResidency: Sendable {
 
     mutating func setOnDevice(_ i: Int, _ value: Bool) { regions[i].onDevice = value }
 
-    /// Bytes of the regions planned on the device (each rounded up to whole words, as allocated).
-    public var deviceBytes: Int { regions.reduce(0) { $0 + ($1.onDevice ? ($1.bytes + 3) & ~3 : 0) } }
+    /// Bytes of the regions planned on the device (each as allocated).
+    public var deviceBytes: Int { regions.reduce(0) { $0 + ($1.onDevice ? DeviceResidency.allocatedBytes($1.bytes) : 0) } }
+
+    /// Device memory a matrix of `bytes` takes: whole 32-bit words (the shaders read words).
+    public static func allocatedBytes(_ bytes: Int) -> Int { (bytes + 3) & ~3 }
 }

@@ -111,7 +111,7 @@ public final class VulkanContext: @unchecked Sendable {
         }
         if resident[key] != nil { return true }
         if refused.contains(key) { return false }
-        let allocation = (bytes + 3) & ~3
+        let allocation = DeviceResidency.allocatedBytes(bytes)
         guard residentBytes + allocation <= budgetBytes, allocation <= device.maxAllocation || device.maxAllocation == 0 else {
             refused.insert(key)
             return false
@@ -133,11 +133,13 @@ public final class VulkanContext: @unchecked Sendable {
     }
 
     /// Frees `w`'s device copy (a probe's). Lock held.
-    func drop(_ w: WeightMatrix) {
-        let key = MatrixKey(w)
+    func drop(_ w: WeightMatrix) { release(MatrixKey(w)) }
+
+    /// Frees the device copy of `key`, if there is one. Lock held.
+    private func release(_ key: MatrixKey) {
         guard let buffer = resident.removeValue(forKey: key) else { return }
         ds_vk_buffer_destroy(handle, buffer)
-        residentBytes -= (key.bytes + 3) & ~3
+        residentBytes -= DeviceResidency.allocatedBytes(key.bytes)
     }
 
     // MARK: Placement
@@ -146,10 +148,8 @@ public final class VulkanContext: @unchecked Sendable {
     public func place(_ plan: DeviceResidency) {
         lock.lock()
         defer { lock.unlock() }
-        for (key, buffer) in resident where plan.index(of: key.address, bytes: key.bytes).map({ !plan.regions[$0].onDevice }) ?? true {
-            ds_vk_buffer_destroy(handle, buffer)
-            resident[key] = nil
-            residentBytes -= (key.bytes + 3) & ~3
+        for key in resident.keys where plan.index(of: key.address, bytes: key.bytes).map({ !plan.regions[$0].onDevice }) ?? true {
+            release(key)
         }
         refused.removeAll()
         residency = plan
@@ -189,7 +189,7 @@ public final class VulkanContext: @unchecked Sendable {
         var victims: [Int]? = nil
         var free = budgetBytes - plan.deviceBytes, moved = 0, next = 0
         for c in candidates {
-            let size = (plan.regions[c].bytes + 3) & ~3
+            let size = DeviceResidency.allocatedBytes(plan.regions[c].bytes)
             guard moved + size <= migrationBytesPerStep else { break }
             if free < size && victims == nil {
                 victims = plan.regions.indices.filter { plan.regions[$0].migratable && plan.regions[$0].onDevice }.sorted { uses[$0] < uses[$1] }
@@ -198,11 +198,9 @@ public final class VulkanContext: @unchecked Sendable {
                 let v = list[next]
                 next += 1
                 plan.setOnDevice(v, false)
-                free += (plan.regions[v].bytes + 3) & ~3
-                if let key = regionMatrix[v], let buffer = resident[key] {
-                    ds_vk_buffer_destroy(handle, buffer)
-                    resident[key] = nil
-                    residentBytes -= (key.bytes + 3) & ~3
+                free += DeviceResidency.allocatedBytes(plan.regions[v].bytes)
+                if let key = regionMatrix[v] {
+                    release(key)
                     regionMatrix[v] = nil
                 }
             }
