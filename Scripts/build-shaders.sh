@@ -3,7 +3,7 @@
 # writes them as C arrays into Sources/CVulkan/ds_vulkan_spirv.c, which is committed: a build needs no glslc.
 #   Scripts/build-shaders.sh           regenerate
 #   Scripts/build-shaders.sh --check   fail if the committed file is not what the shaders compile to now
-# Each matmul variant is the same source with DS_TYPE set to a ggml type number.
+# Each matmul variant is the same source with DS_TYPE set to a ggml type number; each row op rows.comp with DS_OP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v glslc >/dev/null || { echo "build-shaders: glslc not found (Debian: apt-get install glslc)" >&2; exit 2; }
@@ -20,6 +20,13 @@ for entry in $MATMUL_TYPES; do
   number=${entry%%:*}; type=${entry##*:}
   glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_TYPE="$number" "$SHADERS/matmul.comp" -o "$work/matmul_$type.spv"
   names+=("matmul_$type")
+done
+# The row ops (rows.comp): DS_OP numbers as its header lists them.
+ROW_OPS="1:rmsnorm 2:add 3:add_vector 4:scale 5:scale_rows 6:mul_sigmoid 7:softcap 8:swiglu 9:geglu 10:swiglu_clamped 11:rope"
+for entry in $ROW_OPS; do
+  number=${entry%%:*}; op=${entry##*:}
+  glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_OP="$number" "$SHADERS/rows.comp" -o "$work/rows_$op.spv"
+  names+=("rows_$op")
 done
 
 python3 - "$work" "$work/out.c" "${names[@]}" <<'PY'

@@ -55,10 +55,46 @@ int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size) {
     return -1;
 }
 uint64_t ds_vk_submit_count(const ds_vk_context *ctx) { (void)ctx; return 0; }
+int ds_vk_stage(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_binding *where, char *reason, size_t reason_size) {
+    (void)ctx; (void)bytes; (void)count; (void)where;
+    snprintf(reason, reason_size, "%s", no_headers);
+    return -1;
+}
+int ds_vk_copy(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, ds_vk_buffer *to, uint64_t to_offset, uint64_t count,
+               char *reason, size_t reason_size) {
+    (void)ctx; (void)from; (void)from_offset; (void)to; (void)to_offset; (void)count;
+    snprintf(reason, reason_size, "%s", no_headers);
+    return -1;
+}
+int ds_vk_upload(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_buffer *to, uint64_t to_offset,
+                 char *reason, size_t reason_size) {
+    (void)ctx; (void)bytes; (void)count; (void)to; (void)to_offset;
+    snprintf(reason, reason_size, "%s", no_headers);
+    return -1;
+}
+int ds_vk_host_copy_after_submit(ds_vk_context *ctx, const ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                                 char *reason, size_t reason_size) {
+    (void)ctx; (void)from; (void)from_offset; (void)to; (void)count;
+    snprintf(reason, reason_size, "%s", no_headers);
+    return -1;
+}
+int ds_vk_download(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                   char *reason, size_t reason_size) {
+    (void)ctx; (void)from; (void)from_offset; (void)to; (void)count;
+    snprintf(reason, reason_size, "%s", no_headers);
+    return -1;
+}
 
 #else
 
-enum { MAX_BINDINGS = 8, SETS_PER_POOL = 1024, STAGING_BYTES = 64u << 20 };
+enum { MAX_BINDINGS = 8, SETS_PER_POOL = 4096, STAGING_BYTES = 64u << 20, ARENA_CHUNK_BYTES = 16u << 20 };
+
+// A copy to the host that waits for the submit: `bytes` from the mapped `from` to `to`.
+typedef struct {
+    const void *from;
+    void *to;
+    uint64_t bytes;
+} pending_copy;
 
 // The device-level entry points this file calls, loaded once per context.
 typedef struct {
@@ -119,6 +155,13 @@ struct ds_vk_context {
     int recording;
     uint64_t submits;
     ds_vk_buffer *staging;
+    // Host-visible chunks that operands and copies pass through during one recording (reset at each submit).
+    ds_vk_buffer **arena;
+    uint64_t *arena_used;
+    int arena_chunks;
+    // Copies to the host made after the submit's wait.
+    pending_copy *pending;
+    int pending_count, pending_capacity;
     device_functions f;
 };
 
@@ -260,6 +303,9 @@ void ds_vk_destroy(ds_vk_context *ctx) {
     if (!ctx) return;
     if (ctx->device) {
         if (ctx->staging) ds_vk_buffer_destroy(ctx, ctx->staging);
+        for (int i = 0; i < ctx->arena_chunks; ++i) ds_vk_buffer_destroy(ctx, ctx->arena[i]);
+        free(ctx->arena);
+        free(ctx->arena_used);
         if (ctx->descriptors) ctx->f.DestroyDescriptorPool(ctx->device, ctx->descriptors, NULL);
         if (ctx->fence) ctx->f.DestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->command_pool) ctx->f.DestroyCommandPool(ctx->device, ctx->command_pool, NULL);
@@ -267,6 +313,7 @@ void ds_vk_destroy(ds_vk_context *ctx) {
     }
     if (ctx->instance && ctx->f.DestroyInstance) ctx->f.DestroyInstance(ctx->instance, NULL);
     if (ctx->loader) dlclose(ctx->loader);
+    free(ctx->pending);
     free(ctx);
 }
 
@@ -329,6 +376,8 @@ void ds_vk_buffer_destroy(ds_vk_context *ctx, ds_vk_buffer *buffer) {
 uint64_t ds_vk_buffer_size(const ds_vk_buffer *buffer) { return buffer->bytes; }
 void *ds_vk_buffer_mapped(const ds_vk_buffer *buffer) { return buffer->mapped; }
 
+static int submit(ds_vk_context *ctx, int free_arena, char *reason, size_t reason_size);
+
 static int begin_if_needed(ds_vk_context *ctx, char *reason, size_t reason_size) {
     if (ctx->recording) return 0;
     VkCommandBufferBeginInfo begin = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
@@ -352,7 +401,7 @@ int ds_vk_buffer_write(ds_vk_context *ctx, ds_vk_buffer *buffer, uint64_t offset
     }
     // Through the staging buffer, a part at a time, each copy waited for (weights load once; speed here is
     // not what a forward pass sees).
-    if (ds_vk_submit(ctx, reason, reason_size) != 0) return -1;
+    if (submit(ctx, 0, reason, reason_size) != 0) return -1;
     if (!ctx->staging && !(ctx->staging = ds_vk_buffer_create(ctx, STAGING_BYTES, DS_VK_HOST_VISIBLE, reason, reason_size)))
         return -1;
     for (uint64_t done = 0; done < count;) {
@@ -361,7 +410,7 @@ int ds_vk_buffer_write(ds_vk_context *ctx, ds_vk_buffer *buffer, uint64_t offset
         if (begin_if_needed(ctx, reason, reason_size) != 0) return -1;
         VkBufferCopy region = {.srcOffset = 0, .dstOffset = offset + done, .size = n};
         ctx->f.CmdCopyBuffer(ctx->commands, ctx->staging->buffer, buffer->buffer, 1, &region);
-        if (ds_vk_submit(ctx, reason, reason_size) != 0) return -1;
+        if (submit(ctx, 0, reason, reason_size) != 0) return -1;
         done += n;
     }
     return 0;
@@ -421,7 +470,8 @@ int ds_vk_dispatch(ds_vk_context *ctx, ds_vk_pipeline *pipeline, const ds_vk_bin
     VkResult r = ctx->f.AllocateDescriptorSets(ctx->device, &alloc, &set);
     if (r == VK_ERROR_OUT_OF_POOL_MEMORY || r == VK_ERROR_FRAGMENTED_POOL) {
         // The pool is spent: run what was recorded (which frees its sets), then go on in a new command buffer.
-        if (ds_vk_submit(ctx, reason, reason_size) != 0) return -1;
+        // The arena stays as it is: this dispatch and later ones may bind what was staged for them.
+        if (submit(ctx, 0, reason, reason_size) != 0) return -1;
         r = ctx->f.AllocateDescriptorSets(ctx->device, &alloc, &set);
     }
     if (r != VK_SUCCESS) return failed(reason, reason_size, "vkAllocateDescriptorSets", r);
@@ -445,14 +495,104 @@ int ds_vk_dispatch(ds_vk_context *ctx, ds_vk_pipeline *pipeline, const ds_vk_bin
 
 void ds_vk_barrier(ds_vk_context *ctx) {
     if (!ctx->recording) return;
-    VkMemoryBarrier barrier = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
-                               .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
-    ctx->f.CmdPipelineBarrier(ctx->commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                              VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, NULL, 0, NULL);
+    // Every earlier shader write or copy before every later shader access or copy (reads after writes and
+    // writes after reads alike: a buffer is often read by one op and overwritten by the next).
+    VkMemoryBarrier barrier = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                               .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                                                VK_ACCESS_TRANSFER_WRITE_BIT};
+    const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    ctx->f.CmdPipelineBarrier(ctx->commands, stages, stages, 0, 1, &barrier, 0, NULL, 0, NULL);
 }
 
-int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size) {
-    if (!ctx->recording) return 0;
+int ds_vk_stage(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_binding *where, char *reason, size_t reason_size) {
+    uint64_t need = (count + 255) & ~(uint64_t)255;
+    if (need == 0) need = 256;
+    int chunk = -1;
+    for (int i = 0; i < ctx->arena_chunks && chunk < 0; ++i)
+        if (ds_vk_buffer_size(ctx->arena[i]) - ctx->arena_used[i] >= need) chunk = i;
+    if (chunk < 0) {
+        // A new chunk (never a submit here: what was staged for the dispatches not yet recorded must stay).
+        ds_vk_buffer **chunks = realloc(ctx->arena, (size_t)(ctx->arena_chunks + 1) * sizeof(*chunks));
+        if (chunks) ctx->arena = chunks;
+        uint64_t *used = realloc(ctx->arena_used, (size_t)(ctx->arena_chunks + 1) * sizeof(*used));
+        if (used) ctx->arena_used = used;
+        if (!chunks || !used) { snprintf(reason, reason_size, "out of memory"); return -1; }
+        uint64_t size = need > ARENA_CHUNK_BYTES ? need : ARENA_CHUNK_BYTES;
+        ds_vk_buffer *b = ds_vk_buffer_create(ctx, size, DS_VK_HOST_VISIBLE, reason, reason_size);
+        if (!b) return -1;
+        if (!b->mapped) {
+            ds_vk_buffer_destroy(ctx, b);
+            snprintf(reason, reason_size, "Vulkan: a host-visible buffer could not be mapped");
+            return -1;
+        }
+        chunk = ctx->arena_chunks++;
+        ctx->arena[chunk] = b;
+        ctx->arena_used[chunk] = 0;
+    }
+    where->buffer = ctx->arena[chunk];
+    where->offset = ctx->arena_used[chunk];
+    where->range = need;
+    if (bytes) memcpy((char *)ctx->arena[chunk]->mapped + where->offset, bytes, count);
+    ctx->arena_used[chunk] += need;
+    return 0;
+}
+
+int ds_vk_copy(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, ds_vk_buffer *to, uint64_t to_offset, uint64_t count,
+               char *reason, size_t reason_size) {
+    if (count == 0) return 0;
+    if (begin_if_needed(ctx, reason, reason_size) != 0) return -1;
+    VkBufferCopy region = {.srcOffset = from_offset, .dstOffset = to_offset, .size = count};
+    ctx->f.CmdCopyBuffer(ctx->commands, from->buffer, to->buffer, 1, &region);
+    return 0;
+}
+
+int ds_vk_upload(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_buffer *to, uint64_t to_offset,
+                 char *reason, size_t reason_size) {
+    ds_vk_binding staged;
+    if (ds_vk_stage(ctx, bytes, count, &staged, reason, reason_size) != 0) return -1;
+    return ds_vk_copy(ctx, staged.buffer, staged.offset, to, to_offset, count, reason, reason_size);
+}
+
+int ds_vk_host_copy_after_submit(ds_vk_context *ctx, const ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                                 char *reason, size_t reason_size) {
+    if (!from->mapped) {
+        snprintf(reason, reason_size, "Vulkan: a copy to the host from memory the host cannot see");
+        return -1;
+    }
+    if (ctx->pending_count == ctx->pending_capacity) {
+        int capacity = ctx->pending_capacity ? 2 * ctx->pending_capacity : 64;
+        pending_copy *grown = realloc(ctx->pending, (size_t)capacity * sizeof(pending_copy));
+        if (!grown) { snprintf(reason, reason_size, "out of memory"); return -1; }
+        ctx->pending = grown;
+        ctx->pending_capacity = capacity;
+    }
+    ctx->pending[ctx->pending_count++] = (pending_copy){.from = (const char *)from->mapped + from_offset, .to = to, .bytes = count};
+    return 0;
+}
+
+int ds_vk_download(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                   char *reason, size_t reason_size) {
+    ds_vk_binding staged;
+    if (ds_vk_stage(ctx, NULL, count, &staged, reason, reason_size) != 0) return -1;
+    if (ds_vk_copy(ctx, from, from_offset, staged.buffer, staged.offset, count, reason, reason_size) != 0) return -1;
+    return ds_vk_host_copy_after_submit(ctx, staged.buffer, staged.offset, to, count, reason, reason_size);
+}
+
+// After a submit's wait (or with nothing recorded): the copies to the host, and the arena is free again.
+static void finish_copies(ds_vk_context *ctx, int free_arena) {
+    if (free_arena) for (int i = 0; i < ctx->arena_chunks; ++i) ctx->arena_used[i] = 0;
+    for (int i = 0; i < ctx->pending_count; ++i) memcpy(ctx->pending[i].to, ctx->pending[i].from, ctx->pending[i].bytes);
+    ctx->pending_count = 0;
+}
+
+int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size) { return submit(ctx, 1, reason, reason_size); }
+
+static int submit(ds_vk_context *ctx, int free_arena, char *reason, size_t reason_size) {
+    if (!ctx->recording) {
+        finish_copies(ctx, free_arena);
+        return 0;
+    }
     ctx->recording = 0;
     // Shader writes made visible to the host's reads of mapped memory after the wait.
     VkMemoryBarrier barrier = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
@@ -468,7 +608,13 @@ int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size) {
     ctx->submits += 1;
     ctx->f.ResetCommandBuffer(ctx->commands, 0);
     ctx->f.ResetDescriptorPool(ctx->device, ctx->descriptors, 0);
-    if (r != VK_SUCCESS) return failed(reason, reason_size, "waiting for the GPU (vkWaitForFences)", r);
+    if (r != VK_SUCCESS) {
+        // What the device wrote is lost: no copy to the host is made from it.
+        ctx->pending_count = 0;
+        for (int i = 0; i < ctx->arena_chunks; ++i) ctx->arena_used[i] = 0;
+        return failed(reason, reason_size, "waiting for the GPU (vkWaitForFences)", r);
+    }
+    finish_copies(ctx, free_arena);
     return 0;
 }
 

@@ -5,8 +5,10 @@
 // every backend present, each against the scalar reference.
 //
 // Buffers are host pointers to F32 rows. A GPU backend keeps what is hot on its device (weights it was
-// given to hold, its own KV pages) and moves activations in and out per call; numeric modes
-// (ProductMode) and every shape are call parameters, never state of the backend.
+// given to hold, copies of a session's activation buffers) and moves bytes between host and device only
+// where the other side needs them: a stack that declares its host accesses (hostAccess()) lets it record a
+// pass's ops and submit once per access. Numeric modes (ProductMode) and every shape are call parameters,
+// never state of the backend.
 
 import KVCache
 
@@ -213,10 +215,25 @@ public protocol Backend: AnyObject, Sendable {
     /// their tokens).
     func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock)
 
-    // MARK: Steps
+    // MARK: Passes and the host's access to buffers
 
-    /// A forward pass ended (between steps): a device backend may migrate weights now. The CPU: nothing.
-    func passEnded()
+    /// Buffers of a session that a device backend keeps a copy of in its memory, so that its ops read and
+    /// write them there (InferenceState's activation rows). The CPU: nothing.
+    func keepOnDevice(_ buffers: [UnsafeMutableRawBufferPointer])
+
+    /// A forward pass begins. hostAccessDeclared: the stack calls hostAccess() before it reads or writes a
+    /// buffer itself, so a device backend may leave results on the device and run what it recorded only
+    /// then; false: every op's results are on the host when it returns.
+    func passBegins(hostAccessDeclared: Bool)
+
+    /// The host reads or writes buffers itself next (K/V stores, routing, a batch's inputs): a device backend
+    /// runs what it recorded, brings its results to the host, and takes the host's bytes again after.
+    func hostAccess()
+
+    /// A forward pass ended (between steps): every result is on the host; a device backend may migrate
+    /// weights now. Returns false when a device failed during the pass: its results are not whole and the
+    /// pass must run again (the backend runs on the CPU from then on). The CPU: nothing, true.
+    func passEnded() -> Bool
 }
 
 /// Makes the backend a session's layer stacks run on, given the session's CPU backend (which a device
@@ -231,7 +248,10 @@ public protocol BackendProvider: AnyObject, Sendable {
 }
 
 extension Backend {
-    public func passEnded() {}
+    public func keepOnDevice(_ buffers: [UnsafeMutableRawBufferPointer]) {}
+    public func passBegins(hostAccessDeclared: Bool) {}
+    public func hostAccess() {}
+    public func passEnded() -> Bool { true }
 
     /// Y[T, rows] = X[T, cols] · Wᵀ
     public func multiply(_ w: WeightMatrix, _ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, mode: ProductMode) {

@@ -87,6 +87,11 @@ public final class InferenceState: @unchecked Sendable {
                                        widestValue: a.widestValue, heads: a.heads)
         let cpu = CPUBackend(pool: pool, attention: attention)
         ops = backend?.makeBackend(cpu: cpu) ?? cpu
+        // The activation rows stay on a device backend's device between ops.
+        ops.keepOnDevice([(x, b * a.embedding), (xn, b * a.normed), (q, b * a.query), (k, b * a.key), (v, b * a.value),
+                          (att, b * a.attention), (o, b * a.embedding), (gate, b * a.feedForward), (up, b * a.feedForward),
+                          (ropeGlobal, b * a.ropeTable), (ropeSliding, b * a.ropeTable)]
+            .map { UnsafeMutableRawBufferPointer(start: $0.0, count: max($0.1, 1) * 4) })
         logitsCapacity = 0
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned

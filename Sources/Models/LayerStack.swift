@@ -47,6 +47,9 @@ public protocol LayerStack: AnyObject, Sendable {
     /// the bits it gets as a lone decode step. Undoing part of such a pass: truncate the KV, and with
     /// side state go back through TransformerModel.markSideState / rollBack and evaluate the kept rows.
     var exactDecodeRows: Bool { get }
+    /// Whether forward calls ops.hostAccess() before it reads or writes a buffer on the host itself (and
+    /// hands every other access to ops), so a device backend may keep results on the device between ops.
+    var declaresHostAccess: Bool { get }
 }
 
 extension LayerStack {
@@ -57,6 +60,7 @@ extension LayerStack {
     }
     public var keepsSideState: Bool { false }
     public var exactDecodeRows: Bool { false }
+    public var declaresHostAccess: Bool { false }
     public func makeSideState(kvType: KVType) -> KVSideState? { nil }
     public func sideStateBytes(contextLength: Int, type: KVType) -> Int { 0 }
 

@@ -179,6 +179,10 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     /// at a time) give a decode row its lone bits; there is no side state.
     public var exactDecodeRows: Bool { true }
 
+    /// Standard attention with a dense FFN: its host accesses are the batch's inputs and the K/V stores
+    /// (MoE routing and latent attention touch rows on the host in more places, not declared yet).
+    public var declaresHostAccess: Bool { moe == nil && hooks.latentAttention == nil }
+
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
         layers.enumerated().compactMap { l, w in
             if case .moe(let f) = w.ffn { return (l, f) }
@@ -211,6 +215,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         // Batch-invariant products: leading decode rows one token at a time, prompt rows multi-token.
         let invariant = ProductMode.invariant(decodeRows: p.decodeRows)
         // Embedding rows (or the rows given); RoPE cos/sin per token for both bases.
+        ops.hostAccess()
         if let input = p.inputRows { x.base.update(from: input, count: T * e) } else { p.embedAll(into: x) }
         let ropeStride = c.ropeDimensions, positions = s.positions
         s.perToken(T) { t in
@@ -297,6 +302,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 ops.scaleRows(q, by: factors.baseAddress!)
             }
         }
+        ops.hostAccess()
         for t in 0..<T {
             let cache = segments[Int(s.rowSegment[t])].cache
             cache.storeK(l, s.positions[t], k.row(t))

@@ -162,11 +162,18 @@ public final class TransformerModel: @unchecked Sendable {
         let pass = ForwardPass(tokens: tokens, count: T, segments: segments, state: s, decodeRows: decodeRows,
                                embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache,
                                inputRows: inputRows)
-        body.forward(pass)
-        // A device backend may move weights between its memory and the host's now (between steps).
-        defer { s.ops.passEnded() }
+        // A device failure during the pass spoils its results: it runs again, on the CPU (passEnded is false
+        // once). At the end every result is on the host, and a device backend may move weights between steps.
+        repeat {
+            s.ops.passBegins(hostAccessDeclared: body.declaresHostAccess)
+            body.forward(pass)
+            head(pass, logitRows: logitRows, logitsOffset: logitsOffset)
+        } while !s.ops.passEnded()
+    }
 
-        // Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
+    /// Output head on the requested rows (logit row i of the call = batch row logitRows[i]).
+    private func head(_ pass: ForwardPass, logitRows: [Int], logitsOffset: Int) {
+        let s = pass.state, decodeRows = pass.decodeRows
         if logitRows.isEmpty { return }
         let e = config.embeddingLength, rows = logitRows.count
         let dest = s.logits + logitsOffset * vocabularySize

@@ -1,7 +1,6 @@
 // One Vulkan device opened for compute (CVulkan's ds_vk_context): a pipeline per weight type made once, the
 // weight matrices resident in device memory (uploaded on first use while they fit the GPU budget), and
-// host-visible buffers for the activations going in and the products coming out. Every call records all
-// its dispatches into one command buffer and submits it once.
+// the recording of dispatches and copies into one command buffer, submitted when the host needs results.
 //
 // Weights are bound in parts where a matrix is larger than one storage-buffer binding may span (lavapipe:
 // 128 MiB), and activations likewise, so any shape runs on any device.
@@ -24,9 +23,11 @@ public final class VulkanContext: @unchecked Sendable {
     public let budgetBytes: Int
     let handle: OpaquePointer
     let alignment: Int
-    /// One caller at a time records and submits (sessions of a model share the context and its weights).
-    let lock = NSLock()
+    /// One caller at a time records and submits (sessions of a model share the context and its weights); a
+    /// backend holds it through a pass whose ops it records into one command buffer (so it is recursive).
+    let lock = NSRecursiveLock()
     private var pipelines: [GGMLType: OpaquePointer] = [:]
+    var rowPipelines: [RowOp: OpaquePointer] = [:]
     /// Device copies by the matrix's address and shape: the matrices a context sees must not change while it
     /// lives (a loaded model's mapped weights; streamed expert slots are not given to a device backend).
     private var resident: [MatrixKey: OpaquePointer] = [:]
@@ -41,7 +42,6 @@ public final class VulkanContext: @unchecked Sendable {
     private var regionMatrix: [MatrixKey?] = []
     /// Most bytes rebalance moves to the device per step.
     public var migrationBytesPerStep: Int
-    private var staging: [OpaquePointer?] = [nil, nil]
     /// The i-quants' codebooks (ds_iq_gpu_codebook), bound to every product as binding 3.
     let codebook: OpaquePointer
 
@@ -84,7 +84,6 @@ public final class VulkanContext: @unchecked Sendable {
 
     deinit {
         for buffer in resident.values { ds_vk_buffer_destroy(handle, buffer) }
-        for buffer in staging { if let buffer { ds_vk_buffer_destroy(handle, buffer) } }
         ds_vk_buffer_destroy(handle, codebook)
         // Pipelines live as long as the device; destroying the device frees them with it.
         ds_vk_destroy(handle)
@@ -228,20 +227,6 @@ public final class VulkanContext: @unchecked Sendable {
     }
 
     // MARK: Activations
-
-    /// Host-visible buffer `slot` (0: inputs, 1: outputs) of at least `bytes`, mapped.
-    func stagingBuffer(_ slot: Int, bytes: Int) throws -> (OpaquePointer, UnsafeMutableRawPointer) {
-        if let b = staging[slot], Int(ds_vk_buffer_size(b)) >= bytes, let mapped = ds_vk_buffer_mapped(b) { return (b, mapped) }
-        if let b = staging[slot] { ds_vk_buffer_destroy(handle, b); staging[slot] = nil }
-        var reason = [CChar](repeating: 0, count: 512)
-        let size = max(1 << 20, bytes.nextPowerOfTwoOrSelf)
-        guard let b = ds_vk_buffer_create(handle, UInt64(size), Int32(DS_VK_HOST_VISIBLE), &reason, reason.count) else {
-            throw VulkanError(reason: reason)
-        }
-        staging[slot] = b
-        guard let mapped = ds_vk_buffer_mapped(b) else { throw VulkanError("Vulkan: a host-visible buffer could not be mapped") }
-        return (b, mapped)
-    }
 
     /// A binding of bytes start ..< start + length of `buffer`: its offset aligned down as the device asks,
     /// the distance from there to `start` (the skew a shader adds), the range rounded up to whole words.

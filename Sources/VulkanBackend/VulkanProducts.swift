@@ -1,6 +1,6 @@
 // Products on the device: Y_i[t, r] = Σ_c W_i[r, c] · X[firstInputRow_i + t, c] for every job whose matrix
-// the context holds, all recorded into one command buffer and submitted once (Shaders/matmul.comp, one
-// pipeline per weight type). X goes up once per call; each job's Y comes back into its output.
+// the context holds, recorded into the open command buffer (Shaders/matmul.comp, one pipeline per weight
+// type). X and Y are device ranges: a session's mirrored buffers, or the recording's arena.
 
 import CKernels
 import CVulkan
@@ -34,30 +34,48 @@ extension VulkanContext {
         try jobs.map { try holds($0.weights, tokens: $0.tokens) }
     }
 
-    /// Runs the jobs marked in `onDevice` over X[inputRows, cols]; the others are left for the caller. Lock held.
+    /// Runs the jobs marked in `onDevice` over host X[inputRows, cols] and waits for their outputs (X staged
+    /// once, each output brought back); the others are left for the caller. Lock held.
     func multiply(_ jobs: [MatmulJob], onDevice: [Bool], _ x: UnsafePointer<Float>, inputRows: Int, cols: Int) throws {
-        var outputFloats = 0
-        var outputStart: [Int] = []
-        for (job, here) in zip(jobs, onDevice) {
-            outputStart.append(outputFloats)
-            if here { outputFloats += job.tokens * job.weights.rows }
-        }
-        guard outputFloats > 0 else { return }
-        let (input, inputMapped) = try stagingBuffer(0, bytes: inputRows * cols * 4)
-        inputMapped.copyMemory(from: x, byteCount: inputRows * cols * 4)
-        let (output, outputMapped) = try stagingBuffer(1, bytes: outputFloats * 4)
+        guard jobs.indices.contains(where: { onDevice[$0] && jobs[$0].tokens > 0 }) else { return }
+        let input = try stage(x, bytes: inputRows * cols * 4)
         for (i, job) in jobs.enumerated() where onDevice[i] && job.tokens > 0 {
-            try record(job, input: input, output: output, outputStart: outputStart[i], cols: cols)
+            let bytes = job.tokens * job.weights.rows * 4
+            let output = try stage(nil, bytes: bytes)
+            try recordProduct(job, input: input, output: output, cols: cols)
+            try copyToHostAfterSubmit(output, job.output, bytes: bytes)
         }
         try submit()
-        let results = UnsafeRawPointer(outputMapped).assumingMemoryBound(to: Float.self)
-        for (i, job) in jobs.enumerated() where onDevice[i] {
-            job.output.update(from: results + outputStart[i], count: job.tokens * job.weights.rows)
+    }
+
+    /// `bytes` of the recording's arena, holding a copy of `host` (nil: uninitialised). Lock held.
+    func stage(_ host: UnsafeRawPointer?, bytes: Int) throws -> DeviceRange {
+        var where_ = ds_vk_binding()
+        var reason = [CChar](repeating: 0, count: 512)
+        guard ds_vk_stage(handle, host, UInt64(bytes), &where_, &reason, reason.count) == 0, let buffer = where_.buffer else {
+            throw VulkanError(reason: reason)
+        }
+        return DeviceRange(buffer: buffer, offset: Int(where_.offset))
+    }
+
+    /// After the next submit, `bytes` of a staged range land at `host`. Lock held.
+    func copyToHostAfterSubmit(_ range: DeviceRange, _ host: UnsafeMutableRawPointer, bytes: Int) throws {
+        var reason = [CChar](repeating: 0, count: 512)
+        guard ds_vk_host_copy_after_submit(handle, range.buffer, UInt64(range.offset), host, UInt64(bytes), &reason, reason.count) == 0 else {
+            throw VulkanError(reason: reason)
         }
     }
 
+    /// Records Y = W · X[firstInputRow ..< +tokens] of one job whose matrix is resident: X rows `cols` floats
+    /// apart from `input`, Y rows `w.rows` apart from `output`. Lock held.
+    func recordProduct(_ job: MatmulJob, input: DeviceRange, output: DeviceRange, cols: Int) throws {
+        guard job.tokens > 0 else { return }
+        ds_vk_barrier(handle)
+        try record(job, input: input, output: output, cols: cols)
+    }
+
     /// The dispatches of one job, in parts no binding of which spans more than the device allows.
-    private func record(_ job: MatmulJob, input: OpaquePointer, output: OpaquePointer, outputStart: Int, cols: Int) throws {
+    private func record(_ job: MatmulJob, input: DeviceRange, output: DeviceRange, cols: Int) throws {
         let w = job.weights
         guard let weights = residentBuffer(w) else { return }
         let pipeline = try pipeline(for: w.type)
@@ -72,8 +90,9 @@ extension VulkanContext {
             var t0 = 0
             while t0 < job.tokens {
                 let tokens = min(tokensPerPart, job.tokens - t0)
-                let (inputBinding, inputSkew) = binding(input, start: (job.firstInputRow + t0) * cols * 4, length: tokens * cols * 4)
-                let (outputBinding, outputSkew) = binding(output, start: (outputStart + t0 * w.rows + r0) * 4,
+                let (inputBinding, inputSkew) = binding(input.buffer, start: input.offset + (job.firstInputRow + t0) * cols * 4,
+                                                        length: tokens * cols * 4)
+                let (outputBinding, outputSkew) = binding(output.buffer, start: output.offset + (t0 * w.rows + r0) * 4,
                                                           length: ((tokens - 1) * w.rows + n) * 4)
                 var parameters = ProductParameters(
                     rows: UInt32(n), cols: UInt32(cols), tokens: UInt32(tokens), rowBytes: UInt32(w.rowBytes),

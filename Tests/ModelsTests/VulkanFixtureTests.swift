@@ -66,6 +66,26 @@ private func argmaxes(_ logits: [Float], vocab: Int) -> [Int] {
         }
     }
 
+    /// A decode step of a standard stack runs as one recording per K/V store plus the end of the pass (not one
+    /// submit per op), with the logits of the CPU backend.
+    @Test(.enabled(if: hasVulkanDevice, noDevice))
+    func decodeStepSubmitsOncePerLayer() throws {
+        let golden = try loadGolden("llama")
+        let model = try loadModel("llama", "f32")
+        let provider = try vulkan()
+        let state = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2, backend: provider)
+        let cpuState = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2)
+        _ = try model.forward(golden.token_ids, startPosition: 0, state: state, logits: .last)
+        _ = try model.forward(golden.token_ids, startPosition: 0, state: cpuState, logits: .last)
+        let before = provider.context.submitCount
+        let next = golden.greedy.next_ids[0]
+        let device = Array(try model.forward([next], startPosition: state.position, state: state, logits: .last))
+        let submits = provider.context.submitCount - before
+        let cpu = Array(try model.forward([next], startPosition: cpuState.position, state: cpuState, logits: .last))
+        #expect(submits == model.config.layerCount + 1, "submits in a decode step: \(submits)")
+        #expect(worst(device, [cpu]) < 1e-3)
+    }
+
     /// A GPU budget of half the weights: some products on the device, the rest on the CPU, same logits.
     @Test(.enabled(if: hasVulkanDevice, noDevice), arguments: ["qwen3moe", "deepseekv3", "llama"])
     func hybridPlacementMatchesTransformers(arch: String) throws {

@@ -56,6 +56,22 @@ int ds_vk_dispatch(ds_vk_context *ctx, ds_vk_pipeline *pipeline, const ds_vk_bin
 void ds_vk_barrier(ds_vk_context *ctx);
 // Submits what was recorded and waits for it (nothing recorded: returns at once). Returns 0, or -1 with reason.
 int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size);
+// Copies `count` bytes (NULL: none, space only) into the recording's host-visible arena and says where, for a
+// binding: what an op reads from the host, or space for what it writes there. The arena is reused after the
+// next submit. Returns 0, or -1 with reason.
+int ds_vk_stage(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_binding *where, char *reason, size_t reason_size);
+// Records a copy of `count` bytes between buffers (after a ds_vk_barrier where it depends on earlier work).
+int ds_vk_copy(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, ds_vk_buffer *to, uint64_t to_offset, uint64_t count,
+               char *reason, size_t reason_size);
+// Records a copy of host bytes (taken now, through the arena) into `to` at to_offset.
+int ds_vk_upload(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_buffer *to, uint64_t to_offset,
+                 char *reason, size_t reason_size);
+// After the next submit's wait, copies `count` bytes of the host-visible `from` at from_offset to the host at `to`.
+int ds_vk_host_copy_after_submit(ds_vk_context *ctx, const ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                                 char *reason, size_t reason_size);
+// Records a copy of `count` bytes of `from` at from_offset that lands at the host's `to` after the next submit.
+int ds_vk_download(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset, void *to, uint64_t count,
+                   char *reason, size_t reason_size);
 // Dispatches submitted since the context was made (for tests: one submit per forward, not per op).
 uint64_t ds_vk_submit_count(const ds_vk_context *ctx);
 
