@@ -28,6 +28,9 @@ for entry in $ROW_OPS; do
   glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_OP="$number" "$SHADERS/rows.comp" -o "$work/rows_$op.spv"
   names+=("rows_$op")
 done
+# Attention over the paged KV cache (attend.comp).
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend.comp" -o "$work/attend_f32.spv"
+names+=("attend_f32")
 
 python3 - "$work" "$work/out.c" "${names[@]}" <<'PY'
 import struct, sys

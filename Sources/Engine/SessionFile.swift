@@ -254,6 +254,7 @@ extension Session {
                 let first = header.firstRow(l)
                 for p in first..<n {
                     memcpy(cache.kRow(l, p), raw.baseAddress! + offset, kBytes)
+                    cache.noteHostWrite(l, p)
                     offset += kBytes
                 }
                 for p in first..<n where vBytes > 0 {

@@ -162,6 +162,9 @@ public final class KVPagePool: @unchecked Sendable {
     /// Per group slot: K arena [capacity, pageTokens, kRowFloats] and V arena (elements of shape.type).
     let kArenas: [UnsafeMutableRawPointer]
     let vArenas: [UnsafeMutableRawPointer]
+    /// Per page: bumped by every write of its rows on the host (stores, copies, disk reads, session loads),
+    /// so a device's copy of the arenas knows which pages to take again.
+    let hostWriteGenerations: UnsafeMutablePointer<UInt32>
 
     // Page bookkeeping (indices are page ids).
     private var refCount: [Int32]
@@ -224,6 +227,8 @@ public final class KVPagePool: @unchecked Sendable {
         for l in 0..<shape.layers { layerGroup[l] = groups.group[l]; layerSlot[l] = groups.slot[l] }
         kArenas = (0..<groups.layersPerGroup).map { _ in calloc(max(1, rows * shape.kRowBytes), 1)! }
         vArenas = (0..<groups.layersPerGroup).map { _ in calloc(max(1, rows * shape.vRowBytes), 1)! }
+        hostWriteGenerations = .allocate(capacity: self.capacity)
+        hostWriteGenerations.initialize(repeating: 0, count: self.capacity)
         refCount = Array(repeating: 0, count: self.capacity)
         freeStack = (0..<Int32(self.capacity)).reversed().map { $0 }
         pageHash = Array(repeating: 0, count: self.capacity)
@@ -248,6 +253,7 @@ public final class KVPagePool: @unchecked Sendable {
         for p in kArenas { free(p) }
         for p in vArenas { free(p) }
         layerGroup.deallocate(); layerSlot.deallocate()
+        hostWriteGenerations.deallocate()
         pthread_mutex_destroy(&mutex)
     }
 
@@ -298,6 +304,18 @@ public final class KVPagePool: @unchecked Sendable {
     /// Base of the K (V) arena holding `layer`'s rows (shared by the layers of the same slot in other
     /// groups: a page id belongs to one group at a time).
     public func kArena(_ layer: Int) -> UnsafeMutableRawPointer { kArenas[layerSlot[layer]] }
+    /// The K (V) arena of group slot `slot` and its bytes.
+    public func kArena(slot: Int) -> UnsafeMutableRawPointer { kArenas[slot] }
+    public func vArena(slot: Int) -> UnsafeMutableRawPointer { vArenas[slot] }
+    public var kArenaBytes: Int { capacity * pageTokens * shape.kRowBytes }
+    public var vArenaBytes: Int { capacity * pageTokens * shape.vRowBytes }
+    /// The group slot whose arenas hold `layer`'s rows.
+    public func slot(ofLayer layer: Int) -> Int { layerSlot[layer] }
+
+    /// How many times page `page`'s rows were written on the host (a device copy taken at an older count is stale).
+    @inline(__always) public func hostWriteGeneration(_ page: Int32) -> UInt32 { hostWriteGenerations[Int(page)] }
+    /// Page `page`'s rows were written on the host.
+    @inline(__always) public func noteHostWrite(_ page: Int32) { hostWriteGenerations[Int(page)] &+= 1 }
     public func vArena(_ layer: Int) -> UnsafeMutableRawPointer { vArenas[layerSlot[layer]] }
 
     /// Pages neither referenced nor cached.
@@ -362,6 +380,7 @@ public final class KVPagePool: @unchecked Sendable {
     /// Copies all K/V rows of page `from` into page `to`.
     func copyPage(from: Int32, to: Int32) {
         for (dst, src) in zip(pageParts(to), pageParts(from)) { dst.0.copyMemory(from: src.0, byteCount: src.1) }
+        noteHostWrite(to)
     }
 
     // MARK: - Sequences and the disk tier
@@ -448,6 +467,7 @@ public final class KVPagePool: @unchecked Sendable {
         defer { disk.freeSlot(entry.slot) }
         guard let p = try? allocateLocked() else { return nil }
         do { try disk.read(slot: entry.slot, parts: pageParts(p)) } catch { releaseLocked(p); return nil }
+        noteHostWrite(p)
         registerLocked(p, hash: hash, parent: parent, tokens: tokens)
         prefixHits += 1
         diskPrefixHits += 1

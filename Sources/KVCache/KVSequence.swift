@@ -191,6 +191,7 @@ public final class KVSequence: @unchecked Sendable {
                 if lost != nil { return lost }
                 throw error
             }
+            pool.noteHostWrite(p)
             do { try disk.read(slot: swapSlots[e], parts: pool.pageParts(p)) } catch {
                 pool.releaseLocked(p)
                 disk.freeSlot(swapSlots[e])
@@ -243,14 +244,24 @@ public final class KVSequence: @unchecked Sendable {
         return pool.vArenas[pool.layerSlot[layer]] + unit * pool.shape.type.unitBytes
     }
 
+    /// The page holding `layer`'s rows of `position`.
+    @inline(__always) public func page(_ layer: Int, _ position: Int) -> Int32 {
+        pageTables[pool.layerGroup[layer] * maxPages + position >> pool.pageTokensLog2]
+    }
+
     /// Stores floats into a position's K (V) row, converting to the pool's type.
     public func storeK(_ layer: Int, _ position: Int, _ x: UnsafePointer<Float>) {
         KVSequence.store(x, into: kRow(layer, position), count: pool.shape.kRowFloats, type: pool.shape.type)
+        pool.noteHostWrite(page(layer, position))
     }
 
     public func storeV(_ layer: Int, _ position: Int, _ x: UnsafePointer<Float>) {
         KVSequence.store(x, into: vRow(layer, position), count: pool.shape.vRowFloats, type: pool.shape.type)
+        pool.noteHostWrite(page(layer, position))
     }
+
+    /// A position's rows were written on the host through kRow / vRow (a session file's rows).
+    public func noteHostWrite(_ layer: Int, _ position: Int) { pool.noteHostWrite(page(layer, position)) }
 
     /// Reads `count` elements of a position's K row from element `offset` as floats (Q8_0: both whole
     /// blocks).

@@ -95,14 +95,14 @@ typealias AttendBlockKernel = @convention(c) (UnsafePointer<Float>?, Int64, Int6
 public enum Attention {
     /// Where q, the output and the cache rows live (strides in floats).
     public struct Layout {
-        var q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int
-        var out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int
+        public internal(set) var q: UnsafePointer<Float>, qTokenStride: Int, qHeadStride: Int
+        public internal(set) var out: UnsafeMutablePointer<Float>, outTokenStride: Int, outHeadStride: Int
         /// K/V rows of `kvType` elements; strides in elements.
-        var k: UnsafeRawPointer, kStride: Int, kHeadStride: Int
-        var v: UnsafeRawPointer, vStride: Int, vHeadStride: Int
-        var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
+        public internal(set) var k: UnsafeRawPointer, kStride: Int, kHeadStride: Int
+        public internal(set) var v: UnsafeRawPointer, vStride: Int, vHeadStride: Int
+        public internal(set) var heads: Int, kvHeads: Int, keyDim: Int, valueDim: Int
         /// Paged K/V (nil: contiguous rows): row j in page pages[j >> pageShift].
-        var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
+        public internal(set) var pages: UnsafePointer<Int32>? = nil, pageShift = 0, kPageStride = 0, vPageStride = 0
         public var kvType: KVType = .f32
 
         /// Contiguous K/V rows of F32 (row strides kStride / vStride floats).

@@ -168,6 +168,18 @@ public protocol Backend: AnyObject, Sendable {
     /// row r by the cos/sin table at tables + r · tableStride (Rope.fill).
     func rotate(_ x: RowBlock, heads: Int, headDim: Int, rope: Rope, tables: UnsafePointer<Float>, tableStride: Int)
 
+    // MARK: The KV cache
+
+    /// Row t of k and v into layer `layer` of caches[segmentOfRow[t]] at position positions[t] (each
+    /// sequence's pages prepared for writing).
+    func storeKV(layer: Int, k: RowBlock, v: RowBlock, positions: UnsafePointer<Int>, segmentOfRow: UnsafePointer<Int32>,
+                 caches: [KVSequence])
+
+    /// The KV pages a session's sequences live in: a device backend keeps a copy of them in its memory and
+    /// attends there (rows written on the host are taken again by their pages' write generations). The CPU:
+    /// nothing.
+    func keepKVOnDevice(_ pool: KVPagePool)
+
     // MARK: Attention
 
     /// out[t, h] = Σ_j softmax_j(scale · q[t,h]·K[j]ᵀ) V[j] over the positions the span shows to
@@ -248,6 +260,7 @@ public protocol BackendProvider: AnyObject, Sendable {
 }
 
 extension Backend {
+    public func keepKVOnDevice(_ pool: KVPagePool) {}
     public func keepOnDevice(_ buffers: [UnsafeMutableRawBufferPointer]) {}
     public func passBegins(hostAccessDeclared: Bool) {}
     public func hostAccess() {}

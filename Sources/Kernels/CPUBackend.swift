@@ -2,6 +2,8 @@
 // worker pool. Row ops run on the pool from 4 rows on (serially below: a decode token's few rows are
 // not worth a dispatch); every row is computed the same way either way.
 
+import KVCache
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -197,6 +199,15 @@ public final class CPUBackend: Backend, @unchecked Sendable {
             let row = out.row(r)
             w.dequantizeRow(Int(indices[r]), into: row)
             if let scale { for i in 0..<out.width { row[i] *= scale } }
+        }
+    }
+
+    public func storeKV(layer: Int, k: RowBlock, v: RowBlock, positions: UnsafePointer<Int>, segmentOfRow: UnsafePointer<Int32>,
+                        caches: [KVSequence]) {
+        for t in 0..<k.rows {
+            let cache = caches[Int(segmentOfRow[t])]
+            cache.storeK(layer, positions[t], k.row(t))
+            cache.storeV(layer, positions[t], v.row(t))
         }
     }
 

@@ -87,7 +87,8 @@ public final class InferenceState: @unchecked Sendable {
                                        widestValue: a.widestValue, heads: a.heads)
         let cpu = CPUBackend(pool: pool, attention: attention)
         ops = backend?.makeBackend(cpu: cpu) ?? cpu
-        // The activation rows stay on a device backend's device between ops.
+        // The activation rows and the KV pages stay on a device backend's device between ops.
+        ops.keepKVOnDevice(pages)
         ops.keepOnDevice([(x, b * a.embedding), (xn, b * a.normed), (q, b * a.query), (k, b * a.key), (v, b * a.value),
                           (att, b * a.attention), (o, b * a.embedding), (gate, b * a.feedForward), (up, b * a.feedForward),
                           (ropeGlobal, b * a.ropeTable), (ropeSliding, b * a.ropeTable)]

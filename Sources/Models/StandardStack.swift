@@ -179,8 +179,8 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     /// at a time) give a decode row its lone bits; there is no side state.
     public var exactDecodeRows: Bool { true }
 
-    /// Standard attention with a dense FFN: its host accesses are the batch's inputs and the K/V stores
-    /// (MoE routing and latent attention touch rows on the host in more places, not declared yet).
+    /// Standard attention with a dense FFN: its one host access is the batch's inputs (MoE routing and latent
+    /// attention touch rows on the host in more places, not declared yet).
     public var declaresHostAccess: Bool { moe == nil && hooks.latentAttention == nil }
 
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
@@ -302,12 +302,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 ops.scaleRows(q, by: factors.baseAddress!)
             }
         }
-        ops.hostAccess()
-        for t in 0..<T {
-            let cache = segments[Int(s.rowSegment[t])].cache
-            cache.storeK(l, s.positions[t], k.row(t))
-            cache.storeV(l, s.positions[t], v.row(t))
-        }
+        ops.storeKV(layer: l, k: k, v: v, positions: s.positions, segmentOfRow: s.rowSegment, caches: segments.map(\.cache))
         func layout(_ seg: BatchSegment) -> Attention.Layout {
             Attention.paged(seg.cache, layer: l, q: s.q + seg.offset * qDim, qTokenStride: qDim, qHeadStride: dk,
                             out: s.att + seg.offset * h * dv, outTokenStride: h * dv, outHeadStride: dv,

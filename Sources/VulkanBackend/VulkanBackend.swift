@@ -1,6 +1,6 @@
-// The Vulkan backend: the op interface with products (dense, grouped, gated) and the row ops (norms, adds,
-// biases, scales, activations, softcapping, RoPE) on a Vulkan device, and every other op on the CPU backend
-// it wraps, for now. Products whose matrix has no kernel or does not fit the GPU budget run on the CPU too,
+// The Vulkan backend: the op interface with products (dense, grouped, gated), the row ops (norms, adds,
+// biases, scales, activations, softcapping, RoPE), K/V stores and attention over the paged cache
+// (VulkanAttention.swift) on a Vulkan device, and every other op on the CPU backend it wraps, for now. Products whose matrix has no kernel or does not fit the GPU budget run on the CPU too,
 // so any model runs; `placementSummary` says what went where.
 //
 // A session's activation buffers have device copies (ActivationMirrors). In a pass whose stack declares its
@@ -22,7 +22,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     public let context: VulkanContext
     /// Runs what the device does not.
     public let cpu: CPUBackend
-    private var failed = false
+    public private(set) var failed = false
     private let mirrors: ActivationMirrors
     /// Ops are recorded and run at the next host access (a pass whose stack declares them).
     private var deferred = false
@@ -33,6 +33,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// Outputs outside the mirrors written through the arena since the last submit (they reach the host at the
     /// next one): a later op of the recording reads and writes them there.
     private var stagedOutputs: [(host: UnsafeRawPointer, bytes: Int, range: DeviceRange)] = []
+    /// The device copy of the session's KV pages (nil: attention and K/V stores on the CPU).
+    var kv: DeviceKV?
+    /// Tests: the device fails at the op after this many more (nil: never).
+    public var failAfterDeviceOps: Int?
+    /// Attention calls and K/V rows the device ran (tests, logs).
+    public internal(set) var attentionCallsOnDevice = 0
+    public internal(set) var kvRowsStoredOnDevice = 0
+    /// K/V rows the device stored since the last submit, copied to the host's arenas at the next one.
+    var storedKVRows: [(buffer: OpaquePointer, offset: Int, host: UnsafeMutableRawPointer, bytes: Int)] = []
 
     public init(context: VulkanContext, cpu: CPUBackend) {
         self.context = context; self.cpu = cpu
@@ -50,11 +59,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     /// Runs `body` under the context's lock; a Vulkan error turns the device off for this backend (false: the
     /// caller runs the op on the CPU).
-    private func onDevice(_ body: () throws -> Void) -> Bool {
+    func onDevice(_ body: () throws -> Void) -> Bool {
         guard !failed else { return false }
         context.lock.lock()
         defer { context.lock.unlock() }
         do {
+            if let n = failAfterDeviceOps {
+                failAfterDeviceOps = n - 1
+                if n <= 0 { throw VulkanError("Vulkan: a device failure asked for by a test") }
+            }
             try body()
             if !deferred { try bringResultsHome() }
             return true
@@ -68,6 +81,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         failed = true
         if deferred { lostPass = true }
         stagedOutputs.removeAll()
+        storedKVRows.removeAll()
         // What the device held is lost; the host's bytes are all there is (a spoiled pass runs again).
         var reason = [CChar](repeating: 0, count: 512)
         _ = ds_vk_submit(context.handle, &reason, reason.count)
@@ -80,12 +94,26 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     private func bringResultsHome() throws {
         ds_vk_barrier(context.handle)
         try mirrors.downloadAll()
+        for row in storedKVRows {
+            var reason = [CChar](repeating: 0, count: 512)
+            guard ds_vk_download(context.handle, row.buffer, UInt64(row.offset), row.host, UInt64(row.bytes), &reason, reason.count) == 0 else {
+                throw VulkanError(reason: reason)
+            }
+        }
         try context.submit()
+        storedKVRows.removeAll()
         stagedOutputs.removeAll()
         mirrors.dropDeviceCopies()
     }
 
     // MARK: Passes and host access
+
+    public func keepKVOnDevice(_ pool: KVPagePool) {
+        guard !failed else { return }
+        context.lock.lock()
+        defer { context.lock.unlock() }
+        kv = context.deviceKV(for: pool)
+    }
 
     public func keepOnDevice(_ buffers: [UnsafeMutableRawBufferPointer]) {
         guard !failed else { return }
@@ -102,7 +130,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     public func hostAccess() {
-        guard !failed, mirrors.deviceHoldsAny || !stagedOutputs.isEmpty else { return }
+        guard !failed, mirrors.deviceHoldsAny || !stagedOutputs.isEmpty || !storedKVRows.isEmpty else { return }
         context.lock.lock()
         defer { context.lock.unlock() }
         do { try bringResultsHome() } catch { fail(error) }
@@ -124,11 +152,11 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     // MARK: Operands
 
-    private enum Access { case read, write(dense: Bool), update }
+    enum Access { case read, write(dense: Bool), update }
 
     /// Where `bytes` of host memory at p are for a device op: its mirror (made current on the device as the
     /// access needs), or the arena (a copy, brought back after the submit when written). Lock held.
-    private func operand(_ p: UnsafeRawPointer, bytes: Int, _ access: Access) throws -> DeviceRange {
+    func operand(_ p: UnsafeRawPointer, bytes: Int, _ access: Access) throws -> DeviceRange {
         if let (i, offset) = mirrors.locate(p, bytes: bytes) {
             let range = offset ..< offset + bytes
             switch access {
@@ -162,7 +190,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     }
 
     /// A row block as an operand (the bytes from its first row's start to its last row's end).
-    private func operand(_ block: RowBlock, _ access: Access) throws -> RowOperand {
+    func operand(_ block: RowBlock, _ access: Access) throws -> RowOperand {
         let bytes = ((block.rows - 1) * block.stride + block.width) * 4
         var a = access
         if case .write = access { a = .write(dense: block.stride == block.width || block.rows == 1) }
@@ -268,7 +296,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         context.lock.lock()
         defer { context.lock.unlock() }
         return "\(context.residentBytes >> 20) MiB of weights on \(context.device.name) (budget \(context.budgetBytes >> 20) MiB); "
-            + "products of other matrices, attention and the remaining ops on the CPU"
+            + "products of other matrices and the remaining ops on the CPU"
     }
 
     // MARK: Row ops on the device
@@ -373,15 +401,6 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     public func gatherRows(_ w: WeightMatrix, indices: UnsafePointer<Int32>, into out: RowBlock, scale: Float?) {
         hostAccess()
         cpu.gatherRows(w, indices: indices, into: out, scale: scale)
-    }
-    public func attend(_ layout: Attention.Layout, tokens: Int, startPosition: Int, span: AttentionSpan, scale: Float, softcap: Float,
-                       prompt: Bool?) {
-        hostAccess()
-        cpu.attend(layout, tokens: tokens, startPosition: startPosition, span: span, scale: scale, softcap: softcap, prompt: prompt)
-    }
-    public func attendDecodeSteps(_ steps: UnsafeBufferPointer<DecodeStep>, span: AttentionSpan, scale: Float, softcap: Float) {
-        hostAccess()
-        cpu.attendDecodeSteps(steps, span: span, scale: scale, softcap: softcap)
     }
     public func attendSelected(_ layout: Attention.Layout, tokens: Int, rows: UnsafePointer<Int32>, rowStride: Int,
                                counts: UnsafePointer<Int32>, scale: Float, softcap: Float) {

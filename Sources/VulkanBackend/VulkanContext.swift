@@ -28,6 +28,9 @@ public final class VulkanContext: @unchecked Sendable {
     let lock = NSRecursiveLock()
     private var pipelines: [GGMLType: OpaquePointer] = [:]
     var rowPipelines: [RowOp: OpaquePointer] = [:]
+    var attendPipelineMade: OpaquePointer?
+    /// Device copies of the KV page pools of the sessions using this context (DeviceKV.swift).
+    var kvCopies: [DeviceKV] = []
     /// Device copies by the matrix's address and shape: the matrices a context sees must not change while it
     /// lives (a loaded model's mapped weights; streamed expert slots are not given to a device backend).
     private var resident: [MatrixKey: OpaquePointer] = [:]
@@ -83,6 +86,7 @@ public final class VulkanContext: @unchecked Sendable {
     }
 
     deinit {
+        for copy in kvCopies { copy.destroy(handle) }
         for buffer in resident.values { ds_vk_buffer_destroy(handle, buffer) }
         ds_vk_buffer_destroy(handle, codebook)
         // Pipelines live as long as the device; destroying the device frees them with it.

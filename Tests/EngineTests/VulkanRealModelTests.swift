@@ -6,6 +6,8 @@
 import Foundation
 import Testing
 import Engine
+import Platform
+import Sampling
 import VulkanBackend
 
 private struct RealGolden: Decodable {
@@ -40,5 +42,37 @@ struct VulkanRealModelTests {
             #expect(best == ids[0], "\(name) argmax at \(r)")
         }
         #expect(worst <= 1e-3, "\(name) max |Δlogit| over the reference's top 64 = \(worst)")
+    }
+
+    /// A session whose K/V rows the device stored and attended over is saved (the host's pages hold the rows
+    /// after each pass) and loaded into a fresh session on the device, which continues exactly as the original.
+    @Test(.enabled(if: hasVulkanDevice, "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model"))
+    func sessionsSaveAndLoadWithTheKVOnTheDevice() throws {
+        let loaded = try RealModels.load("smollm2")
+        var settings = RuntimeSettings(threads: 2, contextLength: 256)
+        settings.backend = .vulkan
+        let options = try RuntimeOptions(settings, for: loaded)
+        var greedy = GenerationOptions()
+        greedy.maxTokens = 8
+        greedy.sampler = .greedy
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dskv-vulkan-\(UUID()).dskv").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let original = Session(loaded, options: options)
+        var messages = [ChatMessage(role: "user", content: "Name a colour.")]
+        let first = try original.generate(prompt: try PromptBuilder.chatPrompt(loaded, messages: messages), options: greedy) { _ in }
+        let backend = try #require(original.state.ops as? VulkanBackend)
+        #expect(backend.kvRowsStoredOnDevice > 0 && backend.attentionCallsOnDevice > 0, "K/V and attention on the device")
+        messages.append(ChatMessage(role: "assistant", content: first.text))
+        try original.save(to: path, messages: messages)
+
+        let resumed = Session(loaded, options: options)
+        #expect(try resumed.load(from: path) == messages)
+        messages.append(ChatMessage(role: "user", content: "And another one?"))
+        let prompt = try PromptBuilder.chatPrompt(loaded, messages: messages)
+        let a = try original.generate(prompt: prompt, options: greedy) { _ in }
+        let b = try resumed.generate(prompt: prompt, options: greedy) { _ in }
+        #expect(b.promptEvaluated == a.promptEvaluated && b.promptEvaluated < prompt.count / 2)
+        #expect(a.tokens == b.tokens, "resumed: \(b.tokens), original: \(a.tokens)")
     }
 }

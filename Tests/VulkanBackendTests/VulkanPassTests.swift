@@ -8,22 +8,6 @@ import Kernels
 import Testing
 import VulkanBackend
 
-private let hasDevice = (try? VulkanDevices.probe().get())?.isEmpty == false
-private let lavapipeReason: Comment = "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"
-
-private func values(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed
-    return (0..<n).map { _ in
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 500
-    }
-}
-
-private func cpuBackend() -> CPUBackend {
-    let pool = WorkerPool(threads: 2)
-    return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 16, groupSize: 1, widestKey: 16,
-                                                                widestValue: 16, heads: 1))
-}
 
 /// Buffers a, b (rows × width, a width that is not a whole number of 1 KiB chunks) and the ops of one pass.
 private final class PassBuffers {

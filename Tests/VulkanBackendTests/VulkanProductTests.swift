@@ -9,15 +9,6 @@ import Kernels
 import Testing
 import VulkanBackend
 
-/// Deterministic values in [−2, 2].
-private func values(_ n: Int, seed: UInt64) -> [Float] {
-    var s = seed
-    return (0..<n).map { _ in
-        s = s &* 6364136223846793005 &+ 1442695040888963407
-        return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 500
-    }
-}
-
 /// W[rows, cols] of `type` from random floats (the reference quantizer), kept alive with its dequantization.
 private final class TestMatrix {
     let bytes: UnsafeMutableRawPointer
@@ -51,14 +42,6 @@ private func worstError(_ got: [Float], _ want: [Double]) -> Double {
     return zip(got, want).map { abs(Double($0) - $1) }.max().map { $0 / scale } ?? 0
 }
 
-private func cpuBackend() -> CPUBackend {
-    let pool = WorkerPool(threads: 2)
-    return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 16, groupSize: 1, widestKey: 16,
-                                                                widestValue: 16, heads: 1))
-}
-
-private let lavapipeReason: Comment = "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"
-private let hasDevice = (try? VulkanDevices.probe().get())?.isEmpty == false
 
 @Suite struct VulkanProductTests {
     static let types = VulkanContext.productTypes.keys.sorted { $0.rawValue < $1.rawValue }
