@@ -31,6 +31,9 @@ done
 # Attention over the paged KV cache (attend.comp).
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend.comp" -o "$work/attend_f32.spv"
 names+=("attend_f32")
+# MoE rows back to their tokens (scatter.comp).
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/scatter.comp" -o "$work/scatter_add.spv"
+names+=("scatter_add")
 
 python3 - "$work" "$work/out.c" "${names[@]}" <<'PY'
 import struct, sys

@@ -97,6 +97,7 @@ public final class InferenceState: @unchecked Sendable {
         logits = UnsafeMutablePointer<Float>.allocate(capacity: 1)
         self.owned = owned
         stackScratch = model.body.makeScratch(maxBatch: b, threads: pool.threads)
+        ops.keepOnDevice(model.body.deviceBuffers(scratch: stackScratch))
         latentExpandedMinimumTokens = a.expandedAttentionMinimumTokens
     }
 

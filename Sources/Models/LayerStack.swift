@@ -50,6 +50,8 @@ public protocol LayerStack: AnyObject, Sendable {
     /// Whether forward calls ops.hostAccess() before it reads or writes a buffer on the host itself (and
     /// hands every other access to ops), so a device backend may keep results on the device between ops.
     var declaresHostAccess: Bool { get }
+    /// Activation rows of the stack's scratch (makeScratch's) that a device backend may keep on its device.
+    func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer]
 }
 
 extension LayerStack {
@@ -61,6 +63,7 @@ extension LayerStack {
     public var keepsSideState: Bool { false }
     public var exactDecodeRows: Bool { false }
     public var declaresHostAccess: Bool { false }
+    public func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer] { [] }
     public func makeSideState(kvType: KVType) -> KVSideState? { nil }
     public func sideStateBytes(contextLength: Int, type: KVType) -> Int { 0 }
 

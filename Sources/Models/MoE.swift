@@ -178,6 +178,8 @@ final class MoEScratch {
     let output: UnsafeMutablePointer<Float>      // [rows, embd]
     let sharedGate: UnsafeMutablePointer<Float>  // [T] logits of the shared experts' gate
     private var owned: [UnsafeMutableRawPointer] = []
+    /// The activation rows (router logits, gathered inputs, gate, up, outputs), for a device backend to keep.
+    let deviceRows: [UnsafeMutableRawBufferPointer]
 
     init(config m: MoEConfig, embedding e: Int, maxBatch b: Int) {
         let rows = m.gatheredRows(tokens: b), ff = m.largestFeedForward
@@ -201,6 +203,11 @@ final class MoEScratch {
         output = alloc(rows * e, Float.self)
         sharedGate = alloc(b, Float.self)
         self.owned = owned
+        func floats(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(start: p, count: max(n, 1) * 4)
+        }
+        deviceRows = [floats(logits, b * m.expertCount), floats(input, rows * e), floats(gate, rows * ff), floats(up, rows * ff),
+                floats(output, rows * e), floats(sharedGate, b)]
     }
     deinit { for p in owned { p.deallocate() } }
 }
@@ -297,6 +304,8 @@ enum MoEBlock {
                         routerInput: UnsafePointer<Float>? = nil) {
         let m = w.config, n = m.expertCount, k = m.expertsUsed
         ops.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits, mode: mode)
+        // Routing, the gathered rows and the shared rows are the host's work (reading the logits and xn).
+        ops.hostAccess()
         for t in 0..<T {
             let hashed = w.hashExperts.flatMap { table in tokenIDs.map { UnsafePointer(table.pointer) + Int($0[t]) * k } }
             route(logits: s.logits + t * n, config: m, weights: w, scores: s.scores,
@@ -331,6 +340,7 @@ enum MoEBlock {
             for t in 0..<T { s.rowToken[routedRows + t] = Int32(t); s.rowWeight[routedRows + t] = 1 }
             if let gate = w.sharedGate {
                 ops.multiply(gate, xn, tokens: T, into: s.sharedGate, mode: mode)
+                ops.hostAccess()
                 for t in 0..<T { s.rowWeight[routedRows + t] = 1 / (1 + expf(-s.sharedGate[t])) }
             }
         }
@@ -382,6 +392,7 @@ enum MoEBlock {
                                        scratch s: MoEScratch, ops: any Backend, mode: ProductMode) -> [Int] {
         let n = m.expertCount, k = m.expertsUsed
         ops.multiply(next.router, xn, tokens: T, into: s.logits, mode: mode)
+        ops.hostAccess()
         var votes = [Int](repeating: 0, count: n)
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: k) { chosen in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: k) { weight in

@@ -86,6 +86,8 @@ final class StandardScratch {
         guard let b = moeBuffers else { preconditionFailure("MoE layer in a stack made without MoE buffers") }
         return b
     }
+    /// The MoE buffers' activation rows (none without MoE layers).
+    var moeRows: [UnsafeMutableRawBufferPointer] { moeBuffers?.deviceRows ?? [] }
     /// The latent-attention buffers (made when the stack uses MLA, which alone asks for them).
     var latent: LatentAttentionScratch {
         guard let b = latentBuffers else { preconditionFailure("latent attention in a stack made without its buffers") }
@@ -179,9 +181,11 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
     /// at a time) give a decode row its lone bits; there is no side state.
     public var exactDecodeRows: Bool { true }
 
-    /// Standard attention with a dense FFN: its one host access is the batch's inputs (MoE routing and latent
-    /// attention touch rows on the host in more places, not declared yet).
-    public var declaresHostAccess: Bool { moe == nil && hooks.latentAttention == nil }
+    /// Standard attention with a dense or MoE FFN: its host accesses are the batch's inputs and each MoE
+    /// layer's routing (MoEBlock). Latent attention touches rows on the host in more places: not declared yet.
+    public var declaresHostAccess: Bool { hooks.latentAttention == nil }
+
+    public func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer] { (scratch as? StandardScratch)?.moeRows ?? [] }
 
     public var moeBlocks: [(layer: Int, weights: MoEWeights)] {
         layers.enumerated().compactMap { l, w in

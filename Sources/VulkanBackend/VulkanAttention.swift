@@ -126,7 +126,7 @@ extension VulkanBackend {
         case .chunked(let c): p.spanKind = 2; p.spanSize = UInt32(c)
         }
         p.scale = scale; p.softcap = softcap
-        let pipeline = try context.attendPipeline()
+        let pipeline = try context.shaderPipeline("attend_f32", bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
         ds_vk_barrier(context.handle)
         try withUnsafeBytes(of: &p) { push in
             try context.dispatch(pipeline, [qBinding, outBinding, kBinding, vBinding, pagesBinding], push: push, groups: (l.heads, tokens, 1))
@@ -135,16 +135,3 @@ extension VulkanBackend {
     }
 }
 
-extension VulkanContext {
-    func attendPipeline() throws -> OpaquePointer {
-        if let p = attendPipelineMade { return p }
-        var bytes = 0
-        guard let words = ds_vulkan_spirv("attend_f32", &bytes) else { throw VulkanError("Vulkan: shader attend_f32 is missing") }
-        var reason = [CChar](repeating: 0, count: 512)
-        guard let p = ds_vk_pipeline_create(handle, words, bytes, 5, UInt32(MemoryLayout<AttendParameters>.size), &reason, reason.count) else {
-            throw VulkanError(reason: reason)
-        }
-        attendPipelineMade = p
-        return p
-    }
-}

@@ -378,6 +378,16 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         }, onCPU: { cpu.rotate(x, heads: heads, headDim: headDim, rope: rope, tables: tables, tableStride: tableStride) })
     }
 
+    /// MoE rows back to their tokens.
+    public func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock) {
+        rowOp(x, out, record: {
+            let w = try vectorOperand(weights, count: x.rows)
+            let d = RowOperand(range: try operand(destinations, bytes: x.rows * 4, .read), bytes: x.rows * 4, stride: 0)
+            try context.recordScatter(x: try operand(x, .read), out: try operand(out, .write(dense: true)), weights: w, destinations: d,
+                                      rows: x.rows, outRows: out.rows, width: out.width)
+        }, onCPU: { cpu.scatterAdd(x, weights: weights, destinations: destinations, into: out) })
+    }
+
     // MARK: Ops without a device kernel yet: the CPU backend's, on the host's bytes.
 
     public func layerNorm(_ x: RowBlock, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, into out: RowBlock, epsilon: Float) {
@@ -422,10 +432,6 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
                            into next: RowBlock) {
         hostAccess()
         cpu.mixStreams(y, streams: streams, post: post, comb: comb, streamCount: n, into: next)
-    }
-    public func scatterAdd(_ x: RowBlock, weights: UnsafePointer<Float>, destinations: UnsafePointer<Int32>, into out: RowBlock) {
-        hostAccess()
-        cpu.scatterAdd(x, weights: weights, destinations: destinations, into: out)
     }
 }
 

@@ -27,8 +27,8 @@ public final class VulkanContext: @unchecked Sendable {
     /// backend holds it through a pass whose ops it records into one command buffer (so it is recursive).
     let lock = NSRecursiveLock()
     private var pipelines: [GGMLType: OpaquePointer] = [:]
-    var rowPipelines: [RowOp: OpaquePointer] = [:]
-    var attendPipelineMade: OpaquePointer?
+    /// The pipelines of the shaders besides the products, by name (made on first use).
+    var shaderPipelines: [String: OpaquePointer] = [:]
     /// Device copies of the KV page pools of the sessions using this context (DeviceKV.swift).
     var kvCopies: [DeviceKV] = []
     /// Device copies by the matrix's address and shape: the matrices a context sees must not change while it

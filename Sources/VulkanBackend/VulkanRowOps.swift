@@ -39,16 +39,22 @@ struct RowParameters {
 }
 
 extension VulkanContext {
-    func rowPipeline(_ op: RowOp) throws -> OpaquePointer {
-        if let p = rowPipelines[op] { return p }
+    /// The pipeline of shader `name` (ds_vulkan_spirv's names) with `bindings` buffers and push constants of
+    /// `pushBytes`, made once. Lock held.
+    func shaderPipeline(_ name: String, bindings: Int, pushBytes: Int) throws -> OpaquePointer {
+        if let p = shaderPipelines[name] { return p }
         var bytes = 0
-        guard let words = ds_vulkan_spirv("rows_\(op.rawValue)", &bytes) else { throw VulkanError("Vulkan: shader rows_\(op.rawValue) is missing") }
+        guard let words = ds_vulkan_spirv(name, &bytes) else { throw VulkanError("Vulkan: shader \(name) is missing") }
         var reason = [CChar](repeating: 0, count: 512)
-        guard let p = ds_vk_pipeline_create(handle, words, bytes, 3, UInt32(MemoryLayout<RowParameters>.size), &reason, reason.count) else {
+        guard let p = ds_vk_pipeline_create(handle, words, bytes, Int32(bindings), UInt32(pushBytes), &reason, reason.count) else {
             throw VulkanError(reason: reason)
         }
-        rowPipelines[op] = p
+        shaderPipelines[name] = p
         return p
+    }
+
+    func rowPipeline(_ op: RowOp) throws -> OpaquePointer {
+        try shaderPipeline("rows_\(op.rawValue)", bindings: 3, pushBytes: MemoryLayout<RowParameters>.size)
     }
 
     /// Records `op` over `parameters.rows` rows: B written, A and C read (absent: the codebook is bound in
@@ -70,4 +76,28 @@ extension VulkanContext {
             try dispatch(pipeline, [ba, bb, bc], push: push, groups: (groupsX, (rows + groupsX - 1) / groupsX, 1))
         }
     }
+
+    /// Records scatter.comp: out ← 0, then out[dest[r]] += weight[r] · x[r] over the rows of x. Lock held.
+    func recordScatter(x: RowOperand, out: RowOperand, weights: RowOperand, destinations: RowOperand, rows: Int, outRows: Int,
+                       width: Int) throws {
+        var p = ScatterParameters(outRows: UInt32(outRows), rows: UInt32(rows), width: UInt32(width))
+        let (bx, sx) = binding(x.range.buffer, start: x.range.offset, length: x.bytes)
+        let (bo, so) = binding(out.range.buffer, start: out.range.offset, length: out.bytes)
+        let (bw, sw) = binding(weights.range.buffer, start: weights.range.offset, length: weights.bytes)
+        let (bd, sd) = binding(destinations.range.buffer, start: destinations.range.offset, length: destinations.bytes)
+        p.xSkew = UInt32(sx / 4); p.xStride = UInt32(x.stride); p.outSkew = UInt32(so / 4); p.outStride = UInt32(out.stride)
+        p.wSkew = UInt32(sw / 4); p.destSkew = UInt32(sd / 4)
+        let pipeline = try shaderPipeline("scatter_add", bindings: 4, pushBytes: MemoryLayout<ScatterParameters>.size)
+        let groupsX = min(outRows, VulkanContext.maxGroups)
+        ds_vk_barrier(handle)
+        try withUnsafeBytes(of: &p) { push in
+            try dispatch(pipeline, [bx, bo, bw, bd], push: push, groups: (groupsX, (outRows + groupsX - 1) / groupsX, 1))
+        }
+    }
+}
+
+/// scatter.comp's push constants.
+struct ScatterParameters {
+    var outRows: UInt32 = 0, rows: UInt32 = 0, width: UInt32 = 0
+    var xSkew: UInt32 = 0, xStride: UInt32 = 0, outSkew: UInt32 = 0, outStride: UInt32 = 0, wSkew: UInt32 = 0, destSkew: UInt32 = 0
 }

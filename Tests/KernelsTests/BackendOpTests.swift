@@ -345,4 +345,67 @@ func maxRelativeError(_ got: [Float], _ want: [Double]) -> Double {
             }
         }
     }
+
+    /// MoE rows back to their tokens: out ← 0, out[dest[r]] += w[r] · x[r], with a token no row goes to.
+    @Test(arguments: BackendUnderTest.all)
+    func scatterAddMatchesReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let rows = 9, tokens = 4, width = 70
+        let x = opTestFloats(rows * width, seed: 21), w = opTestFloats(rows, seed: 22)
+        let dest: [Int32] = [2, 0, 2, 1, 0, 2, 1, 0, 2]   // token 3 gets nothing
+        var out = [Float](repeating: 7, count: tokens * width)
+        x.withUnsafeBufferPointer { xb in out.withUnsafeMutableBufferPointer { ob in
+            ops.scatterAdd(RowBlock(UnsafeMutablePointer(mutating: xb.baseAddress!), rows: rows, width: width), weights: w, destinations: dest,
+                           into: RowBlock(ob.baseAddress!, rows: tokens, width: width))
+        } }
+        var want = [Double](repeating: 0, count: tokens * width)
+        for r in 0..<rows { for i in 0..<width { want[Int(dest[r]) * width + i] += Double(w[r]) * Double(x[r * width + i]) } }
+        #expect(maxRelativeError(out, want) < 1e-6)
+    }
+
+    /// K/V rows stored through the backend into pages of 4 positions, two sequences written in turns (their
+    /// pages interleave), then causal grouped attention over the pages, against the scalar reference.
+    @Test(arguments: BackendUnderTest.all)
+    func pagedStoreAndAttendMatchReference(backend: BackendUnderTest) {
+        let ops = backend.make()
+        let heads = 4, kvHeads = 2, d = 16, width = kvHeads * d, positions = 11
+        let pool = KVPagePool(shape: KVShape(layers: 1, kRowFloats: width, vRowFloats: width), pageTokens: 4, capacity: 8)
+        let sequences = [KVSequence(pool: pool, maxPositions: 16), KVSequence(pool: pool, maxPositions: 16)]
+        ops.keepKVOnDevice(pool)
+        let k = opTestFloats(2 * positions * width, seed: 31), v = opTestFloats(2 * positions * width, seed: 32)
+        for start in stride(from: 0, to: positions, by: 4) {
+            for (s, seq) in sequences.enumerated() {
+                let n = min(4, positions - start)
+                try! seq.prepareWrite(start: start, count: n)
+                let at = (s * positions + start) * width
+                k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                    ops.storeKV(layer: 0, k: RowBlock(UnsafeMutablePointer(mutating: kb.baseAddress! + at), rows: n, width: width),
+                                v: RowBlock(UnsafeMutablePointer(mutating: vb.baseAddress! + at), rows: n, width: width),
+                                positions: Array(start..<(start + n)), segmentOfRow: [Int32](repeating: 0, count: n), caches: [seq])
+                } }
+                [Int32](repeating: 1, count: n).withUnsafeBufferPointer { seq.commit($0, start: start) }
+            }
+        }
+        let tokens = 3, start = positions - tokens, s = 1
+        let q = opTestFloats(tokens * heads * d, seed: 33)
+        for span in [AttentionSpan.full, .sliding(5)] {
+            var out = [Float](repeating: 0, count: tokens * heads * d)
+            q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in
+                let layout = Attention.paged(sequences[s], layer: 0, q: qb.baseAddress!, qTokenStride: heads * d, qHeadStride: d,
+                                             out: ob.baseAddress!, outTokenStride: heads * d, outHeadStride: d, kHeadStride: d, vHeadStride: d,
+                                             heads: heads, kvHeads: kvHeads, keyDim: d, valueDim: d)
+                ops.attend(layout, tokens: tokens, startPosition: start, span: span, scale: 0.25, softcap: 0, prompt: true)
+            } }
+            #expect(ops.passEnded())
+            var want = [Double](repeating: 0, count: tokens * heads * d)
+            for t in 0..<tokens { for h in 0..<heads {
+                let pos = start + t, kvh = h / (heads / kvHeads), visible = span.firstVisible(from: pos)...pos
+                func row(_ a: [Float], _ j: Int) -> Int { (s * positions + j) * width + kvh * d }
+                let scores = visible.map { j in 0.25 * (0..<d).reduce(0.0) { $0 + Double(q[(t * heads + h) * d + $1]) * Double(k[row(k, j) + $1]) } }
+                let m = scores.max()!, z = scores.reduce(0.0) { $0 + exp($1 - m) }
+                for (sc, j) in zip(scores, visible) { for c in 0..<d { want[(t * heads + h) * d + c] += exp(sc - m) / z * Double(v[row(v, j) + c]) } }
+            } }
+            #expect(maxRelativeError(out, want) < 1e-5, "\(span)")
+        }
+    }
 }

@@ -66,12 +66,13 @@ private func argmaxes(_ logits: [Float], vocab: Int) -> [Int] {
         }
     }
 
-    /// A decode step of a standard stack (K/V stores and attention on the device too) is one recording, submitted
-    /// once at the end of the pass, with the logits of the CPU backend.
-    @Test(.enabled(if: hasVulkanDevice, noDevice))
-    func decodeStepIsOneSubmit() throws {
-        let golden = try loadGolden("llama")
-        let model = try loadModel("llama", "f32")
+    /// A decode step of a standard stack (K/V stores and attention on the device too) is one recording,
+    /// submitted at the end of the pass and at each MoE layer's routing (the host picks the experts), with
+    /// the logits of the CPU backend.
+    @Test(.enabled(if: hasVulkanDevice, noDevice), arguments: ["llama", "qwen3moe"])
+    func decodeStepSubmitsOncePlusOncePerRouting(arch: String) throws {
+        let golden = try loadGolden(arch)
+        let model = try loadModel(arch, "f32")
         let provider = try vulkan()
         let state = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2, backend: provider)
         let cpuState = InferenceState(model: model, contextLength: 64, maxBatch: 64, threads: 2)
@@ -82,7 +83,7 @@ private func argmaxes(_ logits: [Float], vocab: Int) -> [Int] {
         let device = Array(try model.forward([next], startPosition: state.position, state: state, logits: .last))
         let submits = provider.context.submitCount - before
         let cpu = Array(try model.forward([next], startPosition: cpuState.position, state: cpuState, logits: .last))
-        #expect(submits == 1, "submits in a decode step: \(submits)")
+        #expect(submits == 1 + model.moeBlocks.count, "submits in a decode step: \(submits)")
         #expect(worst(device, [cpu]) < 1e-3)
     }
 
