@@ -1,6 +1,6 @@
 // Which backend a run's layer stacks use, resolved once with the other runtime options: the CPU, or a
-// Vulkan device (its products on the device, the other ops on the CPU, weights resident under a GPU
-// budget). `auto` takes a GPU when there is one and says which; a Vulkan device that is itself the CPU
+// Vulkan device (products of the weights that fit a GPU budget, row ops, K/V and attention on the device;
+// the remaining ops on the CPU). `auto` takes a GPU when there is one and says which; a Vulkan device that is itself the CPU
 // (Mesa's lavapipe) is taken only when asked for by name, since the CPU backend runs faster there.
 
 import Kernels
@@ -66,7 +66,7 @@ public struct ResolvedBackend: Sendable {
             return ResolvedBackend(provider: nil, line: "backend: cpu (auto: \(chosen.name) would not open: \(error))")
         }
         return ResolvedBackend(provider: VulkanBackendProvider(context: context),
-                               line: "backend: \(chosen.summary); GPU budget \(context.budgetBytes >> 20) MiB; products of the weights that fit "
-                                   + "run there, every other op on the CPU")
+                               line: "backend: \(chosen.summary); GPU budget \(context.budgetBytes >> 20) MiB; products of the weights that fit, "
+                                   + "norms, RoPE, activations, K/V and attention run there, the remaining ops on the CPU")
     }
 }
