@@ -28,9 +28,11 @@ for entry in $ROW_OPS; do
   glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_OP="$number" "$SHADERS/rows.comp" -o "$work/rows_$op.spv"
   names+=("rows_$op")
 done
-# Attention over the paged KV cache (attend.comp).
+# Attention over the paged KV cache (attend.comp) for F32 and F16 rows; F16 rows stored (kv_store_f16.comp).
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend.comp" -o "$work/attend_f32.spv"
-names+=("attend_f32")
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_F16 "$SHADERS/attend.comp" -o "$work/attend_f16.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/kv_store_f16.comp" -o "$work/kv_store_f16.spv"
+names+=("attend_f32" "attend_f16" "kv_store_f16")
 # MoE rows back to their tokens (scatter.comp).
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/scatter.comp" -o "$work/scatter_add.spv"
 names+=("scatter_add")

@@ -1,4 +1,4 @@
-// A device copy of a KV page pool's arenas (F32 rows), shared by the sessions of a context that use the pool:
+// A device copy of a KV page pool's arenas (F32 or F16 rows), shared by the sessions of a context that use the pool:
 // the same pages, page tables and offsets as the host's, so prefix sharing, budgets, the disk tier and
 // session files stay the host pool's business.
 //
@@ -34,10 +34,12 @@ final class DeviceKV {
         vPageBytes = pool.vPageStride * pool.shape.type.unitBytes
     }
 
-    /// Whether a pool's rows can live on this context's device: F32 rows with separate V arenas, each arena
-    /// within one binding.
+    /// Whether a pool's rows can live on this context's device: F32 rows, or F16 rows of an even number of
+    /// elements (whole words), with separate V arenas, each arena within one binding.
     static func suits(_ pool: KVPagePool, bindingLimit: Int) -> Bool {
-        pool.shape.type == .f32 && pool.shape.vRowFloats > 0 && pool.kArenaBytes <= bindingLimit && pool.vArenaBytes <= bindingLimit
+        let shape = pool.shape
+        let type = shape.type == .f32 || (shape.type == .f16 && shape.kRowFloats % 2 == 0 && shape.vRowFloats % 2 == 0)
+        return type && shape.vRowFloats > 0 && pool.kArenaBytes <= bindingLimit && pool.vArenaBytes <= bindingLimit
     }
 
     func destroy(_ handle: OpaquePointer) {

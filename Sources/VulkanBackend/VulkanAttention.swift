@@ -3,12 +3,18 @@
 //             from the host first where the host wrote it since), and the rows reach the host's arenas at
 //             the next host access;
 //   attend    Shaders/attend.comp over the pages the span shows (each taken from the host where stale).
-// What the device cannot do here (another KV type, latent attention's values inside the keys, a layout
-// without pages, heads too wide for the shader) runs on the CPU after a host access.
+// KV rows of F32, or F16 (converted on the device as they are stored). What the device cannot do here (Q8_0
+// KV, latent attention's values inside the keys, a layout without pages, heads too wide for the shader) runs
+// on the CPU after a host access.
 
 import CVulkan
 import Kernels
 import KVCache
+
+/// kv_store_f16.comp's push constants.
+struct HalfStoreParameters {
+    var rows: UInt32 = 0, width: UInt32 = 0, srcSkew: UInt32 = 0, srcStride: UInt32 = 0, destSkew: UInt32 = 0
+}
 
 /// attend.comp's push constants.
 struct AttendParameters {
@@ -25,7 +31,7 @@ struct AttendParameters {
 extension VulkanBackend {
     /// The device arenas' slot of the pool `kv` copies that a layout's K and V rows live in (nil: not there).
     private func deviceSlot(_ layout: Attention.Layout) -> Int? {
-        guard let pool = kv?.pool, layout.kvType == .f32, layout.pages != nil else { return nil }
+        guard let pool = kv?.pool, layout.kvType == pool.shape.type, layout.pages != nil else { return nil }
         return (0..<pool.groups.layersPerGroup).first { pool.kArena(slot: $0) == layout.k && pool.vArena(slot: $0) == layout.v }
     }
 
@@ -54,18 +60,44 @@ extension VulkanBackend {
         ds_vk_barrier(context.handle)
         let kArena = pool.kArena(slot: slot), vArena = pool.vArena(slot: slot)
         let kBytes = pool.shape.kRowBytes, vBytes = pool.shape.vRowBytes
-        var reason = [CChar](repeating: 0, count: 512)
+        var kOffsets: [Int] = [], vOffsets: [Int] = []
         for t in 0..<k.rows {
             let cache = caches[Int(segmentOfRow[t])], position = positions[t]
-            let kOffset = cache.kRow(layer, position) - kArena, vOffset = cache.vRow(layer, position) - vArena
-            guard ds_vk_copy(context.handle, kRows.range.buffer, UInt64(kRows.range.offset + t * k.stride * 4), kBuffer, UInt64(kOffset),
-                             UInt64(kBytes), &reason, reason.count) == 0,
-                  ds_vk_copy(context.handle, vRows.range.buffer, UInt64(vRows.range.offset + t * v.stride * 4), vBuffer, UInt64(vOffset),
-                             UInt64(vBytes), &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
-            storedKVRows.append((kBuffer, kOffset, kArena + kOffset, kBytes))
-            storedKVRows.append((vBuffer, vOffset, vArena + vOffset, vBytes))
+            kOffsets.append(cache.kRow(layer, position) - kArena)
+            vOffsets.append(cache.vRow(layer, position) - vArena)
+            storedKVRows.append((kBuffer, kOffsets[t], kArena + kOffsets[t], kBytes))
+            storedKVRows.append((vBuffer, vOffsets[t], vArena + vOffsets[t], vBytes))
+        }
+        if pool.shape.type == .f16 {
+            try recordHalfStores(kRows, k, into: kBuffer, kOffsets)
+            try recordHalfStores(vRows, v, into: vBuffer, vOffsets)
+        } else {
+            var reason = [CChar](repeating: 0, count: 512)
+            for t in 0..<k.rows {
+                guard ds_vk_copy(context.handle, kRows.range.buffer, UInt64(kRows.range.offset + t * k.stride * 4), kBuffer,
+                                 UInt64(kOffsets[t]), UInt64(kBytes), &reason, reason.count) == 0,
+                      ds_vk_copy(context.handle, vRows.range.buffer, UInt64(vRows.range.offset + t * v.stride * 4), vBuffer,
+                                 UInt64(vOffsets[t]), UInt64(vBytes), &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
+            }
         }
         kvRowsStoredOnDevice += k.rows
+    }
+
+    /// Rows of `block` (on the device at `rows`) converted to F16 into `arena` at the byte offsets (whole
+    /// words: rows of an even number of elements). Lock held.
+    private func recordHalfStores(_ rows: RowOperand, _ block: RowBlock, into arena: OpaquePointer, _ offsets: [Int]) throws {
+        let words = offsets.map { UInt32($0 / 4) }
+        let destinations = try words.withUnsafeBytes { try context.stage($0.baseAddress!, bytes: $0.count) }
+        var p = HalfStoreParameters(rows: UInt32(block.rows), width: UInt32(block.width))
+        let (source, sourceSkew) = context.binding(rows.range.buffer, start: rows.range.offset, length: rows.bytes)
+        let (dest, destSkew) = context.binding(destinations.buffer, start: destinations.offset, length: words.count * 4)
+        p.srcSkew = UInt32(sourceSkew / 4); p.srcStride = UInt32(block.stride); p.destSkew = UInt32(destSkew / 4)
+        let arenaBinding = context.binding(arena, start: 0, length: Int(ds_vk_buffer_size(arena))).0
+        let pipeline = try context.shaderPipeline("kv_store_f16", bindings: 3, pushBytes: MemoryLayout<HalfStoreParameters>.size)
+        let groupsX = min(block.rows, VulkanContext.maxGroups)
+        try withUnsafeBytes(of: &p) { push in
+            try context.dispatch(pipeline, [source, arenaBinding, dest], push: push, groups: (groupsX, (block.rows + groupsX - 1) / groupsX, 1))
+        }
     }
 
     // MARK: Attention
@@ -126,7 +158,8 @@ extension VulkanBackend {
         case .chunked(let c): p.spanKind = 2; p.spanSize = UInt32(c)
         }
         p.scale = scale; p.softcap = softcap
-        let pipeline = try context.shaderPipeline("attend_f32", bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
+        let name = l.kvType == .f16 ? "attend_f16" : "attend_f32"
+        let pipeline = try context.shaderPipeline(name, bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
         ds_vk_barrier(context.handle)
         try withUnsafeBytes(of: &p) { push in
             try context.dispatch(pipeline, [qBinding, outBinding, kBinding, vBinding, pagesBinding], push: push, groups: (l.heads, tokens, 1))

@@ -1,4 +1,5 @@
-// Attention over the paged KV cache (F32 rows), one workgroup per (query head, token):
+// Attention over the paged KV cache (F32 rows; F16 where DS_KV_F16 is set: two halves per word), one
+// workgroup per (query head, token):
 //   out[t, h] = Σ_j softmax_j(scale · q[t, h] · K[j, kvh]) V[j, kvh]   over the positions j the span shows to
 //   position start + t (kvh = h / (heads / kvHeads); softcap > 0: scores ← cap · tanh(score / cap)).
 // Row j of a layer lives in page pages[j >> pageShift], row j & (pageTokens − 1) of it. The positions go in
@@ -10,8 +11,17 @@ layout(local_size_x = 64) in;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) writeonly buffer Out { float o[]; };
+#ifdef DS_KV_F16
+layout(std430, binding = 2) readonly buffer K { uint k[]; };
+layout(std430, binding = 3) readonly buffer V { uint v[]; };
+float kAt(uint u) { return unpackHalf2x16(k[u >> 1])[u & 1u]; }
+float vAt(uint u) { return unpackHalf2x16(v[u >> 1])[u & 1u]; }
+#else
 layout(std430, binding = 2) readonly buffer K { float k[]; };
 layout(std430, binding = 3) readonly buffer V { float v[]; };
+float kAt(uint u) { return k[u]; }
+float vAt(uint u) { return v[u]; }
+#endif
 layout(std430, binding = 4) readonly buffer Pages { int pages[]; };
 
 layout(push_constant) uniform Parameters {
@@ -56,7 +66,7 @@ void main() {
             uint page = uint(pages[p.pagesSkew + (j >> p.pageShift)]);
             uint kRow = p.kSkew + page * p.kPageStride + (j & mask) * p.kRowStride + kvh * p.kHeadStride;
             float dot = 0.0;
-            for (uint i = 0u; i < p.keyDim; ++i) dot += qs[i] * k[kRow + i];
+            for (uint i = 0u; i < p.keyDim; ++i) dot += qs[i] * kAt(kRow + i);
             s = dot * p.scale;
             if (p.softcap > 0.0) {
                 float x = s / p.softcap, e = exp(-2.0 * abs(x));
@@ -81,7 +91,7 @@ void main() {
             uint d = lane + 64u * i;
             if (d >= p.valueDim) break;
             float a = acc[i] * correction;
-            for (uint r = 0u; r < n; ++r) a += scores[r] * v[valueRow[r] + d];
+            for (uint r = 0u; r < n; ++r) a += scores[r] * vAt(valueRow[r] + d);
             acc[i] = a;
         }
         m = newMax;
