@@ -32,7 +32,13 @@ done
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend.comp" -o "$work/attend_f32.spv"
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_F16 "$SHADERS/attend.comp" -o "$work/attend_f16.spv"
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/kv_store_f16.comp" -o "$work/kv_store_f16.spv"
-names+=("attend_f32" "attend_f16" "kv_store_f16")
+# Split-K decode (DS_SPLIT, merged by attend_merge.comp) and tiled prompt attention (attend_tiled.comp).
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_SPLIT "$SHADERS/attend.comp" -o "$work/attend_split_f32.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_SPLIT -DDS_KV_F16 "$SHADERS/attend.comp" -o "$work/attend_split_f16.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend_merge.comp" -o "$work/attend_merge.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend_tiled.comp" -o "$work/attend_tiled_f32.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_F16 "$SHADERS/attend_tiled.comp" -o "$work/attend_tiled_f16.spv"
+names+=("attend_f32" "attend_f16" "kv_store_f16" "attend_split_f32" "attend_split_f16" "attend_merge" "attend_tiled_f32" "attend_tiled_f16")
 # MoE rows back to their tokens (scatter.comp).
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/scatter.comp" -o "$work/scatter_add.spv"
 names+=("scatter_add")

@@ -29,6 +29,11 @@ final class ActivationMirrors {
     private(set) var mirrors: [Mirror] = []
     /// Whether some chunk is on the device (false: dropDeviceCopies and downloadAll have nothing to do).
     private(set) var deviceHoldsAny = false
+    /// Chunk runs (mirror, chunks) made current on the device since the last drop: uploaded or written there.
+    /// downloadAll and dropDeviceCopies visit only these, not every chunk of every buffer.
+    private var touched: [(mirror: Int, chunks: Range<Int>)] = []
+    /// Of those, the runs a device op wrote (the host's copy stale).
+    private var written: [(mirror: Int, chunks: Range<Int>)] = []
     let context: VulkanContext
 
     init(context: VulkanContext) { self.context = context }
@@ -46,7 +51,12 @@ final class ActivationMirrors {
             mirrors.append(Mirror(base: base, bytes: b.count, buffer: buffer, onDevice: [Bool](repeating: false, count: chunks),
                                   onHost: [Bool](repeating: true, count: chunks)))
         }
+        // The runs noted so far name mirrors by index: renumber them after the sort.
+        let touchedBases = touched.map { (mirrors[$0.mirror].base, $0.chunks) }, writtenBases = written.map { (mirrors[$0.mirror].base, $0.chunks) }
         mirrors.sort { $0.base < $1.base }
+        let index = { (base: UnsafeMutableRawPointer) in self.mirrors.firstIndex { $0.base == base }! }
+        touched = touchedBases.map { (index($0.0), $0.1) }
+        written = writtenBases.map { (index($0.0), $0.1) }
     }
 
     func destroy() {
@@ -97,6 +107,7 @@ final class ActivationMirrors {
             guard ds_vk_upload(context.handle, mirrors[i].base + bytes.lowerBound, UInt64(bytes.count), mirrors[i].buffer,
                                UInt64(bytes.lowerBound), &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
             for k in run { mirrors[i].onDevice[k] = true }
+            touched.append((i, run))
             deviceHoldsAny = true
         }
     }
@@ -115,6 +126,7 @@ final class ActivationMirrors {
             if range.upperBound % size != 0 && range.upperBound < mirrors[i].bytes { try prepareRead(i, range.upperBound - 1 ..< range.upperBound) }
         }
         for c in cs { mirrors[i].onDevice[c] = true; mirrors[i].onHost[c] = false }
+        touched.append((i, cs)); written.append((i, cs))
         deviceHoldsAny = true
     }
 
@@ -122,8 +134,8 @@ final class ActivationMirrors {
     /// next submit (the caller submits; a barrier before them orders them after the dispatches).
     func downloadAll() throws {
         guard deviceHoldsAny else { return }
-        for i in mirrors.indices {
-            for run in ActivationMirrors.missing(mirrors[i].onHost, in: mirrors[i].onHost.indices) {
+        for (i, cs) in written {
+            for run in ActivationMirrors.missing(mirrors[i].onHost, in: cs) {
                 let bytes = byteRange(i, run)
                 var reason = [CChar](repeating: 0, count: 512)
                 guard ds_vk_download(context.handle, mirrors[i].buffer, UInt64(bytes.lowerBound), mirrors[i].base + bytes.lowerBound,
@@ -131,15 +143,17 @@ final class ActivationMirrors {
                 for k in run { mirrors[i].onHost[k] = true }
             }
         }
+        written.removeAll(keepingCapacity: true)
     }
 
     /// Forgets the device's copies: every chunk is the host's alone (after downloadAll and its submit, or after
     /// a device failure, when the host's bytes are what there is).
     func dropDeviceCopies() {
         guard deviceHoldsAny else { return }
-        for i in mirrors.indices {
-            for c in mirrors[i].onDevice.indices { mirrors[i].onDevice[c] = false; mirrors[i].onHost[c] = true }
+        for (i, cs) in touched {
+            for c in cs { mirrors[i].onDevice[c] = false; mirrors[i].onHost[c] = true }
         }
+        touched.removeAll(keepingCapacity: true); written.removeAll(keepingCapacity: true)
         deviceHoldsAny = false
     }
 

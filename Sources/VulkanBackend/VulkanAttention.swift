@@ -26,6 +26,34 @@ struct AttendParameters {
     var pagesSkew: UInt32 = 0, pageShift: UInt32 = 0
     var spanKind: UInt32 = 0, spanSize: UInt32 = 0
     var scale: Float = 0, softcap: Float = 0
+    var rowsPerSplit: UInt32 = 0, splits: UInt32 = 0
+}
+
+/// attend_merge.comp's push constants.
+struct AttendMergeParameters {
+    var heads: UInt32 = 0, valueDim: UInt32 = 0, splits: UInt32 = 0
+    var outSkew: UInt32 = 0, outTokenStride: UInt32 = 0, outHeadStride: UInt32 = 0
+}
+
+/// Which attention kernel a call takes: split-K for a few tokens over many visible rows (the rows cut in
+/// `splits` parts, each its own workgroup, merged after), tiled for prompt blocks of narrow heads, else one
+/// workgroup per (head, token).
+enum AttentionKernel: Equatable {
+    case perToken, split(splits: Int, rowsPerSplit: Int), tiled
+
+    /// Tokens at or above which a prompt block of heads no wider than 128 takes the tiled kernel.
+    static let tiledFromTokens = 8
+    /// Most splits of one (head, token).
+    static let maxSplits = 64
+
+    static func choose(_ l: Attention.Layout, tokens: Int, start: Int, span: AttentionSpan, splitRows: Int) -> AttentionKernel {
+        if tokens >= tiledFromTokens && l.keyDim <= 128 && l.valueDim <= 128 { return .tiled }
+        guard tokens < tiledFromTokens, splitRows > 0 else { return .perToken }
+        let visible = (start..<start + tokens).map { $0 + 1 - span.firstVisible(from: $0) }.max() ?? 0
+        guard visible > splitRows else { return .perToken }
+        let splits = min(maxSplits, (visible + splitRows - 1) / splitRows)
+        return .split(splits: splits, rowsPerSplit: (visible + splits - 1) / splits)
+    }
 }
 
 extension VulkanBackend {
@@ -65,8 +93,8 @@ extension VulkanBackend {
             let cache = caches[Int(segmentOfRow[t])], position = positions[t]
             kOffsets.append(cache.kRow(layer, position) - kArena)
             vOffsets.append(cache.vRow(layer, position) - vArena)
-            storedKVRows.append((kBuffer, kOffsets[t], kArena + kOffsets[t], kBytes))
-            storedKVRows.append((vBuffer, vOffsets[t], vArena + vOffsets[t], vBytes))
+            noteStoredRow(kBuffer, kOffsets[t], kArena + kOffsets[t], kBytes)
+            noteStoredRow(vBuffer, vOffsets[t], vArena + vOffsets[t], vBytes)
         }
         if pool.shape.type == .f16 {
             try recordHalfStores(kRows, k, into: kBuffer, kOffsets)
@@ -81,6 +109,17 @@ extension VulkanBackend {
             }
         }
         kvRowsStoredOnDevice += k.rows
+    }
+
+    /// Notes a stored row for the write-through at the next host access; a row that continues the bytes of
+    /// one noted before it in the same arena (the next position of the same page) extends that copy.
+    private func noteStoredRow(_ buffer: OpaquePointer, _ offset: Int, _ host: UnsafeMutableRawPointer, _ bytes: Int) {
+        for i in storedKVRows.indices.suffix(2).reversed() where storedKVRows[i].buffer == buffer
+            && storedKVRows[i].offset + storedKVRows[i].bytes == offset {
+            storedKVRows[i].bytes += bytes
+            return
+        }
+        storedKVRows.append((buffer, offset, host, bytes))
     }
 
     /// Rows of `block` (on the device at `rows`) converted to F16 into `arena` at the byte offsets (whole
@@ -158,11 +197,32 @@ extension VulkanBackend {
         case .chunked(let c): p.spanKind = 2; p.spanSize = UInt32(c)
         }
         p.scale = scale; p.softcap = softcap
-        let name = l.kvType == .f16 ? "attend_f16" : "attend_f32"
-        let pipeline = try context.shaderPipeline(name, bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
+        let kvSuffix = l.kvType == .f16 ? "f16" : "f32"
+        let bindings = [qBinding, outBinding, kBinding, vBinding, pagesBinding]
+        let kernel = AttentionKernel.choose(l, tokens: tokens, start: start, span: span, splitRows: attentionSplitRows)
         ds_vk_barrier(context.handle)
-        try withUnsafeBytes(of: &p) { push in
-            try context.dispatch(pipeline, [qBinding, outBinding, kBinding, vBinding, pagesBinding], push: push, groups: (l.heads, tokens, 1))
+        switch kernel {
+        case .perToken:
+            let pipeline = try context.shaderPipeline("attend_\(kvSuffix)", bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
+            try withUnsafeBytes(of: &p) { try context.dispatch(pipeline, bindings, push: $0, groups: (l.heads, tokens, 1)) }
+        case .tiled:
+            let pipeline = try context.shaderPipeline("attend_tiled_\(kvSuffix)", bindings: 5, pushBytes: MemoryLayout<AttendParameters>.size)
+            try withUnsafeBytes(of: &p) { try context.dispatch(pipeline, bindings, push: $0, groups: (l.heads, (tokens + 15) / 16, 1)) }
+            attentionTiledCalls += 1
+        case .split(let splits, let rowsPerSplit):
+            p.splits = UInt32(splits); p.rowsPerSplit = UInt32(rowsPerSplit)
+            let partialBytes = tokens * l.heads * splits * (l.valueDim + 2) * 4
+            let partials = context.binding(try scratch(bytes: partialBytes), start: 0, length: partialBytes).0
+            let pipeline = try context.shaderPipeline("attend_split_\(kvSuffix)", bindings: 6, pushBytes: MemoryLayout<AttendParameters>.size)
+            try withUnsafeBytes(of: &p) {
+                try context.dispatch(pipeline, bindings + [partials], push: $0, groups: (l.heads, tokens, splits))
+            }
+            ds_vk_barrier(context.handle)
+            var merge = AttendMergeParameters(heads: UInt32(l.heads), valueDim: UInt32(l.valueDim), splits: UInt32(splits),
+                                              outSkew: p.outSkew, outTokenStride: p.outTokenStride, outHeadStride: p.outHeadStride)
+            let mergePipeline = try context.shaderPipeline("attend_merge", bindings: 2, pushBytes: MemoryLayout<AttendMergeParameters>.size)
+            try withUnsafeBytes(of: &merge) { try context.dispatch(mergePipeline, [partials, outBinding], push: $0, groups: (l.heads, tokens, 1)) }
+            attentionSplitCalls += 1
         }
         attentionCallsOnDevice += 1
     }

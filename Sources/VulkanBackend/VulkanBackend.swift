@@ -40,6 +40,15 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     /// Attention calls and K/V rows the device ran (tests, logs).
     public internal(set) var attentionCallsOnDevice = 0
     public internal(set) var kvRowsStoredOnDevice = 0
+    /// Split-K attention cuts the visible rows of a decode step in parts of at least this many (0: never).
+    public var attentionSplitRows = 256
+    /// Attention calls that took the split-K and the tiled kernels (tests).
+    public internal(set) var attentionSplitCalls = 0
+    public internal(set) var attentionTiledCalls = 0
+    /// Device memory for intermediate results inside a recording (split-K's partials), grown as needed; a
+    /// grown-out buffer is freed after the next submit (the recording may still use it until then).
+    private var scratchBuffer: OpaquePointer?
+    private var retiredScratch: [OpaquePointer] = []
     /// K/V rows the device stored since the last submit, copied to the host's arenas at the next one.
     var storedKVRows: [(buffer: OpaquePointer, offset: Int, host: UnsafeMutableRawPointer, bytes: Int)] = []
 
@@ -50,6 +59,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     deinit {
         context.lock.lock()
+        for buffer in retiredScratch + (scratchBuffer.map { [$0] } ?? []) { ds_vk_buffer_destroy(context.handle, buffer) }
         mirrors.destroy()
         context.lock.unlock()
     }
@@ -101,9 +111,25 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             }
         }
         try context.submit()
+        for buffer in retiredScratch { ds_vk_buffer_destroy(context.handle, buffer) }
+        retiredScratch.removeAll()
         storedKVRows.removeAll()
         stagedOutputs.removeAll()
         mirrors.dropDeviceCopies()
+    }
+
+    /// A device buffer of at least `bytes` for results that stay on the device within one recording. Lock held.
+    func scratch(bytes: Int) throws -> OpaquePointer {
+        if let b = scratchBuffer, Int(ds_vk_buffer_size(b)) >= bytes { return b }
+        let size = max(bytes, Int(scratchBuffer.map { ds_vk_buffer_size($0) } ?? 0) * 2, 1 << 20)
+        if let b = scratchBuffer { retiredScratch.append(b) }
+        scratchBuffer = nil
+        var reason = [CChar](repeating: 0, count: 512)
+        guard let b = ds_vk_buffer_create(context.handle, UInt64(size), Int32(DS_VK_DEVICE_LOCAL), &reason, reason.count) else {
+            throw VulkanError(reason: reason)
+        }
+        scratchBuffer = b
+        return b
     }
 
     // MARK: Passes and host access

@@ -13,21 +13,23 @@ import VulkanBackend
 /// Two sequences of 13 positions in a pool of 4-position pages, written in alternating chunks of 3 through
 /// `ops` (so their pages interleave), layer 1's rows from seeded values.
 private final class PagedCase {
-    static let heads = 4, kvHeads = 2, d = 16, positions = 13, layers = 2
+    static let heads = 4, kvHeads = 2, d = 16, layers = 2
+    let positions: Int
     let pool: KVPagePool
     let sequences: [KVSequence]
     let ops: any Backend
 
-    init(_ ops: any Backend, type: KVType) {
+    init(_ ops: any Backend, type: KVType, positions: Int = 13) {
         self.ops = ops
+        self.positions = positions
         let width = PagedCase.kvHeads * PagedCase.d
         pool = KVPagePool(shape: KVShape(layers: PagedCase.layers, kRowFloats: width, vRowFloats: width, type: type), pageTokens: 4,
-                          capacity: 16)
-        sequences = [KVSequence(pool: pool, maxPositions: 32), KVSequence(pool: pool, maxPositions: 32)]
+                          capacity: 32)
+        sequences = [KVSequence(pool: pool, maxPositions: 64), KVSequence(pool: pool, maxPositions: 64)]
         ops.keepKVOnDevice(pool)
-        for start in stride(from: 0, to: PagedCase.positions, by: 3) {
+        for start in stride(from: 0, to: positions, by: 3) {
             for (s, seq) in sequences.enumerated() {
-                let n = min(3, PagedCase.positions - start)
+                let n = min(3, positions - start)
                 try! seq.prepareWrite(start: start, count: n)
                 store(seq, s, start: start, count: n)
                 [Int32](repeating: 1, count: n).withUnsafeBufferPointer { seq.commit($0, start: start) }
@@ -63,7 +65,7 @@ private final class PagedCase {
 
     /// One decode step of each sequence at its last position, in one call.
     func decodeSteps(span: AttentionSpan) -> [Float] {
-        let h = PagedCase.heads, d = PagedCase.d, last = PagedCase.positions - 1
+        let h = PagedCase.heads, d = PagedCase.d, last = positions - 1
         let q = values(2 * h * d, seed: 400)
         var out = [Float](repeating: 0, count: 2 * h * d)
         q.withUnsafeBufferPointer { qb in out.withUnsafeMutableBufferPointer { ob in
@@ -84,7 +86,7 @@ private final class PagedCase {
         let width = PagedCase.kvHeads * PagedCase.d
         var rows: [Float] = []
         for seq in sequences {
-            for p in 0..<PagedCase.positions {
+            for p in 0..<positions {
                 for row in [seq.kRow(1, p), seq.vRow(1, p)] {
                     if pool.shape.type == .f16 {
                         rows += UnsafeBufferPointer(start: row.assumingMemoryBound(to: Float16.self), count: width).map { Float($0) }
@@ -125,12 +127,37 @@ private func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0
         }
         // A row rewritten on the host (a CPU store bumps its page's generation): the device takes the page again.
         let backend = try #require(device.ops as? VulkanBackend)
-        #expect(backend.kvRowsStoredOnDevice == 2 * PagedCase.positions && backend.attentionCallsOnDevice == 3 * 2 * 2 + 3 * 2,
+        #expect(backend.kvRowsStoredOnDevice == 2 * device.positions && backend.attentionCallsOnDevice == 3 * 2 * 2 + 3 * 2,
                 "on the device: \(backend.kvRowsStoredOnDevice) rows stored, \(backend.attentionCallsOnDevice) attention calls")
         let width = PagedCase.kvHeads * PagedCase.d
         let row = values(width, seed: 999)
         for c in [cpu, device] { row.withUnsafeBufferPointer { c.sequences[0].storeK(1, 5, $0.baseAddress!) } }
         #expect(worst(device.attend(0, tokens: 1, start: 12, span: .full, softcap: 0), cpu.attend(0, tokens: 1, start: 12, span: .full, softcap: 0))
                 < tolerance)
+    }
+
+    /// The split-K kernel (decode steps over more visible rows than `attentionSplitRows`, merged after) and the
+    /// tiled prompt kernel (blocks of 16 tokens; 37 tokens make two whole blocks and a part) against the CPU.
+    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: [KVType.f32, .f16])
+    func splitAndTiledAttentionMatchTheCPU(type: KVType) throws {
+        let context = try VulkanContext(deviceIndex: 0)
+        let backend = VulkanBackend(context: context, cpu: cpuBackend())
+        backend.attentionSplitRows = 4
+        let cpu = PagedCase(cpuBackend(), type: type, positions: 40), device = PagedCase(backend, type: type, positions: 40)
+        let tolerance: Float = type == .f16 ? 2e-3 : 1e-5
+        for span in [AttentionSpan.full, .sliding(7), .chunked(8)] {
+            for softcap: Float in [0, 5] {
+                for (tokens, start) in [(37, 3), (10, 30), (1, 39), (3, 20)] {
+                    let want = cpu.attend(1, tokens: tokens, start: start, span: span, softcap: softcap)
+                    let got = device.attend(1, tokens: tokens, start: start, span: span, softcap: softcap)
+                    #expect(worst(got, want) < tolerance, "\(span) softcap \(softcap) \(tokens) tokens at \(start): \(worst(got, want))")
+                }
+            }
+            #expect(worst(device.decodeSteps(span: span), cpu.decodeSteps(span: span)) < tolerance, "decode steps, \(span)")
+        }
+        // Tiled: 37 and 10 tokens, each span and softcap. Split: 1 and 3 tokens over more than 4 visible rows
+        // (every span: sliding 7 and chunked 8 show up to 7 and 8), and both decode steps.
+        #expect(backend.attentionTiledCalls == 3 * 2 * 2, "tiled calls: \(backend.attentionTiledCalls)")
+        #expect(backend.attentionSplitCalls == 3 * 2 * 2 + 3 * 2, "split calls: \(backend.attentionSplitCalls)")
     }
 }

@@ -5,36 +5,18 @@
 // Row j of a layer lives in page pages[j >> pageShift], row j & (pageTokens − 1) of it. The positions go in
 // tiles of 64, one per invocation: its score, then the tile's maximum and the running softmax (online: the
 // sums so far rescaled by e^(m_old − m_new)); each invocation keeps the output dims lane, lane + 64, …
+// DS_SPLIT (split-K, for decode over long contexts): workgroup z takes only rows first + z·rowsPerSplit ..<
+// + rowsPerSplit of the visible ones and writes its unnormalized partial (m, l, acc[valueDim]) to
+// partials[((t · heads + h) · splits + z) · (valueDim + 2)]; attend_merge.comp combines the splits.
 #version 450
 
 layout(local_size_x = 64) in;
 
-layout(std430, binding = 0) readonly buffer Q { float q[]; };
-layout(std430, binding = 1) writeonly buffer Out { float o[]; };
-#ifdef DS_KV_F16
-layout(std430, binding = 2) readonly buffer K { uint k[]; };
-layout(std430, binding = 3) readonly buffer V { uint v[]; };
-float kAt(uint u) { return unpackHalf2x16(k[u >> 1])[u & 1u]; }
-float vAt(uint u) { return unpackHalf2x16(v[u >> 1])[u & 1u]; }
-#else
-layout(std430, binding = 2) readonly buffer K { float k[]; };
-layout(std430, binding = 3) readonly buffer V { float v[]; };
-float kAt(uint u) { return k[u]; }
-float vAt(uint u) { return v[u]; }
+#extension GL_GOOGLE_include_directive : require
+#include "attend_common.glsl"
+#ifdef DS_SPLIT
+layout(std430, binding = 5) writeonly buffer Partials { float partials[]; };
 #endif
-layout(std430, binding = 4) readonly buffer Pages { int pages[]; };
-
-layout(push_constant) uniform Parameters {
-    uint tokens, start, heads, kvHeads, keyDim, valueDim;
-    uint qSkew, qTokenStride, qHeadStride;
-    uint outSkew, outTokenStride, outHeadStride;
-    uint kSkew, kRowStride, kHeadStride, kPageStride;
-    uint vSkew, vRowStride, vHeadStride, vPageStride;
-    uint pagesSkew, pageShift;
-    uint spanKind;  // 0 every earlier position, 1 the last spanSize, 2 the same aligned chunk of spanSize
-    uint spanSize;
-    float scale, softcap;
-} p;
 
 #define MAX_KEY 1024
 #define MAX_VALUE_PER_LANE 8
@@ -47,10 +29,12 @@ void main() {
     uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, lane = gl_LocalInvocationID.x;
     uint kvh = h / (p.heads / p.kvHeads);
     uint position = p.start + t;
-    uint first = 0u;
-    if (p.spanKind == 1u) first = position + 1u > p.spanSize ? position + 1u - p.spanSize : 0u;
-    if (p.spanKind == 2u) first = position / p.spanSize * p.spanSize;
+    uint first = firstVisible(position);
     uint end = position + 1u;
+#ifdef DS_SPLIT
+    first += gl_WorkGroupID.z * p.rowsPerSplit;
+    end = min(end, first + p.rowsPerSplit);
+#endif
     uint qBase = p.qSkew + t * p.qTokenStride + h * p.qHeadStride;
     for (uint i = lane; i < p.keyDim; i += 64u) qs[i] = q[qBase + i];
     uint mask = (1u << p.pageShift) - 1u;
@@ -67,11 +51,7 @@ void main() {
             uint kRow = p.kSkew + page * p.kPageStride + (j & mask) * p.kRowStride + kvh * p.kHeadStride;
             float dot = 0.0;
             for (uint i = 0u; i < p.keyDim; ++i) dot += qs[i] * kAt(kRow + i);
-            s = dot * p.scale;
-            if (p.softcap > 0.0) {
-                float x = s / p.softcap, e = exp(-2.0 * abs(x));
-                s = p.softcap * sign(x) * (1.0 - e) / (1.0 + e);
-            }
+            s = softcapped(dot * p.scale);
             valueRow[lane] = p.vSkew + page * p.vPageStride + (j & mask) * p.vRowStride + kvh * p.vHeadStride;
         }
         scores[lane] = s;
@@ -97,6 +77,16 @@ void main() {
         m = newMax;
         barrier();
     }
+#ifdef DS_SPLIT
+    uint partBase = ((t * p.heads + h) * p.splits + gl_WorkGroupID.z) * (p.valueDim + 2u);
+    if (lane == 0u) { partials[partBase] = m; partials[partBase + 1u] = l; }
+    for (uint i = 0u; i < MAX_VALUE_PER_LANE; ++i) {
+        uint d = lane + 64u * i;
+        if (d >= p.valueDim) break;
+        partials[partBase + 2u + d] = acc[i];
+    }
+    return;
+#endif
     uint outBase = p.outSkew + t * p.outTokenStride + h * p.outHeadStride;
     for (uint i = 0u; i < MAX_VALUE_PER_LANE; ++i) {
         uint d = lane + 64u * i;
