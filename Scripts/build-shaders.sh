@@ -21,6 +21,14 @@ for entry in $MATMUL_TYPES; do
   glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_TYPE="$number" "$SHADERS/matmul.comp" -o "$work/matmul_$type.spv"
   names+=("matmul_$type")
 done
+# Integer dot products (DS_INT_DOT) for the 32-element block types, over activations quantize_q8.comp makes.
+for entry in 2:q4_0 3:q4_1 6:q5_0 7:q5_1 8:q8_0; do
+  number=${entry%%:*}; type=${entry##*:}
+  glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_TYPE="$number" -DDS_INT_DOT "$SHADERS/matmul.comp" -o "$work/matmul_int_$type.spv"
+  names+=("matmul_int_$type")
+done
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/quantize_q8.comp" -o "$work/quantize_q8.spv"
+names+=("quantize_q8")
 # The row ops (rows.comp): DS_OP numbers as its header lists them.
 ROW_OPS="1:rmsnorm 2:add 3:add_vector 4:scale 5:scale_rows 6:mul_sigmoid 7:softcap 8:swiglu 9:geglu 10:swiglu_clamped 11:rope"
 for entry in $ROW_OPS; do

@@ -55,6 +55,7 @@ int ds_vk_submit(ds_vk_context *ctx, char *reason, size_t reason_size) {
     return -1;
 }
 uint64_t ds_vk_submit_count(const ds_vk_context *ctx) { (void)ctx; return 0; }
+int ds_vk_integer_dot_enabled(const ds_vk_context *ctx) { (void)ctx; return 0; }
 int ds_vk_stage(ds_vk_context *ctx, const void *bytes, uint64_t count, ds_vk_binding *where, char *reason, size_t reason_size) {
     (void)ctx; (void)bytes; (void)count; (void)where;
     snprintf(reason, reason_size, "%s", no_headers);
@@ -153,6 +154,7 @@ struct ds_vk_context {
     VkFence fence;
     VkDescriptorPool descriptors;
     int recording;
+    int integer_dot;  // VK_KHR_shader_integer_dot_product enabled on the device
     uint64_t submits;
     ds_vk_buffer *staging;
     // Host-visible chunks that operands and copies pass through during one recording (reset at each submit).
@@ -227,6 +229,26 @@ static int open_device(ds_vk_context *ctx, PFN_vkGetInstanceProcAddr get, char *
     VkDeviceQueueCreateInfo queue = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = (uint32_t)family,
                                      .queueCount = 1, .pQueuePriorities = &priority};
     VkDeviceCreateInfo info = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1, .pQueueCreateInfos = &queue};
+    // Integer dot products (OpSDot in the int-dot product shaders) where the device lists the extension.
+    static const char *dot_extension = "VK_KHR_shader_integer_dot_product";
+    VkPhysicalDeviceShaderIntegerDotProductFeatures dot = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES,
+                                                           .shaderIntegerDotProduct = VK_TRUE};
+    PFN_vkEnumerateDeviceExtensionProperties extensions =
+        (PFN_vkEnumerateDeviceExtensionProperties)get(ctx->instance, "vkEnumerateDeviceExtensionProperties");
+    uint32_t extension_count = 0;
+    if (extensions && extensions(ctx->physical, NULL, &extension_count, NULL) == VK_SUCCESS && extension_count > 0) {
+        VkExtensionProperties *list = calloc(extension_count, sizeof(*list));
+        if (list && extensions(ctx->physical, NULL, &extension_count, list) >= 0) {
+            for (uint32_t i = 0; i < extension_count; ++i)
+                if (strcmp(list[i].extensionName, dot_extension) == 0) ctx->integer_dot = 1;
+        }
+        free(list);
+    }
+    if (ctx->integer_dot) {
+        info.enabledExtensionCount = 1;
+        info.ppEnabledExtensionNames = &dot_extension;
+        info.pNext = &dot;
+    }
     PFN_vkCreateDevice create = (PFN_vkCreateDevice)get(ctx->instance, "vkCreateDevice");
     VkResult r = create(ctx->physical, &info, NULL, &ctx->device);
     if (r != VK_SUCCESS) return failed(reason, reason_size, "vkCreateDevice", r);
@@ -319,6 +341,7 @@ void ds_vk_destroy(ds_vk_context *ctx) {
 
 uint64_t ds_vk_offset_alignment(const ds_vk_context *ctx) { return ctx->offset_alignment; }
 uint64_t ds_vk_submit_count(const ds_vk_context *ctx) { return ctx->submits; }
+int ds_vk_integer_dot_enabled(const ds_vk_context *ctx) { return ctx->integer_dot; }
 
 // A memory type allowed by `bits` with every flag of `want`; -1 if none.
 static int memory_type(const ds_vk_context *ctx, uint32_t bits, VkMemoryPropertyFlags want) {

@@ -62,6 +62,10 @@ struct ModelOptions: RuntimeOptionGroup {
     @Option(name: .customLong("gpu-budget"), help: "Most bytes of weights kept on the GPU, e.g. 8G (default: 90% of its memory); products of the other matrices run on the CPU.")
     var gpuBudget: String?
 
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws {
         settings.threads = threads
         settings.batch = batch
@@ -69,6 +73,16 @@ struct ModelOptions: RuntimeOptionGroup {
         settings.backend = BackendChoice(rawValue: backend)
         settings.gpuDevice = gpuDevice
         settings.gpuBudgetBytes = try gpuBudget.map(parseByteSize)
+        settings.gpuIntegerDot = try parseIntegerDot(gpuIntDot)
+    }
+
+    func parseIntegerDot(_ text: String) throws -> Bool? {
+        switch text {
+        case "auto": return nil
+        case "on": return true
+        case "off": return false
+        default: throw ValidationError("--gpu-int-dot takes auto, on or off, not \(text)")
+        }
     }
 
     /// Files up to this size get packed weights by default.
@@ -124,6 +138,7 @@ struct ModelOptions: RuntimeOptionGroup {
         if BackendChoice(rawValue: backend) == nil { throw ValidationError("--backend must be auto, cpu or vulkan") }
         if let d = gpuDevice, d < 0 { throw ValidationError("--gpu-device must be 0 or more") }
         if let gpuBudget { _ = try parseByteSize(gpuBudget) }
+        _ = try parseIntegerDot(gpuIntDot)
     }
 }
 
@@ -131,6 +146,10 @@ struct ModelOptions: RuntimeOptionGroup {
 struct ContextOption: RuntimeOptionGroup {
     @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (default: min(trained, 4096)).")
     var contextSize: Int?
+
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
 
     func apply(to settings: inout RuntimeSettings) throws { settings.contextLength = contextSize }
 
@@ -157,6 +176,10 @@ struct RAMBudgetOption: ByteSizeOptionGroup {
     var ramBudget: String?
 
     var byteSizes: [String?] { [ramBudget] }
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try ramBudget.map(parseByteSize) }
 }
 
@@ -166,6 +189,10 @@ struct RequiredRAMBudgetOption: ByteSizeOptionGroup {
     var ramBudget: String
 
     var byteSizes: [String?] { [ramBudget] }
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try parseByteSize(ramBudget) }
 }
 
@@ -183,6 +210,10 @@ struct BatchingOptions: RuntimeOptionGroup {
     /// Whether either was given.
     var given: Bool { parallel != nil || prefillChunk != nil }
 
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws {
         settings.sequences = parallel ?? BatchingOptions.defaultParallel
         settings.prefillChunk = prefillChunk ?? BatchingOptions.defaultPrefillChunk
@@ -199,6 +230,10 @@ struct CheckpointOption: RuntimeOptionGroup {
     @Option(name: .customLong("state-checkpoints"), help: "Snapshots kept of the state DeepSeek V4 and Qwen3.5 hold beside the KV cache (a later turn, rollback or shared prefix restarts from one instead of replaying the conversation); 0 = none.")
     var stateCheckpoints: Int = RuntimeOptions.defaultStateCheckpoints
 
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws { settings.stateCheckpoints = stateCheckpoints }
 
     func validate() throws {
@@ -212,6 +247,10 @@ struct KVBudgetOption: ByteSizeOptionGroup {
     var kvBudget: String?
 
     var byteSizes: [String?] { [kvBudget] }
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
+
     func apply(to settings: inout RuntimeSettings) throws { settings.kvBudgetBytes = try kvBudget.map(parseByteSize) }
 }
 
@@ -222,6 +261,10 @@ struct KVDiskOptions: ByteSizeOptionGroup {
 
     @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default: 20G).")
     var kvDiskBudget: String?
+
+    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
+                                                                  valueName: "auto|on|off"))
+    var gpuIntDot: String = "auto"
 
     func apply(to settings: inout RuntimeSettings) throws {
         settings.kvDiskDirectory = kvDisk

@@ -35,7 +35,9 @@ public struct ResolvedBackend: Sendable {
     /// `choice` (nil: the CPU, the library's default; the CLI passes auto) on device `device` (nil: the best)
     /// with `budgetBytes` of weights on it (nil: 90% of its memory). Which matrices go there is planned with the
     /// model (RuntimeOptions.placeOnDevice).
-    public static func resolve(_ choice: BackendChoice?, device: Int?, budgetBytes: Int?) throws -> ResolvedBackend {
+    /// `integerDot`: products of the 32-element block types by integer dot products (nil: where the device
+    /// does them in hardware; true where it has none is an error).
+    public static func resolve(_ choice: BackendChoice?, device: Int?, budgetBytes: Int?, integerDot: Bool? = nil) throws -> ResolvedBackend {
         guard let choice, choice != .cpu else { return .cpu }
         let explicit = choice == .vulkan
         let found: [VulkanDevice]
@@ -65,8 +67,15 @@ public struct ResolvedBackend: Sendable {
             if explicit { throw ComputeBackendError.unavailable("\(error)") }
             return ResolvedBackend(provider: nil, line: "backend: cpu (auto: \(chosen.name) would not open: \(error))")
         }
+        if let integerDot {
+            guard !integerDot || context.integerDotAvailable else {
+                throw ComputeBackendError.unavailable("\(chosen.name) has no integer dot products (VK_KHR_shader_integer_dot_product)")
+            }
+            context.integerDotProducts = integerDot
+        }
+        let dot = context.integerDotProducts ? "int-dot products for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0" : "float products"
         return ResolvedBackend(provider: VulkanBackendProvider(context: context),
-                               line: "backend: \(chosen.summary); GPU budget \(context.budgetBytes >> 20) MiB; products of the weights that fit, "
+                               line: "backend: \(chosen.summary); GPU budget \(context.budgetBytes >> 20) MiB; \(dot); products of the weights that fit, "
                                    + "norms, RoPE, activations, K/V and attention run there, the remaining ops on the CPU")
     }
 }

@@ -37,6 +37,8 @@ public struct RuntimeSettings: Sendable, Equatable {
     public var backend: BackendChoice?
     public var gpuDevice: Int?
     public var gpuBudgetBytes: Int?
+    /// --gpu-int-dot: on, off, or nil (auto: where the device does them in hardware).
+    public var gpuIntegerDot: Bool?
 
     public init(threads: Int? = nil, contextLength: Int? = nil, batch: Int? = nil, kvType: KVType? = nil) {
         self.threads = threads; self.contextLength = contextLength; self.batch = batch; self.kvType = kvType
@@ -137,7 +139,8 @@ public struct RuntimeOptions: Sendable {
             KVDiskSettings(directory: $0, budgetBytes: given.kvDiskBudgetBytes ?? RuntimeOptions.defaultKVDiskBudgetBytes)
         }
         stateCheckpoints = max(0, given.stateCheckpoints ?? RuntimeOptions.defaultStateCheckpoints)
-        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes)
+        backend = try ResolvedBackend.resolve(given.backend, device: given.gpuDevice, budgetBytes: given.gpuBudgetBytes,
+                                                  integerDot: given.gpuIntegerDot)
     }
 
     /// Resolves `given` against the loaded model; with a RAM budget, places the weights so the process

@@ -104,6 +104,7 @@ final class ActivationMirrors {
         for run in ActivationMirrors.missing(mirrors[i].onDevice, in: chunks(range)) {
             let bytes = byteRange(i, run)
             var reason = [CChar](repeating: 0, count: 512)
+            context.forgetQuantizedInputs()
             guard ds_vk_upload(context.handle, mirrors[i].base + bytes.lowerBound, UInt64(bytes.count), mirrors[i].buffer,
                                UInt64(bytes.lowerBound), &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
             for k in run { mirrors[i].onDevice[k] = true }

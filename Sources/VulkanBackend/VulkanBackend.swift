@@ -46,9 +46,8 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     public internal(set) var attentionSplitCalls = 0
     public internal(set) var attentionTiledCalls = 0
     /// Device memory for intermediate results inside a recording (split-K's partials), grown as needed; a
-    /// grown-out buffer is freed after the next submit (the recording may still use it until then).
+    /// grown-out buffer is freed after the context's next submit (the recording may still use it until then).
     private var scratchBuffer: OpaquePointer?
-    private var retiredScratch: [OpaquePointer] = []
     /// K/V rows the device stored since the last submit, copied to the host's arenas at the next one.
     var storedKVRows: [(buffer: OpaquePointer, offset: Int, host: UnsafeMutableRawPointer, bytes: Int)] = []
 
@@ -59,7 +58,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
 
     deinit {
         context.lock.lock()
-        for buffer in retiredScratch + (scratchBuffer.map { [$0] } ?? []) { ds_vk_buffer_destroy(context.handle, buffer) }
+        if let scratchBuffer { ds_vk_buffer_destroy(context.handle, scratchBuffer) }
         mirrors.destroy()
         context.lock.unlock()
     }
@@ -94,6 +93,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
         storedKVRows.removeAll()
         // What the device held is lost; the host's bytes are all there is (a spoiled pass runs again).
         var reason = [CChar](repeating: 0, count: 512)
+        context.forgetQuantizedInputs()
         _ = ds_vk_submit(context.handle, &reason, reason.count)
         mirrors.dropDeviceCopies()
         FileHandle.standardError.write(Data("vulkan: \(error); running on the CPU from here on\n".utf8))
@@ -111,8 +111,6 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
             }
         }
         try context.submit()
-        for buffer in retiredScratch { ds_vk_buffer_destroy(context.handle, buffer) }
-        retiredScratch.removeAll()
         storedKVRows.removeAll()
         stagedOutputs.removeAll()
         mirrors.dropDeviceCopies()
@@ -122,7 +120,7 @@ public final class VulkanBackend: Backend, @unchecked Sendable {
     func scratch(bytes: Int) throws -> OpaquePointer {
         if let b = scratchBuffer, Int(ds_vk_buffer_size(b)) >= bytes { return b }
         let size = max(bytes, Int(scratchBuffer.map { ds_vk_buffer_size($0) } ?? 0) * 2, 1 << 20)
-        if let b = scratchBuffer { retiredScratch.append(b) }
+        if let b = scratchBuffer { context.retiredBuffers.append(b) }
         scratchBuffer = nil
         var reason = [CChar](repeating: 0, count: 512)
         guard let b = ds_vk_buffer_create(context.handle, UInt64(size), Int32(DS_VK_DEVICE_LOCAL), &reason, reason.count) else {

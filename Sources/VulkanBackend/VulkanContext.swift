@@ -56,6 +56,22 @@ public final class VulkanContext: @unchecked Sendable {
         .iq4_nl: "iq4_nl", .iq4_xs: "iq4_xs", .mxfp4: "mxfp4",
     ]
 
+    /// Whether the device was opened with integer dot products (the int-dot product kernels can run).
+    public let integerDotAvailable: Bool
+    /// Products of the 32-element block types by integer dot products over 8-bit activations (on by default
+    /// where the device does them in hardware; a test may turn them on anywhere they run).
+    public var integerDotProducts: Bool {
+        didSet { if !integerDotAvailable { integerDotProducts = false } }
+    }
+    /// Input rows quantized for int-dot products in the current run of products (VulkanIntegerDot.swift).
+    var quantizedInputs: [QuantizedRows] = []
+    var quantizedBuffer: OpaquePointer?
+    var quantizedWordsUsed = 0
+    /// Quantizing dispatches recorded (tests).
+    public internal(set) var inputsQuantized = 0
+    /// Buffers the recording may still read, freed after the next submit.
+    var retiredBuffers: [OpaquePointer] = []
+
     /// Most bytes one binding spans: the device's limit, or less where a test asks (to exercise the parts).
     public let bindingLimit: Int
 
@@ -75,6 +91,8 @@ public final class VulkanContext: @unchecked Sendable {
         self.budgetBytes = budgetBytes ?? device.deviceLocalBytes / 10 * 9
         self.bindingLimit = min(device.maxStorageBufferRange, bindingLimit ?? Int.max)
         migrationBytesPerStep = max(16 << 20, min(256 << 20, self.budgetBytes / 16))
+        integerDotAvailable = ds_vk_integer_dot_enabled(h) != 0
+        integerDotProducts = integerDotAvailable && device.integerDotProductAccelerated
         var table = [UInt8](repeating: 0, count: Int(DS_IQ_CODEBOOK_BYTES))
         ds_iq_gpu_codebook(&table)
         guard let cb = ds_vk_buffer_create(h, UInt64(table.count), Int32(DS_VK_DEVICE_LOCAL), &reason, reason.count),
@@ -88,6 +106,7 @@ public final class VulkanContext: @unchecked Sendable {
     deinit {
         for copy in kvCopies { copy.destroy(handle) }
         for buffer in resident.values { ds_vk_buffer_destroy(handle, buffer) }
+        for buffer in retiredBuffers + (quantizedBuffer.map { [$0] } ?? []) { ds_vk_buffer_destroy(handle, buffer) }
         ds_vk_buffer_destroy(handle, codebook)
         // Pipelines live as long as the device; destroying the device frees them with it.
         ds_vk_destroy(handle)
@@ -241,7 +260,11 @@ public final class VulkanContext: @unchecked Sendable {
         return (ds_vk_binding(buffer: buffer, offset: UInt64(offset), range: UInt64(range)), start - offset)
     }
 
-    func dispatch(_ pipeline: OpaquePointer, _ bindings: [ds_vk_binding], push: UnsafeRawBufferPointer, groups: (Int, Int, Int)) throws {
+    /// Records one dispatch; anything but a product or the quantizing for one (`keepsQuantizedInputs`) may
+    /// write rows that were quantized, so they are forgotten.
+    func dispatch(_ pipeline: OpaquePointer, _ bindings: [ds_vk_binding], push: UnsafeRawBufferPointer, groups: (Int, Int, Int),
+                  keepsQuantizedInputs: Bool = false) throws {
+        if !keepsQuantizedInputs { forgetQuantizedInputs() }
         var reason = [CChar](repeating: 0, count: 512)
         let status = bindings.withUnsafeBufferPointer { b in
             ds_vk_dispatch(handle, pipeline, b.baseAddress, Int32(b.count), push.baseAddress, UInt32(push.count), UInt32(groups.0),
@@ -252,7 +275,10 @@ public final class VulkanContext: @unchecked Sendable {
 
     func submit() throws {
         var reason = [CChar](repeating: 0, count: 512)
+        forgetQuantizedInputs()
         guard ds_vk_submit(handle, &reason, reason.count) == 0 else { throw VulkanError(reason: reason) }
+        for buffer in retiredBuffers { ds_vk_buffer_destroy(handle, buffer) }
+        retiredBuffers.removeAll()
     }
 
     /// The most workgroups a dispatch takes along one dimension (Vulkan guarantees at least this many).

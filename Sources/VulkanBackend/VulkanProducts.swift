@@ -78,7 +78,10 @@ extension VulkanContext {
     private func record(_ job: MatmulJob, input: DeviceRange, output: DeviceRange, cols: Int) throws {
         let w = job.weights
         guard let weights = residentBuffer(w) else { return }
-        let pipeline = try pipeline(for: w.type)
+        let integerDot = usesIntegerDotKernel(w.type) && cols % 32 == 0
+        let pipeline = integerDot ? try shaderPipeline("matmul_int_\(VulkanContext.integerDotTypes[w.type]!)", bindings: 4,
+                                                        pushBytes: MemoryLayout<ProductParameters>.size)
+                                  : try pipeline(for: w.type)
         let codebookBinding = binding(codebook, start: 0, length: Int(DS_IQ_CODEBOOK_BYTES)).0
         let span = max(1024, bindingLimit - alignment - 4)
         let rowsPerPart = min(w.rows, max(1, span / w.rowBytes))
@@ -90,8 +93,13 @@ extension VulkanContext {
             var t0 = 0
             while t0 < job.tokens {
                 let tokens = min(tokensPerPart, job.tokens - t0)
-                let (inputBinding, inputSkew) = binding(input.buffer, start: input.offset + (job.firstInputRow + t0) * cols * 4,
-                                                        length: tokens * cols * 4)
+                let inputStart = input.offset + (job.firstInputRow + t0) * cols * 4
+                var (inputBinding, inputSkew) = binding(input.buffer, start: inputStart, length: tokens * cols * 4)
+                if integerDot {
+                    let (quantized, at) = try quantizedInput(input.buffer, offset: inputStart, rows: tokens, cols: cols)
+                    (inputBinding, inputSkew) = binding(quantized, start: at * 4,
+                                                        length: tokens * cols / 32 * VulkanContext.quantizedBlockWords * 4)
+                }
                 let (outputBinding, outputSkew) = binding(output.buffer, start: output.offset + (t0 * w.rows + r0) * 4,
                                                           length: ((tokens - 1) * w.rows + n) * 4)
                 var parameters = ProductParameters(
@@ -102,8 +110,10 @@ extension VulkanContext {
                 let groupsX = min(workgroups, VulkanContext.maxGroups)
                 let groups = (groupsX, (workgroups + groupsX - 1) / groupsX,
                               (tokens + VulkanContext.tokenTile - 1) / VulkanContext.tokenTile)
+                productWrites(output.buffer, start: output.offset + (t0 * w.rows + r0) * 4, count: ((tokens - 1) * w.rows + n) * 4)
                 try withUnsafeBytes(of: &parameters) { push in
-                    try dispatch(pipeline, [weightBinding, inputBinding, outputBinding, codebookBinding], push: push, groups: groups)
+                    try dispatch(pipeline, [weightBinding, inputBinding, outputBinding, codebookBinding], push: push, groups: groups,
+                                 keepsQuantizedInputs: true)
                 }
                 t0 += tokens
             }

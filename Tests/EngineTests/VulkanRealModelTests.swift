@@ -44,6 +44,39 @@ struct VulkanRealModelTests {
         #expect(worst <= 1e-3, "\(name) max |Δlogit| over the reference's top 64 = \(worst)")
     }
 
+    /// Int-dot products (8-bit activations, --gpu-int-dot on) on SmolLM2 (Q4_1, Q8_0): their distance from the
+    /// float reference stays within what the CPU's own 8-bit activations give (the CPU backend, same tokens):
+    /// the mean over each position's top 64 within 25% of the CPU's, the worst within twice.
+    @Test(.enabled(if: hasVulkanDevice, "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model"))
+    func integerDotLogitsStayWithinTheCPUsDistance() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/vulkan-goldens/smollm2.json")
+        let golden = try JSONDecoder().decode(RealGolden.self, from: Data(contentsOf: url))
+        let loaded = try RealModels.load("smollm2")
+        let v = loaded.model.vocabularySize
+        func distance(_ backend: BackendChoice, integerDot: Bool?) throws -> (worst: Float, mean: Float) {
+            var settings = RuntimeSettings(threads: 2, contextLength: 64)
+            settings.backend = backend
+            settings.gpuIntegerDot = integerDot
+            let options = try RuntimeOptions(settings, for: loaded)
+            if integerDot == true { #expect(options.backend.line.contains("int-dot products"), "\(options.backend.line)") }
+            let state = options.inferenceState(loaded.model)  // owns the logits' memory
+            let logits = try loaded.model.forward(golden.token_ids, startPosition: 0, state: state, logits: .all)
+            var worst: Float = 0, sum: Float = 0, n: Float = 0
+            for (r, ids) in golden.top_ids.enumerated() {
+                for (k, id) in ids.enumerated() {
+                    let d = abs(logits[r * v + id] - golden.top_logits[r][k])
+                    worst = max(worst, d); sum += d; n += 1
+                }
+            }
+            return withExtendedLifetime(state) { (worst, sum / n) }
+        }
+        let device = try distance(.vulkan, integerDot: true), cpu = try distance(.cpu, integerDot: nil)
+        // Measured on lavapipe: mean 0.184 against the CPU's 0.181; worst 1.14 against 0.74 (one of 1088 logits).
+        #expect(device.mean <= 1.25 * cpu.mean && device.worst <= 2 * cpu.worst,
+                "int-dot: worst \(device.worst), mean \(device.mean); the CPU: worst \(cpu.worst), mean \(cpu.mean)")
+    }
+
     /// A session whose K/V rows the device stored and attended over is saved (the host's pages hold the rows
     /// after each pass) and loaded into a fresh session on the device, which continues exactly as the original.
     @Test(.enabled(if: hasVulkanDevice, "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"),

@@ -66,6 +66,38 @@ private func worstError(_ got: [Float], _ want: [Double]) -> Double {
         #expect(backend.context.residentBytes > 0, "the products ran on the device")
     }
 
+    /// The int-dot products (8-bit activations, OpSDot) of each 32-element block type, for 1, 9 and 17 tokens:
+    /// within the 8-bit activations' error of the reference, and with the CPU's products (which quantize the
+    /// activations the same way) closer still. A run of products over the same rows quantizes them once.
+    @Test(.enabled(if: hasIntegerDot, integerDotReason), arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
+    func integerDotProductsMatchTheReference(type: GGMLType) throws {
+        let context = try VulkanContext(deviceIndex: 0)
+        context.integerDotProducts = true
+        #expect(context.integerDotProducts && context.usesIntegerDotKernel(type))
+        let backend = VulkanBackend(context: context, cpu: cpuBackend()), cpu = cpuBackend()
+        let cols = 512, rows = 37
+        let w = TestMatrix(type, rows: rows, cols: cols, seed: 7), w2 = TestMatrix(type, rows: 21, cols: cols, seed: 8)
+        for tokens in [1, 9, 17] {
+            let x = values(tokens * cols, seed: 11)
+            let y = UnsafeMutablePointer<Float>.allocate(capacity: tokens * (rows + 21))
+            defer { y.deallocate() }
+            y.initialize(repeating: .nan, count: tokens * (rows + 21))
+            let quantized = context.inputsQuantized
+            backend.multiply([(w.matrix, y), (w2.matrix, y + tokens * rows)], x, tokens: tokens, mode: .batched)
+            #expect(context.inputsQuantized - quantized == 1, "two products over the same rows quantize them once")
+            let got = Array(UnsafeBufferPointer(start: y, count: tokens * rows))
+            var onCPU = [Float](repeating: .nan, count: tokens * rows)
+            cpu.multiply(w.matrix, x, tokens: tokens, into: &onCPU, mode: .batched)
+            let want = (0..<tokens * rows).map { i in w.reference(row: i % rows, x[(i / rows) * cols ..< (i / rows + 1) * cols]) }
+            #expect(worstError(got, want) < 2e-2, "\(type) \(tokens) tokens against the reference: \(worstError(got, want))")
+            let againstCPU = worstError(got, onCPU.map { Double($0) })
+            #expect(againstCPU < 2e-3, "\(type) \(tokens) tokens against the CPU: \(againstCPU)")
+            let second = Array(UnsafeBufferPointer(start: y + tokens * rows, count: tokens * 21))
+            let want2 = (0..<tokens * 21).map { i in w2.reference(row: i % 21, x[(i / 21) * cols ..< (i / 21 + 1) * cols]) }
+            #expect(worstError(second, want2) < 2e-2, "\(type) second matrix")
+        }
+    }
+
     /// Grouped jobs over row segments of one input (MoE experts), matrices and activations bound in parts of
     /// 2 KiB, in one submit.
     @Test(.enabled(if: hasDevice, lavapipeReason))

@@ -6,6 +6,9 @@ import Testing
 import VulkanBackend
 
 let hasDevice = (try? VulkanDevices.probe().get())?.isEmpty == false
+/// Whether device 0 does integer dot products (lavapipe does, in software).
+let hasIntegerDot = (try? VulkanDevices.probe().get())?.first?.integerDotProduct == true
+let integerDotReason: Comment = "needs a Vulkan device with VK_KHR_shader_integer_dot_product (lavapipe has it)"
 let lavapipeReason: Comment = "needs a Vulkan device (Mesa's lavapipe: apt install mesa-vulkan-drivers libvulkan-dev)"
 
 /// Deterministic values in [−2, 2].

@@ -74,6 +74,9 @@ int ds_vk_download(ds_vk_context *ctx, ds_vk_buffer *from, uint64_t from_offset,
                    char *reason, size_t reason_size);
 // Dispatches submitted since the context was made (for tests: one submit per forward, not per op).
 uint64_t ds_vk_submit_count(const ds_vk_context *ctx);
+/// Whether the device was opened with integer dot products (VK_KHR_shader_integer_dot_product): the
+/// int-dot product shaders may run.
+int ds_vk_integer_dot_enabled(const ds_vk_context *ctx);
 
 #ifdef __cplusplus
 }

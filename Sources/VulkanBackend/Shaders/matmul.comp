@@ -5,14 +5,31 @@
 // shared memory, no barrier: whatever subgroup size the device picks). Weights are read as 32-bit words and
 // bytes picked out of them, so no 8- or 16-bit storage feature is needed and blocks need no alignment
 // (Q8_0's are 34 bytes).
+//
+// DS_INT_DOT (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): X comes quantized by quantize_q8.comp, 10 words per 32-element
+// block (8 words of 4 signed bytes q, then dx and sx = dx·Σq as float bits); each weight block becomes 8
+// words of 4 bytes (nibbles as 0..15, Q5's with their fifth bit, Q8_0's as they are) and
+//   Σ_i w_i x_i ≈ d·(dx·Σ_i q_w,i q_x,i − offset·sx) + m·sx
+// (offset 8 for Q4_0, 16 for Q5_0; m the block minimum of Q4_1/Q5_1), the integer sums by OpSDot.
 #version 450
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#ifdef DS_INT_DOT
+#extension GL_EXT_spirv_intrinsics : require
+#endif
 
 layout(local_size_x = 64) in;
 
 layout(std430, binding = 0) readonly buffer Weights { uint wq[]; };
+#ifdef DS_INT_DOT
+layout(std430, binding = 1) readonly buffer QuantizedInputs { uint xq[]; };
+// OpSDot (SPV_KHR_integer_dot_product; capabilities DotProduct, DotProductInput4x8BitPacked) on two words
+// of 4 signed bytes each (packed vector format 0).
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot4x8(int a, int b, spirv_literal int format);
+#else
 layout(std430, binding = 1) readonly buffer Inputs { float xs[]; };
+#endif
 layout(std430, binding = 2) writeonly buffer Outputs { float ys[]; };
 // The i-quants' codebooks (ds_iq_gpu_codebook: byte offsets below), bound for every type.
 layout(std430, binding = 3) readonly buffer Codebooks { uint codebook[]; };
@@ -269,6 +286,72 @@ void dequantizeChunk(uint row, uint c, inout float w[32]) {
 #endif
 }
 
+#ifdef DS_INT_DOT
+// The 4 bits of x (bits 0-3) as bit 0 of bytes 0-3.
+uint spreadBits(uint x) { return (x & 1u) | ((x & 2u) << 7) | ((x & 4u) << 14) | ((x & 8u) << 21); }
+
+// Chunk c of the row at byte `row` as 8 words of 4 bytes (elements 4k ..< 4k + 4 in word k), its scale d,
+// minimum m and offset (Σ w x ≈ d·(dx·Σ q q − offset·sx) + m·sx).
+void packChunk(uint row, uint c, out int q[8], out float d, out float m, out float offset) {
+    m = 0.0; offset = 0.0;
+#if DS_TYPE == 2 || DS_TYPE == 3 // Q4_0, Q4_1: byte j holds elements j (low nibble) and j + 16 (high)
+    uint b = row + c * (DS_TYPE == 2 ? 18u : 20u), nibbles = b + (DS_TYPE == 2 ? 2u : 4u);
+    d = f16(b);
+    if (DS_TYPE == 2) offset = 8.0; else m = f16(b + 2u);
+    for (uint k = 0u; k < 4u; ++k) {
+        uint word = u32(nibbles + 4u * k);
+        q[k] = int(word & 0x0F0F0F0Fu);
+        q[k + 4u] = int((word >> 4) & 0x0F0F0F0Fu);
+    }
+#elif DS_TYPE == 6 || DS_TYPE == 7 // Q5_0, Q5_1: as Q4, bit j of qh the fifth bit of element j
+    uint b = row + c * (DS_TYPE == 6 ? 22u : 24u), high = b + (DS_TYPE == 6 ? 2u : 4u);
+    d = f16(b);
+    if (DS_TYPE == 6) offset = 16.0; else m = f16(b + 2u);
+    uint qh = u32(high);
+    for (uint k = 0u; k < 4u; ++k) {
+        uint word = u32(high + 4u + 4u * k);
+        q[k] = int((word & 0x0F0F0F0Fu) | (spreadBits(qh >> (4u * k)) << 4));
+        q[k + 4u] = int(((word >> 4) & 0x0F0F0F0Fu) | (spreadBits(qh >> (16u + 4u * k)) << 4));
+    }
+#elif DS_TYPE == 8 // Q8_0: d, 32 signed bytes
+    uint b = row + c * 34u;
+    d = f16(b);
+    for (uint k = 0u; k < 8u; ++k) q[k] = int(u32(b + 2u + 4u * k));
+#else
+#error DS_INT_DOT takes Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0
+#endif
+}
+
+void main() {
+    uint t0 = gl_WorkGroupID.z * TILE;
+    uint tileTokens = min(uint(TILE), p.tokens - t0);
+    uint chunks = p.cols / 32u;
+    uint groupFirstRow = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * p.rowsPerGroup;
+    int q[8];
+    for (uint k = gl_SubgroupID; k < p.rowsPerGroup; k += gl_NumSubgroups) {
+        uint row = groupFirstRow + k;
+        if (row >= p.rows) break; // uniform across the subgroup
+        float acc[TILE];
+        for (uint t = 0u; t < TILE; ++t) acc[t] = 0.0;
+        uint rowStart = p.weightSkew + row * p.rowBytes;
+        for (uint c = gl_SubgroupInvocationID; c < chunks; c += gl_SubgroupSize) {
+            float d, m, offset;
+            packChunk(rowStart, c, q, d, m, offset);
+            for (uint t = 0u; t < tileTokens; ++t) {
+                uint x = p.inputSkew + ((t0 + t) * chunks + c) * 10u;
+                int dot = 0;
+                for (uint i = 0u; i < 8u; ++i) dot += sdot4x8(q[i], int(xq[x + i]), 0);
+                float dx = uintBitsToFloat(xq[x + 8u]), sx = uintBitsToFloat(xq[x + 9u]);
+                acc[t] += d * (dx * float(dot) - offset * sx) + m * sx;
+            }
+        }
+        for (uint t = 0u; t < tileTokens; ++t) {
+            float total = subgroupAdd(acc[t]);
+            if (subgroupElect()) ys[p.outputSkew + (t0 + t) * p.outputStride + row] = total;
+        }
+    }
+}
+#else
 void main() {
     uint t0 = gl_WorkGroupID.z * TILE;
     uint tileTokens = min(uint(TILE), p.tokens - t0);
@@ -297,3 +380,4 @@ void main() {
         }
     }
 }
+#endif
