@@ -46,7 +46,13 @@ glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_SPLIT -DDS_KV_F16 "$
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend_merge.comp" -o "$work/attend_merge.spv"
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/attend_tiled.comp" -o "$work/attend_tiled_f32.spv"
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_F16 "$SHADERS/attend_tiled.comp" -o "$work/attend_tiled_f16.spv"
-names+=("attend_f32" "attend_f16" "kv_store_f16" "attend_split_f32" "attend_split_f16" "attend_merge" "attend_tiled_f32" "attend_tiled_f16")
+# Q8_0 rows: attention over them and rows quantized as they are stored (kv_store_q8.comp).
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_Q8 "$SHADERS/attend.comp" -o "$work/attend_q8_0.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_SPLIT -DDS_KV_Q8 "$SHADERS/attend.comp" -o "$work/attend_split_q8_0.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O -DDS_KV_Q8 "$SHADERS/attend_tiled.comp" -o "$work/attend_tiled_q8_0.spv"
+glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/kv_store_q8.comp" -o "$work/kv_store_q8_0.spv"
+names+=("attend_f32" "attend_f16" "kv_store_f16" "attend_split_f32" "attend_split_f16" "attend_merge" "attend_tiled_f32" "attend_tiled_f16"
+        "attend_q8_0" "attend_split_q8_0" "attend_tiled_q8_0" "kv_store_q8_0")
 # MoE rows back to their tokens (scatter.comp).
 glslc -fshader-stage=compute --target-env=vulkan1.1 -O "$SHADERS/scatter.comp" -o "$work/scatter_add.spv"
 names+=("scatter_add")

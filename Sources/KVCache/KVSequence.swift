@@ -266,7 +266,16 @@ public final class KVSequence: @unchecked Sendable {
     /// Reads `count` elements of a position's K row from element `offset` as floats (Q8_0: both whole
     /// blocks).
     public func loadK(_ layer: Int, _ position: Int, offset: Int = 0, count: Int, into out: UnsafeMutablePointer<Float>) {
-        let type = pool.shape.type, src = kRow(layer, position) + type.bytes(offset)
+        KVSequence.load(kRow(layer, position), offset: offset, count: count, type: pool.shape.type, into: out)
+    }
+
+    /// The same for a position's V row.
+    public func loadV(_ layer: Int, _ position: Int, offset: Int = 0, count: Int, into out: UnsafeMutablePointer<Float>) {
+        KVSequence.load(vRow(layer, position), offset: offset, count: count, type: pool.shape.type, into: out)
+    }
+
+    static func load(_ row: UnsafeMutableRawPointer, offset: Int, count: Int, type: KVType, into out: UnsafeMutablePointer<Float>) {
+        let src = row + type.bytes(offset)
         switch type {
         case .f32: out.update(from: src.assumingMemoryBound(to: Float.self), count: count)
         case .f16: ds_f16_to_f32_row(src, out, Int64(count))

@@ -34,11 +34,17 @@ final class DeviceKV {
         vPageBytes = pool.vPageStride * pool.shape.type.unitBytes
     }
 
-    /// Whether a pool's rows can live on this context's device: F32 rows, or F16 rows of an even number of
-    /// elements (whole words), with separate V arenas, each arena within one binding.
+    /// Whether a pool's rows can live on this context's device: F32 rows, F16 rows of an even number of
+    /// elements (whole words) or Q8_0 rows of whole blocks, with separate V arenas, each arena within one
+    /// binding.
     static func suits(_ pool: KVPagePool, bindingLimit: Int) -> Bool {
         let shape = pool.shape
-        let type = shape.type == .f32 || (shape.type == .f16 && shape.kRowFloats % 2 == 0 && shape.vRowFloats % 2 == 0)
+        let type: Bool
+        switch shape.type {
+        case .f32: type = true
+        case .f16: type = shape.kRowFloats % 2 == 0 && shape.vRowFloats % 2 == 0
+        case .q8_0: type = shape.kRowFloats % 32 == 0 && shape.vRowFloats % 32 == 0
+        }
         return type && shape.vRowFloats > 0 && pool.kArenaBytes <= bindingLimit && pool.vArenaBytes <= bindingLimit
     }
 

@@ -3,15 +3,15 @@
 //             from the host first where the host wrote it since), and the rows reach the host's arenas at
 //             the next host access;
 //   attend    Shaders/attend.comp over the pages the span shows (each taken from the host where stale).
-// KV rows of F32, or F16 (converted on the device as they are stored). What the device cannot do here (Q8_0
-// KV, latent attention's values inside the keys, a layout without pages, heads too wide for the shader) runs
-// on the CPU after a host access.
+// KV rows of F32, F16 or Q8_0 (converted or quantized on the device as they are stored). What the device
+// cannot do here (latent attention's values inside the keys, a layout without pages, heads too wide for the
+// shader) runs on the CPU after a host access.
 
 import CVulkan
 import Kernels
 import KVCache
 
-/// kv_store_f16.comp's push constants.
+/// kv_store_f16.comp's and kv_store_q8.comp's push constants.
 struct HalfStoreParameters {
     var rows: UInt32 = 0, width: UInt32 = 0, srcSkew: UInt32 = 0, srcStride: UInt32 = 0, destSkew: UInt32 = 0
 }
@@ -68,7 +68,7 @@ extension VulkanBackend {
     public func storeKV(layer: Int, k: RowBlock, v: RowBlock, positions: UnsafePointer<Int>, segmentOfRow: UnsafePointer<Int32>,
                         caches: [KVSequence]) {
         if let kv, let pool = kv.pool, !failed, k.rows > 0, caches.allSatisfy({ $0.pool === pool }),
-           k.width == pool.shape.kRowFloats, v.width == pool.shape.vRowFloats,
+           k.width == pool.shape.kRowFloats, v.width == pool.shape.vRowFloats, pool.shape.type != .q8_0 || (k.width % 32 == 0 && v.width % 32 == 0),
            onDevice({ try recordStores(kv, pool, layer: layer, k: k, v: v, positions: positions, segmentOfRow: segmentOfRow, caches: caches) }) {
             return
         }
@@ -96,9 +96,9 @@ extension VulkanBackend {
             noteStoredRow(kBuffer, kOffsets[t], kArena + kOffsets[t], kBytes)
             noteStoredRow(vBuffer, vOffsets[t], vArena + vOffsets[t], vBytes)
         }
-        if pool.shape.type == .f16 {
-            try recordHalfStores(kRows, k, into: kBuffer, kOffsets)
-            try recordHalfStores(vRows, v, into: vBuffer, vOffsets)
+        if pool.shape.type != .f32 {
+            try recordConvertedStores(kRows, k, into: kBuffer, kOffsets, type: pool.shape.type)
+            try recordConvertedStores(vRows, v, into: vBuffer, vOffsets, type: pool.shape.type)
         } else {
             var reason = [CChar](repeating: 0, count: 512)
             for t in 0..<k.rows {
@@ -122,21 +122,24 @@ extension VulkanBackend {
         storedKVRows.append((buffer, offset, host, bytes))
     }
 
-    /// Rows of `block` (on the device at `rows`) converted to F16 into `arena` at the byte offsets (whole
-    /// words: rows of an even number of elements). Lock held.
-    private func recordHalfStores(_ rows: RowOperand, _ block: RowBlock, into arena: OpaquePointer, _ offsets: [Int]) throws {
-        let words = offsets.map { UInt32($0 / 4) }
-        let destinations = try words.withUnsafeBytes { try context.stage($0.baseAddress!, bytes: $0.count) }
+    /// Rows of `block` (on the device at `rows`) converted into `arena` at the byte offsets: to F16 (whole
+    /// words: rows of an even number of elements; kv_store_f16.comp, a workgroup per row) or quantized to Q8_0
+    /// (whole blocks; kv_store_q8.comp, an invocation per block). Lock held.
+    private func recordConvertedStores(_ rows: RowOperand, _ block: RowBlock, into arena: OpaquePointer, _ offsets: [Int],
+                                       type: KVType) throws {
+        let half = type == .f16
+        let destinations = half ? offsets.map { UInt32($0 / 4) } : offsets.map { UInt32($0) }
+        let table = try destinations.withUnsafeBytes { try context.stage($0.baseAddress!, bytes: $0.count) }
         var p = HalfStoreParameters(rows: UInt32(block.rows), width: UInt32(block.width))
         let (source, sourceSkew) = context.binding(rows.range.buffer, start: rows.range.offset, length: rows.bytes)
-        let (dest, destSkew) = context.binding(destinations.buffer, start: destinations.offset, length: words.count * 4)
+        let (dest, destSkew) = context.binding(table.buffer, start: table.offset, length: destinations.count * 4)
         p.srcSkew = UInt32(sourceSkew / 4); p.srcStride = UInt32(block.stride); p.destSkew = UInt32(destSkew / 4)
         let arenaBinding = context.binding(arena, start: 0, length: Int(ds_vk_buffer_size(arena))).0
-        let pipeline = try context.shaderPipeline("kv_store_f16", bindings: 3, pushBytes: MemoryLayout<HalfStoreParameters>.size)
+        let pipeline = try context.shaderPipeline(half ? "kv_store_f16" : "kv_store_q8_0", bindings: 3,
+                                                  pushBytes: MemoryLayout<HalfStoreParameters>.size)
         let groupsX = min(block.rows, VulkanContext.maxGroups)
-        try withUnsafeBytes(of: &p) { push in
-            try context.dispatch(pipeline, [source, arenaBinding, dest], push: push, groups: (groupsX, (block.rows + groupsX - 1) / groupsX, 1))
-        }
+        let groups = half ? (groupsX, (block.rows + groupsX - 1) / groupsX, 1) : ((block.width / 32 + 63) / 64, block.rows, 1)
+        try withUnsafeBytes(of: &p) { push in try context.dispatch(pipeline, [source, arenaBinding, dest], push: push, groups: groups) }
     }
 
     // MARK: Attention
@@ -162,9 +165,11 @@ extension VulkanBackend {
         cpu.attendDecodeSteps(steps, span: span, scale: scale, softcap: softcap)
     }
 
-    /// Shapes attend.comp takes: key rows of at most 1024 floats, value rows of at most 512, whole query groups.
+    /// Shapes attend.comp takes: key rows of at most 1024 floats, value rows of at most 512, whole query groups
+    /// (Q8_0: heads of whole blocks).
     private func attendable(_ l: Attention.Layout) -> Bool {
         l.keyDim <= 1024 && l.valueDim <= 512 && l.kvHeads > 0 && l.heads % l.kvHeads == 0 && l.heads <= VulkanContext.maxGroups
+            && (l.kvType != .q8_0 || (l.keyDim % 32 == 0 && l.valueDim % 32 == 0 && l.kHeadStride % 32 == 0 && l.vHeadStride % 32 == 0))
     }
 
     /// Lock held.
@@ -188,8 +193,9 @@ extension VulkanBackend {
         let kBinding = context.binding(kBuffer, start: 0, length: kv.kBytes).0, vBinding = context.binding(vBuffer, start: 0, length: kv.vBytes).0
         p.qSkew = UInt32(qSkew / 4); p.qTokenStride = UInt32(l.qTokenStride); p.qHeadStride = UInt32(l.qHeadStride)
         p.outSkew = UInt32(outSkew / 4); p.outTokenStride = UInt32(l.outTokenStride); p.outHeadStride = UInt32(l.outHeadStride)
-        p.kRowStride = UInt32(l.kStride); p.kHeadStride = UInt32(l.kHeadStride); p.kPageStride = UInt32(l.kPageStride)
-        p.vRowStride = UInt32(l.vStride); p.vHeadStride = UInt32(l.vHeadStride); p.vPageStride = UInt32(l.vPageStride)
+        // Row and page strides are in the type's units (bytes for Q8_0); head strides in elements.
+        p.kRowStride = UInt32(l.kStride); p.kHeadStride = UInt32(l.kvType.units(l.kHeadStride)); p.kPageStride = UInt32(l.kPageStride)
+        p.vRowStride = UInt32(l.vStride); p.vHeadStride = UInt32(l.kvType.units(l.vHeadStride)); p.vPageStride = UInt32(l.vPageStride)
         p.pagesSkew = UInt32(pagesSkew / 4); p.pageShift = UInt32(l.pageShift)
         switch span {
         case .full: p.spanKind = 0
@@ -197,7 +203,7 @@ extension VulkanBackend {
         case .chunked(let c): p.spanKind = 2; p.spanSize = UInt32(c)
         }
         p.scale = scale; p.softcap = softcap
-        let kvSuffix = l.kvType == .f16 ? "f16" : "f32"
+        let kvSuffix = l.kvType.rawValue
         let bindings = [qBinding, outBinding, kBinding, vBinding, pagesBinding]
         let kernel = AttentionKernel.choose(l, tokens: tokens, start: start, span: span, splitRows: attentionSplitRows)
         ds_vk_barrier(context.handle)

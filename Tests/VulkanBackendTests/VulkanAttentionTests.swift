@@ -13,8 +13,14 @@ import VulkanBackend
 /// Two sequences of 13 positions in a pool of 4-position pages, written in alternating chunks of 3 through
 /// `ops` (so their pages interleave), layer 1's rows from seeded values.
 private final class PagedCase {
-    static let heads = 4, kvHeads = 2, d = 16, layers = 2
+    static let heads = 4, kvHeads = 2, d = 32, layers = 2
     let positions: Int
+
+    /// Attention outputs (values in [−2, 2]): F32 to rounding, F16 within a half's precision, Q8_0 within a
+    /// step of its bytes (a row the device rounds the other way moves an output by at most 2/127).
+    static func tolerance(_ type: KVType) -> Float { [.f32: 1e-5, .f16: 2e-3, .q8_0: 2e-2][type]! }
+    /// Stored rows against the CPU's: equal for F32; a half's last bit, a Q8_0 step (2/127) at most.
+    static func storedTolerance(_ type: KVType) -> Float { [.f32: 0, .f16: 1e-3, .q8_0: 1.6e-2][type]! }
     let pool: KVPagePool
     let sequences: [KVSequence]
     let ops: any Backend
@@ -81,19 +87,14 @@ private final class PagedCase {
         return out
     }
 
-    /// Every stored K and V value of layer 1, both sequences, as the host holds them.
+    /// Every stored K and V value of layer 1, both sequences, as the host holds them (widened to floats).
     var hostRows: [Float] {
         let width = PagedCase.kvHeads * PagedCase.d
-        var rows: [Float] = []
+        var rows: [Float] = [], row = [Float](repeating: 0, count: width)
         for seq in sequences {
             for p in 0..<positions {
-                for row in [seq.kRow(1, p), seq.vRow(1, p)] {
-                    if pool.shape.type == .f16 {
-                        rows += UnsafeBufferPointer(start: row.assumingMemoryBound(to: Float16.self), count: width).map { Float($0) }
-                    } else {
-                        rows += UnsafeBufferPointer(start: row.assumingMemoryBound(to: Float.self), count: width)
-                    }
-                }
+                seq.loadK(1, p, count: width, into: &row); rows += row
+                seq.loadV(1, p, count: width, into: &row); rows += row
             }
         }
         return rows
@@ -103,18 +104,18 @@ private final class PagedCase {
 private func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
 
 @Suite struct VulkanAttentionTests {
-    /// F32 rows, and F16 rows (converted on the device as they are stored; its rounding may differ from the
-    /// CPU's in the last bit of a half, so F16 rows match within a half's precision).
-    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: [KVType.f32, .f16])
+    /// F32 rows, F16 and Q8_0 rows (converted or quantized on the device as they are stored; its rounding may
+    /// differ from the CPU's in the last bit of a half or of a byte, so they match within that precision).
+    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: KVType.allCases)
     func pagedAttentionMatchesTheCPU(type: KVType) throws {
         let context = try VulkanContext(deviceIndex: 0)
         let cpu = PagedCase(cpuBackend(), type: type), device = PagedCase(VulkanBackend(context: context, cpu: cpuBackend()), type: type)
-        let tolerance: Float = type == .f16 ? 2e-3 : 1e-5
+        let tolerance = PagedCase.tolerance(type)
         // The pages of the two sequences interleave in the pool.
         let pagesA = (0..<4).map { device.sequences[0].page(1, 4 * $0) }, pagesB = (0..<4).map { device.sequences[1].page(1, 4 * $0) }
         #expect(Set(pagesA).isDisjoint(with: pagesB) && pagesA.max()! > pagesB.min()!, "scattered pages: \(pagesA) and \(pagesB)")
         // The device stored the rows; the host's arenas hold them after the pass (write-through).
-        #expect(worst(device.hostRows, cpu.hostRows) <= (type == .f16 ? 1e-3 : 0), "stored rows")
+        #expect(worst(device.hostRows, cpu.hostRows) <= PagedCase.storedTolerance(type), "stored rows: \(worst(device.hostRows, cpu.hostRows))")
         for span in [AttentionSpan.full, .sliding(5), .chunked(4)] {
             for softcap: Float in [0, 5] {
                 for s in 0..<2 {
@@ -138,13 +139,13 @@ private func worst(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0
 
     /// The split-K kernel (decode steps over more visible rows than `attentionSplitRows`, merged after) and the
     /// tiled prompt kernel (blocks of 16 tokens; 37 tokens make two whole blocks and a part) against the CPU.
-    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: [KVType.f32, .f16])
+    @Test(.enabled(if: hasDevice, lavapipeReason), arguments: KVType.allCases)
     func splitAndTiledAttentionMatchTheCPU(type: KVType) throws {
         let context = try VulkanContext(deviceIndex: 0)
         let backend = VulkanBackend(context: context, cpu: cpuBackend())
         backend.attentionSplitRows = 4
         let cpu = PagedCase(cpuBackend(), type: type, positions: 40), device = PagedCase(backend, type: type, positions: 40)
-        let tolerance: Float = type == .f16 ? 2e-3 : 1e-5
+        let tolerance = PagedCase.tolerance(type)
         for span in [AttentionSpan.full, .sliding(7), .chunked(8)] {
             for softcap: Float in [0, 5] {
                 for (tokens, start) in [(37, 3), (10, 30), (1, 39), (3, 20)] {

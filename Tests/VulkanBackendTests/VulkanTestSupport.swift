@@ -20,9 +20,9 @@ func values(_ n: Int, seed: UInt64) -> [Float] {
     }
 }
 
-/// A CPU backend on two threads with attention scratch for up to 64 positions of 4 heads of 16.
+/// A CPU backend on two threads with attention scratch for up to 64 positions of 4 heads of 32.
 func cpuBackend() -> CPUBackend {
     let pool = WorkerPool(threads: 2)
-    return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 64, groupSize: 2, widestKey: 16,
-                                                                widestValue: 16, heads: 4))
+    return CPUBackend(pool: pool, attention: AttentionWorkspace(pool: pool, contextLength: 64, groupSize: 2, widestKey: 32,
+                                                                widestValue: 32, heads: 4))
 }

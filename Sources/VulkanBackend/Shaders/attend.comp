@@ -1,4 +1,4 @@
-// Attention over the paged KV cache (F32 rows; F16 where DS_KV_F16 is set: two halves per word), one
+// Attention over the paged KV cache (F32 rows; F16 or Q8_0 where DS_KV_F16 or DS_KV_Q8 is set), one
 // workgroup per (query head, token):
 //   out[t, h] = Σ_j softmax_j(scale · q[t, h] · K[j, kvh]) V[j, kvh]   over the positions j the span shows to
 //   position start + t (kvh = h / (heads / kvHeads); softcap > 0: scores ← cap · tanh(score / cap)).
@@ -50,7 +50,7 @@ void main() {
             uint page = uint(pages[p.pagesSkew + (j >> p.pageShift)]);
             uint kRow = p.kSkew + page * p.kPageStride + (j & mask) * p.kRowStride + kvh * p.kHeadStride;
             float dot = 0.0;
-            for (uint i = 0u; i < p.keyDim; ++i) dot += qs[i] * kAt(kRow + i);
+            for (uint i = 0u; i < p.keyDim; ++i) dot += qs[i] * kAt(kRow, i);
             s = softcapped(dot * p.scale);
             valueRow[lane] = p.vSkew + page * p.vPageStride + (j & mask) * p.vRowStride + kvh * p.vHeadStride;
         }
@@ -71,7 +71,7 @@ void main() {
             uint d = lane + 64u * i;
             if (d >= p.valueDim) break;
             float a = acc[i] * correction;
-            for (uint r = 0u; r < n; ++r) a += scores[r] * vAt(valueRow[r] + d);
+            for (uint r = 0u; r < n; ++r) a += scores[r] * vAt(valueRow[r], d);
             acc[i] = a;
         }
         m = newMax;

@@ -5,7 +5,8 @@
 //   then per row the online softmax: m' = max(m, max_c S), l' = l·e^(m − m') + Σ_c e^(S − m'),
 //   acc' = acc·e^(m − m') + Σ_c e^(S − m') V[tile + c]; out = acc / l at the end.
 // Invocation lane keeps query row r = lane / 4: scores of keys c ≡ lane (mod 4), output dims d ≡ lane (mod 4).
-// Rows of at most MAXD = 128 key and value floats (wider heads take attend.comp). F16 rows where DS_KV_F16.
+// Rows of at most MAXD = 128 key and value floats (wider heads take attend.comp). F16 or Q8_0 rows where
+// DS_KV_F16 or DS_KV_Q8.
 #version 450
 
 layout(local_size_x = 64) in;
@@ -49,7 +50,7 @@ void main() {
             float x = 0.0;
             if (c < n) {
                 uint page = uint(pages[p.pagesSkew + (j >> p.pageShift)]);
-                x = kAt(p.kSkew + page * p.kPageStride + (j & mask) * p.kRowStride + kvh * p.kHeadStride + d);
+                x = kAt(p.kSkew + page * p.kPageStride + (j & mask) * p.kRowStride + kvh * p.kHeadStride, d);
             }
             ks[c * MAXD + d] = x;
         }
@@ -58,7 +59,7 @@ void main() {
             float x = 0.0;
             if (c < n) {
                 uint page = uint(pages[p.pagesSkew + (j >> p.pageShift)]);
-                x = vAt(p.vSkew + page * p.vPageStride + (j & mask) * p.vRowStride + kvh * p.vHeadStride + d);
+                x = vAt(p.vSkew + page * p.vPageStride + (j & mask) * p.vRowStride + kvh * p.vHeadStride, d);
             }
             vs[c * MAXD + d] = x;
         }
