@@ -59,17 +59,19 @@ public final class MPIWorld: @unchecked Sendable {
             var request: ds_mpi_request?
             let status = ds_mpi_isend(bytes.baseAddress.map { $0 + offset }, count, Int32(peer), Int32(tag), &request)
             guard status == 0 else { throw failure(status, "sending \(count) bytes to rank \(peer)") }
-            _ = try wait(&request, "sending \(count) bytes to rank \(peer) (tag \(tag))")
+            _ = try wait(&request, "sending \(count) bytes to rank \(peer) (tag \(tag))", timeout: timeout)
         }
     }
 
-    /// Receives exactly `bytes.count` bytes from rank `peer` under `tag`.
-    public func receive(into bytes: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int) throws {
+    /// Receives exactly `bytes.count` bytes from rank `peer` under `tag`, waiting at most `timeout` seconds
+    /// (nil: the world's; .infinity for a rank that waits on a user, as the pipeline's later stages do for
+    /// the next request: a dead rank still ends the job, since mpirun ends every rank when one dies).
+    public func receive(into bytes: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int, timeout: Double? = nil) throws {
         try inParts(bytes.count) { offset, count in
             var request: ds_mpi_request?
             let status = ds_mpi_irecv(bytes.baseAddress.map { $0 + offset }, count, Int32(peer), Int32(tag), &request)
             guard status == 0 else { throw failure(status, "receiving from rank \(peer)") }
-            let received = try wait(&request, "a message from rank \(peer) (tag \(tag), \(count) bytes)")
+            let received = try wait(&request, "a message from rank \(peer) (tag \(tag), \(count) bytes)", timeout: timeout ?? self.timeout)
             guard received == count else {
                 throw DistributedError("rank \(rank): rank \(peer) sent \(received) bytes under tag \(tag) where \(count) were expected")
             }
@@ -96,12 +98,12 @@ public final class MPIWorld: @unchecked Sendable {
         var request: ds_mpi_request?
         let status = ds_mpi_ibarrier(&request)
         guard status == 0 else { throw failure(status, "a barrier") }
-        _ = try wait(&request, "the other ranks at a barrier")
+        _ = try wait(&request, "the other ranks at a barrier", timeout: timeout)
     }
 
     /// Polls `request` until it finishes or `timeout` passes (then it is cancelled). The bytes received.
-    private func wait(_ request: inout ds_mpi_request?, _ what: String) throws -> Int {
-        let deadline = Date().addingTimeInterval(timeout)
+    private func wait(_ request: inout ds_mpi_request?, _ what: String, timeout: Double) throws -> Int {
+        let deadline = timeout.isFinite ? Date().addingTimeInterval(timeout) : Date.distantFuture
         var spins = 0
         while true {
             var done: Int32 = 0, received = 0

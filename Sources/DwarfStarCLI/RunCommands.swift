@@ -15,6 +15,7 @@ struct Run: ParsableCommand {
     @OptionGroup var modelOptions: SessionOptions
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var speculation: SpeculationFlags
+    @OptionGroup var distributed: PipelineOptions
     @Option(name: [.short, .customLong("prompt")], help: "The prompt.") var prompt: String
     @Option(name: [.short, .customLong("n-predict")], help: "Maximum tokens to generate.") var n: Int = 256
     @Option(name: .customLong("system"), help: "System message (chat template only).") var system: String?
@@ -26,36 +27,41 @@ struct Run: ParsableCommand {
         do {
             let (loaded, runtime) = try modelOptions.loadResolved()
             let session = try runtime.session(loaded)
-        showPromptProgress(on: session.state)
-            showPromptProgress(on: session.state)
-            let tokens: [Int32]
-            if raw || loaded.chatTemplate == nil {
-                if !raw { printErr("note: \(loaded.name) has no chat template; using raw completion") }
-                tokens = PromptBuilder.rawPrompt(loaded, prompt)
-            } else {
-                var messages: [ChatMessage] = []
-                if let s = system { messages.append(ChatMessage(role: "system", content: s)) }
-                messages.append(ChatMessage(role: "user", content: prompt))
-                tokens = try PromptBuilder.chatPrompt(loaded, messages: messages, parseSpecialInContent: modelOptions.parseSpecialInContent)
-            }
-            if verbosePrompt {
-                printErr("prompt (\(tokens.count) tokens): \(loaded.tokenizer.decode(tokens).debugDescription)")
-                printErr("ids: \(tokens.map(String.init).joined(separator: ","))")
-            }
-            var options = GenerationOptions()
-            options.maxTokens = n
-            options.sampler = sampling.parameters
-            options.stop = sampling.stop
-            options.ignoreEOS = ignoreEOS
-            options.speculation = try speculation.options(for: loaded)
-            if raw || loaded.chatTemplate == nil { writeOut(prompt) }
-            let result = try session.generate(prompt: tokens, options: options) { writeOut($0) }
-            writeOut("\n")
-            printErr(formatStats(loaded, result))
-            loaded.saveExpertStatistics()   // expert popularity for the next start (streaming only)
+            try distributed.run(model: loaded.model, state: session.state) { try answer(loaded, session) }
+        } catch let e as ExitCode {
+            throw e
         } catch {
             throw fail(error)
         }
+    }
+
+    func answer(_ loaded: LoadedModel, _ session: Session) throws {
+        showPromptProgress(on: session.state)
+        let tokens: [Int32]
+        if raw || loaded.chatTemplate == nil {
+            if !raw { printErr("note: \(loaded.name) has no chat template; using raw completion") }
+            tokens = PromptBuilder.rawPrompt(loaded, prompt)
+        } else {
+            var messages: [ChatMessage] = []
+            if let s = system { messages.append(ChatMessage(role: "system", content: s)) }
+            messages.append(ChatMessage(role: "user", content: prompt))
+            tokens = try PromptBuilder.chatPrompt(loaded, messages: messages, parseSpecialInContent: modelOptions.parseSpecialInContent)
+        }
+        if verbosePrompt {
+            printErr("prompt (\(tokens.count) tokens): \(loaded.tokenizer.decode(tokens).debugDescription)")
+            printErr("ids: \(tokens.map(String.init).joined(separator: ","))")
+        }
+        var options = GenerationOptions()
+        options.maxTokens = n
+        options.sampler = sampling.parameters
+        options.stop = sampling.stop
+        options.ignoreEOS = ignoreEOS
+        options.speculation = try speculation.options(for: loaded)
+        if raw || loaded.chatTemplate == nil { writeOut(prompt) }
+        let result = try session.generate(prompt: tokens, options: options) { writeOut($0) }
+        writeOut("\n")
+        printErr(formatStats(loaded, result))
+        loaded.saveExpertStatistics()   // expert popularity for the next start (streaming only)
     }
 }
 

@@ -67,6 +67,7 @@ struct Logits: ParsableCommand {
         abstract: "Teacher-forced logits at every position (JSON: tokens, logits[, greedy]).")
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var context: ContextOption
+    @OptionGroup var distributed: PipelineOptions
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(help: "Also decode N tokens greedily after the input, through the KV cache.") var greedy: Int = 0
     @Option(name: .customLong("out"), help: "Write the JSON here instead of stdout.") var out: String?
@@ -90,31 +91,38 @@ struct Logits: ParsableCommand {
             if let gpu = runtime.gpuPlacement { printErr(gpu.description) }
             let state = runtime.inferenceState(model)
             printErr("logits: \(ids.count) tokens, context \(runtime.contextLength), threads \(runtime.threads)")
-            let v = model.vocabularySize
-            let logits = try model.forward(ids, startPosition: 0, state: state, logits: .all)
-            var json = "{\"tokens\":[" + ids.map(String.init).joined(separator: ",") + "],\"logits\":["
-            for r in 0..<ids.count {
-                if r > 0 { json += "," }
-                json += "[" + (0..<v).map { formatFloat(logits[r * v + $0]) }.joined(separator: ",") + "]"
-            }
-            json += "]"
-            if greedy > 0 {
-                var last = Array(UnsafeBufferPointer(rebasing: logits[((ids.count - 1) * v)..<(ids.count * v)]))
-                var out: [Int32] = []
-                for _ in 0..<greedy {
-                    let next = Int32(last.indices.max { last[$0] < last[$1] }!)
-                    out.append(next)
-                    last = Array(try model.forward([next], startPosition: state.position, state: state, logits: .last))
-                }
-                json += ",\"greedy\":[" + out.map(String.init).joined(separator: ",") + "]"
-            }
-            json += "}\n"
-            if let out { try json.write(toFile: out, atomically: true, encoding: .utf8) } else { writeOut(json) }
+            try distributed.run(model: model, state: state) { try writeLogits(ids, model: model, state: state) }
         } catch let e as ValidationError {
+            throw e
+        } catch let e as ExitCode {
             throw e
         } catch {
             throw fail(error)
         }
+    }
+
+    /// The logits of `ids` and the greedy tokens after them, as JSON.
+    func writeLogits(_ ids: [Int32], model: TransformerModel, state: InferenceState) throws {
+        let v = model.vocabularySize
+        let logits = try model.forward(ids, startPosition: 0, state: state, logits: .all)
+        var json = "{\"tokens\":[" + ids.map(String.init).joined(separator: ",") + "],\"logits\":["
+        for r in 0..<ids.count {
+            if r > 0 { json += "," }
+            json += "[" + (0..<v).map { formatFloat(logits[r * v + $0]) }.joined(separator: ",") + "]"
+        }
+        json += "]"
+        if greedy > 0 {
+            var last = Array(UnsafeBufferPointer(rebasing: logits[((ids.count - 1) * v)..<(ids.count * v)]))
+            var out: [Int32] = []
+            for _ in 0..<greedy {
+                let next = Int32(last.indices.max { last[$0] < last[$1] }!)
+                out.append(next)
+                last = Array(try model.forward([next], startPosition: state.position, state: state, logits: .last))
+            }
+            json += ",\"greedy\":[" + out.map(String.init).joined(separator: ",") + "]"
+        }
+        json += "}\n"
+        if let out { try json.write(toFile: out, atomically: true, encoding: .utf8) } else { writeOut(json) }
     }
 
     func formatFloat(_ f: Float) -> String {

@@ -39,6 +39,10 @@ public final class InferenceState: @unchecked Sendable {
     /// Multi-head latent attention: prompt batches of at least this many tokens run the expanded form,
     /// shorter ones (decode) the absorbed form.
     public var latentExpandedMinimumTokens: Int
+    /// This session's stage of a model split across processes (nil: the whole model here).
+    public var pipeline: PipelineLink?
+    /// x rows received from the previous stage (made on first use).
+    private var pipelineRows: UnsafeMutablePointer<Float>?
     private(set) var logits: UnsafeMutablePointer<Float>
     private var logitsCapacity: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -106,6 +110,16 @@ public final class InferenceState: @unchecked Sendable {
         logits.deallocate()
         positions.deallocate()
         rowSegment.deallocate()
+        pipelineRows?.deallocate()
+    }
+
+    /// Room for the x rows of a chunk from the previous pipeline stage (maxBatch rows of `width`).
+    func pipelineInput(rows: Int, width: Int) -> UnsafeMutablePointer<Float> {
+        if let pipelineRows { return pipelineRows }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: maxBatch * width)
+        p.initialize(repeating: 0, count: maxBatch * width)
+        pipelineRows = p
+        return p
     }
 
     /// The stack's scratch as the type its makeScratch made.

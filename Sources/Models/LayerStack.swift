@@ -50,6 +50,11 @@ public protocol LayerStack: AnyObject, Sendable {
     /// Whether forward calls ops.hostAccess() before it reads or writes a buffer on the host itself (and
     /// hands every other access to ops), so a device backend may keep results on the device between ops.
     var declaresHostAccess: Bool { get }
+    /// Whether forward runs `ForwardPass.layers` alone when given (pipeline stages), starting from the
+    /// pass's input rows and leaving the residual stream in the state's x.
+    var runsLayerRanges: Bool { get }
+    /// Each layer's weight bytes (empty where the stack does not split).
+    var layerWeightBytes: [Int] { get }
     /// Activation rows of the stack's scratch (makeScratch's) that a device backend may keep on its device.
     func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer]
 }
@@ -63,6 +68,8 @@ extension LayerStack {
     public var keepsSideState: Bool { false }
     public var exactDecodeRows: Bool { false }
     public var declaresHostAccess: Bool { false }
+    public var runsLayerRanges: Bool { false }
+    public var layerWeightBytes: [Int] { [] }
     public func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer] { [] }
     public func makeSideState(kvType: KVType) -> KVSideState? { nil }
     public func sideStateBytes(contextLength: Int, type: KVType) -> Int { 0 }
@@ -150,6 +157,9 @@ public struct ForwardPass {
     /// The rows the stack starts from instead of the tokens' embeddings (an MTP layer's projected
     /// input; StandardStack), T rows of the embedding width; nil: embed the tokens.
     var inputRows: UnsafePointer<Float>? = nil
+    /// The layers to run (a pipeline stage's range; nil: every layer). Only stacks that say
+    /// `runsLayerRanges` are given one.
+    var layers: Range<Int>? = nil
 
     /// x[t] = embed(tokens[t]) for the rows of the pass.
     func embed(_ t: Int, into x: UnsafeMutablePointer<Float>) { embedding.embed(tokens[t], into: x) }

@@ -194,10 +194,14 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
         }
     }
 
-    public var weightBytesPerToken: Int {
+    public var weightBytesPerToken: Int { layerWeightBytes.reduce(0, +) }
+
+    public var runsLayerRanges: Bool { true }
+
+    public var layerWeightBytes: [Int] {
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
-        var total = 0
-        for l in layers {
+        return layers.map { l in
+            var total = 0
             switch l.attention {
             case .standard(let a): for m in [a.wq, a.wk, a.wv, a.wo] { total += bytes(m) }
             case .latent(let a): total += a.bytesPerToken()
@@ -206,8 +210,8 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
             case .dense(let f): for m in [f.gate, f.up, f.down] { total += bytes(m) }
             case .moe(let f): total += f.bytesPerToken()
             }
+            return total
         }
-        return total
     }
 
     public func forward(_ p: ForwardPass) {
@@ -227,7 +231,9 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
             ropeSliding.fill(s.ropeSliding + t * ropeStride, position: positions[t])
         }
 
-        for (l, w) in layers.enumerated() {
+        let range = p.layers ?? layers.indices
+        for l in range {
+            let w = layers[l]
             ops.rmsNorm(x, weight: w.attnNorm.pointer, into: xn, epsilon: eps)
             let sliding = hooks.slidingRopeLayers[l]
             let rope = sliding ? ropeSliding : ropeGlobal
@@ -265,7 +271,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 // With streamed experts, the next MoE layer's router is tried on this layer's input: how
                 // well it foresees that layer's experts (what prefetching them would rest on).
                 var next: (layer: Int, weights: MoEWeights)? = nil
-                if p.experts != nil, let j = ((l + 1)..<layers.count).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
+                if p.experts != nil, let j = ((l + 1)..<range.upperBound).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: f, embedding: e, activation: hooks.activation,
                                  scratch: scratch.moe, ops: s.ops, mode: expertMode, layer: l, cache: p.experts, predictNext: next)

@@ -110,6 +110,7 @@ public final class TransformerModel: @unchecked Sendable {
         for t in tokens where t < 0 || Int(t) >= vocabularySize {
             throw InferenceError.invalidToken(t, vocabularySize: vocabularySize)
         }
+        if state.pipeline != nil && inputRows != nil { throw PipelineError.unsupported("rows given instead of tokens (an MTP drafter) run on one process") }
         // Rows of the batch whose logits are wanted: [firstRow, tokens.count).
         let firstRow: Int
         switch request {
@@ -124,12 +125,22 @@ public final class TransformerModel: @unchecked Sendable {
             let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
             try state.cache.prepareWrite(start: startPosition + done, count: n)
             _ = expertCache?.takeError()   // earlier failures left no slot in use
-            tokens.withUnsafeBufferPointer { buf in
-                forwardBatch(buf.baseAddress! + done, count: n,
-                             segments: [BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n,
-                                                     prompt: n > 1 && !asDecodeRows)],
-                             state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow),
-                             inputRows: inputRows.map { $0 + done * config.embeddingLength })
+            let segment = BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n, prompt: n > 1 && !asDecodeRows)
+            if let link = state.pipeline {
+                let step = PipelineStep(tokens: Array(tokens[done..<(done + n)]), startPosition: startPosition + done, firstLogitRow: lo,
+                                        asDecodeRows: asDecodeRows)
+                do {
+                    try forwardFirstStage(link, step, state: state, segment: segment, logitsOffset: max(0, done + lo - firstRow))
+                } catch {
+                    state.cache.discardWrite(start: startPosition + done)
+                    throw error
+                }
+            } else {
+                tokens.withUnsafeBufferPointer { buf in
+                    forwardBatch(buf.baseAddress! + done, count: n, segments: [segment],
+                                 state: state, logitRows: Array(lo..<n), logitsOffset: max(0, done + lo - firstRow),
+                                 inputRows: inputRows.map { $0 + done * config.embeddingLength })
+                }
             }
             // A failed expert read spoils this chunk's rows: they are dropped, never committed (earlier
             // chunks were checked and stay).
@@ -152,8 +163,9 @@ public final class TransformerModel: @unchecked Sendable {
     /// Runs T batch rows through the model. The rows are split into segments, each a run of consecutive
     /// positions of one sequence (its K/V prepared for writing); logits of `logitRows` (batch rows, in
     /// order) land in state.logits from row logitsOffset.
+    /// `layers`: only these layers (a pipeline stage's; nil: all).
     func forwardBatch(_ tokens: UnsafePointer<Int32>, count T: Int, segments: [BatchSegment], state s: InferenceState,
-                      logitRows: [Int], logitsOffset: Int, inputRows: UnsafePointer<Float>? = nil) {
+                      logitRows: [Int], logitsOffset: Int, inputRows: UnsafePointer<Float>? = nil, layers: Range<Int>? = nil) {
         // Position and segment of every row.
         for (i, seg) in segments.enumerated() {
             for t in seg.offset..<(seg.offset + seg.count) { s.positions[t] = seg.start + t - seg.offset; s.rowSegment[t] = Int32(i) }
@@ -161,7 +173,7 @@ public final class TransformerModel: @unchecked Sendable {
         let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
         let pass = ForwardPass(tokens: tokens, count: T, segments: segments, state: s, decodeRows: decodeRows,
                                embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache,
-                               inputRows: inputRows)
+                               inputRows: inputRows, layers: layers)
         // A device failure during the pass spoils its results: it runs again, on the CPU (passEnded is false
         // once). At the end every result is on the host, and a device backend may move weights between steps.
         repeat {

