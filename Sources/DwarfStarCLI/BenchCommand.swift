@@ -23,6 +23,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("dispatch"), help: "Only measure the cost of one parallel dispatch (worker pool vs concurrentPerform).") var dispatchOnly = false
     @Option(name: .customLong("ttft"), help: "Only measure time to first token for a prompt of N shared-prefix tokens + 16, cold and with the prefix cached.") var ttft: Int?
     @OptionGroup var speculation: SpeculationFlags
+    @OptionGroup var distributed: PipelineOptions
     @Option(name: .customLong("spec-prompts"), help: ArgumentHelp(
         "With --spec: the workload, a JSON Lines file of {\"kind\", \"prompt\"} (default: two built-in prompts). Each prompt is generated greedily (-n tokens) with and without speculation, alternated, -r times.",
         valueName: "file"))
@@ -37,6 +38,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let threads = RuntimeOptions.threads(modelOptions.threads)
+        if distributed.pipeline && (dispatchOnly || membwOnly || speculation.asked || ttft != nil) {
+            throw ValidationError("--pipeline measures pp and tg only (not --dispatch, --membw, --ttft or speculation)")
+        }
         if dispatchOnly {
             let cost = Benchmark.dispatchCost(threads: threads)
             print(String(format: "parallel dispatch, %d threads: worker pool %.2f µs, DispatchQueue.concurrentPerform %.2f µs", threads, cost.pool, cost.concurrentPerform))
@@ -92,8 +96,10 @@ struct Bench: ParsableCommand {
             }
             var samples: [BenchSample] = []
             let kv = runtime.kvType
-            if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, options: runtime)) }
-            if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, options: runtime)) }
+            try distributed.run(model: m, followerState: { runtime.inferenceState(m) }) { link in
+                if p > 0 { samples.append(try Benchmark.run(model: m, promptTokens: p, generatedTokens: 0, repetitions: r, options: runtime, pipeline: link)) }
+                if n > 0 { samples.append(try Benchmark.run(model: m, promptTokens: 0, generatedTokens: n, repetitions: r, options: runtime, pipeline: link)) }
+            }
             let bandwidth = noMembw ? nil : Benchmark.memoryReadBandwidth(threads: threads)
             let size = gguf.tensors.reduce(0) { $0 + $1.byteCount }
             let params = gguf.tensors.reduce(0) { $0 + $1.elementCount }

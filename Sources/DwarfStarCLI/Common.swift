@@ -12,7 +12,9 @@ import Sampling
 func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 
 /// Exits with a clear message instead of a stack trace for expected failures.
+/// An ExitCode (a pipeline rank that is done, a status already reported) passes through as it is.
 func fail(_ error: Error) -> ExitCode {
+    if let exit = error as? ExitCode { return exit }
     printErr("error: \(error)")
     return ExitCode(1)
 }

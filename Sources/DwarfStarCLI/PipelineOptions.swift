@@ -29,20 +29,29 @@ struct PipelineOptions: ParsableArguments {
     /// pipeline set and then tells the others to stop; the others serve their layers until then and exit
     /// here. An error on any rank ends every rank of the job with its line.
     func run(model: TransformerModel, state: InferenceState, _ body: () throws -> Void) throws {
-        guard pipeline else { return try body() }
+        try run(model: model, followerState: { state }) { link in
+            state.pipeline = link
+            try body()
+        }
+    }
+
+    /// The same for a command that makes its states as it goes (bench): body(link) on rank 0 (nil without
+    /// --pipeline) sets the link on each state it makes; the other ranks serve through `followerState()`,
+    /// which holds what rank 0's largest state holds.
+    func run(model: TransformerModel, followerState: () -> InferenceState, _ body: (PipelineLink?) throws -> Void) throws {
+        guard pipeline else { return try body(nil) }
         let world: MPIWorld
         do { world = try MPIWorld.join(timeout: rankTimeout) } catch { throw ValidationError("\(error)") }
         do {
             let link = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
             guard world.rank == 0 else {
-                try PipelineFollower.serve(model, state: state, link: link)
+                try PipelineFollower.serve(model, state: followerState(), link: link)
                 world.finalize()
                 throw ExitCode.success
             }
             let stages = link.stages.enumerated().map { "rank \($0): \($1.lowerBound)..<\($1.upperBound)" }.joined(separator: ", ")
             printErr("pipeline: \(world.size) ranks, layers \(stages)")
-            state.pipeline = link
-            try body()
+            try body(link)
             try link.finish()
             world.finalize()
         } catch let exit as ExitCode {

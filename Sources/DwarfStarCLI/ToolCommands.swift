@@ -136,6 +136,7 @@ struct PerplexityCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var chunkSize: ChunkSizeOption
     @OptionGroup var ramBudget: RAMBudgetOption
+    @OptionGroup var distributed: PipelineOptions
     @Option(name: [.short, .customLong("file")], help: "Text file.") var file: String
     @Option(help: "Maximum number of chunks (default: all).") var chunks: Int?
 
@@ -149,17 +150,22 @@ struct PerplexityCommand: ParsableCommand {
             let session = try runtime.session(loaded)
             let c = runtime.contextLength
             printErr("perplexity: \(loaded.name), chunks of \(c) tokens, threads \(runtime.threads)")
-            let r = try Perplexity.run(session: session, text: text, contextSize: c, maxChunks: chunks) { i, ppl in
-                writeOut(String(format: "[%d]%.4f,", i, ppl))
+            var scored = true
+            try distributed.run(model: loaded.model, state: session.state) {
+                let r = try Perplexity.run(session: session, text: text, contextSize: c, maxChunks: chunks) { i, ppl in
+                    writeOut(String(format: "[%d]%.4f,", i, ppl))
+                }
+                writeOut("\n")
+                scored = r.tokensScored > 0
+                guard scored else { return }
+                print(String(format: "Final estimate: PPL = %.4f +/- %.5f", r.perplexity, r.uncertainty))
+                printErr(String(format: "%d chunks, %d tokens scored, %.1f s (%.1f tokens/s evaluated)", r.chunks.count, r.tokensScored,
+                                r.seconds, Double(r.chunks.count * c) / max(r.seconds, 1e-9)))
             }
-            writeOut("\n")
-            if r.tokensScored == 0 {
+            if !scored {
                 printErr("error: the text is shorter than one chunk of \(c) tokens")
                 throw ExitCode(1)
             }
-            print(String(format: "Final estimate: PPL = %.4f +/- %.5f", r.perplexity, r.uncertainty))
-            printErr(String(format: "%d chunks, %d tokens scored, %.1f s (%.1f tokens/s evaluated)", r.chunks.count, r.tokensScored,
-                            r.seconds, Double(r.chunks.count * c) / max(r.seconds, 1e-9)))
         } catch let e as ExitCode {
             throw e
         } catch {

