@@ -149,10 +149,6 @@ struct ContextOption: RuntimeOptionGroup {
     @Option(name: [.short, .customLong("ctx")], help: "Context size in tokens (default: min(trained, 4096)).")
     var contextSize: Int?
 
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws { settings.contextLength = contextSize }
 
     func validate() throws {
@@ -178,10 +174,6 @@ struct RAMBudgetOption: ByteSizeOptionGroup {
     var ramBudget: String?
 
     var byteSizes: [String?] { [ramBudget] }
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try ramBudget.map(parseByteSize) }
 }
 
@@ -191,10 +183,6 @@ struct RequiredRAMBudgetOption: ByteSizeOptionGroup {
     var ramBudget: String
 
     var byteSizes: [String?] { [ramBudget] }
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws { settings.ramBudgetBytes = try parseByteSize(ramBudget) }
 }
 
@@ -212,10 +200,6 @@ struct BatchingOptions: RuntimeOptionGroup {
     /// Whether either was given.
     var given: Bool { parallel != nil || prefillChunk != nil }
 
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws {
         settings.sequences = parallel ?? BatchingOptions.defaultParallel
         settings.prefillChunk = prefillChunk ?? BatchingOptions.defaultPrefillChunk
@@ -232,10 +216,6 @@ struct CheckpointOption: RuntimeOptionGroup {
     @Option(name: .customLong("state-checkpoints"), help: "Snapshots kept of the state DeepSeek V4 and Qwen3.5 hold beside the KV cache (a later turn, rollback or shared prefix restarts from one instead of replaying the conversation); 0 = none.")
     var stateCheckpoints: Int = RuntimeOptions.defaultStateCheckpoints
 
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws { settings.stateCheckpoints = stateCheckpoints }
 
     func validate() throws {
@@ -249,10 +229,6 @@ struct KVBudgetOption: ByteSizeOptionGroup {
     var kvBudget: String?
 
     var byteSizes: [String?] { [kvBudget] }
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
-
     func apply(to settings: inout RuntimeSettings) throws { settings.kvBudgetBytes = try kvBudget.map(parseByteSize) }
 }
 
@@ -263,10 +239,6 @@ struct KVDiskOptions: ByteSizeOptionGroup {
 
     @Option(name: .customLong("kv-disk-budget"), help: "Most disk space the KV disk tier may use (default: 20G).")
     var kvDiskBudget: String?
-
-    @Option(name: .customLong("gpu-int-dot"), help: ArgumentHelp("Products of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights on the GPU by integer dot products over 8-bit activations: auto (where the GPU does them in hardware), on or off.",
-                                                                  valueName: "auto|on|off"))
-    var gpuIntDot: String = "auto"
 
     func apply(to settings: inout RuntimeSettings) throws {
         settings.kvDiskDirectory = kvDisk
