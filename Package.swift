@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "GGUF", "Kernels", "KVCache", "Engine", "VulkanBackend"], exclude: ["Fixtures"]),
         .testTarget(name: "KVCacheTests", dependencies: ["KVCache"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Models", "GGUF", "Sampling", "KVCache", "Platform", "Tokenizers", "Synthesis", "Quantization",
-                                                      "VulkanBackend", "TestSupport"],
+                                                      "VulkanBackend", "TestSupport", "DistributedRuns"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "GGUF", "Kernels", "Engine", "Models", "Platform"],
                     exclude: ["Fixtures"]),

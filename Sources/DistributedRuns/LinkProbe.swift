@@ -11,6 +11,10 @@ public struct LinkMeasurement: Sendable, Equatable {
     /// Bytes per second of a large message, one way.
     public let bytesPerSecond: Double
 
+    public init(peer: Int, latency: Double, bytesPerSecond: Double) {
+        self.peer = peer; self.latency = latency; self.bytesPerSecond = bytesPerSecond
+    }
+
     /// Seconds to send `bytes` one way.
     public func seconds(_ bytes: Int) -> Double { latency + Double(bytes) / bytesPerSecond }
 }

