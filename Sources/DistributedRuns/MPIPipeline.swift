@@ -5,6 +5,8 @@
 //                                 tokens as Int32 (kind 1: stop, nothing follows)
 //   hidden  rank r → rank r + 1   x rows, floats
 //   logits  last rank → rank 0    the wanted logits rows, floats
+// Prompts go in micro-batches: rank 0 sends each chunk on as soon as its layers are done and posts the
+// receive of its logits rows at once, so while rank r runs chunk i, rank r − 1 runs chunk i + 1.
 // Waits for data inside a chunk are bounded by the world's timeout; a later stage waits for the next step
 // without a bound (rank 0 may wait on a user), and mpirun ends every rank when one dies.
 
@@ -22,9 +24,13 @@ public final class MPIPipelineLink: PipelineLink {
     static let stepTag = 0x5000, tokensTag = 0x5001, hiddenTag = 0x5002, logitsTag = 0x5003
     static let stepWords = 5
 
-    public init(world: MPIWorld, stages: [Range<Int>]) {
+    public var microBatch: Int?
+    /// Logits receives posted and not yet waited for.
+    private var pendingLogits: [MPIWorld.PendingReceive] = []
+
+    public init(world: MPIWorld, stages: [Range<Int>], microBatch: Int? = nil) {
         precondition(stages.count == world.size)
-        self.world = world; self.stages = stages
+        self.world = world; self.stages = stages; self.microBatch = microBatch
     }
 
     public func announce(_ step: PipelineStep) throws {
@@ -65,8 +71,14 @@ public final class MPIPipelineLink: PipelineLink {
         try world.send(UnsafeRawBufferPointer(start: rows, count: count * 4), to: 0, tag: MPIPipelineLink.logitsTag)
     }
 
-    public func receiveLogits(into rows: UnsafeMutablePointer<Float>, count: Int) throws {
-        try world.receive(into: UnsafeMutableRawBufferPointer(start: rows, count: count * 4), from: world.size - 1, tag: MPIPipelineLink.logitsTag)
+    public func expectLogits(into rows: UnsafeMutablePointer<Float>, count: Int) throws {
+        pendingLogits.append(try world.beginReceive(into: UnsafeMutableRawBufferPointer(start: rows, count: count * 4), from: world.size - 1,
+                                                    tag: MPIPipelineLink.logitsTag))
+    }
+
+    public func awaitLogits() throws {
+        defer { pendingLogits.removeAll() }
+        for pending in pendingLogits { try world.complete(pending) }
     }
 }
 

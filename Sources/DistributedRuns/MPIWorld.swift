@@ -78,6 +78,38 @@ public final class MPIWorld: @unchecked Sendable {
         }
     }
 
+    /// A receive started and not yet waited for (beginReceive / complete).
+    public struct PendingReceive {
+        var requests: [(request: ds_mpi_request?, count: Int)]
+        let peer: Int, tag: Int
+    }
+
+    /// Starts receiving exactly `bytes.count` bytes from `peer` under `tag` (so a sender is never held up by
+    /// this rank being busy); `complete` waits for it. The bytes must stay valid until then.
+    public func beginReceive(into bytes: UnsafeMutableRawBufferPointer, from peer: Int, tag: Int) throws -> PendingReceive {
+        var pending = PendingReceive(requests: [], peer: peer, tag: tag)
+        try inParts(bytes.count) { offset, count in
+            var request: ds_mpi_request?
+            let status = ds_mpi_irecv(bytes.baseAddress.map { $0 + offset }, count, Int32(peer), Int32(tag), &request)
+            guard status == 0 else { throw failure(status, "receiving from rank \(peer)") }
+            pending.requests.append((request, count))
+        }
+        return pending
+    }
+
+    /// Waits (bounded by the timeout) for a receive `beginReceive` started.
+    public func complete(_ pending: PendingReceive) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        for var part in pending.requests {
+            let received = try wait(&part.request, "a message from rank \(pending.peer) (tag \(pending.tag), \(part.count) bytes)",
+                                    timeout: timeout)
+            guard received == part.count else {
+                throw DistributedError("rank \(rank): rank \(pending.peer) sent \(received) bytes under tag \(pending.tag) where \(part.count) were expected")
+            }
+        }
+    }
+
     /// `body(offset, count)` for the parts of a message of `total` bytes (one part for an empty message),
     /// under the lock.
     private func inParts(_ total: Int, _ body: (Int, Int) throws -> Void) throws {

@@ -13,6 +13,9 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("layers"), help: ArgumentHelp("With --pipeline: this rank's layers A:B (layers A ..< B; give each rank its own with mpirun's `-np 1 dwarfstar … --layers 0:12 : -np 1 dwarfstar … --layers 12:24`). Default: split by the bytes each layer reads per token.", valueName: "A:B"))
     var layers: String?
 
+    @Option(name: .customLong("micro-batch"), help: "With --pipeline: prompt rows rank 0 sends on at a time, so the ranks work at the same time (at most --batch).")
+    var microBatch: Int = 64
+
     @Option(name: .customLong("rank-timeout"), help: "With --pipeline: seconds to wait for another rank's data before the job is ended as failed.")
     var rankTimeout: Double = 120
 
@@ -20,6 +23,7 @@ struct PipelineOptions: ParsableArguments {
         if layers != nil && !pipeline { throw ValidationError("--layers needs --pipeline") }
         if let layers { _ = try PipelineSplit.parse(layers) }
         if !(rankTimeout > 0) { throw ValidationError("--rank-timeout must be positive") }
+        if microBatch < 1 { throw ValidationError("--micro-batch must be at least 1") }
         if pipeline && !MPIWorld.launched {
             throw ValidationError("--pipeline runs under an MPI launcher: mpirun -np 2 dwarfstar … --pipeline")
         }
@@ -44,13 +48,14 @@ struct PipelineOptions: ParsableArguments {
         do { world = try MPIWorld.join(timeout: rankTimeout) } catch { throw ValidationError("\(error)") }
         do {
             let link = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
+            link.microBatch = microBatch
             guard world.rank == 0 else {
                 try PipelineFollower.serve(model, state: followerState(), link: link)
                 world.finalize()
                 throw ExitCode.success
             }
             let stages = link.stages.enumerated().map { "rank \($0): \($1.lowerBound)..<\($1.upperBound)" }.joined(separator: ", ")
-            printErr("pipeline: \(world.size) ranks, layers \(stages)")
+            printErr("pipeline: \(world.size) ranks, layers \(stages); prompts in micro-batches of \(microBatch)")
             try body(link)
             try link.finish()
             world.finalize()

@@ -34,9 +34,15 @@ public protocol PipelineLink: AnyObject {
     /// x rows (count floats) to the next stage / from the previous one.
     func sendHidden(_ rows: UnsafePointer<Float>, count: Int) throws
     func receiveHidden(into rows: UnsafeMutablePointer<Float>, count: Int) throws
-    /// The wanted logits rows (count floats), last stage to first.
+    /// The wanted logits rows (count floats), last stage to first. The first stage posts where each chunk's
+    /// rows go as it sends the chunk on (`expectLogits`, so the last stage never waits on it), and waits for
+    /// all of them at the end of the forward call (`awaitLogits`).
     func sendLogits(_ rows: UnsafePointer<Float>, count: Int) throws
-    func receiveLogits(into rows: UnsafeMutablePointer<Float>, count: Int) throws
+    func expectLogits(into rows: UnsafeMutablePointer<Float>, count: Int) throws
+    func awaitLogits() throws
+    /// Rows per chunk the first stage sends on (prompts in micro-batches, so the stages work at the same
+    /// time; nil: the state's batch).
+    var microBatch: Int? { get }
 }
 
 public enum PipelineError: Error, CustomStringConvertible {
@@ -63,8 +69,8 @@ extension TransformerModel {
     /// Bytes of the output head (the last stage reads them per token).
     public var headBytes: Int { output.rows * output.rowBytes }
 
-    /// The first stage's part of one chunk: announce it, run this stage's layers, pass x on, and take the
-    /// wanted logits rows from the last stage into state.logits from row logitsOffset.
+    /// The first stage's part of one chunk: announce it, run this stage's layers, pass x on, and post where
+    /// the last stage's wanted logits rows go (state.logits from row logitsOffset; link.awaitLogits waits).
     func forwardFirstStage(_ link: PipelineLink, _ step: PipelineStep, state s: InferenceState, segment: BatchSegment, logitsOffset: Int) throws {
         let n = step.tokens.count, e = config.embeddingLength
         try link.announce(step)
@@ -75,7 +81,7 @@ extension TransformerModel {
         guard !link.isLast else { return }
         try link.sendHidden(s.x, count: n * e)
         let rows = n - step.firstLogitRow
-        if rows > 0 { try link.receiveLogits(into: s.logits + logitsOffset * vocabularySize, count: rows * vocabularySize) }
+        if rows > 0 { try link.expectLogits(into: s.logits + logitsOffset * vocabularySize, count: rows * vocabularySize) }
     }
 
     /// A later stage's part of one chunk the first stage announced: x from the previous stage through this

@@ -120,8 +120,9 @@ public final class TransformerModel: @unchecked Sendable {
         case .none: firstRow = tokens.count
         }
         state.reserveLogits(rows: max(1, tokens.count - firstRow), vocab: vocabularySize)
+        let chunkRows = min(state.maxBatch, state.pipeline?.microBatch ?? state.maxBatch)
         while done < tokens.count {
-            let n = min(state.maxBatch, tokens.count - done)
+            let n = min(chunkRows, tokens.count - done)
             let lo = min(n, max(firstRow, done) - done)   // wanted rows inside this chunk: lo..<n
             try state.cache.prepareWrite(start: startPosition + done, count: n)
             _ = expertCache?.takeError()   // earlier failures left no slot in use
@@ -153,8 +154,9 @@ public final class TransformerModel: @unchecked Sendable {
                 state.onCommit?(UnsafeBufferPointer(rebasing: buf[done..<(done + n)]), startPosition + done, UnsafePointer(state.x))
             }
             done += n
-            if tokens.count > state.maxBatch { state.onChunkProgress?(done, tokens.count) }
+            if tokens.count > chunkRows { state.onChunkProgress?(done, tokens.count) }
         }
+        try state.pipeline?.awaitLogits()
         let rows = tokens.count - firstRow
         if rows > 0 { result = UnsafeBufferPointer(start: state.logits, count: rows * vocabularySize) }
         return result

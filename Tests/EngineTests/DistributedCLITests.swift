@@ -104,6 +104,20 @@ struct DistributedCLITests {
         #expect(split.stdout == one.stdout, "\(arch) over \(ranks) ranks differs from one process")
     }
 
+    /// A prompt in micro-batches of 8 rows (the stages working at the same time, each chunk's logits rows
+    /// posted as it goes): the same bytes as one process evaluating 8 rows at a time (latent attention picks
+    /// its form by the rows of a pass, so the one-process run takes the same chunks).
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          arguments: [("llama", 2), ("deepseekv3", 3)])
+    func microBatchesEqualOneProcess(arch: String, ranks: Int) throws {
+        let args = ["logits", "-m", modelFixtures.appendingPathComponent("\(arch).f32.gguf").path, "--tokens", try Self.fixtureTokens(arch),
+                    "--greedy", "4", "-t", "1"]
+        let one = try runCLI(args + ["-b", "8"])
+        let split = try MPITools.run(ranks: ranks, args + ["--pipeline", "--micro-batch", "8"])
+        #expect(split.status == 0 && split.stderr.contains("micro-batches of 8"), "\(split.stderr)")
+        #expect(split.stdout == one.stdout, "\(arch) in micro-batches over \(ranks) ranks differs from one process")
+    }
+
     /// Each rank's own --layers (mpirun's app contexts): the same logits; ranges that leave a gap are refused
     /// on every rank with a line that says why.
     @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"))
