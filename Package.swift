@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         // Several machines over MPI (named apart from the toolchain's Distributed module): the job's ranks, bounded
         // messages, the link measured with MPI itself.
-        .target(name: "DistributedRuns", dependencies: ["CMPI", "Models"]),
+        .target(name: "DistributedRuns", dependencies: ["CMPI", "Models", "KVCache"]),
         // The Vulkan backend of the op interface: products on the device (GLSL in Shaders/), the other ops on
         // the CPU backend it wraps; weights resident under a GPU budget.
         .target(name: "VulkanBackend", dependencies: ["CVulkan", "CKernels", "Kernels", "GGUF", "KVCache"], exclude: ["Shaders"]),

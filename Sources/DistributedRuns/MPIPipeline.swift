@@ -1,8 +1,11 @@
 // Pipeline parallel over MPI: rank r is stage r of the model's layers. Rank 0 (the first stage) runs the
 // session (tokenizer, sampler, HTTP), announces each chunk to every other rank, and sends x on; the others
 // run PipelineFollower.serve until rank 0 says stop. Messages (tags below):
-//   step    rank 0 → every rank   [kind, tokens, start, first logit row, as decode rows] as Int64, then the
-//                                 tokens as Int32 (kind 1: stop, nothing follows)
+//   step    rank 0 → every rank   a header of Int64 [kind, rows, segments, logit rows, released, prefix
+//                                 tokens] (kind 1: stop, nothing follows), a body of Int64 (per segment:
+//                                 sequence, start, count, prompt, max positions, prefix length; then the
+//                                 logit rows and the released sequences), then the rows' tokens and the
+//                                 prefixes as Int32
 //   hidden  rank r → rank r + 1   x rows, floats
 //   logits  last rank → rank 0    the wanted logits rows, floats
 // Prompts go in micro-batches: rank 0 sends each chunk on as soon as its layers are done and posts the
@@ -11,6 +14,7 @@
 // without a bound (rank 0 may wait on a user), and mpirun ends every rank when one dies.
 
 import Foundation
+import KVCache
 import Models
 
 public final class MPIPipelineLink: PipelineLink {
@@ -21,9 +25,13 @@ public final class MPIPipelineLink: PipelineLink {
     public var isFirst: Bool { world.rank == 0 }
     public var isLast: Bool { world.rank == world.size - 1 }
 
-    static let stepTag = 0x5000, tokensTag = 0x5001, hiddenTag = 0x5002, logitsTag = 0x5003
-    static let stepWords = 5
+    static let stepTag = 0x5000, stepBodyTag = 0x5001, hiddenTag = 0x5002, logitsTag = 0x5003, stepTokensTag = 0x5004
+    /// Step header words: kind (0 step, 1 stop), rows, segments, logit rows, released, prefix tokens.
+    static let headerWords = 6
+    /// Words per segment in the step's body.
+    static let segmentWords = 6
 
+    public let sequences = PipelineSequences()
     public var microBatch: Int?
     /// Logits receives posted and not yet waited for.
     private var pendingLogits: [MPIWorld.PendingReceive] = []
@@ -34,29 +42,55 @@ public final class MPIPipelineLink: PipelineLink {
     }
 
     public func announce(_ step: PipelineStep) throws {
-        let header: [Int64] = [0, Int64(step.tokens.count), Int64(step.startPosition), Int64(step.firstLogitRow), step.asDecodeRows ? 1 : 0]
+        let prefixes = step.segments.flatMap(\.prefix)
+        let header: [Int64] = [0, Int64(step.tokens.count), Int64(step.segments.count), Int64(step.logitRows.count), Int64(step.released.count),
+                               Int64(prefixes.count)]
+        var body: [Int64] = []
+        for seg in step.segments {
+            body += [Int64(seg.sequence), Int64(seg.start), Int64(seg.count), seg.prompt ? 1 : 0, Int64(seg.maxPositions), Int64(seg.prefix.count)]
+        }
+        body += step.logitRows.map(Int64.init) + step.released.map(Int64.init)
+        let ints = step.tokens + prefixes
         for peer in 1..<world.size {
             try header.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepTag) }
-            try step.tokens.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.tokensTag) }
+            try body.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepBodyTag) }
+            try ints.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepTokensTag) }
         }
     }
 
     /// Rank 0: the run is over; the other ranks leave their loops.
     public func finish() throws {
-        let header: [Int64] = [1, 0, 0, 0, 0]
+        let header: [Int64] = [1, 0, 0, 0, 0, 0]
         for peer in 1..<world.size { try header.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepTag) } }
     }
 
     /// A later rank: the next step from rank 0 (nil: stop). Waits without a bound.
     func nextStep() throws -> PipelineStep? {
-        var header = [Int64](repeating: 0, count: MPIPipelineLink.stepWords)
+        var header = [Int64](repeating: 0, count: MPIPipelineLink.headerWords)
         try header.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepTag, timeout: .infinity) }
         guard header[0] == 0 else { return nil }
-        let count = Int(header[1])
-        guard count > 0, count <= 1 << 24 else { throw DistributedError("rank \(world.rank): a step of \(count) tokens from rank 0") }
-        var tokens = [Int32](repeating: 0, count: count)
-        try tokens.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.tokensTag) }
-        return PipelineStep(tokens: tokens, startPosition: Int(header[2]), firstLogitRow: Int(header[3]), asDecodeRows: header[4] != 0)
+        let rows = Int(header[1]), segmentCount = Int(header[2]), logitRows = Int(header[3]), released = Int(header[4]), prefixTotal = Int(header[5])
+        let limit = 1 << 24
+        guard rows > 0, rows <= limit, segmentCount > 0, segmentCount <= rows, logitRows >= 0, logitRows <= rows,
+              released >= 0, released <= limit, prefixTotal >= 0, prefixTotal <= limit else {
+            throw DistributedError("rank \(world.rank): a step from rank 0 that makes no sense: \(header)")
+        }
+        var body = [Int64](repeating: 0, count: segmentCount * MPIPipelineLink.segmentWords + logitRows + released)
+        try body.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepBodyTag) }
+        var ints = [Int32](repeating: 0, count: rows + prefixTotal)
+        try ints.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepTokensTag) }
+        var segments: [PipelineSegment] = [], prefixAt = rows
+        for i in 0..<segmentCount {
+            let w = Array(body[(i * MPIPipelineLink.segmentWords)..<((i + 1) * MPIPipelineLink.segmentWords)])
+            let prefixCount = Int(w[5])
+            guard prefixCount >= 0, prefixAt + prefixCount <= ints.count else { throw DistributedError("rank \(world.rank): a segment's prefix runs past the step") }
+            segments.append(PipelineSegment(sequence: Int(w[0]), start: Int(w[1]), count: Int(w[2]), prompt: w[3] != 0, maxPositions: Int(w[4]),
+                                            prefix: Array(ints[prefixAt..<(prefixAt + prefixCount)])))
+            prefixAt += prefixCount
+        }
+        let tail = body[(segmentCount * MPIPipelineLink.segmentWords)...]
+        return PipelineStep(tokens: Array(ints[0..<rows]), segments: segments, logitRows: tail.prefix(logitRows).map { Int($0) },
+                            released: tail.suffix(released).map { Int($0) })
     }
 
     public func sendHidden(_ rows: UnsafePointer<Float>, count: Int) throws {
@@ -86,6 +120,7 @@ public final class MPIPipelineLink: PipelineLink {
 public enum PipelineFollower {
     public static func serve(_ model: TransformerModel, state: InferenceState, link: MPIPipelineLink) throws {
         state.pipeline = link
-        while let step = try link.nextStep() { try model.forwardStage(step, state: state) }
+        var sequences: [Int: KVSequence] = [:]
+        while let step = try link.nextStep() { try model.forwardStage(step, state: state, sequences: &sequences) }
     }
 }

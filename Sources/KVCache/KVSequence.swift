@@ -49,6 +49,20 @@ public final class KVSequence: @unchecked Sendable {
     var pinned = false
     var lastUsed: UInt64 = 0
 
+    /// A number no other sequence of this process has (pipeline stages name rank 0's sequences by it).
+    public let serial: Int = KVSequence.nextSerial()
+
+    private nonisolated(unsafe) static var serials = 0
+    private nonisolated(unsafe) static var serialLock = pthread_mutex_t()
+    private static let serialLockReady: Void = { pthread_mutex_init(&serialLock, nil) }()
+    private static func nextSerial() -> Int {
+        _ = serialLockReady
+        pthread_mutex_lock(&serialLock)
+        defer { pthread_mutex_unlock(&serialLock) }
+        serials += 1
+        return serials
+    }
+
     public init(pool: KVPagePool, maxPositions: Int) {
         self.pool = pool
         self.maxPositions = max(1, maxPositions)

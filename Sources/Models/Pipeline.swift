@@ -1,25 +1,75 @@
 // Pipeline parallel, the model's side: a model split by layers across processes (stages). Each stage runs a
-// contiguous range of the layers for every chunk of tokens:
+// contiguous range of the layers for every chunk of rows:
 //   first stage   embeds the chunk, runs its layers, sends the residual rows x[T, width] on;
 //   middle stage  receives x, runs its layers, sends x on;
 //   last stage    receives x, runs its layers and the head, sends the wanted logits rows to the first.
-// Every stage keeps the KV rows of its own layers (its sequence follows the first stage's positions: a
-// chunk that starts earlier than what a stage holds cuts its sequence back first). The bytes move through
-// a PipelineLink (DistributedRuns implements it over MPI).
+// A chunk holds rows of one or more sequences (the batch engine's), named by the first stage's sequence
+// serials. Every later stage keeps its own sequence for each (the KV rows of its layers) and follows the
+// first stage's positions: a segment that starts earlier than what the stage holds cuts its sequence back
+// first; a sequence the first stage began from a cached prefix is begun from the same prefix here (the
+// stages commit the same tokens, so their prefix caches hold the same pages); a sequence the first stage
+// let go of is let go of here. The bytes move through a PipelineLink (DistributedRuns: MPI).
 
 import KVCache
 
+/// One sequence's rows in a chunk.
+public struct PipelineSegment: Sendable, Equatable {
+    /// The first stage's KVSequence.serial.
+    public var sequence: Int
+    public var start: Int
+    public var count: Int
+    /// Prompt rows (the prompt attention kernel) rather than generated ones.
+    public var prompt: Bool
+    public var maxPositions: Int
+    /// For a sequence the later stages have not seen that starts past 0: its tokens before `start` (the
+    /// cached prefix they attach).
+    public var prefix: [Int32]
+
+    public init(sequence: Int, start: Int, count: Int, prompt: Bool, maxPositions: Int, prefix: [Int32] = []) {
+        self.sequence = sequence; self.start = start; self.count = count; self.prompt = prompt; self.maxPositions = maxPositions
+        self.prefix = prefix
+    }
+}
+
 /// One chunk of one forward call, as the first stage announces it to the others.
 public struct PipelineStep: Sendable, Equatable {
+    /// Every row's token, segment after segment.
     public var tokens: [Int32]
-    public var startPosition: Int
-    /// Rows of the chunk whose logits are wanted: firstLogitRow ..< tokens.count (none when equal).
-    public var firstLogitRow: Int
-    /// The tokens are generated ones (drafts being verified), computed as lone decode steps would be.
-    public var asDecodeRows: Bool
+    public var segments: [PipelineSegment]
+    /// Rows whose logits are wanted, in order.
+    public var logitRows: [Int]
+    /// Sequences the first stage let go of since the last step.
+    public var released: [Int]
 
-    public init(tokens: [Int32], startPosition: Int, firstLogitRow: Int, asDecodeRows: Bool) {
-        self.tokens = tokens; self.startPosition = startPosition; self.firstLogitRow = firstLogitRow; self.asDecodeRows = asDecodeRows
+    public init(tokens: [Int32], segments: [PipelineSegment], logitRows: [Int], released: [Int] = []) {
+        self.tokens = tokens; self.segments = segments; self.logitRows = logitRows; self.released = released
+    }
+}
+
+/// The first stage's record of the sequences the later stages know, so a step can say which are new
+/// (with their prefix) and which were let go of.
+public final class PipelineSequences {
+    private final class Weak { weak var sequence: KVSequence?; init(_ s: KVSequence) { sequence = s } }
+    private var known: [Int: Weak] = [:]
+
+    public init() {}
+
+    /// The segment for `count` rows of `cache` from `start`.
+    func segment(_ cache: KVSequence, start: Int, count: Int, prompt: Bool) -> PipelineSegment {
+        var prefix: [Int32] = []
+        if known[cache.serial] == nil {
+            known[cache.serial] = Weak(cache)
+            if start > 0 { prefix = Array(cache.committedTokens.prefix(start)) }
+        }
+        return PipelineSegment(sequence: cache.serial, start: start, count: count, prompt: prompt, maxPositions: cache.maxPositions,
+                               prefix: prefix)
+    }
+
+    /// Sequences gone since the last call.
+    func released() -> [Int] {
+        let gone = known.filter { $0.value.sequence == nil }.map(\.key).sorted()
+        for serial in gone { known[serial] = nil }
+        return gone
     }
 }
 
@@ -29,6 +79,8 @@ public protocol PipelineLink: AnyObject {
     var layers: Range<Int> { get }
     var isFirst: Bool { get }
     var isLast: Bool { get }
+    /// First stage: the sequences the others know.
+    var sequences: PipelineSequences { get }
     /// First stage: tells the other stages which chunk comes next.
     func announce(_ step: PipelineStep) throws
     /// x rows (count floats) to the next stage / from the previous one.
@@ -69,46 +121,78 @@ extension TransformerModel {
     /// Bytes of the output head (the last stage reads them per token).
     public var headBytes: Int { output.rows * output.rowBytes }
 
-    /// The first stage's part of one chunk: announce it, run this stage's layers, pass x on, and post where
-    /// the last stage's wanted logits rows go (state.logits from row logitsOffset; link.awaitLogits waits).
-    func forwardFirstStage(_ link: PipelineLink, _ step: PipelineStep, state s: InferenceState, segment: BatchSegment, logitsOffset: Int) throws {
-        let n = step.tokens.count, e = config.embeddingLength
+    /// The first stage's part of one chunk (its segments prepared for writing): announce it, run this
+    /// stage's layers, pass x on, and post where the last stage's wanted logits rows go (state.logits from
+    /// row logitsOffset; link.awaitLogits waits).
+    func forwardFirstStage(_ link: PipelineLink, tokens: UnsafePointer<Int32>, count n: Int, segments: [BatchSegment], logitRows: [Int],
+                           state s: InferenceState, logitsOffset: Int) throws {
+        let step = PipelineStep(tokens: Array(UnsafeBufferPointer(start: tokens, count: n)),
+                                segments: segments.map { link.sequences.segment($0.cache, start: $0.start, count: $0.count, prompt: $0.prompt) },
+                                logitRows: logitRows, released: link.sequences.released())
         try link.announce(step)
-        step.tokens.withUnsafeBufferPointer { buf in
-            forwardBatch(buf.baseAddress!, count: n, segments: [segment], state: s,
-                         logitRows: link.isLast ? Array(step.firstLogitRow..<n) : [], logitsOffset: logitsOffset, layers: link.layers)
-        }
+        forwardBatch(tokens, count: n, segments: segments, state: s, logitRows: link.isLast ? logitRows : [], logitsOffset: logitsOffset,
+                     layers: link.layers)
         guard !link.isLast else { return }
-        try link.sendHidden(s.x, count: n * e)
-        let rows = n - step.firstLogitRow
-        if rows > 0 { try link.expectLogits(into: s.logits + logitsOffset * vocabularySize, count: rows * vocabularySize) }
+        try link.sendHidden(s.x, count: n * config.embeddingLength)
+        if !logitRows.isEmpty {
+            try link.expectLogits(into: s.logits + logitsOffset * vocabularySize, count: logitRows.count * vocabularySize)
+        }
     }
 
     /// A later stage's part of one chunk the first stage announced: x from the previous stage through this
     /// stage's layers, then on to the next stage, or (the last) through the head to the first stage.
-    public func forwardStage(_ step: PipelineStep, state s: InferenceState) throws {
+    /// `sequences`: this stage's sequence for each of the first stage's.
+    public func forwardStage(_ step: PipelineStep, state s: InferenceState, sequences: inout [Int: KVSequence]) throws {
         guard let link = s.pipeline, !link.isFirst else { throw PipelineError.badStep("forwardStage runs on the stages after the first") }
-        let n = step.tokens.count, e = config.embeddingLength, start = step.startPosition
-        guard n > 0, n <= s.maxBatch, step.firstLogitRow >= 0, step.firstLogitRow <= n else {
-            throw PipelineError.badStep("a chunk of \(n) tokens (logits from row \(step.firstLogitRow)) where this stage takes 1...\(s.maxBatch)")
+        let n = step.tokens.count, e = config.embeddingLength
+        guard n > 0, n <= s.maxBatch, step.segments.reduce(0, { $0 + $1.count }) == n, step.logitRows.allSatisfy({ $0 >= 0 && $0 < n }) else {
+            throw PipelineError.badStep("a chunk of \(n) rows in \(step.segments.count) segments where this stage takes 1...\(s.maxBatch)")
         }
-        guard start + n <= s.cache.maxPositions else { throw InferenceError.contextOverflow(needed: start + n, capacity: s.cache.maxPositions) }
-        if s.cache.count > start { s.cache.truncate(to: start) }
-        guard start == s.cache.count else { throw InferenceError.positionGap(start: start, cached: s.cache.count) }
-        try s.cache.prepareWrite(start: start, count: n)
+        for serial in step.released { sequences[serial] = nil }
+        var segments: [BatchSegment] = [], offset = 0
+        for seg in step.segments {
+            let cache = try stageSequence(seg, pool: s.cache.pool, sequences: &sequences)
+            try cache.prepareWrite(start: seg.start, count: seg.count)
+            segments.append(BatchSegment(cache: cache, start: seg.start, offset: offset, count: seg.count, prompt: seg.prompt))
+            offset += seg.count
+        }
         try link.receiveHidden(into: s.pipelineInput(rows: n, width: e), count: n * e)
-        let rows = n - step.firstLogitRow
-        s.reserveLogits(rows: max(1, rows), vocab: vocabularySize)
-        let segment = BatchSegment(cache: s.cache, start: start, offset: 0, count: n, prompt: n > 1 && !step.asDecodeRows)
+        s.reserveLogits(rows: max(1, step.logitRows.count), vocab: vocabularySize)
         step.tokens.withUnsafeBufferPointer { buf in
-            forwardBatch(buf.baseAddress!, count: n, segments: [segment], state: s, logitRows: link.isLast ? Array(step.firstLogitRow..<n) : [],
+            forwardBatch(buf.baseAddress!, count: n, segments: segments, state: s, logitRows: link.isLast ? step.logitRows : [],
                          logitsOffset: 0, inputRows: UnsafePointer(s.pipelineInput(rows: n, width: e)), layers: link.layers)
         }
         if link.isLast {
-            if rows > 0 { try link.sendLogits(s.logits, count: rows * vocabularySize) }
+            if !step.logitRows.isEmpty { try link.sendLogits(s.logits, count: step.logitRows.count * vocabularySize) }
         } else {
             try link.sendHidden(s.x, count: n * e)
         }
-        step.tokens.withUnsafeBufferPointer { s.cache.commit($0, start: start) }
+        step.tokens.withUnsafeBufferPointer { buf in
+            for seg in segments { seg.cache.commit(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), start: seg.start) }
+        }
+    }
+
+    /// This stage's sequence for a segment, brought to the segment's start: made (from the cached prefix the
+    /// first stage began it with) when new, cut back when it holds more.
+    private func stageSequence(_ seg: PipelineSegment, pool: KVPagePool, sequences: inout [Int: KVSequence]) throws -> KVSequence {
+        let cache: KVSequence
+        if let known = sequences[seg.sequence] {
+            cache = known
+        } else {
+            cache = KVSequence(pool: pool, maxPositions: seg.maxPositions)
+            sequences[seg.sequence] = cache
+            if !seg.prefix.isEmpty {
+                let attached = cache.attachCachedPrefix(of: seg.prefix, limit: seg.prefix.count)
+                guard attached == seg.start else {
+                    throw PipelineError.badStep("this stage's prefix cache holds \(attached) of the \(seg.start) positions rank 0 began a sequence from")
+                }
+            }
+        }
+        guard seg.start + seg.count <= cache.maxPositions else {
+            throw InferenceError.contextOverflow(needed: seg.start + seg.count, capacity: cache.maxPositions)
+        }
+        if cache.count > seg.start { cache.truncate(to: seg.start) }
+        guard seg.start == cache.count else { throw InferenceError.positionGap(start: seg.start, cached: cache.count) }
+        return cache
     }
 }

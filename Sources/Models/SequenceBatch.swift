@@ -84,8 +84,21 @@ extension TransformerModel {
         // Read failures before this pass left no slot in use (a failed slot is forgotten): only the
         // reads of this pass can spoil it.
         _ = expertCache?.takeError()
-        tokens.withUnsafeBufferPointer { buf in
-            forwardBatch(buf.baseAddress!, count: buf.count, segments: segments, state: state, logitRows: rows, logitsOffset: 0)
+        if let link = state.pipeline {
+            do {
+                try tokens.withUnsafeBufferPointer { buf in
+                    try forwardFirstStage(link, tokens: buf.baseAddress!, count: buf.count, segments: segments, logitRows: rows, state: state,
+                                          logitsOffset: 0)
+                }
+                try link.awaitLogits()
+            } catch {
+                for seg in segments { seg.cache.discardWrite(start: seg.start) }
+                throw error
+            }
+        } else {
+            tokens.withUnsafeBufferPointer { buf in
+                forwardBatch(buf.baseAddress!, count: buf.count, segments: segments, state: state, logitRows: rows, logitsOffset: 0)
+            }
         }
         // A failed expert read ran the pass with zeros for that expert: its rows are wrong. They are
         // never committed (so never enter the prefix cache or the disk tier); every sequence goes back

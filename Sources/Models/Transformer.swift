@@ -128,10 +128,11 @@ public final class TransformerModel: @unchecked Sendable {
             _ = expertCache?.takeError()   // earlier failures left no slot in use
             let segment = BatchSegment(cache: state.cache, start: startPosition + done, offset: 0, count: n, prompt: n > 1 && !asDecodeRows)
             if let link = state.pipeline {
-                let step = PipelineStep(tokens: Array(tokens[done..<(done + n)]), startPosition: startPosition + done, firstLogitRow: lo,
-                                        asDecodeRows: asDecodeRows)
                 do {
-                    try forwardFirstStage(link, step, state: state, segment: segment, logitsOffset: max(0, done + lo - firstRow))
+                    try tokens.withUnsafeBufferPointer { buf in
+                        try forwardFirstStage(link, tokens: buf.baseAddress! + done, count: n, segments: [segment], logitRows: Array(lo..<n),
+                                              state: state, logitsOffset: max(0, done + lo - firstRow))
+                    }
                 } catch {
                     state.cache.discardWrite(start: startPosition + done)
                     throw error
