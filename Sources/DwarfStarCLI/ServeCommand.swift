@@ -16,6 +16,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Port (0: any free port, printed at start).") var port = 8080
     @OptionGroup var batching: BatchingOptions
     @OptionGroup var speculation: SpeculationFlags
+    @OptionGroup var distributed: PipelineOptions
     @Option(name: .customLong("api-key"), help: "Require this key (Bearer or x-api-key); it shows in `ps`: prefer --api-key-file or $DWARFSTAR_API_KEY.") var apiKey: String?
     @Option(name: .customLong("api-key-file"), help: "Read the required key from this file (first line).") var apiKeyFile: String?
     @Option(name: .customLong("cors-origin"), help: "Let web pages of this origin call the API (repeatable; * for any). Others get 403.") var corsOrigins: [String] = []
@@ -67,6 +68,15 @@ struct Serve: ParsableCommand {
             // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
             let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
             let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: try speculation.options(for: loaded))
+            try distributed.run(model: loaded.model, state: engine.batchState) { try serve(loaded, runtime, engine) }
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    /// Serves HTTP until the server stops (rank 0 of a pipeline, or the only process).
+    func serve(_ loaded: LoadedModel, _ runtime: RuntimeOptions, _ engine: BatchEngine) throws {
+        do {
             if speculation.asked && !engine.speculates {
                 printErr("note: --spec is off: this model's decode rows are not exact in a batch, or the batch has no room for drafts (--batch)")
             }

