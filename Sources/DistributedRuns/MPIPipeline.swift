@@ -33,13 +33,23 @@ public final class MPIPipelineLink: PipelineLink {
 
     public let sequences = PipelineSequences()
     public var microBatch: Int?
+    public let replicated: Bool
     /// Logits receives posted and not yet waited for.
     private var pendingLogits: [MPIWorld.PendingReceive] = []
 
     public init(world: MPIWorld, stages: [Range<Int>], microBatch: Int? = nil) {
         precondition(stages.count == world.size)
-        self.world = world; self.stages = stages; self.microBatch = microBatch
+        self.world = world; self.stages = stages; self.microBatch = microBatch; replicated = false
     }
+
+    /// Expert parallel: every rank runs all `layers` on the rows rank 0 announces (steps only pass).
+    public init(world: MPIWorld, replicating layers: Range<Int>) {
+        self.world = world; stages = Array(repeating: layers, count: world.size); microBatch = nil; replicated = true
+    }
+
+    /// Rows of the steps this rank ran (rank 0: announced).
+    public private(set) var rowsRun = 0
+
 
     public func announce(_ step: PipelineStep) throws {
         let prefixes = step.segments.flatMap(\.prefix)
@@ -51,6 +61,7 @@ public final class MPIPipelineLink: PipelineLink {
         }
         body += step.logitRows.map(Int64.init) + step.released.map(Int64.init)
         let ints = step.tokens + prefixes
+        rowsRun += step.tokens.count
         for peer in 1..<world.size {
             try header.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepTag) }
             try body.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepBodyTag) }
@@ -89,6 +100,7 @@ public final class MPIPipelineLink: PipelineLink {
             prefixAt += prefixCount
         }
         let tail = body[(segmentCount * MPIPipelineLink.segmentWords)...]
+        rowsRun += rows
         return PipelineStep(tokens: Array(ints[0..<rows]), segments: segments, logitRows: tail.prefix(logitRows).map { Int($0) },
                             released: tail.suffix(released).map { Int($0) })
     }

@@ -38,8 +38,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let threads = RuntimeOptions.threads(modelOptions.threads)
-        if distributed.pipeline && (dispatchOnly || membwOnly || speculation.asked || ttft != nil) {
-            throw ValidationError("--pipeline measures pp and tg only (not --dispatch, --membw, --ttft or speculation)")
+        if (distributed.pipeline || distributed.expertsParallel) && (dispatchOnly || membwOnly || speculation.asked || ttft != nil) {
+            throw ValidationError("--pipeline and --experts-parallel measure pp and tg only (not --dispatch, --membw, --ttft or speculation)")
         }
         if dispatchOnly {
             let cost = Benchmark.dispatchCost(threads: threads)
@@ -66,12 +66,13 @@ struct Bench: ParsableCommand {
             let path: String, gguf: GGUFFile, m: TransformerModel, runtime: RuntimeOptions
             if ramBudget.ramBudget != nil {
                 // Under a budget the placement needs the loaded model (as in run).
-                let (loaded, options) = try modelOptions.loadResolved([ramBudget, checkpoints], adjust: tests)
+                let (loaded, options) = try modelOptions.loadResolved([ramBudget, checkpoints], distributed: distributed, adjust: tests)
                 (path, gguf, m, runtime) = (loaded.path, loaded.gguf, loaded.model, options)
             } else {
                 path = try ModelStore.resolveOrPull(modelOptions.model)
                 gguf = try GGUFFile(path: path)
                 m = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout(path: path, sequences: 1))
+                try distributed.prepare(m, statistics: [])
                 var settings = try runtimeSettings([modelOptions, checkpoints])
                 tests(&settings)
                 var resolved = try RuntimeOptions(settings, for: m)

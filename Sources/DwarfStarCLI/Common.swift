@@ -99,16 +99,19 @@ struct ModelOptions: RuntimeOptionGroup {
 
     /// Loads the model; with `streamingExperts` (a RAM budget) the mapping reads only what is touched.
     /// Shows a progress bar on a terminal while a model over 1 GiB is read in.
-    func load(streamingExperts: Bool, sequences: Int = 1) throws -> LoadedModel {
+    /// `prepare` runs on the model before its weights are read in (an expert-parallel rank takes its share).
+    func load(streamingExperts: Bool, sequences: Int = 1, prepare: (LoadedModel) throws -> Void = { _ in }) throws -> LoadedModel {
         let path = try ModelStore.resolveOrPull(model)
         let layout = weightLayout(path: path, sequences: sequences)
         let loaded = try LoadedModel(path: path, streamingExperts: streamingExperts, weightLayout: layout)
+        try prepare(loaded)
         // A large file's weights are read in at load, with a progress bar on a terminal, rather than
-        // faulted in by the first prompt (packed copies were read while they were made).
+        // faulted in by the first prompt (packed copies were read while they were made). A rank holding a
+        // share of the experts reads the others' never: its own are faulted in as they are used.
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         if size > ModelOptions.repackSizeLimit && (layout == .rowMajor || streamingExperts) {
             var bar: TerminalProgress?
-            loaded.readIn(residentOnly: streamingExperts) { done, total in
+            loaded.readIn(residentOnly: streamingExperts || loaded.model.expertShard != nil) { done, total in
                 if bar == nil { bar = TerminalProgress("load", total: total, unit: .bytes) }
                 bar?.update(done)
             }
@@ -121,11 +124,13 @@ struct ModelOptions: RuntimeOptionGroup {
     /// `adjust` has set what the command itself decides (a context of its own); a placement under
     /// --ram-budget is applied and printed unless `applyPlacement` is false. The one way commands that
     /// load a model get their options.
-    func loadResolved(_ other: [any RuntimeOptionGroup] = [], applyPlacement: Bool = true,
+    func loadResolved(_ other: [any RuntimeOptionGroup] = [], applyPlacement: Bool = true, distributed: PipelineOptions? = nil,
                       adjust: (inout RuntimeSettings) -> Void = { _ in }) throws -> (LoadedModel, RuntimeOptions) {
         var settings = try runtimeSettings([self] + other)
         adjust(&settings)
-        let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil, sequences: settings.sequences)
+        let loaded = try load(streamingExperts: settings.ramBudgetBytes != nil, sequences: settings.sequences) { loaded in
+            try distributed?.prepare(loaded.model, statistics: loaded.loadExpertStatistics())
+        }
         let options = try RuntimeOptions(settings, for: loaded)
         printErr(options.backend.line)
         if let gpu = options.gpuPlacement { printErr(gpu.description) }
@@ -271,7 +276,9 @@ struct SessionOptions: ParsableArguments {
     var runtimeGroups: [any RuntimeOptionGroup] { [context, kvBudget, kvDisk, checkpoints, ramBudget] }
 
     /// The model and its resolved runtime options for one sequence (see ModelOptions.loadResolved).
-    func loadResolved() throws -> (LoadedModel, RuntimeOptions) { try model.loadResolved(runtimeGroups) }
+    func loadResolved(distributed: PipelineOptions? = nil) throws -> (LoadedModel, RuntimeOptions) {
+        try model.loadResolved(runtimeGroups, distributed: distributed)
+    }
 }
 
 struct SamplingOptions: ParsableArguments {

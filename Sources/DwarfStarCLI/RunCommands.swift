@@ -25,7 +25,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         do {
-            let (loaded, runtime) = try modelOptions.loadResolved()
+            let (loaded, runtime) = try modelOptions.loadResolved(distributed: distributed)
             let session = try runtime.session(loaded)
             try distributed.run(model: loaded.model, state: session.state) { try answer(loaded, session) }
         } catch let e as ExitCode {

@@ -66,7 +66,7 @@ struct Serve: ParsableCommand {
     func run() throws {
         do {
             // The KV pool (and the placement under --ram-budget) covers --parallel sequences.
-            let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching])
+            let (loaded, runtime) = try modelOptions.model.loadResolved(modelOptions.runtimeGroups + [batching], distributed: distributed)
             let engine = try BatchEngine(loaded, options: runtime, maxQueue: queue, speculation: try speculation.options(for: loaded))
             try distributed.run(model: loaded.model, state: engine.batchState) { try serve(loaded, runtime, engine) }
         } catch {

@@ -82,6 +82,7 @@ struct Logits: ParsableCommand {
             let path = try ModelStore.resolveOrPull(modelOptions.model)
             let gguf = try GGUFFile(path: path)
             let model = try ModelRegistry.load(gguf, weightLayout: modelOptions.weightLayout(path: path, sequences: 1))
+            try distributed.prepare(model, statistics: [])
             // The model alone (no tokenizer needed); the context defaults to what the tokens need.
             var settings = try runtimeSettings([modelOptions, context])
             settings.contextLength = settings.contextLength ?? (ids.count + greedy + 1)
@@ -146,7 +147,7 @@ struct PerplexityCommand: ParsableCommand {
                 throw ValidationError("cannot read \(file) as UTF-8 text")
             }
             // Each chunk is evaluated from an empty cache: no side-state snapshots are taken.
-            let (loaded, runtime) = try modelOptions.loadResolved([chunkSize, ramBudget]) { $0.stateCheckpoints = 0 }
+            let (loaded, runtime) = try modelOptions.loadResolved([chunkSize, ramBudget], distributed: distributed) { $0.stateCheckpoints = 0 }
             let session = try runtime.session(loaded)
             let c = runtime.contextLength
             printErr("perplexity: \(loaded.name), chunks of \(c) tokens, threads \(runtime.threads)")

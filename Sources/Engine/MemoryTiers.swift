@@ -101,13 +101,15 @@ extension LoadedModel {
         for t in gguf.tensors {
             if LoadedModel.isRoutedExpertTensor(t.name) { experts += t.byteCount } else { resident += t.byteCount }
         }
-        var expertBytesEach = 0, expertCount = 0
+        var expertBytesEach = 0
         for (_, f) in model.moeBlocks {
             if let g = f.gate.first, let u = f.up.first, let d = f.down.first {
                 expertBytesEach = max(expertBytesEach, ExpertCache.expertBytes([g, u, d]))
-                expertCount += f.gate.count
             }
         }
+        // Expert parallel: only this rank's share of the experts is held.
+        let held = model.heldExpertBytes, expertCount = held.count
+        if model.expertShard != nil { experts = held.bytes }
         let slotBytes = expertBytesEach > 0 ? ExpertCache.slotBytes(expertBytes: expertBytesEach) : 0
         // What the process holds besides weights and KV: measured now (runtime, tokenizer, tables) plus
         // the session buffers to come.
@@ -140,7 +142,8 @@ extension LoadedModel {
         cache.addCounts(stats)
         var warm: [(layer: Int, expert: Int, parts: [WeightMatrix])] = []
         let blocks = Dictionary(model.moeBlocks.map { ($0.layer, $0.weights) }, uniquingKeysWith: { a, _ in a })
-        for entry in stats.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
+        let held = stats.filter { model.expertShard?.runs(layer: $0.layer, expert: $0.expert) ?? true }
+        for entry in held.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
             guard let f = blocks[entry.layer], entry.expert < f.gate.count else { continue }
             warm.append((entry.layer, entry.expert, f.expertMatrices(entry.expert)))
         }

@@ -159,7 +159,7 @@ extension DeepSeek4Stack {
             // MXFP4's float GEMM tiles: 4 streams 174 -> 143 ms a step).
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
                              scratch: x.moe, ops: s.ops, mode: (decodeRows ?? 0) >= T ? .perTokenBelow(Int.max) : .batched,
-                             layer: l, cache: p.experts, tokenIDs: tokens)
+                             layer: l, cache: p.experts, tokenIDs: tokens, shard: p.shard)
             expand(streams: S, into: next, tokens: T, scratch: x, state: s)
             swap(&S, &next)
         }

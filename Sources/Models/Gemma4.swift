@@ -292,7 +292,7 @@ final class Gemma4Stack: LayerStack, @unchecked Sendable {
                 ops.rmsNorm(h, weight: pre2.pointer, into: xn, epsilon: eps)
                 MoEBlock.forward(s.xn, tokens: T, into: branch.base, weights: moe, embedding: e, activation: .geluTanh,
                                  scratch: moeScratch, ops: ops, mode: p.decodeRows >= T ? .perTokenBelow(Int.max) : .batched,
-                                 layer: l, cache: p.experts, routerInput: router.base)
+                                 layer: l, cache: p.experts, routerInput: router.base, shard: p.shard)
                 ops.rmsNorm(branch, weight: p2.pointer, into: branch, epsilon: eps)
                 ops.add(branch, into: o)
             }

@@ -154,6 +154,8 @@ public struct ForwardPass {
     let embedding: TokenEmbedding
     /// Routed experts streamed into RAM slots (nil: every weight stays mapped).
     let experts: ExpertCache?
+    /// Expert parallel: this rank's share of the routed experts (nil: all).
+    let shard: ExpertShard?
     /// The rows the stack starts from instead of the tokens' embeddings (an MTP layer's projected
     /// input; StandardStack), T rows of the embedding width; nil: embed the tokens.
     var inputRows: UnsafePointer<Float>? = nil

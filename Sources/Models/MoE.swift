@@ -301,7 +301,7 @@ enum MoEBlock {
                         weights w: MoEWeights, embedding e: Int, activation: FFNActivation,
                         scratch s: MoEScratch, ops: any Backend, mode: ProductMode, layer: Int = 0, cache: ExpertCache? = nil,
                         predictNext: (layer: Int, weights: MoEWeights)? = nil, tokenIDs: UnsafePointer<Int32>? = nil,
-                        routerInput: UnsafePointer<Float>? = nil) {
+                        routerInput: UnsafePointer<Float>? = nil, shard: ExpertShard? = nil) {
         let m = w.config, n = m.expertCount, k = m.expertsUsed
         ops.multiply(w.router, routerInput ?? UnsafePointer(xn), tokens: T, into: s.logits, mode: mode)
         // Routing, the gathered rows and the shared rows are the host's work (reading the logits and xn).
@@ -312,14 +312,16 @@ enum MoEBlock {
                   chosen: s.chosen + t * k, chosenWeight: s.chosenWeight + t * k, hashChoice: hashed)
         }
         cache?.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
-        // Sort the (token, expert) pairs by expert: counting sort.
+        // Sort the (token, expert) pairs by expert: counting sort. Expert parallel: only the pairs of this
+        // rank's experts (the others' counts stay 0).
         for x in 0...n { s.counts[x] = 0 }
-        for p in 0..<(T * k) { s.counts[Int(s.chosen[p])] += 1 }
+        for p in 0..<(T * k) where shard?.runs(layer: layer, expert: Int(s.chosen[p])) ?? true { s.counts[Int(s.chosen[p])] += 1 }
         s.offsets[0] = 0
         for x in 0..<n { s.offsets[x + 1] = s.offsets[x] + s.counts[x]; s.counts[x] = 0 }
         for t in 0..<T {
             for j in 0..<k {
                 let x = Int(s.chosen[t * k + j])
+                if let shard, !shard.runs(layer: layer, expert: x) { continue }
                 let row = s.offsets[x] + s.counts[x]
                 s.counts[x] += 1
                 s.rowToken[row] = Int32(t)
@@ -334,8 +336,9 @@ enum MoEBlock {
                 }
             }
         }
-        let routedRows = T * k
-        if w.shared != nil {
+        let routedRows = s.offsets[n]
+        let shared = shard.map { $0.runsShared(layer: layer) } ?? true ? w.shared : nil
+        if shared != nil {
             (s.input + routedRows * e).update(from: xn, count: T * e)
             for t in 0..<T { s.rowToken[routedRows + t] = Int32(t); s.rowWeight[routedRows + t] = 1 }
             if let gate = w.sharedGate {
@@ -344,16 +347,17 @@ enum MoEBlock {
                 for t in 0..<T { s.rowWeight[routedRows + t] = 1 / (1 + expf(-s.sharedGate[t])) }
             }
         }
-        let totalRows = routedRows + (w.shared != nil ? T : 0)
+        let totalRows = routedRows + (shared != nil ? T : 0)
 
         // Active experts, in waves that fit the expert cache's slots (one wave when all are resident).
         var active: [Int] = []
         for x in 0..<n where s.offsets[x + 1] > s.offsets[x] { active.append(x) }
         guard let cache else {
-            runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: w.shared, tokens: T, routedRows: routedRows,
+            runExperts(active, active.map { (w.gate[$0], w.up[$0], w.down[$0]) }, shared: shared, tokens: T, routedRows: routedRows,
                        totalRows: totalRows, config: m, embedding: e, activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit),
                        scratch: s, ops: ops, mode: mode)
             scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s, ops: ops)
+            combine(out, tokens: T, embedding: e, shard: shard, ops: ops)
             return
         }
         let waveSize = max(1, cache.slots)
@@ -364,25 +368,34 @@ enum MoEBlock {
             if waveStart == 0, let next = predictNext {
                 // Behind this layer's reads: the experts the next MoE layer is expected to use.
                 let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, ops: ops, mode: mode)
+                    .filter { shard?.runs(layer: next.layer, expert: $0) ?? true }
                 cache.recordPrediction(layer: next.layer, experts: Set(predicted))
                 cache.prefetch(layer: next.layer, experts: predicted.map { ($0, next.weights.expertMatrices($0)) })
             }
             // Each expert runs as soon as its read is done (the shared experts first, while reads go on).
             var pending = Array(wave.indices)
-            var shared = waveStart == 0 ? w.shared : nil
-            while !pending.isEmpty || shared != nil {
-                let done = Set(cache.ready(pending.map { slots[$0].slot }, block: shared == nil))
+            var sharedNow = waveStart == 0 ? shared : nil
+            while !pending.isEmpty || sharedNow != nil {
+                let done = Set(cache.ready(pending.map { slots[$0].slot }, block: sharedNow == nil))
                 let now = pending.filter { done.contains(slots[$0].slot) }
                 pending.removeAll { done.contains(slots[$0].slot) }
                 runExperts(now.map { wave[$0] }, now.map { (slots[$0].views[0], slots[$0].views[1], slots[$0].views[2]) },
-                           shared: shared, tokens: T, routedRows: routedRows, totalRows: totalRows, config: m, embedding: e,
+                           shared: sharedNow, tokens: T, routedRows: routedRows, totalRows: totalRows, config: m, embedding: e,
                            activation: activation, limits: (w.swigluLimit, w.sharedSwigluLimit), scratch: s, ops: ops, mode: mode)
-                shared = nil
+                sharedNow = nil
             }
             cache.unpinAll()
             waveStart += waveSize
         } while waveStart < active.count
         scatter(into: out, rows: totalRows, tokens: T, embedding: e, scratch: s, ops: ops)
+        combine(out, tokens: T, embedding: e, shard: shard, ops: ops)
+    }
+
+    /// Expert parallel: out (this rank's partial sums) becomes every rank's partials added in rank order.
+    private static func combine(_ out: UnsafeMutablePointer<Float>, tokens T: Int, embedding e: Int, shard: ExpertShard?, ops: any Backend) {
+        guard let shard else { return }
+        ops.hostAccess()
+        shard.combine(out, count: T * e)
     }
 
     /// The experts the next MoE layer (`next`) is expected to use: its router on this layer's input,

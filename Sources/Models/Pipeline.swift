@@ -95,6 +95,10 @@ public protocol PipelineLink: AnyObject {
     /// Rows per chunk the first stage sends on (prompts in micro-batches, so the stages work at the same
     /// time; nil: the state's batch).
     var microBatch: Int? { get }
+    /// Expert parallel: every rank runs every layer on the rows the first announces (no x rows pass, the
+    /// first computes its own logits, the others none); the MoE layers exchange partial outputs through the
+    /// model's expert shard.
+    var replicated: Bool { get }
 }
 
 public enum PipelineError: Error, CustomStringConvertible {
@@ -130,6 +134,11 @@ extension TransformerModel {
                                 segments: segments.map { link.sequences.segment($0.cache, start: $0.start, count: $0.count, prompt: $0.prompt) },
                                 logitRows: logitRows, released: link.sequences.released())
         try link.announce(step)
+        if link.replicated {
+            forwardBatch(tokens, count: n, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
+            if let error = expertShard?.takeError() { throw error }
+            return
+        }
         forwardBatch(tokens, count: n, segments: segments, state: s, logitRows: link.isLast ? logitRows : [], logitsOffset: logitsOffset,
                      layers: link.layers)
         guard !link.isLast else { return }
@@ -156,6 +165,18 @@ extension TransformerModel {
             segments.append(BatchSegment(cache: cache, start: seg.start, offset: offset, count: seg.count, prompt: seg.prompt))
             offset += seg.count
         }
+        if link.replicated {
+            // Every layer from the tokens, no head: only the first rank's logits are wanted.
+            step.tokens.withUnsafeBufferPointer { buf in
+                forwardBatch(buf.baseAddress!, count: n, segments: segments, state: s, logitRows: [], logitsOffset: 0)
+            }
+            if let error = expertShard?.takeError() {
+                for seg in segments { seg.cache.discardWrite(start: seg.start) }
+                throw error
+            }
+            commit(step, segments)
+            return
+        }
         try link.receiveHidden(into: s.pipelineInput(rows: n, width: e), count: n * e)
         s.reserveLogits(rows: max(1, step.logitRows.count), vocab: vocabularySize)
         step.tokens.withUnsafeBufferPointer { buf in
@@ -167,6 +188,11 @@ extension TransformerModel {
         } else {
             try link.sendHidden(s.x, count: n * e)
         }
+        commit(step, segments)
+    }
+
+    /// The step's tokens committed to this stage's sequences.
+    private func commit(_ step: PipelineStep, _ segments: [BatchSegment]) {
         step.tokens.withUnsafeBufferPointer { buf in
             for seg in segments { seg.cache.commit(UnsafeBufferPointer(rebasing: buf[seg.offset..<(seg.offset + seg.count)]), start: seg.start) }
         }

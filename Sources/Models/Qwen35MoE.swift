@@ -263,7 +263,7 @@ final class Qwen35Stack: LayerStack, @unchecked Sendable {
             // through the multi-row kernel (a row gets its lone bits); else the multi-token kernel.
             MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: w.moe, embedding: e, activation: .silu,
                              scratch: x.moe, ops: ops, mode: (mode.decodeRows ?? 0) >= T ? .perTokenBelow(Int.max) : .batched,
-                             layer: l, cache: p.experts)
+                             layer: l, cache: p.experts, shard: p.shard)
             ops.add(o, into: h)
         }
         for (i, seg) in segments.enumerated() { states[i].count = seg.start + seg.count }

@@ -274,7 +274,7 @@ public final class StandardStack: LayerStack, @unchecked Sendable {
                 if p.experts != nil, let j = ((l + 1)..<range.upperBound).first(where: { if case .moe = layers[$0].ffn { return true }; return false }),
                    case .moe(let nf) = layers[j].ffn { next = (j, nf) }
                 MoEBlock.forward(s.xn, tokens: T, into: s.o, weights: f, embedding: e, activation: hooks.activation,
-                                 scratch: scratch.moe, ops: s.ops, mode: expertMode, layer: l, cache: p.experts, predictNext: next)
+                                 scratch: scratch.moe, ops: s.ops, mode: expertMode, layer: l, cache: p.experts, predictNext: next, shard: p.shard)
             }
             if let pn = w.postFFNNorm { ops.rmsNorm(o, weight: pn.pointer, into: o, epsilon: eps) }
             ops.add(o, into: x)

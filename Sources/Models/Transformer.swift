@@ -35,6 +35,8 @@ public final class TransformerModel: @unchecked Sendable {
     public let body: any LayerStack
     /// Routed experts streamed into RAM slots (--ram-budget); nil: all weights stay mapped.
     public var expertCache: ExpertCache?
+    /// Expert parallel: the routed experts this rank runs and the exchange of partial outputs (nil: all, here).
+    public var expertShard: ExpertShard?
     /// The MTP / next-n layer, read on first use (nextNHead()).
     private let nextN = Mutex<Result<NextNHead?, ModelError>?>(nil)
 
@@ -175,7 +177,7 @@ public final class TransformerModel: @unchecked Sendable {
         }
         let decodeRows = segments.prefix { !$0.prompt }.reduce(0) { $0 + $1.count }
         let pass = ForwardPass(tokens: tokens, count: T, segments: segments, state: s, decodeRows: decodeRows,
-                               embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache,
+                               embedding: TokenEmbedding(matrix: tokenEmbedding, scale: config.embeddingScale), experts: expertCache, shard: expertShard,
                                inputRows: inputRows, layers: layers)
         // A device failure during the pass spoils its results: it runs again, on the CPU (passEnded is false
         // once). At the end every result is on the host, and a device backend may move weights between steps.

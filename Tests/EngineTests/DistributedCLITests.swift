@@ -211,21 +211,26 @@ struct DistributedCLITests {
         let one = try runCLI(["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", "Name three colours."])
         let expected = one.stdout.trimmingCharacters(in: .newlines)
         #expect(one.status == 0 && !expected.isEmpty)
+        try Self.serveOverTwoRanks(model, "--pipeline", expecting: expected)
+    }
+
+    /// `mpirun -np 2 dwarfstar serve -m model <split>` driven by pipeline_client.py, whose answers must all be
+    /// `expected`.
+    static func serveOverTwoRanks(_ model: String, _ split: String, expecting expected: String) throws {
         // A fixed port (rank 0's stdout reaches us only through mpirun's forwarding); the client waits for it.
         let port = Int.random(in: 20000...60000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         server.arguments = MPITools.unblockingSignals(["--allow-run-as-root", "--oversubscribe", "-np", "2", Binaries.dwarfstar!, "serve",
-                                                       "-m", model, "--pipeline", "--port", "\(port)", "-t", "1", "--parallel", "4", "--no-webui"])
+                                                       "-m", model, split, "--port", "\(port)", "-t", "1", "--parallel", "4", "--no-webui"])
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         server.standardInput = FileHandle.nullDevice
         try server.run()
         defer { if server.isRunning { server.interrupt(); server.waitUntilExit() } }
-        let base = "http://127.0.0.1:\(port)"
         let client = Process()
         client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        client.arguments = ["python3", engineFixtures.appendingPathComponent("pipeline_client.py").path, base, expected]
+        client.arguments = ["python3", engineFixtures.appendingPathComponent("pipeline_client.py").path, "http://127.0.0.1:\(port)", expected]
         let clientOut = Pipe()
         client.standardOutput = clientOut
         client.standardError = clientOut
@@ -233,7 +238,77 @@ struct DistributedCLITests {
         try client.run()
         let output = String(decoding: clientOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         client.waitUntilExit()
-        #expect(client.terminationStatus == 0 && output.contains("all pipeline client checks passed"), "\(output)")
+        #expect(client.terminationStatus == 0 && output.contains("all pipeline client checks passed"), "\(split): \(output)")
+    }
+
+    // MARK: Expert parallel
+
+    /// The fixture's golden logits (every position) and greedy continuation.
+    static func golden(_ arch: String) throws -> (logits: [[Double]], greedy: [Int]) {
+        let golden = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFixtures.appendingPathComponent("\(arch).golden.json"))) as! [String: Any]
+        return (golden["logits"] as! [[Double]], (golden["greedy"] as! [String: Any])["next_ids"] as! [Int])
+    }
+
+    /// `logits` JSON: every position's logits and the greedy ids.
+    static func parseLogits(_ text: String) throws -> (logits: [[Double]], greedy: [Int]) {
+        let o = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+        return (o["logits"] as! [[Double]], o["greedy"] as! [Int])
+    }
+
+    static func largestDifference(_ a: [[Double]], _ b: [[Double]]) -> Double {
+        guard a.count == b.count else { return .infinity }
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            guard x.count == y.count else { return .infinity }
+            for (u, v) in zip(x, y) { worst = max(worst, abs(u - v)) }
+        }
+        return worst
+    }
+
+    /// `logits --greedy 8 --experts-parallel` of the MoE fixtures (latent attention and groups: deepseekv3;
+    /// DeepSeek V4 with hash-routed and hyper-connected layers; Qwen3.5's gated shared expert; Gemma 4's MoE
+    /// beside a dense MLP) over 2 and 3 ranks: the same greedy tokens as one process and the golden file,
+    /// every logit within 1e-4 of one process (the partials are added in another order) and within the
+    /// fixture's 1e-3 of transformers.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          arguments: [("deepseekv3", 2), ("deepseekv3", 3), ("qwen3moe", 2), ("frontier/deepseek4", 2), ("frontier/deepseek4", 3),
+                      ("frontier/qwen35moe", 3), ("frontier/gemma4", 2)])
+    func expertParallelLogitsMatchOneProcess(arch: String, ranks: Int) throws {
+        let args = ["logits", "-m", modelFixtures.appendingPathComponent("\(arch).f32.gguf").path, "--tokens", try Self.fixtureTokens(arch),
+                    "--greedy", "8", "-t", "1"]
+        let one = try runCLI(args)
+        #expect(one.status == 0, "\(one.stderr)")
+        let shared = try MPITools.run(ranks: ranks, args + ["--experts-parallel"])
+        #expect(shared.status == 0, "\(shared.stderr)")
+        #expect(shared.stderr.contains("experts parallel: \(ranks) ranks"), "\(shared.stderr)")
+        for r in 0..<ranks { #expect(shared.stderr.contains("rank \(r): runs "), "\(shared.stderr)") }
+        let single = try Self.parseLogits(one.stdout), split = try Self.parseLogits(shared.stdout), golden = try Self.golden(arch)
+        #expect(split.greedy == single.greedy && split.greedy == golden.greedy, "\(arch) over \(ranks) ranks: \(split.greedy)")
+        #expect(Self.largestDifference(split.logits, single.logits) <= 1e-4, "\(arch) over \(ranks) ranks against one process")
+        #expect(Self.largestDifference(split.logits, golden.logits) <= 1e-3, "\(arch) over \(ranks) ranks against transformers")
+    }
+
+    /// `serve --experts-parallel` of the deepseekv3 fixture over 2 ranks: the official OpenAI client's greedy
+    /// answers (one, streamed, 4 at once, a repeat over the cached prefix) equal one process's `run` (the
+    /// fixture has no chat template: the prompt is raw, as in `run`).
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: Self.hasOpenAIClient, "needs python3 with openai (pip install openai)"))
+    func expertParallelServedRequests() throws {
+        let model = modelFixtures.appendingPathComponent("deepseekv3.f32.gguf").path
+        let prompt = "Name three colours."
+        let one = try runCLI(["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", prompt])
+        let shared = try MPITools.run(ranks: 2, ["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", prompt, "--experts-parallel"])
+        #expect(one.status == 0 && one.stdout.hasPrefix(prompt) && shared.stdout == one.stdout, "\(one.stdout)\n\(shared.stdout)\n\(shared.stderr)")
+        let expected = String(one.stdout.dropFirst(prompt.count)).trimmingCharacters(in: .newlines)
+        try Self.serveOverTwoRanks(model, "--experts-parallel", expecting: expected)
+    }
+
+    /// A dense model under --experts-parallel: every rank ends with rank 0's line saying why.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"))
+    func expertParallelRefusesADenseModel() throws {
+        let r = try MPITools.run(ranks: 2, ["logits", "-m", modelFixtures.appendingPathComponent("llama.f32.gguf").path, "--tokens", "1,2",
+                                            "--experts-parallel"], timeout: 60)
+        #expect(r.status != 0 && r.stderr.contains("has no routed experts to share out"), "\(r.stderr)")
     }
 
     /// --pipeline outside mpirun, and --layers without --pipeline: one-line errors.
@@ -243,5 +318,7 @@ struct DistributedCLITests {
         #expect(outside.status == 64 && outside.stderr.contains("--pipeline runs under an MPI launcher"), "\(outside.stderr)")
         let layers = try runCLI(["logits", "-m", model, "--tokens", "1,2", "--layers", "0:1"])
         #expect(layers.status == 64 && layers.stderr.contains("--layers needs --pipeline"), "\(layers.stderr)")
+        let experts = try runCLI(["logits", "-m", model, "--tokens", "1,2", "--experts-parallel"])
+        #expect(experts.status == 64 && experts.stderr.contains("--experts-parallel runs under an MPI launcher"), "\(experts.stderr)")
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives `dwarfstar serve --pipeline` (rank 0 of an mpirun job) with the official OpenAI client.
+"""Drives `dwarfstar serve --pipeline` or `--experts-parallel` (rank 0 of an mpirun job) with the official OpenAI client.
 
 usage: pipeline_client.py BASE_URL EXPECTED_TEXT
 
