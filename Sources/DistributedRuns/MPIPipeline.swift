@@ -130,9 +130,15 @@ public final class MPIPipelineLink: PipelineLink {
 
 /// The stages after the first: each step rank 0 announces, through this rank's layers, until it says stop.
 public enum PipelineFollower {
-    public static func serve(_ model: TransformerModel, state: InferenceState, link: MPIPipelineLink) throws {
+    /// `stallAfter`: a test's way to make a rank go silent: after that many steps it stops answering (and
+    /// sleeps until the job is ended).
+    public static func serve(_ model: TransformerModel, state: InferenceState, link: MPIPipelineLink, stallAfter: Int? = nil) throws {
         state.pipeline = link
-        var sequences: [Int: KVSequence] = [:]
-        while let step = try link.nextStep() { try model.forwardStage(step, state: state, sequences: &sequences) }
+        var sequences: [Int: KVSequence] = [:], steps = 0
+        while let step = try link.nextStep() {
+            if let stallAfter, steps >= stallAfter { while true { sleep(3600) } }
+            try model.forwardStage(step, state: state, sequences: &sequences)
+            steps += 1
+        }
     }
 }

@@ -4,8 +4,9 @@
 
 import CMPI
 import Foundation
+import Models
 
-public struct DistributedError: Error, Sendable, CustomStringConvertible {
+public struct DistributedError: PipelineLinkFailure, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -17,6 +18,9 @@ public final class MPIWorld: @unchecked Sendable {
     public let library: String
     /// Longest wait for one message or barrier, in seconds.
     public var timeout: Double
+    /// Whether a message failed or timed out: the job's ranks no longer agree on where they are, so it can
+    /// only be ended (abort), not finished in order.
+    public private(set) var broken = false
     /// One caller at a time (MPI_THREAD_SERIALIZED).
     private let lock = NSLock()
 
@@ -147,6 +151,7 @@ public final class MPIWorld: @unchecked Sendable {
                 // Past a short spin, sleep between polls (a slow peer should not burn a core).
                 if Date() > deadline {
                     ds_mpi_cancel(&request)
+                    broken = true
                     throw DistributedError("rank \(rank): no progress on \(what) in \(Int(timeout)) s: a rank died or the link broke")
                 }
                 usleep(spins > 20000 ? 1000 : 50)
@@ -155,6 +160,7 @@ public final class MPIWorld: @unchecked Sendable {
     }
 
     private func failure(_ status: Int32, _ what: String) -> DistributedError {
+        broken = true
         var text = [CChar](repeating: 0, count: 512)
         ds_mpi_error_string(status, &text, text.count)
         return DistributedError("rank \(rank): MPI error on \(what): \(String(cString: text))")

@@ -22,7 +22,11 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("micro-batch"), help: "With --pipeline: prompt rows rank 0 sends on at a time, so the ranks work at the same time (at most --batch).")
     var microBatch: Int = 64
 
-    @Option(name: .customLong("rank-timeout"), help: "With --pipeline: seconds to wait for another rank's data before the job is ended as failed.")
+    /// A test's hook: the ranks after the first stop answering after this many steps.
+    @Option(name: .customLong("stall-after-steps"), help: .hidden)
+    var stallAfterSteps: Int?
+
+    @Option(name: .customLong("rank-timeout"), help: "With --pipeline or --experts-parallel: seconds to wait for another rank's data before the job is ended as failed (a server answers 503 from then on).")
     var rankTimeout: Double = 120
 
     func validate() throws {
@@ -65,7 +69,7 @@ struct PipelineOptions: ParsableArguments {
                 link.microBatch = microBatch
             }
             guard world.rank == 0 else {
-                try PipelineFollower.serve(model, state: followerState(), link: link)
+                try PipelineFollower.serve(model, state: followerState(), link: link, stallAfter: stallAfterSteps)
                 report(model, link)
                 world.finalize()
                 throw ExitCode.success
@@ -77,6 +81,8 @@ struct PipelineOptions: ParsableArguments {
                 printErr("pipeline: \(world.size) ranks, layers \(stages); prompts in micro-batches of \(microBatch)")
             }
             try body(link)
+            // A server keeps answering (503) after a link failed; the job then can only be ended.
+            if world.broken { world.abort("the link to the other ranks failed earlier; ending every rank") }
             try link.finish()
             report(model, link)
             world.finalize()

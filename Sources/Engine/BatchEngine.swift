@@ -68,6 +68,8 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     case contextOverflow(prompt: Int, maxTokens: Int, context: Int)
     case emptyPrompt
     case stopped
+    /// The model's other ranks cannot be reached (a distributed run's link failed): nothing can run.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -76,6 +78,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
             return "the prompt (\(p) tokens) plus max_tokens (\(m)) needs \(p + m) positions, \(p + m - c) more than the context holds (\(c))"
         case .emptyPrompt: return "the prompt is empty"
         case .stopped: return "the engine is shutting down"
+        case .unavailable(let why): return "the model is unavailable: its other ranks cannot be reached (\(why))"
         }
     }
 }
@@ -136,11 +139,15 @@ public final class BatchEngine: @unchecked Sendable {
     private var waiting: [Job] = []
     private var activeCount = 0
     private var running = true
+    /// Set when a step's link to the model's other ranks failed: every request from then on is refused.
+    private var unavailableReason: String?
     private var thread: Thread?
 
     /// Live counts for /metrics and /health.
     public struct Snapshot: Sendable {
         public var active = 0, queued = 0
+        /// Why the engine refuses requests (a distributed run lost its ranks); nil: it serves.
+        public var unavailable: String?
         public var kvPagesTotal = 0, kvPagesFree = 0, kvPagesCached = 0
         /// Side-state snapshots held (DeepSeek V4, Qwen3.5) and their bytes; restarts that restored one,
         /// and positions replayed to rebuild side state (since start).
@@ -241,7 +248,7 @@ public final class BatchEngine: @unchecked Sendable {
 
     public var snapshot: Snapshot {
         condition.lock()
-        var s = Snapshot(active: activeCount, queued: waiting.count)
+        var s = Snapshot(active: activeCount, queued: waiting.count, unavailable: unavailableReason)
         condition.unlock()
         s.kvPagesTotal = pool.capacity
         s.kvPagesFree = pool.freePages
@@ -268,6 +275,7 @@ public final class BatchEngine: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard running else { throw EngineError.stopped }
+        if let unavailableReason { throw EngineError.unavailable(unavailableReason) }
         guard waiting.count < maxQueue + max(0, parallel - activeCount) else { throw EngineError.queueFull(waiting: waiting.count) }
         waiting.append(job)
         condition.signal()
@@ -418,6 +426,18 @@ public final class BatchEngine: @unchecked Sendable {
             } else {
                 fail(members[e.item], "\(e.underlying)")
             }
+            return
+        } catch let failure as PipelineLinkFailure {
+            // The other ranks are gone or silent: this step's requests, and every one waiting or to come,
+            // are refused at once rather than each waiting out the link's timeout.
+            let message = EngineError.unavailable("\(failure)").description
+            condition.lock()
+            unavailableReason = "\(failure)"
+            let queued = waiting
+            waiting.removeAll()
+            condition.unlock()
+            for job in active { fail(job, message) }
+            for job in queued { job.continuation.yield(.failed(message)); job.continuation.finish() }
             return
         } catch {
             for job in members { fail(job, "\(error)") }

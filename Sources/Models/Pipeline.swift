@@ -101,6 +101,10 @@ public protocol PipelineLink: AnyObject {
     var replicated: Bool { get }
 }
 
+/// An error of the link between the ranks of a distributed run (a rank died, went silent, or the transport
+/// failed): the run cannot go on, and a server says it is unavailable.
+public protocol PipelineLinkFailure: Error {}
+
 public enum PipelineError: Error, CustomStringConvertible {
     case unsupported(String)
     case badStep(String)

@@ -107,6 +107,9 @@ public final class APIServer: Sendable {
         }
         router.get("health") { _, _ in
             let s = self.engine.snapshot
+            if let why = s.unavailable {
+                return self.json(["status": "unavailable", "model": self.modelID, "error": EngineError.unavailable(why).description], status: .serviceUnavailable)
+            }
             return self.json(["status": "ok", "model": self.modelID, "active": s.active, "queued": s.queued,
                               "kv_pages_free": s.kvPagesFree, "kv_pages_total": s.kvPagesTotal])
         }
@@ -205,6 +208,8 @@ public final class APIServer: Sendable {
                 switch e {
                 case .queueFull:
                     throw APIError(status: 503, kind: .overloaded, message: e.description + "; retry later", retryAfter: 1)
+                case .unavailable:
+                    throw APIError(status: 503, kind: .overloaded, message: e.description)
                 default:
                     throw APIError.invalid(e.description)
                 }

@@ -214,15 +214,15 @@ struct DistributedCLITests {
         try Self.serveOverTwoRanks(model, "--pipeline", expecting: expected)
     }
 
-    /// `mpirun -np 2 dwarfstar serve -m model <split>` driven by pipeline_client.py, whose answers must all be
-    /// `expected`.
-    static func serveOverTwoRanks(_ model: String, _ split: String, expecting expected: String) throws {
+    /// `mpirun -np 2 dwarfstar serve -m model <split> <extra>` driven by pipeline_client.py, whose answers must
+    /// all be `expected` (or, with "--unavailable", who checks the server turns to 503).
+    static func serveOverTwoRanks(_ model: String, _ split: String, extra: [String] = [], expecting expected: String) throws {
         // A fixed port (rank 0's stdout reaches us only through mpirun's forwarding); the client waits for it.
         let port = Int.random(in: 20000...60000)
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         server.arguments = MPITools.unblockingSignals(["--allow-run-as-root", "--oversubscribe", "-np", "2", Binaries.dwarfstar!, "serve",
-                                                       "-m", model, split, "--port", "\(port)", "-t", "1", "--parallel", "4", "--no-webui"])
+                                                       "-m", model, split, "--port", "\(port)", "-t", "1", "--parallel", "4", "--no-webui"] + extra)
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         server.standardInput = FileHandle.nullDevice
@@ -301,6 +301,16 @@ struct DistributedCLITests {
         #expect(one.status == 0 && one.stdout.hasPrefix(prompt) && shared.stdout == one.stdout, "\(one.stdout)\n\(shared.stdout)\n\(shared.stderr)")
         let expected = String(one.stdout.dropFirst(prompt.count)).trimmingCharacters(in: .newlines)
         try Self.serveOverTwoRanks(model, "--experts-parallel", expecting: expected)
+    }
+
+    /// A server whose other rank goes silent (pipeline and expert parallel): the request running then fails
+    /// after the 2 s link timeout, and from then on /health and the OpenAI client get 503 at once.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          .enabled(if: Self.hasOpenAIClient, "needs python3 with openai (pip install openai)"),
+          arguments: ["--pipeline", "--experts-parallel"])
+    func aSilentRankMakesTheServerAnswer503(split: String) throws {
+        try Self.serveOverTwoRanks(modelFixtures.appendingPathComponent("deepseekv3.f32.gguf").path, split,
+                                   extra: ["--stall-after-steps", "6", "--rank-timeout", "2"], expecting: "--unavailable")
     }
 
     /// A dense model under --experts-parallel: every rank ends with rank 0's line saying why.
