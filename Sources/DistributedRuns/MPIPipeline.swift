@@ -2,10 +2,10 @@
 // session (tokenizer, sampler, HTTP), announces each chunk to every other rank, and sends x on; the others
 // run PipelineFollower.serve until rank 0 says stop. Messages (tags below):
 //   step    rank 0 → every rank   a header of Int64 [kind, rows, segments, logit rows, released, prefix
-//                                 tokens] (kind 1: stop, nothing follows), a body of Int64 (per segment:
-//                                 sequence, start, count, prompt, max positions, prefix length; then the
-//                                 logit rows and the released sequences), then the rows' tokens and the
-//                                 prefixes as Int32
+//                                 tokens, checkpoints] (kind 1: stop, nothing follows), a body of Int64 (per
+//                                 segment: sequence, start, count, prompt, max positions, prefix length;
+//                                 then the logit rows, the released and the checkpointed sequences), then
+//                                 the rows' tokens and the prefixes as Int32
 //   hidden  rank r → rank r + 1   x rows, floats
 //   logits  last rank → rank 0    the wanted logits rows, floats
 // Prompts go in micro-batches: rank 0 sends each chunk on as soon as its layers are done and posts the
@@ -26,8 +26,8 @@ public final class MPIPipelineLink: PipelineLink {
     public var isLast: Bool { world.rank == world.size - 1 }
 
     static let stepTag = 0x5000, stepBodyTag = 0x5001, hiddenTag = 0x5002, logitsTag = 0x5003, stepTokensTag = 0x5004
-    /// Step header words: kind (0 step, 1 stop), rows, segments, logit rows, released, prefix tokens.
-    static let headerWords = 6
+    /// Step header words: kind (0 step, 1 stop), rows, segments, logit rows, released, prefix tokens, checkpoints.
+    static let headerWords = 7
     /// Words per segment in the step's body.
     static let segmentWords = 6
 
@@ -54,12 +54,12 @@ public final class MPIPipelineLink: PipelineLink {
     public func announce(_ step: PipelineStep) throws {
         let prefixes = step.segments.flatMap(\.prefix)
         let header: [Int64] = [0, Int64(step.tokens.count), Int64(step.segments.count), Int64(step.logitRows.count), Int64(step.released.count),
-                               Int64(prefixes.count)]
+                               Int64(prefixes.count), Int64(step.checkpoints.count)]
         var body: [Int64] = []
         for seg in step.segments {
             body += [Int64(seg.sequence), Int64(seg.start), Int64(seg.count), seg.prompt ? 1 : 0, Int64(seg.maxPositions), Int64(seg.prefix.count)]
         }
-        body += step.logitRows.map(Int64.init) + step.released.map(Int64.init)
+        body += step.logitRows.map(Int64.init) + step.released.map(Int64.init) + step.checkpoints.map(Int64.init)
         let ints = step.tokens + prefixes
         rowsRun += step.tokens.count
         for peer in 1..<world.size {
@@ -71,7 +71,7 @@ public final class MPIPipelineLink: PipelineLink {
 
     /// Rank 0: the run is over; the other ranks leave their loops.
     public func finish() throws {
-        let header: [Int64] = [1, 0, 0, 0, 0, 0]
+        let header: [Int64] = [1, 0, 0, 0, 0, 0, 0]
         for peer in 1..<world.size { try header.withUnsafeBytes { try world.send($0, to: peer, tag: MPIPipelineLink.stepTag) } }
     }
 
@@ -81,12 +81,13 @@ public final class MPIPipelineLink: PipelineLink {
         try header.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepTag, timeout: .infinity) }
         guard header[0] == 0 else { return nil }
         let rows = Int(header[1]), segmentCount = Int(header[2]), logitRows = Int(header[3]), released = Int(header[4]), prefixTotal = Int(header[5])
+        let checkpoints = Int(header[6])
         let limit = 1 << 24
         guard rows > 0, rows <= limit, segmentCount > 0, segmentCount <= rows, logitRows >= 0, logitRows <= rows,
-              released >= 0, released <= limit, prefixTotal >= 0, prefixTotal <= limit else {
+              released >= 0, released <= limit, prefixTotal >= 0, prefixTotal <= limit, checkpoints >= 0, checkpoints <= limit else {
             throw DistributedError("rank \(world.rank): a step from rank 0 that makes no sense: \(header)")
         }
-        var body = [Int64](repeating: 0, count: segmentCount * MPIPipelineLink.segmentWords + logitRows + released)
+        var body = [Int64](repeating: 0, count: segmentCount * MPIPipelineLink.segmentWords + logitRows + released + checkpoints)
         try body.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepBodyTag) }
         var ints = [Int32](repeating: 0, count: rows + prefixTotal)
         try ints.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: MPIPipelineLink.stepTokensTag) }
@@ -102,7 +103,7 @@ public final class MPIPipelineLink: PipelineLink {
         let tail = body[(segmentCount * MPIPipelineLink.segmentWords)...]
         rowsRun += rows
         return PipelineStep(tokens: Array(ints[0..<rows]), segments: segments, logitRows: tail.prefix(logitRows).map { Int($0) },
-                            released: tail.suffix(released).map { Int($0) })
+                            released: tail.dropFirst(logitRows).prefix(released).map { Int($0) }, checkpoints: tail.suffix(checkpoints).map { Int($0) })
     }
 
     public func sendHidden(_ rows: UnsafePointer<Float>, count: Int) throws {

@@ -457,12 +457,12 @@ public final class BatchEngine: @unchecked Sendable {
                 job.promptCursor += item.tokens.count
                 if !item.wantsLogits {
                     if job.promptCursor == loaded.model.pageAlignedCheckpoint(promptLength: job.request.prompt.count, pageTokens: pool.pageTokens) {
-                        loaded.model.checkpointSideState(of: job.sequence!)
+                        loaded.model.checkpointSideState(of: job.sequence!, pipeline: state.pipeline)
                     }
                     job.continuation.yield(.promptProgress(evaluated: job.promptCursor, total: job.request.prompt.count))
                     continue
                 }
-                loaded.model.checkpointSideState(of: job.sequence!)   // the prompt's end, for a resent conversation
+                loaded.model.checkpointSideState(of: job.sequence!, pipeline: state.pipeline)   // the prompt's end, for a resent conversation
             }
             func rowLogits(_ r: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: logits[(r * vocab)..<((r + 1) * vocab)]) }
             if job.draft.tokens.isEmpty {
@@ -554,7 +554,7 @@ public final class BatchEngine: @unchecked Sendable {
         f.acceptedTokens = job.speculation?.statistics.accepted ?? 0
         // Slot, pages and metrics are settled before the client hears the end: a client that asks /health
         // or /metrics right after its answer sees its request gone.
-        if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence) }
+        if let sequence = job.sequence { loaded.model.checkpointSideState(of: sequence, pipeline: state.pipeline) }
         remove(job)
         observer?.requestFinished(f)
         job.continuation.yield(.finished(f))

@@ -111,7 +111,7 @@ public final class Session: @unchecked Sendable {
         if let boundary = model.pageAlignedCheckpoint(promptLength: tokens.count, pageTokens: state.cache.pool.pageTokens),
            boundary > start {
             try model.forward(Array(tokens[start..<boundary]), startPosition: start, state: state, logits: .none)
-            model.checkpointSideState(of: state.cache)
+            model.checkpointSideState(of: state.cache, pipeline: state.pipeline)
             start = boundary
         }
         return try model.forward(Array(tokens[start...]), startPosition: start, state: state, logits: .last)
@@ -129,7 +129,7 @@ public final class Session: @unchecked Sendable {
         var speculator = try options.speculation.map { try Speculator($0, session: self, sampler: options.sampler) }
         let t0 = Date()
         var (logits, evaluated) = try evaluate(prompt)
-        model.checkpointSideState(of: state.cache)   // a later turn or rollback restarts from here
+        model.checkpointSideState(of: state.cache, pipeline: state.pipeline)   // a later turn or rollback restarts from here
         result.promptEvaluated = evaluated
         result.promptSeconds = Date().timeIntervalSince(t0)
         let t1 = Date()
@@ -179,7 +179,7 @@ public final class Session: @unchecked Sendable {
         result.generationSeconds = Date().timeIntervalSince(t1)
         result.speculation = speculator?.statistics
         speculator?.savePassCosts()
-        if !result.tokens.isEmpty { model.checkpointSideState(of: state.cache) }
+        if !result.tokens.isEmpty { model.checkpointSideState(of: state.cache, pipeline: state.pipeline) }
         return result
     }
 

@@ -226,18 +226,24 @@ final class DeepSeek4Stack: LayerStack, @unchecked Sendable {
 
     var moeBlocks: [(layer: Int, weights: MoEWeights)] { weights.layers.enumerated().map { ($0.offset, $0.element.moe) } }
 
-    var weightBytesPerToken: Int {
+    var weightBytesPerToken: Int { layerWeightBytes.reduce(0, +) }
+
+    /// Pipeline stages run layer ranges; the hidden rows between them are the hc streams.
+    var runsLayerRanges: Bool { true }
+    var pipelineWidth: Int? { deepseek.streams * config.embeddingLength }
+    func pipelineRows(_ state: InferenceState) -> UnsafeMutablePointer<Float> { state.scratch(DeepSeek4Scratch.self).streams.pointer }
+
+    var layerWeightBytes: [Int] {
         func bytes(_ m: WeightMatrix) -> Int { m.rows * m.rowBytes }
-        var total = 0
-        for l in weights.layers {
+        return weights.layers.map { l in
+            var total = 0
             let a = l.attention
             for m in [a.qA, a.qB, a.kv, a.outputB, l.hcAttention.fn, l.hcFFN.fn] + a.outputA { total += bytes(m) }
             for m in [a.compressor?.kv, a.compressor?.gate, a.indexerCompressor?.kv, a.indexerCompressor?.gate, a.indexerQB, a.indexerProj] {
                 if let m { total += bytes(m) }
             }
-            total += l.moe.bytesPerToken()
+            return total + l.moe.bytesPerToken()
         }
-        return total
     }
 }
 

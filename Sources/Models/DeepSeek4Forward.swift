@@ -94,21 +94,26 @@ struct DeepSeek4Part {
 extension DeepSeek4Stack {
     /// Every segment (one sequence's consecutive tokens) in one pass; each sequence's compressed cache
     /// first brought to the segment's start (replaying its history when it stands elsewhere).
+    /// A pipeline stage runs its layers (p.layers) from the previous stage's streams (p.inputRows, T rows of
+    /// hc · e); it replays a history from the tokens through every layer up to the end of its own, since
+    /// its layers' inputs for those positions were never sent.
     func forward(_ p: ForwardPass) {
         let s = p.state, x = s.scratch(DeepSeek4Scratch.self)
+        let layers = p.layers ?? weights.layers.indices
         var parts: [DeepSeek4Part] = []
         for seg in p.segments {
             let halfEntries = seg.cache.pool.shape.type != .f32
             let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
                                             make: { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: halfEntries) }) {
                 history, start, n, cache in
-                run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x, decodeRows: nil)
+                run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x, decodeRows: nil,
+                    layers: 0..<layers.upperBound, input: nil)
             }
             parts.append(DeepSeek4Part(cache: cache, start: seg.start, offset: seg.offset, count: seg.count))
         }
         // Decode rows (they lead the batch) through the single-token kernel over cached blocks of weight
         // rows, as each would run alone; prompt rows through the multi-token one.
-        run(p.tokens, parts: parts, pass: p, scratch: x, decodeRows: p.decodeRows)
+        run(p.tokens, parts: parts, pass: p, scratch: x, decodeRows: p.decodeRows, layers: layers, input: p.inputRows)
     }
 
     /// Head input of logit row `index` (batch row `row`): the streams collapsed by the output
@@ -127,10 +132,11 @@ extension DeepSeek4Stack {
     }
 
     /// The rows of `parts` (each: one sequence's tokens at positions start ..< +count, rows offset ..<
-    /// +count, in order); the final streams stay in the scratch's `streams`. decodeRows: the leading rows
-    /// computed as if alone (nil: no batch invariance, as when replaying history).
+    /// +count, in order) through `layers`, from the tokens' embeddings or the streams `input`; the final
+    /// streams stay in the scratch's `streams`. decodeRows: the leading rows computed as if alone (nil: no
+    /// batch invariance, as when replaying history).
     private func run(_ tokens: UnsafePointer<Int32>, parts: [DeepSeek4Part], pass p: ForwardPass, scratch x: DeepSeek4Scratch,
-                     decodeRows: Int?) {
+                     decodeRows: Int?, layers: Range<Int>, input: UnsafePointer<Float>?) {
         let s = p.state, c = config, ds = deepseek, e = c.embeddingLength, n = ds.streams, width = n * e
         let T = parts.last.map { $0.offset + $0.count } ?? 0
         let ropes = weights.ropes
@@ -140,13 +146,18 @@ extension DeepSeek4Stack {
         for part in parts {
             for t in part.offset..<(part.offset + part.count) {
                 let position = part.start + t - part.offset
-                p.embedding.embed(tokens[t], into: S + t * width)
-                for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
+                if let input {
+                    (S + t * width).update(from: input + t * width, count: width)
+                } else {
+                    p.embedding.embed(tokens[t], into: S + t * width)
+                    for k in 1..<n { (S + t * width + k * e).update(from: S + t * width, count: e) }
+                }
                 ropes.main.fill(x.mainTable.pointer + t * ds.ropeDim, position: position)
                 ropes.compress.fill(x.compressTable.pointer + t * ds.ropeDim, position: position)
             }
         }
-        for (l, w) in weights.layers.enumerated() {
+        for l in layers {
+            let w = weights.layers[l]
             // Attention.
             collapse(w.hcAttention, norm: w.attnNorm, streams: S, tokens: T, scratch: x, state: s, mode: mode)
             attentionDeepSeek4(w.attention, layer: l, tokens: T, parts: parts, ropes: ropes, state: s, scratch: x, mode: mode)

@@ -55,6 +55,10 @@ public protocol LayerStack: AnyObject, Sendable {
     var runsLayerRanges: Bool { get }
     /// Each layer's weight bytes (empty where the stack does not split).
     var layerWeightBytes: [Int] { get }
+    /// The residual rows a pipeline stage passes to the next after its layers (T rows of pipelineWidth
+    /// floats; the same width as the pass's inputRows on the next stage). nil width: the embedding's, in x.
+    var pipelineWidth: Int? { get }
+    func pipelineRows(_ state: InferenceState) -> UnsafeMutablePointer<Float>
     /// Activation rows of the stack's scratch (makeScratch's) that a device backend may keep on its device.
     func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer]
 }
@@ -70,6 +74,8 @@ extension LayerStack {
     public var declaresHostAccess: Bool { false }
     public var runsLayerRanges: Bool { false }
     public var layerWeightBytes: [Int] { [] }
+    public var pipelineWidth: Int? { nil }
+    public func pipelineRows(_ state: InferenceState) -> UnsafeMutablePointer<Float> { state.x }
     public func deviceBuffers(scratch: AnyObject?) -> [UnsafeMutableRawBufferPointer] { [] }
     public func makeSideState(kvType: KVType) -> KVSideState? { nil }
     public func sideStateBytes(contextLength: Int, type: KVType) -> Int { 0 }
@@ -156,8 +162,9 @@ public struct ForwardPass {
     let experts: ExpertCache?
     /// Expert parallel: this rank's share of the routed experts (nil: all).
     let shard: ExpertShard?
-    /// The rows the stack starts from instead of the tokens' embeddings (an MTP layer's projected
-    /// input; StandardStack), T rows of the embedding width; nil: embed the tokens.
+    /// The rows the stack starts from instead of the tokens' embeddings (an MTP layer's projected input, a
+    /// pipeline stage's rows from the previous one), T rows of the stack's pipeline width (the embedding
+    /// width but for DeepSeek V4's streams); nil: embed the tokens.
     var inputRows: UnsafePointer<Float>? = nil
     /// The layers to run (a pipeline stage's range; nil: every layer). Only stacks that say
     /// `runsLayerRanges` are given one.

@@ -40,9 +40,12 @@ public struct PipelineStep: Sendable, Equatable {
     public var logitRows: [Int]
     /// Sequences the first stage let go of since the last step.
     public var released: [Int]
+    /// Sequences whose side state the first stage snapshotted since the last step (before letting go of
+    /// any): the others snapshot theirs first.
+    public var checkpoints: [Int]
 
-    public init(tokens: [Int32], segments: [PipelineSegment], logitRows: [Int], released: [Int] = []) {
-        self.tokens = tokens; self.segments = segments; self.logitRows = logitRows; self.released = released
+    public init(tokens: [Int32], segments: [PipelineSegment], logitRows: [Int], released: [Int] = [], checkpoints: [Int] = []) {
+        self.tokens = tokens; self.segments = segments; self.logitRows = logitRows; self.released = released; self.checkpoints = checkpoints
     }
 }
 
@@ -63,6 +66,19 @@ public final class PipelineSequences {
         }
         return PipelineSegment(sequence: cache.serial, start: start, count: count, prompt: prompt, maxPositions: cache.maxPositions,
                                prefix: prefix)
+    }
+
+    private var checkpointed: [Int] = []
+
+    /// The first stage snapshotted the side state of `cache` (a sequence the others know).
+    func noteCheckpoint(_ cache: KVSequence) {
+        if known[cache.serial] != nil { checkpointed.append(cache.serial) }
+    }
+
+    /// Snapshots noted since the last call.
+    func checkpoints() -> [Int] {
+        defer { checkpointed.removeAll() }
+        return checkpointed
     }
 
     /// Sequences gone since the last call.
@@ -120,11 +136,14 @@ extension TransformerModel {
     /// Whether this model's layers can be split across stages, and if not why.
     public var pipelineProblem: String? {
         body.runsLayerRanges ? nil : "\(config.architecture) runs its layers as a whole here (the standard layer stacks split: llama, qwen2/3, "
-            + "gemma3, the MoE and latent-attention files on them)"
+            + "gemma3, the MoE and latent-attention files on them, and DeepSeek V4)"
     }
 
     /// Each layer's weight bytes (what a stage reads per token), for splitting by bytes.
     public var layerWeightBytes: [Int] { body.layerWeightBytes }
+
+    /// Floats of one row passed between pipeline stages.
+    public var pipelineWidth: Int { body.pipelineWidth ?? config.embeddingLength }
 
     /// Bytes of the output head (the last stage reads them per token).
     public var headBytes: Int { output.rows * output.rowBytes }
@@ -136,7 +155,7 @@ extension TransformerModel {
                            state s: InferenceState, logitsOffset: Int) throws {
         let step = PipelineStep(tokens: Array(UnsafeBufferPointer(start: tokens, count: n)),
                                 segments: segments.map { link.sequences.segment($0.cache, start: $0.start, count: $0.count, prompt: $0.prompt) },
-                                logitRows: logitRows, released: link.sequences.released())
+                                logitRows: logitRows, released: link.sequences.released(), checkpoints: link.sequences.checkpoints())
         try link.announce(step)
         if link.replicated {
             forwardBatch(tokens, count: n, segments: segments, state: s, logitRows: logitRows, logitsOffset: logitsOffset)
@@ -146,7 +165,7 @@ extension TransformerModel {
         forwardBatch(tokens, count: n, segments: segments, state: s, logitRows: link.isLast ? logitRows : [], logitsOffset: logitsOffset,
                      layers: link.layers)
         guard !link.isLast else { return }
-        try link.sendHidden(s.x, count: n * config.embeddingLength)
+        try link.sendHidden(body.pipelineRows(s), count: n * pipelineWidth)
         if !logitRows.isEmpty {
             try link.expectLogits(into: s.logits + logitsOffset * vocabularySize, count: logitRows.count * vocabularySize)
         }
@@ -157,10 +176,11 @@ extension TransformerModel {
     /// `sequences`: this stage's sequence for each of the first stage's.
     public func forwardStage(_ step: PipelineStep, state s: InferenceState, sequences: inout [Int: KVSequence]) throws {
         guard let link = s.pipeline, !link.isFirst else { throw PipelineError.badStep("forwardStage runs on the stages after the first") }
-        let n = step.tokens.count, e = config.embeddingLength
+        let n = step.tokens.count, e = pipelineWidth
         guard n > 0, n <= s.maxBatch, step.segments.reduce(0, { $0 + $1.count }) == n, step.logitRows.allSatisfy({ $0 >= 0 && $0 < n }) else {
             throw PipelineError.badStep("a chunk of \(n) rows in \(step.segments.count) segments where this stage takes 1...\(s.maxBatch)")
         }
+        for serial in step.checkpoints { if let cache = sequences[serial] { checkpointSideState(of: cache) } }
         for serial in step.released { sequences[serial] = nil }
         var segments: [BatchSegment] = [], offset = 0
         for seg in step.segments {
@@ -190,7 +210,7 @@ extension TransformerModel {
         if link.isLast {
             if !step.logitRows.isEmpty { try link.sendLogits(s.logits, count: step.logitRows.count * vocabularySize) }
         } else {
-            try link.sendHidden(s.x, count: n * e)
+            try link.sendHidden(body.pipelineRows(s), count: n * e)
         }
         commit(step, segments)
     }

@@ -157,10 +157,13 @@ extension TransformerModel {
     }
 
     /// Snapshots the side state of `sequence` into its pool's checkpoints, when it has one that stands
-    /// at the sequence's end (call after a prompt or a generated answer).
-    public func checkpointSideState(of sequence: KVSequence) {
+    /// at the sequence's end (call after a prompt or a generated answer). In a distributed run (`pipeline`:
+    /// the first rank's link) the other ranks take the same snapshot of their sequence before the next step,
+    /// so that all of them later restore, or replay, the same positions.
+    public func checkpointSideState(of sequence: KVSequence, pipeline: PipelineLink? = nil) {
         guard let state = sequence.auxiliary as? SequenceSideState, state.count == sequence.count, state.count > 0,
               sequence.pool.checkpointLimit > 0 else { return }
+        pipeline?.sequences.noteCheckpoint(sequence)
         sequence.pool.storeCheckpoint(tokens: sequence.committedTokens, bytes: state.encodeState(),
                                       growingBytes: state.rowStores.reduce(0) { $0 + $1.bytes })
     }

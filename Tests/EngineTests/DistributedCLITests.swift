@@ -97,15 +97,18 @@ struct DistributedCLITests {
         return (golden["token_ids"] as! [Int]).map(String.init).joined(separator: ",")
     }
 
-    /// `logits --greedy 8` of a dense (llama, gemma3: sliding layers) and a MoE with latent attention
-    /// (deepseekv3) fixture, split across 2 and 3 ranks by bytes: the same JSON, byte for byte, as one
-    /// process (every logit of every position, and the 8 greedy tokens through the KV cache).
+    /// `logits --greedy 8` of a dense (llama, gemma3: sliding layers), a MoE with latent attention
+    /// (deepseekv3) and the DeepSeek V4 fixture (hyper-connected streams pass between the stages; 136 tokens,
+    /// so its prompt goes in micro-batches of 64), split across 2 and 3 ranks by bytes: the same JSON, byte for
+    /// byte, as one process evaluating 64 rows at a time (every logit of every position, and the 8 greedy
+    /// tokens through the KV cache).
     @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
-          arguments: [("llama", 2), ("gemma3", 2), ("gemma3", 3), ("deepseekv3", 2), ("deepseekv3", 3)])
+          arguments: [("llama", 2), ("gemma3", 2), ("gemma3", 3), ("deepseekv3", 2), ("deepseekv3", 3), ("frontier/deepseek4", 2),
+                      ("frontier/deepseek4", 3)])
     func pipelinedLogitsEqualOneProcess(arch: String, ranks: Int) throws {
         let args = ["logits", "-m", modelFixtures.appendingPathComponent("\(arch).f32.gguf").path, "--tokens", try Self.fixtureTokens(arch),
                     "--greedy", "8", "-t", "1"]
-        let one = try runCLI(args)
+        let one = try runCLI(args + ["-b", "64"])
         #expect(one.status == 0, "\(one.stderr)")
         let split = try MPITools.run(ranks: ranks, args + ["--pipeline"])
         #expect(split.status == 0, "\(split.stderr)")
@@ -288,19 +291,24 @@ struct DistributedCLITests {
         #expect(Self.largestDifference(split.logits, golden.logits) <= 1e-3, "\(arch) over \(ranks) ranks against transformers")
     }
 
-    /// `serve --experts-parallel` of the deepseekv3 fixture over 2 ranks: the official OpenAI client's greedy
-    /// answers (one, streamed, 4 at once, a repeat over the cached prefix) equal one process's `run` (the
-    /// fixture has no chat template: the prompt is raw, as in `run`).
+    /// `run` and `serve` of MoE fixtures split over 2 ranks (deepseekv3 and DeepSeek V4 sharing experts;
+    /// DeepSeek V4 by layers, whose later stage rebuilds a repeat's compressed cache from the tokens): the
+    /// same text as one process, and the official OpenAI client's greedy answers (one, streamed, 4 at once,
+    /// a repeat over the cached prefix) equal it (deepseekv3 has no chat template: its prompt is raw, in
+    /// `run` too).
     @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
-          .enabled(if: Self.hasOpenAIClient, "needs python3 with openai (pip install openai)"))
-    func expertParallelServedRequests() throws {
-        let model = modelFixtures.appendingPathComponent("deepseekv3.f32.gguf").path
+          .enabled(if: Self.hasOpenAIClient, "needs python3 with openai (pip install openai)"),
+          arguments: [("deepseekv3", "--experts-parallel"), ("frontier/deepseek4", "--experts-parallel"), ("frontier/deepseek4", "--pipeline")])
+    func splitFixtureServesOneProcessAnswers(arch: String, split: String) throws {
+        let model = modelFixtures.appendingPathComponent("\(arch).f32.gguf").path
         let prompt = "Name three colours."
         let one = try runCLI(["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", prompt])
-        let shared = try MPITools.run(ranks: 2, ["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", prompt, "--experts-parallel"])
-        #expect(one.status == 0 && one.stdout.hasPrefix(prompt) && shared.stdout == one.stdout, "\(one.stdout)\n\(shared.stdout)\n\(shared.stderr)")
-        let expected = String(one.stdout.dropFirst(prompt.count)).trimmingCharacters(in: .newlines)
-        try Self.serveOverTwoRanks(model, "--experts-parallel", expecting: expected)
+        let shared = try MPITools.run(ranks: 2, ["run", "-m", model, "-n", "16", "--temp", "0", "-t", "1", "-p", prompt, split])
+        #expect(one.status == 0 && !one.stdout.isEmpty && shared.stdout == one.stdout, "\(one.stdout)\n\(shared.stdout)\n\(shared.stderr)")
+        // Without a chat template `run` prints the raw prompt before the answer.
+        let answer = one.stdout.hasPrefix(prompt) ? String(one.stdout.dropFirst(prompt.count)) : one.stdout
+        let expected = answer.trimmingCharacters(in: .newlines)
+        try Self.serveOverTwoRanks(model, split, expecting: expected)
     }
 
     /// A server whose other rank goes silent (pipeline and expert parallel): the request running then fails
