@@ -72,3 +72,45 @@ public enum PipelinePlanner {
         return PipelinePrediction(stages: stages, hiddenBytes: hiddenBytes, logitsBytes: logitsBytes, linkSeconds: linkSeconds)
     }
 }
+
+/// plan --ranks for expert parallel: every rank holds the dense weights (replicated) and 1/N of the routed
+/// experts, and runs every layer for each token in step with the others:
+///   per rank      held = dense + experts / N; what does not fit its budget streams, as one process does
+///   token time    = max(dense read + its experts' read from RAM, streamed read from storage)   (ranks in parallel)
+///                 + per MoE layer: one exchange, (N − 1) partial rows of hidden floats to every other rank
+///   tokens/s      = 1 / token time
+public struct ExpertParallelPrediction: Sendable {
+    /// Bytes each rank holds, and the share of its routed experts it streams.
+    public let heldBytes: Int
+    public let streamedShare: Double
+    /// Per decode token on each rank: bytes read from RAM and from storage, and bytes it sends.
+    public let ramReadPerToken: Int, storageReadPerToken: Int, sentPerToken: Int
+    public let linkSeconds: Double, computeSeconds: Double
+    /// The budget does not even hold the dense weights.
+    public let overBudget: Bool
+    public var tokensPerSecond: Double { 1 / max(computeSeconds + linkSeconds, 1e-12) }
+}
+
+public enum ExpertParallelPlanner {
+    /// `denseBytes`: everything but the routed experts (held by every rank); `denseReadPerToken` and
+    /// `routedReadPerToken`: what one token reads of each on one process.
+    public static func predict(denseBytes: Int, routedBytes: Int, denseReadPerToken: Int, routedReadPerToken: Int, moeLayers: Int,
+                               hiddenBytes: Int, ranks: Int, budget: Int?, runtimeBytes: Int = 0, kvBytes: Int = 0,
+                               ramBytesPerSecond: Double, storageBytesPerSecond: Double, link: LinkMeasurement?) -> ExpertParallelPrediction {
+        let experts = routedBytes / max(1, ranks), held = denseBytes + experts
+        var share = 0.0, over = false
+        if let budget, held + runtimeBytes + kvBytes > budget {
+            over = denseBytes + runtimeBytes + kvBytes > budget
+            share = experts > 0 ? min(1, Double(held + runtimeBytes + kvBytes - budget) / Double(experts)) : 0
+        }
+        let routedRead = routedReadPerToken / max(1, ranks)
+        let storage = Int(Double(routedRead) * share)
+        let ram = denseReadPerToken + routedRead - storage
+        let compute = max(Double(ram) / ramBytesPerSecond, storage > 0 ? Double(storage) / storageBytesPerSecond : 0)
+        let sent = moeLayers * (ranks - 1) * hiddenBytes
+        // Each exchange sends to N − 1 ranks one after another; their sends to this rank overlap.
+        let linkSeconds = ranks > 1 ? (link.map { Double(moeLayers) * (Double(ranks - 1) * $0.seconds(hiddenBytes)) } ?? 0) : 0
+        return ExpertParallelPrediction(heldBytes: held, streamedShare: share, ramReadPerToken: ram, storageReadPerToken: storage,
+                                        sentPerToken: sent, linkSeconds: linkSeconds, computeSeconds: compute, overBudget: over)
+    }
+}

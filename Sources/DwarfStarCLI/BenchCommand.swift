@@ -81,14 +81,7 @@ struct Bench: ParsableCommand {
                 if let gpu = resolved.gpuPlacement { printErr(gpu.description) }
                 runtime = resolved
             }
-            defer {
-                if let cache = m.expertCache {
-                    let st = cache.stats
-                    printErr(String(format: "experts: %.1f%% hits, %d prefetched (%d unused), %.1f MiB read (%@), %.2f s waiting for reads",
-                                    100 * st.hitRate, st.prefetchHits, st.prefetchWasted, Double(st.bytesFromStorage) / 1048576,
-                                    cache.readMode.rawValue, st.waitSeconds))
-                }
-            }
+            defer { if let experts = expertStreamingSummary(m) { printErr(experts) } }
             if let prefix = ttft {
                 let r = try Benchmark.prefixTTFT(model: m, prefix: prefix, repetitions: self.r, options: runtime)
                 print(String(format: "TTFT, %d-token shared prefix + 16 tokens, %d threads: cold %.3f s, warm %.4f s (%d positions reused): %.0f× sooner",

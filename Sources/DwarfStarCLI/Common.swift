@@ -329,16 +329,20 @@ func writeOut(_ s: String) {
     FileHandle.standardOutput.write(Data(s.utf8))
 }
 
+/// How the streamed experts fared (nil: none are streamed).
+func expertStreamingSummary(_ model: TransformerModel) -> String? {
+    guard let cache = model.expertCache else { return nil }
+    let st = cache.stats
+    return String(format: "experts: %.1f%% hits (%d prefetched, %d prefetches unused), %.1f MiB read (%@), %.2f s waiting for reads, next-layer prediction precision %.0f%% recall %.0f%%",
+                  100 * st.hitRate, st.prefetchHits, st.prefetchWasted, Double(st.bytesFromStorage) / 1048576, cache.readMode.rawValue, st.waitSeconds,
+                  100 * st.precision, 100 * st.recall)
+}
+
 func formatStats(_ loaded: LoadedModel, _ r: GenerationResult) -> String {
     var s = String(format: "load %.2f s | prompt %d tokens (%d evaluated) %.1f tok/s | generation %d tokens %.1f tok/s | stop: %@",
                    loaded.loadSeconds, r.promptTokens, r.promptEvaluated, r.promptTokensPerSecond, r.tokens.count,
                    r.generationTokensPerSecond, r.stopReason.rawValue)
-    if let cache = loaded.model.expertCache {
-        let st = cache.stats
-        s += String(format: " | experts: %.1f%% hits (%d prefetched, %d prefetches unused), %.1f MiB read (%@), %.2f s waiting for reads, next-layer prediction precision %.0f%% recall %.0f%%",
-                    100 * st.hitRate, st.prefetchHits, st.prefetchWasted, Double(st.bytesFromStorage) / 1048576, cache.readMode.rawValue, st.waitSeconds,
-                    100 * st.precision, 100 * st.recall)
-    }
+    if let experts = expertStreamingSummary(loaded.model) { s += " | " + experts }
     if let peak = LoadedModel.peakResidentBytes() { s += " | peak RSS \(peak >> 20) MiB" }
     if let spec = r.speculation { s += " | " + spec.summary }
     return s

@@ -142,6 +142,21 @@ struct Plan: ParsableCommand {
         print("link: \(source); per token \(hidden) B of x per hop, \(logits) B of logits back to rank 0")
         print(String(format: "predicted decode: %.1f tokens/s over %d ranks, %.1f tokens/s on one process under the same budget",
                      split.tokensPerSecond, ranks, one.tokensPerSecond))
+        guard !model.moeBlocks.isEmpty, ranks > 1 else { return }
+        // Expert parallel: the same ranks each holding the dense weights and a share of the experts.
+        let routed = layers.reduce(0) { $0 + $1.routedExperts }, routedRead = layers.reduce(0) { $0 + $1.routedReadPerToken }
+        let dense = loaded.gguf.tensors.reduce(0) { $0 + $1.byteCount } - routed
+        let ep = ExpertParallelPlanner.predict(denseBytes: dense, routedBytes: routed, denseReadPerToken: model.weightBytesPerToken - routedRead,
+                                               routedReadPerToken: routedRead, moeLayers: model.moeBlocks.count, hiddenBytes: hidden, ranks: ranks,
+                                               budget: budget, runtimeBytes: reserve.runtime, kvBytes: reserve.kv, ramBytesPerSecond: ramBW,
+                                               storageBytesPerSecond: storageBW, link: link)
+        var line = "experts parallel over \(ranks) ranks (--experts-parallel): each holds \(mib(ep.heldBytes))"
+        if ep.overBudget { line += ", OVER BUDGET (the dense weights alone do not fit)" }
+        else if ep.streamedShare > 0 { line += String(format: ", streams %.0f%% of its routed experts", 100 * ep.streamedShare) }
+        else { line += ", fits" }
+        print(line + ", per token \(mib(ep.ramReadPerToken)) from RAM" + (ep.storageReadPerToken > 0 ? ", \(mib(ep.storageReadPerToken)) from storage" : "")
+              + String(format: ", sends %.1f KiB", Double(ep.sentPerToken) / 1024))
+        print(String(format: "predicted decode: %.1f tokens/s with the experts shared out (link %.2f ms a token)", ep.tokensPerSecond, ep.linkSeconds * 1e3))
     }
 
     /// With --gpu-budget: the GPU tier a run would plan, its groups printed, and the device's measured product

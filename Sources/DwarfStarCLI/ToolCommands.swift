@@ -162,6 +162,7 @@ struct PerplexityCommand: ParsableCommand {
                 print(String(format: "Final estimate: PPL = %.4f +/- %.5f", r.perplexity, r.uncertainty))
                 printErr(String(format: "%d chunks, %d tokens scored, %.1f s (%.1f tokens/s evaluated)", r.chunks.count, r.tokensScored,
                                 r.seconds, Double(r.chunks.count * c) / max(r.seconds, 1e-9)))
+                if let experts = expertStreamingSummary(loaded.model) { printErr(experts) }
             }
             if !scored {
                 printErr("error: the text is shorter than one chunk of \(c) tokens")

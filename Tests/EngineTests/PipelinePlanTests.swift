@@ -51,4 +51,28 @@ import Testing
                                                 ramBytesPerSecond: 10e9, storageBytesPerSecond: 1e9, link: nil, hiddenBytes: 0, logitsBytes: 0)
         #expect(tight.stages.allSatisfy { $0.overBudget })
     }
+
+    /// 100 MB dense (20 read per token) and 600 MB of routed experts (30 read per token) in 10 MoE layers,
+    /// 300 MB per rank: one process streams, three ranks hold 300 MB each and read a third of the experts;
+    /// each rank sends 10 layers × 2 peers of a 4 KiB row.
+    @Test func expertParallelPrediction() {
+        let mb = 1_000_000
+        let link = LinkMeasurement(peer: 1, latency: 1e-5, bytesPerSecond: 1e9)
+        func predict(_ ranks: Int) -> ExpertParallelPrediction {
+            ExpertParallelPlanner.predict(denseBytes: 100 * mb, routedBytes: 600 * mb, denseReadPerToken: 20 * mb, routedReadPerToken: 30 * mb,
+                                          moeLayers: 10, hiddenBytes: 4096, ranks: ranks, budget: 300 * mb, ramBytesPerSecond: 10e9,
+                                          storageBytesPerSecond: 1e9, link: link)
+        }
+        let one = predict(1), three = predict(3)
+        #expect(abs(one.streamedShare - 400.0 / 600) < 1e-9 && one.linkSeconds == 0 && one.sentPerToken == 0)
+        #expect(three.heldBytes == 300 * mb && three.streamedShare == 0 && !three.overBudget)
+        #expect(three.ramReadPerToken == 30 * mb && three.storageReadPerToken == 0)
+        #expect(three.sentPerToken == 10 * 2 * 4096)
+        #expect(abs(three.linkSeconds - 10 * 2 * link.seconds(4096)) < 1e-12)
+        #expect(three.tokensPerSecond > one.tokensPerSecond)
+        let tight = ExpertParallelPlanner.predict(denseBytes: 100 * mb, routedBytes: 600 * mb, denseReadPerToken: 1, routedReadPerToken: 1,
+                                                  moeLayers: 1, hiddenBytes: 1, ranks: 3, budget: 50 * mb, ramBytesPerSecond: 1,
+                                                  storageBytesPerSecond: 1, link: nil)
+        #expect(tight.overBudget)
+    }
 }
