@@ -94,6 +94,24 @@ extension ExpertShard {
     public func runsShared(layer: Int) -> Bool { layer < owners.sharedOwner.count && Int(owners.sharedOwner[layer]) == rank }
 }
 
+/// Which experts of one layer run on this rank, looked up without a call through the shard (every one
+/// without a shard).
+struct ExpertShardRows {
+    private let owner: [Int32]?
+    private let rank: Int32
+
+    init(_ shard: ExpertShard?, layer: Int, experts: Int) {
+        if let shard, layer < shard.owners.owner.count, shard.owners.owner[layer].count == experts {
+            owner = shard.owners.owner[layer]
+        } else {
+            owner = shard == nil ? nil : [Int32](repeating: -1, count: experts)
+        }
+        rank = Int32(shard?.rank ?? 0)
+    }
+
+    subscript(expert: Int) -> Bool { owner.map { $0[expert] == rank } ?? true }
+}
+
 extension TransformerModel {
     /// Why this model's experts cannot be shared out across ranks (nil: they can).
     public var expertParallelProblem: String? {

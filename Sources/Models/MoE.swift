@@ -314,14 +314,15 @@ enum MoEBlock {
         cache?.recordActual(layer: layer, experts: Set((0..<(T * k)).map { Int(s.chosen[$0]) }))
         // Sort the (token, expert) pairs by expert: counting sort. Expert parallel: only the pairs of this
         // rank's experts (the others' counts stay 0).
+        let runsHere = ExpertShardRows(shard, layer: layer, experts: n)
         for x in 0...n { s.counts[x] = 0 }
-        for p in 0..<(T * k) where shard?.runs(layer: layer, expert: Int(s.chosen[p])) ?? true { s.counts[Int(s.chosen[p])] += 1 }
+        for p in 0..<(T * k) where runsHere[Int(s.chosen[p])] { s.counts[Int(s.chosen[p])] += 1 }
         s.offsets[0] = 0
         for x in 0..<n { s.offsets[x + 1] = s.offsets[x] + s.counts[x]; s.counts[x] = 0 }
         for t in 0..<T {
             for j in 0..<k {
                 let x = Int(s.chosen[t * k + j])
-                if let shard, !shard.runs(layer: layer, expert: x) { continue }
+                if !runsHere[x] { continue }
                 let row = s.offsets[x] + s.counts[x]
                 s.counts[x] += 1
                 s.rowToken[row] = Int32(t)
