@@ -96,14 +96,15 @@ extension DeepSeek4Stack {
     /// first brought to the segment's start (replaying its history when it stands elsewhere).
     /// A pipeline stage runs its layers (p.layers) from the previous stage's streams (p.inputRows, T rows of
     /// hc · e); it replays a history from the tokens through every layer up to the end of its own, since
-    /// its layers' inputs for those positions were never sent.
+    /// its layers' inputs for those positions were never sent, and from position 0, since its state holds
+    /// no earlier layer's part.
     func forward(_ p: ForwardPass) {
         let s = p.state, x = s.scratch(DeepSeek4Scratch.self)
         let layers = p.layers ?? weights.layers.indices
         var parts: [DeepSeek4Part] = []
         for seg in p.segments {
             let halfEntries = seg.cache.pool.shape.type != .f32
-            let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch,
+            let cache = seg.cache.sideState(at: seg.start, maxBatch: s.maxBatch, partialReplay: layers.lowerBound == 0,
                                             make: { DeepSeek4Cache(config: deepseek, weights: weights, halfEntries: halfEntries) }) {
                 history, start, n, cache in
                 run(history, parts: [DeepSeek4Part(cache: cache, start: start, offset: 0, count: n)], pass: p, scratch: x, decodeRows: nil,

@@ -79,7 +79,10 @@ extension KVSequence {
     /// This sequence's side state standing at `position` (made by `make` when absent): restored from
     /// the pool's best checkpoint when that is closer, then `replay` runs committed tokens
     /// [start, start + n) through the model to catch up.
-    func sideState<S: SequenceSideState>(at position: Int, maxBatch: Int, make: () -> S,
+    /// `partialReplay` false (a later pipeline stage, whose state holds only its own layers' part): a replay
+    /// starts from position 0, since the earlier layers it runs have no state before; a checkpoint is
+    /// taken only where it stands at `position`.
+    func sideState<S: SequenceSideState>(at position: Int, maxBatch: Int, partialReplay: Bool = true, make: () -> S,
                                          replay: (_ tokens: UnsafePointer<Int32>, _ start: Int, _ count: Int, _ state: S) -> Void) -> S {
         let state: S
         if let existing = auxiliary as? S { state = existing } else {
@@ -88,10 +91,10 @@ extension KVSequence {
             // Swapped out to the disk tier with the pages: read it back.
             if let spilled = try? takeSpilledSideState(), !spilled.bytes.withUnsafeBytes({ state.decode($0) }) { state.reset() }
         }
-        if state.count > position { state.reset() }
+        if state.count > position || (!partialReplay && state.count < position) { state.reset() }
         guard state.count < position else { return state }
         let history = committedTokens
-        if let checkpoint = pool.checkpoint(matching: history, above: state.count, atMost: position) {
+        if let checkpoint = pool.checkpoint(matching: history, above: partialReplay ? state.count : position - 1, atMost: position) {
             if !checkpoint.bytes.withUnsafeBytes({ state.decode($0) }) { state.reset() }
         }
         history.withUnsafeBufferPointer { h in
