@@ -65,8 +65,8 @@ struct PipelineOptions: ParsableArguments {
                 if model.expertShard == nil { try shareExperts(model, statistics: []) }
                 link = MPIPipelineLink(world: world, replicating: 0..<model.config.layerCount)
             } else {
-                link = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
-                link.microBatch = microBatch
+                if model.pipelineStages == nil { try agreeStages(model) }
+                link = MPIPipelineLink(world: world, stages: model.pipelineStages!.all, microBatch: microBatch)
             }
             guard world.rank == 0 else {
                 try PipelineFollower.serve(model, state: followerState(), link: link, stallAfter: stallAfterSteps)
@@ -97,13 +97,22 @@ struct PipelineOptions: ParsableArguments {
         do { return try MPIWorld.join(timeout: rankTimeout) } catch { throw ValidationError("\(error)") }
     }
 
-    /// With --experts-parallel, before the model's memory is placed: joins the job, agrees on which rank
-    /// runs which experts (rank 0's popularity `statistics` decide) and gives the model this rank's share, so
-    /// a --ram-budget counts only those. An error ends every rank.
+    /// Before the model's memory is placed: joins the job and agrees on the split, so that a --ram-budget
+    /// and the read-in count only what this rank runs. --pipeline: the stages (the model gets them);
+    /// --experts-parallel: which rank runs which experts (rank 0's popularity `statistics` decide; the model
+    /// gets this rank's share). An error ends every rank.
     func prepare(_ model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)]) throws {
-        guard expertsParallel else { return }
+        guard pipeline || expertsParallel else { return }
         let world = try join()
-        do { try shareExperts(model, statistics: statistics) } catch { world.abort("\(error)") }
+        do {
+            if expertsParallel { try shareExperts(model, statistics: statistics) } else { try agreeStages(model) }
+        } catch { world.abort("\(error)") }
+    }
+
+    private func agreeStages(_ model: TransformerModel) throws {
+        let world = try join()
+        let link = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
+        model.pipelineStages = PipelineStages(all: link.stages, rank: world.rank)
     }
 
     private func shareExperts(_ model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)]) throws {

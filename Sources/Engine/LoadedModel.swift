@@ -122,13 +122,15 @@ public final class LoadedModel: @unchecked Sendable {
     /// Reads the weights into the page cache now, in file order, calling `progress` with the bytes read
     /// and their total (every 8 MiB): the first forward pass would otherwise fault them in page by page,
     /// at a fraction of the storage's speed. `residentOnly`: all but the routed experts (which a RAM budget
-    /// streams). Returns false, reading nothing, when they would not fit in the memory available now (they
-    /// would only push each other out) or the file cannot be read.
+    /// streams, or an expert-parallel rank holds a share of). A pipeline stage reads its own tensors only.
+    /// Returns false, reading nothing, when they would not fit in the memory available now (they would only
+    /// push each other out) or the file cannot be read.
     @discardableResult
     public func readIn(residentOnly: Bool, progress: (Int64, Int64) -> Void) -> Bool {
         // File ranges of the tensors, adjacent ones merged.
         var ranges: [(start: Int, end: Int)] = []
-        for tensor in gguf.tensors.sorted(by: { $0.offset < $1.offset }) where !residentOnly || !LoadedModel.isRoutedExpertTensor(tensor.name) {
+        for tensor in gguf.tensors.sorted(by: { $0.offset < $1.offset })
+        where model.holds(tensor: tensor.name) && (!residentOnly || !LoadedModel.isRoutedExpertTensor(tensor.name)) {
             let start = gguf.dataOffset + tensor.offset, end = start + tensor.byteCount
             if let last = ranges.last, start <= last.end + 4096 { ranges[ranges.count - 1].end = max(last.end, end) } else { ranges.append((start, end)) }
         }

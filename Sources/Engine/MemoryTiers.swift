@@ -97,8 +97,9 @@ extension LoadedModel {
     /// Where the weights go under `budgetBytes` with `kvBytes` of KV and `scratchBytes` of per-session
     /// buffers.
     public func placement(budgetBytes: Int, kvBytes: Int, scratchBytes: Int = 32 << 20) throws -> WeightPlacement {
+        // A pipeline stage holds its own layers' tensors only.
         var resident = 0, experts = 0
-        for t in gguf.tensors {
+        for t in gguf.tensors where model.holds(tensor: t.name) {
             if LoadedModel.isRoutedExpertTensor(t.name) { experts += t.byteCount } else { resident += t.byteCount }
         }
         var expertBytesEach = 0
@@ -109,7 +110,7 @@ extension LoadedModel {
         }
         // Expert parallel: only this rank's share of the experts is held.
         let held = model.heldExpertBytes, expertCount = held.count
-        if model.expertShard != nil { experts = held.bytes }
+        if model.expertShard != nil || model.pipelineStages != nil { experts = held.bytes }
         let slotBytes = expertBytesEach > 0 ? ExpertCache.slotBytes(expertBytes: expertBytesEach) : 0
         // What the process holds besides weights and KV: measured now (runtime, tokenizer, tables) plus
         // the session buffers to come.
@@ -142,7 +143,7 @@ extension LoadedModel {
         cache.addCounts(stats)
         var warm: [(layer: Int, expert: Int, parts: [WeightMatrix])] = []
         let blocks = Dictionary(model.moeBlocks.map { ($0.layer, $0.weights) }, uniquingKeysWith: { a, _ in a })
-        let held = stats.filter { model.expertShard?.runs(layer: $0.layer, expert: $0.expert) ?? true }
+        let held = stats.filter { model.runsExpert(layer: $0.layer, expert: $0.expert) }
         for entry in held.sorted(by: { $0.count > $1.count }).prefix(plan.slots) {
             guard let f = blocks[entry.layer], entry.expert < f.gate.count else { continue }
             warm.append((entry.layer, entry.expert, f.expertMatrices(entry.expert)))

@@ -118,11 +118,12 @@ extension TransformerModel {
         moeBlocks.isEmpty ? "\(config.architecture) has no routed experts to share out (--experts-parallel is for MoE models; --pipeline splits any model by layers)" : nil
     }
 
-    /// Bytes of the routed experts this process runs (all of them without a shard).
+    /// Bytes of the routed experts this process runs (all of them on one process; a pipeline stage's, an
+    /// expert-parallel rank's share).
     public var heldExpertBytes: (bytes: Int, count: Int) {
         var bytes = 0, count = 0
         for (layer, f) in moeBlocks {
-            for x in f.gate.indices where expertShard?.runs(layer: layer, expert: x) ?? true {
+            for x in f.gate.indices where runsExpert(layer: layer, expert: x) {
                 bytes += ExpertCache.expertBytes(f.expertMatrices(x)); count += 1
             }
         }

@@ -117,6 +117,16 @@ public protocol PipelineLink: AnyObject {
     var replicated: Bool { get }
 }
 
+/// How a pipeline splits the model: every rank's layers, and which rank this process is.
+public struct PipelineStages: Sendable, Equatable {
+    public let all: [Range<Int>]
+    public let rank: Int
+    public init(all: [Range<Int>], rank: Int) { self.all = all; self.rank = rank }
+    public var own: Range<Int> { all[rank] }
+    public var isFirst: Bool { rank == 0 }
+    public var isLast: Bool { rank == all.count - 1 }
+}
+
 /// An error of the link between the ranks of a distributed run (a rank died, went silent, or the transport
 /// failed): the run cannot go on, and a server says it is unavailable.
 public protocol PipelineLinkFailure: Error {}
@@ -141,6 +151,27 @@ extension TransformerModel {
 
     /// Each layer's weight bytes (what a stage reads per token), for splitting by bytes.
     public var layerWeightBytes: [Int] { body.layerWeightBytes }
+
+    /// Whether this process reads the tensor `name`: under a pipeline stage, its own layers' (`blk.N.`),
+    /// the embedding on the first stage, the head on the last (the embedding too when the head is tied to
+    /// it), and the model's other global tensors; else every tensor.
+    public func holds(tensor name: String) -> Bool {
+        guard let stages = pipelineStages else { return true }
+        if name.hasPrefix("blk.") {
+            let number = name.dropFirst(4).prefix { $0.isNumber }
+            return Int(number).map { stages.own.contains($0) } ?? true
+        }
+        switch name {
+        case TensorName.tokenEmbedding.name: return stages.isFirst || (stages.isLast && gguf.tensor(TensorName.output.name) == nil)
+        case TensorName.output.name, TensorName.outputNorm.name: return stages.isLast
+        default: return true
+        }
+    }
+
+    /// Whether this process runs routed expert `expert` of layer `layer` (its stage's layers, its share).
+    public func runsExpert(layer: Int, expert: Int) -> Bool {
+        (pipelineStages.map { $0.own.contains(layer) } ?? true) && (expertShard?.runs(layer: layer, expert: expert) ?? true)
+    }
 
     /// Floats of one row passed between pipeline stages.
     public var pipelineWidth: Int { body.pipelineWidth ?? config.embeddingLength }

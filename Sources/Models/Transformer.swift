@@ -37,6 +37,9 @@ public final class TransformerModel: @unchecked Sendable {
     public var expertCache: ExpertCache?
     /// Expert parallel: the routed experts this rank runs and the exchange of partial outputs (nil: all, here).
     public var expertShard: ExpertShard?
+    /// Pipeline parallel: every rank's layers and this process's rank (nil: every layer runs here). Memory
+    /// placement counts only this stage's tensors.
+    public var pipelineStages: PipelineStages?
     /// The MTP / next-n layer, read on first use (nextNHead()).
     private let nextN = Mutex<Result<NextNHead?, ModelError>?>(nil)
 
