@@ -131,13 +131,18 @@ public final class MPIPipelineLink: PipelineLink {
 
 /// The stages after the first: each step rank 0 announces, through this rank's layers, until it says stop.
 public enum PipelineFollower {
-    /// `stallAfter`: a test's way to make a rank go silent: after that many steps it stops answering (and
-    /// sleeps until the job is ended).
-    public static func serve(_ model: TransformerModel, state: InferenceState, link: MPIPipelineLink, stallAfter: Int? = nil) throws {
+    /// A test's ways to make a rank fail after that many steps: `stallAfter` stops answering (it sleeps until
+    /// the job is ended), `exitAfter` ends the process at once, as a crash would.
+    public static func serve(_ model: TransformerModel, state: InferenceState, link: MPIPipelineLink, stallAfter: Int? = nil,
+                             exitAfter: Int? = nil) throws {
         state.pipeline = link
         var sequences: [Int: KVSequence] = [:], steps = 0
         while let step = try link.nextStep() {
             if let stallAfter, steps >= stallAfter { while true { sleep(3600) } }
+            if let exitAfter, steps >= exitAfter {
+                FileHandle.standardError.write(Data("rank \(link.world.rank): ending after \(steps) steps (a test's crash)\n".utf8))
+                exit(3)
+            }
             try model.forwardStage(step, state: state, sequences: &sequences)
             steps += 1
         }

