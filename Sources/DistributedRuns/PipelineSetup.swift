@@ -6,8 +6,8 @@ import Models
 public enum PipelineSetup {
     static let tag = 0x5010
 
-    /// Joins the job and agrees on the stages. `given`: this rank's --layers.
-    public static func agree(_ world: MPIWorld, model: TransformerModel, given: Range<Int>?) throws -> MPIPipelineLink {
+    /// Agrees on the stages: every rank's layers. `given`: this rank's --layers.
+    public static func agree(_ world: MPIWorld, model: TransformerModel, given: Range<Int>?) throws -> [Range<Int>] {
         if let why = model.pipelineProblem { throw DistributedError(why) }
         let layers = model.layerWeightBytes.count
         var mine: [Int64] = given.map { [Int64($0.lowerBound), Int64($0.upperBound)] } ?? [-1, -1]
@@ -38,7 +38,6 @@ public enum PipelineSetup {
             try table.withUnsafeMutableBytes { try world.receive(into: $0, from: 0, tag: tag) }
             if table[0] != 0 { throw DistributedError("rank 0 refused the pipeline's layers (it says why)") }
         }
-        let stages = (0..<world.size).map { Int(table[1 + 2 * $0])..<Int(table[2 + 2 * $0]) }
-        return MPIPipelineLink(world: world, stages: stages)
+        return (0..<world.size).map { Int(table[1 + 2 * $0])..<Int(table[2 + 2 * $0]) }
     }
 }

@@ -113,8 +113,8 @@ struct PipelineOptions: ParsableArguments {
 
     private func agreeStages(_ model: TransformerModel) throws {
         let world = try join()
-        let link = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
-        model.pipelineStages = PipelineStages(all: link.stages, rank: world.rank)
+        let stages = try PipelineSetup.agree(world, model: model, given: try layers.map(PipelineSplit.parse))
+        model.pipelineStages = PipelineStages(all: stages, rank: world.rank)
     }
 
     private func shareExperts(_ model: TransformerModel, statistics: [(layer: Int, expert: Int, count: Int)]) throws {

@@ -110,6 +110,7 @@ struct ExpertShardRows {
     }
 
     subscript(expert: Int) -> Bool { owner.map { $0[expert] == rank } ?? true }
+    func callAsFunction(_ expert: Int) -> Bool { self[expert] }
 }
 
 extension TransformerModel {

@@ -369,7 +369,7 @@ enum MoEBlock {
             if waveStart == 0, let next = predictNext {
                 // Behind this layer's reads: the experts the next MoE layer is expected to use.
                 let predicted = predictExperts(next.weights, input: xn, tokens: T, config: m, scratch: s, ops: ops, mode: mode)
-                    .filter { shard?.runs(layer: next.layer, expert: $0) ?? true }
+                    .filter(ExpertShardRows(shard, layer: next.layer, experts: n).callAsFunction)
                 cache.recordPrediction(layer: next.layer, experts: Set(predicted))
                 cache.prefetch(layer: next.layer, experts: predicted.map { ($0, next.weights.expertMatrices($0)) })
             }
